@@ -1,0 +1,177 @@
+"""Pack an app folder into a deterministic, content-addressed tar.gz version bundle.
+
+The story: walk the tree in sorted order, drop what the ignore rules exclude (`.gitignore` and
+`.sproutignore` at any depth, plus a fixed list Sprout never ships), refuse symlinks that leave the tree,
+then write every file with fixed metadata (mtime, owner, mode) through a gzip stream with no timestamp or
+name. The same tree therefore always gives the same bytes and the same sha256, whatever the files' mtimes,
+owners or creation order.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import stat
+import tarfile
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import pathspec
+
+from sprout.bundle.digest import sha256_file
+from sprout.errors import BundleError
+
+# 1980-01-01T00:00:00Z: the earliest time every archive format and tool accepts (zip, wheels, pip).
+FIXED_MTIME = 315532800
+ALWAYS_SKIPPED = (".git", ".venv", "venv", "__pycache__", "*.pyc", ".sprout", "node_modules")
+IGNORE_FILES = (".gitignore", ".sproutignore")
+
+
+@dataclass(frozen=True)
+class PackedBundle:
+    """A packed bundle on disk: its path, content hash, byte size and number of files."""
+
+    path: Path
+    sha256: str
+    size: int
+    files: int
+
+
+@dataclass(frozen=True)
+class _Rules:
+    """The ignore patterns read from one folder, matched against paths relative to that folder."""
+
+    base: str
+    spec: pathspec.PathSpec
+
+
+_ALWAYS = pathspec.GitIgnoreSpec.from_lines(ALWAYS_SKIPPED)
+
+
+def pack(app_dir: Path, out_dir: Path) -> PackedBundle:
+    """Pack `app_dir` into `out_dir/<sha256>.tar.gz`, deterministically, honouring ignore rules."""
+    app_dir = app_dir.resolve()
+    if not app_dir.is_dir():
+        raise BundleError(f"{app_dir}: not a folder; give the app folder that holds sprout.toml")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = out_dir.resolve()
+    files = sorted(_walk(app_dir, out_dir), key=lambda item: item[0])
+    fd, tmp_name = tempfile.mkstemp(prefix=".pack-", suffix=".tar.gz", dir=out_dir)
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as raw:
+            _write_archive(raw, app_dir, files)
+        digest = sha256_file(tmp)
+        final = out_dir / f"{digest}.tar.gz"
+        os.replace(tmp, final)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return PackedBundle(path=final, sha256=digest, size=final.stat().st_size, files=len(files))
+
+
+def is_ignored(rel: str, is_dir: bool, rules: list[_Rules]) -> bool:
+    """Whether the path `rel` (posix, relative to the app root) is excluded by the rules that apply."""
+    probe = rel + "/" if is_dir else rel
+    if _ALWAYS.match_file(probe):
+        return True
+    ignored = False
+    # Deeper folders' rules come later in `rules` and override shallower ones, as in git.
+    for rule in rules:
+        if rule.base and not rel.startswith(rule.base + "/"):
+            continue
+        local = rel[len(rule.base) + 1 :] if rule.base else rel
+        result = rule.spec.check_file(local + "/" if is_dir else local)
+        if result.include is not None:
+            ignored = result.include
+    return ignored
+
+
+def _walk(root: Path, out_dir: Path) -> Iterator[tuple[str, Path]]:
+    """Yield (archive name, source path) for every regular file to pack."""
+    stack: list[tuple[Path, str, list[_Rules]]] = [(root, "", [])]
+    while stack:
+        folder, rel_folder, inherited = stack.pop()
+        rules = inherited + _read_rules(folder, rel_folder)
+        with os.scandir(folder) as entries:
+            children = sorted(entries, key=lambda e: e.name)
+        for entry in children:
+            rel = f"{rel_folder}/{entry.name}" if rel_folder else entry.name
+            path = Path(entry.path)
+            if path == out_dir:
+                continue
+            if entry.is_symlink():
+                target_is_dir = _check_symlink(root, path, rel)
+                if is_ignored(rel, target_is_dir, rules):
+                    continue
+                if target_is_dir:
+                    raise BundleError(
+                        f"{root}: {rel} is a symlink to a folder; bundles hold regular files only, "
+                        "so replace it with the folder itself or add it to .sproutignore"
+                    )
+                yield rel, path
+            elif entry.is_dir(follow_symlinks=False):
+                if not is_ignored(rel, True, rules):
+                    stack.append((path, rel, rules))
+            elif entry.is_file(follow_symlinks=False):
+                if not is_ignored(rel, False, rules):
+                    yield rel, path
+            elif not is_ignored(rel, False, rules):
+                raise BundleError(
+                    f"{root}: {rel} is not a regular file (socket, FIFO or device); "
+                    "remove it or add it to .sproutignore"
+                )
+
+
+def _read_rules(folder: Path, rel_folder: str) -> list[_Rules]:
+    """The ignore rules declared in `folder` (.gitignore, then .sproutignore, which wins on conflict)."""
+    lines: list[str] = []
+    for name in IGNORE_FILES:
+        path = folder / name
+        if path.is_file():
+            lines.extend(path.read_text(encoding="utf-8", errors="replace").splitlines())
+    if not lines:
+        return []
+    return [_Rules(base=rel_folder, spec=pathspec.GitIgnoreSpec.from_lines(lines))]
+
+
+def _check_symlink(root: Path, path: Path, rel: str) -> bool:
+    """Refuse a symlink that is broken or points outside the tree; return whether it points to a folder."""
+    try:
+        target = path.resolve(strict=True)
+    except (OSError, RuntimeError) as exc:
+        raise BundleError(
+            f"{root}: {rel} is a broken or looping symlink ({exc}); fix it or add it to .sproutignore"
+        ) from exc
+    if not target.is_relative_to(root):
+        raise BundleError(
+            f"{root}: {rel} is a symlink to {target}, outside the app folder; "
+            "copy the file into the app or add the link to .sproutignore"
+        )
+    return target.is_dir()
+
+
+def _write_archive(raw: BinaryIO, root: Path, files: list[tuple[str, Path]]) -> None:
+    """Write `files` as a tar stream with normalised metadata through a timestamp-free gzip layer."""
+    with (
+        gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=6) as gz,
+        tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT, encoding="utf-8") as tar,
+    ):
+        for name, path in files:
+            try:
+                with open(path, "rb") as source:
+                    st = os.fstat(source.fileno())
+                    info = tarfile.TarInfo(name)
+                    info.size = st.st_size
+                    info.mtime = FIXED_MTIME
+                    info.mode = 0o755 if st.st_mode & stat.S_IXUSR else 0o644
+                    info.uid = info.gid = 0
+                    info.uname = info.gname = ""
+                    tar.addfile(info, source)
+            except OSError as exc:
+                raise BundleError(
+                    f"{root}: cannot pack {name}: {exc}; check it is readable and not changing"
+                ) from exc
