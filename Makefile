@@ -1,0 +1,46 @@
+# Sprout's two sacred commands: `make demo` and `make test`. Both work on a fresh clone.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3.12 || command -v python3.13 || command -v python3)
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PORT ?= 8080
+PYTEST_ARGS ?=
+
+.PHONY: setup demo test lint format services test-fast test-slow clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Sprout needs Python >= 3.11")'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP) ## create .venv and install Sprout with its test tools
+
+demo: setup ## run the microsite on embedded defaults; Ctrl-C tears it down
+	PORT=$(PORT) bash scripts/demo.sh
+
+services: ## install/start the services the tests need (memcached, MariaDB, PostgreSQL, Redis)
+	bash scripts/services.sh
+
+lint: setup ## ruff + mypy (strict on src/sprout)
+	$(BIN)/ruff check src tests bench examples
+	$(BIN)/ruff format --check src tests bench examples
+	$(BIN)/mypy
+
+format: setup
+	$(BIN)/ruff format src tests bench examples
+	$(BIN)/ruff check --fix src tests bench examples
+
+test: setup services lint ## the whole suite
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+test-fast: setup ## everything but the slow end-to-end tests
+	$(BIN)/pytest -m 'not slow' $(PYTEST_ARGS)
+
+test-slow: setup services ## only the slow end-to-end tests
+	$(BIN)/pytest -m slow $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) .sprout .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,5 @@
+"""`python -m sprout` runs the CLI."""
+
+from sprout.cli.main import run
+
+run()

@@ -1,0 +1,1 @@
+"""The `sprout` command line."""

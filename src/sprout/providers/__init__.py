@@ -1,0 +1,1 @@
+"""Providers: the places instances run (local processes, AWS, Kubernetes) behind one interface."""

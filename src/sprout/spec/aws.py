@@ -1,0 +1,42 @@
+"""The `[aws]` section: where and how the aws provider deploys the same manifest."""
+
+from __future__ import annotations
+
+import re
+
+from pydantic import Field, field_validator
+
+from sprout.spec.base import Section
+
+_REGION = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
+
+
+class AwsSection(Section):
+    """Settings for `--provider aws`; every key optional."""
+
+    region: str = "eu-central-1"
+    vpc_id: str | None = Field(None, pattern=r"^vpc-[0-9a-f]+$")
+    subnets: list[str] = Field(default_factory=list, description="Existing subnets, one per zone.")
+    instance_types: dict[str, str] = Field(
+        default_factory=lambda: {"small": "t3.small", "medium": "t3.medium", "large": "t3.large"}
+    )
+    hosted_zone: str | None = None
+    certificate_arn: str | None = Field(None, pattern=r"^arn:aws[a-z-]*:acm:")
+    cdn: bool = False
+    key_name: str | None = None
+    tags: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("region")
+    @classmethod
+    def _valid_region(cls, value: str) -> str:
+        if not _REGION.match(value):
+            raise ValueError(f'"{value}" is not an AWS region name (e.g. "eu-central-1")')
+        return value
+
+    @field_validator("subnets")
+    @classmethod
+    def _valid_subnets(cls, value: list[str]) -> list[str]:
+        for subnet in value:
+            if not re.match(r"^subnet-[0-9a-f]+$", subnet):
+                raise ValueError(f'"{subnet}" is not a subnet id (e.g. "subnet-0abc123")')
+        return value

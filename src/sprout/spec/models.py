@@ -1,0 +1,269 @@
+"""The manifest (`sprout.toml`) as pydantic models; every key documented, every default explicit."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from typing import Literal, Self
+
+from pydantic import Field, field_validator, model_validator
+
+from sprout.spec.aws import AwsSection
+from sprout.spec.base import Section
+from sprout.spec.scaling import ScalingSection
+from sprout.spec.units import Duration, Size
+
+#: Variables Sprout sets itself; `[env]` and `[secrets]` may not override them.
+RESERVED_ENV = frozenset(
+    {"PORT", "HOST", "DATABASE_URL", "SESSION_STORE_URL", "PATH", "VIRTUAL_ENV"}
+)
+_APP_NAME = re.compile(r"^[a-z][a-z0-9-]{0,38}[a-z0-9]$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_HOST = re.compile(r"^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")
+
+Strategy = Literal["rolling", "rolling_with_batch", "immutable", "bluegreen", "canary"]
+
+
+class AppSection(Section):
+    """What the app is and how to run it; commands run like a Procfile's (`sh -c` in the bundle)."""
+
+    name: str = Field(
+        description="Lowercase letters, digits and dashes; 2-40 characters; starts with a letter.",
+        json_schema_extra={"pattern": _APP_NAME.pattern},
+    )
+    web: str = Field(min_length=1, description="Command that serves HTTP on $HOST:$PORT.")
+    install: str | None = Field(None, description="Run once per bundle at bootstrap (cached per hash).")
+    release: str | None = Field(None, description="Run once per deploy before traffic moves (migrations).")
+    test: str | None = Field(None, description="The app's own tests; a failure stops a release.")
+
+    @field_validator("name")
+    @classmethod
+    def _valid_name(cls, value: str) -> str:
+        if not _APP_NAME.match(value):
+            raise ValueError(
+                f'invalid app name "{value}" (2-40 lowercase letters, digits and dashes, starting with a letter)'
+            )
+        return value
+
+
+class HealthSection(Section):
+    """How the router and the control plane decide that an instance is healthy."""
+
+    path: str = Field("/", pattern=r"^/", description="Path answered with 2xx/3xx when healthy.")
+    interval: Duration = 2.0
+    timeout: Duration = 1.0
+    healthy_threshold: int = Field(2, ge=1, le=10)
+    unhealthy_threshold: int = Field(3, ge=1, le=10)
+    grace: Duration = Field(60.0, description="How long a new instance may take to become healthy.")
+
+    @model_validator(mode="after")
+    def _timeout_below_interval(self) -> Self:
+        if self.interval <= 0:
+            raise ValueError("interval must be greater than 0")
+        if self.timeout > self.interval:
+            raise ValueError(f"timeout ({self.timeout:g}s) must not exceed interval ({self.interval:g}s)")
+        return self
+
+
+class InstancesSection(Section):
+    """The fleet: instance size, bounds, and the zones it is spread across evenly."""
+
+    size: str = Field("small", pattern=r"^[a-z0-9][a-z0-9.-]*$")
+    min: int = Field(2, ge=0, le=100)
+    max: int = Field(10, ge=1, le=100)
+    desired: int | None = Field(None, ge=0, description="Initial capacity (default: min).")
+    zones: list[str] = Field(default_factory=lambda: ["a", "b"], min_length=1)
+
+    @field_validator("zones")
+    @classmethod
+    def _unique_zones(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError(f"zones must be unique, got {value}")
+        for zone in value:
+            if not re.match(r"^[a-z0-9][a-z0-9-]{0,19}$", zone):
+                raise ValueError(f'invalid zone name "{zone}" (lowercase letters, digits, dashes)')
+        return value
+
+    @model_validator(mode="after")
+    def _bounds(self) -> Self:
+        if self.min > self.max:
+            raise ValueError(f"min ({self.min}) is greater than max ({self.max})")
+        if self.desired is not None and not self.min <= self.desired <= self.max:
+            raise ValueError(f"desired ({self.desired}) must be between min ({self.min}) and max ({self.max})")
+        return self
+
+    @property
+    def initial(self) -> int:
+        """Capacity a fresh environment starts with."""
+        return self.min if self.desired is None else self.desired
+
+
+class CanaryAnalysis(Section):
+    """Thresholds that promote a canary or roll it back automatically."""
+
+    steps: list[int] = Field(default_factory=lambda: [5, 25, 50, 100])
+    interval: Duration = Field(30.0, description="Analysis interval at each weight step.")
+    max_error_rate: float = Field(0.01, ge=0, le=1, description="Canary 5xx rate allowed above stable's.")
+    max_latency_ratio: float = Field(1.5, gt=0, description="Canary p95 / stable p95 allowed.")
+    min_requests: int = Field(20, ge=0, description="Requests a step needs before it can be judged.")
+
+    @field_validator("steps")
+    @classmethod
+    def _increasing(cls, value: list[int]) -> list[int]:
+        if not value or any(not 0 < s <= 100 for s in value) or value != sorted(set(value)):
+            raise ValueError(f"steps must be increasing percentages in 1..100, got {value}")
+        if value[-1] != 100:
+            raise ValueError(f"the last step must be 100, got {value[-1]}")
+        return value
+
+
+class DeploySection(Section):
+    """How a new version replaces the running one."""
+
+    strategy: Strategy = "rolling"
+    batch_size: int = Field(1, ge=1, description="Instances replaced at once by rolling strategies.")
+    rollback_window: Duration = Field(600.0, description="How long the old fleet stays warm.")
+    drain: Duration = Field(30.0, description="How long removed instances may finish in-flight requests.")
+    health_timeout: Duration = Field(120.0, description="How long new instances may take to be healthy.")
+    smoke_path: str | None = Field(None, pattern=r"^/", description="Extra path that must answer 2xx.")
+    canary: CanaryAnalysis = Field(default_factory=CanaryAnalysis)
+
+
+class SessionsResource(Section):
+    """Where the app keeps sessions: `SESSION_STORE_URL`."""
+
+    engine: Literal["sqlite", "memcached", "redis"] = "sqlite"
+    url: str | None = Field(None, description="An external store; default: Sprout manages one.")
+    memory: Size = Field(64 * 1024 * 1024, description="Memory per managed memcached node.")
+
+
+class DatabaseResource(Section):
+    """The app's database: `DATABASE_URL`."""
+
+    engine: Literal["sqlite", "mysql", "postgres"] = "sqlite"
+    url: str | None = Field(None, description="External database URL (like an RDS endpoint).")
+
+    @model_validator(mode="after")
+    def _url_matches_engine(self) -> Self:
+        if self.url is None:
+            return self
+        schemes = {
+            "sqlite": ("sqlite",),
+            "mysql": ("mysql", "mysql+pymysql", "mariadb", "mariadb+pymysql"),
+            "postgres": ("postgres", "postgresql", "postgresql+psycopg", "postgresql+psycopg2"),
+        }[self.engine]
+        scheme = self.url.split("://", 1)[0] if "://" in self.url else ""
+        if scheme not in schemes:
+            raise ValueError(f'url "{self.url}" does not match engine "{self.engine}" (expected {schemes[0]}://…)')
+        return self
+
+
+class Resources(Section):
+    """Backing services of an environment."""
+
+    sessions: SessionsResource = Field(default_factory=SessionsResource)
+    database: DatabaseResource = Field(default_factory=DatabaseResource)
+
+
+class RouterSection(Section):
+    """How traffic reaches the app: host names and the edge cache."""
+
+    hosts: list[str] = Field(default_factory=list, description='Default: ["<app>.localhost"].')
+    cache_static: bool = Field(False, description="Cache `Cache-Control: public` GET responses.")
+    max_body: Size = Field(10 * 1024 * 1024, description="Largest request body accepted.")
+
+    @field_validator("hosts")
+    @classmethod
+    def _valid_hosts(cls, value: list[str]) -> list[str]:
+        for host in value:
+            if not _HOST.match(host):
+                raise ValueError(f'invalid host name "{host}" (e.g. "shop.example.com" or "*.example.com")')
+        return value
+
+
+class SecretRef(Section):
+    """Where a secret's value comes from; the value itself is never stored."""
+
+    env: str | None = Field(None, description="Read from this environment variable at deploy time.")
+    file: str | None = Field(None, description="Read from this file (relative to the manifest).")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Self:
+        if (self.env is None) == (self.file is None):
+            raise ValueError('give exactly one of "env" or "file"')
+        return self
+
+
+class CostSection(Section):
+    """Prices used by `sprout cost` (per instance-hour, by size)."""
+
+    currency: str = "USD"
+    prices: dict[str, float] = Field(default_factory=dict, description="Overrides the default price table.")
+
+
+class LogsSection(Section):
+    """Central log retention."""
+
+    retention_days: int = Field(14, ge=1, le=3653)
+
+
+class Manifest(Section):
+    """A whole `sprout.toml`."""
+
+    app: AppSection
+    health: HealthSection = Field(default_factory=HealthSection)
+    instances: InstancesSection = Field(default_factory=InstancesSection)
+    deploy: DeploySection = Field(default_factory=DeploySection)
+    scaling: ScalingSection = Field(default_factory=ScalingSection)
+    resources: Resources = Field(default_factory=Resources)
+    router: RouterSection = Field(default_factory=RouterSection)
+    env: dict[str, str] = Field(default_factory=dict)
+    secrets: dict[str, SecretRef] = Field(default_factory=dict)
+    cost: CostSection = Field(default_factory=CostSection)
+    logs: LogsSection = Field(default_factory=LogsSection)
+    aws: AwsSection = Field(default_factory=AwsSection)
+
+    @field_validator("env", "secrets", mode="before")
+    @classmethod
+    def _env_names(cls, value: object) -> object:
+        if isinstance(value, dict):
+            for name in value:
+                if not _ENV_NAME.match(name):
+                    raise ValueError(f'"{name}" is not a valid environment variable name')
+                if name in RESERVED_ENV or name.startswith("SPROUT_"):
+                    raise ValueError(f'"{name}" is set by Sprout and cannot be overridden')
+        return value
+
+    @field_validator("secrets", mode="before")
+    @classmethod
+    def _secret_shorthand(cls, value: object) -> object:
+        if not isinstance(value, dict):
+            return value
+        expanded: dict[str, object] = {}
+        for name, ref in value.items():
+            if isinstance(ref, str):
+                kind, _, target = ref.partition(":")
+                if kind not in ("env", "file") or not target:
+                    raise ValueError(f'secret "{name}": use "env:NAME", "file:PATH" or a table')
+                expanded[name] = {kind: target}
+            else:
+                expanded[name] = ref
+        return expanded
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> Self:
+        clash = set(self.env) & set(self.secrets)
+        if clash:
+            raise ValueError(f"{sorted(clash)} defined in both [env] and [secrets]")
+        return self
+
+    @property
+    def hosts(self) -> list[str]:
+        """The router host names of this app (default `<name>.localhost`)."""
+        return self.router.hosts or [f"{self.app.name}.localhost"]
+
+    def digest(self) -> str:
+        """A stable sha256 of the manifest's meaning (same settings, same hash)."""
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
