@@ -1,0 +1,1 @@
+"""Releases: strategies as resumable state machines, canary analysis, rollback."""
