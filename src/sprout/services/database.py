@@ -1,0 +1,143 @@
+"""The database resource: SQLite in the environment folder, or MySQL/PostgreSQL by URL, created if missing."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+
+from sprout.errors import ServiceError, UserError
+
+ENGINES = ("sqlite", "mysql", "postgres")
+# Database names go into CREATE DATABASE unquoted by a driver, so only plain identifiers are accepted.
+_NAME = re.compile(r"^[A-Za-z0-9_]{1,64}$")
+_DRIVERS = {
+    "mysql": "mysql+pymysql",
+    "mariadb": "mysql+pymysql",
+    "postgres": "postgresql+psycopg",
+    "postgresql": "postgresql+psycopg",
+}
+
+
+def normalise_url(url: str) -> str:
+    """Give a bare `mysql://`/`postgres://` URL the driver Sprout installs (pymysql, psycopg)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        raise UserError(f"database: {url!r} is not a URL; write e.g. mysql://user@host:3306/name")
+    return f"{_DRIVERS.get(scheme.lower(), scheme)}://{rest}"
+
+
+def sqlite_url(env_dir: Path) -> str:
+    """The embedded database of an environment: `<env_dir>/database.sqlite3`."""
+    return f"sqlite:///{(env_dir / 'database.sqlite3').resolve()}"
+
+
+def database_url(engine: str, url: str | None, env_dir: Path) -> str:
+    """The DATABASE_URL an environment's instances get for its `[resources.database]`."""
+    if engine == "sqlite":
+        return normalise_url(url) if url else sqlite_url(env_dir)
+    if engine not in ENGINES:
+        raise UserError(f"[resources.database] engine {engine!r} is unknown; use one of {', '.join(ENGINES)}")
+    if not url:
+        raise UserError(f"[resources.database] engine {engine!r} needs a url, e.g. {engine}://user@host/name")
+    return normalise_url(url)
+
+
+def ensure_database(url: str) -> bool:
+    """Create the database named in `url` if it does not exist (SQLite: its folder); True if created."""
+    parsed = _parse(url)
+    if parsed.get_backend_name() == "sqlite":
+        path = parsed.database
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            return not Path(path).exists()
+        return False
+    name = _name(parsed)
+    server = _server_engine(parsed)
+    try:
+        with server.connect() as conn:
+            if _exists(conn, parsed, name):
+                return False
+            if parsed.get_backend_name() == "mysql":
+                conn.execute(sa.text(f"CREATE DATABASE IF NOT EXISTS `{name}` CHARACTER SET utf8mb4"))
+            else:
+                conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+            return True
+    except SQLAlchemyError as exc:
+        raise _unreachable(parsed, exc) from exc
+    finally:
+        server.dispose()
+
+
+def drop_database(url: str) -> None:
+    """Drop the database named in `url` if it exists (SQLite: delete the file)."""
+    parsed = _parse(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).unlink(missing_ok=True)
+        return
+    name = _name(parsed)
+    server = _server_engine(parsed)
+    try:
+        with server.connect() as conn:
+            quoted = f"`{name}`" if parsed.get_backend_name() == "mysql" else f'"{name}"'
+            conn.execute(sa.text(f"DROP DATABASE IF EXISTS {quoted}"))
+    except SQLAlchemyError as exc:
+        raise _unreachable(parsed, exc) from exc
+    finally:
+        server.dispose()
+
+
+def check_database(url: str) -> None:
+    """Raise ServiceError unless the database answers `SELECT 1`."""
+    parsed = _parse(url)
+    engine = sa.create_engine(parsed, poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+    except SQLAlchemyError as exc:
+        raise _unreachable(parsed, exc) from exc
+    finally:
+        engine.dispose()
+
+
+def _parse(url: str) -> URL:
+    try:
+        return make_url(normalise_url(url))
+    except ArgumentError as exc:
+        raise UserError(f"database: cannot parse URL {url!r}: {exc}") from exc
+
+
+def _name(parsed: URL) -> str:
+    name = parsed.database or ""
+    if not _NAME.match(name):
+        raise UserError(
+            f"database: {parsed.render_as_string(hide_password=True)} must name a database made of "
+            "letters, digits and underscores, e.g. mysql://root@127.0.0.1:3306/microsite"
+        )
+    return name
+
+
+def _server_engine(parsed: URL) -> sa.Engine:
+    # Connect to the server, not the maybe-missing database: no db for MySQL, the maintenance db for Postgres.
+    server_db = None if parsed.get_backend_name() == "mysql" else "postgres"
+    return sa.create_engine(
+        parsed.set(database=server_db), poolclass=sa.pool.NullPool, isolation_level="AUTOCOMMIT"
+    )
+
+
+def _exists(conn: sa.Connection, parsed: URL, name: str) -> bool:
+    if parsed.get_backend_name() == "mysql":
+        query = "SELECT 1 FROM information_schema.schemata WHERE schema_name = :name"
+    else:
+        query = "SELECT 1 FROM pg_database WHERE datname = :name"
+    return conn.execute(sa.text(query), {"name": name}).first() is not None
+
+
+def _unreachable(parsed: URL, exc: Exception) -> ServiceError:
+    where = parsed.render_as_string(hide_password=True)
+    detail = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+    return ServiceError(f"database {where}: {detail}; check that the server runs and the URL is right")

@@ -1,0 +1,194 @@
+"""Managed memcached nodes: one process per zone on loopback, recorded by pid so a new daemon adopts them."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from sprout.errors import ServiceError
+
+START_TIMEOUT = 5.0
+STOP_TIMEOUT = 5.0
+DEFAULT_MEMORY_MB = 64
+
+
+@dataclass(frozen=True)
+class MemcachedNode:
+    """A memcached process Sprout started: where it listens and how to recognise it after a restart."""
+
+    zone: str
+    host: str
+    port: int
+    pid: int
+    started_at: float  # the process's create time; tells our process from a reused pid
+    memory_mb: int
+
+    @property
+    def address(self) -> str:
+        """`host:port` of the node."""
+        return f"{self.host}:{self.port}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able record for the state store."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> MemcachedNode:
+        """Rebuild a node from its recorded dict."""
+        return cls(
+            zone=str(data["zone"]),
+            host=str(data["host"]),
+            port=int(data["port"]),
+            pid=int(data["pid"]),
+            started_at=float(data["started_at"]),
+            memory_mb=int(data["memory_mb"]),
+        )
+
+
+def memcached_binary() -> str:
+    """Path of the `memcached` executable, or a ServiceError saying how to install it."""
+    path = shutil.which("memcached")
+    if path is None:
+        raise ServiceError(
+            'sessions: [resources.sessions] engine = "memcached" needs the memcached binary, which is '
+            "not on PATH; install it with `apt-get install memcached` (Debian/Ubuntu) or "
+            '`brew install memcached` (macOS), or use engine = "sqlite"'
+        )
+    return path
+
+
+def start_node(
+    zone: str,
+    memory_mb: int = DEFAULT_MEMORY_MB,
+    host: str = "127.0.0.1",
+    log_path: Path | None = None,
+    port: int | None = None,
+) -> MemcachedNode:
+    """Start a memcached process for `zone` on a free loopback port; return once it accepts connections."""
+    binary = memcached_binary()
+    attempts = 1 if port is not None else 3
+    last_error = ""
+    for _ in range(attempts):
+        chosen = port if port is not None else _free_port(host)
+        cmd = [binary, "-l", host, "-p", str(chosen), "-U", "0", "-m", str(memory_mb), "-c", "1024"]
+        if os.geteuid() == 0:
+            cmd += ["-u", "root"]  # memcached refuses to run as root without naming the user
+        proc = _spawn(cmd, log_path)
+        if _wait_listening(proc, host, chosen):
+            started_at = psutil.Process(proc.pid).create_time()
+            return MemcachedNode(zone, host, chosen, proc.pid, started_at, memory_mb)
+        last_error = f"exited with code {proc.returncode}" if proc.poll() is not None else "did not listen"
+        _terminate([proc.pid])
+    where = f" (log: {log_path})" if log_path else ""
+    raise ServiceError(
+        f"sessions: memcached for zone {zone!r} on {host} failed to start ({last_error}){where}; "
+        "check that the port range is free and the memory limit is valid"
+    )
+
+
+def start_nodes(
+    zones: list[str], memory_mb: int = DEFAULT_MEMORY_MB, log_dir: Path | None = None
+) -> list[MemcachedNode]:
+    """Start one node per zone; on any failure stop the ones already started."""
+    nodes: list[MemcachedNode] = []
+    try:
+        for zone in zones:
+            log_path = log_dir / f"memcached-{zone}.log" if log_dir else None
+            nodes.append(start_node(zone, memory_mb, log_path=log_path))
+    except ServiceError:
+        stop_nodes(nodes)
+        raise
+    return nodes
+
+
+def is_running(node: MemcachedNode) -> bool:
+    """True when the recorded process is still alive and is the one Sprout started."""
+    try:
+        proc = psutil.Process(node.pid)
+        return abs(proc.create_time() - node.started_at) < 0.01 and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def adopt(records: list[dict[str, Any]]) -> tuple[list[MemcachedNode], list[MemcachedNode]]:
+    """Split recorded nodes into those still running (adopted as they are) and those gone."""
+    alive: list[MemcachedNode] = []
+    gone: list[MemcachedNode] = []
+    for record in records:
+        node = MemcachedNode.from_dict(record)
+        (alive if is_running(node) else gone).append(node)
+    return alive, gone
+
+
+def stop_node(node: MemcachedNode, timeout: float = STOP_TIMEOUT) -> bool:
+    """Stop the node's process by pid (SIGTERM, then SIGKILL after `timeout`); False if it was not running."""
+    return stop_nodes([node], timeout) == [node]
+
+
+def stop_nodes(nodes: list[MemcachedNode], timeout: float = STOP_TIMEOUT) -> list[MemcachedNode]:
+    """Stop several nodes at once (memcached takes about a second to exit); return those that were running."""
+    running = [node for node in nodes if is_running(node)]
+    _terminate([node.pid for node in running], timeout)
+    return running
+
+
+def session_store_url(nodes: list[MemcachedNode]) -> str:
+    """The zone-annotated SESSION_STORE_URL for the nodes, e.g. `memcached://a=127.0.0.1:1,b=127.0.0.1:2`."""
+    return "memcached://" + ",".join(f"{n.zone}={n.address}" for n in nodes)
+
+
+def _spawn(cmd: list[str], log_path: Path | None) -> subprocess.Popen[bytes]:
+    if log_path is None:
+        null = subprocess.DEVNULL
+        return subprocess.Popen(cmd, stdout=null, stderr=null, start_new_session=True)
+    with open(log_path, "ab") as out:
+        return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def _free_port(host: str) -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _wait_listening(proc: subprocess.Popen[bytes], host: str, port: int) -> bool:
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return False
+        # Ask the kernel rather than connect: another process may own the port we raced for.
+        try:
+            listening = psutil.Process(proc.pid).net_connections(kind="tcp")
+        except psutil.Error:
+            return False
+        if any(c.status == psutil.CONN_LISTEN and c.laddr.port == port for c in listening):
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def _terminate(pids: list[int], timeout: float = STOP_TIMEOUT) -> None:
+    procs = []
+    for pid in pids:
+        try:
+            proc = psutil.Process(pid)
+            proc.terminate()
+            procs.append(proc)
+        except psutil.NoSuchProcess:
+            continue
+    _, alive = psutil.wait_procs(procs, timeout=timeout)
+    for survivor in alive:
+        try:
+            survivor.kill()
+        except psutil.NoSuchProcess:
+            continue
+    psutil.wait_procs(alive, timeout=timeout)
