@@ -104,10 +104,9 @@ def _walk(root: Path, out_dir: Path) -> Iterator[tuple[str, Path]]:
             if path == out_dir:
                 continue
             if entry.is_symlink():
-                target_is_dir = _check_symlink(root, path, rel)
-                if is_ignored(rel, target_is_dir, rules):
+                if is_ignored(rel, entry.is_dir(), rules):
                     continue
-                if target_is_dir:
+                if _check_symlink(root, path, rel):
                     raise BundleError(
                         f"{root}: {rel} is a symlink to a folder; bundles hold regular files only, "
                         "so replace it with the folder itself or add it to .sproutignore"

@@ -281,7 +281,7 @@ def prune(store: ArtifactStore, keep: int, in_use: set[str], ordered: list[str])
     if keep < 0:
         raise UserError(f"artifact store {store.url}: keep must be 0 or more, not {keep}")
     candidates = [h for h in dict.fromkeys(ordered) if h not in in_use]
-    doomed = candidates[: len(candidates) - keep] if keep else candidates
+    doomed = candidates[: max(0, len(candidates) - keep)]
     deleted: list[str] = []
     for sha256 in doomed:
         if store.exists(sha256):

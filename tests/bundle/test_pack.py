@@ -1,0 +1,236 @@
+"""Packing: determinism (same tree → same sha256), normalised metadata, ignore rules, symlink policy."""
+
+from __future__ import annotations
+
+import os
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from sprout.bundle.pack import FIXED_MTIME, pack
+from sprout.bundle.unpack import safe_unpack
+from sprout.errors import BundleError
+
+TREE = {
+    "sprout.toml": "[app]\nname = 'hello'\nweb = 'python app.py'\n",
+    "app.py": "print('hello')\n",
+    "pkg/__init__.py": "",
+    "pkg/views.py": "VIEWS = []\n",
+    "static/css/site.css": "body { margin: 0 }\n",
+    "bin/run": "#!/bin/sh\nexec python app.py\n",
+}
+
+
+def write_tree(root: Path, files: dict[str, str], order: list[str] | None = None) -> Path:
+    for rel in order or list(files):
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(files[rel])
+    if (root / "bin/run").exists():
+        (root / "bin/run").chmod(0o755)
+    return root
+
+
+def names(archive: Path) -> list[str]:
+    with tarfile.open(archive) as tar:
+        return tar.getnames()
+
+
+def test_same_tree_packed_twice_gives_same_sha256(tmp_path: Path) -> None:
+    app = write_tree(tmp_path / "app", TREE)
+    first = pack(app, tmp_path / "out1")
+    second = pack(app, tmp_path / "out2")
+    assert first.sha256 == second.sha256
+    assert first.path.read_bytes() == second.path.read_bytes()
+    assert first.path.name == f"{first.sha256}.tar.gz"
+    assert first.files == len(TREE)
+    assert first.size == first.path.stat().st_size
+
+
+def test_copy_with_other_mtimes_modes_and_creation_order_gives_same_sha256(tmp_path: Path) -> None:
+    original = pack(write_tree(tmp_path / "a", TREE), tmp_path / "out").sha256
+    copy = write_tree(tmp_path / "b", TREE, order=sorted(TREE, reverse=True))
+    for i, rel in enumerate(TREE):
+        os.utime(copy / rel, (1_000_000 + i * 7919, 2_000_000_000 - i * 104729))
+    (copy / "app.py").chmod(0o600)  # permission bits other than "executable" are normalised away
+    assert pack(copy, tmp_path / "out").sha256 == original
+
+
+def test_content_and_executable_bit_change_the_hash(tmp_path: Path) -> None:
+    app = write_tree(tmp_path / "app", TREE)
+    base = pack(app, tmp_path / "out").sha256
+    (app / "app.py").chmod(0o755)
+    executable = pack(app, tmp_path / "out").sha256
+    (app / "app.py").chmod(0o644)
+    (app / "app.py").write_text("print('changed')\n")
+    changed = pack(app, tmp_path / "out").sha256
+    assert len({base, executable, changed}) == 3
+
+
+def test_archive_metadata_is_normalised(tmp_path: Path) -> None:
+    bundle = pack(write_tree(tmp_path / "app", TREE), tmp_path / "out")
+    raw = bundle.path.read_bytes()
+    assert raw[:3] == b"\x1f\x8b\x08"
+    assert raw[3] == 0, "no FNAME (or any other optional) gzip header field"
+    assert raw[4:8] == b"\0\0\0\0", "gzip header mtime is zero"
+    with tarfile.open(bundle.path) as tar:
+        members = tar.getmembers()
+    assert [m.name for m in members] == sorted(TREE)
+    for m in members:
+        assert (m.mtime, m.uid, m.gid, m.uname, m.gname) == (FIXED_MTIME, 0, 0, "", "")
+        assert m.isreg()
+        assert m.mode == (0o755 if m.name == "bin/run" else 0o644)
+
+
+def test_pack_then_safe_unpack_round_trips(tmp_path: Path) -> None:
+    app = write_tree(tmp_path / "app", TREE)
+    bundle = pack(app, tmp_path / "out")
+    dest = tmp_path / "unpacked"
+    safe_unpack(bundle.path, dest, expected_sha256=bundle.sha256)
+    for rel, text in TREE.items():
+        assert (dest / rel).read_text() == text
+    assert os.access(dest / "bin/run", os.X_OK)
+
+
+IGNORE_CASES = [
+    pytest.param(
+        {
+            "app.py": "",
+            ".git/config": "",
+            ".venv/bin/python": "",
+            "venv/lib/x.py": "",
+            "__pycache__/app.cpython-311.pyc": "",
+            "pkg/__pycache__/m.pyc": "",
+            "stray.pyc": "",
+            ".sprout/state.db": "",
+            "web/node_modules/left-pad/index.js": "",
+        },
+        ["app.py"],
+        id="always-skipped",
+    ),
+    pytest.param(
+        {".gitignore": "*.log\n", "app.py": "", "debug.log": "", "sub/deep.log": ""},
+        [".gitignore", "app.py"],
+        id="glob-at-any-depth",
+    ),
+    pytest.param(
+        {".gitignore": "/build\n", "build/out.js": "", "src/build/keep.js": ""},
+        [".gitignore", "src/build/keep.js"],
+        id="anchored-pattern",
+    ),
+    pytest.param(
+        {".gitignore": "data/\n", "data/big.csv": "", "sub/data/x.csv": "", "other/data": ""},
+        [".gitignore", "other/data"],
+        id="folder-only-pattern",
+    ),
+    pytest.param(
+        {".gitignore": "*.log\n!keep.log\n", "a.log": "", "keep.log": ""},
+        [".gitignore", "keep.log"],
+        id="negation",
+    ),
+    pytest.param(
+        {".sproutignore": "tests/\n*.md\n", "app.py": "", "README.md": "", "tests/test_app.py": ""},
+        [".sproutignore", "app.py"],
+        id="sproutignore",
+    ),
+    pytest.param(
+        {".gitignore": "*.env\n", ".sproutignore": "!prod.env\n", "dev.env": "", "prod.env": ""},
+        [".gitignore", ".sproutignore", "prod.env"],
+        id="sproutignore-overrides-gitignore",
+    ),
+    pytest.param(
+        {"sub/.gitignore": "*.tmp\n", "top.tmp": "", "sub/x.tmp": "", "sub/y.py": ""},
+        ["sub/.gitignore", "sub/y.py", "top.tmp"],
+        id="nested-gitignore-is-local",
+    ),
+    pytest.param(
+        {".gitignore": "*.txt\n", "sub/.gitignore": "!keep.txt\n", "a.txt": "", "sub/keep.txt": ""},
+        [".gitignore", "sub/.gitignore", "sub/keep.txt"],
+        id="nested-negation-overrides-parent",
+    ),
+    pytest.param(
+        {".gitignore": "secret/\n!secret/ok.txt\n", "secret/ok.txt": "", "secret/key.pem": ""},
+        [".gitignore"],
+        id="ignored-folder-is-not-entered",
+    ),
+]
+
+
+@pytest.mark.parametrize(("files", "expected"), IGNORE_CASES)
+def test_ignore_rules(files: dict[str, str], expected: list[str], tmp_path: Path) -> None:
+    app = write_tree(tmp_path / "app", files)
+    bundle = pack(app, tmp_path / "out")
+    assert names(bundle.path) == expected
+    assert bundle.files == len(expected)
+
+
+def test_out_dir_inside_the_app_is_not_packed(tmp_path: Path) -> None:
+    app = write_tree(tmp_path / "app", {"app.py": ""})
+    pack(app, app / "dist")
+    bundle = pack(app, app / "dist")
+    assert names(bundle.path) == ["app.py"]
+
+
+def test_symlink_inside_tree_is_stored_as_regular_file(tmp_path: Path) -> None:
+    app = write_tree(tmp_path / "app", {"real.txt": "content\n"})
+    (app / "alias.txt").symlink_to("real.txt")
+    with tarfile.open(pack(app, tmp_path / "out").path) as tar:
+        alias = tar.getmember("alias.txt")
+        assert alias.isreg()
+        reader = tar.extractfile(alias)
+        assert reader is not None
+        assert reader.read() == b"content\n"
+
+
+def test_symlink_outside_tree_is_refused(tmp_path: Path) -> None:
+    app = write_tree(tmp_path / "app", {"app.py": ""})
+    outside = tmp_path / "secret.txt"
+    outside.write_text("s3cr3t")
+    (app / "leak.txt").symlink_to(outside)
+    with pytest.raises(BundleError) as err:
+        pack(app, tmp_path / "out")
+    assert str(err.value) == (
+        f"{app}: leak.txt is a symlink to {outside}, outside the app folder; "
+        "copy the file into the app or add the link to .sproutignore"
+    )
+
+
+def test_symlink_outside_tree_is_fine_when_ignored(tmp_path: Path) -> None:
+    app = write_tree(tmp_path / "app", {"app.py": "", ".sproutignore": "leak.txt\n"})
+    (app / "leak.txt").symlink_to(tmp_path)
+    assert names(pack(app, tmp_path / "out").path) == [".sproutignore", "app.py"]
+
+
+def test_symlink_to_folder_is_refused(tmp_path: Path) -> None:
+    app = write_tree(tmp_path / "app", {"pkg/a.py": ""})
+    (app / "alias").symlink_to("pkg")
+    with pytest.raises(BundleError) as err:
+        pack(app, tmp_path / "out")
+    assert str(err.value) == (
+        f"{app}: alias is a symlink to a folder; bundles hold regular files only, "
+        "so replace it with the folder itself or add it to .sproutignore"
+    )
+
+
+def test_broken_symlink_is_refused(tmp_path: Path) -> None:
+    app = write_tree(tmp_path / "app", {"app.py": ""})
+    (app / "dangling").symlink_to("nowhere")
+    with pytest.raises(BundleError, match=r"dangling is a broken or looping symlink"):
+        pack(app, tmp_path / "out")
+
+
+def test_fifo_is_refused(tmp_path: Path) -> None:
+    app = write_tree(tmp_path / "app", {"app.py": ""})
+    os.mkfifo(app / "pipe")
+    with pytest.raises(BundleError) as err:
+        pack(app, tmp_path / "out")
+    assert str(err.value) == (
+        f"{app}: pipe is not a regular file (socket, FIFO or device); remove it or add it to .sproutignore"
+    )
+
+
+def test_missing_app_folder_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(BundleError) as err:
+        pack(tmp_path / "nope", tmp_path / "out")
+    assert str(err.value) == f"{tmp_path / 'nope'}: not a folder; give the app folder that holds sprout.toml"
