@@ -67,9 +67,56 @@ def _describe(error: ErrorDetails) -> str:
         close = difflib.get_close_matches(str(error["input"]), choices, n=1, cutoff=0.6)
         hint = f'; did you mean "{close[0]}"?' if close else ""
         return f"{where}: {error['input']!r} is not one of {', '.join(choices)}{hint}"
-    if kind in ("string_pattern_mismatch",) or kind.endswith("_type") or kind.endswith("_parsing"):
+    plain = _plain(kind, error.get("ctx", {}))
+    if plain is not None:
+        return f"{where}: {plain} (got {error['input']!r})"
+    if kind.endswith("_type") or kind.endswith("_parsing"):
         message = f"{message} (got {error['input']!r})"
     return f"{where}: {message}"
+
+
+#: What a value must look like, for the patterns the models use (the regex itself helps nobody).
+_PATTERN_HINTS = {
+    "^/": 'must start with "/"',
+    "^[a-z0-9][a-z0-9.-]*$": "must be lowercase letters, digits, dots and dashes",
+}
+
+
+def _plain(kind: str, ctx: dict[str, Any]) -> str | None:
+    """Plain words for pydantic's built-in constraint and type errors; None keeps pydantic's text."""
+    bounds = {
+        "greater_than_equal": ("must be at least", "ge"),
+        "greater_than": ("must be greater than", "gt"),
+        "less_than_equal": ("must be at most", "le"),
+        "less_than": ("must be less than", "lt"),
+    }
+    if kind in bounds:
+        words, key = bounds[kind]
+        limit = ctx.get(key)
+        return f"{words} {limit:g}" if isinstance(limit, int | float) else f"{words} {limit}"
+    if kind == "string_too_short" and ctx.get("min_length") == 1:
+        return "must not be empty"
+    if kind == "too_short":
+        count = ctx.get("min_length")
+        return f"must list at least {count} item{'s' if count != 1 else ''}"
+    if kind == "string_pattern_mismatch":
+        pattern = str(ctx.get("pattern", ""))
+        return _PATTERN_HINTS.get(pattern, f"must match the pattern {pattern}")
+    types = {
+        ("int_type", "int_parsing", "int_from_float"): "must be a whole number",
+        ("float_type", "float_parsing"): "must be a number",
+        ("string_type",): "must be a string",
+        ("bool_type", "bool_parsing"): "must be true or false",
+        ("list_type",): "must be a list",
+        ("dict_type", "model_type", "model_attributes_type"): "must be a table",
+        ("datetime_type", "datetime_parsing", "datetime_from_date_parsing"): (
+            "must be a date and time such as 2026-06-14T19:30:00Z"
+        ),
+    }
+    for kinds, words in types.items():
+        if kind in kinds:
+            return words
+    return None
 
 
 def _suggest(parent: list[str], key: str) -> str:

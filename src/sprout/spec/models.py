@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from typing import Literal, Self
+from typing import Any, Literal, Self
 
 from pydantic import Field, field_validator, model_validator
 
@@ -208,6 +208,13 @@ class LogsSection(Section):
     retention_days: int = Field(14, ge=1, le=3653)
 
 
+def _secrets_schema(schema: dict[str, Any]) -> None:
+    """Let editors accept the `NAME = "env:VAR"` / `"file:PATH"` shorthand next to the table form."""
+    schema["additionalProperties"] = {
+        "anyOf": [{"type": "string", "pattern": "^(env|file):.+$"}, schema["additionalProperties"]]
+    }
+
+
 class Manifest(Section):
     """A whole `sprout.toml`."""
 
@@ -219,7 +226,7 @@ class Manifest(Section):
     resources: Resources = Field(default_factory=Resources)
     router: RouterSection = Field(default_factory=RouterSection)
     env: dict[str, str] = Field(default_factory=dict)
-    secrets: dict[str, SecretRef] = Field(default_factory=dict)
+    secrets: dict[str, SecretRef] = Field(default_factory=dict, json_schema_extra=_secrets_schema)
     cost: CostSection = Field(default_factory=CostSection)
     logs: LogsSection = Field(default_factory=LogsSection)
     aws: AwsSection = Field(default_factory=AwsSection)
@@ -255,7 +262,8 @@ class Manifest(Section):
     def _cross_checks(self) -> Self:
         clash = set(self.env) & set(self.secrets)
         if clash:
-            raise ValueError(f"{sorted(clash)} defined in both [env] and [secrets]")
+            names = ", ".join(f'"{name}"' for name in sorted(clash))
+            raise ValueError(f"{names} defined in both [env] and [secrets] (keep one)")
         return self
 
     @property

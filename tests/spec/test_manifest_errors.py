@@ -1,0 +1,290 @@
+"""Acceptance 5: manifest mistakes, each with its exact error message (file, field path, problem, fix)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from sprout.errors import ManifestError, UserError
+from sprout.spec import load_manifest
+
+APP = '[app]\nname = "shop"\nweb = "run"\n'
+
+# (case id, manifest text, the exact errors `sprout validate` prints after "<file>: ")
+MISTAKES: list[tuple[str, str, list[str]]] = [
+    ("no app table", 'web = "run"\n', ["app: required key is missing", "web: unknown key in the top level"]),
+    ("app without web", '[app]\nname = "shop"\n', ["app.web: required key is missing"]),
+    ("empty web command", '[app]\nname = "shop"\nweb = ""\n', ["app.web: must not be empty (got '')"]),
+    (
+        "app name with capitals",
+        '[app]\nname = "Shop_1"\nweb = "run"\n',
+        [
+            'app.name: invalid app name "Shop_1" (2-40 lowercase letters, digits and dashes, starting with a letter)'
+        ],
+    ),
+    ("app name not a string", '[app]\nname = 5\nweb = "run"\n', ["app.name: must be a string (got 5)"]),
+    ("app is not a table", 'app = "shop"\n', ["app: must be a table (got 'shop')"]),
+    (
+        "misspelt section",
+        APP + "[helth]\npath = '/'\n",
+        ['helth: unknown key in the top level; did you mean "health"?'],
+    ),
+    (
+        "misspelt health key",
+        APP + "[health]\nunhealthy_treshold = 3\n",
+        ['health.unhealthy_treshold: unknown key in [health]; did you mean "unhealthy_threshold"?'],
+    ),
+    ("misspelt app key", APP + 'webb = "x"\n', ['app.webb: unknown key in [app]; did you mean "web"?']),
+    (
+        "unknown key without a near match",
+        APP + "[health]\nzzzz = 1\n",
+        ["health.zzzz: unknown key in [health]"],
+    ),
+    (
+        "duration in words",
+        APP + '[health]\ninterval = "2 seconds"\n',
+        ['health.interval: invalid duration \'2 seconds\' (use e.g. "500ms", "2s", "10m")'],
+    ),
+    (
+        "negative duration",
+        APP + "[health]\ninterval = -1\n",
+        ["health.interval: invalid duration -1: must not be negative"],
+    ),
+    (
+        "boolean duration",
+        APP + "[deploy]\ndrain = true\n",
+        ['deploy.drain: invalid duration True (use e.g. "500ms", "2s", "10m")'],
+    ),
+    (
+        "timeout longer than interval",
+        APP + '[health]\ninterval = "1s"\ntimeout = "2s"\n',
+        ["health: timeout (2s) must not exceed interval (1s)"],
+    ),
+    (
+        "zero interval",
+        APP + "[health]\ninterval = 0\ntimeout = 0\n",
+        ["health: interval must be greater than 0"],
+    ),
+    (
+        "health path without slash",
+        APP + '[health]\npath = "healthz"\n',
+        ["health.path: must start with \"/\" (got 'healthz')"],
+    ),
+    (
+        "threshold zero",
+        APP + "[health]\nhealthy_threshold = 0\n",
+        ["health.healthy_threshold: must be at least 1 (got 0)"],
+    ),
+    (
+        "threshold in words",
+        APP + '[health]\nhealthy_threshold = "two"\n',
+        ["health.healthy_threshold: must be a whole number (got 'two')"],
+    ),
+    (
+        "min above max",
+        APP + "[instances]\nmin = 5\nmax = 2\n",
+        ["instances: min (5) is greater than max (2)"],
+    ),
+    ("negative min", APP + "[instances]\nmin = -1\n", ["instances.min: must be at least 0 (got -1)"]),
+    (
+        "desired outside bounds",
+        APP + "[instances]\nmin = 1\nmax = 3\ndesired = 5\n",
+        ["instances: desired (5) must be between min (1) and max (3)"],
+    ),
+    (
+        "duplicate zones",
+        APP + '[instances]\nzones = ["a", "a"]\n',
+        ["instances.zones: zones must be unique, got ['a', 'a']"],
+    ),
+    ("no zones", APP + "[instances]\nzones = []\n", ["instances.zones: must list at least 1 item (got [])"]),
+    ("zones as a string", APP + '[instances]\nzones = "a"\n', ["instances.zones: must be a list (got 'a')"]),
+    (
+        "zone with a space",
+        APP + '[instances]\nzones = ["Zone A"]\n',
+        ['instances.zones: invalid zone name "Zone A" (lowercase letters, digits, dashes)'],
+    ),
+    (
+        "size with capitals",
+        APP + '[instances]\nsize = "Large"\n',
+        ["instances.size: must be lowercase letters, digits, dots and dashes (got 'Large')"],
+    ),
+    (
+        "strategy misspelt",
+        APP + '[deploy]\nstrategy = "blue-green"\n',
+        [
+            "deploy.strategy: 'blue-green' is not one of rolling, rolling_with_batch, immutable, bluegreen, canary;"
+            ' did you mean "bluegreen"?'
+        ],
+    ),
+    (
+        "unknown strategy",
+        APP + '[deploy]\nstrategy = "yolo"\n',
+        ["deploy.strategy: 'yolo' is not one of rolling, rolling_with_batch, immutable, bluegreen, canary"],
+    ),
+    (
+        "canary steps decreasing",
+        APP + "[deploy.canary]\nsteps = [50, 10]\n",
+        ["deploy.canary.steps: steps must be increasing percentages in 1..100, got [50, 10]"],
+    ),
+    (
+        "canary not ending at 100",
+        APP + "[deploy.canary]\nsteps = [10, 50]\n",
+        ["deploy.canary.steps: the last step must be 100, got 50"],
+    ),
+    (
+        "unknown scaling metric",
+        APP + '[scaling]\nmetric = "cpu_percent"\n',
+        ["scaling.metric: 'cpu_percent' is not one of requests_per_instance, concurrency, cpu, p95_latency"],
+    ),
+    (
+        "zero scaling target",
+        APP + "[scaling]\ntarget = 0\n",
+        ["scaling.target: must be greater than 0 (got 0)"],
+    ),
+    (
+        "bad cron",
+        APP + '[[scaling.schedule]]\ncron = "every day"\nmin = 2\n',
+        [
+            'scaling.schedule[0].cron: invalid cron expression "every day" (5 fields: minute hour day month weekday)'
+        ],
+    ),
+    (
+        "schedule without trigger",
+        APP + "[[scaling.schedule]]\nmin = 2\n",
+        ['scaling.schedule[0]: give exactly one of "cron" or "at"'],
+    ),
+    (
+        "schedule without action",
+        APP + '[[scaling.schedule]]\ncron = "0 * * * *"\n',
+        ['scaling.schedule[0]: set at least one of "min", "max" or "desired"'],
+    ),
+    (
+        "misspelt schedule key",
+        APP + '[[scaling.schedule]]\ncron = "0 * * * *"\nmins = 2\n',
+        ['scaling.schedule[0].mins: unknown key in [scaling.schedule]; did you mean "min"?'],
+    ),
+    (
+        "schedule time in words",
+        APP + '[[scaling.schedule]]\nat = "tomorrow"\nmin = 1\n',
+        ["scaling.schedule[0].at: must be a date and time such as 2026-06-14T19:30:00Z (got 'tomorrow')"],
+    ),
+    (
+        "session engine misspelt",
+        APP + '[resources.sessions]\nengine = "memcache"\n',
+        [
+            "resources.sessions.engine: 'memcache' is not one of sqlite, memcached, redis; did you mean \"memcached\"?"
+        ],
+    ),
+    (
+        "unknown database engine",
+        APP + '[resources.database]\nengine = "mongo"\n',
+        ["resources.database.engine: 'mongo' is not one of sqlite, mysql, postgres"],
+    ),
+    (
+        "database url of another engine",
+        APP + '[resources.database]\nengine = "mysql"\nurl = "postgres://db/shop"\n',
+        ['resources.database: url "postgres://db/shop" does not match engine "mysql" (expected mysql://…)'],
+    ),
+    (
+        "session memory in words",
+        APP + '[resources.sessions]\nmemory = "lots"\n',
+        ['resources.sessions.memory: invalid size \'lots\' (use e.g. "64MB", "1GiB", or a number of bytes)'],
+    ),
+    (
+        "host with capitals",
+        APP + '[router]\nhosts = ["Shop.Example.com"]\n',
+        ['router.hosts: invalid host name "Shop.Example.com" (e.g. "shop.example.com" or "*.example.com")'],
+    ),
+    (
+        "env variable name",
+        APP + '[env]\n1BAD = "x"\n',
+        ['env: "1BAD" is not a valid environment variable name'],
+    ),
+    (
+        "env overrides PORT",
+        APP + '[env]\nPORT = "8000"\n',
+        ['env: "PORT" is set by Sprout and cannot be overridden'],
+    ),
+    (
+        "env overrides SPROUT_ variable",
+        APP + '[env]\nSPROUT_APP = "x"\n',
+        ['env: "SPROUT_APP" is set by Sprout and cannot be overridden'],
+    ),
+    ("env value not a string", APP + "[env]\nDEBUG = 1\n", ["env.DEBUG: must be a string (got 1)"]),
+    (
+        "secret reference scheme",
+        APP + '[secrets]\nKEY = "vault:x"\n',
+        ['secrets: secret "KEY": use "env:NAME", "file:PATH" or a table'],
+    ),
+    (
+        "secret with two sources",
+        APP + '[secrets.KEY]\nenv = "A"\nfile = "b"\n',
+        ['secrets.KEY: give exactly one of "env" or "file"'],
+    ),
+    (
+        "name in env and secrets",
+        APP + '[env]\nKEY = "x"\n[secrets]\nKEY = "env:KEY"\n',
+        ['(top level): "KEY" defined in both [env] and [secrets] (keep one)'],
+    ),
+    (
+        "price in words",
+        APP + '[cost.prices]\nsmall = "cheap"\n',
+        ["cost.prices.small: must be a number (got 'cheap')"],
+    ),
+    (
+        "zero log retention",
+        APP + "[logs]\nretention_days = 0\n",
+        ["logs.retention_days: must be at least 1 (got 0)"],
+    ),
+    (
+        "aws region",
+        APP + '[aws]\nregion = "europe"\n',
+        ['aws.region: "europe" is not an AWS region name (e.g. "eu-central-1")'],
+    ),
+    (
+        "several mistakes at once",
+        APP + '[health]\ninterval = "soon"\n[instances]\nmin = -1\n',
+        [
+            'health.interval: invalid duration \'soon\' (use e.g. "500ms", "2s", "10m")',
+            "instances.min: must be at least 0 (got -1)",
+        ],
+    ),
+]
+
+
+def test_the_table_covers_enough_distinct_mistakes() -> None:
+    assert len({case for case, _, _ in MISTAKES}) == len(MISTAKES) >= 25
+
+
+@pytest.mark.parametrize(("case", "text", "expected"), MISTAKES, ids=[case for case, _, _ in MISTAKES])
+def test_mistake_has_exact_message(tmp_path: Path, case: str, text: str, expected: list[str]) -> None:
+    path = tmp_path / "sprout.toml"
+    path.write_text(text)
+    with pytest.raises(ManifestError) as caught:
+        load_manifest(tmp_path)
+    assert caught.value.errors == expected
+    assert str(caught.value) == "\n".join(f"{path}: {line}" for line in expected)
+    assert caught.value.exit_code == 2
+
+
+def test_toml_syntax_error_names_file_line_and_column(tmp_path: Path) -> None:
+    (tmp_path / "sprout.toml").write_text('[app]\nname = "shop\n')
+    with pytest.raises(ManifestError) as caught:
+        load_manifest(tmp_path)
+    assert caught.value.errors == ["TOML syntax error: Illegal character '\\n' (at line 2, column 13)"]
+
+
+def test_not_utf8(tmp_path: Path) -> None:
+    (tmp_path / "sprout.toml").write_bytes(b'[app]\nname = "\xff"\n')
+    with pytest.raises(ManifestError) as caught:
+        load_manifest(tmp_path)
+    assert caught.value.errors == ["not UTF-8 text (invalid start byte at byte 14)"]
+
+
+def test_missing_manifest_says_how_to_create_one(tmp_path: Path) -> None:
+    with pytest.raises(UserError) as caught:
+        load_manifest(tmp_path)
+    assert (
+        str(caught.value) == f"{tmp_path / 'sprout.toml'}: no manifest here (create one with `sprout init`)"
+    )
