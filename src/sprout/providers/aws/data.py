@@ -1,0 +1,139 @@
+"""Backing services: ElastiCache (memcached across zones or Multi-AZ Redis) and RDS Multi-AZ with a managed secret."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from troposphere import GetAtt, Ref, Template
+from troposphere.elasticache import CacheCluster, ReplicationGroup
+from troposphere.elasticache import SubnetGroup as CacheSubnetGroup
+from troposphere.rds import DBInstance, DBSubnetGroup
+
+from sprout.providers.aws.context import ZONE_COUNT, RenderContext
+from sprout.providers.aws.network import Network
+from sprout.providers.aws.security import CACHE_PORTS, DB_PORTS, SecurityGroups, needs_cache, needs_database
+
+CACHE_NODE_TYPE = "cache.t3.micro"
+DB_INSTANCE_CLASS = "db.t3.micro"
+DB_STORAGE_GB = 20
+DB_USER = "sprout"
+
+
+@dataclass(frozen=True)
+class DataRefs:
+    """What instances learn about the data services at boot: `${Resource.Attr}` placeholders for Fn::Sub."""
+
+    boot: dict[str, object] = field(default_factory=dict)
+    secret_arn: object | None = None
+
+
+def add_data(t: Template, ctx: RenderContext, network: Network, groups: SecurityGroups) -> DataRefs:
+    """Create the session store and the database the manifest asks for (none when a url is given)."""
+    boot: dict[str, object] = {}
+    secret_arn: object | None = None
+    if needs_cache(ctx):
+        boot["sessions"] = _cache(t, ctx, network, groups)
+    if needs_database(ctx):
+        boot["database"] = _database(t, ctx, network, groups)
+        secret_arn = GetAtt("Database", "MasterUserSecret.SecretArn")
+    return DataRefs(boot=boot, secret_arn=secret_arn)
+
+
+def _cache(t: Template, ctx: RenderContext, network: Network, groups: SecurityGroups) -> dict[str, object]:
+    engine = ctx.manifest.resources.sessions.engine
+    assert groups.cache is not None
+    subnets = t.add_resource(
+        CacheSubnetGroup(
+            "CacheSubnetGroup",
+            Description=f"{ctx.stack_name} session store",
+            SubnetIds=network.private_subnets,
+        )
+    )
+    if engine == "memcached":
+        zones = {"PreferredAvailabilityZones": network.zones} if network.zones else {}
+        t.add_resource(
+            CacheCluster(
+                "SessionCache",
+                Engine="memcached",
+                CacheNodeType=CACHE_NODE_TYPE,
+                NumCacheNodes=ZONE_COUNT,
+                AZMode="cross-az",
+                CacheSubnetGroupName=Ref(subnets),
+                VpcSecurityGroupIds=[GetAtt(groups.cache, "GroupId")],
+                Tags=ctx.tags(),
+                **zones,
+            )
+        )
+        # The agent finds every node through ElastiCache auto discovery on the configuration endpoint.
+        return {
+            "engine": "memcached",
+            "discovery": "${SessionCache.ConfigurationEndpoint.Address}:${SessionCache.ConfigurationEndpoint.Port}",
+        }
+    t.add_resource(
+        ReplicationGroup(
+            "SessionCache",
+            ReplicationGroupDescription=f"{ctx.stack_name} session store",
+            Engine="redis",
+            CacheNodeType=CACHE_NODE_TYPE,
+            NumCacheClusters=ZONE_COUNT,
+            AutomaticFailoverEnabled=True,
+            MultiAZEnabled=True,
+            Port=CACHE_PORTS["redis"],
+            CacheSubnetGroupName=Ref(subnets),
+            SecurityGroupIds=[GetAtt(groups.cache, "GroupId")],
+            Tags=ctx.tags(),
+        )
+    )
+    return {
+        "engine": "redis",
+        "url": "redis://${SessionCache.PrimaryEndPoint.Address}:${SessionCache.PrimaryEndPoint.Port}/0",
+    }
+
+
+def database_name(app: str) -> str:
+    """The database name for an app: its name without dashes (RDS allows letters and digits)."""
+    return re.sub(r"[^A-Za-z0-9]", "", app)[:63]
+
+
+def _database(t: Template, ctx: RenderContext, network: Network, groups: SecurityGroups) -> dict[str, object]:
+    engine = ctx.manifest.resources.database.engine
+    assert groups.database is not None
+    subnets = t.add_resource(
+        DBSubnetGroup(
+            "DatabaseSubnetGroup",
+            DBSubnetGroupDescription=f"{ctx.stack_name} database",
+            SubnetIds=network.private_subnets,
+            Tags=ctx.tags(),
+        )
+    )
+    t.add_resource(
+        DBInstance(
+            "Database",
+            # Deleting the stack keeps a final snapshot; `sprout aws down --purge` is the explicit way out.
+            DeletionPolicy="Snapshot",
+            UpdateReplacePolicy="Snapshot",
+            Engine=engine,
+            DBInstanceClass=DB_INSTANCE_CLASS,
+            AllocatedStorage=str(DB_STORAGE_GB),
+            StorageType="gp3",
+            StorageEncrypted=True,
+            MultiAZ=True,
+            DBName=database_name(ctx.app),
+            MasterUsername=DB_USER,
+            ManageMasterUserPassword=True,
+            DBSubnetGroupName=Ref(subnets),
+            VPCSecurityGroups=[GetAtt(groups.database, "GroupId")],
+            PubliclyAccessible=False,
+            BackupRetentionPeriod=7,
+            Port=str(DB_PORTS[engine]),
+            Tags=ctx.tags(),
+        )
+    )
+    return {
+        "engine": engine,
+        "host": "${Database.Endpoint.Address}",
+        "port": "${Database.Endpoint.Port}",
+        "name": database_name(ctx.app),
+        "secret_arn": "${Database.MasterUserSecret.SecretArn}",
+    }

@@ -1,0 +1,111 @@
+"""The fleet: a launch template and an Auto Scaling group per colour; the idle colour waits at size 0."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from troposphere import GetAtt, Parameter, Ref, Template
+from troposphere.autoscaling import AutoScalingGroup, LaunchTemplateSpecification
+from troposphere.autoscaling import Tags as AsgTags
+from troposphere.ec2 import (
+    IamInstanceProfile,
+    LaunchTemplate,
+    LaunchTemplateData,
+    MetadataOptions,
+    TagSpecifications,
+)
+from troposphere.iam import InstanceProfile
+
+from sprout.errors import UserError
+from sprout.providers.aws.context import COLOURS, Colour, RenderContext, title
+from sprout.providers.aws.data import DataRefs
+from sprout.providers.aws.loadbalancer import LoadBalancerRefs
+from sprout.providers.aws.network import Network
+from sprout.providers.aws.security import SecurityGroups
+from sprout.providers.aws.userdata import user_data
+
+#: Amazon Linux 2023, resolved by CloudFormation from the public SSM parameter at deploy time.
+AMI_PARAMETER = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
+
+
+@dataclass(frozen=True)
+class Fleet:
+    """The launch template and Auto Scaling group of each colour."""
+
+    launch_templates: dict[Colour, LaunchTemplate]
+    groups: dict[Colour, AutoScalingGroup]
+
+
+def instance_type(ctx: RenderContext) -> str:
+    """The EC2 instance type for `[instances] size`, from `[aws] instance_types`."""
+    size = ctx.manifest.instances.size
+    types = ctx.manifest.aws.instance_types
+    if size not in types:
+        raise UserError(
+            f'[aws] instance_types: no instance type for size "{size}" (known: {", ".join(sorted(types))}); '
+            f'add {size} = "t3.small" or similar'
+        )
+    return types[size]
+
+
+def add_fleet(
+    t: Template,
+    ctx: RenderContext,
+    network: Network,
+    groups: SecurityGroups,
+    lb: LoadBalancerRefs,
+    profile: InstanceProfile,
+    data: DataRefs,
+) -> Fleet:
+    """Create both colours; the live one at `[instances]` size, the idle one at zero."""
+    ami = t.add_parameter(
+        Parameter(
+            "ImageId",
+            Type="AWS::SSM::Parameter::Value<AWS::EC2::Image::Id>",
+            Default=AMI_PARAMETER,
+            Description="The instances' AMI (Amazon Linux 2023 by default).",
+        )
+    )
+    instances = ctx.manifest.instances
+    launch_templates: dict[Colour, LaunchTemplate] = {}
+    asgs: dict[Colour, AutoScalingGroup] = {}
+    for colour in COLOURS:
+        extra = {"KeyName": ctx.manifest.aws.key_name} if ctx.manifest.aws.key_name else {}
+        lt = t.add_resource(
+            LaunchTemplate(
+                f"{title(colour)}LaunchTemplate",
+                LaunchTemplateData=LaunchTemplateData(
+                    ImageId=Ref(ami),
+                    InstanceType=instance_type(ctx),
+                    IamInstanceProfile=IamInstanceProfile(Arn=GetAtt(profile, "Arn")),
+                    SecurityGroupIds=[GetAtt(groups.instances, "GroupId")],
+                    MetadataOptions=MetadataOptions(HttpTokens="required", HttpPutResponseHopLimit=1),
+                    UserData=user_data(ctx, data),
+                    TagSpecifications=[
+                        TagSpecifications(ResourceType="instance", Tags=ctx.tags(**{"sprout:colour": colour}))
+                    ],
+                    **extra,
+                ),
+            )
+        )
+        # The idle colour keeps its maximum (target tracking needs max > min) but runs nothing.
+        live = colour == ctx.live
+        size = (instances.min, instances.max, instances.initial) if live else (0, instances.max, 0)
+        asgs[colour] = t.add_resource(
+            AutoScalingGroup(
+                f"{title(colour)}Group",
+                VPCZoneIdentifier=network.private_subnets,
+                LaunchTemplate=LaunchTemplateSpecification(
+                    LaunchTemplateId=Ref(lt), Version=GetAtt(lt, "LatestVersionNumber")
+                ),
+                MinSize=str(size[0]),
+                MaxSize=str(size[1]),
+                DesiredCapacity=str(size[2]),
+                TargetGroupARNs=[Ref(lb.target_groups[colour])],
+                HealthCheckType="ELB",
+                HealthCheckGracePeriod=int(ctx.manifest.health.grace),
+                Tags=AsgTags(**{"sprout:app": ctx.app, "sprout:env": ctx.env, "sprout:colour": colour}),
+            )
+        )
+        launch_templates[colour] = lt
+    return Fleet(launch_templates=launch_templates, groups=asgs)

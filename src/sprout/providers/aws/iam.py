@@ -1,0 +1,61 @@
+"""The instance role: read its bundle prefix and its database secret, write its log group; nothing else."""
+
+from __future__ import annotations
+
+from troposphere import GetAtt, Ref, Sub, Template
+from troposphere.iam import InstanceProfile, Policy, Role
+from troposphere.logs import LogGroup
+
+from sprout.providers.aws.context import RenderContext
+
+
+def bundle_arn(ctx: RenderContext) -> Sub:
+    """The ARN pattern of this app's bundles (and nothing else in the bucket)."""
+    return Sub(f"arn:${{AWS::Partition}}:s3:::{ctx.bundle_bucket}/{ctx.bundle_prefix}/bundles/*")
+
+
+def add_instance_role(
+    t: Template, ctx: RenderContext, log_group: LogGroup, secret_arn: object | None
+) -> InstanceProfile:
+    """Create the role and its instance profile; `secret_arn` is the database secret, if any."""
+    statements: list[dict[str, object]] = [
+        {"Sid": "ReadBundles", "Effect": "Allow", "Action": ["s3:GetObject"], "Resource": [bundle_arn(ctx)]},
+        {
+            "Sid": "WriteLogs",
+            "Effect": "Allow",
+            "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+            "Resource": [GetAtt(log_group, "Arn")],
+        },
+    ]
+    if secret_arn is not None:
+        statements.append(
+            {
+                "Sid": "ReadDatabaseSecret",
+                "Effect": "Allow",
+                "Action": ["secretsmanager:GetSecretValue"],
+                "Resource": [secret_arn],
+            }
+        )
+    role = t.add_resource(
+        Role(
+            "InstanceRole",
+            AssumeRolePolicyDocument={
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Principal": {"Service": "ec2.amazonaws.com"},
+                        "Action": ["sts:AssumeRole"],
+                    }
+                ],
+            },
+            Policies=[
+                Policy(
+                    PolicyName="sprout-instance",
+                    PolicyDocument={"Version": "2012-10-17", "Statement": statements},
+                )
+            ],
+            Tags=ctx.tags(),
+        )
+    )
+    return t.add_resource(InstanceProfile("InstanceProfile", Roles=[Ref(role)]))

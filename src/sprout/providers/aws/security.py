@@ -1,0 +1,102 @@
+"""Security groups: the internet reaches only the ALB, only the ALB reaches instances, only instances the data."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from troposphere import GetAtt, Template
+from troposphere.ec2 import SecurityGroup, SecurityGroupIngress
+
+from sprout.providers.aws.context import APP_PORT, RenderContext
+from sprout.providers.aws.network import Network
+
+CACHE_PORTS = {"memcached": 11211, "redis": 6379}
+DB_PORTS = {"mysql": 3306, "postgres": 5432}
+
+
+@dataclass(frozen=True)
+class SecurityGroups:
+    """The groups' references; `cache` and `database` exist only when those resources do."""
+
+    alb: SecurityGroup
+    instances: SecurityGroup
+    cache: SecurityGroup | None
+    database: SecurityGroup | None
+
+
+def add_security_groups(t: Template, ctx: RenderContext, network: Network) -> SecurityGroups:
+    """Create the groups and the ingress rules between them."""
+    listen_ports = [443, 80] if ctx.manifest.aws.certificate_arn else [80]
+    alb = t.add_resource(
+        SecurityGroup(
+            "LoadBalancerSecurityGroup",
+            GroupDescription=f"{ctx.stack_name}: HTTP(S) from anywhere to the load balancer",
+            VpcId=network.vpc,
+            SecurityGroupIngress=[
+                {"IpProtocol": "tcp", "FromPort": port, "ToPort": port, "CidrIp": "0.0.0.0/0"}
+                for port in listen_ports
+            ],
+            Tags=ctx.tags(),
+        )
+    )
+    instances = t.add_resource(
+        SecurityGroup(
+            "InstanceSecurityGroup",
+            GroupDescription=f"{ctx.stack_name}: the app port, from the load balancer only",
+            VpcId=network.vpc,
+            SecurityGroupIngress=[
+                {
+                    "IpProtocol": "tcp",
+                    "FromPort": APP_PORT,
+                    "ToPort": APP_PORT,
+                    "SourceSecurityGroupId": GetAtt(alb, "GroupId"),
+                }
+            ],
+            Tags=ctx.tags(),
+        )
+    )
+    resources = ctx.manifest.resources
+    cache = None
+    if needs_cache(ctx):
+        cache = _inner(t, ctx, network, instances, "Cache", CACHE_PORTS[resources.sessions.engine])
+    database = None
+    if needs_database(ctx):
+        database = _inner(t, ctx, network, instances, "Database", DB_PORTS[resources.database.engine])
+    return SecurityGroups(alb=alb, instances=instances, cache=cache, database=database)
+
+
+def _inner(
+    t: Template, ctx: RenderContext, network: Network, instances: SecurityGroup, name: str, port: int
+) -> SecurityGroup:
+    """A group for a data service that admits the instances on `port` and nothing else."""
+    group = t.add_resource(
+        SecurityGroup(
+            f"{name}SecurityGroup",
+            GroupDescription=f"{ctx.stack_name}: {name.lower()} port {port}, from the instances only",
+            VpcId=network.vpc,
+            Tags=ctx.tags(),
+        )
+    )
+    t.add_resource(
+        SecurityGroupIngress(
+            f"{name}FromInstances",
+            GroupId=GetAtt(group, "GroupId"),
+            IpProtocol="tcp",
+            FromPort=port,
+            ToPort=port,
+            SourceSecurityGroupId=GetAtt(instances, "GroupId"),
+        )
+    )
+    return group
+
+
+def needs_cache(ctx: RenderContext) -> bool:
+    """Whether the stack holds an ElastiCache session store (memcached or redis without a url)."""
+    sessions = ctx.manifest.resources.sessions
+    return sessions.engine in CACHE_PORTS and sessions.url is None
+
+
+def needs_database(ctx: RenderContext) -> bool:
+    """Whether the stack holds an RDS database (mysql or postgres without a url)."""
+    database = ctx.manifest.resources.database
+    return database.engine in DB_PORTS and database.url is None
