@@ -276,17 +276,30 @@ class _Node:
         return time.monotonic() >= self.down_until
 
     def call(self, method: str, *args: Any) -> Any:
-        from pymemcache.exceptions import MemcacheError
+        from pymemcache.exceptions import MemcacheError, MemcacheUnexpectedCloseError
 
         try:
             return getattr(self.client, method)(*args)
+        except (MemcacheUnexpectedCloseError, ConnectionResetError, BrokenPipeError):
+            pass  # most likely a pooled connection from before the node restarted: one retry, fresh socket
         except (MemcacheError, OSError) as exc:
-            if self.available():
-                log.warning(
-                    "memcached node %s failed (%s); out for %.0fs", self.address, exc, self.retry_after
-                )
-            self.down_until = time.monotonic() + self.retry_after
-            raise _NodeDown(str(self.address)) from exc
+            raise self._down(exc) from exc
+        try:
+            return getattr(self.client, method)(*args)
+        except (MemcacheError, OSError) as exc:
+            raise self._down(exc) from exc
+
+    def _down(self, exc: Exception) -> _NodeDown:
+        if self.available():
+            log.warning(
+                "memcached node %s failed (%s: %s); skipping it for %.1fs",
+                self.address,
+                type(exc).__name__,
+                exc,
+                self.retry_after,
+            )
+        self.down_until = time.monotonic() + self.retry_after
+        return _NodeDown(str(self.address))
 
 
 class ReplicatedMemcachedStore:

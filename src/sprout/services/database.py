@@ -124,9 +124,10 @@ def _name(parsed: URL) -> str:
 def _server_engine(parsed: URL) -> sa.Engine:
     # Connect to the server, not the maybe-missing database: no db for MySQL, the maintenance db for Postgres.
     server_db = None if parsed.get_backend_name() == "mysql" else "postgres"
-    return sa.create_engine(
-        parsed.set(database=server_db), poolclass=sa.pool.NullPool, isolation_level="AUTOCOMMIT"
+    server = URL.create(
+        parsed.drivername, parsed.username, parsed.password, parsed.host, parsed.port, server_db, parsed.query
     )
+    return sa.create_engine(server, poolclass=sa.pool.NullPool, isolation_level="AUTOCOMMIT")
 
 
 def _exists(conn: sa.Connection, parsed: URL, name: str) -> bool:

@@ -1,0 +1,71 @@
+"""The database resource: URL normalisation, create-if-missing on MariaDB and PostgreSQL, SQLite paths."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from sprout.errors import ServiceError, UserError
+from sprout.services import database
+
+
+@pytest.mark.parametrize(
+    ("url", "normalised"),
+    [
+        ("mysql://root@127.0.0.1:3306/shop", "mysql+pymysql://root@127.0.0.1:3306/shop"),
+        ("mariadb://root@db/shop", "mysql+pymysql://root@db/shop"),
+        ("mysql+pymysql://root@db/shop", "mysql+pymysql://root@db/shop"),
+        ("postgres://u@db/shop", "postgresql+psycopg://u@db/shop"),
+        ("postgresql://u@db/shop", "postgresql+psycopg://u@db/shop"),
+        ("sqlite:////tmp/x.sqlite3", "sqlite:////tmp/x.sqlite3"),
+    ],
+)
+def test_normalise_url(url: str, normalised: str) -> None:
+    assert database.normalise_url(url) == normalised
+
+
+def test_sqlite_lives_in_the_environment_folder(tmp_path: Path) -> None:
+    url = database.database_url("sqlite", None, tmp_path / "envs" / "prod")
+    assert url == f"sqlite:///{tmp_path}/envs/prod/database.sqlite3"
+    assert database.ensure_database(url) is True
+    assert (tmp_path / "envs" / "prod").is_dir()
+    database.check_database(url)
+
+
+def test_external_engines_need_a_url(tmp_path: Path) -> None:
+    with pytest.raises(UserError) as err:
+        database.database_url("mysql", None, tmp_path)
+    assert str(err.value) == "[resources.database] engine 'mysql' needs a url, e.g. mysql://user@host/name"
+
+
+@pytest.mark.parametrize("server", ["mysql://root@127.0.0.1:3306", "postgres://postgres@127.0.0.1:5432"])
+def test_create_if_missing_then_nothing_to_do(server: str) -> None:
+    url = f"{server}/sprout_test_{uuid.uuid4().hex[:12]}"
+    try:
+        assert database.ensure_database(url) is True
+        assert database.ensure_database(url) is False
+        database.check_database(url)
+        engine = sa.create_engine(database.normalise_url(url))
+        with engine.begin() as conn:
+            conn.execute(sa.text("CREATE TABLE t (id INTEGER PRIMARY KEY)"))
+        engine.dispose()
+    finally:
+        database.drop_database(url)
+    with pytest.raises(ServiceError):
+        database.check_database(url)
+
+
+def test_unsafe_database_names_are_refused() -> None:
+    with pytest.raises(UserError, match="must name a database made of letters, digits and underscores"):
+        database.ensure_database("mysql://root@127.0.0.1:3306/x`; DROP")
+
+
+def test_unreachable_server_says_where() -> None:
+    with pytest.raises(ServiceError) as err:
+        database.ensure_database("mysql://root:secret@127.0.0.1:9/shop")
+    message = str(err.value)
+    assert message.startswith("database mysql+pymysql://root:***@127.0.0.1:9/shop: ")
+    assert message.endswith("check that the server runs and the URL is right")
