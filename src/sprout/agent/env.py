@@ -1,0 +1,72 @@
+"""The app contract environment: what an app process sees, and nothing it should not."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from sprout.providers.base import InstanceSpec
+
+#: Variables passed through from the agent's own environment: locale, identity, temp and cache
+#: locations, proxies and certificates (so `install` can reach a package index), pip's settings.
+PASSTHROUGH = (
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "LANG",
+    "LANGUAGE",
+    "TZ",
+    "TMPDIR",
+    "XDG_CACHE_HOME",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "NO_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "no_proxy",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "REQUESTS_CA_BUNDLE",
+)
+PASSTHROUGH_PREFIXES = ("LC_", "PIP_")
+DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
+
+
+def base_env(environ: Mapping[str, str], venv: Path) -> dict[str, str]:
+    """The environment for any command of the bundle: passthrough variables, the venv's bin first on PATH."""
+    env = {
+        name: value
+        for name, value in environ.items()
+        if name in PASSTHROUGH or name.startswith(PASSTHROUGH_PREFIXES)
+    }
+    env["PATH"] = f"{venv / 'bin'}{os.pathsep}{environ.get('PATH') or DEFAULT_PATH}"
+    env["VIRTUAL_ENV"] = str(venv)
+    # Logs are read line by line while the app runs; a block-buffered stdout would hold them back.
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def app_env(spec: InstanceSpec, environ: Mapping[str, str], venv: Path) -> dict[str, str]:
+    """The `web` command's environment: base, the spec's variables, the contract, then the secrets."""
+    env = base_env(environ, venv)
+    env.update(spec.env_vars)
+    env.update(
+        {
+            "HOST": spec.host,
+            "PORT": str(spec.port),
+            "SPROUT_APP": spec.app,
+            "SPROUT_ENV": spec.env,
+            "SPROUT_VERSION": spec.version,
+            "SPROUT_INSTANCE": spec.instance_id,
+            "SPROUT_ZONE": spec.zone,
+        }
+    )
+    # Secret values never touch the spec file: they exist only in the agent's inherited environment.
+    env.update({name: environ[name] for name in spec.secret_names if name in environ})
+    return env
+
+
+def missing_secrets(spec: InstanceSpec, environ: Mapping[str, str]) -> list[str]:
+    """The secret names the spec expects that the agent's environment does not carry."""
+    return [name for name in spec.secret_names if name not in environ]

@@ -1,0 +1,127 @@
+"""The agent's story: read the spec, bootstrap the bundle, run the app, exit with the app.
+
+An instance is this process. It reads its `InstanceSpec` (the user data), makes sure the bundle is
+fetched, verified, unpacked and installed in the per-version cache (`bootstrap.prepare`), then runs the
+app's `web` command with the contract environment under a `Supervisor` until the app exits. Every step
+is a `system` line in the instance's log; a bootstrap failure is logged and the agent exits non-zero,
+so the control plane replaces the instance as an Auto Scaling Group would.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from types import FrameType
+
+from sprout.agent.bootstrap import prepare
+from sprout.agent.env import app_env, base_env, missing_secrets
+from sprout.agent.logfile import InstanceLog
+from sprout.agent.supervise import Supervisor
+from sprout.errors import SproutError, UserError
+from sprout.providers.base import InstanceSpec
+
+#: Exit status of an agent whose bootstrap failed (the app never ran).
+BOOTSTRAP_FAILED = 70
+#: Exit status of an agent stopped before its app started.
+STOPPED_EARLY = 143
+
+
+class _StoppedDuringBootstrap(Exception):
+    """A stop signal arrived before the app was started."""
+
+
+def load_spec(path: Path) -> InstanceSpec:
+    """The instance spec in the JSON file `path`."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return InstanceSpec.from_json(data)
+    except (OSError, ValueError, TypeError) as exc:
+        raise UserError(
+            f"{path}: not a readable instance spec ({exc}); the provider writes it at launch"
+        ) from exc
+
+
+def run_agent(spec: InstanceSpec, environ: Mapping[str, str]) -> int:
+    """Bootstrap and run one instance to the end; return the agent's exit status."""
+    log = InstanceLog(spec)
+    try:
+        return _run(spec, environ, log)
+    finally:
+        log.close()
+
+
+def _run(spec: InstanceSpec, environ: Mapping[str, str], log: InstanceLog) -> int:
+    started = time.monotonic()
+    supervisor: Supervisor | None = None
+
+    def on_stop(signum: int, frame: FrameType | None) -> None:
+        if supervisor is None:
+            raise _StoppedDuringBootstrap(signal.Signals(signum).name)
+        supervisor.stop(signum)
+
+    signal.signal(signal.SIGTERM, on_stop)
+    signal.signal(signal.SIGINT, on_stop)
+    log.emit(
+        "system",
+        f"agent started (pid {os.getpid()}): instance {spec.instance_id}, {spec.app}/{spec.env} "
+        f"{spec.version}, zone {spec.zone}, {spec.host}:{spec.port}",
+    )
+    cache_dir = Path(spec.cache_dir)
+    try:
+        missing = missing_secrets(spec, environ)
+        if missing:
+            raise UserError(
+                f"secrets {', '.join(missing)} are not in the agent's environment; the control plane "
+                "resolves [secrets] before launching, so check their sources and launch again"
+            )
+        install_env = base_env(environ, cache_dir / spec.bundle_sha256 / "venv")
+        install_env.update(spec.env_vars)
+        prepared = prepare(
+            sha256=spec.bundle_sha256,
+            store_url=spec.store_url,
+            cache_dir=cache_dir,
+            install=spec.install,
+            install_env=install_env,
+            emit=log.emit,
+        )
+    except _StoppedDuringBootstrap as stop:
+        log.emit("system", f"received {stop}: stopped during bootstrap, the app never started")
+        return STOPPED_EARLY
+    except (SproutError, OSError) as exc:
+        log.emit("system", f"bootstrap failed: {exc}")
+        return BOOTSTRAP_FAILED
+    source = "cache" if prepared.cached else "a fresh bootstrap"
+    log.emit("system", f"bundle ready from {source} in {time.monotonic() - started:.3f}s")
+    supervisor = Supervisor(
+        spec.web,
+        cwd=prepared.app_dir,
+        env=app_env(spec, environ, prepared.venv),
+        grace=spec.grace,
+        emit=log.emit,
+    )
+    try:
+        status = supervisor.run()
+    except OSError as exc:
+        log.emit("system", f"cannot start the web command: {exc}")
+        return BOOTSTRAP_FAILED
+    log.emit("system", f"agent exiting with status {status}")
+    return status
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m sprout.agent --spec FILE`: the lean entry point the local provider starts."""
+    parser = argparse.ArgumentParser(prog="sprout agent", description="Bootstrap and supervise one instance.")
+    parser.add_argument("--spec", required=True, type=Path, help="the instance spec JSON file")
+    args = parser.parse_args(argv)
+    try:
+        spec = load_spec(args.spec)
+    except SproutError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    return run_agent(spec, os.environ)
