@@ -1,0 +1,296 @@
+"""The release engine: starts releases under the environment's lock and advances them step by step.
+
+A deployment's `state` is the name of its current step (see `steps.py`); every transition is persisted
+with the step's data and recorded as an event before the next step runs, so a control plane that
+restarts resumes each unfinished release where it stood (`tick_all`). A failed step moves the release
+to `aborting`, whose undo (remove the new group, traffic and capacity back to the old one) is itself
+idempotent. Terminal deployments have state `done` and an outcome: succeeded, aborted or rolled_back.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import NoReturn
+
+from sprout.deploy.fleet import Fleet, Group
+from sprout.deploy.steps import FIRST_STEP, STEPS, Step, Transition
+from sprout.errors import ConflictError, NotFoundError, UserError
+from sprout.spec.models import Manifest
+from sprout.state.models import Deployment
+from sprout.state.store import StateStore
+
+ManifestLookup = Callable[[str, str], Manifest]
+
+ABORTING = "aborting"
+DONE = "done"
+
+
+@dataclass(frozen=True)
+class RollbackResult:
+    """How a rollback went: an instant weight switch to a warm fleet, or a new release of an old version."""
+
+    instant: bool
+    version: str
+    deployment: Deployment | None = None
+
+
+class ReleaseEngine:
+    """Runs releases of one control plane; wired with the state store, a fleet and a manifest lookup."""
+
+    def __init__(
+        self,
+        store: StateStore,
+        fleet: Fleet,
+        manifests: ManifestLookup,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.fleet = fleet
+        self.manifests = manifests
+        self.clock = clock
+
+    def start(
+        self, app: str, env: str, version: str, strategy: str | None, user: str, note: str = ""
+    ) -> Deployment:
+        """Begin releasing `version` into `app/env`; fail at once if another release holds the lock."""
+        if self.store.get_version(app, version) is None:
+            raise NotFoundError(f"{app} {version}: no such version (push one with `sprout push`)")
+        manifest = self.manifests(app, version)
+        strategy = strategy or manifest.deploy.strategy
+        if strategy not in ("rolling", "rolling_with_batch", "immutable", "bluegreen", "canary"):
+            raise UserError(
+                f"--strategy: unknown strategy {strategy!r} (rolling, rolling_with_batch, immutable, bluegreen, canary)"
+            )
+        env_id = f"{app}/{env}"
+        holder = (
+            f"{user}: {version} ({strategy}) since {time.strftime('%H:%M:%S', time.localtime(self.clock()))}"
+        )
+        if not self.store.acquire_lock(env_id, holder):
+            raise ConflictError(
+                f"{env_id}: another release is in progress (held by {self.store.lock_holder(env_id)}); "
+                "wait for it, or `sprout rollback` to stop it"
+            )
+        now = self.clock()
+        data = {"entered_at": now, "started": now, "holder": holder, "note": note}
+        deployment = self.store.create_deployment(
+            app, env, version, strategy, user, state=FIRST_STEP, data=data
+        )
+        self.store.record_event(
+            app,
+            env,
+            "release.start",
+            f"release {deployment.id}: {version} ({strategy}) by {user}",
+            deployment=deployment.id,
+        )
+        return deployment
+
+    def tick(self, deployment_id: int) -> Deployment:
+        """Run the current step of a release once and persist where it leads."""
+        deployment = self.store.get_deployment(deployment_id)
+        if deployment.state == DONE:
+            return deployment
+        if deployment.state == ABORTING:
+            return self._undo(deployment)
+        step = self._step(deployment)
+        transition = STEPS[deployment.state](step)
+        return self._apply(deployment, transition)
+
+    def tick_all(self) -> list[Deployment]:
+        """Advance every unfinished release once (the daemon calls this every loop, and on start)."""
+        return [self.tick(d.id) for d in self.store.list_deployments(unfinished=True)]
+
+    def run(self, deployment_id: int, poll: float = 0.2, timeout: float = 3600.0) -> Deployment:
+        """Tick a release until it is done (used when no daemon drives it)."""
+        deadline = self.clock() + timeout
+        deployment = self.tick(deployment_id)
+        while deployment.state != DONE:
+            if self.clock() > deadline:
+                raise ConflictError(
+                    f"release {deployment_id}: still at step {deployment.state} after {timeout:g}s"
+                )
+            time.sleep(poll)
+            deployment = self.tick(deployment_id)
+        return deployment
+
+    def active(self, app: str, env: str) -> Deployment | None:
+        """The environment's unfinished release, if any."""
+        running = self.store.list_deployments(app, env, unfinished=True)
+        return running[-1] if running else None
+
+    def rollback(self, app: str, env: str, user: str, to: str | None = None) -> RollbackResult:
+        """Back to the warm old fleet at once if one is kept, else release the earlier version anew."""
+        cancelled = self._cancel_active(app, env, user)
+        environment = self.store.get_environment(app, env) or _missing(app, env)
+        if (
+            cancelled is not None
+            and to in (None, environment.current_version)
+            and environment.current_version
+        ):
+            return RollbackResult(instant=True, version=environment.current_version, deployment=cancelled)
+        now = self.clock()
+        groups = self.fleet.groups(app, env)
+        warm = [
+            g
+            for g in groups.values()
+            if g.standby_until is not None and g.standby_until > now and (to is None or g.version == to)
+        ]
+        if warm:
+            target = max(warm, key=lambda g: g.standby_until or 0.0)
+            live = [g for g in groups.values() if g.name != target.name and g.weight > 0]
+            self.fleet.set_weights(app, env, {target.name: 100, **{g.name: 0 for g in live}})
+            self.fleet.set_group(app, env, Group(target.name, target.version, target.capacity, 100))
+            for group in live:
+                self.fleet.remove_group(app, env, group.name)
+            self._history(
+                user,
+                app,
+                env,
+                "rollback",
+                target.version,
+                f"instant rollback to {target.version} (warm fleet {target.name})",
+            )
+            self.store.set_current_version(app, env, target.version)
+            return RollbackResult(instant=True, version=target.version)
+        version = to or self._previous_version(app, env)
+        deployment = self.start(app, env, version, None, user, note=f"rollback to {version}")
+        return RollbackResult(instant=False, version=version, deployment=deployment)
+
+    def swap(self, app: str, env: str, user: str) -> str:
+        """Blue/green: send all traffic to the warm fleet, keeping the live one warm in its place."""
+        now = self.clock()
+        groups = self.fleet.groups(app, env)
+        warm = [g for g in groups.values() if g.standby_until is not None and g.standby_until > now]
+        live = [g for g in groups.values() if g.weight > 0 and g.standby_until is None]
+        if not warm or not live:
+            raise UserError(f"{app}/{env}: nothing to swap (no warm fleet kept by a blue/green release)")
+        if self.active(app, env) is not None:
+            raise ConflictError(f"{app}/{env}: a release is in progress; swap after it finishes")
+        standby, current = warm[0], live[0]
+        self.fleet.set_weights(app, env, {standby.name: 100, current.name: 0})
+        self.fleet.set_group(app, env, Group(standby.name, standby.version, standby.capacity, 100))
+        self.fleet.set_group(
+            app, env, Group(current.name, current.version, current.capacity, 0, standby.standby_until)
+        )
+        self.store.set_current_version(app, env, standby.version)
+        self._history(
+            user,
+            app,
+            env,
+            "swap",
+            standby.version,
+            f"swap {current.name} ({current.version}) → {standby.name} ({standby.version})",
+        )
+        return standby.version
+
+    def retire_expired(self, app: str, env: str) -> list[str]:
+        """Remove warm fleets whose rollback window has passed; their names."""
+        now = self.clock()
+        expired = [
+            g.name
+            for g in self.fleet.groups(app, env).values()
+            if g.standby_until is not None and g.standby_until <= now
+        ]
+        for name in expired:
+            self.fleet.remove_group(app, env, name)
+            self.store.record_event(app, env, "release.retire", f"rollback window over: group {name} removed")
+        return expired
+
+    def _step(self, deployment: Deployment) -> Step:
+        return Step(
+            app=deployment.app,
+            env=deployment.env,
+            version=deployment.version,
+            strategy=deployment.strategy,
+            data=dict(deployment.data),
+            fleet=self.fleet,
+            manifest=self.manifests(deployment.app, deployment.version),
+            now=self.clock(),
+            entered_at=float(deployment.data.get("entered_at", deployment.started_at)),
+        )
+
+    def _apply(self, deployment: Deployment, transition: Transition) -> Deployment:
+        data = {**deployment.data, **transition.data}
+        d = deployment
+        if transition.kind == "stay":
+            if transition.reason != deployment.data.get("waiting"):
+                data["waiting"] = transition.reason
+                return self.store.update_deployment(d.id, data=data)
+            return deployment
+        data.pop("waiting", None)
+        data["entered_at"] = self.clock()
+        if transition.kind == "to":
+            self._event(d, f"{d.state} → {transition.target}: {transition.reason}")
+            return self.store.update_deployment(d.id, state=transition.target, step=d.step + 1, data=data)
+        if transition.kind == "abort":
+            traffic_moved = "analysis" in transition.data
+            data["outcome"] = "rolled_back" if traffic_moved else "aborted"
+            self._event(d, f"{d.state} → {ABORTING}: {transition.reason}")
+            return self.store.update_deployment(
+                d.id, state=ABORTING, step=d.step + 1, reason=transition.reason, data=data
+            )
+        self.store.set_current_version(d.app, d.env, d.version)
+        return self._done(d, data, "succeeded", transition.reason)
+
+    def _undo(self, deployment: Deployment) -> Deployment:
+        d, data = deployment, deployment.data
+        new, old = data.get("new"), data.get("old")
+        groups = self.fleet.groups(d.app, d.env)
+        if old and old in groups:
+            kept = groups[old]
+            full = int(data.get("full", kept.capacity))
+            self.fleet.set_group(d.app, d.env, Group(kept.name, kept.version, max(full, kept.capacity), 100))
+            self.fleet.set_weights(d.app, d.env, {old: 100, **({new: 0} if new else {})})
+        if new and new in groups:
+            self.fleet.remove_group(d.app, d.env, new)
+        return self._done(d, dict(data), str(data.get("outcome", "aborted")), d.reason or "aborted")
+
+    def _done(self, d: Deployment, data: dict[str, object], outcome: str, reason: str) -> Deployment:
+        now = self.clock()
+        duration = now - float(d.data.get("started", d.started_at))
+        data["duration"] = round(duration, 3)
+        finished = self.store.update_deployment(
+            d.id, state=DONE, step=d.step + 1, finished_at=now, outcome=outcome, reason=reason, data=data
+        )
+        self.store.release_lock(f"{d.app}/{d.env}", str(d.data.get("holder", "")))
+        self._event(d, f"release {outcome}: {reason}")
+        self._history(
+            d.user,
+            d.app,
+            d.env,
+            "deploy",
+            d.version,
+            f"{d.strategy} release of {d.version}: {outcome} in {duration:.1f}s ({reason})",
+        )
+        return finished
+
+    def _cancel_active(self, app: str, env: str, user: str) -> Deployment | None:
+        active = self.active(app, env)
+        if active is None:
+            return None
+        reason = f"cancelled by {user}'s rollback at step {active.state}"
+        data = {**active.data, "outcome": "aborted"}
+        self.store.update_deployment(active.id, state=ABORTING, reason=reason, data=data)
+        return self._undo(self.store.get_deployment(active.id))
+
+    def _previous_version(self, app: str, env: str) -> str:
+        current = (self.store.get_environment(app, env) or _missing(app, env)).current_version
+        for deployment in reversed(self.store.list_deployments(app, env)):
+            if deployment.outcome == "succeeded" and deployment.version != current:
+                return deployment.version
+        raise UserError(f"{app}/{env}: no earlier version to roll back to (use --to vN)")
+
+    def _event(self, d: Deployment, message: str) -> None:
+        self.store.record_event(d.app, d.env, "release.step", f"release {d.id}: {message}", deployment=d.id)
+
+    def _history(self, user: str, app: str, env: str, action: str, version: str, text: str) -> None:
+        environment = self.store.get_environment(app, env)
+        digest = environment.manifest_hash if environment else None
+        self.store.append_history(
+            user=user, app=app, env=env, action=action, manifest_hash=digest, version=version, diff_text=text
+        )
+
+
+def _missing(app: str, env: str) -> NoReturn:
+    raise NotFoundError(f"{app}/{env}: no such environment (see `sprout status`)")

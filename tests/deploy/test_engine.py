@@ -1,0 +1,244 @@
+"""The release engine on an in-memory fleet: every strategy, aborts, canary analysis, locks, rollback, resume."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from sprout.deploy.engine import DONE, ReleaseEngine
+from sprout.errors import ConflictError
+from sprout.spec import parse_manifest
+from sprout.spec.models import Manifest
+from sprout.state.models import Deployment
+from sprout.state.store import StateStore
+
+from .memory_fleet import MemoryFleet
+
+APP, ENV = "shop", "production"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def manifest(strategy: str = "bluegreen", **deploy: object) -> Manifest:
+    return parse_manifest(
+        {
+            "app": {"name": APP, "web": "python app.py"},
+            "instances": {"min": 2, "max": 6},
+            "deploy": {"strategy": strategy, "rollback_window": "10m", "health_timeout": "30s", **deploy},
+        }
+    )
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> StateStore:
+    store = StateStore(tmp_path / "state.db")
+    store.upsert_environment(APP, ENV, manifest(), tmp_path)
+    for n in (1, 2):
+        store.add_version(APP, f"{n:064x}", 1000, manifest())
+    return store
+
+
+def make_engine(store: StateStore, fleet: MemoryFleet, clock: Clock, m: Manifest) -> ReleaseEngine:
+    return ReleaseEngine(store, fleet, lambda app, version: m, clock)
+
+
+def drive(
+    engine: ReleaseEngine,
+    d: Deployment,
+    clock: Clock,
+    fleet: MemoryFleet,
+    check: Callable[[], None] = lambda: None,
+    limit: int = 400,
+) -> Deployment:
+    """Tick until done, one simulated second and 50 requests per tick, checking an invariant each tick."""
+    for _ in range(limit):
+        d = engine.tick(d.id)
+        check()
+        if d.state == DONE:
+            return d
+        clock.now += 1
+        fleet.send(50)
+    raise AssertionError(f"release stuck at {d.state}: {d.data.get('waiting')}")
+
+
+def first_release(store: StateStore, fleet: MemoryFleet, clock: Clock, m: Manifest) -> None:
+    engine = make_engine(store, fleet, clock, m)
+    d = drive(engine, engine.start(APP, ENV, "v1", None, "alice"), clock, fleet)
+    assert d.outcome == "succeeded"
+
+
+@pytest.mark.parametrize(
+    ("strategy", "min_serving", "max_capacity"),
+    [
+        ("bluegreen", 2, 4),
+        ("immutable", 2, 4),
+        ("rolling_with_batch", 2, 3),
+        ("rolling", 1, 2),
+        ("canary", 2, 4),
+    ],
+)
+def test_strategy_replaces_version_without_losing_capacity(
+    store: StateStore, strategy: str, min_serving: int, max_capacity: int
+) -> None:
+    clock, fleet, m = Clock(), MemoryFleet(), manifest(strategy, canary={"interval": "5s", "min_requests": 5})
+    first_release(store, fleet, clock, m)
+    engine = make_engine(store, fleet, clock, m)
+    seen: list[tuple[int, int]] = []
+
+    def check() -> None:
+        live = sum(g.capacity for g in fleet.state.values() if g.standby_until is None)
+        seen.append((fleet.serving(), live))
+
+    d = drive(engine, engine.start(APP, ENV, "v2", strategy, "alice"), clock, fleet, check)
+    assert (d.outcome, d.reason) == ("succeeded", "v2 serves 100% of traffic")
+    assert min(s for s, _ in seen) >= min_serving
+    assert max(c for _, c in seen) <= max_capacity
+    serving = {n: g for n, g in fleet.state.items() if g.weight > 0}
+    assert [g.version for g in serving.values()] == ["v2"]
+    assert sum(g.capacity for g in serving.values()) == 2
+    assert store.get_environment(APP, ENV).current_version == "v2"
+    assert fleet.releases == ["v1", "v2"]
+    assert store.lock_holder(f"{APP}/{ENV}") is None
+    kept = [g for g in fleet.state.values() if g.standby_until is not None]
+    assert [g.version for g in kept] == (["v1"] if strategy in ("bluegreen", "canary") else [])
+
+
+def test_canary_walks_its_weight_steps(store: StateStore) -> None:
+    clock, fleet, m = Clock(), MemoryFleet(), manifest("canary", canary={"interval": "5s", "min_requests": 1})
+    first_release(store, fleet, clock, m)
+    engine = make_engine(store, fleet, clock, m)
+    drive(engine, engine.start(APP, ENV, "v2", None, "alice"), clock, fleet)
+    new_weights = [w["green"] for w in fleet.weight_log if "green" in w]
+    assert [w for i, w in enumerate(new_weights) if i == 0 or w != new_weights[i - 1]] == [5, 25, 50, 100]
+
+
+def test_bad_canary_rolls_back_automatically_with_its_reason(store: StateStore) -> None:
+    clock, m = Clock(), manifest("canary", canary={"interval": "10s", "min_requests": 20})
+    fleet = MemoryFleet(error_rate={"v2": 0.05})
+    first_release(store, fleet, clock, m)
+    engine = make_engine(store, fleet, clock, m)
+    d = drive(engine, engine.start(APP, ENV, "v2", None, "alice"), clock, fleet)
+    assert d.outcome == "rolled_back"
+    assert re.fullmatch(
+        r"canary analysis: canary 5xx rate [\d.]+% \(\d+/\d+\) vs stable 0\.0%: above the allowed \+1\.0%",
+        d.reason or "",
+    )
+    assert {n: (g.version, g.weight) for n, g in fleet.state.items()} == {"blue": ("v1", 100)}
+    assert max(w.get("green", 0) for w in fleet.weight_log) == 5
+    assert "rolled_back" in store.list_history(APP, ENV)[-1].diff_text
+
+
+def test_unhealthy_version_is_aborted_and_never_gets_traffic(store: StateStore) -> None:
+    clock, m = Clock(), manifest("bluegreen")
+    fleet = MemoryFleet(bad=frozenset({"v2"}))
+    first_release(store, fleet, clock, m)
+    engine = make_engine(store, fleet, clock, m)
+    d = drive(engine, engine.start(APP, ENV, "v2", None, "alice"), clock, fleet)
+    assert d.outcome == "aborted"
+    assert d.reason == "new instances not healthy on / after 30s (0/2 healthy): GET / answered 500"
+    assert all(w.get("green", 0) == 0 for w in fleet.weight_log)
+    assert {n: g.version for n, g in fleet.state.items()} == {"blue": "v1"}
+    assert store.get_environment(APP, ENV).current_version == "v1"
+
+
+def test_failing_release_command_aborts_before_launch(store: StateStore) -> None:
+    clock, m = Clock(), manifest("bluegreen")
+    fleet = MemoryFleet()
+    first_release(store, fleet, clock, m)
+    fleet.failing_release.add("v2")
+    engine = make_engine(store, fleet, clock, m)
+    d = drive(engine, engine.start(APP, ENV, "v2", None, "alice"), clock, fleet)
+    assert (d.outcome, d.reason) == ("aborted", "release command failed: `python -m migrate` exited 1 for v2")
+    assert set(fleet.state) == {"blue"}
+
+
+def test_second_release_fails_fast_naming_the_holder(store: StateStore) -> None:
+    clock, fleet, m = Clock(), MemoryFleet(), manifest()
+    engine = make_engine(store, fleet, clock, m)
+    engine.start(APP, ENV, "v1", None, "alice")
+    with pytest.raises(
+        ConflictError,
+        match=r"shop/production: another release is in progress \(held by alice: v1 \(bluegreen\)",
+    ):
+        engine.start(APP, ENV, "v2", None, "bob")
+
+
+def test_instant_rollback_inside_the_window(store: StateStore) -> None:
+    clock, fleet, m = Clock(), MemoryFleet(), manifest("bluegreen")
+    first_release(store, fleet, clock, m)
+    engine = make_engine(store, fleet, clock, m)
+    drive(engine, engine.start(APP, ENV, "v2", None, "alice"), clock, fleet)
+    result = engine.rollback(APP, ENV, "alice")
+    assert (result.instant, result.version) == (True, "v1")
+    assert {n: (g.version, g.weight) for n, g in fleet.state.items()} == {"blue": ("v1", 100)}
+    assert store.get_environment(APP, ENV).current_version == "v1"
+    assert store.list_history(APP, ENV)[-1].action == "rollback"
+
+
+def test_rollback_after_the_window_redeploys_the_earlier_version(store: StateStore) -> None:
+    clock, fleet, m = Clock(), MemoryFleet(), manifest("bluegreen")
+    first_release(store, fleet, clock, m)
+    engine = make_engine(store, fleet, clock, m)
+    drive(engine, engine.start(APP, ENV, "v2", None, "alice"), clock, fleet)
+    clock.now += 601
+    assert engine.retire_expired(APP, ENV) == ["blue"]
+    result = engine.rollback(APP, ENV, "alice")
+    assert (result.instant, result.version) == (False, "v1")
+    assert result.deployment is not None
+    d = drive(engine, result.deployment, clock, fleet)
+    assert d.outcome == "succeeded"
+    assert [g.version for g in fleet.state.values() if g.weight > 0] == ["v1"]
+
+
+def test_swap_switches_back_and_forth(store: StateStore) -> None:
+    clock, fleet, m = Clock(), MemoryFleet(), manifest("bluegreen")
+    first_release(store, fleet, clock, m)
+    engine = make_engine(store, fleet, clock, m)
+    drive(engine, engine.start(APP, ENV, "v2", None, "alice"), clock, fleet)
+    assert engine.swap(APP, ENV, "alice") == "v1"
+    assert engine.swap(APP, ENV, "alice") == "v2"
+    assert {g.version: g.weight for g in fleet.state.values()} == {"v1": 0, "v2": 100}
+
+
+def test_rollback_cancels_a_stuck_release(store: StateStore) -> None:
+    clock, m = Clock(), manifest("bluegreen", health_timeout="1h")
+    fleet = MemoryFleet(bad=frozenset({"v2"}))
+    first_release(store, fleet, clock, m)
+    engine = make_engine(store, fleet, clock, m)
+    d = engine.start(APP, ENV, "v2", None, "alice")
+    for _ in range(5):
+        d = engine.tick(d.id)
+    assert d.state == "wait_healthy"
+    engine.rollback(APP, ENV, "bob")
+    d = store.get_deployment(d.id)
+    assert (d.state, d.outcome) == (DONE, "aborted")
+    assert d.reason == "cancelled by bob's rollback at step wait_healthy"
+    assert {g.version for g in fleet.state.values()} == {"v1"}
+    assert store.lock_holder(f"{APP}/{ENV}") is None
+
+
+@pytest.mark.parametrize("crash_after", range(1, 12))
+def test_a_restarted_engine_resumes_from_any_step(store: StateStore, crash_after: int) -> None:
+    clock, fleet, m = Clock(), MemoryFleet(), manifest("bluegreen")
+    first_release(store, fleet, clock, m)
+    engine = make_engine(store, fleet, clock, m)
+    d = engine.start(APP, ENV, "v2", None, "alice")
+    for _ in range(crash_after):
+        d = engine.tick(d.id)
+        clock.now += 1
+    restarted = make_engine(store, fleet, clock, m)
+    resumed = restarted.tick_all()
+    d = drive(restarted, resumed[0] if resumed else d, clock, fleet)
+    assert d.outcome == "succeeded"
+    assert [g.version for g in fleet.state.values() if g.weight > 0] == ["v2"]
+    assert len(store.list_deployments(APP, ENV, unfinished=True)) == 0
+    assert 0 < d.data["duration"] < 60
