@@ -73,7 +73,7 @@ def pack(app_dir: Path, out_dir: Path) -> PackedBundle:
     return PackedBundle(path=final, sha256=digest, size=final.stat().st_size, files=len(files))
 
 
-def is_ignored(rel: str, is_dir: bool, rules: list[_Rules]) -> bool:
+def _is_ignored(rel: str, is_dir: bool, rules: list[_Rules]) -> bool:
     """Whether the path `rel` (posix, relative to the app root) is excluded by the rules that apply."""
     probe = rel + "/" if is_dir else rel
     if _ALWAYS.match_file(probe):
@@ -104,7 +104,7 @@ def _walk(root: Path, out_dir: Path) -> Iterator[tuple[str, Path]]:
             if path == out_dir:
                 continue
             if entry.is_symlink():
-                if is_ignored(rel, entry.is_dir(), rules):
+                if _is_ignored(rel, entry.is_dir(), rules):
                     continue
                 if _check_symlink(root, path, rel):
                     raise BundleError(
@@ -113,12 +113,12 @@ def _walk(root: Path, out_dir: Path) -> Iterator[tuple[str, Path]]:
                     )
                 yield rel, path
             elif entry.is_dir(follow_symlinks=False):
-                if not is_ignored(rel, True, rules):
+                if not _is_ignored(rel, True, rules):
                     stack.append((path, rel, rules))
             elif entry.is_file(follow_symlinks=False):
-                if not is_ignored(rel, False, rules):
+                if not _is_ignored(rel, False, rules):
                     yield rel, path
-            elif not is_ignored(rel, False, rules):
+            elif not _is_ignored(rel, False, rules):
                 raise BundleError(
                     f"{root}: {rel} is not a regular file (socket, FIFO or device); "
                     "remove it or add it to .sproutignore"
