@@ -1,0 +1,1 @@
+"""Cost: prices per size, accounting from instance lifetimes, reports and recommendations."""
