@@ -1,0 +1,145 @@
+"""The control-plane API: a Starlette app over the controller, behind the bearer-token middleware.
+
+Routes (all JSON, all under the token):
+  GET    /v1/healthz                     the daemon answers
+  GET    /v1/status                      environments, their URLs and instances; the router; the daemon
+  POST   /v1/apply                       {app_dir, env, port?, user?, secrets?} → the plan's text, or no changes
+  DELETE /v1/environments/{app}/{env}    stop an environment's instances and resources, remove its route
+  GET    /v1/logs                        query the central log store
+  GET    /v1/events                      the control plane's decisions
+  POST   /v1/shutdown                    {router?: bool} stop the daemon (and the router)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any, Protocol
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from sprout.api.auth import BearerAuth
+from sprout.errors import ConflictError, NotFoundError, ServiceError, SproutError, UserError
+
+log = logging.getLogger(__name__)
+
+
+class Controller(Protocol):
+    """What the API needs from the control plane (the daemon's `Controller`)."""
+
+    def status(self) -> dict[str, Any]:
+        """The whole observable state."""
+        ...
+
+    def apply(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Apply an app folder's manifest to an environment."""
+        ...
+
+    def down(self, app: str, env: str, user: str) -> dict[str, Any]:
+        """Tear an environment down."""
+        ...
+
+    def logs(self, query: dict[str, str]) -> dict[str, Any]:
+        """Log lines matching a query."""
+        ...
+
+    def events(self, query: dict[str, str]) -> dict[str, Any]:
+        """Recorded events matching a query."""
+        ...
+
+    def shutdown(self, stop_router: bool) -> dict[str, Any]:
+        """Stop the daemon (and optionally the router)."""
+        ...
+
+
+def error_status(exc: SproutError) -> int:
+    """The HTTP status of an error kind."""
+    if isinstance(exc, NotFoundError):
+        return 404
+    if isinstance(exc, UserError):
+        return 400
+    if isinstance(exc, ConflictError):
+        return 409
+    if isinstance(exc, ServiceError):
+        return 503
+    return 500
+
+
+def create_app(controller: Controller, token: str) -> Starlette:
+    """The API application for one controller, guarded by `token`."""
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"ok": True})
+
+    async def status(request: Request) -> Response:
+        return JSONResponse(await run_in_threadpool(controller.status))
+
+    async def apply(request: Request) -> Response:
+        body = await _json_body(request)
+        if not isinstance(body.get("app_dir"), str) or not body["app_dir"]:
+            raise UserError("apply: the request needs `app_dir` (an absolute path to the app folder)")
+        return JSONResponse(await run_in_threadpool(controller.apply, body))
+
+    async def down(request: Request) -> Response:
+        app_name, env = request.path_params["app"], request.path_params["env"]
+        user = request.query_params.get("user", "unknown")
+        return JSONResponse(await run_in_threadpool(controller.down, app_name, env, user))
+
+    async def logs(request: Request) -> Response:
+        return JSONResponse(await run_in_threadpool(controller.logs, dict(request.query_params)))
+
+    async def events(request: Request) -> Response:
+        return JSONResponse(await run_in_threadpool(controller.events, dict(request.query_params)))
+
+    async def shutdown(request: Request) -> Response:
+        body = await _json_body(request)
+        return JSONResponse(await run_in_threadpool(controller.shutdown, bool(body.get("router"))))
+
+    async def sprout_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, SproutError)
+        return JSONResponse(
+            {"error": str(exc), "kind": type(exc).__name__, "exit_code": exc.exit_code},
+            status_code=error_status(exc),
+        )
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        return JSONResponse({"error": f"{request.method} {request.url.path}: {exc.detail}"}, exc.status_code)
+
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("API %s %s failed", request.method, request.url.path)
+        return JSONResponse({"error": f"internal error: {type(exc).__name__}; see logs/daemon.log"}, 500)
+
+    routes = [
+        Route("/v1/healthz", healthz, methods=["GET"]),
+        Route("/v1/status", status, methods=["GET"]),
+        Route("/v1/apply", apply, methods=["POST"]),
+        Route("/v1/environments/{app}/{env}", down, methods=["DELETE"]),
+        Route("/v1/logs", logs, methods=["GET"]),
+        Route("/v1/events", events, methods=["GET"]),
+        Route("/v1/shutdown", shutdown, methods=["POST"]),
+    ]
+    return Starlette(
+        routes=routes,
+        middleware=[Middleware(BearerAuth, token=token)],
+        exception_handlers={SproutError: sprout_error, HTTPException: http_error, Exception: unexpected},
+    )
+
+
+async def _json_body(request: Request) -> dict[str, Any]:
+    raw = await request.body()
+    if not raw:
+        return {}
+    try:
+        body = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{request.url.path}: request body is not JSON ({exc.msg})") from exc
+    if not isinstance(body, dict):
+        raise UserError(f"{request.url.path}: request body must be a JSON object")
+    return body
