@@ -12,11 +12,14 @@ class Home:
     """The folders and files of one SPROUT_HOME."""
 
     root: Path
+    shared_cache: Path | None = None
 
     @classmethod
     def from_env(cls) -> Home:
-        """The home named by $SPROUT_HOME, else ~/.sprout."""
-        return cls(Path(os.environ.get("SPROUT_HOME") or Path.home() / ".sprout").expanduser().resolve())
+        """The home named by $SPROUT_HOME (else ~/.sprout); $SPROUT_CACHE_DIR shares the bundle cache."""
+        root = Path(os.environ.get("SPROUT_HOME") or Path.home() / ".sprout").expanduser().resolve()
+        shared = os.environ.get("SPROUT_CACHE_DIR")
+        return cls(root, Path(shared).expanduser().resolve() if shared else None)
 
     def ensure(self) -> Home:
         """Create the home's folders (private to the user) and return self."""
@@ -51,8 +54,9 @@ class Home:
 
     @property
     def cache(self) -> Path:
-        """Unpacked bundles and their virtualenvs, one folder per bundle hash."""
-        return self.root / "cache"
+        """Unpacked bundles and their virtualenvs, one folder per bundle hash (content-addressed and
+        locked per hash, so several homes may share one: $SPROUT_CACHE_DIR)."""
+        return self.shared_cache or self.root / "cache"
 
     @property
     def run(self) -> Path:
