@@ -8,12 +8,13 @@ import sys
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from sprout import __version__
 from sprout.errors import SproutError
 
 #: Modules that each define `register(app: typer.Typer) -> None`, in help order.
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = ("sprout.cli.spec_cmd", "sprout.cli.push_cmd", "sprout.cli.agent_cmd")
 
 app = typer.Typer(
     name="sprout",
@@ -51,7 +52,7 @@ def run() -> None:
     except SproutError as exc:
         if os.environ.get("SPROUT_DEBUG"):
             raise
-        Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False, markup=True, soft_wrap=True)
+        Console(stderr=True).print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)

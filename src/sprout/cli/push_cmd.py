@@ -1,0 +1,95 @@
+"""`sprout push`: pack the app folder into a version bundle, store it, and record it as `vN`."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import typer
+
+from sprout.paths import Home
+from sprout.spec import load_manifest
+
+APP_DIR = typer.Argument(Path("."), help="The app folder (default: the current folder).", show_default=False)
+
+
+@dataclass(frozen=True)
+class PushResult:
+    """What a push did: the version, its bundle, and whether the content was already known."""
+
+    app: str
+    version: str
+    sha256: str
+    size: int
+    files: int
+    store_url: str
+    unchanged: bool
+
+    def describe(self) -> str:
+        """One line for people: `pushed microsite v3 (sha256 abcd1234…, 12.3 KiB, 42 files)`."""
+        if self.unchanged:
+            return f"unchanged: {self.version} (same content as {self.app} {self.version}, sha256 {self.sha256[:12]}…)"
+        return (
+            f"pushed {self.app} {self.version} "
+            f"(sha256 {self.sha256[:12]}…, {human_size(self.size)}, {self.files} file{'' if self.files == 1 else 's'})"
+        )
+
+
+def push(app_dir: Path, home: Home, store_url: str | None = None) -> PushResult:
+    """Pack `app_dir`, put the bundle into the artifact store and record the version in the state store."""
+    from sprout.bundle import open_store, pack
+    from sprout.state import StateStore
+
+    manifest = load_manifest(app_dir)
+    store = open_store(store_url or str(home.artifacts))
+    state = StateStore(home.state_db)
+    try:
+        with tempfile.TemporaryDirectory(prefix=".push-", dir=home.root) as scratch:
+            packed = pack(app_dir, Path(scratch))
+            known = state.version_by_sha(manifest.app.name, packed.sha256)
+            if not store.exists(packed.sha256):
+                store.put(packed.path)
+        version = known or state.add_version(
+            manifest.app.name, packed.sha256, packed.size, manifest, store_url=store.url
+        )
+    finally:
+        state.close()
+    return PushResult(
+        app=manifest.app.name,
+        version=version.label,
+        sha256=packed.sha256,
+        size=packed.size,
+        files=packed.files,
+        store_url=store.url,
+        unchanged=known is not None,
+    )
+
+
+def human_size(size: float) -> str:
+    """Bytes as `812 B`, `12.3 KiB`, `4.0 MiB`."""
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the `push` command."""
+
+    @app.command("push")
+    def push_command(
+        app_dir: Path = APP_DIR,
+        store: str | None = typer.Option(
+            None,
+            "--store",
+            envvar="SPROUT_STORE",
+            help="Artifact store URL: a folder, file:///path or s3://bucket/prefix (default: SPROUT_HOME).",
+        ),
+        as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    ) -> None:
+        """Pack the app folder into a version bundle (v1, v2, …); identical content reuses its version."""
+        result = push(app_dir, Home.from_env().ensure(), store)
+        typer.echo(json.dumps(result.__dict__) if as_json else result.describe())
