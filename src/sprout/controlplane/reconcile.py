@@ -1,0 +1,381 @@
+"""The reconcile loop: desired fleet (state store) vs observed fleet (provider + router) → actions.
+
+One pass (`Reconciler.run_once`) is level-triggered and idempotent, in the shape of kubernetes'
+sample-controller, and runs every `interval` seconds:
+
+1. observe: the provider's live processes, the router's per-target health;
+2. per environment, sync its instances: an exited instance is marked failed and replaced; one that is not
+   healthy `health.grace` seconds after launch is retired and replaced; health changes are recorded;
+3. fill the fleet up to the desired capacity of the current version (spread evenly across zones), retire
+   the surplus, and retire instances of an older version once the current one is fully healthy;
+4. stop orphans: live processes the state store does not know, or whose environment is gone;
+5. push the routing table when it changed, then drain and stop the retired instances in the background.
+
+Every decision is an event in the state store. A restarted daemon runs the same pass: whatever runs is
+adopted through `provider.observe()`, so nothing is started twice and nothing is left behind.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sprout.controlplane.instances import InstanceLauncher
+from sprout.controlplane.routing import build_table
+from sprout.errors import SproutError
+from sprout.providers.base import ObservedInstance, Provider
+from sprout.router.client import RouterAdmin
+from sprout.state import Environment, Instance, StateStore
+from sprout.state.models import LIVE_STATES
+
+log = logging.getLogger(__name__)
+
+INTERVAL = 0.5
+#: Seconds an agent gets between SIGTERM and SIGKILL when the control plane stops it.
+STOP_GRACE = 10.0
+#: Back-off after instances die before becoming healthy: first delay, doubling, capped.
+BACKOFF_FIRST = 1.0
+BACKOFF_MAX = 30.0
+
+
+@dataclass
+class _Backoff:
+    """Crash-loop protection of one environment: launches wait while its instances keep dying young."""
+
+    failures: int = 0
+    not_before: float = 0.0
+
+    def failed(self, now: float) -> None:
+        self.failures += 1
+        self.not_before = now + min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** (self.failures - 1))
+
+    def succeeded(self) -> None:
+        self.failures = 0
+        self.not_before = 0.0
+
+
+@dataclass
+class _Pass:
+    """What one pass decided, applied after the routing table is pushed."""
+
+    retire: list[tuple[Instance, float]] = field(default_factory=list)
+    live_ids: set[str] = field(default_factory=set)
+
+
+class Reconciler:
+    """Converges every environment to its desired fleet; `lock` serialises passes with API mutations."""
+
+    def __init__(
+        self,
+        store: StateStore,
+        provider: Provider,
+        launcher: InstanceLauncher,
+        router: Callable[[], RouterAdmin],
+        interval: float = INTERVAL,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._store = store
+        self._provider = provider
+        self._launcher = launcher
+        self._router = router
+        self._interval = interval
+        self._clock = clock
+        self.lock = threading.RLock()
+        self._backoff: dict[str, _Backoff] = {}
+        self._retiring: dict[str, threading.Thread] = {}
+        self._pushed: dict[str, Any] | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._last_error = ""
+
+    # -- the loop ----------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Run passes in a background thread until `stop()`."""
+        self._thread = threading.Thread(target=self._loop, name="reconcile", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the loop after the current pass; in-flight retirements finish on their own threads."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.run_once()
+                self._last_error = ""
+            except Exception as exc:
+                # Level-triggered: the next pass retries from scratch; log each distinct failure once.
+                message = f"{type(exc).__name__}: {exc}"
+                if message != self._last_error:
+                    log.exception("reconcile pass failed")
+                    self._store.record_event(None, None, "reconcile.error", message)
+                    self._last_error = message
+            self._stop.wait(self._interval)
+
+    # -- one pass ----------------------------------------------------------------------------------
+
+    def run_once(self) -> None:
+        """One level-triggered pass over every environment."""
+        with self.lock:
+            admin = self._router()
+            observed = {o.instance_id: o for o in self._provider.observe()}
+            health = _router_health(admin)
+            decided = _Pass()
+            envs = self._store.list_environments()
+            for env in envs:
+                self._sync(env, observed, health, decided)
+            self._stop_orphans(observed, decided)
+            self.push_table(admin)
+            for instance, drain in decided.retire:
+                self._begin_retire(admin, instance, drain)
+
+    def push_table(self, admin: RouterAdmin) -> bool:
+        """Send the routing table to the router when it differs from the last one sent; True if sent."""
+        with self.lock:
+            envs = self._store.list_environments()
+            instances = self._store.list_instances(states=LIVE_STATES)
+            table = build_table(envs, instances)
+            if self._pushed is None:
+                self._pushed = admin.get_table()
+            if table == self._pushed:
+                return False
+            admin.put_table(table)
+            self._pushed = table
+            self._store.record_event(
+                None,
+                None,
+                "router.table",
+                f"routing table pushed: {_describe_table(table)}",
+                routes=len(table["routes"]),
+            )
+            return True
+
+    def forget_table(self) -> None:
+        """Forget what was pushed (a new router process starts from its own persisted table)."""
+        with self.lock:
+            self._pushed = None
+
+    def _sync(
+        self,
+        env: Environment,
+        observed: Mapping[str, ObservedInstance],
+        health: Mapping[str, bool],
+        decided: _Pass,
+    ) -> None:
+        """Converge one environment."""
+        manifest = env.manifest
+        now = self._clock()
+        backoff = self._backoff.setdefault(env.id, _Backoff())
+        live: list[Instance] = []
+        for instance in self._store.list_instances(env.app, env.name, states=(*LIVE_STATES, "draining")):
+            if instance.state == "draining":
+                decided.live_ids.add(instance.id)
+                if instance.id not in self._retiring:
+                    decided.retire.append((instance, manifest.deploy.drain))
+                continue
+            process = observed.get(instance.id)
+            if process is None or process.state == "exited":
+                self._mark_exited(env, instance, backoff, now)
+                continue
+            decided.live_ids.add(instance.id)
+            instance = self._record_health(env, instance, health.get(instance.id), backoff)
+            age = now - (instance.started_at or instance.created_at)
+            if instance.health != "healthy" and age > manifest.health.grace:
+                self._store.record_event(
+                    env.app,
+                    env.name,
+                    "instance.replace",
+                    f"{instance.id} not healthy {age:.0f}s after launch (grace {manifest.health.grace:g}s); "
+                    "replacing it",
+                    instance=instance.id,
+                )
+                backoff.failed(now)
+                decided.retire.append((self._store.update_instance(instance.id, state="draining"), 0.0))
+                continue
+            live.append(instance)
+        self._converge(env, live, backoff, now, decided)
+
+    def _converge(
+        self, env: Environment, live: list[Instance], backoff: _Backoff, now: float, decided: _Pass
+    ) -> None:
+        """Launch what is missing, retire the surplus and the superseded version."""
+        manifest = env.manifest
+        version = env.current_version
+        desired = env.desired_capacity if version is not None else 0
+        fresh = [i for i in live if i.version == version]
+        stale = [i for i in live if i.version != version]
+        missing = desired - len(fresh)
+        if missing > 0 and now >= backoff.not_before:
+            assert version is not None
+            counts = Counter({zone: 0 for zone in manifest.instances.zones})
+            counts.update(i.zone for i in fresh if i.zone in counts)
+            for _ in range(missing):
+                zone = min(manifest.instances.zones, key=lambda z: counts[z])
+                counts[zone] += 1
+                try:
+                    launched = self._launcher.launch(env, version, zone)
+                except SproutError as exc:
+                    self._store.record_event(
+                        env.app, env.name, "instance.launch_failed", f"launch in zone {zone} failed: {exc}"
+                    )
+                    backoff.failed(now)
+                    break
+                decided.live_ids.add(launched.id)
+        elif missing < 0:
+            for instance in _surplus(fresh, -missing):
+                self._store.record_event(
+                    env.app,
+                    env.name,
+                    "instance.scale_in",
+                    f"{instance.id} (zone {instance.zone}) is surplus: {len(fresh)} running, {desired} desired",
+                    instance=instance.id,
+                )
+                decided.retire.append(
+                    (self._store.update_instance(instance.id, state="draining"), manifest.deploy.drain)
+                )
+        healthy_fresh = sum(1 for i in fresh if i.health == "healthy")
+        if stale and healthy_fresh >= desired:
+            for instance in stale:
+                self._store.record_event(
+                    env.app,
+                    env.name,
+                    "instance.superseded",
+                    f"{instance.id} runs {instance.version}; {version} is healthy ({healthy_fresh}/{desired})",
+                    instance=instance.id,
+                )
+                decided.retire.append(
+                    (self._store.update_instance(instance.id, state="draining"), manifest.deploy.drain)
+                )
+
+    def _mark_exited(self, env: Environment, instance: Instance, backoff: _Backoff, now: float) -> None:
+        was_healthy = instance.health == "healthy"
+        self._store.update_instance(instance.id, state="failed", health="unhealthy")
+        self._store.record_event(
+            env.app,
+            env.name,
+            "instance.exited",
+            f"{instance.id} (zone {instance.zone}) exited; launching a replacement",
+            instance=instance.id,
+        )
+        if not was_healthy:
+            backoff.failed(now)
+        # Clean up whatever is left of it (an agent whose app died exits; a stuck one is killed).
+        self._provider.stop(instance.id, 0.0)
+
+    def _record_health(
+        self, env: Environment, instance: Instance, healthy: bool | None, backoff: _Backoff
+    ) -> Instance:
+        """Copy the router's view of one instance into the state store, with an event on each change."""
+        if healthy is None:
+            return instance
+        health = "healthy" if healthy else "unhealthy"
+        fields: dict[str, Any] = {}
+        if health != instance.health and (healthy or instance.health == "healthy"):
+            fields["health"] = health
+            self._store.record_event(
+                env.app, env.name, f"instance.{health}", f"{instance.id} is {health}", instance=instance.id
+            )
+        if healthy:
+            backoff.succeeded()
+            if instance.state == "launching":
+                fields["state"] = "running"
+        return self._store.update_instance(instance.id, **fields) if fields else instance
+
+    def _stop_orphans(self, observed: Mapping[str, ObservedInstance], decided: _Pass) -> None:
+        """Stop every live process the state store does not count as part of a live environment."""
+        for instance_id, process in observed.items():
+            if instance_id in decided.live_ids or instance_id in self._retiring or process.state == "exited":
+                continue
+            record = self._store.get_instance(instance_id)
+            app = record.app if record else None
+            env = record.env if record else None
+            self._store.record_event(
+                app,
+                env,
+                "instance.orphan",
+                f"{instance_id} (pid {process.pid}) belongs to no live environment; stopping it",
+                instance=instance_id,
+            )
+            self._provider.stop(instance_id, STOP_GRACE)
+            if record is not None and record.state != "stopped":
+                self._store.update_instance(instance_id, state="stopped")
+
+    # -- retiring: drain in the router, then stop ------------------------------------------------------
+
+    def _begin_retire(self, admin: RouterAdmin, instance: Instance, drain: float) -> None:
+        if instance.id in self._retiring:
+            return
+        thread = threading.Thread(
+            target=self._retire, args=(admin, instance, drain), name=f"retire-{instance.id}", daemon=True
+        )
+        self._retiring[instance.id] = thread
+        thread.start()
+
+    def _retire(self, admin: RouterAdmin, instance: Instance, drain: float) -> None:
+        """Wait (bounded) for the router to drain the target, stop the instance, record it stopped."""
+        try:
+            if drain > 0:
+                try:
+                    admin.wait_drained(instance.id, timeout=drain)
+                except Exception as exc:
+                    log.warning("drain of %s: %s; stopping it anyway", instance.id, exc)
+            self._provider.stop(instance.id, STOP_GRACE)
+            self._store.update_instance(instance.id, state="stopped")
+            self._store.record_event(
+                instance.app, instance.env, "instance.stopped", f"{instance.id} stopped", instance=instance.id
+            )
+        except Exception:
+            log.exception("retiring %s failed; the next pass retries", instance.id)
+        finally:
+            with self.lock:
+                self._retiring.pop(instance.id, None)
+
+    def wait_retired(self, timeout: float) -> None:
+        """Wait for background retirements to finish (used before shutting down)."""
+        deadline = time.monotonic() + timeout
+        for thread in list(self._retiring.values()):
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+
+def _surplus(instances: list[Instance], count: int) -> list[Instance]:
+    """Which instances to remove: from the fullest zone first, unhealthy before healthy, newest first."""
+    chosen: list[Instance] = []
+    pool = list(instances)
+    for _ in range(count):
+        per_zone = Counter(i.zone for i in pool)
+        fullest = max(per_zone.values())
+        candidates = [i for i in pool if per_zone[i.zone] == fullest]
+        candidates.sort(key=lambda i: (i.health == "healthy", -(i.started_at or i.created_at)))
+        chosen.append(candidates[0])
+        pool.remove(candidates[0])
+    return chosen
+
+
+def _router_health(admin: RouterAdmin) -> dict[str, bool]:
+    """Target id → healthy, as the router's active and passive checks see it right now.
+
+    Targets still being admitted (`adding`) are left out: they are not unhealthy, just not known yet.
+    """
+    found: dict[str, bool] = {}
+    for route in admin.health().get("routes", {}).values():
+        for group in route.get("groups", {}).values():
+            for target_id, target in group.get("targets", {}).items():
+                if target.get("state") != "adding":
+                    found[target_id] = bool(target.get("healthy"))
+    return found
+
+
+def _describe_table(table: Mapping[str, Any]) -> str:
+    parts = []
+    for route in table["routes"]:
+        targets = [t for g in route["groups"] for t in g["targets"]]
+        parts.append(f"{route['name']} ({len(targets)} targets)")
+    return ", ".join(parts) or "empty"

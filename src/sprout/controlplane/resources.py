@@ -1,0 +1,103 @@
+"""An environment's backing services as its instances see them: DATABASE_URL and SESSION_STORE_URL.
+
+SQLite files live in the environment's folder; MySQL/PostgreSQL databases named by URL are created when
+missing; `engine = "memcached"` without a URL gets managed nodes, one per zone, recorded in
+`<env_dir>/memcached.json` so a restarted daemon adopts them instead of starting new ones.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sprout.controlplane.process import read_json, write_json
+from sprout.paths import Home
+from sprout.services import memcached
+from sprout.services.database import database_url, ensure_database
+from sprout.services.sessions import session_store_url
+from sprout.spec import Manifest
+from sprout.state import StateStore
+
+
+class Resources:
+    """Provision and release the services of environments; the URLs handed to every instance."""
+
+    def __init__(self, home: Home, store: StateStore) -> None:
+        self._home = home
+        self._store = store
+
+    def instance_env(self, app: str, env: str, manifest: Manifest) -> dict[str, str]:
+        """DATABASE_URL and SESSION_STORE_URL for a new instance, provisioning what is missing."""
+        env_dir = self._home.env_dir(app, env)
+        env_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        database = manifest.resources.database
+        db_url = database_url(database.engine, database.url, env_dir)
+        if ensure_database(db_url):
+            self._store.record_event(app, env, "resource.database", f"created database {_redact(db_url)}")
+        sessions = manifest.resources.sessions
+        nodes = None
+        if sessions.engine == "memcached" and not sessions.url:
+            nodes = self._memcached_nodes(app, env, manifest)
+        return {
+            "DATABASE_URL": db_url,
+            "SESSION_STORE_URL": session_store_url(sessions.engine, env_dir, nodes=nodes, url=sessions.url),
+        }
+
+    def release(self, app: str, env: str) -> list[str]:
+        """Stop the environment's managed services; the addresses of the nodes that were running."""
+        path = self._memcached_file(app, env)
+        alive, _ = memcached.adopt(_records(path))
+        stopped = memcached.stop_nodes(alive)
+        path.unlink(missing_ok=True)
+        return [node.address for node in stopped]
+
+    def managed_pids(self, app: str, env: str) -> list[int]:
+        """Pids of the environment's running managed service processes."""
+        alive, _ = memcached.adopt(_records(self._memcached_file(app, env)))
+        return [node.pid for node in alive]
+
+    def _memcached_nodes(self, app: str, env: str, manifest: Manifest) -> list[memcached.MemcachedNode]:
+        path = self._memcached_file(app, env)
+        alive, gone = memcached.adopt(_records(path))
+        have = {node.zone for node in alive}
+        wanted = [zone for zone in manifest.instances.zones if zone not in have]
+        if wanted:
+            memory_mb = max(1, manifest.resources.sessions.memory // (1024 * 1024))
+            started = memcached.start_nodes(wanted, memory_mb, log_dir=self._home.env_dir(app, env))
+            alive += started
+            for node in started:
+                self._store.record_event(
+                    app,
+                    env,
+                    "resource.memcached",
+                    f"started memcached node {node.address} in zone {node.zone}",
+                )
+            write_json(path, {"nodes": [node.to_dict() for node in alive]})
+        elif gone:
+            write_json(path, {"nodes": [node.to_dict() for node in alive]})
+        return sorted(
+            alive,
+            key=lambda node: (
+                manifest.instances.zones.index(node.zone)
+                if node.zone in manifest.instances.zones
+                else len(manifest.instances.zones)
+            ),
+        )
+
+    def _memcached_file(self, app: str, env: str) -> Path:
+        return self._home.env_dir(app, env) / "memcached.json"
+
+
+def _records(path: Path) -> list[dict[str, object]]:
+    data = read_json(path) or {}
+    nodes = data.get("nodes") or []
+    return [dict(node) for node in nodes if isinstance(node, dict)]
+
+
+def _redact(url: str) -> str:
+    """A database URL without its password, for events and logs."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return url
+    userinfo, _, host = rest.rpartition("@")
+    user = userinfo.split(":", 1)[0]
+    return f"{scheme}://{user}@{host}"
