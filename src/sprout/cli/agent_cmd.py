@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import typer
@@ -19,4 +20,5 @@ def register(app: typer.Typer) -> None:
         # Imported here so other commands never pay for the agent's modules.
         from sprout.agent.main import load_spec, run_agent
 
-        raise typer.Exit(run_agent(load_spec(spec), os.environ))
+        # sys.exit, not typer.Exit: in non-standalone mode click returns Exit's code instead of exiting.
+        sys.exit(run_agent(load_spec(spec), os.environ))

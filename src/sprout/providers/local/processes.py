@@ -34,6 +34,16 @@ def identify(pid: int, started_at: float, marker: str) -> psutil.Process | None:
     return proc
 
 
+def pid_reused(pid: int) -> bool:
+    """Whether `pid` names a live process (called after `identify` failed: so not the one we started)."""
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except (psutil.NoSuchProcess, psutil.ZombieProcess):
+        return False
+    except psutil.AccessDenied:
+        return True
+
+
 def session_members(sid: int, born_after: float) -> list[psutil.Process]:
     """Live processes of session `sid` started no earlier than `born_after` (so never a reused sid's)."""
     members = []

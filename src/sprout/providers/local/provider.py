@@ -25,7 +25,7 @@ import psutil
 from sprout.errors import ConflictError, ServiceError
 from sprout.paths import Home
 from sprout.providers.base import InstanceSpec, ObservedInstance, ProcessState
-from sprout.providers.local.processes import descendants, identify, kill_all, session_members
+from sprout.providers.local.processes import descendants, identify, kill_all, pid_reused, session_members
 
 SPEC_FILE = "spec.json"
 PID_FILE = "pid.json"
@@ -119,8 +119,10 @@ class LocalProvider:
                 agent.send_signal(signal.SIGTERM)
             self._wait_agent(instance_id, agent, grace + STOP_MARGIN)
             leftovers.append(agent)
-        # The agent is its session's leader: the session id is its pid. A dead agent's app may remain.
-        leftovers.extend(session_members(record.pid, record.started_at))
+        # The agent led its own session, so the session id is its pid and a dead agent's app may remain
+        # in it. If that pid now runs some other live process, the id was reused: leave that session be.
+        if agent is not None or not pid_reused(record.pid):
+            leftovers.extend(session_members(record.pid, record.started_at))
         alive = kill_all(leftovers, KILL_TIMEOUT)
         self._reap(instance_id, KILL_TIMEOUT)
         if alive:
