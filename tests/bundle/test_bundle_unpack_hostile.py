@@ -32,6 +32,14 @@ def file_entry(name: str, data: bytes = b"x", mode: int = 0o644) -> Entry:
     return info, data
 
 
+def raw_header_entry(kind: bytes, size: int) -> Entry:
+    """A pax or GNU long-name header member carrying `size` bytes of zeros: a header bomb."""
+    info = tarfile.TarInfo("header")
+    info.type = kind
+    info.size = size
+    return info, b"\0" * size
+
+
 def special_entry(name: str, kind: bytes, linkname: str = "", mode: int = 0o644) -> Entry:
     info = tarfile.TarInfo(name)
     info.type = kind
@@ -184,6 +192,16 @@ CASES = [
         lambda s: [file_entry("bomb", b"\0" * (32 * 1024 * 1024))],
         "entry 'bomb': takes the unpacked size over the limit of 1048576 bytes" + REJECTED,
         limits={"max_total_bytes": 1024 * 1024},
+    ),
+    Case(
+        "pax-header-bomb",
+        lambda s: [raw_header_entry(tarfile.XHDTYPE, 64 * 1024 * 1024), file_entry("ok.txt")],
+        "a tar header is larger than 1048576 bytes (a header bomb); the bundle is rejected",
+    ),
+    Case(
+        "gnu-longname-bomb",
+        lambda s: [raw_header_entry(tarfile.GNUTYPE_LONGNAME, 64 * 1024 * 1024), file_entry("ok.txt")],
+        "a tar header is larger than 1048576 bytes (a header bomb); the bundle is rejected",
     ),
     Case(
         "gzip-bomb-padding",

@@ -31,6 +31,8 @@ from sprout.errors import BundleError
 MAX_TOTAL_BYTES = 1024**3
 MAX_ENTRIES = 50_000
 MAX_FILE_BYTES = 512 * 1024**2
+# Honest headers (ustar, pax records, GNU long names) are a few KiB; anything bigger is an attack.
+HEADER_BYTES = 1024**2
 # Tar headers, pax records and padding around each entry; generous so honest archives never hit it.
 _OVERHEAD_PER_ENTRY = 8 * 1024
 _DRIVE = re.compile(r"^[A-Za-z]:")
@@ -59,17 +61,25 @@ class _HashingReader:
 
 
 class _CappedReader:
-    """A read-only stream that refuses to hand out more than `cap` bytes in total."""
+    """A read-only stream that refuses to hand out more than `cap` bytes in total.
+
+    While `header_budget` is set (tarfile is parsing headers), it also refuses more than that many bytes:
+    tarfile buffers a pax or GNU long-name header whole, so a header claiming a gigabyte of (highly
+    compressible) data would otherwise be held in memory before any check of ours could run.
+    """
 
     def __init__(self, raw: IO[bytes], cap: int, bundle: str) -> None:
         self._raw = raw
         self._left = cap
         self._cap = cap
         self._bundle = bundle
+        self.header_budget: int | None = None
 
     def read(self, size: int = -1) -> bytes:
         # Never ask the decompressor for more than the allowance (+1 to notice going over).
         want = self._left + 1 if size < 0 else min(size, self._left + 1)
+        if self.header_budget is not None:
+            want = min(want, self.header_budget + 1)
         data = self._raw.read(want)
         self._left -= len(data)
         if self._left < 0:
@@ -77,6 +87,13 @@ class _CappedReader:
                 f"bundle {self._bundle}: decompresses to more than {self._cap} bytes "
                 "(a gzip bomb or a bundle over the size limit); rebuild it smaller"
             )
+        if self.header_budget is not None:
+            self.header_budget -= len(data)
+            if self.header_budget < 0:
+                raise BundleError(
+                    f"bundle {self._bundle}: a tar header is larger than {HEADER_BYTES} bytes "
+                    "(a header bomb); the bundle is rejected"
+                )
         return data
 
 
@@ -164,8 +181,14 @@ def _extract(source: _HashingReader, tmp: Path, bundle: str, limits: _Limits) ->
     root_fd = os.open(tmp, _DIR_FLAGS)
     kinds: dict[str, str] = {}
     try:
+        capped.header_budget = HEADER_BYTES
         with tarfile.open(fileobj=capped, mode="r|", encoding="utf-8") as tar:  # type: ignore[call-overload]
-            for member in tar:
+            while True:
+                capped.header_budget = HEADER_BYTES
+                member = tar.next()
+                capped.header_budget = None
+                if member is None:
+                    break
                 limits.entries += 1
                 if limits.entries > limits.max_entries:
                     raise BundleError(
