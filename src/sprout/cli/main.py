@@ -14,7 +14,13 @@ from sprout import __version__
 from sprout.errors import SproutError
 
 #: Modules that each define `register(app: typer.Typer) -> None`, in help order.
-COMMAND_MODULES: tuple[str, ...] = ("sprout.cli.spec_cmd", "sprout.cli.push_cmd", "sprout.cli.agent_cmd")
+COMMAND_MODULES: tuple[str, ...] = (
+    "sprout.cli.spec_cmd",
+    "sprout.cli.push_cmd",
+    "sprout.cli.agent_cmd",
+    "sprout.cli.ops_cmd",
+    "sprout.cli.daemon_cmd",
+)
 
 app = typer.Typer(
     name="sprout",
