@@ -25,6 +25,7 @@ class BootConfig:
     region: str
     log_group: str
     state_dir: str = "/var/lib/sprout"
+    host: str = "0.0.0.0"
     grace: float = 10.0
     env_vars: dict[str, str] = field(default_factory=dict)
     sessions: dict[str, str] | None = None

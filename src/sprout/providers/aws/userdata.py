@@ -12,7 +12,7 @@ from sprout.providers.aws.bootconfig import BootConfig
 from sprout.providers.aws.context import APP_PORT, RenderContext
 from sprout.providers.aws.data import DataRefs
 
-_BUNDLE_LINE = re.compile(r"^BUNDLE_SHA256=[0-9a-f]{64}$", re.MULTILINE)
+BUNDLE_LINE = re.compile(r"^BUNDLE_SHA256=[0-9a-f]{64}$", re.MULTILINE)
 
 SCRIPT = """#!/bin/bash
 # Sprout bootstrap for {app}/{env}: install Python and Sprout {sprout_version}, then run the agent on the bundle.
@@ -100,7 +100,7 @@ def with_bundle(resolved_script: str, sha256: str) -> str:
     """The same user data pointed at another bundle (a deploy's new launch template version)."""
     if not re.fullmatch(r"[0-9a-f]{64}", sha256):
         raise UserError(f"aws deploy: {sha256!r} is not a bundle sha256")
-    updated, count = _BUNDLE_LINE.subn(f"BUNDLE_SHA256={sha256}", resolved_script)
+    updated, count = BUNDLE_LINE.subn(f"BUNDLE_SHA256={sha256}", resolved_script)
     if count != 1:
         raise UserError(
             "aws deploy: the launch template's user data has no BUNDLE_SHA256 line; run `sprout aws up` first"
