@@ -1,4 +1,4 @@
-"""Suite-wide settings: a shared bundle cache and pip cache under /tmp, so per-test homes stay cheap."""
+"""Suite-wide settings: pip's cache under /tmp, and an opt-in bundle cache shared across per-test homes."""
 
 from __future__ import annotations
 
@@ -6,8 +6,18 @@ import os
 import tempfile
 from pathlib import Path
 
-# Set at import, before any test starts a process: children inherit them.
+import pytest
+
 _SHARED = Path(tempfile.gettempdir()) / f"sprout-tests-{os.getuid()}"
-os.environ.setdefault("SPROUT_CACHE_DIR", str(_SHARED / "bundle-cache"))
+# Set at import, before any test starts a process: children inherit it.
 os.environ.setdefault("PIP_CACHE_DIR", str(_SHARED / "pip-cache"))
 os.environ.setdefault("PIP_DISABLE_PIP_VERSION_CHECK", "1")
+
+
+@pytest.fixture
+def shared_bundle_cache(monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Point $SPROUT_CACHE_DIR at one cache for the whole run: end-to-end tests then install each
+    version's dependencies once, not once per test (tests of the cache itself must not use this)."""
+    path = _SHARED / "bundle-cache"
+    monkeypatch.setenv("SPROUT_CACHE_DIR", str(path))
+    return path
