@@ -1,0 +1,68 @@
+"""Access log as JSON lines, buffered in memory and written in batches off the request path."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+# One row per request: the proxy appends a tuple, the flush formats it (json.dumps stays off the hot path).
+Row = tuple[float, bytes, bytes, bytes, bytes, int, int, float, str, str, str, int]
+
+
+class AccessLog:
+    """Append-only JSON-lines file; `record` is a list append, `flush` does the formatting and the write."""
+
+    def __init__(self, path: Path, max_rows: int = 100_000) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        self.rows: list[Row] = []
+        self.max_rows = max_rows
+        self.dropped = 0
+
+    def record(self, row: Row) -> None:
+        """Queue one request's row; rows beyond `max_rows` between flushes are counted and dropped."""
+        if len(self.rows) < self.max_rows:
+            self.rows.append(row)
+        else:
+            self.dropped += 1
+
+    def flush(self) -> None:
+        """Format and write the queued rows with one write call."""
+        rows, self.rows = self.rows, []
+        if not rows:
+            return
+        lines = []
+        for t, rid, host, method, path, status, nbytes, duration, target, version, zone, retries in rows:
+            lines.append(
+                json.dumps(
+                    {
+                        "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t))
+                        + f".{int(t % 1 * 1000):03d}Z",
+                        "request_id": rid.decode("latin-1"),
+                        "host": host.decode("latin-1"),
+                        "method": method.decode("latin-1"),
+                        "path": path.decode("latin-1"),
+                        "status": status,
+                        "bytes": nbytes,
+                        "duration": round(duration, 6),
+                        "target": target,
+                        "version": version,
+                        "zone": zone,
+                        "retries": retries,
+                    },
+                    separators=(",", ":"),
+                )
+            )
+        data = ("\n".join(lines) + "\n").encode()
+        view = memoryview(data)
+        while view:
+            written = os.write(self._fd, view)
+            view = view[written:]
+
+    def close(self) -> None:
+        """Flush what is queued and close the file."""
+        self.flush()
+        os.close(self._fd)

@@ -1,0 +1,498 @@
+"""One proxied request: pick a target, send the request, relay the response, retry when it is safe."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from sprout.router import wire
+from sprout.router.balancer import choose
+from sprout.router.cache import Entry, cache_lifetime
+from sprout.router.target import State
+
+if TYPE_CHECKING:
+    from sprout.router.proxy import ClientProtocol
+    from sprout.router.routes import Route
+    from sprout.router.target import Target
+    from sprout.router.upstream import UpstreamConnection
+
+_perf = time.perf_counter
+CRLF = b"\r\n"
+_LAST_CHUNK = b"0\r\n\r\n"
+# Request bytes buffered while no upstream connection is ready before the client is paused.
+_PENDING_LIMIT = 256 * 1024
+
+
+class Exchange:
+    """The life of one request from its head to the end of its response (or its tunnel)."""
+
+    __slots__ = (
+        "body_mode",
+        "bytes_out",
+        "cache_body",
+        "cache_key",
+        "cache_size",
+        "cache_ttl",
+        "client",
+        "close_after",
+        "conn",
+        "deadline",
+        "done",
+        "head",
+        "host",
+        "informational",
+        "keep_alive",
+        "local",
+        "method",
+        "out",
+        "path",
+        "replay",
+        "replay_size",
+        "request_done",
+        "resp_chunked",
+        "resp_headers",
+        "resp_out",
+        "resp_status",
+        "rid",
+        "route",
+        "started",
+        "target",
+        "tried",
+        "tunnel_pending",
+        "until_close",
+        "upgrade",
+        "written",
+    )
+
+    def __init__(
+        self,
+        client: ClientProtocol,
+        route: Route | None,
+        method: bytes,
+        path: bytes,
+        host: bytes,
+        rid: bytes,
+        head: bytes,
+        body_mode: int,
+        keep_alive: bool,
+    ) -> None:
+        self.client = client
+        self.route = route
+        self.method = method
+        self.path = path
+        self.host = host
+        self.rid = rid
+        self.head = head
+        self.body_mode = body_mode  # 0 none, 1 Content-Length, 2 chunked
+        self.keep_alive = keep_alive
+        self.started = _perf()
+        self.local: tuple[int, bytes] | None = None
+        self.upgrade = False
+        self.tunnel_pending = b""
+        self.request_done = False
+        self.out: list[bytes] = []
+        self.replay: list[bytes] | None = []
+        self.replay_size = 0
+        self.target: Target | None = None
+        self.conn: UpstreamConnection | None = None
+        self.tried: list[Target] = []
+        self.written = False
+        self.deadline = 0.0
+        self.resp_status = 0
+        self.resp_headers = b""
+        self.resp_out: list[bytes] = []
+        self.resp_chunked = False
+        self.until_close = False
+        self.informational = False
+        self.close_after = not keep_alive
+        self.bytes_out = 0
+        self.done = False
+        self.cache_key: tuple[bytes, ...] | None = None
+        self.cache_ttl = 0
+        self.cache_body: list[bytes] | None = None
+        self.cache_size = 0
+
+    # -- request side ---------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Begin: answer locally, or pick a target and send what has arrived so far."""
+        if self.local is not None:
+            status, data = self.local
+            self.resp_status = status
+            self.bytes_out = len(data)
+            self.client.write(data)
+            self._finish(status)
+            return
+        self._send_to_next_target()
+
+    def request_body(self, data: bytes) -> None:
+        """A piece of request body arrived from the client (already de-chunked by the parser)."""
+        if self.done:
+            return
+        piece = b"%x\r\n%s\r\n" % (len(data), data) if self.body_mode == 2 else data
+        self.out.append(piece)
+        replay = self.replay
+        if replay is not None:
+            self.replay_size += len(piece)
+            if self.replay_size > self.client.router.config.replay_limit:
+                self.replay = None
+            else:
+                replay.append(piece)
+
+    def request_complete(self) -> None:
+        """The client finished sending the request."""
+        self.request_done = True
+        if self.body_mode == 2 and not self.done:
+            self.out.append(_LAST_CHUNK)
+            if self.replay is not None:
+                self.replay.append(_LAST_CHUNK)
+        if self.conn is not None:
+            self.deadline = self.client.router.clock + self.client.router.config.response_timeout
+
+    def flush_request(self) -> None:
+        """Write the queued request bytes to the upstream connection in one call."""
+        out = self.out
+        if not out:
+            return
+        conn = self.conn
+        if conn is not None and conn.transport is not None:
+            self.out = []
+            conn.transport.write(out[0] if len(out) == 1 else b"".join(out))
+        elif sum(len(p) for p in out) > _PENDING_LIMIT:
+            self.client.pause_for_upstream()
+
+    def _send_to_next_target(self) -> None:
+        route = self.route
+        assert route is not None
+        target = choose(route.groups, self.tried)
+        if target is None:
+            if self.tried:
+                self._respond_error(502, "no target could take the request")
+            else:
+                self._respond_error(503, "no healthy target")
+            return
+        self.target = target
+        target.stats.in_flight += 1
+        target.group_stats.in_flight += 1
+        target.exchanges.add(self)
+        pool = target.pool
+        assert pool is not None
+        conn = pool.acquire()
+        if conn is not None:
+            self._attach(conn)
+        else:
+            self.client.router.spawn(self._connect(target))
+
+    async def _connect(self, target: Target) -> None:
+        pool = target.pool
+        assert pool is not None
+        try:
+            conn = await pool.connect()
+        except (OSError, TimeoutError) as exc:
+            if self.done or self.target is not target:
+                return
+            target.passive_failure(f"connect failed: {exc or type(exc).__name__}")
+            self._leave_target(502)
+            self._retry_or_fail(502, "upstream connect failed", delivered=False)
+            return
+        if self.done or self.target is not target:
+            pool.release(conn)
+            return
+        self._attach(conn)
+
+    def _attach(self, conn: UpstreamConnection) -> None:
+        conn.exchange = self
+        self.conn = conn
+        self.written = True
+        out = self.out
+        self.out = []
+        assert conn.transport is not None
+        conn.transport.write(b"".join([self.head, *out]) if out else self.head)
+        if self.request_done:
+            self.deadline = self.client.router.clock + self.client.router.config.response_timeout
+        self.client.resume_for_upstream()
+
+    def _leave_target(self, status: int) -> None:
+        """Account the failed attempt on the current target and remember not to pick it again."""
+        target = self.target
+        if target is None:
+            return
+        self.target = None
+        self._release_target(target, status)
+        self.tried.append(target)
+
+    def _release_target(self, target: Target, status: int) -> None:
+        elapsed = _perf() - self.started
+        target.stats.in_flight -= 1
+        target.group_stats.in_flight -= 1
+        target.stats.observe(status, elapsed)
+        target.group_stats.observe(status, elapsed)
+        target.exchanges.discard(self)
+        if target.state is State.DRAINING and target.stats.in_flight == 0:
+            self.client.router.drain_progress(target)
+
+    def _retry_or_fail(self, status: int, reason: str, delivered: bool) -> None:
+        retryable = (
+            self.replay is not None
+            and len(self.tried) <= self.client.router.config.max_retries
+            and (not delivered or self.method in wire.IDEMPOTENT)
+            and not self.upgrade
+        )
+        if retryable:
+            assert self.replay is not None
+            self.out = list(self.replay)
+            self.written = False
+            self._send_to_next_target()
+        else:
+            self._respond_error(status, reason)
+
+    # -- response side --------------------------------------------------------------------------------
+    def response_head(
+        self, status: int, headers: list[tuple[bytes, bytes]], upstream_keep_alive: bool
+    ) -> None:
+        """The upstream's response head arrived: build the client's head."""
+        if 100 <= status < 200 and status != 101:
+            self.informational = True
+            return
+        self.deadline = 0.0
+        self.resp_status = status
+        parts = [wire.status_line(status)]
+        length: bytes | None = None
+        chunked = False
+        upgrade_value = b""
+        connection_values: list[bytes] = []
+        header_class = wire.header_class
+        for name, value in headers:
+            cls = header_class(name)
+            if cls == wire.KEEP or cls >= wire.SET_COOKIE:
+                parts.append(b"%s: %s\r\n" % (name, value))
+            elif cls == wire.CONTENT_LENGTH:
+                length = value
+            elif cls == wire.TRANSFER_ENCODING:
+                chunked = True
+            elif cls == wire.CONNECTION:
+                connection_values.append(value)
+            elif cls == wire.UPGRADE:
+                upgrade_value = value
+            elif cls in (wire.HOST, wire.FORWARDED_FOR, wire.EXPECT):
+                parts.append(b"%s: %s\r\n" % (name, value))
+        if connection_values:
+            named = wire.connection_tokens(connection_values) - {b"close", b"keep-alive", b"upgrade"}
+            if named:
+                parts = [p for p in parts if p.split(b":", 1)[0].lower() not in named]
+        if status == 101:
+            parts.append(b"Connection: upgrade\r\nUpgrade: %s\r\n" % upgrade_value)
+        elif self.method == b"HEAD" or status in (204, 304):
+            if length is not None and status != 204:
+                parts.append(b"Content-Length: %s\r\n" % length)
+        elif length is not None:
+            parts.append(b"Content-Length: %s\r\n" % length)
+        else:
+            self.until_close = not chunked
+            if self.client.http11:
+                parts.append(b"Transfer-Encoding: chunked\r\n")
+                self.resp_chunked = True
+            else:
+                self.close_after = True
+        route = self.route
+        if route is not None and route.cache is not None and self.method == b"GET":
+            if self.cache_key is not None:
+                self.cache_ttl = cache_lifetime(status, headers)
+                if self.cache_ttl > 0:
+                    self.cache_body = []
+                    self.resp_headers = b"".join(
+                        h for h in parts[1:] if not h.startswith((b"Content-Length", b"Transfer-Encoding"))
+                    )
+            parts.append(b"X-Cache: MISS\r\n")
+        parts.append(b"X-Request-Id: %s\r\n" % self.rid)
+        if self.upgrade and status != 101:
+            self.close_after = True
+        if self.close_after or not self.request_done:
+            self.close_after = True
+            parts.append(b"Connection: close\r\n")
+        parts.append(CRLF)
+        self.resp_out.append(b"".join(parts))
+        if self.method == b"HEAD" and status != 101:
+            conn = self.conn
+            if conn is not None:
+                conn.reset_parser()
+            self.response_complete(upstream_keep_alive)
+
+    def response_body(self, data: bytes) -> None:
+        """A piece of response body arrived from the upstream."""
+        self.bytes_out += len(data)
+        if self.resp_chunked:
+            self.resp_out.append(b"%x\r\n%s\r\n" % (len(data), data))
+        else:
+            self.resp_out.append(data)
+        body = self.cache_body
+        if body is not None:
+            self.cache_size += len(data)
+            if self.cache_size > self.client.router.config.cache_object_bytes:
+                self.cache_body = None
+            else:
+                body.append(data)
+
+    def flush_response(self) -> None:
+        """Write the queued response bytes to the client in one call."""
+        out = self.resp_out
+        if out:
+            self.resp_out = []
+            self.client.write(out[0] if len(out) == 1 else b"".join(out))
+
+    def response_complete(self, upstream_keep_alive: bool) -> None:
+        """The upstream finished the response: return the connection and finish."""
+        if self.informational:
+            self.informational = False
+            return
+        if self.resp_status == 101 or self.done:
+            return
+        if self.resp_chunked:
+            self.resp_out.append(_LAST_CHUNK)
+        self.flush_response()
+        conn = self.conn
+        self.conn = None
+        if conn is not None:
+            pool = conn.pool
+            if upstream_keep_alive and self.request_done and not self.until_close:
+                pool.release(conn)
+            else:
+                conn.close()
+        body = self.cache_body
+        route = self.route
+        if body is not None and self.cache_key is not None and route is not None and route.cache is not None:
+            expires = self.client.router.clock + self.cache_ttl
+            route.cache.put(
+                self.cache_key, Entry(self.resp_status, self.resp_headers, b"".join(body), expires)
+            )
+        self._finish(self.resp_status)
+
+    def upstream_lost(self, conn: UpstreamConnection, exc: Exception | None) -> None:
+        """The upstream connection closed while lent to this exchange."""
+        if self.done or conn is not self.conn:
+            return
+        self.conn = None
+        if self.resp_status == 101:
+            self.client.close()
+            self._finish(101)
+        elif self.resp_status and self.until_close:
+            self.response_complete(False)
+        elif self.resp_status == 0:
+            self._leave_target(502)
+            self._retry_or_fail(502, "upstream closed the connection before responding", delivered=True)
+        else:
+            self.close_after = True
+            self.flush_response()
+            self.client.close()
+            self._finish(self.resp_status)
+
+    def upstream_failed(self, reason: str, protocol: bool) -> None:
+        """The upstream sent something that is not HTTP: give up on it (never retried)."""
+        conn = self.conn
+        self.conn = None
+        if conn is not None:
+            conn.close()
+        if self.resp_status:
+            self.close_after = True
+            self.client.close()
+            self._finish(self.resp_status)
+        else:
+            self._respond_error(502, "invalid response from upstream" if protocol else reason)
+
+    def upstream_upgraded(self, rest: bytes) -> None:
+        """The upstream answered 101: from now on bytes flow both ways untouched."""
+        conn = self.conn
+        if conn is None:
+            return
+        conn.tunnel = True
+        self.flush_response()
+        if rest:
+            self.client.write(rest)
+        self.client.start_tunnel(self)
+        if self.tunnel_pending:
+            self.tunnel_to_upstream(self.tunnel_pending)
+            self.tunnel_pending = b""
+
+    def tunnel_to_client(self, data: bytes) -> None:
+        """Tunnel bytes from the upstream to the client."""
+        self.client.write(data)
+
+    def tunnel_to_upstream(self, data: bytes) -> None:
+        """Tunnel bytes from the client to the upstream (queued until the upstream said 101)."""
+        conn = self.conn
+        if conn is not None and conn.tunnel and conn.transport is not None:
+            conn.transport.write(data)
+        else:
+            self.tunnel_pending += data
+
+    # -- flow control and endings ---------------------------------------------------------------------
+    def pause_client_reading(self) -> None:
+        """The upstream socket is full: stop reading the client."""
+        self.client.pause_for_upstream()
+
+    def resume_client_reading(self) -> None:
+        """The upstream socket drained: read the client again."""
+        self.client.resume_for_upstream()
+
+    def cut(self, status: int, reason: str) -> None:
+        """Drop the upstream side and answer `status` (504 at a deadline, 413 on a body over the limit)."""
+        if self.done:
+            return
+        conn = self.conn
+        self.conn = None
+        if conn is not None:
+            conn.close()
+        self._respond_error(status, reason)
+
+    def client_gone(self) -> None:
+        """The client connection closed before the exchange ended."""
+        if self.done:
+            return
+        conn = self.conn
+        self.conn = None
+        if conn is not None:
+            conn.close()
+        self.close_after = True
+        self._finish(self.resp_status or 499)
+
+    def _respond_error(self, status: int, reason: str) -> None:
+        if self.resp_status:
+            # Part of a response is already out: the only honest signal left is closing the connection.
+            self.close_after = True
+            self.flush_response()
+            self.client.close()
+            self._finish(self.resp_status)
+            return
+        if not self.request_done:
+            self.close_after = True
+        self.resp_status = status
+        self.client.write(wire.local_response(status, reason, self.rid, self.close_after))
+        self._finish(status)
+
+    def _finish(self, status: int) -> None:
+        if self.done:
+            return
+        self.done = True
+        target = self.target
+        if target is not None:
+            self._release_target(target, status)
+        router = self.client.router
+        log = router.access_log
+        if log is not None:
+            t = target or (self.tried[-1] if self.tried else None)
+            log.record(
+                (
+                    time.time(),
+                    self.rid,
+                    self.host,
+                    self.method,
+                    self.path,
+                    status,
+                    self.bytes_out,
+                    _perf() - self.started,
+                    t.id if t else "",
+                    t.version if t else "",
+                    t.zone if t else "",
+                    len(self.tried),
+                )
+            )
+        self.client.exchange_done(self)

@@ -1,0 +1,461 @@
+"""The client side of the proxy: parse and police requests, queue them in order, hand them to exchanges."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections import deque
+from typing import TYPE_CHECKING
+
+import httptools
+
+from sprout.router import wire
+from sprout.router.exchange import Exchange
+
+if TYPE_CHECKING:
+    from sprout.router.router import Router
+
+_REASONS = {
+    400: "bad request",
+    408: "request header timeout",
+    413: "request body too large",
+    414: "request line too long",
+    431: "request header fields too large",
+    501: "transfer coding not implemented",
+}
+_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+
+class _Reject(Exception):
+    """Raised inside a parser callback to stop parsing; the status is kept on the protocol."""
+
+
+class ClientProtocol(asyncio.Protocol):
+    """One client connection: keep-alive, pipelining in order, limits, timeouts and WebSocket tunnels."""
+
+    __slots__ = (
+        "accept_encoding",
+        "body_size",
+        "closed",
+        "connection",
+        "content_length",
+        "exchange",
+        "expect",
+        "forwarded_for",
+        "head_raw",
+        "head_started",
+        "header_bytes",
+        "headers",
+        "host",
+        "http11",
+        "idle_since",
+        "in_head",
+        "last",
+        "parser",
+        "parsing",
+        "paused_pipeline",
+        "paused_upstream",
+        "peer",
+        "queue",
+        "reject",
+        "request_id",
+        "router",
+        "to_start",
+        "transfer_encoding",
+        "transport",
+        "tunnel",
+        "upgrade",
+        "upgrading",
+        "url",
+    )
+
+    def __init__(self, router: Router) -> None:
+        self.router = router
+        self.transport: asyncio.Transport | None = None
+        self.parser = httptools.HttpRequestParser(self)
+        self.peer = b""
+        self.exchange: Exchange | None = None
+        self.queue: deque[Exchange] = deque()
+        self.parsing: Exchange | None = None
+        self.to_start: Exchange | None = None
+        self.last: Exchange | None = None
+        self.tunnel: Exchange | None = None
+        self.upgrading = False
+        self.in_head = True
+        self.head_raw = 0
+        self.head_started = router.clock
+        self.idle_since = 0.0
+        self.closed = False
+        self.http11 = True
+        self.paused_upstream = False
+        self.paused_pipeline = False
+        self.reject = 0
+        self._reset_request()
+
+    def _reset_request(self) -> None:
+        self.url = b""
+        self.headers: list[bytes] = []
+        self.header_bytes = 0
+        self.host = b""
+        self.content_length = b""
+        self.transfer_encoding = False
+        self.connection: list[bytes] = []
+        self.upgrade = b""
+        self.forwarded_for = b""
+        self.request_id = b""
+        self.expect = False
+        self.accept_encoding = b""
+        self.body_size = 0
+
+    # -- asyncio protocol -----------------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        router = self.router
+        peer = transport.get_extra_info("peername")
+        self.peer = str(peer[0]).encode() if isinstance(peer, tuple) else b"unix"
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if len(router.clients) >= router.config.max_connections:
+            self.closed = True
+            self.write_direct(wire.local_response(503, "too many connections", b"", True))
+            return
+        router.clients.add(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.router.clients.discard(self)
+        self.queue.clear()
+        ex = self.exchange
+        if ex is not None:
+            ex.client_gone()
+
+    def data_received(self, data: bytes) -> None:
+        if self.closed:
+            return
+        if self.tunnel is not None:
+            self.tunnel.tunnel_to_upstream(data)
+            return
+        if self.upgrading:
+            last = self.last
+            if last is not None:
+                last.tunnel_to_upstream(data)
+            return
+        if self.in_head:
+            if not self.head_started:
+                self.head_started = self.router.clock
+            self.head_raw += len(data)
+        self.idle_since = 0.0
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade as exc:
+            self._upgrade_requested(data[exc.args[0] :])
+        except (httptools.HttpParserError, _Reject) as exc:
+            status = self.reject or 400
+            self.fail(status, _REASONS.get(status, "bad request") if status != 400 else _reason(exc))
+            return
+        ex = self.to_start
+        if ex is not None:
+            self.to_start = None
+            if not ex.done:
+                ex.start()
+        else:
+            ex = self.exchange
+            if ex is not None and not ex.done:
+                ex.flush_request()
+        if (
+            self.in_head
+            and self.head_raw > self.router.config.max_header_bytes + self.router.config.max_request_line
+        ):
+            self.fail(431, _REASONS[431])
+
+    def pause_writing(self) -> None:
+        ex = self.exchange
+        if ex is not None and ex.conn is not None:
+            ex.conn.pause()
+
+    def resume_writing(self) -> None:
+        ex = self.exchange
+        if ex is not None and ex.conn is not None:
+            ex.conn.resume()
+
+    # -- httptools callbacks --------------------------------------------------------------------------
+    def on_message_begin(self) -> None:
+        self._reset_request()
+
+    def on_url(self, url: bytes) -> None:
+        self.url += url
+        if len(self.url) > self.router.config.max_request_line:
+            self.reject = 414
+            raise _Reject()
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.header_bytes += len(name) + len(value) + 4
+        if self.header_bytes > self.router.config.max_header_bytes:
+            self.reject = 431
+            raise _Reject()
+        cls = wire.header_class(name)
+        if cls == wire.KEEP:
+            self.headers.append(b"%s: %s\r\n" % (name, value))
+        elif cls == wire.HOST:
+            if self.host:
+                self.reject = 400
+                raise _Reject("duplicate Host header")
+            self.host = value
+            self.headers.append(b"%s: %s\r\n" % (name, value))
+        elif cls == wire.CONTENT_LENGTH:
+            self.content_length = value
+        elif cls == wire.TRANSFER_ENCODING:
+            # Only a lone `chunked` is accepted: anything else is how request smuggling starts.
+            if self.transfer_encoding:
+                self.reject = 400
+                raise _Reject("repeated Transfer-Encoding")
+            if value.strip(b" \t").lower() != b"chunked":
+                self.reject = 501
+                raise _Reject()
+            self.transfer_encoding = True
+        elif cls == wire.CONNECTION:
+            self.connection.append(value)
+        elif cls == wire.UPGRADE:
+            self.upgrade = value
+        elif cls == wire.FORWARDED_FOR:
+            self.forwarded_for = self.forwarded_for + b", " + value if self.forwarded_for else value
+        elif cls == wire.REQUEST_ID:
+            if len(value) <= 128 and value.isascii() and b" " not in value:
+                self.request_id = value
+        elif cls == wire.EXPECT:
+            self.expect = value.strip().lower() == b"100-continue"
+        elif cls == wire.ACCEPT_ENCODING:
+            self.accept_encoding = value
+            self.headers.append(b"%s: %s\r\n" % (name, value))
+        elif cls != wire.DROP:
+            self.headers.append(b"%s: %s\r\n" % (name, value))
+
+    def on_headers_complete(self) -> None:
+        self.in_head = False
+        self.head_raw = 0
+        self.head_started = 0.0
+        router = self.router
+        parser = self.parser
+        method: bytes = parser.get_method()
+        self.http11 = parser.get_http_version() == "1.1"
+        keep_alive = parser.should_keep_alive()
+        host = self.host
+        if not host and self.http11:
+            self.reject = 400
+            raise _Reject("missing Host header")
+        route = router.route_for(host)
+        rid = self.request_id or router.new_request_id()
+        headers = self.headers
+        upgrade = False
+        if self.connection:
+            tokens = wire.connection_tokens(self.connection)
+            upgrade = bool(self.upgrade) and b"upgrade" in tokens
+            named = tokens - {b"close", b"keep-alive", b"upgrade"}
+            if named:
+                headers = [h for h in headers if h.split(b":", 1)[0].lower() not in named]
+        body_mode = 2 if self.transfer_encoding else (1 if self.content_length not in (b"", b"0") else 0)
+        url = self.url
+        ex = Exchange(self, route, method, url, host, rid, b"", body_mode, keep_alive)
+        self.last = ex
+        if route is None:
+            ex.local = (404, wire.local_response(404, "no route for this host", rid, not keep_alive))
+        elif body_mode == 1 and int(self.content_length) > route.max_body:
+            ex.close_after = True
+            ex.local = (413, wire.local_response(413, _REASONS[413], rid, True))
+        elif method == b"CONNECT":
+            ex.local = (405, wire.local_response(405, "CONNECT is not supported", rid, not keep_alive))
+        else:
+            cache = route.cache
+            if cache is not None and method == b"GET":
+                key = (host.lower(), url, self.accept_encoding)
+                entry = cache.get(key, router.clock)
+                if entry is not None:
+                    parts = [
+                        wire.status_line(entry.status),
+                        entry.headers,
+                        b"Content-Length: %d\r\nX-Cache: HIT\r\nX-Request-Id: %s\r\n"
+                        % (len(entry.body), rid),
+                    ]
+                    if not keep_alive:
+                        parts.append(b"Connection: close\r\n")
+                    parts += [b"\r\n", entry.body]
+                    ex.local = (entry.status, b"".join(parts))
+                else:
+                    ex.cache_key = key
+            if ex.local is None:
+                xff = self.forwarded_for + b", " + self.peer if self.forwarded_for else self.peer
+                parts = [method, b" ", url, b" HTTP/1.1\r\n", *headers]
+                parts.append(
+                    b"X-Forwarded-For: %s\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: %s\r\nX-Request-Id: %s\r\n"
+                    % (xff, host, rid)
+                )
+                if body_mode == 1:
+                    parts.append(b"Content-Length: %s\r\n" % self.content_length)
+                elif body_mode == 2:
+                    parts.append(b"Transfer-Encoding: chunked\r\n")
+                if upgrade:
+                    ex.upgrade = True
+                    parts.append(b"Connection: upgrade\r\nUpgrade: %s\r\n" % self.upgrade)
+                parts.append(b"\r\n")
+                ex.head = b"".join(parts)
+                if self.expect and self.exchange is None and body_mode:
+                    self.write(_CONTINUE)
+        self.parsing = ex
+        if self.exchange is None:
+            self.exchange = ex
+            self.to_start = ex
+        else:
+            self.queue.append(ex)
+            if not self.paused_pipeline:
+                self.paused_pipeline = True
+                self._pause()
+
+    def on_body(self, body: bytes) -> None:
+        ex = self.parsing
+        if ex is None:
+            return
+        self.body_size += len(body)
+        route = ex.route
+        if route is not None and self.body_size > route.max_body:
+            self.reject = 413
+            raise _Reject()
+        ex.request_body(body)
+
+    def on_message_complete(self) -> None:
+        ex = self.parsing
+        self.parsing = None
+        self.in_head = True
+        if ex is not None:
+            ex.request_complete()
+
+    # -- helpers used by exchanges and the router -----------------------------------------------------
+    def write(self, data: bytes) -> None:
+        """Send bytes to the client unless the connection is gone."""
+        if not self.closed:
+            assert self.transport is not None
+            self.transport.write(data)
+
+    def write_direct(self, data: bytes) -> None:
+        """Send a last response and close, bypassing the request bookkeeping."""
+        if self.transport is not None:
+            self.transport.write(data)
+            self.transport.close()
+
+    def close(self) -> None:
+        """Close after the buffered bytes are sent."""
+        if not self.closed:
+            self.closed = True
+            self.router.clients.discard(self)
+            assert self.transport is not None
+            self.transport.close()
+
+    def fail(self, status: int, reason: str) -> None:
+        """Refuse what the client sent with `status` and close the connection."""
+        if self.closed:
+            return
+        ex = self.exchange
+        if ex is not None and not ex.done:
+            if ex is self.parsing and not ex.resp_status:
+                ex.close_after = True
+                if ex is self.to_start:
+                    self.to_start = None
+                ex.cut(status, reason)
+            self.close()
+            return
+        self.write(wire.local_response(status, reason, b"", True))
+        self.close()
+
+    def exchange_done(self, ex: Exchange) -> None:
+        """The active exchange ended: start the next pipelined one or wait for the next request."""
+        if ex is not self.exchange:
+            return
+        self.exchange = None
+        if self.closed:
+            return
+        if ex.close_after or self.upgrading:
+            self.close()
+            return
+        if self.queue:
+            nxt = self.queue.popleft()
+            self.exchange = nxt
+            self.router.loop.call_soon(self._start_queued, nxt)
+            if not self.queue and self.paused_pipeline:
+                self.paused_pipeline = False
+                self._resume()
+        else:
+            self.idle_since = self.router.clock
+
+    def _start_queued(self, ex: Exchange) -> None:
+        if not ex.done and not self.closed:
+            ex.start()
+            if not ex.done and ex.request_done is False:
+                ex.flush_request()
+
+    def _upgrade_requested(self, rest: bytes) -> None:
+        ex = self.last
+        if ex is None or not ex.upgrade or ex.done:
+            if ex is not None and ex.upgrade is False and ex.local is not None:
+                return
+            self.fail(400, "unexpected protocol upgrade")
+            return
+        self.upgrading = True
+        ex.tunnel_pending = rest
+
+    def start_tunnel(self, ex: Exchange) -> None:
+        """The upstream accepted the upgrade: relay raw bytes from now on."""
+        self.tunnel = ex
+        self.upgrading = False
+
+    def pause_for_upstream(self) -> None:
+        """Stop reading the client until the upstream side can take more."""
+        if not self.paused_upstream:
+            self.paused_upstream = True
+            self._pause()
+
+    def resume_for_upstream(self) -> None:
+        """Read the client again."""
+        if self.paused_upstream:
+            self.paused_upstream = False
+            if not self.paused_pipeline:
+                self._resume()
+
+    def _pause(self) -> None:
+        if self.transport is not None and not self.closed:
+            self.transport.pause_reading()
+
+    def _resume(self) -> None:
+        if self.transport is not None and not self.closed:
+            self.transport.resume_reading()
+
+    def check_timeouts(self, now: float) -> None:
+        """Enforce the header, idle and upstream response timeouts (called by the router's sweep)."""
+        if self.closed:
+            return
+        ex = self.exchange
+        config = self.router.config
+        if ex is not None and ex.deadline and now > ex.deadline:
+            ex.cut(504, "upstream response timeout")
+        elif (
+            self.in_head
+            and self.head_started
+            and ex is None
+            and now - self.head_started > config.header_timeout
+        ):
+            self.fail(408, _REASONS[408])
+        elif self.idle_since and ex is None and now - self.idle_since > config.idle_timeout:
+            self.close()
+
+    def shutdown_idle(self) -> None:
+        """Close the connection if no request is in progress (graceful shutdown)."""
+        if (
+            self.exchange is None
+            and not self.queue
+            and not (self.in_head and self.head_started and self.head_raw)
+        ):
+            self.close()
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc.args[0]) if exc.args else ""
+    return text if text and len(text) < 100 else "bad request"

@@ -1,0 +1,143 @@
+"""Running the router process: listeners, admin API, restore from the state file, graceful shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import signal
+import socket
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import uvloop
+
+from sprout.errors import UserError
+from sprout.router.accesslog import AccessLog
+from sprout.router.admin import AdminServer
+from sprout.router.config import RouterConfig
+from sprout.router.proxy import ClientProtocol
+from sprout.router.router import Router
+from sprout.router.table import load_table
+
+log = logging.getLogger("sprout.router")
+
+
+@dataclass(frozen=True)
+class Options:
+    """Where the router listens and keeps its files."""
+
+    listen: str = "127.0.0.1:8080"
+    admin: str = "127.0.0.1:8081"
+    admin_socket: Path | None = None
+    token_file: Path | None = None
+    state: Path | None = None
+    access_log: Path | None = None
+    config: RouterConfig = field(default_factory=RouterConfig)
+
+
+def split_address(value: str, what: str) -> tuple[str, int]:
+    """`host:port` → (host, port); UserError naming the option when malformed."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or int(port) > 65535:
+        raise UserError(f"{what} {value!r}: expected host:port such as 127.0.0.1:8080")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def read_or_create_token(path: Path) -> str:
+    """The admin token from `path`; a new random one is written (mode 0600) when the file is missing."""
+    try:
+        token = path.read_text().strip()
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        token = secrets.token_urlsafe(32)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(token + "\n")
+        return token
+    if not token:
+        raise UserError(f"{path}: token file is empty; write a token in it or delete it to get a new one")
+    return token
+
+
+def _bind(host: str, port: int, backlog: int = 4096) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise UserError(f"cannot listen on {host}:{port}: {exc.strerror}; pick a free port") from exc
+    sock.listen(backlog)
+    sock.setblocking(False)
+    return sock
+
+
+async def serve(options: Options, token: str, ready: Callable[[str], None]) -> None:
+    """Run until SIGTERM/SIGINT, then stop accepting and let in-flight requests finish (bounded)."""
+    loop = asyncio.get_running_loop()
+    config = options.config
+    access_log = AccessLog(options.access_log) if options.access_log is not None else None
+    router = Router(config, loop, options.state, access_log)
+    if options.state is not None:
+        router.apply_table(load_table(options.state), persist=False)
+    router.start_ticker()
+    host, port = split_address(options.listen, "--listen")
+    ahost, aport = split_address(options.admin, "--admin")
+    proxy_sock = _bind(host, port)
+    admin_sock = _bind(ahost, aport, 128)
+    server = await loop.create_server(lambda: ClientProtocol(router), sock=proxy_sock)
+    admin = AdminServer(router, token)
+    admin_server = await asyncio.start_server(admin.handle, sock=admin_sock)
+    unix_server = None
+    if options.admin_socket is not None:
+        options.admin_socket.unlink(missing_ok=True)
+        unix_server = await asyncio.start_unix_server(admin.handle, path=str(options.admin_socket))
+        os.chmod(options.admin_socket, 0o600)
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    listen_at = "{}:{}".format(*proxy_sock.getsockname()[:2])
+    admin_at = "{}:{}".format(*admin_sock.getsockname()[:2])
+    if options.admin_socket is not None:
+        admin_at += f" and unix:{options.admin_socket}"
+    ready(f"router listening on {listen_at} admin on {admin_at}")
+    await stop.wait()
+    log.info(
+        "shutting down: no new connections, waiting up to %.0fs for in-flight requests",
+        config.shutdown_timeout,
+    )
+    server.close()
+    deadline = loop.time() + config.shutdown_timeout
+    while True:
+        for client in list(router.clients):
+            client.shutdown_idle()
+        if router.in_flight() == 0 or loop.time() >= deadline:
+            break
+        await asyncio.sleep(0.05)
+    for client in list(router.clients):
+        client.close()
+    admin_server.close()
+    if unix_server is not None:
+        unix_server.close()
+        options.admin_socket.unlink(missing_ok=True)  # type: ignore[union-attr]
+    await router.close()
+
+
+def run(options: Options) -> None:
+    """Start the router on uvloop and block until it has shut down."""
+    if options.token_file is None:
+        raise UserError("router: --token-file is required (the admin API token is read from it)")
+    token = read_or_create_token(options.token_file)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr
+    )
+
+    def ready(line: str) -> None:
+        print(line, flush=True)
+
+    uvloop.run(serve(options, token, ready))

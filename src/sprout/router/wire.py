@@ -1,0 +1,103 @@
+"""HTTP/1.1 wire details shared by the proxy: header classes, status lines and local responses."""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+
+# Header classes, looked up by the exact bytes of a header name (cached) to keep .lower() off the hot path.
+KEEP = 0
+DROP = 1  # hop-by-hop (RFC 9110 §7.6.1) or set by the router itself
+CONTENT_LENGTH = 2
+TRANSFER_ENCODING = 3
+HOST = 4
+CONNECTION = 5
+UPGRADE = 6
+FORWARDED_FOR = 7
+REQUEST_ID = 8
+EXPECT = 9
+SET_COOKIE = 10
+CACHE_CONTROL = 11
+VARY = 12
+ACCEPT_ENCODING = 13
+
+_BY_LOWER: dict[bytes, int] = {
+    b"connection": CONNECTION,
+    b"proxy-connection": DROP,
+    b"keep-alive": DROP,
+    b"te": DROP,
+    b"trailer": DROP,
+    b"transfer-encoding": TRANSFER_ENCODING,
+    b"upgrade": UPGRADE,
+    b"content-length": CONTENT_LENGTH,
+    b"host": HOST,
+    b"x-forwarded-for": FORWARDED_FOR,
+    b"x-forwarded-proto": DROP,
+    b"x-forwarded-host": DROP,
+    b"x-request-id": REQUEST_ID,
+    b"x-cache": DROP,
+    b"expect": EXPECT,
+    b"set-cookie": SET_COOKIE,
+    b"cache-control": CACHE_CONTROL,
+    b"vary": VARY,
+    b"accept-encoding": ACCEPT_ENCODING,
+}
+_CACHE: dict[bytes, int] = {}
+_CACHE_MAX = 4096
+
+
+def header_class(name: bytes) -> int:
+    """The class of a header name, case-insensitively."""
+    cls = _CACHE.get(name)
+    if cls is None:
+        cls = _BY_LOWER.get(name.lower(), KEEP)
+        if len(_CACHE) < _CACHE_MAX:
+            _CACHE[name] = cls
+    return cls
+
+
+def connection_tokens(values: list[bytes]) -> set[bytes]:
+    """Lower-cased tokens of every Connection header."""
+    tokens: set[bytes] = set()
+    for value in values:
+        for token in value.split(b","):
+            token = token.strip().lower()
+            if token:
+                tokens.add(token)
+    return tokens
+
+
+_STATUS_LINES: dict[int, bytes] = {}
+
+
+def status_line(status: int) -> bytes:
+    """`HTTP/1.1 <code> <reason>\\r\\n`, cached per code."""
+    line = _STATUS_LINES.get(status)
+    if line is None:
+        try:
+            reason = HTTPStatus(status).phrase
+        except ValueError:
+            reason = "Unknown"
+        line = f"HTTP/1.1 {status} {reason}\r\n".encode()
+        if len(_STATUS_LINES) < 1000:
+            _STATUS_LINES[status] = line
+    return line
+
+
+def local_response(status: int, message: str, request_id: bytes, close: bool) -> bytes:
+    """A short plain-text response produced by the router itself (errors, refusals)."""
+    body = f"{status} {message}\n".encode()
+    parts = [
+        status_line(status),
+        b"Content-Type: text/plain; charset=utf-8\r\nContent-Length: ",
+        str(len(body)).encode(),
+        b"\r\n",
+    ]
+    if request_id:
+        parts += [b"X-Request-Id: ", request_id, b"\r\n"]
+    if close:
+        parts.append(b"Connection: close\r\n")
+    parts += [b"\r\n", body]
+    return b"".join(parts)
+
+
+IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"PUT", b"DELETE", b"TRACE"})
