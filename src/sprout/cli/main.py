@@ -20,6 +20,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "sprout.cli.agent_cmd",
     "sprout.cli.ops_cmd",
     "sprout.cli.daemon_cmd",
+    "sprout.cli.aws_cmd",
 )
 
 app = typer.Typer(

@@ -1,0 +1,348 @@
+"""`sprout aws …`: the same manifest on AWS — render, plan, up, down, deploy, rollback, logs, and the instance boot.
+
+A sub-app, so its verbs never collide with the one-machine `plan`/`up`/`down`/`logs` commands.
+Credentials and endpoints come from the standard boto3 chain; `AWS_ENDPOINT_URL` is honoured (moto).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+from sprout import __version__
+from sprout.errors import UserError
+from sprout.spec import Manifest, load_manifest, manifest_path
+
+if TYPE_CHECKING:
+    from sprout.bundle import S3Store
+    from sprout.providers.aws.deploy import Deployer
+    from sprout.providers.aws.deploystate import DeployState
+
+aws = typer.Typer(
+    name="aws",
+    help="Run the app on AWS: CloudFormation, EC2 Auto Scaling, ALB, S3, CloudWatch Logs.",
+    no_args_is_help=True,
+)
+
+APP_DIR = typer.Argument(Path("."), help="The app folder (holds sprout.toml).")
+ENV = typer.Option("prod", "--env", "-e", help="The environment name.")
+BUCKET = typer.Option(None, "--bucket", help="Bundle bucket (default: sprout-<account>-<region>).")
+REGION = typer.Option(None, "--region", help="AWS region (default: the manifest's [aws] region).")
+
+
+@dataclass(frozen=True)
+class Target:
+    """An app environment on AWS: its manifest, folder, region, bucket and stack."""
+
+    app_dir: Path
+    manifest: Manifest
+    env: str
+    region: str
+    bucket: str
+
+    @property
+    def stack(self) -> str:
+        """The stack name."""
+        from sprout.providers.aws.context import stack_name
+
+        return stack_name(self.manifest.app.name, self.env)
+
+    def client(self, service: str) -> Any:
+        """A boto3 client in the target's region."""
+        from sprout.providers.aws.clients import client
+
+        return client(service, self.region)
+
+
+def _target(app_dir: Path, env: str, bucket: str | None, region: str | None) -> Target:
+    manifest = load_manifest(manifest_path(app_dir))
+    region = region or manifest.aws.region
+    if bucket is None:
+        from sprout.providers.aws.clients import client
+        from sprout.providers.aws.stack import bucket_name
+
+        account = client("sts", region).get_caller_identity()["Account"]
+        bucket = bucket_name(str(account), region)
+    return Target(app_dir.resolve(), manifest, env, region, bucket)
+
+
+def _pack(target: Target, out: Path) -> tuple[Path, str]:
+    from sprout.bundle import pack
+
+    packed = pack(target.app_dir, out)
+    return packed.path, packed.sha256
+
+
+def _store(target: Target) -> S3Store:
+    from sprout.bundle import S3Store
+
+    return S3Store(target.bucket, target.manifest.app.name, client=target.client("s3"))
+
+
+def _echo(line: str) -> None:
+    typer.echo(line)
+
+
+def _render(target: Target, sha256: str) -> dict[str, object]:
+    """The template; for a live stack, with its live colour and bundle so `up` never changes the code."""
+    from sprout.providers.aws.context import Colour
+    from sprout.providers.aws.fleetapi import AwsFleet
+    from sprout.providers.aws.refs import StackRefs
+    from sprout.providers.aws.stack import Stack
+    from sprout.providers.aws.template import render_template
+
+    stack = Stack(
+        target.client("cloudformation"),
+        target.client("s3"),
+        target.stack,
+        target.bucket,
+        target.manifest.app.name,
+    )
+    live: Colour = "blue"
+    if stack.status():
+        fleet = AwsFleet(
+            StackRefs.from_outputs(target.stack, stack.outputs()),
+            target.client("elbv2"),
+            target.client("autoscaling"),
+            target.client("ec2"),
+        )
+        live = fleet.live()
+        sha256 = fleet.bundle_of(live) or sha256
+    return render_template(target.manifest, target.env, sha256, target.bucket, __version__, live)
+
+
+@aws.command("render")
+def render(
+    app_dir: Path = APP_DIR,
+    env: str = ENV,
+    bucket: str = typer.Option("sprout-bundles", "--bucket", help="Bundle bucket named in the template."),
+    region: str | None = REGION,
+    out: Path | None = typer.Option(None, "--out", "-o", help="Write the JSON here instead of stdout."),
+) -> None:
+    """Print the CloudFormation template (JSON) for the app; nothing is sent to AWS."""
+    from sprout.providers.aws.template import render_template, template_json
+
+    target = Target(app_dir.resolve(), load_manifest(manifest_path(app_dir)), env, region or "", bucket)
+    with tempfile.TemporaryDirectory() as tmp:
+        _, sha256 = _pack(target, Path(tmp))
+    text = template_json(render_template(target.manifest, env, sha256, bucket, __version__))
+    if out is None:
+        typer.echo(text)
+    else:
+        out.write_text(text + "\n")
+        typer.echo(f"wrote {out} (bundle {sha256[:12]})", err=True)
+
+
+@aws.command("plan")
+def plan(
+    app_dir: Path = APP_DIR, env: str = ENV, bucket: str | None = BUCKET, region: str | None = REGION
+) -> None:
+    """Create a CloudFormation change set for the app and print it (nothing is changed)."""
+    from sprout.providers.aws.stack import Stack
+
+    target = _target(app_dir, env, bucket, region)
+    with tempfile.TemporaryDirectory() as tmp:
+        _, sha256 = _pack(target, Path(tmp))
+    stack = Stack(
+        target.client("cloudformation"),
+        target.client("s3"),
+        target.stack,
+        target.bucket,
+        target.manifest.app.name,
+    )
+    typer.echo(stack.plan(_render(target, sha256)).describe())
+
+
+@aws.command("up")
+def up(
+    app_dir: Path = APP_DIR,
+    env: str = ENV,
+    bucket: str | None = BUCKET,
+    region: str | None = REGION,
+    yes: bool = typer.Option(False, "--yes", "-y", help="Apply without asking."),
+) -> None:
+    """Create or update the stack: bucket, bundle upload, change set, execute, wait with progress."""
+    from sprout.providers.aws.stack import Stack, ensure_bucket
+
+    target = _target(app_dir, env, bucket, region)
+    if ensure_bucket(target.client("s3"), target.bucket, target.region):
+        typer.echo(f"created bucket {target.bucket}")
+    with tempfile.TemporaryDirectory() as tmp:
+        path, sha256 = _pack(target, Path(tmp))
+        _store(target).put(path)
+    typer.echo(f"bundle {sha256[:12]} in s3://{target.bucket}/{target.manifest.app.name}/bundles/")
+    stack = Stack(
+        target.client("cloudformation"),
+        target.client("s3"),
+        target.stack,
+        target.bucket,
+        target.manifest.app.name,
+    )
+    planned = stack.plan(_render(target, sha256))
+    typer.echo(planned.describe())
+    if not planned.changes:
+        return
+    if not yes and not typer.confirm("apply these changes?"):
+        raise typer.Abort()
+    status = stack.apply(planned, _echo)
+    typer.echo(f"stack {target.stack}: {status}")
+    for key, value in sorted(stack.outputs().items()):
+        typer.echo(f"  {key}: {value}")
+
+
+@aws.command("down")
+def down(
+    app_dir: Path = APP_DIR,
+    env: str = ENV,
+    bucket: str | None = BUCKET,
+    region: str | None = REGION,
+    purge: bool = typer.Option(
+        False, "--purge", help="Also delete the app's bundles and deploy state in S3."
+    ),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Delete without asking."),
+) -> None:
+    """Delete the stack; the bundle bucket and the database's final snapshot are kept unless --purge."""
+    from sprout.providers.aws.stack import Stack
+
+    target = _target(app_dir, env, bucket, region)
+    if not yes and not typer.confirm(f"delete stack {target.stack}?"):
+        raise typer.Abort()
+    stack = Stack(
+        target.client("cloudformation"),
+        target.client("s3"),
+        target.stack,
+        target.bucket,
+        target.manifest.app.name,
+    )
+    typer.echo(f"stack {target.stack}: {stack.delete(_echo)}")
+    if purge:
+        s3 = target.client("s3")
+        prefix = f"{target.manifest.app.name}/"
+        deleted = 0
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=target.bucket, Prefix=prefix):
+            for obj in page.get("Contents", []):
+                s3.delete_object(Bucket=target.bucket, Key=obj["Key"])
+                deleted += 1
+        typer.echo(f"purged {deleted} object(s) under s3://{target.bucket}/{prefix}")
+
+
+def _deployer(target: Target) -> Deployer:
+    from sprout.providers.aws.deploy import Deployer, Timing
+    from sprout.providers.aws.deploystate import S3StateStore
+    from sprout.providers.aws.fleetapi import AwsFleet
+    from sprout.providers.aws.refs import StackRefs
+    from sprout.providers.aws.stack import Stack
+
+    stack = Stack(
+        target.client("cloudformation"),
+        target.client("s3"),
+        target.stack,
+        target.bucket,
+        target.manifest.app.name,
+    )
+    if not stack.status():
+        raise UserError(f"stack {target.stack} does not exist; run `sprout aws up` first")
+    refs = StackRefs.from_outputs(target.stack, stack.outputs())
+    fleet = AwsFleet(refs, target.client("elbv2"), target.client("autoscaling"), target.client("ec2"))
+    states = S3StateStore(target.client("s3"), target.bucket, target.manifest.app.name, target.env)
+    return Deployer(
+        fleet,
+        states,
+        _store(target),
+        Timing.of(target.manifest),
+        cloudwatch=target.client("cloudwatch"),
+    )
+
+
+def _report(state: DeployState) -> None:
+    typer.echo(state.events[-1] if state.events else "")
+
+
+@aws.command("deploy")
+def deploy(
+    app_dir: Path = APP_DIR,
+    env: str = ENV,
+    bucket: str | None = BUCKET,
+    region: str | None = REGION,
+    resume: bool = typer.Option(False, "--resume", help="Continue the unfinished deployment."),
+    wait_hold: bool = typer.Option(
+        True, "--wait-hold/--no-wait-hold", help="Wait out the rollback window and retire the old colour."
+    ),
+) -> None:
+    """Blue/green (or canary) deploy of the app folder to the idle colour, then shift the listener."""
+    target = _target(app_dir, env, bucket, region)
+    deployer = _deployer(target)
+    if resume:
+        state = deployer.states.load()
+        if state is None:
+            raise UserError(f"{target.manifest.app.name}/{env}: no deployment to resume")
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            path, sha256 = _pack(target, Path(tmp))
+            state = deployer.start(
+                target.manifest.app.name, env, sha256, target.manifest.deploy.strategy, path
+            )
+        _report(state)
+    state = deployer.run(state, report=_report, through_hold=wait_hold)
+    typer.echo(f"deployment {state.id}: {state.status}")
+    if state.status in ("failed", "rolled_back"):
+        raise typer.Exit(1)
+
+
+@aws.command("rollback")
+def rollback(
+    app_dir: Path = APP_DIR, env: str = ENV, bucket: str | None = BUCKET, region: str | None = REGION
+) -> None:
+    """Shift the listener back to the previous colour (bringing it back first if it was retired)."""
+    target = _target(app_dir, env, bucket, region)
+    deployer = _deployer(target)
+    state = deployer.rollback()
+    _report(state)
+    if state.active:
+        state = deployer.run(state, report=_report, through_hold=False)
+    typer.echo(f"deployment {state.id}: {state.status}")
+
+
+@aws.command("logs")
+def logs(
+    app_dir: Path = APP_DIR,
+    env: str = ENV,
+    region: str | None = REGION,
+    since: float = typer.Option(3600.0, "--since", help="Seconds back to read."),
+    pattern: str | None = typer.Option(None, "--filter", help="A CloudWatch Logs filter pattern."),
+    limit: int = typer.Option(1000, "--limit", help="At most this many lines (the newest)."),
+    raw: bool = typer.Option(False, "--json", help="Print the records as JSON lines."),
+) -> None:
+    """Print the environment's log lines from CloudWatch Logs (every instance, oldest first)."""
+    from sprout.providers.aws.logs import describe, read_events
+
+    target = _target(app_dir, env, "unused-bucket", region)
+    group = f"/sprout/{target.manifest.app.name}/{env}"
+    for event in read_events(target.client("logs"), group, time.time() - since, pattern, limit):
+        typer.echo(event.message if raw else describe(event))
+
+
+@aws.command("boot")
+def boot(
+    config: Path = typer.Option(
+        Path("/etc/sprout/boot.json"), "--config", help="The boot config user data wrote."
+    ),
+    sha256: str = typer.Option(..., "--bundle-sha256", help="The bundle this instance runs."),
+) -> None:
+    """Run on an EC2 instance at start (user data): identity from IMDS, secrets, logs, then the agent."""
+    from sprout.providers.aws.boot import boot as run_boot
+    from sprout.providers.aws.bootconfig import BootConfig
+    from sprout.providers.aws.imds import identity
+
+    raise typer.Exit(run_boot(BootConfig.load(config), sha256, identity(), os.environ))
+
+
+def register(app: typer.Typer) -> None:
+    """Add the `aws` command group."""
+    app.add_typer(aws, name="aws")
