@@ -88,23 +88,24 @@ class SQLiteStore:
 
     def __init__(self, path: str) -> None:
         self.path = path
-        if path != ":memory:" and os.path.dirname(path):
-            os.makedirs(os.path.dirname(path), exist_ok=True)
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         self._writes = 0
-        self._conn().execute(
-            "CREATE TABLE IF NOT EXISTS sessions"
-            " (id TEXT PRIMARY KEY, data TEXT NOT NULL, expires REAL NOT NULL)"
-        )
 
     def _conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
+            if self.path != ":memory:" and os.path.dirname(self.path):
+                os.makedirs(os.path.dirname(self.path), exist_ok=True)
             conn = sqlite3.connect(self.path, timeout=10, isolation_level=None, check_same_thread=False)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
+            # Created on first use, not at construction, so importing an app has no side effect on disk.
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS sessions"
+                " (id TEXT PRIMARY KEY, data TEXT NOT NULL, expires REAL NOT NULL)"
+            )
             self._local.conn = conn
             with self._lock:
                 self._all.append(conn)

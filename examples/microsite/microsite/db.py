@@ -1,0 +1,55 @@
+"""The shop's schema (SQLAlchemy Core) and an engine for SQLite, MySQL/MariaDB or PostgreSQL URLs."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+products = sa.Table(
+    "products",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("slug", sa.String(64), nullable=False, unique=True),
+    sa.Column("name", sa.String(120), nullable=False),
+    sa.Column("description", sa.Text, nullable=False),
+    sa.Column("price_cents", sa.Integer, nullable=False),
+    sa.Column("stock", sa.Integer, nullable=False),
+    sa.Column("colour", sa.String(7), nullable=False),
+    sa.CheckConstraint("stock >= 0", name="stock_not_negative"),
+)
+
+orders = sa.Table(
+    "orders",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("code", sa.String(16), nullable=False, unique=True),
+    sa.Column("total_cents", sa.Integer, nullable=False),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("instance", sa.String(64), nullable=False),
+)
+
+order_items = sa.Table(
+    "order_items",
+    metadata,
+    sa.Column("order_id", sa.ForeignKey("orders.id"), primary_key=True),
+    sa.Column("product_id", sa.ForeignKey("products.id"), primary_key=True),
+    sa.Column("quantity", sa.Integer, nullable=False),
+    sa.Column("price_cents", sa.Integer, nullable=False),
+)
+
+_DRIVERS = {"mysql": "mysql+pymysql", "mariadb": "mysql+pymysql", "postgres": "postgresql+psycopg"}
+
+
+def normalise_url(url: str) -> str:
+    """Give a bare `mysql://` or `postgres://` URL the driver this app ships with."""
+    scheme, sep, rest = url.partition("://")
+    return f"{_DRIVERS.get(scheme, scheme)}{sep}{rest}"
+
+
+def engine_from_url(url: str) -> sa.Engine:
+    """An engine sized for one app process; SQLite waits on locks instead of failing."""
+    url = normalise_url(url)
+    if url.startswith("sqlite"):
+        return sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+    return sa.create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True, pool_recycle=1800)
