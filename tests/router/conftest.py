@@ -81,20 +81,63 @@ class Router:
         self.admin.close()
 
 
+def spawn_backend(folder: Path, version: str = "v1", unhealthy: bool = False, ident: str = "") -> Backend:
+    """Start a backend process; the caller kills it."""
+    log = folder / f"backend-{version}-{time.monotonic_ns()}.log"
+    cmd = [PY, str(HERE / "router_backend.py"), "--version", version, "--log", str(log)]
+    if unhealthy:
+        cmd.append("--unhealthy")
+    if ident:
+        cmd += ["--id", ident]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    try:
+        port = int(_read_line(proc, "PORT").split()[1])
+    except Exception:
+        _stop(proc)
+        raise
+    return Backend(proc, port, version, log)
+
+
+def spawn_router(folder: Path, *extra: str, state: Path | None = None, port: int = 0) -> Router:
+    """Start a router process with a test token and state/access-log files in `folder`."""
+    token_file = folder / "router.token"
+    token_file.write_text("test-token\n")
+    state = state or folder / "router-table.json"
+    access_log = folder / "access.log"
+    cmd = [
+        PY, "-m", "sprout.router",
+        "--listen", f"127.0.0.1:{port}", "--admin", "127.0.0.1:0",
+        "--token-file", str(token_file), "--state", str(state), "--access-log", str(access_log),
+        *extra,
+    ]  # fmt: skip
+    env = {**os.environ, "SPROUT_HOME": str(folder / "home")}
+    with open(folder / "router.err", "a") as err:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True, env=env)
+    try:
+        line = _read_line(proc, "router listening on")
+    except Exception:
+        _stop(proc)
+        raise
+    words = line.split()
+    listen, admin_at = words[3], words[6]
+    return Router(
+        proc,
+        int(listen.rsplit(":", 1)[1]),
+        int(admin_at.rsplit(":", 1)[1]),
+        "test-token",
+        state,
+        access_log,
+        RouterAdmin(f"http://{admin_at}", "test-token"),
+        list(extra),
+    )
+
+
 @pytest.fixture
 def start_backend(tmp_path: Path) -> Iterator[Callable[..., Backend]]:
     started: list[Backend] = []
 
     def start(version: str = "v1", unhealthy: bool = False, ident: str = "") -> Backend:
-        log = tmp_path / f"backend-{len(started)}.log"
-        cmd = [PY, str(HERE / "router_backend.py"), "--version", version, "--log", str(log)]
-        if unhealthy:
-            cmd.append("--unhealthy")
-        if ident:
-            cmd += ["--id", ident]
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
-        port = int(_read_line(proc, "PORT").split()[1])
-        backend = Backend(proc, port, version, log)
+        backend = spawn_backend(tmp_path, version, unhealthy, ident)
         started.append(backend)
         return backend
 
@@ -108,33 +151,8 @@ def start_router(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Ca
     monkeypatch.setenv("SPROUT_HOME", str(tmp_path / "home"))
     started: list[Router] = []
 
-    def start(*extra: str, state: Path | None = None, port: int = 0, admin_port: int = 0) -> Router:
-        token_file = tmp_path / "router.token"
-        token_file.write_text("test-token\n")
-        state = state or tmp_path / "router-table.json"
-        access_log = tmp_path / "access.log"
-        cmd = [
-            PY, "-m", "sprout.router",
-            "--listen", f"127.0.0.1:{port}", "--admin", f"127.0.0.1:{admin_port}",
-            "--token-file", str(token_file), "--state", str(state), "--access-log", str(access_log),
-            *extra,
-        ]  # fmt: skip
-        env = {**os.environ, "SPROUT_HOME": str(tmp_path / "home")}
-        with open(tmp_path / "router.err", "a") as err:
-            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True, env=env)
-        line = _read_line(proc, "router listening on")
-        words = line.split()
-        listen, admin_at = words[3], words[6]
-        router = Router(
-            proc,
-            int(listen.rsplit(":", 1)[1]),
-            int(admin_at.rsplit(":", 1)[1]),
-            "test-token",
-            state,
-            access_log,
-            RouterAdmin(f"http://{admin_at}", "test-token"),
-            list(extra),
-        )
+    def start(*extra: str, state: Path | None = None, port: int = 0) -> Router:
+        router = spawn_router(tmp_path, *extra, state=state, port=port)
         started.append(router)
         return router
 

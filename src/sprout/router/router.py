@@ -88,9 +88,17 @@ class Router:
 
     # -- table changes --------------------------------------------------------------------------------
     def apply_table(
-        self, spec: TableSpec, persist: bool = True, drain_timeouts: dict[str, float | None] | None = None
+        self,
+        spec: TableSpec,
+        persist: bool = True,
+        drain_timeouts: dict[str, float | None] | None = None,
+        restored: bool = False,
     ) -> None:
-        """Swap in a new table: known target ids keep state and pools; missing ones drain."""
+        """Swap in a new table: known target ids keep state and pools; missing ones drain.
+
+        `restored` marks the table read back from the state file at start: its targets were serving
+        before the restart, so they start healthy (a dead one is caught by the first failed connect).
+        """
         old_targets = self.targets
         old_routes = self.routes
         old_specs = {r.name: r for r in self.spec.routes}
@@ -113,7 +121,7 @@ class Router:
                             self.config.upstream_idle_timeout,
                             self.config.max_idle_per_target,
                         )
-                        if tspec.healthy:
+                        if tspec.healthy or restored:
                             target.state = State.HEALTHY
                     target.zone = tspec.zone
                     target.version = tspec.version or gspec.version

@@ -84,7 +84,7 @@ async def serve(options: Options, token: str, ready: Callable[[str], None]) -> N
     access_log = AccessLog(options.access_log) if options.access_log is not None else None
     router = Router(config, loop, options.state, access_log)
     if options.state is not None:
-        router.apply_table(load_table(options.state), persist=False)
+        router.apply_table(load_table(options.state), persist=False, restored=True)
     router.start_ticker()
     host, port = split_address(options.listen, "--listen")
     ahost, aport = split_address(options.admin, "--admin")

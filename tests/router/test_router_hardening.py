@@ -1,0 +1,174 @@
+"""Acceptance 4: the smuggling/limits corpus (table-driven) and a property test on the parser path."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from conftest import Backend, Router, group, route, spawn_backend, spawn_router, table, wait_for
+
+SMUGGLED = b"GET /smuggled HTTP/1.1\r\nHost: h.localhost\r\n\r\n"
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Router, Backend]]:
+    folder: Path = tmp_path_factory.mktemp("hardening")
+    backend = spawn_backend(folder)
+    router = spawn_router(folder, "--header-timeout", "1")
+    try:
+        router.admin.put_table(table(route("h", [group("g", [backend], healthy=True)], max_body=1000)))
+        yield router, backend
+    finally:
+        router.kill()
+        backend.kill()
+
+
+def exchange(router: Router, data: bytes, trickle: float = 0.0, timeout: float = 5.0) -> tuple[bytes, bool]:
+    """Send raw bytes; return everything received and whether the router closed the connection."""
+    with socket.create_connection(("127.0.0.1", router.port), timeout=timeout) as sock:
+        if trickle:
+            for i in range(len(data)):
+                try:
+                    sock.sendall(data[i : i + 1])
+                except OSError:
+                    break
+                time.sleep(trickle)
+        else:
+            sock.sendall(data)
+        received = b""
+        closed = False
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                chunk = sock.recv(65536)
+            except TimeoutError:
+                break
+            except ConnectionResetError:
+                closed = True
+                break
+            if not chunk:
+                closed = True
+                break
+            received += chunk
+    return received, closed
+
+
+def head(host: bytes = b"h.localhost") -> bytes:
+    return b"Host: " + host + b"\r\n"
+
+
+CORPUS = [
+    ("cl-and-te", b"POST /a HTTP/1.1\r\n" + head() + b"Content-Length: 48\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + SMUGGLED, 400),
+    ("te-and-cl", b"POST /a HTTP/1.1\r\n" + head() + b"Transfer-Encoding: chunked\r\nContent-Length: 48\r\n\r\n0\r\n\r\n" + SMUGGLED, 400),
+    ("duplicate-cl-differing", b"POST /a HTTP/1.1\r\n" + head() + b"Content-Length: 5\r\nContent-Length: 53\r\n\r\nhello" + SMUGGLED, 400),
+    ("duplicate-cl-list", b"POST /a HTTP/1.1\r\n" + head() + b"Content-Length: 5, 53\r\n\r\nhello" + SMUGGLED, 400),
+    ("te-xchunked", b"POST /a HTTP/1.1\r\n" + head() + b"Transfer-Encoding: xchunked\r\n\r\n0\r\n\r\n" + SMUGGLED, 501),
+    ("te-gzip-chunked", b"POST /a HTTP/1.1\r\n" + head() + b"Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n" + SMUGGLED, 501),
+    ("te-chunked-identity", b"POST /a HTTP/1.1\r\n" + head() + b"Transfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n" + SMUGGLED, 400),
+    ("te-space-before-colon", b"POST /a HTTP/1.1\r\n" + head() + b"Transfer-Encoding : chunked\r\n\r\n0\r\n\r\n" + SMUGGLED, 400),
+    ("te-vertical-tab", b"POST /a HTTP/1.1\r\n" + head() + b"Transfer-Encoding:\x0bchunked\r\n\r\n0\r\n\r\n" + SMUGGLED, 400),
+    ("te-leading-space-line", b"POST /a HTTP/1.1\r\n" + head() + b" Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + SMUGGLED, 400),
+    ("te-twice", b"POST /a HTTP/1.1\r\n" + head() + b"Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + SMUGGLED, 400),
+    ("bare-lf-chunk-lines", b"POST /a HTTP/1.1\r\n" + head() + b"Transfer-Encoding: chunked\r\n\r\n5\nhello\n0\n\n" + SMUGGLED, 400),
+    ("invalid-chunk-size", b"POST /a HTTP/1.1\r\n" + head() + b"Transfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n" + SMUGGLED, 400),
+    ("chunk-size-overflow", b"POST /a HTTP/1.1\r\n" + head() + b"Transfer-Encoding: chunked\r\n\r\nfffffffffffffffff\r\nx\r\n" + SMUGGLED, 400),
+    ("obs-fold", b"GET /a HTTP/1.1\r\n" + head() + b"X-Folded: a\r\n b\r\n\r\n" + SMUGGLED, 400),
+    ("bare-lf-request-line", b"GET /a HTTP/1.1\n" + head() + b"\r\n" + SMUGGLED, 400),
+    ("negative-cl", b"POST /a HTTP/1.1\r\n" + head() + b"Content-Length: -1\r\n\r\n" + SMUGGLED, 400),
+    ("plus-cl", b"POST /a HTTP/1.1\r\n" + head() + b"Content-Length: +5\r\n\r\nhello" + SMUGGLED, 400),
+    ("two-hosts", b"GET /a HTTP/1.1\r\n" + head() + head() + b"\r\n" + SMUGGLED, 400),
+    ("no-host-http11", b"GET /a HTTP/1.1\r\n\r\n" + SMUGGLED, 400),
+    ("nul-in-header", b"GET /a HTTP/1.1\r\n" + head() + b"X-A: a\x00b\r\n\r\n" + SMUGGLED, 400),
+    ("oversize-header", b"GET /a HTTP/1.1\r\n" + head() + b"X-Big: " + b"a" * 17000 + b"\r\n\r\n", 431),
+    ("many-headers", b"GET /a HTTP/1.1\r\n" + head() + b"".join(b"X-H%d: %s\r\n" % (i, b"v" * 50) for i in range(400)) + b"\r\n", 431),
+    ("oversize-uri", b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\n" + head() + b"\r\n", 414),
+    ("oversize-body-cl", b"POST /echo HTTP/1.1\r\n" + head() + b"Content-Length: 2000\r\n\r\n" + b"a" * 2000, 413),
+    ("oversize-body-chunked", b"POST /echo HTTP/1.1\r\n" + head() + b"Transfer-Encoding: chunked\r\n\r\n" + b"200\r\n" + b"a" * 512 + b"\r\n" + b"200\r\n" + b"a" * 512 + b"\r\n" + b"200\r\n" + b"a" * 512 + b"\r\n0\r\n\r\n", 413),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "payload", "status"), CORPUS, ids=[c[0] for c in CORPUS])
+def test_corpus(stack: tuple[Router, Backend], name: str, payload: bytes, status: int) -> None:
+    router, backend = stack
+    received, closed = exchange(router, payload)
+    assert received.startswith(b"HTTP/1.1 %d " % status), (name, received[:200])
+    assert received.count(b"HTTP/1.1 ") == 1, received
+    assert closed, f"{name}: connection left open"
+    assert not any("smuggled" in line for line in backend.requests_seen())
+
+
+def test_slowloris_gets_408(stack: tuple[Router, Backend]) -> None:
+    router, backend = stack
+    started = time.monotonic()
+    received, closed = exchange(
+        router, b"GET /slow HTTP/1.1\r\nHost: h.localhost\r\nX-A: " + b"a" * 200, trickle=0.02
+    )
+    assert received.startswith(b"HTTP/1.1 408 "), received
+    assert closed
+    assert time.monotonic() - started < 4.5
+    assert "GET /slow" not in backend.requests_seen()
+
+
+def test_valid_chunked_request_passes(stack: tuple[Router, Backend]) -> None:
+    router, _ = stack
+    received, _ = exchange(
+        router,
+        b"POST /echo HTTP/1.1\r\nHost: h.localhost\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+        b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n",
+    )
+    assert received.startswith(b"HTTP/1.1 200 ")
+    assert received.endswith(b"hello world")
+
+
+def test_pipelined_requests_answered_in_order(stack: tuple[Router, Backend]) -> None:
+    router, _ = stack
+    payload = (
+        b"GET /sleep?s=0.3 HTTP/1.1\r\nHost: h.localhost\r\n\r\n"
+        b"POST /echo HTTP/1.1\r\nHost: h.localhost\r\nContent-Length: 5\r\n\r\nfirst"
+        b"GET /a HTTP/1.1\r\nHost: h.localhost\r\nConnection: close\r\n\r\n"
+    )
+    received, closed = exchange(router, payload)
+    assert received.count(b"HTTP/1.1 200 OK") == 3
+    assert received.index(b"slept") < received.index(b"first") < received.index(b"\r\n\r\nv1 ")
+    assert closed
+
+
+FRAGMENTS = [
+    b"GET / HTTP/1.1\r\n", b"POST /echo HTTP/1.1\r\n", b"Host: h.localhost\r\n", b"Content-Length: 3\r\n",
+    b"Transfer-Encoding: chunked\r\n", b"\r\n", b"0\r\n\r\n", b"3\r\nabc\r\n", b"\n", b"\r", b" ", b":",
+    b"Connection: close\r\n", b"Expect: 100-continue\r\n", b"Upgrade: websocket\r\nConnection: upgrade\r\n",
+]  # fmt: skip
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    st.one_of(
+        st.binary(max_size=300),
+        st.lists(st.one_of(st.sampled_from(FRAGMENTS), st.binary(max_size=8)), max_size=12).map(b"".join),
+    )
+)
+def test_random_bytes_never_crash_or_leak(stack: tuple[Router, Backend], data: bytes) -> None:
+    router, _ = stack
+    with socket.create_connection(("127.0.0.1", router.port), timeout=3) as sock:
+        try:
+            sock.sendall(data)
+            sock.shutdown(socket.SHUT_WR)
+            while sock.recv(65536):
+                pass
+        except (ConnectionResetError, BrokenPipeError, TimeoutError):
+            pass
+
+
+def test_after_fuzzing_router_is_alive_and_holds_no_connections(stack: tuple[Router, Backend]) -> None:
+    router, _ = stack
+    assert router.proc.poll() is None
+    with httpx.Client() as client:
+        assert client.get(f"{router.url}/a", headers={"Host": "h.localhost"}).status_code == 200
+    wait_for(lambda: router.admin.metrics()["connections"] == 0, 5, "connections to close")
