@@ -21,6 +21,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "sprout.cli.ops_cmd",
     "sprout.cli.daemon_cmd",
     "sprout.cli.aws_cmd",
+    "sprout.cli.router_cmd",
 )
 
 app = typer.Typer(
