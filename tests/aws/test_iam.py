@@ -1,0 +1,64 @@
+"""Acceptance 4: the instance role grants no `*` action and no resource wider than bundles, secret and log group."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from .helpers import BUCKET, render
+
+ALLOWED = {
+    "s3:GetObject": [{"Fn::Sub": f"arn:${{AWS::Partition}}:s3:::{BUCKET}/{{app}}/bundles/*"}],
+    "logs:CreateLogStream": [{"Fn::GetAtt": ["LogGroup", "Arn"]}],
+    "logs:PutLogEvents": [{"Fn::GetAtt": ["LogGroup", "Arn"]}],
+    "secretsmanager:GetSecretValue": [{"Fn::GetAtt": ["Database", "MasterUserSecret.SecretArn"]}],
+}
+
+
+def statements(template: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every statement of every IAM policy in the template (inline role policies and policy resources)."""
+    found: list[dict[str, Any]] = []
+    for resource in template["Resources"].values():
+        props = resource.get("Properties", {})
+        if resource["Type"] == "AWS::IAM::Role":
+            for policy in props.get("Policies", []):
+                found.extend(policy["PolicyDocument"]["Statement"])
+            assert "ManagedPolicyArns" not in props, "managed policies are wider than the role needs"
+        elif resource["Type"] in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
+            found.extend(props["PolicyDocument"]["Statement"])
+    return found
+
+
+@pytest.mark.parametrize("app", ["microsite", "lottery", "minimal", "full"])
+def test_instance_role_is_least_privilege(app: str) -> None:
+    template = render(app)
+    found = statements(template)
+    assert found, "the instance role has no policy"
+    granted: set[str] = set()
+    for statement in found:
+        assert statement["Effect"] == "Allow"
+        assert "NotAction" not in statement and "NotResource" not in statement
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        for action in actions:
+            assert "*" not in action, f"wildcard action {action}"
+            assert action in ALLOWED, f"unexpected action {action}"
+            expected = [
+                {"Fn::Sub": r["Fn::Sub"].replace("{app}", template["Metadata"]["Sprout"]["app"])}
+                if "Fn::Sub" in r
+                else r
+                for r in ALLOWED[action]
+            ]
+            assert statement["Resource"] == expected, f"{action} on {statement['Resource']}"
+            granted.add(action)
+    assert {"s3:GetObject", "logs:PutLogEvents", "logs:CreateLogStream"} <= granted
+    has_db = "Database" in template["Resources"]
+    assert ("secretsmanager:GetSecretValue" in granted) == has_db
+
+
+def test_role_is_assumable_by_ec2_only() -> None:
+    role = render("full")["Resources"]["InstanceRole"]["Properties"]
+    trust = role["AssumeRolePolicyDocument"]["Statement"]
+    assert trust == [
+        {"Action": ["sts:AssumeRole"], "Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}}
+    ]
