@@ -1,0 +1,73 @@
+"""Accounting: instance-seconds per app/env/version/zone/size and UTC day, and peak concurrent fleets."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+
+from sprout.cost.lifetimes import InstanceLifetime
+
+DAY = 86400.0
+
+
+@dataclass(frozen=True, slots=True)
+class UsageRow:
+    """Instance-seconds of one app/env/version/zone/size on one UTC day."""
+
+    app: str
+    env: str
+    version: str
+    zone: str
+    size: str
+    day: date
+    seconds: float
+
+
+def split_by_day(begin: float, finish: float) -> list[tuple[date, float]]:
+    """Seconds of [begin, finish) on each UTC day it touches (split at midnight UTC)."""
+    parts: list[tuple[date, float]] = []
+    cursor = begin
+    while cursor < finish:
+        day = datetime.fromtimestamp(cursor, UTC).date()
+        midnight = datetime.combine(day + timedelta(days=1), datetime.min.time(), UTC).timestamp()
+        end = min(finish, midnight)
+        parts.append((day, end - cursor))
+        cursor = end
+    return parts
+
+
+def usage(lifetimes: Iterable[InstanceLifetime], since: float, until: float) -> list[UsageRow]:
+    """Instance-seconds inside [since, until), grouped per app/env/version/zone/size/day, sorted."""
+    totals: dict[tuple[str, str, str, str, str, date], float] = defaultdict(float)
+    for life in lifetimes:
+        span = life.clipped(since, until)
+        if span is None:
+            continue
+        for day, seconds in split_by_day(*span):
+            totals[(life.app, life.env, life.version, life.zone, life.size, day)] += seconds
+    return [UsageRow(*key, seconds) for key, seconds in sorted(totals.items())]
+
+
+def peak_fleets(
+    lifetimes: Iterable[InstanceLifetime], since: float, until: float
+) -> dict[tuple[str, str, str], int]:
+    """The most instances running at once inside [since, until), per app/env/size."""
+    events: dict[tuple[str, str, str], list[tuple[float, int]]] = defaultdict(list)
+    for life in lifetimes:
+        span = life.clipped(since, until)
+        if span is None:
+            continue
+        key = (life.app, life.env, life.size)
+        events[key] += [(span[0], 1), (span[1], -1)]
+    peaks: dict[tuple[str, str, str], int] = {}
+    for key, changes in events.items():
+        # At the same instant an instance that stops is counted before one that starts (a replacement).
+        changes.sort(key=lambda change: (change[0], change[1]))
+        running = peak = 0
+        for _, delta in changes:
+            running += delta
+            peak = max(peak, running)
+        peaks[key] = peak
+    return peaks
