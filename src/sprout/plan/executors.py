@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from typing import Protocol
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from rich.console import Console
 from rich.markup import escape
@@ -73,13 +74,10 @@ class ApplyExecutor:
         """Apply the plan; the history entry, or None when there was nothing to do."""
         if plan.is_empty:
             return None
+        # Resolve every handler before the first write: an unknown action must change nothing.
+        steps = [(self._handler(action), action) for action in plan.actions]
         self.store.upsert_environment(plan.app, plan.env, plan.manifest, plan.app_dir)
-        for action in plan.actions:
-            handler = getattr(self, f"_do_{_snake(type(action).__name__)}", None)
-            if handler is None:
-                raise TypeError(
-                    f"ApplyExecutor cannot apply {type(action).__name__}; add a _do_ method for it"
-                )
+        for handler, action in steps:
             handler(plan, action)
         environment = self.store.get_environment(plan.app, plan.env)
         assert environment is not None
@@ -92,6 +90,14 @@ class ApplyExecutor:
             version=environment.current_version,
             diff_text="\n".join(plan.describe()),
         )
+
+    def _handler(self, action: Action) -> Callable[[Plan, Any], None]:
+        handler: Callable[[Plan, Any], None] | None = getattr(
+            self, f"_do_{_snake(type(action).__name__)}", None
+        )
+        if handler is None:
+            raise TypeError(f"ApplyExecutor cannot apply {type(action).__name__}; add a _do_ method for it")
+        return handler
 
     def _do_create_environment(self, plan: Plan, action: CreateEnvironment) -> None:
         self.store.record_event(

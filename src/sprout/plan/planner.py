@@ -133,10 +133,8 @@ def managed_resources(manifest: Manifest | None) -> set[tuple[str, str]]:
 
 def _resource_changes(old: Manifest | None, new: Manifest) -> list[Action]:
     before, after = managed_resources(old), managed_resources(new)
-    order = {
-        zone: index
-        for index, zone in enumerate([*new.instances.zones, *(old.instances.zones if old else [])])
-    }
+    zones = list(dict.fromkeys([*new.instances.zones, *(old.instances.zones if old else [])]))
+    order = {zone: index for index, zone in enumerate(zones)}
 
     def key(item: tuple[str, str]) -> tuple[str, int]:
         return item[0], order[item[1]]

@@ -50,4 +50,10 @@ def display(path: str, value: Any) -> str:
         return format_duration(float(value))
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
+    if isinstance(value, list):
+        # Tables in a list (schedule, step) read best with their unset keys left out, as written.
+        value = [
+            {k: v for k, v in item.items() if v is not None} if isinstance(item, dict) else item
+            for item in value
+        ]
     return json.dumps(value, ensure_ascii=False)
