@@ -1,0 +1,165 @@
+"""The live autoscaler: once a second, router metrics → each environment's scaler → desired capacity.
+
+Per environment it keeps the previous `/metrics.json` totals of its route, so a sample is a true
+per-second figure (request rate, requests in flight, p95 over the last second) plus the mean CPU of the
+serving instances' process trees (psutil). The `Scaler` (pure policies in `sprout.scale`) returns a
+desired capacity with its reason; a change is written to the state store with an event, and the
+reconcile loop launches or drains to match. No scaling while a release moves traffic between fleets.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import psutil
+
+from sprout.controlplane.routing import route_name
+from sprout.deploy.analysis import Window
+from sprout.router.client import RouterAdmin
+from sprout.scale.config import Limits, ScalingConfig
+from sprout.scale.model import Fleet, MetricSample
+from sprout.scale.scaler import Scaler
+from sprout.spec.models import Manifest
+from sprout.state import Environment, StateStore
+
+log = logging.getLogger(__name__)
+
+
+def scaling_config(manifest: Manifest) -> ScalingConfig:
+    """The scaler's settings from a manifest's `[scaling]` section."""
+    section = manifest.scaling.model_dump(exclude={"enabled"})
+    section["step"] = [
+        {
+            "lower": step["lower"],
+            "upper": step["upper"],
+            "change": f"{step['change']:+d}{'%' if step['percent'] else ''}",
+        }
+        for step in section["step"]
+    ]
+    section["schedule"] = [{k: v for k, v in entry.items() if v is not None} for entry in section["schedule"]]
+    return ScalingConfig.from_mapping(section)
+
+
+def route_totals(metrics: Mapping[str, Any], route: str) -> dict[str, Any]:
+    """One route's group counters summed into a single snapshot (the `/metrics.json` group shape)."""
+    requests = errors = in_flight = 0
+    buckets: dict[str, int] = {}
+    for group in metrics.get("groups", {}).values():
+        if group.get("route") != route:
+            continue
+        requests += int(group["requests"]["total"])
+        errors += int(group["requests"].get("5xx", 0))
+        in_flight += int(group.get("in_flight", 0))
+        for bound, count in group["latency"]["buckets"].items():
+            buckets[bound] = buckets.get(bound, 0) + int(count)
+    return {
+        "requests": {"total": requests, "5xx": errors},
+        "in_flight": in_flight,
+        "latency": {"buckets": buckets},
+    }
+
+
+@dataclass
+class _Watch:
+    """What one environment's scaler needs to remember between seconds."""
+
+    scaler: Scaler
+    manifest_hash: str
+    totals: dict[str, Any] | None = None
+    at: float = 0.0
+
+
+class Autoscaler:
+    """Drives every environment's `Scaler` from the router's metrics; wired by the daemon."""
+
+    def __init__(
+        self,
+        store: StateStore,
+        router: Callable[[], RouterAdmin],
+        releasing: Callable[[str, str], bool],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._store = store
+        self._router = router
+        self._releasing = releasing
+        self._clock = clock
+        self._watches: dict[str, _Watch] = {}
+        self._processes: dict[int, psutil.Process] = {}
+
+    def tick(self) -> None:
+        """One second of autoscaling for every environment that has it enabled."""
+        now = self._clock()
+        metrics = self._router().metrics()
+        for env in self._store.list_environments():
+            if not env.manifest.scaling.enabled or env.current_version is None:
+                self._watches.pop(env.id, None)
+                continue
+            self._scale(env, metrics, now)
+
+    def _scale(self, env: Environment, metrics: Mapping[str, Any], now: float) -> None:
+        watch = self._watches.get(env.id)
+        if watch is None or watch.manifest_hash != env.manifest_hash:
+            manifest = env.manifest
+            limits = Limits(manifest.instances.min, manifest.instances.max)
+            watch = _Watch(Scaler(scaling_config(manifest), limits), env.manifest_hash)
+            self._watches[env.id] = watch
+        totals = route_totals(metrics, route_name(env.app, env.name))
+        previous, since = watch.totals, watch.at
+        watch.totals, watch.at = totals, now
+        if previous is None or now <= since:
+            return
+        window = Window.between(previous, totals)
+        instances = self._store.list_instances(env.app, env.name, states=("launching", "running", "draining"))
+        serving = [i for i in instances if i.state == "running" and i.health == "healthy"]
+        sample = MetricSample(
+            request_rate=window.requests / (now - since),
+            concurrency=float(totals["in_flight"]),
+            cpu=self._cpu([i.pid for i in serving if i.pid]),
+            p95_latency=window.p95,
+        )
+        fleet = Fleet(
+            serving=len(serving),
+            launching=sum(1 for i in instances if i.state == "launching"),
+            draining=sum(1 for i in instances if i.state == "draining"),
+            releasing=self._releasing(env.app, env.name),
+        )
+        decision = watch.scaler.observe(now, sample, fleet)
+        if decision.desired != env.desired_capacity and not fleet.releasing:
+            self._store.set_desired_capacity(env.app, env.name, decision.desired, decision.reason)
+            self._store.record_event(
+                env.app,
+                env.name,
+                "scale",
+                f"desired capacity {env.desired_capacity} → {decision.desired} ({decision.policy}): {decision.reason}",
+                desired=decision.desired,
+                policy=decision.policy,
+                request_rate=round(sample.request_rate, 2),
+                p95=round(sample.p95_latency, 4),
+            )
+
+    def _cpu(self, pids: list[int]) -> float:
+        """Mean CPU percent per instance (agent and its app process tree) since the last call."""
+        if not pids:
+            return 0.0
+        per_instance = []
+        for pid in pids:
+            total = 0.0
+            with contextlib.suppress(psutil.Error):
+                root = self._process(pid)
+                for proc in [root, *root.children(recursive=True)]:
+                    with contextlib.suppress(psutil.Error):
+                        total += self._process(proc.pid).cpu_percent(None)
+            per_instance.append(total)
+        return sum(per_instance) / len(per_instance)
+
+    def _process(self, pid: int) -> psutil.Process:
+        # cpu_percent(None) measures since the previous call on the same Process object: keep them.
+        proc = self._processes.get(pid)
+        if proc is None or not proc.is_running():
+            proc = self._processes[pid] = psutil.Process(pid)
+        return proc

@@ -1,0 +1,126 @@
+"""The live autoscaler turns per-second router counters into desired capacity, with a recorded reason."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sprout.controlplane.autoscale import Autoscaler, route_totals, scaling_config
+from sprout.router.metrics import Stats
+from sprout.spec import parse_manifest
+from sprout.state import StateStore
+
+MANIFEST = {
+    "app": {"name": "shop", "web": "python app.py"},
+    "instances": {"min": 1, "max": 6},
+    "scaling": {"metric": "requests_per_instance", "target": 10, "scale_in_stabilization": "30s"},
+}
+
+
+class Router:
+    """The router's admin `metrics()` answer, produced by the router's own counters."""
+
+    def __init__(self) -> None:
+        self.groups = {"blue": Stats(), "green": Stats()}
+
+    def serve(self, group: str, requests: int, seconds: float = 0.01) -> None:
+        for _ in range(requests):
+            self.groups[group].observe(200, seconds)
+
+    def metrics(self) -> dict[str, Any]:
+        docs = {}
+        for name, stats in self.groups.items():
+            doc = stats.snapshot()
+            doc.update(route="shop-production", group=name)
+            docs[f"shop-production/{name}"] = doc
+        docs["other-production/blue"] = {**Stats().snapshot(), "route": "other-production", "group": "blue"}
+        return {"groups": docs, "targets": {}}
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> StateStore:
+    store = StateStore(tmp_path / "state.db")
+    manifest = parse_manifest(MANIFEST)
+    store.upsert_environment("shop", "production", manifest, tmp_path)
+    store.add_version("shop", "a" * 64, 1, manifest)
+    store.set_current_version("shop", "production", "v1")
+    store.set_desired_capacity("shop", "production", 1, "initial")
+    store.add_instance(
+        "shop", "production", "v1", "a", "127.0.0.1", 1, pid=os.getpid(), state="running", health="healthy"
+    )
+    return store
+
+
+def make(store: StateStore, router: Router, clock: Clock, releasing: bool = False) -> Autoscaler:
+    return Autoscaler(store, lambda: router, lambda app, env: releasing, clock)
+
+
+def test_a_burst_scales_out_at_once_within_max(store: StateStore) -> None:
+    router, clock = Router(), Clock()
+    scaler = make(store, router, clock)
+    scaler.tick()
+    clock.now += 1
+    router.serve("blue", 300)
+    scaler.tick()
+    env = store.get_environment("shop", "production")
+    assert env is not None and env.desired_capacity == 6
+    event = store.list_events("shop", "production", kind="scale")[-1]
+    assert event.message.startswith("desired capacity 1 → 6 (")
+    assert event.data["request_rate"] == 300.0
+
+
+def test_no_change_while_within_target(store: StateStore) -> None:
+    router, clock = Router(), Clock()
+    scaler = make(store, router, clock)
+    scaler.tick()
+    for _ in range(5):
+        clock.now += 1
+        router.serve("blue", 9)
+        scaler.tick()
+    assert store.get_environment("shop", "production").desired_capacity == 1
+    assert store.list_events("shop", "production", kind="scale") == []
+
+
+def test_no_scaling_during_a_release(store: StateStore) -> None:
+    router, clock = Router(), Clock()
+    scaler = make(store, router, clock, releasing=True)
+    scaler.tick()
+    clock.now += 1
+    router.serve("green", 300)
+    scaler.tick()
+    assert store.get_environment("shop", "production").desired_capacity == 1
+
+
+def test_route_totals_sum_only_the_route() -> None:
+    router = Router()
+    router.serve("blue", 3)
+    router.serve("green", 4, seconds=0.2)
+    totals = route_totals(router.metrics(), "shop-production")
+    assert totals["requests"] == {"total": 7, "5xx": 0}
+    assert totals["latency"]["buckets"]["+Inf"] == 7
+
+
+def test_manifest_steps_and_schedules_reach_the_scaler() -> None:
+    manifest = parse_manifest(
+        {
+            **MANIFEST,
+            "scaling": {
+                "step": [{"lower": 80, "change": 50, "percent": True}, {"upper": 10, "change": -1}],
+                "schedule": [{"cron": "30 19 * 6 *", "min": 8}],
+            },
+        }
+    )
+    config = scaling_config(manifest)
+    assert [(s.change, s.percent) for s in config.step] == [(50.0, True), (-1.0, False)]
+    assert len(config.schedule) == 1
