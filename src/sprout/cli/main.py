@@ -17,6 +17,7 @@ from sprout.errors import SproutError
 COMMAND_MODULES: tuple[str, ...] = (
     "sprout.cli.spec_cmd",
     "sprout.cli.push_cmd",
+    "sprout.cli.plan_cmd",
     "sprout.cli.agent_cmd",
     "sprout.cli.ops_cmd",
     "sprout.cli.daemon_cmd",
