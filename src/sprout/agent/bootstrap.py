@@ -20,35 +20,18 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
+from sprout.agent.cache import READY, Prepared, cache_root
 from sprout.agent.pump import pump_lines
 from sprout.errors import BundleError, SproutError, UserError
-
-READY = ".ready"
 
 #: Called with (stream, message) for every line worth keeping: stream is stdout, stderr or system.
 Emit = Callable[[str, str], None]
 
 
-@dataclass(frozen=True)
-class Prepared:
-    """A complete cache folder of one bundle: the unpacked app and its virtualenv."""
-
-    root: Path
-    app_dir: Path
-    venv: Path
-    cached: bool
-
-
 class InstallError(UserError):
     """The app's `install` command failed."""
-
-
-def cache_root(cache_dir: Path, sha256: str) -> Path:
-    """The cache folder of one bundle hash."""
-    return cache_dir / sha256
 
 
 def prepare(

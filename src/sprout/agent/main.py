@@ -9,7 +9,6 @@ so the control plane replaces the instance as an Auto Scaling Group would.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import signal
@@ -19,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import FrameType
 
-from sprout.agent.bootstrap import prepare
+from sprout.agent.cache import Prepared, cached
 from sprout.agent.env import app_env, base_env, missing_secrets
 from sprout.agent.logfile import InstanceLog
 from sprout.agent.supervise import Supervisor
@@ -73,6 +72,10 @@ def _run(spec: InstanceSpec, environ: Mapping[str, str], log: InstanceLog) -> in
         f"{spec.version}, zone {spec.zone}, {spec.host}:{spec.port}",
     )
     cache_dir = Path(spec.cache_dir)
+    prepared = cached(cache_dir, spec.bundle_sha256)
+    if prepared is None:
+        # A bootstrap takes seconds and its progress should be readable as it happens.
+        log.start_writing()
     try:
         missing = missing_secrets(spec, environ)
         if missing:
@@ -80,16 +83,8 @@ def _run(spec: InstanceSpec, environ: Mapping[str, str], log: InstanceLog) -> in
                 f"secrets {', '.join(missing)} are not in the agent's environment; the control plane "
                 "resolves [secrets] before launching, so check their sources and launch again"
             )
-        install_env = base_env(environ, cache_dir / spec.bundle_sha256 / "venv")
-        install_env.update(spec.env_vars)
-        prepared = prepare(
-            sha256=spec.bundle_sha256,
-            store_url=spec.store_url,
-            cache_dir=cache_dir,
-            install=spec.install,
-            install_env=install_env,
-            emit=log.emit,
-        )
+        if prepared is None:
+            prepared = _bootstrap(spec, environ, cache_dir, log)
     except _StoppedDuringBootstrap as stop:
         log.emit("system", f"received {stop}: stopped during bootstrap, the app never started")
         return STOPPED_EARLY
@@ -106,21 +101,49 @@ def _run(spec: InstanceSpec, environ: Mapping[str, str], log: InstanceLog) -> in
         emit=log.emit,
     )
     try:
-        status = supervisor.run()
+        supervisor.start()
     except OSError as exc:
         log.emit("system", f"cannot start the web command: {exc}")
         return BOOTSTRAP_FAILED
+    # The app boots while the log format loads: on a cached start this is most of the agent's own cost.
+    log.start_writing()
+    status = supervisor.wait()
     log.emit("system", f"agent exiting with status {status}")
     return status
 
 
+def _bootstrap(spec: InstanceSpec, environ: Mapping[str, str], cache_dir: Path, log: InstanceLog) -> Prepared:
+    """Fetch, verify, unpack and install the spec's bundle (or wait for another instance doing it)."""
+    from sprout.agent.bootstrap import prepare
+
+    install_env = base_env(environ, cache_dir / spec.bundle_sha256 / "venv")
+    install_env.update(spec.env_vars)
+    return prepare(
+        sha256=spec.bundle_sha256,
+        store_url=spec.store_url,
+        cache_dir=cache_dir,
+        install=spec.install,
+        install_env=install_env,
+        emit=log.emit,
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """`python -m sprout.agent --spec FILE`: the lean entry point the local provider starts."""
-    parser = argparse.ArgumentParser(prog="sprout agent", description="Bootstrap and supervise one instance.")
-    parser.add_argument("--spec", required=True, type=Path, help="the instance spec JSON file")
-    args = parser.parse_args(argv)
+    args = list(sys.argv[1:] if argv is None else argv)
+    if len(args) == 2 and args[0] == "--spec":
+        spec_path = Path(args[1])
+    else:
+        # argparse only for help and usage errors: the provider's exact call never pays for it.
+        import argparse
+
+        parser = argparse.ArgumentParser(
+            prog="sprout agent", description="Bootstrap and supervise one instance."
+        )
+        parser.add_argument("--spec", required=True, type=Path, help="the instance spec JSON file")
+        spec_path = parser.parse_args(args).spec
     try:
-        spec = load_spec(args.spec)
+        spec = load_spec(spec_path)
     except SproutError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code

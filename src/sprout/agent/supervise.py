@@ -17,8 +17,6 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import FrameType
 
-from sprout.agent.pump import pump_lines
-
 #: Shell syntax beyond one simple command (lists, pipes, subshells, redirections, leading assignments).
 _COMPOUND = re.compile(r"[;&|()<>`\n]|\$\(|^\s*([!{]|\w+=|(exec|if|for|while|until|case)\b)")
 #: How long to wait for the output pumps to finish after the app's group is gone.
@@ -59,9 +57,16 @@ class Supervisor:
         self._proc: subprocess.Popen[bytes] | None = None
         self._requested: int | None = None
         self._forwarded = False
+        self._previous_alarm: signal._HANDLER = signal.SIG_DFL
 
     def run(self) -> int:
         """Start the app, wait for it to exit, and return its exit status."""
+        self.start()
+        return self.wait()
+
+    def start(self) -> None:
+        """Start the app; its output waits in the pipes until wait() pumps it."""
+        self._previous_alarm = signal.signal(signal.SIGALRM, self._on_grace_over)
         proc = subprocess.Popen(
             shell_command(self.command),
             cwd=self.cwd,
@@ -71,17 +76,25 @@ class Supervisor:
             stderr=subprocess.PIPE,
             process_group=0,
         )
-        previous_alarm = signal.signal(signal.SIGALRM, self._on_grace_over)
         self._proc = proc
         self.emit("system", f"web started (pid {proc.pid}): {self.command}")
         if self._requested is not None:
             self._forward()
+
+    def wait(self) -> int:
+        """Pump the app's output until it exits; clean up its group and return its exit status."""
+        proc = self._proc
+        if proc is None:
+            raise RuntimeError("Supervisor.wait() called before start()")
+        # Imported only now: the app is already booting while the agent loads the rest of itself.
+        from sprout.agent.pump import pump_lines
+
         threads = pump_lines(proc, self.emit)
         try:
             returncode = proc.wait()
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, previous_alarm)
+            signal.signal(signal.SIGALRM, self._previous_alarm)
             # A web command's leftovers (workers, a backgrounded helper) never outlive it.
             _signal_group(proc.pid, signal.SIGKILL)
             proc.wait()
