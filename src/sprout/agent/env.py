@@ -44,6 +44,8 @@ def base_env(environ: Mapping[str, str], venv: Path) -> dict[str, str]:
     env["VIRTUAL_ENV"] = str(venv)
     # Logs are read line by line while the app runs; a block-buffered stdout would hold them back.
     env["PYTHONUNBUFFERED"] = "1"
+    # A bundle's venv has the pip that came with Python; asking the index for a newer one only costs time.
+    env.setdefault("PIP_DISABLE_PIP_VERSION_CHECK", "1")
     return env
 
 

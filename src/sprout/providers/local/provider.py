@@ -91,7 +91,7 @@ class LocalProvider:
 
     def observe(self) -> list[ObservedInstance]:
         """Every recorded instance not yet stopped: `running` if its agent is proven alive, else `exited`."""
-        for popen in self._children.values():
+        for popen in list(self._children.values()):
             popen.poll()
         found = []
         for pid_path in sorted(self.home.instances.glob(f"*/{PID_FILE}")):
