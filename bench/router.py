@@ -1,0 +1,357 @@
+"""Benchmark `sprout router` against nginx and HAProxy in front of the same two uvicorn backends.
+
+Needs `wrk`, `nginx` and `haproxy` on PATH (Debian: `apt-get install wrk nginx haproxy`); installs nothing.
+Writes its configs under a /tmp folder, starts every process itself and kills each one by PID at the end.
+
+    .venv/bin/python bench/router.py [--rounds 3] [--duration 10] [--workers 1] [--memory] [--profile]
+
+Prints req/s, p50 and p99 (medians over the rounds) for direct/nginx/haproxy/router at -c64 and -c256,
+the router/nginx and router/haproxy ratios, and with --memory the router's RSS after 1 M proxied requests
+and after a streamed 1 GiB upload.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+PY = sys.executable
+TOKEN = "bench-token"
+
+
+# -- the backend (run by this same file with --serve-backend) ---------------------------------------------
+async def _app(scope, receive, send):  # type: ignore[no-untyped-def]
+    if scope["type"] != "http":
+        return
+    if scope["path"] == "/count":
+        total = 0
+        more = True
+        while more:
+            message = await receive()
+            total += len(message.get("body", b""))
+            more = message.get("more_body", False)
+        body = str(total).encode()
+    else:
+        body = b"hello from the backend\n"
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-type", b"text/plain"), (b"content-length", str(len(body)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+def serve_backend(port: int) -> None:
+    import uvicorn
+
+    uvicorn.run(_app, host="127.0.0.1", port=port, loop="uvloop", http="httptools", log_level="warning",
+                access_log=False, lifespan="off")  # fmt: skip
+
+
+# -- helpers ----------------------------------------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_port(port: int, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
+
+
+class Processes:
+    """Everything the bench started, killed by PID at the end."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def start(self, name: str, cmd: list[str]) -> subprocess.Popen[bytes]:
+        with open(self.folder / f"{name}.log", "ab") as log:
+            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+        self.procs.append(proc)
+        return proc
+
+    def log(self, name: str) -> str:
+        path = self.folder / f"{name}.log"
+        return path.read_text(errors="replace")[-2000:] if path.exists() else ""
+
+    def stop(self, proc: subprocess.Popen[bytes]) -> None:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+    def stop_all(self) -> None:
+        for proc in reversed(self.procs):
+            self.stop(proc)
+
+
+def wrk(port: int, connections: int, duration: int, host: str = "") -> dict[str, float]:
+    cmd = ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--latency"]
+    if host:
+        cmd += ["-H", f"Host: {host}"]
+    out = subprocess.run(
+        [*cmd, f"http://127.0.0.1:{port}/"], capture_output=True, text=True, check=True
+    ).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    lat = {m.group(1): _ms(m.group(2)) for m in re.finditer(r"^\s+(50|99)%\s+([\d.]+\w+)", out, re.M)}
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    sockerr = re.search(r"Socket errors: (.*)", out)
+    return {"rps": rps, "p50": lat["50"], "p99": lat["99"], "non2xx": float(errors.group(1)) if errors else 0.0,
+            "sockerr": 1.0 if sockerr else 0.0}  # fmt: skip
+
+
+def _ms(value: str) -> float:
+    m = re.match(r"([\d.]+)(us|ms|s)", value)
+    assert m, value
+    return float(m.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)]
+
+
+def rss_mib(pid: int) -> tuple[float, float]:
+    """Current and peak resident set size of a process, in MiB."""
+    fields = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        fields[key] = value.strip()
+    return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
+
+
+def admin_call(port: int, method: str, path: str, body: object = None) -> object:
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data, method=method,
+                                 headers={"Authorization": f"Bearer {TOKEN}"})  # fmt: skip
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        return json.loads(resp.read())
+
+
+# -- the contenders -----------------------------------------------------------------------------------------
+def nginx_conf(folder: Path, port: int, backends: list[int], workers: int) -> Path:
+    servers = "\n".join(f"    server 127.0.0.1:{p};" for p in backends)
+    conf = folder / "nginx.conf"
+    conf.write_text(f"""
+worker_processes {workers};
+pid {folder}/nginx.pid;
+error_log {folder}/nginx-error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+  access_log off;
+  upstream app {{
+{servers}
+    least_conn;
+    keepalive 128;
+  }}
+  server {{
+    listen 127.0.0.1:{port} backlog=4096;
+    location / {{
+      proxy_pass http://app;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host $host;
+      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+    }}
+  }}
+}}
+""")
+    return conf
+
+
+def haproxy_conf(folder: Path, port: int, backends: list[int], workers: int) -> Path:
+    servers = "\n".join(f"  server b{i} 127.0.0.1:{p}" for i, p in enumerate(backends))
+    conf = folder / "haproxy.cfg"
+    conf.write_text(f"""
+global
+  nbthread {workers}
+  maxconn 4096
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 60s
+  timeout server 60s
+  option http-keep-alive
+  option forwardfor
+  http-reuse always
+frontend web
+  bind 127.0.0.1:{port}
+  default_backend app
+backend app
+  balance leastconn
+{servers}
+""")
+    return conf
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--workers", type=int, default=1, help="worker processes/threads for nginx and HAProxy "
+                        "(the router's default is one process)")  # fmt: skip
+    parser.add_argument("--connections", default="64,256")
+    parser.add_argument("--only", default="direct,nginx,haproxy,router")
+    parser.add_argument(
+        "--memory", action="store_true", help="also measure the router's RSS (1 M requests, 1 GiB)"
+    )
+    parser.add_argument("--profile", action="store_true", help="run the router under cProfile; print the top")
+    parser.add_argument("--serve-backend", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve_backend:
+        serve_backend(args.serve_backend)
+        return
+    missing = [tool for tool in ("wrk", "nginx", "haproxy") if shutil.which(tool) is None]
+    if missing:
+        sys.exit(
+            f"bench/router.py: missing {', '.join(missing)}; install with `apt-get install wrk nginx haproxy`"
+        )
+
+    folder = Path(tempfile.mkdtemp(prefix="sprout-bench-router-", dir="/tmp"))
+    procs = Processes(folder)
+    try:
+        run(args, folder, procs)
+    except Exception:
+        for name in ("backend0", "backend1", "nginx", "haproxy", "router"):
+            if procs.log(name):
+                print(f"--- {name} log ---\n{procs.log(name)}", file=sys.stderr)
+        raise
+    finally:
+        procs.stop_all()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def run(args: argparse.Namespace, folder: Path, procs: Processes) -> None:
+    backends = [free_port(), free_port()]
+    for i, port in enumerate(backends):
+        procs.start(f"backend{i}", [PY, __file__, "--serve-backend", str(port)])
+    for port in backends:
+        wait_port(port)
+    ports = {"direct": backends[0]}
+    only = args.only.split(",")
+    if "nginx" in only:
+        ports["nginx"] = free_port()
+        conf = nginx_conf(folder, ports["nginx"], backends, args.workers)
+        procs.start("nginx", ["nginx", "-c", str(conf), "-p", str(folder), "-g", "daemon off;"])
+    if "haproxy" in only:
+        ports["haproxy"] = free_port()
+        procs.start(
+            "haproxy",
+            ["haproxy", "-db", "-f", str(haproxy_conf(folder, ports["haproxy"], backends, args.workers))],
+        )
+    router = None
+    if "router" in only:
+        ports["router"] = free_port()
+        admin = free_port()
+        (folder / "token").write_text(TOKEN)
+        cmd = [PY]
+        if args.profile:
+            cmd += ["-m", "cProfile", "-o", str(folder / "router.prof")]
+        cmd += ["-m", "sprout.router", "--listen", f"127.0.0.1:{ports['router']}", "--admin", f"127.0.0.1:{admin}",
+                "--token-file", str(folder / "token"), "--state", str(folder / "table.json")]  # fmt: skip
+        router = procs.start("router", cmd)
+        wait_port(admin)
+        targets = [
+            {"id": f"b{i}", "address": f"127.0.0.1:{p}", "healthy": True} for i, p in enumerate(backends)
+        ]
+        admin_call(admin, "PUT", "/table", {"routes": [{"name": "bench", "hosts": ["bench.localhost"],
+                   "default": True, "groups": [{"name": "g", "targets": targets}]}]})  # fmt: skip
+    for name, port in ports.items():
+        if name in only:
+            wait_port(port)
+            wrk(port, 64, 2)  # warm-up: pools filled, code paths hot
+    conns = [int(c) for c in args.connections.split(",")]
+    results: dict[tuple[str, int], list[dict[str, float]]] = {}
+    for round_no in range(args.rounds):
+        for c in conns:
+            for name, port in ports.items():
+                if name not in only:
+                    continue
+                r = wrk(port, c, args.duration)
+                results.setdefault((name, c), []).append(r)
+                print(f"round {round_no + 1} c={c:<4} {name:<8} {r['rps']:>9.0f} req/s  p50 {r['p50']:.2f} ms  "
+                      f"p99 {r['p99']:.2f} ms  non-2xx {r['non2xx']:.0f}", flush=True)  # fmt: skip
+    print(f"\nmedians of {args.rounds} rounds, wrk -t2 -d{args.duration}s, {args.workers} worker(s) for nginx/HAProxy,"
+          f" router default config, {os.cpu_count()} CPUs")  # fmt: skip
+    print(f"{'':<10}{'conns':>6}{'req/s':>11}{'p50 ms':>9}{'p99 ms':>9}")
+    med: dict[tuple[str, int], dict[str, float]] = {}
+    for (name, c), runs in sorted(results.items(), key=lambda kv: (kv[0][1], only.index(kv[0][0]))):
+        med[(name, c)] = {k: statistics.median(r[k] for r in runs) for k in ("rps", "p50", "p99")}
+        m = med[(name, c)]
+        print(f"{name:<10}{c:>6}{m['rps']:>11.0f}{m['p50']:>9.2f}{m['p99']:>9.2f}")
+    for c in conns:
+        if ("router", c) not in med:
+            continue
+        r = med[("router", c)]
+        for other in ("nginx", "haproxy"):
+            if (other, c) in med:
+                o = med[(other, c)]
+                print(
+                    f"c={c}: router/{other} req/s {r['rps'] / o['rps']:.2f}x  p99 {r['p99'] / o['p99']:.2f}x"
+                )
+    if args.memory and router is not None:
+        memory(ports["router"], admin, router.pid, conns)
+    if args.profile and router is not None:
+        procs.stop(router)
+        import pstats
+
+        pstats.Stats(str(folder / "router.prof")).sort_stats("tottime").print_stats(25)
+
+
+def memory(port: int, admin: int, pid: int, conns: list[int]) -> None:
+    def proxied() -> int:
+        doc = admin_call(admin, "GET", "/metrics.json")
+        assert isinstance(doc, dict)
+        return int(sum(t["requests"]["total"] for t in doc["targets"].values()))
+
+    print(f"\nrouter RSS now {rss_mib(pid)[0]:.1f} MiB after {proxied()} proxied requests")
+    while proxied() < 1_000_000:
+        wrk(port, 64, 10)
+    now, peak = rss_mib(pid)
+    print(f"router RSS after {proxied()} proxied requests: {now:.1f} MiB (peak {peak:.1f} MiB)")
+    size = 1 << 30
+    block = b"x" * (1 << 20)
+    started = time.monotonic()
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(
+            f"POST /count HTTP/1.1\r\nHost: bench.localhost\r\nContent-Length: {size}\r\n\r\n".encode()
+        )
+        samples = []
+        for i in range(size // len(block)):
+            sock.sendall(block)
+            if i % 128 == 0:
+                samples.append(rss_mib(pid)[0])
+        reply = sock.recv(65536)
+    seconds = time.monotonic() - started
+    now, peak = rss_mib(pid)
+    status_line = reply.split(b"\r\n")[0].decode()
+    body = reply.rsplit(b"\r\n", 1)[-1].decode()
+    print(f"1 GiB upload through the router in {seconds:.1f}s: {status_line!r}, body {body!r}; "
+          f"RSS during {min(samples):.1f}-{max(samples):.1f} MiB, after {now:.1f} MiB, peak {peak:.1f} MiB")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
