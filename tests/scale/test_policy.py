@@ -252,3 +252,16 @@ def test_other_metrics(metric: str, sample: MetricSample, serving: int, expected
     targets = {"cpu": 60.0, "p95_latency": 0.2, "concurrency": 10.0}
     config = ScalingConfig(metric=metric, target=targets[metric])
     assert decide(config, Limits(1, 20), Fleet(serving), sample, T0, Memory()).desired == expected
+
+
+@pytest.mark.parametrize(
+    ("config", "sample", "expected"),
+    [
+        (ScalingConfig(target=50), MetricSample(request_rate=120.0), 3),
+        (ScalingConfig(target=50), MetricSample(), 0),
+        (ScalingConfig(step=(StepAdjustment(change=1, lower=10),)), MetricSample(request_rate=5.0), 1),
+        (ScalingConfig(step=(StepAdjustment(change=1, lower=10),)), MetricSample(), 0),
+    ],
+)
+def test_scale_from_zero(config: ScalingConfig, sample: MetricSample, expected: int) -> None:
+    assert decide(config, Limits(0, 10), Fleet(0), sample, T0, Memory()).desired == expected

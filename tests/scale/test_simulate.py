@@ -14,7 +14,6 @@ from sprout.scale.simulate import Scenario, default_config, simulate
 from sprout.scale.trace import Trace, load_trace
 
 DATA = Path(__file__).parent / "data"
-TRACES = ["euro-matchday", "christmas-lottery"]
 
 
 def test_model_on_a_hand_checked_trace() -> None:
@@ -35,7 +34,11 @@ def test_fixed_peak_is_the_peak_fleet_all_along() -> None:
     assert (result.instance_seconds, result.violation_seconds, result.max_instances) == (150, 0, 5)
 
 
-@pytest.mark.parametrize("name", TRACES)
+@pytest.mark.parametrize(
+    "name",
+    # A week of seconds through the per-second scaler takes a few seconds per run.
+    ["euro-matchday", pytest.param("christmas-lottery", marks=pytest.mark.slow)],
+)
 @pytest.mark.parametrize("delay", [60, 3])
 def test_acceptance_sprout_beats_the_baselines(name: str, delay: int) -> None:
     trace = load_trace(DATA / f"{name}.csv")

@@ -20,10 +20,11 @@ _EPSILON = 1e-9
 
 def metric_value(metric: str, sample: MetricSample, serving: int) -> float:
     """The sample's value of `metric` per serving instance (rates and concurrency are divided)."""
-    if metric == "requests_per_instance":
-        return sample.request_rate / serving if serving else math.inf * (sample.request_rate > 0)
-    if metric == "concurrency":
-        return sample.concurrency / serving if serving else math.inf * (sample.concurrency > 0)
+    if metric in ("requests_per_instance", "concurrency"):
+        total = sample.request_rate if metric == "requests_per_instance" else sample.concurrency
+        if serving:
+            return total / serving
+        return math.inf if total > 0 else 0.0
     if metric == "cpu":
         return sample.cpu
     return sample.p95_latency

@@ -24,6 +24,7 @@ class Scaler:
         self.config = config
         self.limits = limits
         self._window: deque[tuple[float, int]] = deque()
+        self._fresh = True
         self._holt = Holt() if config.predictive and config.target is not None else None
         self._last_scale_in_at: float | None = None
         self._schedule = NO_SCHEDULE
@@ -34,6 +35,11 @@ class Scaler:
         """Decide this second's desired capacity and remember its recommendation."""
         config = self.config
         window = self._window
+        if self._fresh:
+            # A restarted scaler has no window yet: the fleet it finds counts as a recommendation, so it
+            # scales in no earlier than a full window after starting.
+            window.append((now, fleet.capacity))
+            self._fresh = False
         horizon = now - config.scale_in_stabilization
         while window and window[0][0] <= horizon:
             window.popleft()
