@@ -65,6 +65,7 @@ def test_upsert_replaces_manifest_but_keeps_capacity_and_version(
 def test_capacity_change_is_an_event(store: StateStore, manifest: Manifest, tmp_path: Path) -> None:
     store.upsert_environment("microsite", "production", manifest, tmp_path)
     store.set_desired_capacity("microsite", "production", 4, "scheduled warm-up")
+    store.set_desired_capacity("microsite", "production", 4, "no change, no event")
     [event] = store.list_events("microsite", "production", kind="capacity")
     assert event.message == "desired capacity 2 → 4: scheduled warm-up"
     assert event.data == {"old": 2, "new": 4}

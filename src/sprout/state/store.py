@@ -93,10 +93,13 @@ class StateStore(Journal):
         ]
 
     def set_desired_capacity(self, app: str, env: str, n: int, reason: str) -> Environment:
-        """Set how many instances an environment should run, recording why as a `capacity` event."""
+        """Set how many instances an environment should run, recording why as a `capacity` event (if changed)."""
         if n < 0:
             raise UserError(f"{env_id(app, env)}: desired capacity must be 0 or more, got {n}")
-        old = self._environment(app, env).desired_capacity
+        current = self._environment(app, env)
+        old = current.desired_capacity
+        if n == old:
+            return current
         now = time.time()
         with self._write() as conn:
             conn.execute(
