@@ -1,0 +1,71 @@
+"""The agent's configuration as a ConfigMap per colour: the instance spec without identity, and no secrets."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from kubernetes.client import V1ConfigMap, V1ObjectMeta
+
+from sprout.providers.base import InstanceSpec
+from sprout.providers.kubernetes.context import APP_PORT, CACHE_DIR, Colour, RenderContext
+
+#: The key of the spec template inside the ConfigMap (and its file name when mounted).
+SPEC_KEY = "spec.json"
+#: Filled per pod by the init container (`podspec`) from the downward API.
+PENDING = ""
+
+
+def instance_spec(ctx: RenderContext) -> InstanceSpec:
+    """The spec every pod of this rendering starts from; `instance_id` and `zone` are filled per pod."""
+    manifest = ctx.manifest
+    env_vars = dict(manifest.env)
+    if manifest.resources.database.url:
+        env_vars["DATABASE_URL"] = manifest.resources.database.url
+    if manifest.resources.sessions.url:
+        env_vars["SESSION_STORE_URL"] = manifest.resources.sessions.url
+    return InstanceSpec(
+        instance_id=PENDING,
+        app=ctx.app,
+        env=ctx.env,
+        version=ctx.version,
+        bundle_sha256=ctx.bundle_sha256,
+        store_url=ctx.store_url,
+        zone=PENDING,
+        host="0.0.0.0",
+        port=APP_PORT,
+        web=manifest.app.web,
+        install=manifest.app.install,
+        health_path=manifest.health.path,
+        # Records on stdout are what `kubectl logs` and every cluster log shipper collect.
+        log_file="/dev/stdout",
+        cache_dir=CACHE_DIR,
+        grace=manifest.deploy.drain,
+        env_vars=env_vars,
+        # Names only: the values come from the Secret through envFrom.
+        secret_names=tuple(sorted(manifest.secrets)),
+    )
+
+
+def spec_json(ctx: RenderContext) -> str:
+    """The spec template as stable JSON text."""
+    return json.dumps(instance_spec(ctx).to_json(), indent=2, sort_keys=True)
+
+
+def spec_digest(ctx: RenderContext) -> str:
+    """A hash of the spec; the pod template carries it so a changed spec rolls the pods."""
+    return hashlib.sha256(spec_json(ctx).encode()).hexdigest()
+
+
+def config_map(ctx: RenderContext, colour: Colour) -> V1ConfigMap:
+    """The ConfigMap one colour's pods mount; each colour has its own, as each may run its own version."""
+    return V1ConfigMap(
+        api_version="v1",
+        kind="ConfigMap",
+        metadata=V1ObjectMeta(
+            name=ctx.deployment_name(colour),
+            namespace=ctx.namespace,
+            labels=ctx.labels(**{"sprout.dev/color": colour, "sprout.dev/version": ctx.version}),
+        ),
+        data={SPEC_KEY: spec_json(ctx)},
+    )
