@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -143,3 +144,30 @@ def test_an_unreadable_spec_is_a_user_error(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert result.stderr.startswith(f"error: {spec_path}: not a readable instance spec (")
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        ({"port": "80"}, "port must be a TCP port number, not '80'"),
+        ({"port": 70000}, "port must be a TCP port number, not 70000"),
+        ({"web": None}, "web must be a string, not None; the provider writes it"),
+        ({"grace": -1}, "grace must be a number of seconds, not -1"),
+        ({"env_vars": {"A": 1}}, "env_vars must map names to strings"),
+        ({"secret_names": "API_KEY"}, "secret_names must be a list of names"),
+    ],
+)
+def test_a_malformed_spec_is_refused_with_the_field_named(
+    home: Home, tmp_path: Path, change: dict[str, object], problem: str
+) -> None:
+    data = {**make_spec(home, "ab" * 32).to_json(), **change}
+    spec_path = tmp_path / "spec.json"
+    spec_path.write_text(json.dumps(data))
+    result = subprocess.run(
+        [sys.executable, "-m", "sprout.agent", "--spec", str(spec_path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert result.stderr == f"error: {spec_path}: {problem}\n"

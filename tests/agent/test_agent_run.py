@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import signal
 import subprocess
@@ -24,7 +25,9 @@ from instance_kit import (
     write_spec,
 )
 
+from sprout.agent.spec import AgentSpec
 from sprout.paths import Home
+from sprout.providers.base import InstanceSpec
 
 
 def _msgs(records: list[dict[str, object]], stream: str) -> list[str]:
@@ -211,10 +214,16 @@ def test_sprout_agent_command_runs_an_instance(
 
 
 def test_the_agent_entry_point_stays_lean() -> None:
+    # Everything imported before the app starts delays every instance start.
     probe = (
         "import sys, sprout.agent.main; "
-        "heavy = {'typer', 'rich', 'pydantic', 'boto3', 'httpx', 'starlette', 'click'} & set(sys.modules); "
-        "print(sorted(heavy))"
+        "heavy = {'typer', 'rich', 'pydantic', 'boto3', 'httpx', 'starlette', 'click', 'argparse', 'pathlib', "
+        "'dataclasses', 'typing', 'sqlite3', 'psutil', 'sprout.logs', 'sprout.bundle', 'sprout.providers'}; "
+        "print(sorted(heavy & set(sys.modules)))"
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_the_agent_reads_every_field_of_an_instance_spec() -> None:
+    assert set(AgentSpec.__slots__) == {field.name for field in dataclasses.fields(InstanceSpec)}

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from sprout.agent.cache import READY, Prepared, cache_root
+from sprout.agent.cache import READY, Prepared, cache_root, cached
 from sprout.agent.pump import pump_lines
 from sprout.errors import BundleError, SproutError, UserError
 
@@ -44,9 +44,10 @@ def prepare(
     emit: Emit,
 ) -> Prepared:
     """A complete cache folder for bundle `sha256`, bootstrapping it first if no instance has yet."""
-    root = cache_root(cache_dir, sha256)
-    if (root / READY).is_file():
-        return Prepared(root, root / "app", root / "venv", cached=True)
+    ready = cached(str(cache_dir), sha256)
+    if ready is not None:
+        return ready
+    root = Path(cache_root(str(cache_dir), sha256))
     cache_dir.mkdir(parents=True, exist_ok=True)
     with open(cache_dir / f"{sha256}.lock", "a+b") as lock:
         try:
@@ -54,10 +55,11 @@ def prepare(
         except BlockingIOError:
             emit("system", f"bundle {sha256[:12]}: another instance is bootstrapping it; waiting")
             fcntl.flock(lock, fcntl.LOCK_EX)
-        if (root / READY).is_file():
-            return Prepared(root, root / "app", root / "venv", cached=True)
+        ready = cached(str(cache_dir), sha256)
+        if ready is not None:
+            return ready
         _bootstrap(root, sha256, store_url, install, install_env, emit)
-    return Prepared(root, root / "app", root / "venv", cached=False)
+    return Prepared(str(root), cached=False)
 
 
 def _bootstrap(

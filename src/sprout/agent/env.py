@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from pathlib import Path
 
-from sprout.providers.base import InstanceSpec
+from sprout.agent.spec import AgentSpec
 
 #: Variables passed through from the agent's own environment: locale, identity, temp and cache
 #: locations, proxies and certificates (so `install` can reach a package index), pip's settings.
@@ -33,15 +32,15 @@ PASSTHROUGH_PREFIXES = ("LC_", "PIP_")
 DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
 
 
-def base_env(environ: Mapping[str, str], venv: Path) -> dict[str, str]:
+def base_env(environ: Mapping[str, str], venv: str) -> dict[str, str]:
     """The environment for any command of the bundle: passthrough variables, the venv's bin first on PATH."""
     env = {
         name: value
         for name, value in environ.items()
         if name in PASSTHROUGH or name.startswith(PASSTHROUGH_PREFIXES)
     }
-    env["PATH"] = f"{venv / 'bin'}{os.pathsep}{environ.get('PATH') or DEFAULT_PATH}"
-    env["VIRTUAL_ENV"] = str(venv)
+    env["PATH"] = f"{os.path.join(venv, 'bin')}{os.pathsep}{environ.get('PATH') or DEFAULT_PATH}"
+    env["VIRTUAL_ENV"] = venv
     # Logs are read line by line while the app runs; a block-buffered stdout would hold them back.
     env["PYTHONUNBUFFERED"] = "1"
     # A bundle's venv has the pip that came with Python; asking the index for a newer one only costs time.
@@ -49,7 +48,7 @@ def base_env(environ: Mapping[str, str], venv: Path) -> dict[str, str]:
     return env
 
 
-def app_env(spec: InstanceSpec, environ: Mapping[str, str], venv: Path) -> dict[str, str]:
+def app_env(spec: AgentSpec, environ: Mapping[str, str], venv: str) -> dict[str, str]:
     """The `web` command's environment: base, the spec's variables, the contract, then the secrets."""
     env = base_env(environ, venv)
     env.update(spec.env_vars)
@@ -69,6 +68,6 @@ def app_env(spec: InstanceSpec, environ: Mapping[str, str], venv: Path) -> dict[
     return env
 
 
-def missing_secrets(spec: InstanceSpec, environ: Mapping[str, str]) -> list[str]:
+def missing_secrets(spec: AgentSpec, environ: Mapping[str, str]) -> list[str]:
     """The secret names the spec expects that the agent's environment does not carry."""
     return [name for name in spec.secret_names if name not in environ]

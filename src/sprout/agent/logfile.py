@@ -11,18 +11,17 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 
-from sprout.providers.base import InstanceSpec
+from sprout.agent.spec import AgentSpec
 
 
 class InstanceLog:
     """Appends log records for one instance; safe to call from threads and signal handlers."""
 
-    def __init__(self, spec: InstanceSpec) -> None:
+    def __init__(self, spec: AgentSpec) -> None:
         self.spec = spec
-        path = Path(spec.log_file)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path = spec.log_file
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
         # One os.write per whole line on an O_APPEND descriptor: lines from the two output pumps and
         # the agent never interleave, and no lock is needed (a lock could deadlock a signal handler).
         self._fd: int | None = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)

@@ -1,6 +1,6 @@
 """The agent's story: read the spec, bootstrap the bundle, run the app, exit with the app.
 
-An instance is this process. It reads its `InstanceSpec` (the user data), makes sure the bundle is
+An instance is this process. It reads its spec (the user data, an `InstanceSpec` file), makes sure the bundle is
 fetched, verified, unpacked and installed in the per-version cache (`bootstrap.prepare`), then runs the
 app's `web` command with the contract environment under a `Supervisor` until the app exits. Every step
 is a `system` line in the instance's log; a bootstrap failure is logged and the agent exits non-zero,
@@ -15,15 +15,14 @@ import signal
 import sys
 import time
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from types import FrameType
 
 from sprout.agent.cache import Prepared, cached
 from sprout.agent.env import app_env, base_env, missing_secrets
 from sprout.agent.logfile import InstanceLog
+from sprout.agent.spec import AgentSpec
 from sprout.agent.supervise import Supervisor
 from sprout.errors import SproutError, UserError
-from sprout.providers.base import InstanceSpec
 
 #: Exit status of an agent whose bootstrap failed (the app never ran).
 BOOTSTRAP_FAILED = 70
@@ -35,18 +34,21 @@ class _StoppedDuringBootstrap(Exception):
     """A stop signal arrived before the app was started."""
 
 
-def load_spec(path: Path) -> InstanceSpec:
+def load_spec(path: str) -> AgentSpec:
     """The instance spec in the JSON file `path`."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        return InstanceSpec.from_json(data)
-    except (OSError, ValueError, TypeError) as exc:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except (OSError, ValueError) as exc:
         raise UserError(
             f"{path}: not a readable instance spec ({exc}); the provider writes it at launch"
         ) from exc
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: not an instance spec (a JSON object); the provider writes it at launch")
+    return AgentSpec(data, path)
 
 
-def run_agent(spec: InstanceSpec, environ: Mapping[str, str]) -> int:
+def run_agent(spec: AgentSpec, environ: Mapping[str, str]) -> int:
     """Bootstrap and run one instance to the end; return the agent's exit status."""
     log = InstanceLog(spec)
     try:
@@ -55,7 +57,7 @@ def run_agent(spec: InstanceSpec, environ: Mapping[str, str]) -> int:
         log.close()
 
 
-def _run(spec: InstanceSpec, environ: Mapping[str, str], log: InstanceLog) -> int:
+def _run(spec: AgentSpec, environ: Mapping[str, str], log: InstanceLog) -> int:
     started = time.monotonic()
     supervisor: Supervisor | None = None
 
@@ -71,8 +73,7 @@ def _run(spec: InstanceSpec, environ: Mapping[str, str], log: InstanceLog) -> in
         f"agent started (pid {os.getpid()}): instance {spec.instance_id}, {spec.app}/{spec.env} "
         f"{spec.version}, zone {spec.zone}, {spec.host}:{spec.port}",
     )
-    cache_dir = Path(spec.cache_dir)
-    prepared = cached(cache_dir, spec.bundle_sha256)
+    prepared = cached(spec.cache_dir, spec.bundle_sha256)
     if prepared is None:
         # A bootstrap takes seconds and its progress should be readable as it happens.
         log.start_writing()
@@ -84,7 +85,7 @@ def _run(spec: InstanceSpec, environ: Mapping[str, str], log: InstanceLog) -> in
                 "resolves [secrets] before launching, so check their sources and launch again"
             )
         if prepared is None:
-            prepared = _bootstrap(spec, environ, cache_dir, log)
+            prepared = _bootstrap(spec, environ, log)
     except _StoppedDuringBootstrap as stop:
         log.emit("system", f"received {stop}: stopped during bootstrap, the app never started")
         return STOPPED_EARLY
@@ -112,16 +113,19 @@ def _run(spec: InstanceSpec, environ: Mapping[str, str], log: InstanceLog) -> in
     return status
 
 
-def _bootstrap(spec: InstanceSpec, environ: Mapping[str, str], cache_dir: Path, log: InstanceLog) -> Prepared:
+def _bootstrap(spec: AgentSpec, environ: Mapping[str, str], log: InstanceLog) -> Prepared:
     """Fetch, verify, unpack and install the spec's bundle (or wait for another instance doing it)."""
-    from sprout.agent.bootstrap import prepare
+    from pathlib import Path
 
-    install_env = base_env(environ, cache_dir / spec.bundle_sha256 / "venv")
+    from sprout.agent.bootstrap import prepare
+    from sprout.agent.cache import cache_root
+
+    install_env = base_env(environ, os.path.join(cache_root(spec.cache_dir, spec.bundle_sha256), "venv"))
     install_env.update(spec.env_vars)
     return prepare(
         sha256=spec.bundle_sha256,
         store_url=spec.store_url,
-        cache_dir=cache_dir,
+        cache_dir=Path(spec.cache_dir),
         install=spec.install,
         install_env=install_env,
         emit=log.emit,
@@ -132,7 +136,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """`python -m sprout.agent --spec FILE`: the lean entry point the local provider starts."""
     args = list(sys.argv[1:] if argv is None else argv)
     if len(args) == 2 and args[0] == "--spec":
-        spec_path = Path(args[1])
+        spec_path = args[1]
     else:
         # argparse only for help and usage errors: the provider's exact call never pays for it.
         import argparse
@@ -140,7 +144,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser = argparse.ArgumentParser(
             prog="sprout agent", description="Bootstrap and supervise one instance."
         )
-        parser.add_argument("--spec", required=True, type=Path, help="the instance spec JSON file")
+        parser.add_argument("--spec", required=True, help="the instance spec JSON file")
         spec_path = parser.parse_args(args).spec
     try:
         spec = load_spec(spec_path)

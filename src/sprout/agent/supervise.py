@@ -14,7 +14,6 @@ import re
 import signal
 import subprocess
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from types import FrameType
 
 #: Shell syntax beyond one simple command (lists, pipes, subshells, redirections, leading assignments).
@@ -44,7 +43,7 @@ class Supervisor:
         self,
         command: str,
         *,
-        cwd: Path,
+        cwd: str,
         env: Mapping[str, str],
         grace: float,
         emit: Callable[[str, str], None],

@@ -21,4 +21,4 @@ def register(app: typer.Typer) -> None:
         from sprout.agent.main import load_spec, run_agent
 
         # sys.exit, not typer.Exit: in non-standalone mode click returns Exit's code instead of exiting.
-        sys.exit(run_agent(load_spec(spec), os.environ))
+        sys.exit(run_agent(load_spec(str(spec)), os.environ))
