@@ -17,8 +17,8 @@ def test_defaults() -> None:
         target=None,
         tolerance=0.1,
         scale_in_stabilization=300.0,
-        warmup=60.0,
-        cooldown=300.0,
+        warmup=30.0,
+        cooldown=0.0,
         predictive=False,
     )
 
@@ -65,7 +65,7 @@ def test_full_section() -> None:
             {"warmup": "soon"},
             'scaling.warmup: \'soon\' is not a duration; write it like "300s", "5m" or "1h"',
         ),
-        ({"colldown": "1m"}, "scaling.colldown: unknown key; known keys are cooldown, metric, predictive"),
+        ({"colldown": "1m"}, "scaling.colldown: unknown key; known keys are cooldown, enabled, metric"),
         ({"step": [{"lower": 1, "change": "lots"}]}, "scaling.step[0].change: 'lots' is not a change"),
         ({"step": [{"change": 1}]}, "scaling.step[0]: give `lower`, `upper` or both"),
         ({"schedule": [{"min": 1}]}, "scaling.schedule[0]: give exactly one of `cron` or `at`"),
@@ -102,3 +102,22 @@ def test_limits_validate_and_clamp() -> None:
     assert Limits(2, 5).clamp(0) == 2
     with pytest.raises(ManifestError, match="instances: need 0 <= min <= max, got min=3, max=2"):
         Limits(3, 2)
+
+
+def test_the_manifest_model_maps_one_to_one() -> None:
+    from sprout.spec.scaling import ScalingSection
+
+    section = ScalingSection.model_validate(
+        {
+            "target": 30,
+            "scale_in_stabilization": "1m",
+            "step": [{"lower": 80, "change": 50, "percent": True}],
+            "schedule": [{"at": "2026-06-14T19:30:00+00:00", "min": 8, "duration": "3h"}],
+        }
+    )
+    config = ScalingConfig.from_mapping(section.model_dump())
+    assert (config.target, config.scale_in_stabilization, config.enabled) == (30.0, 60.0, True)
+    assert config.step == (StepAdjustment(change=50.0, percent=True, lower=80.0),)
+    assert config.schedule == (
+        ScheduledAction(at=datetime(2026, 6, 14, 19, 30, tzinfo=UTC), minimum=8, duration=10800.0),
+    )

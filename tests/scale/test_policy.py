@@ -165,7 +165,7 @@ CASES = [
         expect={59: 1, 60: 10, 119: 10, 178: 10, 179: 1},
     ),
     Case(
-        "step policy adds by percent and removes by count after its cooldown",
+        "step policy adds by percent; scale-ins wait for the cooldown",
         ScalingConfig(
             step=(
                 StepAdjustment(change=50, percent=True, lower=80),
@@ -265,3 +265,14 @@ def test_other_metrics(metric: str, sample: MetricSample, serving: int, expected
 )
 def test_scale_from_zero(config: ScalingConfig, sample: MetricSample, expected: int) -> None:
     assert decide(config, Limits(0, 10), Fleet(0), sample, T0, Memory()).desired == expected
+
+
+def test_disabled_scaling_keeps_the_fleet_within_bounds() -> None:
+    config = ScalingConfig(enabled=False, target=50)
+    decision = decide(config, Limits(2, 20), Fleet(4), MetricSample(request_rate=1000.0), T0, Memory())
+    assert (decision.desired, decision.policy, decision.reason) == (
+        4,
+        "hold",
+        "scaling is disabled; no change",
+    )
+    assert decide(config, Limits(6, 20), Fleet(4), MetricSample(), T0, Memory()).desired == 6

@@ -9,17 +9,19 @@ min = 2                             # Limits.minimum
 max = 10                            # Limits.maximum
 
 [scaling]
+enabled = true                      # false: no metric policy; bounds and schedules still apply
 metric = "requests_per_instance"    # | concurrency | cpu | p95_latency
 target = 50                         # per serving instance; omit for step-only or schedule-only scaling
 tolerance = 0.1                     # no change while metric/target is within 1 ± tolerance
 scale_in_stabilization = "300s"     # scale in only to the highest recommendation of this window
-warmup = "60s"                      # launch → serving; the predictive horizon
-cooldown = "300s"                   # minimum time between two step scale-ins
+warmup = "30s"                      # launch → serving; the predictive horizon
+cooldown = "0s"                     # minimum time between two scale-ins
 predictive = false                  # Holt's linear forecast scales out ahead of a rise
 
 [[scaling.step]]                    # metric per serving instance in [lower, upper) → change
 lower = 80
-change = "+50%"                     # "+2", "-1", "+50%", "-25%" or an integer
+change = 50                         # instances, or with percent = true a percentage
+percent = true                      # (also accepted: change = "+50%")
 [[scaling.step]]
 upper = 10
 change = -1
@@ -135,12 +137,13 @@ class ScheduledAction:
 class ScalingConfig:
     """The `[scaling]` section; see the module docstring for each key."""
 
+    enabled: bool = True
     metric: str = "requests_per_instance"
     target: float | None = None
     tolerance: float = 0.1
     scale_in_stabilization: float = 300.0
-    warmup: float = 60.0
-    cooldown: float = 300.0
+    warmup: float = 30.0
+    cooldown: float = 0.0
     predictive: bool = False
     step: tuple[StepAdjustment, ...] = field(default=())
     schedule: tuple[ScheduledAction, ...] = field(default=())
@@ -167,7 +170,7 @@ class ScalingConfig:
                 [f"scaling.{key}: unknown key; known keys are {', '.join(sorted(known))}" for key in unknown],
             )
         values: dict[str, Any] = {}
-        for key in ("metric", "predictive"):
+        for key in ("enabled", "metric", "predictive"):
             if data.get(key) is not None:
                 values[key] = data[key]
         for key in ("target", "tolerance"):
@@ -194,7 +197,7 @@ def _step(data: Mapping[str, Any], index: int) -> StepAdjustment:
         raise ManifestError("sprout.toml", [f"{where}: give `lower`, `upper` or both"])
     return StepAdjustment(
         change=float(match.group(1)),
-        percent=match.group(2) == "%",
+        percent=match.group(2) == "%" or bool(data.get("percent")),
         lower=None if lower is None else float(lower),
         upper=None if upper is None else float(upper),
     )

@@ -53,5 +53,5 @@ class Memory(NamedTuple):
     forecast: float | None = None
     """Predicted demand (in instances) one warm-up ahead, when predictive scaling is on."""
     last_scale_in_at: float | None = None
-    """When the fleet last shrank; step scale-ins wait `cooldown` after it."""
+    """When the fleet last shrank; the next scale-in waits `cooldown` after it."""
     schedule: ScheduleState = NO_SCHEDULE

@@ -56,30 +56,24 @@ def target_tracking(config: ScalingConfig, sample: MetricSample, fleet: Fleet) -
     return max(0, math.ceil(needed - _EPSILON)), f"{shown} needs {needed:.2f} instances"
 
 
-def step_recommendation(
-    config: ScalingConfig, sample: MetricSample, fleet: Fleet, now: float, last_scale_in_at: float | None
-) -> tuple[int, str]:
-    """The first matching step applied to the serving instances; scale-ins wait out `cooldown`."""
+def step_recommendation(config: ScalingConfig, sample: MetricSample, fleet: Fleet) -> tuple[int, str]:
+    """The first matching step applied to the serving instances."""
     value = metric_value(config.metric, sample, fleet.serving)
     for step in config.step:
         if not step.matches(value):
             continue
         wanted = max(0, step.apply(fleet.serving))
         shown = f"{config.metric} {value:.3g} in step [{step.lower}, {step.upper})"
-        if (
-            wanted < fleet.capacity
-            and last_scale_in_at is not None
-            and now - last_scale_in_at < config.cooldown
-        ):
-            return fleet.capacity, f"{shown}: scale-in waits for the {config.cooldown:g}s cooldown"
         return wanted, f"{shown} asks for {wanted}"
     return fleet.capacity, f"{config.metric} {value:.3g} matches no step"
 
 
 def recommend(
-    config: ScalingConfig, sample: MetricSample, fleet: Fleet, now: float, memory: Memory
+    config: ScalingConfig, sample: MetricSample, fleet: Fleet, memory: Memory
 ) -> tuple[int, str, str]:
     """The policies' combined recommendation, its reason and the policy that set it."""
+    if not config.enabled:
+        return fleet.capacity, "scaling is disabled", "none"
     candidates: list[tuple[int, str, str]] = []
     if config.target is not None:
         tracked, why = target_tracking(config, sample, fleet)
@@ -92,7 +86,7 @@ def recommend(
                     (ahead, f"forecast {memory.forecast:.2f} instances in {config.warmup:g}s", "predictive")
                 )
     if config.step:
-        stepped, why = step_recommendation(config, sample, fleet, now, memory.last_scale_in_at)
+        stepped, why = step_recommendation(config, sample, fleet)
         candidates.append((stepped, why, "step"))
     if not candidates:
         return fleet.capacity, "no metric policy", "none"
@@ -111,7 +105,7 @@ def decide(
     high = max(low, high)
     if fleet.releasing:
         return Decision(current, "a release is in progress: the fleet is not scaled", "hold", current)
-    wanted, why, policy = recommend(config, sample, fleet, now, memory)
+    wanted, why, policy = recommend(config, sample, fleet, memory)
     if (
         schedule.desired is not None
         and schedule.desired_fired_at is not None
@@ -126,7 +120,10 @@ def decide(
     recommendation = wanted
     if wanted <= current:
         stabilized = wanted if memory.highest_recent is None else max(wanted, memory.highest_recent)
-        if stabilized < current:
+        cooling = memory.last_scale_in_at is not None and now - memory.last_scale_in_at < config.cooldown
+        if stabilized < current and cooling:
+            why, wanted = f"{why}; scale-in waits for the {config.cooldown:g}s cooldown", current
+        elif stabilized < current:
             if stabilized > wanted:
                 why = f"{why}; held at {stabilized} by the {config.scale_in_stabilization:g}s stabilization window"
             wanted = stabilized
