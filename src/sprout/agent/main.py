@@ -60,11 +60,17 @@ def run_agent(spec: AgentSpec, environ: Mapping[str, str]) -> int:
 def _run(spec: AgentSpec, environ: Mapping[str, str], log: InstanceLog) -> int:
     started = time.monotonic()
     supervisor: Supervisor | None = None
+    bootstrapping = True
+    pending: int | None = None
 
     def on_stop(signum: int, frame: FrameType | None) -> None:
-        if supervisor is None:
+        nonlocal pending
+        if supervisor is not None:
+            supervisor.stop(signum)
+        elif bootstrapping:
             raise _StoppedDuringBootstrap(signal.Signals(signum).name)
-        supervisor.stop(signum)
+        else:
+            pending = signum
 
     signal.signal(signal.SIGTERM, on_stop)
     signal.signal(signal.SIGINT, on_stop)
@@ -86,6 +92,8 @@ def _run(spec: AgentSpec, environ: Mapping[str, str], log: InstanceLog) -> int:
             )
         if prepared is None:
             prepared = _bootstrap(spec, environ, log)
+        # From here a stop signal is kept for the supervisor instead of interrupting (see on_stop).
+        bootstrapping = False
     except _StoppedDuringBootstrap as stop:
         log.emit("system", f"received {stop}: stopped during bootstrap, the app never started")
         return STOPPED_EARLY
@@ -101,6 +109,8 @@ def _run(spec: AgentSpec, environ: Mapping[str, str], log: InstanceLog) -> int:
         grace=spec.grace,
         emit=log.emit,
     )
+    if pending is not None:
+        supervisor.stop(pending)
     try:
         supervisor.start()
     except OSError as exc:
