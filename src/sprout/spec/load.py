@@ -49,7 +49,9 @@ def parse_manifest(data: Mapping[str, Any], source: str = MANIFEST_NAME) -> Mani
 def _describe(error: ErrorDetails) -> str:
     """One error as `field.path: problem`, with a suggestion for misspelt keys."""
     loc = [str(part) for part in error["loc"]]
-    where = "".join(f"[{part}]" if part.isdigit() else f".{part}" for part in loc).lstrip(".") or "(top level)"
+    where = (
+        "".join(f"[{part}]" if part.isdigit() else f".{part}" for part in loc).lstrip(".") or "(top level)"
+    )
     kind = error["type"]
     if kind == "extra_forbidden":
         parent, key = [p for p in loc[:-1] if not p.isdigit()], loc[-1]
@@ -149,14 +151,18 @@ def _model_in(annotation: Any) -> type[BaseModel] | None:
     return None
 
 
-def resolve_secrets(manifest: Manifest, base_dir: Path, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+def resolve_secrets(
+    manifest: Manifest, base_dir: Path, environ: Mapping[str, str] | None = None
+) -> dict[str, str]:
     """The secrets' values, read now from the environment or files; never persisted by Sprout."""
     environ = os.environ if environ is None else environ
     values: dict[str, str] = {}
     for name, ref in manifest.secrets.items():
         if ref.env is not None:
             if ref.env not in environ:
-                raise UserError(f"secrets.{name}: environment variable {ref.env} is not set (export it first)")
+                raise UserError(
+                    f"secrets.{name}: environment variable {ref.env} is not set (export it first)"
+                )
             values[name] = environ[ref.env]
         elif ref.file is not None:
             path = (base_dir / ref.file).expanduser()

@@ -15,9 +15,7 @@ from sprout.spec.scaling import ScalingSection
 from sprout.spec.units import Duration, Size
 
 #: Variables Sprout sets itself; `[env]` and `[secrets]` may not override them.
-RESERVED_ENV = frozenset(
-    {"PORT", "HOST", "DATABASE_URL", "SESSION_STORE_URL", "PATH", "VIRTUAL_ENV"}
-)
+RESERVED_ENV = frozenset({"PORT", "HOST", "DATABASE_URL", "SESSION_STORE_URL", "PATH", "VIRTUAL_ENV"})
 _APP_NAME = re.compile(r"^[a-z][a-z0-9-]{0,38}[a-z0-9]$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _HOST = re.compile(r"^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")
@@ -90,7 +88,9 @@ class InstancesSection(Section):
         if self.min > self.max:
             raise ValueError(f"min ({self.min}) is greater than max ({self.max})")
         if self.desired is not None and not self.min <= self.desired <= self.max:
-            raise ValueError(f"desired ({self.desired}) must be between min ({self.min}) and max ({self.max})")
+            raise ValueError(
+                f"desired ({self.desired}) must be between min ({self.min}) and max ({self.max})"
+            )
         return self
 
     @property
@@ -155,7 +155,9 @@ class DatabaseResource(Section):
         }[self.engine]
         scheme = self.url.split("://", 1)[0] if "://" in self.url else ""
         if scheme not in schemes:
-            raise ValueError(f'url "{self.url}" does not match engine "{self.engine}" (expected {schemes[0]}://…)')
+            raise ValueError(
+                f'url "{self.url}" does not match engine "{self.engine}" (expected {schemes[0]}://…)'
+            )
         return self
 
 

@@ -22,7 +22,9 @@ class ScheduleEntry(Section):
     min: int | None = Field(None, ge=0)
     max: int | None = Field(None, ge=1)
     desired: int | None = Field(None, ge=0)
-    duration: Duration | None = Field(None, description="How long the action holds (default: until the next).")
+    duration: Duration | None = Field(
+        None, description="How long the action holds (default: until the next)."
+    )
 
     @field_validator("cron")
     @classmethod

@@ -16,7 +16,7 @@ _SIZE_UNITS = {"b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3, "kib": 1024, "m
 def parse_duration(value: Any) -> float:
     """Seconds from a duration string ("500ms", "2s", "10m", "1h", "1d") or a number of seconds."""
     if isinstance(value, bool):
-        raise ValueError(f"invalid duration {value!r} (use e.g. \"500ms\", \"2s\", \"10m\")")
+        raise ValueError(f'invalid duration {value!r} (use e.g. "500ms", "2s", "10m")')
     if isinstance(value, int | float):
         if value < 0:
             raise ValueError(f"invalid duration {value!r}: must not be negative")
