@@ -146,6 +146,10 @@ class Cluster:
         for obj in objects:
             kind, name = obj["kind"], obj["metadata"]["name"]
             live = self._get(obj)
+            if live is None and dry_run:
+                # A dry run cannot create the namespace the rest would go into: report, do not ask.
+                changes.append(Change(kind, name, "create"))
+                continue
             try:
                 result = self._apply(obj, dry_run)
             except ApiException as exc:

@@ -1,0 +1,248 @@
+"""`sprout k8s …`: the same manifest on Kubernetes — render, validate, apply, diff.
+
+A sub-app beside the one-machine commands. `render` and `validate` work offline; `apply` and `diff`
+need a cluster from a kubeconfig. The version comes from the state store (`sprout push`), or is given
+explicitly with `--bundle-sha256` and `--store-url`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+from sprout.errors import NotFoundError, UserError
+from sprout.spec import Manifest, load_manifest, manifest_path
+
+if TYPE_CHECKING:
+    from sprout.providers.kubernetes.context import Colour
+
+k8s = typer.Typer(
+    name="k8s",
+    help="Run the app on Kubernetes: render, validate, apply and diff its objects.",
+    no_args_is_help=True,
+)
+
+APP_DIR = typer.Argument(Path("."), help="The app folder (holds sprout.toml).")
+ENV = typer.Option("production", "--env", "-e", help="The environment name.")
+VERSION = typer.Option(None, "--version", help="A pushed version label such as v3 (default: the latest).")
+IMAGE = typer.Option(None, "--image", help="The container image (default: sprout:<version>-python3.11-slim).")
+NAMESPACE = typer.Option(None, "--namespace", "-n", help="The namespace (default: <app>-<env>).")
+BUNDLE = typer.Option(None, "--bundle-sha256", help="Use this bundle instead of a pushed version's.")
+STORE = typer.Option(None, "--store-url", help="The artifact store the pods fetch from (s3://bucket/prefix).")
+SECRET = typer.Option(
+    None, "--secret-name", help="The pre-existing Secret for [secrets] (default: <app>-secrets)."
+)
+NO_NAMESPACE = typer.Option(
+    False, "--no-namespace", help="Leave the Namespace object out (it already exists)."
+)
+KUBECONFIG = typer.Option(None, "--kubeconfig", help="The kubeconfig (default: $KUBECONFIG, ~/.kube/config).")
+CONTEXT = typer.Option(None, "--context", help="The kubeconfig context (default: its current one).")
+
+
+@dataclass(frozen=True)
+class Release:
+    """The version to render: its label, bundle hash and the artifact store holding the bundle."""
+
+    label: str
+    sha256: str
+    store_url: str
+
+
+def _release(manifest: Manifest, version: str | None, bundle: str | None, store_url: str | None) -> Release:
+    """The release from explicit options, or from the state store's pushed versions."""
+    app = manifest.app.name
+    if bundle is not None:
+        if store_url is None or version is None:
+            raise UserError("k8s: --bundle-sha256 needs --store-url and --version too (e.g. --version v3)")
+        return Release(version, bundle, store_url)
+    from sprout.paths import Home
+    from sprout.state import StateStore
+
+    state = StateStore(Home.from_env().ensure().state_db)
+    try:
+        found = state.get_version(app, version) if version else state.latest_version(app)
+    finally:
+        state.close()
+    if found is None:
+        what = f"version {version} of {app}" if version else f"pushed version of {app}"
+        raise NotFoundError(
+            f"k8s: no {what}; run `sprout push --store s3://bucket/{app}` first, "
+            "or give --bundle-sha256, --store-url and --version"
+        )
+    location = store_url or found.store_url
+    if location is None:
+        raise UserError(f"k8s: {app} {found.label} has no artifact store recorded; give --store-url")
+    return Release(found.label, found.sha256, location)
+
+
+@dataclass(frozen=True)
+class Options:
+    """Everything the rendering commands share."""
+
+    app_dir: Path
+    env: str
+    version: str | None
+    image: str | None
+    namespace: str | None
+    bundle: str | None
+    store_url: str | None
+    secret_name: str | None
+    no_namespace: bool
+
+
+def _render(options: Options, live: Colour = "blue") -> tuple[list[dict[str, Any]], list[str]]:
+    """The objects and the notes of one rendering."""
+    from sprout.providers.kubernetes.context import DEFAULT_IMAGE, RenderContext
+    from sprout.providers.kubernetes.notes import notes
+    from sprout.providers.kubernetes.render import build, default_namespace, serialize
+
+    manifest = load_manifest(manifest_path(options.app_dir))
+    release = _release(manifest, options.version, options.bundle, options.store_url)
+    ctx = RenderContext(
+        manifest,
+        options.env,
+        release.label,
+        release.sha256,
+        release.store_url,
+        options.image or DEFAULT_IMAGE,
+        options.namespace or default_namespace(manifest.app.name, options.env),
+        live,
+        options.secret_name,
+    )
+    return serialize(build(ctx, create_namespace=not options.no_namespace)), notes(ctx)
+
+
+def _print_notes(found: list[str]) -> None:
+    for note in found:
+        typer.echo(f"note: {note}", err=True)
+
+
+@k8s.command("render")
+def render(
+    app_dir: Path = APP_DIR,
+    env: str = ENV,
+    version: str | None = VERSION,
+    image: str | None = IMAGE,
+    namespace: str | None = NAMESPACE,
+    bundle: str | None = BUNDLE,
+    store_url: str | None = STORE,
+    secret_name: str | None = SECRET,
+    no_namespace: bool = NO_NAMESPACE,
+    live: str = typer.Option("blue", "--live", help="The colour the live Service selects: blue or green."),
+    output: str = typer.Option("yaml", "--output", "-o", help="yaml (multi-document) or json (a v1 List)."),
+) -> None:
+    """Print the Kubernetes objects of the app (nothing is sent to a cluster); notes go to stderr."""
+    from sprout.providers.kubernetes.render import to_yaml
+
+    if live not in ("blue", "green"):
+        raise UserError(f"k8s render: --live must be blue or green, not {live!r}")
+    if output not in ("yaml", "json"):
+        raise UserError(f"k8s render: --output must be yaml or json, not {output!r}")
+    options = Options(app_dir, env, version, image, namespace, bundle, store_url, secret_name, no_namespace)
+    objects, found = _render(options, "green" if live == "green" else "blue")
+    if output == "json":
+        typer.echo(json.dumps({"apiVersion": "v1", "kind": "List", "items": objects}, indent=2))
+    else:
+        typer.echo(to_yaml(objects), nl=False)
+    _print_notes(found)
+
+
+@k8s.command("validate")
+def validate(
+    app_dir: Path = APP_DIR,
+    env: str = ENV,
+    version: str | None = VERSION,
+    image: str | None = IMAGE,
+    namespace: str | None = NAMESPACE,
+    bundle: str | None = BUNDLE,
+    store_url: str | None = STORE,
+    secret_name: str | None = SECRET,
+    kubernetes_version: str = typer.Option(
+        "1.33", "--kubernetes-version", help="Validate against this Kubernetes version's schemas."
+    ),
+) -> None:
+    """Check every rendered object against the published Kubernetes JSON schemas (strict, offline)."""
+    from sprout.providers.kubernetes.validate import check_version, validate_objects
+
+    wanted = check_version(kubernetes_version)
+    options = Options(app_dir, env, version, image, namespace, bundle, store_url, secret_name, False)
+    objects, found = _render(options)
+    problems = validate_objects(objects, wanted, strict=True)
+    _print_notes(found)
+    if problems:
+        raise UserError(
+            f"k8s validate: {len(problems)} of {len(objects)} objects do not validate for Kubernetes {wanted}:\n"
+            + "\n".join(f"  {problem}" for problem in problems)
+        )
+    typer.echo(f"{len(objects)} objects valid for Kubernetes {wanted} (strict schemas, 0 errors)")
+
+
+def _cluster_run(options: Options, kubeconfig: Path | None, context: str | None, dry_run: bool) -> None:
+    """Connect, keep the live colour the cluster has, render and (dry-run) apply; print each change."""
+    from sprout.providers.kubernetes.cluster import Cluster, connect
+    from sprout.providers.kubernetes.render import default_namespace
+
+    api = connect(kubeconfig, context, os.environ)
+    try:
+        cluster = Cluster(api)
+        manifest = load_manifest(manifest_path(options.app_dir))
+        namespace = options.namespace or default_namespace(manifest.app.name, options.env)
+        # Applying must never flip traffic: render with the colour the live Service selects now.
+        live = cluster.live_colour(namespace, manifest.app.name) or "blue"
+        objects, found = _render(options, live)
+        _print_notes(found)
+        changes = cluster.apply(objects, dry_run=dry_run)
+    finally:
+        api.close()  # type: ignore[no-untyped-call]
+    for change in changes:
+        typer.echo(str(change))
+    if all(change.action == "unchanged" for change in changes):
+        typer.echo("nothing to do: the cluster already matches the manifest")
+
+
+@k8s.command("apply")
+def apply(
+    app_dir: Path = APP_DIR,
+    env: str = ENV,
+    version: str | None = VERSION,
+    image: str | None = IMAGE,
+    namespace: str | None = NAMESPACE,
+    bundle: str | None = BUNDLE,
+    store_url: str | None = STORE,
+    secret_name: str | None = SECRET,
+    no_namespace: bool = NO_NAMESPACE,
+    kubeconfig: Path | None = KUBECONFIG,
+    context: str | None = CONTEXT,
+) -> None:
+    """Server-side apply the objects to the cluster (field manager `sprout`), keeping its live colour."""
+    options = Options(app_dir, env, version, image, namespace, bundle, store_url, secret_name, no_namespace)
+    _cluster_run(options, kubeconfig, context, dry_run=False)
+
+
+@k8s.command("diff")
+def diff(
+    app_dir: Path = APP_DIR,
+    env: str = ENV,
+    version: str | None = VERSION,
+    image: str | None = IMAGE,
+    namespace: str | None = NAMESPACE,
+    bundle: str | None = BUNDLE,
+    store_url: str | None = STORE,
+    secret_name: str | None = SECRET,
+    no_namespace: bool = NO_NAMESPACE,
+    kubeconfig: Path | None = KUBECONFIG,
+    context: str | None = CONTEXT,
+) -> None:
+    """Show what `apply` would change (a server-side dry run): created, updated fields, unchanged."""
+    options = Options(app_dir, env, version, image, namespace, bundle, store_url, secret_name, no_namespace)
+    _cluster_run(options, kubeconfig, context, dry_run=True)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the `k8s` command group."""
+    app.add_typer(k8s, name="k8s")
