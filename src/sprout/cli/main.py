@@ -22,6 +22,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "sprout.cli.ops_cmd",
     "sprout.cli.daemon_cmd",
     "sprout.cli.aws_cmd",
+    "sprout.cli.k8s_cmd",
     "sprout.cli.router_cmd",
 )
 
