@@ -31,7 +31,7 @@ class Resources:
         env_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         database = manifest.resources.database
         db_url = database_url(database.engine, database.url, env_dir)
-        if ensure_database(db_url):
+        if ensure_database(db_url) and database.engine != "sqlite":
             self._store.record_event(app, env, "resource.database", f"created database {_redact(db_url)}")
         sessions = manifest.resources.sessions
         nodes = None

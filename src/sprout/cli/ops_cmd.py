@@ -1,0 +1,274 @@
+"""`sprout up`, `status`, `logs`, `down`: the operational commands, all clients of the daemon's API."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from sprout.cli.client import ApiClient, connect, ensure_daemon
+from sprout.cli.push_cmd import push
+from sprout.controlplane.lifecycle import running_daemon
+from sprout.controlplane.router_process import RouterProcess
+from sprout.controlplane.status import environments_status
+from sprout.errors import ServiceError, SproutError
+from sprout.paths import Home
+from sprout.spec import Manifest, load_manifest, resolve_secrets
+from sprout.state import StateStore
+
+#: How often `up` polls the daemon while it waits for the fleet.
+POLL = 0.25
+#: Extra seconds `up` waits beyond the manifest's health grace before it gives up.
+UP_MARGIN = 30.0
+DAEMON_EXIT_TIMEOUT = 30.0
+
+console = Console(highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    """Add up, status, logs and down to the `sprout` command."""
+    app.command("up")(up)
+    app.command("status")(status)
+    app.command("logs")(logs)
+    app.command("down")(down)
+
+
+def up(
+    app_dir: Path = typer.Argument(Path("."), help="The app folder (with sprout.toml)."),
+    env: str = typer.Option("production", "--env", "-e", help="Environment name."),
+    port: int | None = typer.Option(
+        None, "--port", "-p", help="Router port (default: the saved one, else 8080)."
+    ),
+    wait: bool = typer.Option(True, "--wait/--no-wait", help="Wait until the fleet is healthy."),
+    store: str | None = typer.Option(
+        None, "--store", envvar="SPROUT_STORE", help="Artifact store URL (default: a folder in SPROUT_HOME)."
+    ),
+) -> None:
+    """Push the app, start the daemon and router if needed, apply the manifest, wait until healthy."""
+    home = Home.from_env().ensure()
+    app_dir = app_dir.resolve()
+    manifest = load_manifest(app_dir)
+    pushed = push(app_dir, home, store)
+    secrets = resolve_secrets(manifest, app_dir)
+    client = ensure_daemon(home, router_port=port)
+    result = client.post(
+        "/v1/apply",
+        {
+            "app_dir": str(app_dir),
+            "env": env,
+            "port": port,
+            "user": getpass.getuser(),
+            "version": pushed.version,
+            "secrets": secrets,
+        },
+    )
+    if result.get("changed"):
+        console.print(result.get("plan") or "", markup=False)
+    else:
+        console.print(f"{manifest.app.name}/{env}: no changes ({pushed.version} already applied)")
+    if wait:
+        _wait_healthy(client, manifest, env)
+    _print_urls(client, manifest.app.name, env)
+
+
+def status(
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """Environments, their URLs and instances (id, zone, version, port, pid, state, health)."""
+    home = Home.from_env()
+    daemon = running_daemon(home)
+    if daemon is not None:
+        doc = ApiClient.for_daemon(home, daemon).get("/v1/status")
+    else:
+        doc = _offline_status(home)
+    if as_json:
+        typer.echo(json.dumps(doc, indent=2, sort_keys=True))
+        return
+    d = doc["daemon"]
+    if d.get("pid"):
+        console.print(f"daemon: pid {d['pid']}, up {d['uptime']:.0f}s, API {d['api_url']}")
+    else:
+        console.print(
+            "daemon: not running (state shown as last recorded; start it with `sprout daemon start`)"
+        )
+    r = doc["router"]
+    console.print(f"router: {'pid ' + str(r['pid']) if r['running'] else 'not running'}, port {r['port']}")
+    if not doc["environments"]:
+        console.print("no environments (create one with `sprout up`)")
+    for e in doc["environments"]:
+        console.print(
+            f"\n[bold]{e['app']}/{e['env']}[/]  {e['url'] or ''}  version {e['version'] or '-'}  "
+            f"{e['healthy']}/{e['desired']} healthy"
+        )
+        table = Table("id", "zone", "version", "port", "pid", "state", "health", box=None)
+        for i in e["instances"]:
+            table.add_row(
+                i["id"], i["zone"], i["version"], str(i["port"]), str(i["pid"]), i["state"], i["health"]
+            )
+        if e["instances"]:
+            console.print(table)
+
+
+def logs(
+    app_dir: Path = typer.Argument(
+        Path("."), help="The app folder (its app's logs); any folder for all apps."
+    ),
+    env: str | None = typer.Option(None, "--env", "-e", help="Only this environment."),
+    follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing new lines."),
+    instance: str | None = typer.Option(None, "--instance", help="Only this instance id."),
+    version: str | None = typer.Option(None, "--version", help="Only this version (vN)."),
+    since: str | None = typer.Option(None, "--since", help="Only lines newer than this (10m, 2h)."),
+    grep: str | None = typer.Option(None, "--grep", help="Only lines containing this text."),
+    router: bool = typer.Option(False, "--router", help="The router's access log instead of the app's."),
+    limit: int = typer.Option(200, "--limit", "-n", help="How many lines to show first."),
+) -> None:
+    """Query the central log store: every instance's output and the router's access log."""
+    home = Home.from_env()
+    client = connect(home)
+    app_name = _app_name(app_dir)
+    query: dict[str, Any] = {
+        "app": None if router else app_name,
+        "env": None if router else env,
+        "instance": instance,
+        "version": version,
+        "since": since,
+        "grep": grep,
+        "source": "router" if router else "instance",
+        "limit": limit,
+    }
+    page = client.get("/v1/logs", **query)
+    for line in page["lines"]:
+        _print_line(line)
+    if not follow:
+        return
+    last = max([page["last_id"], *(line["id"] for line in page["lines"])])
+    try:
+        while True:
+            page = client.get("/v1/logs", **{**query, "since": None, "after": last, "limit": 1000})
+            for line in page["lines"]:
+                _print_line(line)
+                last = line["id"]
+            if not page["lines"]:
+                time.sleep(0.5)
+    except KeyboardInterrupt:
+        return
+
+
+def down(
+    app_dir: Path = typer.Argument(Path("."), help="The app folder (with sprout.toml)."),
+    env: str = typer.Option("production", "--env", "-e", help="Environment name."),
+    app_name: str | None = typer.Option(
+        None, "--app", help="App name (default: from the folder's manifest)."
+    ),
+) -> None:
+    """Stop an environment's instances and services; with none left, stop the router and the daemon."""
+    home = Home.from_env().ensure()
+    name = app_name or load_manifest(app_dir.resolve()).app.name
+    client = ensure_daemon(home)
+    doc = client.get("/v1/status")
+    if any(e["app"] == name and e["env"] == env for e in doc["environments"]):
+        result = client.delete(f"/v1/environments/{name}/{env}", user=getpass.getuser())
+        console.print(f"{name}/{env}: stopped {len(result['stopped'])} instances")
+        remaining = int(result["remaining"])
+    else:
+        console.print(f"{name}/{env}: no such environment; nothing to stop")
+        remaining = len(doc["environments"])
+    if remaining:
+        console.print(f"{remaining} environment(s) still running; the daemon and router stay up")
+        return
+    daemon = running_daemon(home)
+    client.post("/v1/shutdown", {"router": True})
+    if daemon is not None:
+        deadline = time.monotonic() + DAEMON_EXIT_TIMEOUT
+        while daemon.record.alive() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if daemon.record.alive():
+            raise ServiceError(
+                f"daemon pid {daemon.record.pid} did not exit; stop it with `sprout daemon stop`"
+            )
+    console.print("no environments left: router and daemon stopped")
+
+
+def _wait_healthy(client: ApiClient, manifest: Manifest, env: str) -> None:
+    """Show progress until the environment runs its desired fleet, healthy, on the current version."""
+    deadline = time.monotonic() + manifest.health.grace + UP_MARGIN
+    name = manifest.app.name
+    with console.status(f"{name}/{env}: waiting for instances") as progress:
+        while True:
+            found = _find_env(client.get("/v1/status"), name, env)
+            if found is not None:
+                launching = sum(1 for i in found["instances"] if i["state"] == "launching")
+                progress.update(
+                    f"{name}/{env}: {found['healthy']}/{found['desired']} healthy"
+                    + (f", {launching} launching" if launching else "")
+                )
+                if found["converged"]:
+                    break
+            if time.monotonic() > deadline:
+                raise ServiceError(
+                    f"{name}/{env}: instances not healthy after {manifest.health.grace + UP_MARGIN:.0f}s; "
+                    f"see `sprout logs` and `sprout status`"
+                )
+            time.sleep(POLL)
+    console.print(f"{name}/{env}: {found['healthy']}/{found['desired']} healthy")
+
+
+def _print_urls(client: ApiClient, app: str, env: str) -> None:
+    doc = client.get("/v1/status")
+    found = _find_env(doc, app, env)
+    port = doc["router"]["port"]
+    if found and found["url"]:
+        console.print(f"URL: {found['url']}")
+        host = found["hosts"][0]
+        console.print(
+            f"     http://127.0.0.1:{port}/ also serves it (the most recently created environment is the default);"
+            f" or: curl --resolve {host}:{port}:127.0.0.1 {found['url']}"
+        )
+
+
+def _find_env(doc: dict[str, Any], app: str, env: str) -> dict[str, Any] | None:
+    return next((e for e in doc["environments"] if e["app"] == app and e["env"] == env), None)
+
+
+def _offline_status(home: Home) -> dict[str, Any]:
+    """Status from the state store alone, when no daemon runs (health as last recorded)."""
+    router = RouterProcess(home)
+    handle = router.current()
+    port = handle.port if handle else router.saved_port()
+    envs: list[dict[str, Any]] = []
+    if home.state_db.exists():
+        store = StateStore(home.state_db)
+        try:
+            envs = environments_status(store, port)
+        finally:
+            store.close()
+    return {
+        "daemon": {"running": False, "pid": None},
+        "router": {
+            "running": handle is not None,
+            "pid": handle.record.pid if handle else None,
+            "port": port,
+            "url": f"http://127.0.0.1:{port}/" if port else None,
+        },
+        "environments": envs,
+    }
+
+
+def _app_name(app_dir: Path) -> str | None:
+    try:
+        return load_manifest(app_dir.resolve()).app.name
+    except SproutError:
+        return None
+
+
+def _print_line(line: dict[str, Any]) -> None:
+    stamp = datetime.fromtimestamp(line["ts"]).strftime("%H:%M:%S.%f")[:-3]
+    who = line["instance"] or line["source"]
+    console.print(f"{stamp} {who} {line['version'] or '-'} {line['stream']}: {line['msg']}", markup=False)

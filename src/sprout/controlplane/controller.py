@@ -1,0 +1,179 @@
+"""What the API asks of the control plane: status, apply, down, logs, events, shutdown.
+
+Mutations take the reconciler's lock, so an API call and a reconcile pass never interleave: `down`
+deletes the environment first, and the next pass sees nothing to keep alive.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from sprout.controlplane.durations import parse_since
+from sprout.controlplane.instances import SecretBook
+from sprout.controlplane.reconcile import STOP_GRACE, Reconciler
+from sprout.controlplane.resources import Resources
+from sprout.controlplane.router_process import RouterProcess
+from sprout.controlplane.status import environments_status
+from sprout.errors import NotFoundError, UserError
+from sprout.logs import LogStore
+from sprout.plan import ApplyResult, apply_manifest
+from sprout.providers.base import Provider
+from sprout.spec import load_manifest, resolve_secrets
+from sprout.state import Environment, StateStore
+from sprout.state.store import env_id
+
+LOG_LIMIT_MAX = 10_000
+
+
+class Controller:
+    """The daemon's operations, shared by the API routes."""
+
+    def __init__(
+        self,
+        store: StateStore,
+        provider: Provider,
+        router: RouterProcess,
+        reconciler: Reconciler,
+        resources: Resources,
+        secrets: SecretBook,
+        log_store: LogStore,
+        daemon_info: Callable[[], dict[str, Any]],
+        request_stop: Callable[[], None],
+    ) -> None:
+        self._store = store
+        self._provider = provider
+        self._router = router
+        self._reconciler = reconciler
+        self._resources = resources
+        self._secrets = secrets
+        self._logs = log_store
+        self._daemon_info = daemon_info
+        self._request_stop = request_stop
+
+    def status(self) -> dict[str, Any]:
+        """The daemon, the router, and every environment with its URL and instances."""
+        router = self._router.current()
+        port = router.port if router else self._router.saved_port()
+        environments = environments_status(self._store, port)
+        return {
+            "daemon": self._daemon_info(),
+            "router": {
+                "running": router is not None,
+                "pid": router.record.pid if router else None,
+                "port": port,
+                "url": f"http://127.0.0.1:{port}/" if port else None,
+            },
+            "environments": environments,
+        }
+
+    def apply(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Apply an app folder's manifest (and pushed version) to an environment; the plan or no changes."""
+        app_dir = Path(request["app_dir"])
+        env_name = str(request.get("env") or "production")
+        port = request.get("port")
+        given = {str(k): str(v) for k, v in dict(request.get("secrets") or {}).items()}
+        manifest = load_manifest(app_dir)
+        if any(name not in given for name in manifest.secrets):
+            # Fail before anything changes when a secret can be read neither by the CLI nor the daemon.
+            given = {**resolve_secrets(manifest, app_dir), **given}
+        self._router.ensure(int(port) if port else None)
+        with self._reconciler.lock:
+            result = apply_manifest(
+                self._store, app_dir, env_name, request.get("version"), str(request.get("user") or "unknown")
+            )
+            self._secrets.remember(env_id(manifest.app.name, env_name), given)
+        return {"app": manifest.app.name, "env": env_name, **result_fields(result)}
+
+    def down(self, app: str, env: str, user: str) -> dict[str, Any]:
+        """Stop an environment's instances and services and remove its route; what is left afterwards."""
+        with self._reconciler.lock:
+            found = self._store.get_environment(app, env)
+            if found is None:
+                raise NotFoundError(f"{env_id(app, env)}: no such environment (see `sprout status`)")
+            instances = self._store.list_instances(app, env, states=("launching", "running", "draining"))
+            self._store.delete_environment(app, env)
+            self._secrets.forget(found.id)
+            self._store.record_event(
+                app, env, "env.down", f"tearing down {found.id} ({len(instances)} instances)"
+            )
+            router = self._router.current()
+            if router is not None:
+                self._reconciler.push_table(self._router.admin(router))
+            with ThreadPoolExecutor(max_workers=max(1, len(instances))) as pool:
+                list(pool.map(lambda i: self._provider.stop(i.id, STOP_GRACE), instances))
+            for instance in instances:
+                self._store.update_instance(instance.id, state="stopped")
+            services = self._resources.release(app, env)
+            self._store.append_history(
+                user=user,
+                app=app,
+                env=env,
+                action="down",
+                manifest_hash=found.manifest_hash,
+                version=found.current_version,
+                diff_text=_down_diff(found, len(instances)),
+            )
+            self._store.record_event(app, env, "env.removed", f"{found.id} removed")
+            remaining = len(self._store.list_environments())
+        return {"stopped": [i.id for i in instances], "services": services, "remaining": remaining}
+
+    def logs(self, query: dict[str, str]) -> dict[str, Any]:
+        """Log lines matching the query's filters (`after` pages forward for `logs -f`)."""
+        limit = min(int(query.get("limit") or 200), LOG_LIMIT_MAX)
+        since = parse_since(query["since"], time.time()) if query.get("since") else None
+        after = int(query["after"]) if query.get("after") else None
+        rows = self._logs.query(
+            since=since,
+            instance=query.get("instance") or None,
+            version=query.get("version") or None,
+            app=query.get("app") or None,
+            env=query.get("env") or None,
+            source=query.get("source") or None,
+            grep=query.get("grep") or None,
+            limit=limit,
+            after_id=after,
+        )
+        return {"lines": [asdict(row) for row in rows], "last_id": self._logs.last_id()}
+
+    def events(self, query: dict[str, str]) -> dict[str, Any]:
+        """Recorded control-plane events, newest last."""
+        since = parse_since(query["since"], time.time()) if query.get("since") else None
+        limit = min(int(query.get("limit") or 100), LOG_LIMIT_MAX)
+        events = self._store.list_events(
+            app=query.get("app") or None, env=query.get("env") or None, since=since, limit=limit
+        )
+        return {"events": [asdict(event) for event in events]}
+
+    def shutdown(self, stop_router: bool) -> dict[str, Any]:
+        """Stop the daemon after this answer; with `stop_router`, stop the router first (no env may be left)."""
+        router_stopped = False
+        if stop_router:
+            self._refuse_if_environments_left()
+            # The loop would restart a router it finds missing: stop the loop before the router.
+            self._reconciler.stop()
+            with self._reconciler.lock:
+                self._refuse_if_environments_left()
+                router_stopped = self._router.stop()
+                self._reconciler.forget_table()
+        self._request_stop()
+        return {"stopping": True, "router_stopped": router_stopped}
+
+    def _refuse_if_environments_left(self) -> None:
+        left = self._store.list_environments()
+        if left:
+            names = ", ".join(e.id for e in left)
+            raise UserError(f"shutdown: environments still running ({names}); `sprout down` them first")
+
+
+def result_fields(result: ApplyResult) -> dict[str, Any]:
+    """The API's view of an apply result: whether it changed anything, and the plan's text."""
+    return {"changed": result.changed, "plan": result.diff, "history_id": result.history_id}
+
+
+def _down_diff(env: Environment, instances: int) -> str:
+    return f"- environment {env.id} (version {env.current_version or 'none'}, {instances} instances)"

@@ -1,0 +1,198 @@
+"""The daemon process (`python -m sprout.controlplane --home DIR`): API + reconcile loop + log ingestion.
+
+Start-up order: take `run/daemon.lock` (one daemon per home), make sure the API token exists, open the
+stores, adopt or start the router, bind the API socket, record `run/daemon.json`, then run the reconcile
+loop, the log ingester and the API server until SIGTERM/SIGINT or `POST /v1/shutdown`. Shutdown stops
+them in reverse order and leaves the router and the instances running: traffic never depends on the
+daemon being up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from sprout.api.app import create_app
+from sprout.api.auth import ensure_token
+from sprout.controlplane.controller import Controller
+from sprout.controlplane.instances import InstanceLauncher, SecretBook
+from sprout.controlplane.lifecycle import daemon_file
+from sprout.controlplane.process import ProcessRecord, record_to_json, write_json
+from sprout.controlplane.reconcile import Reconciler
+from sprout.controlplane.resources import Resources
+from sprout.controlplane.router_process import RouterProcess
+from sprout.logs import LogIngester, LogStore
+from sprout.paths import Home
+from sprout.providers.local import LocalProvider
+from sprout.router.client import RouterAdmin
+from sprout.state import StateStore
+
+log = logging.getLogger("sprout.daemon")
+
+LOG_INTERVAL = 0.5
+API_SHUTDOWN_TIMEOUT = 5
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the daemon until asked to stop; the process exit code."""
+    parser = argparse.ArgumentParser(prog="python -m sprout.controlplane", description="The Sprout daemon.")
+    parser.add_argument("--home", type=Path, required=True, help="SPROUT_HOME this daemon serves")
+    parser.add_argument("--api-port", type=int, default=0, help="API port on 127.0.0.1 (default: a free one)")
+    parser.add_argument(
+        "--router-port", type=int, default=None, help="router traffic port (default: saved, or 8080)"
+    )
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    # Every reconcile pass talks to the router; per-request lines would drown the daemon's own log.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    os.environ["SPROUT_HOME"] = str(args.home)
+    home = Home(args.home.resolve()).ensure()
+    lock = _take_lock(home.run / "daemon.lock")
+    if lock is None:
+        log.error("another daemon already serves %s; exiting", home.root)
+        return 3
+    return Daemon(home, args.api_port, args.router_port).run()
+
+
+class Daemon:
+    """Wires the control plane's parts explicitly and runs them until stopped."""
+
+    def __init__(self, home: Home, api_port: int, router_port: int | None) -> None:
+        self.home = home
+        self.api_port = api_port
+        self.router_port = router_port
+        self.stopping = threading.Event()
+        self.started_at = time.time()
+        self.api_url = ""
+
+    def run(self) -> int:
+        """Start every part, wait for a stop request, stop every part."""
+        home = self.home
+        token = ensure_token(home.token_file)
+        store = StateStore(home.state_db)
+        provider = LocalProvider(home)
+        router = RouterProcess(home)
+        handle = router.ensure(self.router_port)
+        store.record_event(
+            None,
+            None,
+            "router.adopt" if handle.adopted else "router.start",
+            f"router pid {handle.record.pid} {'adopted' if handle.adopted else 'started'} on port {handle.port}",
+            pid=handle.record.pid,
+            port=handle.port,
+        )
+        resources = Resources(home, store)
+        secrets = SecretBook()
+        launcher = InstanceLauncher(home, store, provider, resources, secrets)
+        reconciler = Reconciler(
+            store, provider, launcher, lambda: self._router_admin(router, store, reconciler)
+        )
+        log_store = LogStore(home.log_db)
+        ingester = LogIngester(log_store, lambda: discover_logs(home), interval=LOG_INTERVAL)
+        controller = Controller(
+            store, provider, router, reconciler, resources, secrets, log_store, self.info, self.stopping.set
+        )
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", self.api_port))
+        sock.listen(128)
+        self.api_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        server = uvicorn.Server(
+            uvicorn.Config(
+                create_app(controller, token),
+                log_level="warning",
+                lifespan="off",
+                access_log=False,
+                timeout_graceful_shutdown=API_SHUTDOWN_TIMEOUT,
+            )
+        )
+        api = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="api", daemon=True)
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: self.stopping.set())
+        store.record_event(None, None, "daemon.start", f"daemon pid {os.getpid()} serving {self.api_url}")
+        ingester.start()
+        reconciler.start()
+        api.start()
+        while not server.started and api.is_alive():
+            time.sleep(0.01)
+        write_json(daemon_file(home), {**record_to_json(self._record()), "api_url": self.api_url})
+        log.info("daemon pid %s: API %s, router port %s", os.getpid(), self.api_url, handle.port)
+        while not self.stopping.wait(0.5):
+            if not api.is_alive():
+                log.error("API server stopped unexpectedly; shutting down")
+                break
+        # Reverse order; the router and the instances keep running (traffic never depends on us).
+        reconciler.stop()
+        reconciler.wait_retired(timeout=30.0)
+        server.should_exit = True
+        api.join(timeout=API_SHUTDOWN_TIMEOUT + 2)
+        ingester.stop()
+        ingester.ingest_once()
+        log_store.close()
+        store.record_event(None, None, "daemon.stop", f"daemon pid {os.getpid()} stopped")
+        daemon_file(home).unlink(missing_ok=True)
+        return 0
+
+    def info(self) -> dict[str, Any]:
+        """The daemon's own status."""
+        return {
+            "running": True,
+            "pid": os.getpid(),
+            "started_at": self.started_at,
+            "uptime": time.time() - self.started_at,
+            "api_url": self.api_url,
+        }
+
+    def _record(self) -> ProcessRecord:
+        import psutil
+
+        return ProcessRecord(os.getpid(), psutil.Process().create_time(), str(self.home.root))
+
+    def _router_admin(self, router: RouterProcess, store: StateStore, reconciler: Reconciler) -> RouterAdmin:
+        """The router's admin client, restarting the router first if it died."""
+        handle = router.current()
+        if handle is None:
+            handle = router.ensure(None)
+            reconciler.forget_table()
+            store.record_event(
+                None,
+                None,
+                "router.restart",
+                f"router was not running; started pid {handle.record.pid}",
+                pid=handle.record.pid,
+                port=handle.port,
+            )
+        return router.admin(handle)
+
+
+def discover_logs(home: Home) -> list[tuple[Path, str]]:
+    """Every log file the log store indexes: each instance's app log and the router's access log."""
+    found: list[tuple[Path, str]] = [(path, "instance") for path in sorted(home.instances.glob("*/app.log"))]
+    access = home.logs / "router-access.log"
+    if access.exists():
+        found.append((access, "router"))
+    return found
+
+
+def _take_lock(path: Path) -> int | None:
+    """Hold an exclusive lock on `path` for this process's life; None when another process holds it."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd

@@ -1,0 +1,30 @@
+"""Fixtures for end-to-end tests: a private Sprout (home, app, router port) torn down whatever happens."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from e2e_kit import Sprout, free_port, kill_all, make_app, processes_of
+
+CANARY = "canary-7f3d9b1e-do-not-leak"
+
+
+@pytest.fixture
+def sprout(tmp_path: Path) -> Iterator[Sprout]:
+    """The hello app with a planted secret; `sprout down` and a kill of any leftover process at the end."""
+    app = make_app(tmp_path, '[secrets]\nAPI_KEY = "env:SPROUT_E2E_CANARY"\n')
+    instance = Sprout(
+        home=tmp_path / "home", app_dir=app, port=free_port(), extra_env={"SPROUT_E2E_CANARY": CANARY}
+    )
+    try:
+        yield instance
+    finally:
+        if instance.home.exists():
+            instance.run("down", str(app), check=False, timeout=90)
+        kill_all(processes_of(instance.home))

@@ -1,0 +1,190 @@
+"""Acceptance of the core platform with real processes: daemon, router, agents, the hello app, real HTTP."""
+
+from __future__ import annotations
+
+import os
+import signal
+import stat
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+from e2e_kit import Load, Sprout, alive, app_process, processes_of
+
+from conftest import CANARY
+
+pytestmark = pytest.mark.slow
+
+
+def test_up_status_no_changes_auth_canary_logs_and_down(sprout: Sprout) -> None:
+    # 1. up: both instances healthy, one per zone, serving through the router.
+    first = sprout.up()
+    assert "2/2 healthy" in first.stdout
+    assert f"http://hello.localhost:{sprout.port}/" in first.stdout
+    env = sprout.environment()
+    instances = env["instances"]
+    assert len(instances) == 2
+    assert sorted(i["zone"] for i in instances) == ["a", "b"]
+    assert {(i["state"], i["health"], i["version"]) for i in instances} == {("running", "healthy", "v1")}
+    assert all(set(i) >= {"id", "zone", "version", "port", "pid", "state", "health"} for i in instances)
+    assert env["url"] == f"http://hello.localhost:{sprout.port}/"
+    seen = set()
+    for _ in range(20):
+        response = sprout.get("/")
+        assert response.status_code == 200
+        assert response.text.startswith("Hello from Sprout: hello v1 on ")
+        seen.add(response.text.split()[6])
+    assert seen == {i["id"] for i in instances}
+    # The newest environment is the router's default route: the plain loopback URL serves it too.
+    assert sprout.get("/", host=f"127.0.0.1:{sprout.port}").status_code == 200
+
+    # A second up with nothing changed reports no changes and touches nothing.
+    events_before = len(_events(sprout))
+    second = sprout.up()
+    assert "no changes" in second.stdout
+    assert [i["id"] for i in sprout.environment()["instances"]] == [i["id"] for i in instances]
+    assert not [e for e in _events(sprout)[events_before:] if e["kind"].startswith("instance.")]
+
+    # 8. API: every route answers 401 without the token; the token file is private.
+    api = sprout.daemon()["api_url"]
+    token_file = sprout.home / "run" / "api.token"
+    assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+    for method, path in [
+        ("GET", "/v1/status"),
+        ("GET", "/v1/healthz"),
+        ("POST", "/v1/apply"),
+        ("GET", "/v1/logs"),
+        ("GET", "/v1/events"),
+        ("DELETE", "/v1/environments/hello/production"),
+        ("POST", "/v1/shutdown"),
+        ("GET", "/"),
+        ("GET", "/nope"),
+        ("OPTIONS", "/v1/status"),
+    ]:
+        for headers in ({}, {"Authorization": "Bearer nope"}):
+            response = httpx.request(method, api + path, headers=headers, trust_env=False)
+            assert response.status_code == 401, (method, path, headers)
+    assert sprout.environment()["instances"]  # nothing was torn down by the refused calls
+
+    # 9. Logs: a request's line is queryable within 2 s.
+    marker = f"/probe-{os.getpid()}"
+    assert sprout.get(marker).status_code == 404
+    deadline = time.monotonic() + 2.0
+    while True:
+        lines = sprout.run("logs", str(sprout.app_dir), "--grep", marker).stdout
+        if marker in lines:
+            break
+        assert time.monotonic() < deadline, "log line not queryable within 2 s"
+        time.sleep(0.1)
+    # A daemon restart neither loses nor duplicates lines.
+    before = _log_lines(sprout)
+    sprout.run("daemon", "stop")
+    sprout.run("daemon", "start")
+    assert sprout.get(marker + "-after").status_code == 404
+    deadline = time.monotonic() + 5.0
+    while marker + "-after" not in "".join(line["msg"] for line in _log_lines(sprout)):
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    after = _log_lines(sprout)
+    assert [line["id"] for line in after[: len(before)]] == [line["id"] for line in before]
+    messages = [(line["instance"], line["ts"], line["msg"]) for line in after]
+    assert len(messages) == len(set(messages))
+
+    # The secret reached the app's environment, and nowhere else Sprout writes or answers.
+    agent = instances[0]["pid"]
+    assert CANARY in "\0".join(f"{k}={v}" for k, v in app_process(agent).environ().items())
+    outputs = [
+        sprout.run("status", "--json").stdout,
+        sprout.run("logs", str(sprout.app_dir), "--limit", "10000").stdout,
+        httpx.get(
+            sprout.daemon()["api_url"] + "/v1/events?limit=10000",
+            headers={"Authorization": f"Bearer {sprout.token()}"},
+            trust_env=False,
+        ).text,
+    ]
+    assert not [text for text in outputs if CANARY in text]
+    leaks = [p for p in sprout.home.rglob("*") if p.is_file() and CANARY.encode() in p.read_bytes()]
+    assert leaks == []
+
+    # 4. down leaves no Sprout process: the recorded pids and a scan of the process table.
+    pids = {sprout.daemon()["pid"], sprout.router()["pid"]}
+    for instance in sprout.environment()["instances"]:
+        pids.add(instance["pid"])
+        pids.add(app_process(instance["pid"]).pid)
+    assert len(processes_of(sprout.home)) >= len(pids)
+    down = sprout.run("down", str(sprout.app_dir))
+    assert "router and daemon stopped" in down.stdout
+    assert alive(pids) == []
+    assert processes_of(sprout.home) == []
+
+
+def test_kill_app_and_daemon_under_load(sprout: Sprout) -> None:
+    sprout.up()
+    before = sprout.wait_converged(10)
+    ids = {i["id"] for i in before["instances"]}
+
+    # 2. kill -9 one app process under steady load: no failed request, back to 2 healthy within 10 s.
+    victim = before["instances"][0]
+    with Load(sprout.port) as load:
+        time.sleep(1.0)
+        app_process(victim["pid"]).send_signal(signal.SIGKILL)
+        killed_at = time.monotonic()
+        after = sprout.wait_converged(10, without=victim["id"])
+        recovered_in = time.monotonic() - killed_at
+        time.sleep(1.0)
+    assert load.failed == []
+    assert load.ok > 50
+    assert recovered_in < 10
+    new_ids = {i["id"] for i in after["instances"]}
+    assert victim["id"] not in new_ids and len(new_ids - ids) == 1
+    assert sorted(i["zone"] for i in after["instances"]) == ["a", "b"]
+    print(f"\napp kill -9: {load.ok} requests, 0 failed; back to 2/2 healthy in {recovered_in:.1f}s")
+
+    # 3. kill -9 the daemon under load: 0 failed over 10 s; a restart adopts the same instances.
+    daemon_pid = sprout.daemon()["pid"]
+    router_pid = sprout.router()["pid"]
+    with Load(sprout.port) as load:
+        os.kill(daemon_pid, signal.SIGKILL)
+        time.sleep(10.0)
+    assert load.failed == []
+    assert load.ok > 100
+    assert alive([daemon_pid]) == []
+    print(f"daemon kill -9: {load.ok} requests over 10 s, 0 failed")
+    restarted_at = time.time()
+    sprout.run("daemon", "start")
+    assert sprout.daemon()["pid"] != daemon_pid
+    assert sprout.router()["pid"] == router_pid
+    time.sleep(2.0)  # several reconcile passes
+    adopted = sprout.wait_converged(5)
+    assert {i["id"] for i in adopted["instances"]} == new_ids
+    agents = {i["pid"] for i in adopted["instances"]}
+    running_agents = {p.pid for p in processes_of(sprout.home) if "sprout.agent" in " ".join(p.cmdline())}
+    assert running_agents == agents
+    assert not [
+        e
+        for e in _events(sprout)
+        if e["kind"] in ("instance.orphan", "instance.launch") and e["time"] > restarted_at
+    ]
+
+
+def _events(sprout: Sprout) -> list[dict[str, object]]:
+    api = sprout.daemon()["api_url"]
+    doc = httpx.get(
+        api + "/v1/events?limit=10000", headers={"Authorization": f"Bearer {sprout.token()}"}, trust_env=False
+    ).json()
+    return list(doc["events"])
+
+
+def _log_lines(sprout: Sprout) -> list[dict[str, object]]:
+    api = sprout.daemon()["api_url"]
+    doc = httpx.get(
+        api + "/v1/logs?source=instance&after=0&limit=10000",
+        headers={"Authorization": f"Bearer {sprout.token()}"},
+        trust_env=False,
+    ).json()
+    return list(doc["lines"])
+
+
+__all__ = ["Path", "psutil"]
