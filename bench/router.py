@@ -132,6 +132,18 @@ def _ms(value: str) -> float:
     return float(m.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)]
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process and its children (nginx workers), in seconds."""
+    import psutil
+
+    root = psutil.Process(pid)
+    total = 0.0
+    for proc in [root, *root.children(recursive=True)]:
+        times = proc.cpu_times()
+        total += times.user + times.system
+    return total
+
+
 def rss_mib(pid: int) -> tuple[float, float]:
     """Current and peak resident set size of a process, in MiB."""
     fields = {}
@@ -246,8 +258,10 @@ def main() -> None:
 
 def run(args: argparse.Namespace, folder: Path, procs: Processes) -> None:
     backends = [free_port(), free_port()]
+    pids: dict[str, int] = {}
     for i, port in enumerate(backends):
-        procs.start(f"backend{i}", [PY, __file__, "--serve-backend", str(port)])
+        proc = procs.start(f"backend{i}", [PY, __file__, "--serve-backend", str(port)])
+        pids.setdefault("direct", proc.pid)
     for port in backends:
         wait_port(port)
     ports = {"direct": backends[0]}
@@ -255,13 +269,15 @@ def run(args: argparse.Namespace, folder: Path, procs: Processes) -> None:
     if "nginx" in only:
         ports["nginx"] = free_port()
         conf = nginx_conf(folder, ports["nginx"], backends, args.workers)
-        procs.start("nginx", ["nginx", "-c", str(conf), "-p", str(folder), "-g", "daemon off;"])
+        nginx = procs.start("nginx", ["nginx", "-c", str(conf), "-p", str(folder), "-g", "daemon off;"])
+        pids["nginx"] = nginx.pid
     if "haproxy" in only:
         ports["haproxy"] = free_port()
-        procs.start(
+        haproxy = procs.start(
             "haproxy",
             ["haproxy", "-db", "-f", str(haproxy_conf(folder, ports["haproxy"], backends, args.workers))],
         )
+        pids["haproxy"] = haproxy.pid
     router = None
     if "router" in only:
         ports["router"] = free_port()
@@ -273,12 +289,13 @@ def run(args: argparse.Namespace, folder: Path, procs: Processes) -> None:
         cmd += ["-m", "sprout.router", "--listen", f"127.0.0.1:{ports['router']}", "--admin", f"127.0.0.1:{admin}",
                 "--token-file", str(folder / "token"), "--state", str(folder / "table.json")]  # fmt: skip
         router = procs.start("router", cmd)
+        pids["router"] = router.pid
         wait_port(admin)
         targets = [
             {"id": f"b{i}", "address": f"127.0.0.1:{p}", "healthy": True} for i, p in enumerate(backends)
         ]
         admin_call(admin, "PUT", "/table", {"routes": [{"name": "bench", "hosts": ["bench.localhost"],
-                   "default": True, "groups": [{"name": "g", "targets": targets}]}]})  # fmt: skip
+                   "default": True, "max_body": 2 << 30, "groups": [{"name": "g", "targets": targets}]}]})  # fmt: skip
     for name, port in ports.items():
         if name in only:
             wait_port(port)
@@ -290,18 +307,21 @@ def run(args: argparse.Namespace, folder: Path, procs: Processes) -> None:
             for name, port in ports.items():
                 if name not in only:
                     continue
+                pid = pids[name]
+                cpu_before = cpu_seconds(pid)
                 r = wrk(port, c, args.duration)
+                r["cpu_us"] = (cpu_seconds(pid) - cpu_before) / (r["rps"] * args.duration) * 1e6
                 results.setdefault((name, c), []).append(r)
                 print(f"round {round_no + 1} c={c:<4} {name:<8} {r['rps']:>9.0f} req/s  p50 {r['p50']:.2f} ms  "
-                      f"p99 {r['p99']:.2f} ms  non-2xx {r['non2xx']:.0f}", flush=True)  # fmt: skip
+                      f"p99 {r['p99']:.2f} ms  non-2xx {r['non2xx']:.0f}  {r['cpu_us']:.1f} CPU-us/req", flush=True)  # fmt: skip
     print(f"\nmedians of {args.rounds} rounds, wrk -t2 -d{args.duration}s, {args.workers} worker(s) for nginx/HAProxy,"
           f" router default config, {os.cpu_count()} CPUs")  # fmt: skip
-    print(f"{'':<10}{'conns':>6}{'req/s':>11}{'p50 ms':>9}{'p99 ms':>9}")
+    print(f"{'':<10}{'conns':>6}{'req/s':>11}{'p50 ms':>9}{'p99 ms':>9}{'CPU-us/req':>12}")
     med: dict[tuple[str, int], dict[str, float]] = {}
     for (name, c), runs in sorted(results.items(), key=lambda kv: (kv[0][1], only.index(kv[0][0]))):
-        med[(name, c)] = {k: statistics.median(r[k] for r in runs) for k in ("rps", "p50", "p99")}
+        med[(name, c)] = {k: statistics.median(r[k] for r in runs) for k in ("rps", "p50", "p99", "cpu_us")}
         m = med[(name, c)]
-        print(f"{name:<10}{c:>6}{m['rps']:>11.0f}{m['p50']:>9.2f}{m['p99']:>9.2f}")
+        print(f"{name:<10}{c:>6}{m['rps']:>11.0f}{m['p50']:>9.2f}{m['p99']:>9.2f}{m['cpu_us']:>12.1f}")
     for c in conns:
         if ("router", c) not in med:
             continue
