@@ -77,7 +77,7 @@ def test_all_policies_json_and_one_plot(tmp_path: Path, capsys: pytest.CaptureFi
 def test_manifest_settings_apply(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     manifest = tmp_path / "sprout.toml"
     manifest.write_text(
-        '[instances]\nmin = 3\nmax = 4\nsize = "large"\n[scaling]\ntarget = 20\n[cost]\ncurrency = "EUR"\n'
+        '[app]\nname = "shop"\nweb = "python app.py"\n[instances]\nmin = 3\nmax = 4\nsize = "large"\n[scaling]\ntarget = 20\n[cost]\ncurrency = "EUR"\n'
         "[cost.prices]\nlarge = 3.6\n"
     )
     trace = tmp_path / "flat.csv"

@@ -24,6 +24,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "sprout.cli.aws_cmd",
     "sprout.cli.k8s_cmd",
     "sprout.cli.router_cmd",
+    "sprout.cli.simulate_cmd",
 )
 
 app = typer.Typer(

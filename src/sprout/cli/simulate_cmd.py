@@ -73,6 +73,11 @@ def simulate_command(
         )
 
 
+def register(app: typer.Typer) -> None:
+    """Add `sprout simulate` to the CLI."""
+    app.command("simulate")(simulate_command)
+
+
 def main() -> None:
     """Run `simulate_command` as a program (`python -m sprout.scale.simulate ...`)."""
     app = typer.Typer(add_completion=False)

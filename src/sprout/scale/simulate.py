@@ -223,18 +223,10 @@ def expand_policies(policy: str) -> list[str]:
 
 
 def load_manifest(path: Path) -> dict[str, Any]:
-    """Parse a `sprout.toml` for its `[scaling]`, `[instances]` and `[cost]` tables."""
-    import tomllib
+    """The validated manifest at `path` as plain data, for its `[scaling]`, `[instances]` and `[cost]`."""
+    from sprout.spec import load_manifest as load_spec
 
-    try:
-        with path.open("rb") as handle:
-            return tomllib.load(handle)
-    except OSError as error:
-        raise UserError(
-            f"{path}: cannot read the manifest ({error.strerror}); check the --manifest path"
-        ) from None
-    except tomllib.TOMLDecodeError as error:
-        raise UserError(f"{path}: not valid TOML ({error}); fix the file and retry") from None
+    return load_spec(path).model_dump(mode="json")
 
 
 if __name__ == "__main__":
