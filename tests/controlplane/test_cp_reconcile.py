@@ -68,6 +68,13 @@ class FakeLauncher:
         return self.store.update_instance(instance.id, pid=process.pid, started_at=process.started_at)
 
 
+class NoServices:
+    """An environment without managed services."""
+
+    def sync(self, app: str, env: str, manifest: object) -> None:
+        return None
+
+
 class FakeRouter:
     """Keeps the pushed table; health is whatever the test says."""
 
@@ -114,6 +121,7 @@ class World:
             self.store,
             self.provider,
             FakeLauncher(self.store, self.provider),
+            NoServices(),
             lambda: self.router,
             clock=lambda: self.now,
         )

@@ -224,12 +224,15 @@ def _print_urls(client: ApiClient, app: str, env: str) -> None:
     doc = client.get("/v1/status")
     found = _find_env(doc, app, env)
     port = doc["router"]["port"]
-    if found and found["url"]:
-        console.print(f"URL: {found['url']}")
-        host = found["hosts"][0]
+    if not found or not found["url"]:
+        return
+    host = found["hosts"][0]
+    console.print(f"URL: {found['url']}", soft_wrap=True)
+    console.print(f"  curl --resolve {host}:{port}:127.0.0.1 {found['url']}", soft_wrap=True)
+    default = next((e for e in doc["environments"] if e.get("default")), None)
+    if default is found:
         console.print(
-            f"     http://127.0.0.1:{port}/ also serves it (the most recently created environment is the default);"
-            f" or: curl --resolve {host}:{port}:127.0.0.1 {found['url']}"
+            f"  or http://127.0.0.1:{port}/ (the router's default route serves {app}/{env})", soft_wrap=True
         )
 
 

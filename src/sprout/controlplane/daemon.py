@@ -98,7 +98,7 @@ class Daemon:
         secrets = SecretBook()
         launcher = InstanceLauncher(home, store, provider, resources, secrets)
         reconciler = Reconciler(
-            store, provider, launcher, lambda: self._router_admin(router, store, reconciler)
+            store, provider, launcher, resources, lambda: self._router_admin(router, store, reconciler)
         )
         log_store = LogStore(home.log_db)
         ingester = LogIngester(log_store, lambda: discover_logs(home), interval=LOG_INTERVAL)

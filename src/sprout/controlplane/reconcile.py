@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sprout.controlplane.instances import InstanceLauncher
+from sprout.controlplane.resources import Resources
 from sprout.controlplane.routing import build_table
 from sprout.errors import SproutError
 from sprout.providers.base import ObservedInstance, Provider
@@ -75,6 +76,7 @@ class Reconciler:
         store: StateStore,
         provider: Provider,
         launcher: InstanceLauncher,
+        resources: Resources,
         router: Callable[[], RouterAdmin],
         interval: float = INTERVAL,
         clock: Callable[[], float] = time.time,
@@ -82,6 +84,7 @@ class Reconciler:
         self._store = store
         self._provider = provider
         self._launcher = launcher
+        self._resources = resources
         self._router = router
         self._interval = interval
         self._clock = clock
@@ -174,6 +177,7 @@ class Reconciler:
         manifest = env.manifest
         now = self._clock()
         backoff = self._backoff.setdefault(env.id, _Backoff())
+        self._resources.sync(env.app, env.name, manifest)
         live: list[Instance] = []
         for instance in self._store.list_instances(env.app, env.name, states=(*LIVE_STATES, "draining")):
             if instance.state == "draining":

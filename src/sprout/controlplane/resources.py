@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from sprout.controlplane.process import read_json, write_json
+from sprout.errors import ServiceError
 from sprout.paths import Home
 from sprout.services import memcached
 from sprout.services.database import database_url, ensure_database
@@ -42,6 +43,19 @@ class Resources:
             "SESSION_STORE_URL": session_store_url(sessions.engine, env_dir, nodes=nodes, url=sessions.url),
         }
 
+    def sync(self, app: str, env: str, manifest: Manifest) -> None:
+        """Keep managed services as the manifest wants them: restart lost nodes, stop unwanted ones."""
+        sessions = manifest.resources.sessions
+        wanted = sessions.engine == "memcached" and not sessions.url
+        exists = self._memcached_file(app, env).exists()
+        if wanted:
+            self._memcached_nodes(app, env, manifest)
+        elif exists:
+            stopped = self.release(app, env)
+            self._store.record_event(
+                app, env, "resource.memcached", f"stopped memcached nodes no longer wanted: {stopped}"
+            )
+
     def release(self, app: str, env: str) -> list[str]:
         """Stop the environment's managed services; the addresses of the nodes that were running."""
         path = self._memcached_file(app, env)
@@ -62,7 +76,8 @@ class Resources:
         wanted = [zone for zone in manifest.instances.zones if zone not in have]
         if wanted:
             memory_mb = max(1, manifest.resources.sessions.memory // (1024 * 1024))
-            started = memcached.start_nodes(wanted, memory_mb, log_dir=self._home.env_dir(app, env))
+            old_ports = {node.zone: node.port for node in gone}
+            started = [self._start_node(app, env, zone, memory_mb, old_ports.get(zone)) for zone in wanted]
             alive += started
             for node in started:
                 self._store.record_event(
@@ -82,6 +97,18 @@ class Resources:
                 else len(manifest.instances.zones)
             ),
         )
+
+    def _start_node(
+        self, app: str, env: str, zone: str, memory_mb: int, port: int | None
+    ) -> memcached.MemcachedNode:
+        """A node for `zone`, on its old port when it had one (instances keep their URL), else a new one."""
+        log_path = self._home.env_dir(app, env) / f"memcached-{zone}.log"
+        if port is not None:
+            try:
+                return memcached.start_node(zone, memory_mb, log_path=log_path, port=port)
+            except ServiceError:
+                pass
+        return memcached.start_node(zone, memory_mb, log_path=log_path)
 
     def _memcached_file(self, app: str, env: str) -> Path:
         return self._home.env_dir(app, env) / "memcached.json"

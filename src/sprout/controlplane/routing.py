@@ -23,6 +23,12 @@ def env_hosts(env: Environment) -> list[str]:
     return [f"*.{env.name}.{h[2:]}" if h.startswith("*.") else f"{env.name}.{h}" for h in hosts]
 
 
+def default_environment(envs: Iterable[Environment]) -> str | None:
+    """The id of the environment the router serves for unknown hosts: the most recently created one."""
+    newest = max(envs, key=lambda e: (e.created_at, e.id), default=None)
+    return newest.id if newest else None
+
+
 def build_table(envs: Iterable[Environment], instances: Iterable[Instance]) -> dict[str, Any]:
     """The whole table: every environment's live instances in one group "blue"; the newest env is default.
 
@@ -34,7 +40,7 @@ def build_table(envs: Iterable[Environment], instances: Iterable[Instance]) -> d
     for instance in instances:
         if instance.state in ("launching", "running"):
             by_env.setdefault((instance.app, instance.env), []).append(instance)
-    newest = max(envs, key=lambda e: (e.created_at, e.id)).id if envs else None
+    newest = default_environment(envs)
     routes = []
     for env in envs:
         manifest = env.manifest

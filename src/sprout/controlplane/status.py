@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sprout.controlplane.routing import env_hosts
+from sprout.controlplane.routing import default_environment, env_hosts
 from sprout.state import Environment, Instance, StateStore
 
 SHOWN_STATES = ("launching", "running", "draining")
@@ -12,13 +12,19 @@ SHOWN_STATES = ("launching", "running", "draining")
 
 def environments_status(store: StateStore, port: int | None) -> list[dict[str, Any]]:
     """Every environment with its URLs (when the router port is known) and its instances."""
+    envs = store.list_environments()
+    default = default_environment(envs)
     return [
-        environment_status(env, store.list_instances(env.app, env.name, states=SHOWN_STATES), port)
-        for env in store.list_environments()
+        environment_status(
+            env, store.list_instances(env.app, env.name, states=SHOWN_STATES), port, env.id == default
+        )
+        for env in envs
     ]
 
 
-def environment_status(env: Environment, instances: list[Instance], port: int | None) -> dict[str, Any]:
+def environment_status(
+    env: Environment, instances: list[Instance], port: int | None, default: bool = False
+) -> dict[str, Any]:
     """One environment's status document."""
     hosts = env_hosts(env)
     urls = [f"http://{host}:{port}/" for host in hosts if not host.startswith("*.")] if port else []
@@ -39,6 +45,7 @@ def environment_status(env: Environment, instances: list[Instance], port: int | 
         "healthy": healthy,
         "converged": healthy >= desired and all(i.version == env.current_version for i in instances),
         "status": env.status,
+        "default": default,
         "app_dir": str(env.app_dir),
         "instances": [
             {
