@@ -16,6 +16,8 @@ from sprout.paths import Home
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Home:
     """A fresh SPROUT_HOME for one test."""
     monkeypatch.setenv("SPROUT_HOME", str(tmp_path / "home"))
+    # These tests are about the cache itself (install once, redo a crashed one): always a private one.
+    monkeypatch.delenv("SPROUT_CACHE_DIR", raising=False)
     return Home.from_env().ensure()
 
 

@@ -77,10 +77,13 @@ def test_an_incomplete_cache_folder_is_bootstrapped_again(
     agent.wait(timeout=10)
 
 
-def test_a_bundle_missing_from_the_store_fails_the_bootstrap(home: Home) -> None:
+def test_a_bundle_missing_from_the_store_fails_the_bootstrap(
+    home: Home, agents: list[subprocess.Popen[bytes]]
+) -> None:
     sha = "ab" * 32
     spec = make_spec(home, sha)
     agent = start_agent(write_spec(home, spec))
+    agents.append(agent)
     assert agent.wait(timeout=30) == BOOTSTRAP_FAILED
     assert _system(spec.log_file)[-1] == (
         f"bootstrap failed: bundle {sha} is not in the artifact store {home.artifacts.as_uri()}; "
@@ -89,7 +92,9 @@ def test_a_bundle_missing_from_the_store_fails_the_bootstrap(home: Home) -> None
     assert not (home.cache / sha / ".ready").exists()
 
 
-def test_a_tampered_bundle_fails_the_bootstrap(home: Home, tmp_path: Path) -> None:
+def test_a_tampered_bundle_fails_the_bootstrap(
+    home: Home, tmp_path: Path, agents: list[subprocess.Popen[bytes]]
+) -> None:
     sha = push(write_probe_app(tmp_path / "probe"), home.artifacts, tmp_path / "scratch")
     stored = home.artifacts / "bundles" / f"{sha}.tar.gz"
     data = bytearray(stored.read_bytes())
@@ -97,6 +102,7 @@ def test_a_tampered_bundle_fails_the_bootstrap(home: Home, tmp_path: Path) -> No
     stored.write_bytes(bytes(data))
     spec = make_spec(home, sha)
     agent = start_agent(write_spec(home, spec))
+    agents.append(agent)
     assert agent.wait(timeout=30) == BOOTSTRAP_FAILED
     last = _system(spec.log_file)[-1]
     assert last.startswith(
@@ -106,10 +112,13 @@ def test_a_tampered_bundle_fails_the_bootstrap(home: Home, tmp_path: Path) -> No
 
 
 @pytest.mark.slow
-def test_a_failing_install_fails_the_bootstrap_and_is_retried_next_time(home: Home, tmp_path: Path) -> None:
+def test_a_failing_install_fails_the_bootstrap_and_leaves_no_marker(
+    home: Home, tmp_path: Path, agents: list[subprocess.Popen[bytes]]
+) -> None:
     sha = push(write_probe_app(tmp_path / "probe"), home.artifacts, tmp_path / "scratch")
     spec = make_spec(home, sha, install="echo building; echo missing wheel >&2; exit 7")
     agent = start_agent(write_spec(home, spec))
+    agents.append(agent)
     assert agent.wait(timeout=60) == BOOTSTRAP_FAILED
     records = read_log(Path(spec.log_file))
     assert any(r["stream"] == "stdout" and r["msg"] == "building" for r in records)
@@ -122,10 +131,13 @@ def test_a_failing_install_fails_the_bootstrap_and_is_retried_next_time(home: Ho
     assert not (home.cache / sha / ".ready").exists()
 
 
-def test_a_missing_secret_fails_the_bootstrap(home: Home, tmp_path: Path) -> None:
+def test_a_missing_secret_fails_the_bootstrap(
+    home: Home, tmp_path: Path, agents: list[subprocess.Popen[bytes]]
+) -> None:
     sha = push(write_probe_app(tmp_path / "probe"), home.artifacts, tmp_path / "scratch")
     spec = make_spec(home, sha, secret_names=("STRIPE_KEY",))
     agent = start_agent(write_spec(home, spec))
+    agents.append(agent)
     assert agent.wait(timeout=30) == BOOTSTRAP_FAILED
     assert _system(spec.log_file)[-1] == (
         "bootstrap failed: secrets STRIPE_KEY are not in the agent's environment; the control plane "
