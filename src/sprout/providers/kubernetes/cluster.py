@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from kubernetes import client as k8s
-from kubernetes import config as k8s_config
+from kubernetes.client import ApiClient, Configuration, CoreV1Api, VersionApi
 from kubernetes.client.exceptions import ApiException
+from kubernetes.config import ConfigException, load_incluster_config, new_client_from_config
 from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import NotFoundError as K8sNotFound
 from urllib3.exceptions import HTTPError
@@ -60,29 +60,29 @@ def kubeconfig_path(explicit: Path | None, environ: Mapping[str, str]) -> Path |
     return default if default is not None and default.is_file() else None
 
 
-def connect(kubeconfig: Path | None, context: str | None, environ: Mapping[str, str]) -> k8s.ApiClient:
+def connect(kubeconfig: Path | None, context: str | None, environ: Mapping[str, str]) -> ApiClient:
     """An API client for the cluster named by the kubeconfig (or the one this pod runs in), proven reachable."""
     path = kubeconfig_path(kubeconfig, environ)
     try:
         if path is not None:
-            api: k8s.ApiClient = k8s_config.new_client_from_config(  # type: ignore[no-untyped-call]
+            api: ApiClient = new_client_from_config(  # type: ignore[no-untyped-call]
                 config_file=str(path), context=context, persist_config=False
             )
         elif environ.get("KUBERNETES_SERVICE_HOST"):
-            configuration = k8s.Configuration()
-            k8s_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
-            api = k8s.ApiClient(configuration)
+            configuration = Configuration()
+            load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+            api = ApiClient(configuration)
         else:
             raise UserError(
                 "kubernetes: no cluster configured (no --kubeconfig, no $KUBECONFIG file, no ~/.kube/config, "
                 "not running in a pod); point --kubeconfig at a cluster's kubeconfig, or use "
                 "`sprout k8s render` to write the objects for kubectl"
             )
-    except k8s_config.ConfigException as exc:
+    except ConfigException as exc:
         raise UserError(f"kubernetes: cannot use kubeconfig {path}: {exc}") from exc
     host = api.configuration.host
     try:
-        k8s.VersionApi(api).get_code(_request_timeout=CONNECT_TIMEOUT)
+        VersionApi(api).get_code(_request_timeout=CONNECT_TIMEOUT)
     except (HTTPError, OSError, ApiException) as exc:
         api.close()  # type: ignore[no-untyped-call]
         raise ServiceError(
@@ -108,7 +108,7 @@ def changed_fields(live: Any, desired: Any, prefix: str = "") -> list[str]:
 class Cluster:
     """One cluster, reached through a connected API client."""
 
-    def __init__(self, api: k8s.ApiClient) -> None:
+    def __init__(self, api: ApiClient) -> None:
         self.api = api
         self.dynamic = DynamicClient(api)  # type: ignore[no-untyped-call]
 
@@ -166,7 +166,7 @@ class Cluster:
     def live_colour(self, namespace: str, service: str) -> Colour | None:
         """The colour the live Service selects now, or None when it does not exist yet."""
         try:
-            found = k8s.CoreV1Api(self.api).read_namespaced_service(service, namespace)
+            found = CoreV1Api(self.api).read_namespaced_service(service, namespace)
         except ApiException as exc:
             if exc.status == 404:
                 return None

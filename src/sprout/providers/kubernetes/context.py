@@ -52,6 +52,10 @@ class RenderContext:
     secret_name: str | None = None
 
     def __post_init__(self) -> None:
+        if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,19}", self.env):
+            raise UserError(
+                f"kubernetes render: environment name {self.env!r} must be lowercase letters, digits, dashes"
+            )
         if not _SHA256.match(self.bundle_sha256):
             raise UserError(
                 f"kubernetes render: bundle hash {self.bundle_sha256!r} is not a sha256; push the app first"
@@ -62,10 +66,6 @@ class RenderContext:
             raise UserError(
                 f"kubernetes render: namespace {self.namespace!r} must be a DNS label "
                 "(lowercase letters, digits, dashes; at most 63 characters)"
-            )
-        if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,19}", self.env):
-            raise UserError(
-                f"kubernetes render: environment name {self.env!r} must be lowercase letters, digits, dashes"
             )
         if not self.store_url:
             raise UserError(
