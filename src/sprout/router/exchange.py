@@ -260,9 +260,11 @@ class Exchange:
         chunked = False
         upgrade_value = b""
         connection_values: list[bytes] = []
-        header_class = wire.header_class
+        cached = wire.cached
         for name, value in headers:
-            cls = header_class(name)
+            cls = cached(name)
+            if cls is None:
+                cls = wire.header_class(name)
             if cls == wire.KEEP or cls >= wire.SET_COOKIE:
                 parts.append(b"%s: %s\r\n" % (name, value))
             elif cls == wire.CONTENT_LENGTH:

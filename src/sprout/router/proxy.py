@@ -24,6 +24,7 @@ _REASONS = {
     501: "transfer coding not implemented",
 }
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+_cached = wire.cached
 
 
 class _Reject(Exception):
@@ -180,9 +181,6 @@ class ClientProtocol(asyncio.Protocol):
             ex.conn.resume()
 
     # -- httptools callbacks --------------------------------------------------------------------------
-    def on_message_begin(self) -> None:
-        self._reset_request()
-
     def on_url(self, url: bytes) -> None:
         self.url += url
         if len(self.url) > self.router.config.max_request_line:
@@ -194,7 +192,9 @@ class ClientProtocol(asyncio.Protocol):
         if self.header_bytes > self.router.config.max_header_bytes:
             self.reject = 431
             raise _Reject()
-        cls = wire.header_class(name)
+        cls = _cached(name)
+        if cls is None:
+            cls = wire.header_class(name)
         if cls == wire.KEEP:
             self.headers.append(b"%s: %s\r\n" % (name, value))
         elif cls == wire.HOST:
@@ -301,6 +301,7 @@ class ClientProtocol(asyncio.Protocol):
                 ex.head = b"".join(parts)
                 if self.expect and self.exchange is None and body_mode:
                     self.write(_CONTINUE)
+        self._reset_request()
         self.parsing = ex
         if self.exchange is None:
             self.exchange = ex

@@ -43,6 +43,8 @@ _BY_LOWER: dict[bytes, int] = {
 }
 _CACHE: dict[bytes, int] = {}
 _CACHE_MAX = 4096
+#: Bound `get` of the memo, for hot loops: `cached(name)` is None until `header_class(name)` ran once.
+cached = _CACHE.get
 
 
 def header_class(name: bytes) -> int:
