@@ -6,16 +6,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from sprout.state.models import Group
 
-@dataclass(frozen=True)
-class Group:
-    """A desired target group of one environment: a version, a capacity and a traffic weight."""
-
-    name: str
-    version: str
-    capacity: int
-    weight: int
-    standby_until: float | None = None
+__all__ = ["Fleet", "Group", "GroupHealth"]
 
 
 @dataclass(frozen=True)

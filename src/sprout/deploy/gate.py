@@ -17,7 +17,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from sprout.agent.bootstrap import cache_root, prepare, run_command
+from sprout.agent.bootstrap import prepare, run_command
+from sprout.agent.cache import cache_root
 from sprout.agent.env import base_env
 from sprout.spec.models import Manifest
 
@@ -59,8 +60,8 @@ def run_test_gate(
         if emit is not None:
             emit(stream, line)
 
-    venv = cache_root(cache_dir, sha256) / "venv"
-    install_env = base_env(environ, venv)
+    venv = Path(cache_root(str(cache_dir), sha256)) / "venv"
+    install_env = base_env(environ, str(venv))
     install_env.update(manifest.env)
     prepared = prepare(
         sha256=sha256,

@@ -116,6 +116,7 @@ class Instance:
     group_name: str | None
     created_at: float
     updated_at: float
+    stopped_at: float | None = None
 
     @property
     def address(self) -> str:
@@ -126,6 +127,25 @@ class Instance:
     def from_row(cls, row: sqlite3.Row) -> Instance:
         """The record from its `instances` row."""
         return cls(**{key: row[key] for key in row.keys()})  # noqa: SIM118 - sqlite3.Row is not a Mapping
+
+
+@dataclass(frozen=True)
+class Group:
+    """A desired target group of one environment: a version, a capacity and a traffic weight.
+
+    A group with `standby_until` is a warm fleet kept after a release for an instant rollback.
+    """
+
+    name: str
+    version: str
+    capacity: int
+    weight: int
+    standby_until: float | None = None
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> Group:
+        """The record from its `target_groups` row."""
+        return cls(row["name"], row["version"], row["capacity"], row["weight"], row["standby_until"])
 
 
 @dataclass(frozen=True)

@@ -106,8 +106,25 @@ CREATE TRIGGER history_no_delete BEFORE DELETE ON history
 BEGIN SELECT RAISE(ABORT, 'history is append-only: rows cannot be deleted'); END;
 """
 
+# Target groups: an environment's desired fleets (blue/green/canary), each a version with a capacity and a
+# traffic weight; instances record when they stopped, for the bill.
+_V2 = """
+CREATE TABLE target_groups (
+    app TEXT NOT NULL,
+    env TEXT NOT NULL,
+    name TEXT NOT NULL,
+    version TEXT NOT NULL,
+    capacity INTEGER NOT NULL CHECK (capacity >= 0),
+    weight INTEGER NOT NULL CHECK (weight >= 0),
+    standby_until REAL,
+    updated_at REAL NOT NULL,
+    PRIMARY KEY (app, env, name)
+);
+ALTER TABLE instances ADD COLUMN stopped_at REAL;
+"""
+
 #: Migration N (1-based) brings a database from user_version N-1 to N. Append; never edit a shipped one.
-MIGRATIONS: tuple[str, ...] = (_V1,)
+MIGRATIONS: tuple[str, ...] = (_V1, _V2)
 
 
 def connect(path: Path) -> sqlite3.Connection:

@@ -23,6 +23,7 @@ from sprout.state.models import (
     INSTANCE_HEALTH,
     INSTANCE_STATES,
     Environment,
+    Group,
     Instance,
     InstanceHealth,
     InstanceState,
@@ -129,9 +130,10 @@ class StateStore(Journal):
         return self._update_environment(app, env, status=status)
 
     def delete_environment(self, app: str, env: str) -> None:
-        """Forget an environment (its history stays)."""
+        """Forget an environment and its desired groups (its history stays)."""
         with self._write() as conn:
             conn.execute("DELETE FROM environments WHERE id = ?", (env_id(app, env),))
+            conn.execute("DELETE FROM target_groups WHERE app = ? AND env = ?", (app, env))
 
     def _update_environment(self, app: str, env: str, **fields: Any) -> Environment:
         self._environment(app, env)
@@ -250,16 +252,56 @@ class StateStore(Journal):
             raise ValueError(f"update_instance: unknown fields {sorted(unknown)}")
         _check_instance_values(**fields)
         if fields:
+            now = time.time()
             assignments = ", ".join(f"{column} = ?" for column in fields)
+            values = list(fields.values())
+            if fields.get("state") in ("stopped", "failed"):
+                # The first time an instance ends is when its lifetime (and its bill) ends.
+                assignments += ", stopped_at = COALESCE(stopped_at, ?)"
+                values.append(now)
             with self._write() as conn:
                 conn.execute(
                     f"UPDATE instances SET {assignments}, updated_at = ? WHERE id = ?",
-                    (*fields.values(), time.time(), instance_id),
+                    (*values, now, instance_id),
                 )
         found = self.get_instance(instance_id)
         if found is None:
             raise NotFoundError(f"instance {instance_id}: no such instance (see `sprout status`)")
         return found
+
+    # -- target groups: the desired fleets of an environment ----------------------------------------
+
+    def list_groups(self, app: str, env: str) -> list[Group]:
+        """An environment's desired target groups, by name."""
+        rows = self._read("SELECT * FROM target_groups WHERE app = ? AND env = ? ORDER BY name", (app, env))
+        return [Group.from_row(row) for row in rows]
+
+    def put_group(self, app: str, env: str, group: Group) -> Group:
+        """Create or replace one desired target group."""
+        if group.capacity < 0 or group.weight < 0:
+            raise UserError(f"{app}/{env} group {group.name}: capacity and weight cannot be negative")
+        with self._write() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO target_groups"
+                " (app, env, name, version, capacity, weight, standby_until, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    app,
+                    env,
+                    group.name,
+                    group.version,
+                    group.capacity,
+                    group.weight,
+                    group.standby_until,
+                    time.time(),
+                ),
+            )
+        return group
+
+    def delete_group(self, app: str, env: str, name: str) -> None:
+        """Forget a desired target group (its instances are then surplus and drained)."""
+        with self._write() as conn:
+            conn.execute("DELETE FROM target_groups WHERE app = ? AND env = ? AND name = ?", (app, env, name))
 
     def get_instance(self, instance_id: str) -> Instance | None:
         """An instance by id, or None."""
