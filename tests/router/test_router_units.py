@@ -1,0 +1,189 @@
+"""Table-driven unit tests of the pure parts: table validation, host matching, balancing, metrics, cache rules."""
+
+from __future__ import annotations
+
+import collections
+import json
+
+import pytest
+
+from sprout.errors import UserError
+from sprout.router.balancer import Group, choose
+from sprout.router.cache import EdgeCache, Entry, cache_lifetime
+from sprout.router.metrics import Stats
+from sprout.router.table import HostMatcher, load_table, parse_table, save_table
+from sprout.router.target import State, Target
+
+CONTRACT_EXAMPLE = {
+    "routes": [
+        {
+            "name": "microsite-production",
+            "hosts": ["microsite.localhost", "*.microsite.localhost"],
+            "default": False,
+            "cache": False,
+            "max_body": 10485760,
+            "drain_timeout": 30.0,
+            "health": {"path": "/healthz", "interval": 2.0, "timeout": 1.0, "healthy_threshold": 2,
+                       "unhealthy_threshold": 3, "expected_status": [200, 399]},
+            "groups": [{"name": "blue", "weight": 100, "version": "v3",
+                        "targets": [{"id": "i-abc123", "address": "127.0.0.1:41001", "zone": "a", "version": "v3"}]}],
+        }
+    ]
+}  # fmt: skip
+
+
+def test_contract_example_round_trips(tmp_path):
+    spec = parse_table(CONTRACT_EXAMPLE)
+    save_table(tmp_path / "t.json", spec)
+    again = load_table(tmp_path / "t.json")
+    assert again == spec
+    doc = json.loads((tmp_path / "t.json").read_text())
+    assert doc["routes"][0]["groups"][0]["targets"][0]["healthy"] is False
+    assert not list(tmp_path.glob(".*tmp"))
+
+
+def test_missing_state_file_is_an_empty_table(tmp_path):
+    assert load_table(tmp_path / "absent.json").routes == []
+
+
+@pytest.mark.parametrize(
+    ("mutation", "message"),
+    [
+        (lambda t: t["routes"][0]["groups"][0]["targets"][0].update(address="nohost"), "must be host:port"),
+        (lambda t: t["routes"].append(dict(t["routes"][0])), "duplicate route name"),
+        (lambda t: t["routes"][0]["groups"][0].update(weight=-1), "greater than or equal to 0"),
+        (lambda t: t["routes"][0]["health"].update(path="healthz"), "must start with '/'"),
+        (lambda t: t["routes"][0].update(colour="red"), "Extra inputs are not permitted"),
+        (lambda t: t["routes"][0]["groups"].append(t["routes"][0]["groups"][0]), "duplicate group names"),
+    ],
+)
+def test_invalid_tables_name_the_problem(mutation, message):
+    doc = json.loads(json.dumps(CONTRACT_EXAMPLE))
+    mutation(doc)
+    with pytest.raises(UserError, match=message):
+        parse_table(doc)
+
+
+@pytest.mark.parametrize(
+    ("host", "route"),
+    [
+        ("microsite.localhost", "exact"),
+        ("shop.microsite.localhost", "wild"),
+        ("a.b.microsite.localhost", "wild"),
+        ("deep.special.microsite.localhost", "special"),
+        ("other.localhost", "fallback"),
+        ("microsite.localhost.evil", "fallback"),
+    ],
+)
+def test_host_matching(host, route):
+    spec = parse_table(
+        {
+            "routes": [
+                {"name": "exact", "hosts": ["microsite.localhost"]},
+                {"name": "wild", "hosts": ["*.microsite.localhost"]},
+                {"name": "special", "hosts": ["*.special.microsite.localhost"]},
+                {"name": "fallback", "hosts": [], "default": True},
+            ]
+        }
+    )
+    assert HostMatcher(spec).match(host) == route
+
+
+def _targets(n: int, group: str = "g") -> list[Target]:
+    out = []
+    for i in range(n):
+        t = Target(f"{group}{i}", "127.0.0.1", 1000 + i, lambda _: None)
+        t.state = State.HEALTHY
+        out.append(t)
+    return out
+
+
+def _group(name: str, weight: int, targets: list[Target]) -> Group:
+    g = Group(name, weight, "", targets)
+    g.healthy = [t for t in targets if t.state is State.HEALTHY]
+    return g
+
+
+def test_power_of_two_prefers_less_loaded():
+    targets = _targets(2)
+    targets[0].stats.in_flight = 5
+    group = _group("g", 100, targets)
+    assert {choose([group]).id for _ in range(50)} == {"g1"}
+
+
+def test_weights_split_and_zero_weight_gets_nothing():
+    a, b, c = (
+        _group("a", 75, _targets(2, "a")),
+        _group("b", 25, _targets(2, "b")),
+        _group("c", 0, _targets(1, "c")),
+    )
+    seen = collections.Counter(choose([a, b, c]).id[0] for _ in range(4000))
+    assert seen["c"] == 0
+    assert 0.7 < seen["a"] / 4000 < 0.8
+
+
+def test_exclude_falls_back_to_other_targets_and_none_when_exhausted():
+    targets = _targets(2)
+    group = _group("g", 100, targets)
+    assert choose([group], exclude=[targets[0]]) is targets[1]
+    assert choose([group], exclude=targets) is None
+    assert choose([_group("g", 100, [])]) is None
+
+
+@pytest.mark.parametrize(
+    ("events", "final"),
+    [
+        ([True], State.ADDING),
+        ([True, True], State.HEALTHY),
+        ([True, True, False, False], State.HEALTHY),
+        ([True, True, False, False, False], State.UNHEALTHY),
+        ([True, True, False, False, False, True, True], State.HEALTHY),
+        ([True, False, True], State.ADDING),
+    ],
+)
+def test_health_thresholds(events, final):
+    target = _targets(1)[0]
+    target.state = State.ADDING
+    for ok in events:
+        target.record_check(ok, healthy_threshold=2, unhealthy_threshold=3)
+    assert target.state is final
+
+
+def test_quantiles_interpolate_inside_buckets():
+    stats = Stats()
+    for _ in range(90):
+        stats.observe(200, 0.003)
+    for _ in range(10):
+        stats.observe(503, 0.2)
+    snap = stats.snapshot()
+    assert snap["requests"]["2xx"] == 90 and snap["requests"]["5xx"] == 10
+    assert 0.0025 <= snap["latency"]["p50"] <= 0.005
+    assert 0.1 <= snap["latency"]["p99"] <= 0.25
+    assert snap["latency"]["buckets"]["+Inf"] == 100
+
+
+@pytest.mark.parametrize(
+    ("status", "headers", "ttl"),
+    [
+        (200, [(b"Cache-Control", b"public, max-age=60")], 60),
+        (200, [(b"cache-control", b"max-age=60")], 0),
+        (200, [(b"Cache-Control", b"public, max-age=60"), (b"Set-Cookie", b"a=b")], 0),
+        (200, [(b"Cache-Control", b"public, private, max-age=60")], 0),
+        (200, [(b"Cache-Control", b"public, no-store, max-age=60")], 0),
+        (200, [(b"Cache-Control", b"public, max-age=60"), (b"Vary", b"Accept-Encoding")], 60),
+        (200, [(b"Cache-Control", b"public, max-age=60"), (b"Vary", b"Cookie")], 0),
+        (404, [(b"Cache-Control", b"public, max-age=60")], 0),
+    ],
+)
+def test_cache_rules(status, headers, ttl):
+    assert cache_lifetime(status, headers) == ttl
+
+
+def test_cache_lru_stays_in_budget():
+    cache = EdgeCache(max_bytes=1000, max_object=500)
+    for i in range(10):
+        cache.put((b"k", str(i).encode()), Entry(200, b"", b"x" * 200, expires=100.0))
+    assert cache.size <= 1000 and len(cache) == 3
+    assert cache.get((b"k", b"9"), now=1.0) is not None
+    assert cache.get((b"k", b"0"), now=1.0) is None
+    assert cache.get((b"k", b"9"), now=200.0) is None
