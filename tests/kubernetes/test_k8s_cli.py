@@ -1,0 +1,113 @@
+"""`sprout k8s …` as a user runs it: a real `sprout` process, a real state store under a temp SPROUT_HOME."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from k8s_helpers import SHA, app_dir
+from test_k8s_cluster import NO_CLUSTER, closed_port, write_kubeconfig
+
+CANARY = "canary-41b7e0d2-never-in-output"
+
+
+@pytest.fixture
+def environ(tmp_path: Path) -> dict[str, str]:
+    """A clean environment: a private SPROUT_HOME and HOME, no kubeconfig, no in-cluster variables."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("SPROUT_", "KUBE")) and key != "HOME"
+    }
+    env.update(SPROUT_HOME=str(tmp_path / "home"), HOME=str(tmp_path))
+    return env
+
+
+def sprout(environ: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """Run `sprout ARGS` to completion."""
+    return subprocess.run(
+        [sys.executable, "-m", "sprout", *args],
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_render_a_pushed_version_as_yaml_and_json(environ: dict[str, str], tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    microsite = str(app_dir("microsite"))
+    pushed = sprout(environ, "push", microsite, "--store", str(store), "--json")
+    assert pushed.returncode == 0, pushed.stderr
+    sha = json.loads(pushed.stdout)["sha256"]
+
+    done = sprout(environ, "k8s", "render", microsite, "--image", "reg.example/sprout:1")
+    assert done.returncode == 0, done.stderr
+    objects = list(yaml.safe_load_all(done.stdout))
+    assert [obj["kind"] for obj in objects][:2] == ["Namespace", "ConfigMap"]
+    spec = json.loads(objects[1]["data"]["spec.json"])
+    assert (spec["version"], spec["bundle_sha256"], spec["store_url"]) == ("v1", sha, f"file://{store}")
+    assert "note: artifact store" in done.stderr
+
+    as_json = sprout(environ, "k8s", "render", microsite, "--version", "v1", "-o", "json", "--no-namespace")
+    assert as_json.returncode == 0, as_json.stderr
+    listed = json.loads(as_json.stdout)
+    assert listed["kind"] == "List"
+    assert listed["items"][0]["kind"] == "ConfigMap"
+
+
+def test_render_without_a_version_says_how_to_get_one(environ: dict[str, str]) -> None:
+    done = sprout(environ, "k8s", "render", str(app_dir("minimal")))
+    assert done.returncode == 2
+    assert (
+        "error: k8s: no pushed version of tiny; run `sprout push --store s3://bucket/tiny` first"
+        in done.stderr
+    )
+
+
+def test_validate_reports_zero_errors_and_secrets_never_leak(environ: dict[str, str]) -> None:
+    environ["LOTTERY_ADMIN_TOKEN"] = CANARY
+    common = ["--bundle-sha256", SHA, "--store-url", "s3://b/lottery", "--version", "v2"]
+    done = sprout(environ, "k8s", "validate", str(app_dir("lottery")), *common)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.endswith("objects valid for Kubernetes 1.33 (strict schemas, 0 errors)\n")
+    rendered = sprout(environ, "k8s", "render", str(app_dir("lottery")), *common)
+    assert rendered.returncode == 0, rendered.stderr
+    assert CANARY not in rendered.stdout + rendered.stderr
+
+    too_new = sprout(
+        environ, "k8s", "validate", str(app_dir("lottery")), *common, "--kubernetes-version", "2.0"
+    )
+    assert too_new.returncode == 2
+    assert "error: kubernetes validate: no schemas for Kubernetes '2.0' (choose 1.25 to" in too_new.stderr
+
+
+def test_apply_without_a_cluster_fails_clearly(environ: dict[str, str]) -> None:
+    common = ["--bundle-sha256", SHA, "--store-url", "s3://b/tiny", "--version", "v1"]
+    done = sprout(environ, "k8s", "apply", str(app_dir("minimal")), *common)
+    assert done.returncode == 2
+    assert done.stderr == f"error: {NO_CLUSTER}\n"
+    assert done.stdout == ""
+
+
+def test_diff_against_an_unreachable_cluster_fails_clearly(environ: dict[str, str], tmp_path: Path) -> None:
+    server = f"https://127.0.0.1:{closed_port()}"
+    config = write_kubeconfig(tmp_path / "kubeconfig", server)
+    common = ["--bundle-sha256", SHA, "--store-url", "s3://b/tiny", "--version", "v1"]
+    done = sprout(environ, "k8s", "diff", str(app_dir("minimal")), *common, "--kubeconfig", str(config))
+    assert done.returncode == 4
+    assert f"error: kubernetes: the cluster at {server} is not reachable" in done.stderr
+
+
+def test_bundle_needs_store_and_version(environ: dict[str, str]) -> None:
+    done = sprout(environ, "k8s", "render", str(app_dir("minimal")), "--bundle-sha256", SHA)
+    assert done.returncode == 2
+    assert done.stderr == (
+        "error: k8s: --bundle-sha256 needs --store-url and --version too (e.g. --version v3)\n"
+    )
