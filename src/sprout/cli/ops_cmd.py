@@ -20,6 +20,7 @@ from sprout.controlplane.router_process import RouterProcess
 from sprout.controlplane.status import environments_status
 from sprout.errors import ServiceError, SproutError
 from sprout.paths import Home
+from sprout.providers.local import LocalProvider
 from sprout.spec import Manifest, load_manifest, resolve_secrets
 from sprout.state import StateStore
 
@@ -171,6 +172,10 @@ def down(
     """Stop an environment's instances and services; with none left, stop the router and the daemon."""
     home = Home.from_env().ensure()
     name = app_name or load_manifest(app_dir.resolve()).app.name
+    if running_daemon(home) is None and _nothing_runs(home):
+        stopped = RouterProcess(home).current() is not None and RouterProcess(home).stop()
+        console.print(f"{name}/{env}: nothing is running" + ("; router stopped" if stopped else ""))
+        return
     client = ensure_daemon(home)
     doc = client.get("/v1/status")
     if any(e["app"] == name and e["env"] == env for e in doc["environments"]):
@@ -262,6 +267,18 @@ def _offline_status(home: Home) -> dict[str, Any]:
         },
         "environments": envs,
     }
+
+
+def _nothing_runs(home: Home) -> bool:
+    """True when no environment is recorded and no instance process of this home is alive."""
+    if home.state_db.exists():
+        store = StateStore(home.state_db)
+        try:
+            if store.list_environments():
+                return False
+        finally:
+            store.close()
+    return not [o for o in LocalProvider(home).observe() if o.state == "running"]
 
 
 def _app_name(app_dir: Path) -> str | None:
