@@ -124,3 +124,23 @@ def test_manifest_steps_and_schedules_reach_the_scaler() -> None:
     config = scaling_config(manifest)
     assert [(s.change, s.percent) for s in config.step] == [(50.0, True), (-1.0, False)]
     assert len(config.schedule) == 1
+
+
+def test_observed_load_is_kept_per_hour(store: StateStore) -> None:
+    router, clock = Router(), Clock()
+    clock.now = 3600.0 * 500 - 30  # half a minute before an hour ends
+    scaler = make(store, router, clock)
+    scaler.tick()
+    for second in range(100):
+        clock.now += 1
+        router.serve("blue", 8 if second % 2 else 4, seconds=0.2 if second == 50 else 0.01)
+        scaler.tick()
+    hours = store.list_load("shop", "production")
+    assert [h.hour for h in hours] == [3600.0 * 499, 3600.0 * 500]
+    first = hours[0]
+    # the first tick only takes the baseline: 29 seconds of 4 and 8 requests alternating
+    assert (first.seconds, first.requests, first.peak_rps) == (29, 15 * 4 + 14 * 8, 8.0)
+    assert first.instance_seconds == 29.0
+    assert 0 < first.p99 <= 0.01
+    # the second hour was flushed once, a minute after it began (61 ticks: both ends), with the slow second
+    assert hours[1].seconds == 61 and hours[1].p99 > 0.1

@@ -99,3 +99,34 @@ def cost_command(
             typer.echo(
                 f"advice: {r.message} (saves about {r.monthly_saving:.2f} {sources.prices.currency}/month)"
             )
+
+
+def register(app: typer.Typer) -> None:
+    """Add `sprout cost`, reading lifetimes, load and settings from this machine's state store."""
+
+    @app.command("cost")
+    def cost(
+        since: Annotated[
+            str | None,
+            typer.Option(
+                "--since", help="Start: ISO date/time (UTC) or an age like 7d; default: first launch."
+            ),
+        ] = None,
+        json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+        advise_flag: Annotated[
+            bool, typer.Option("--advise", help="Add recommendations with their savings.")
+        ] = False,
+    ) -> None:
+        """Spend so far, the projected month and savings against fixed peak capacity; --advise adds advice."""
+        from sprout.cost import observed
+        from sprout.paths import Home
+        from sprout.state import StateStore
+
+        store = StateStore(Home.from_env().ensure().state_db)
+        sources = CostSources(
+            lifetimes=lambda: observed.lifetimes(store),
+            prices=observed.prices(store),
+            hourly=lambda: observed.hourly(store),
+            settings=lambda: observed.settings(store),
+        )
+        cost_command(since, json_output, advise_flag, sources=sources)

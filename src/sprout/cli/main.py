@@ -25,6 +25,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "sprout.cli.k8s_cmd",
     "sprout.cli.router_cmd",
     "sprout.cli.simulate_cmd",
+    "sprout.cli.cost_cmd",
 )
 
 app = typer.Typer(

@@ -13,36 +13,27 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import psutil
 
 from sprout.controlplane.routing import route_name
-from sprout.deploy.analysis import Window
+from sprout.deploy.analysis import Window, latency_delta, quantile
 from sprout.router.client import RouterAdmin
 from sprout.scale.config import Limits, ScalingConfig
 from sprout.scale.model import Fleet, MetricSample
 from sprout.scale.scaler import Scaler
 from sprout.spec.models import Manifest
 from sprout.state import Environment, StateStore
+from sprout.state.models import LoadHour
 
 log = logging.getLogger(__name__)
 
 
 def scaling_config(manifest: Manifest) -> ScalingConfig:
     """The scaler's settings from a manifest's `[scaling]` section."""
-    section = manifest.scaling.model_dump(exclude={"enabled"})
-    section["step"] = [
-        {
-            "lower": step["lower"],
-            "upper": step["upper"],
-            "change": f"{step['change']:+d}{'%' if step['percent'] else ''}",
-        }
-        for step in section["step"]
-    ]
-    section["schedule"] = [{k: v for k, v in entry.items() if v is not None} for entry in section["schedule"]]
-    return ScalingConfig.from_mapping(section)
+    return ScalingConfig.from_mapping(manifest.scaling.model_dump(mode="json", exclude={"slo_p99"}))
 
 
 def route_totals(metrics: Mapping[str, Any], route: str) -> dict[str, Any]:
@@ -64,6 +55,37 @@ def route_totals(metrics: Mapping[str, Any], route: str) -> dict[str, Any]:
     }
 
 
+#: How often an environment's observed load is written to the state store (and at each hour's end).
+LOAD_FLUSH_SECONDS = 60.0
+
+
+@dataclass
+class _Hour:
+    """Observed load of one environment since the last flush, and its latency over the whole hour."""
+
+    start: float
+    seconds: int = 0
+    requests: int = 0
+    peak_rps: float = 0.0
+    instance_seconds: float = 0.0
+    latency: dict[float, int] = field(default_factory=dict)
+    flushed_at: float = 0.0
+
+    def add(self, seconds: float, requests: int, instances: int, latency: Mapping[float, int]) -> None:
+        self.seconds += round(seconds)
+        self.requests += requests
+        self.peak_rps = max(self.peak_rps, requests / seconds)
+        self.instance_seconds += instances * seconds
+        for bound, count in latency.items():
+            self.latency[bound] = self.latency.get(bound, 0) + count
+
+    def record(self, app: str, env: str) -> LoadHour:
+        p99 = quantile(sorted(self.latency.items()), 0.99)
+        return LoadHour(
+            app, env, self.start, self.seconds, self.requests, self.peak_rps, p99, self.instance_seconds
+        )
+
+
 @dataclass
 class _Watch:
     """What one environment's scaler needs to remember between seconds."""
@@ -72,6 +94,7 @@ class _Watch:
     manifest_hash: str
     totals: dict[str, Any] | None = None
     at: float = 0.0
+    hour: _Hour | None = None
 
 
 class Autoscaler:
@@ -128,6 +151,9 @@ class Autoscaler:
             draining=sum(1 for i in instances if i.state == "draining"),
             releasing=self._releasing(env.app, env.name),
         )
+        self._account(
+            env, watch, now - since, window.requests, len(serving), latency_delta(previous, totals), now
+        )
         decision = watch.scaler.observe(now, sample, fleet)
         if decision.desired != env.desired_capacity and not fleet.releasing:
             self._store.set_desired_capacity(env.app, env.name, decision.desired, decision.reason)
@@ -141,6 +167,34 @@ class Autoscaler:
                 request_rate=round(sample.request_rate, 2),
                 p95=round(sample.p95_latency, 4),
             )
+
+    def _account(
+        self,
+        env: Environment,
+        watch: _Watch,
+        seconds: float,
+        requests: int,
+        instances: int,
+        latency: Mapping[float, int],
+        now: float,
+    ) -> None:
+        """Add this second to the environment's hour; write it out every minute and when the hour ends."""
+        hour_start = now // 3600 * 3600
+        hour = watch.hour
+        if hour is not None and hour.start != hour_start:
+            self._flush(env, hour)
+            hour = None
+        if hour is None:
+            hour = watch.hour = _Hour(hour_start, flushed_at=now)
+        hour.add(seconds, requests, instances, latency)
+        if now - hour.flushed_at >= LOAD_FLUSH_SECONDS:
+            self._flush(env, hour)
+            hour.flushed_at = now
+
+    def _flush(self, env: Environment, hour: _Hour) -> None:
+        if hour.seconds:
+            self._store.add_load(hour.record(env.app, env.name))
+        hour.seconds, hour.requests, hour.peak_rps, hour.instance_seconds = 0, 0, 0.0, 0.0
 
     def _cpu(self, pids: list[int]) -> float:
         """Mean CPU percent per instance (agent and its app process tree) since the last call."""

@@ -37,10 +37,10 @@ class Window:
         """The interval between two snapshots of one group (`before` None: since the router started)."""
         requests = _count(after) - (_count(before) if before else 0)
         errors = _errors(after) - (_errors(before) if before else 0)
-        upper = _buckets(after)
-        lower = _buckets(before) if before else {}
-        delta = [(bound, upper[bound] - lower.get(bound, 0)) for bound in sorted(upper)]
-        return cls(requests=max(requests, 0), errors=max(errors, 0), p95=_quantile(delta, 0.95))
+        delta = latency_delta(before, after)
+        return cls(
+            requests=max(requests, 0), errors=max(errors, 0), p95=quantile(sorted(delta.items()), 0.95)
+        )
 
 
 @dataclass(frozen=True)
@@ -92,8 +92,15 @@ def _buckets(snapshot: Mapping[str, Any]) -> dict[float, int]:
     return {float(bound): int(n) for bound, n in snapshot["latency"]["buckets"].items()}
 
 
-def _quantile(cumulative: list[tuple[float, int]], q: float) -> float:
-    """A quantile from cumulative bucket counts, interpolated linearly inside its bucket."""
+def latency_delta(before: Mapping[str, Any] | None, after: Mapping[str, Any]) -> dict[float, int]:
+    """The cumulative latency buckets of the interval between two snapshots (never negative)."""
+    upper = _buckets(after)
+    lower = _buckets(before) if before else {}
+    return {bound: max(upper[bound] - lower.get(bound, 0), 0) for bound in upper}
+
+
+def quantile(cumulative: list[tuple[float, int]], q: float) -> float:
+    """A quantile from cumulative bucket counts sorted by bound, interpolated inside its bucket."""
     total = cumulative[-1][1] if cumulative else 0
     if total <= 0:
         return 0.0

@@ -70,5 +70,6 @@ class ScalingSection(Section):
     warmup: Duration = Field(30.0, description="A new instance's metrics are ignored this long.")
     cooldown: Duration = Field(0.0, description="Pause between two scale-in actions.")
     predictive: bool = Field(False, description="Scale ahead of a rising trend (never below tracking).")
+    slo_p99: Duration = Field(0.5, description="p99 latency objective; `sprout cost --advise` keeps it.")
     step: list[StepAdjustment] = Field(default_factory=list)
     schedule: list[ScheduleEntry] = Field(default_factory=list)

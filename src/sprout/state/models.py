@@ -149,6 +149,25 @@ class Group:
 
 
 @dataclass(frozen=True)
+class LoadHour:
+    """One UTC hour of an environment's observed load (as far as the autoscaler saw it)."""
+
+    app: str
+    env: str
+    hour: float
+    seconds: int
+    requests: int
+    peak_rps: float
+    p99: float
+    instance_seconds: float
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> LoadHour:
+        """The record from its `load_hours` row."""
+        return cls(**{key: row[key] for key in row.keys()})  # noqa: SIM118
+
+
+@dataclass(frozen=True)
 class Deployment:
     """A release of a version into an environment: a persistent, resumable state machine's record."""
 

@@ -123,8 +123,23 @@ CREATE TABLE target_groups (
 ALTER TABLE instances ADD COLUMN stopped_at REAL;
 """
 
+# Observed load per environment and UTC hour, kept by the autoscaler for `sprout cost --advise`.
+_V3 = """
+CREATE TABLE load_hours (
+    app TEXT NOT NULL,
+    env TEXT NOT NULL,
+    hour REAL NOT NULL,
+    seconds INTEGER NOT NULL,
+    requests INTEGER NOT NULL,
+    peak_rps REAL NOT NULL,
+    p99 REAL NOT NULL,
+    instance_seconds REAL NOT NULL,
+    PRIMARY KEY (app, env, hour)
+);
+"""
+
 #: Migration N (1-based) brings a database from user_version N-1 to N. Append; never edit a shipped one.
-MIGRATIONS: tuple[str, ...] = (_V1, _V2)
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3)
 
 
 def connect(path: Path) -> sqlite3.Connection:

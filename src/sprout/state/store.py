@@ -27,6 +27,7 @@ from sprout.state.models import (
     Instance,
     InstanceHealth,
     InstanceState,
+    LoadHour,
     Version,
 )
 
@@ -302,6 +303,41 @@ class StateStore(Journal):
         """Forget a desired target group (its instances are then surplus and drained)."""
         with self._write() as conn:
             conn.execute("DELETE FROM target_groups WHERE app = ? AND env = ? AND name = ?", (app, env, name))
+
+    # -- observed load per hour ------------------------------------------------------------------
+
+    def add_load(self, load: LoadHour) -> None:
+        """Add seconds of observed load to their hour: sums add up, the peak keeps the highest, the p99
+        (computed by the caller over everything it saw of the hour) replaces the earlier estimate."""
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO load_hours (app, env, hour, seconds, requests, peak_rps, p99, instance_seconds)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (app, env, hour) DO UPDATE SET"
+                " seconds = seconds + excluded.seconds, requests = requests + excluded.requests,"
+                " peak_rps = MAX(peak_rps, excluded.peak_rps), p99 = excluded.p99,"
+                " instance_seconds = instance_seconds + excluded.instance_seconds",
+                (
+                    load.app,
+                    load.env,
+                    load.hour,
+                    load.seconds,
+                    load.requests,
+                    load.peak_rps,
+                    load.p99,
+                    load.instance_seconds,
+                ),
+            )
+
+    def list_load(
+        self, app: str | None = None, env: str | None = None, since: float | None = None
+    ) -> list[LoadHour]:
+        """Observed load hours, oldest first."""
+        where, params = where_clause(app=app, env=env)
+        if since is not None:
+            where += (" AND" if where else " WHERE") + " hour >= ?"
+            params.append(since)
+        rows = self._read(f"SELECT * FROM load_hours{where} ORDER BY hour, app, env", params)
+        return [LoadHour.from_row(row) for row in rows]
 
     def get_instance(self, instance_id: str) -> Instance | None:
         """An instance by id, or None."""
