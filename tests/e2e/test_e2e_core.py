@@ -162,6 +162,9 @@ def test_kill_app_and_daemon_under_load(sprout: Sprout) -> None:
     agents = {i["pid"] for i in adopted["instances"]}
     running_agents = {p.pid for p in processes_of(sprout.home) if "sprout.agent" in " ".join(p.cmdline())}
     assert running_agents == agents
+    # 9. The killed daemon's log ingestion resumes from its persisted offsets: no line twice.
+    lines = [(line["instance"], line["ts"], line["msg"]) for line in _log_lines(sprout)]
+    assert len(lines) == len(set(lines))
     assert not [
         e
         for e in _events(sprout)
