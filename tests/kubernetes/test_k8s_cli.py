@@ -111,3 +111,18 @@ def test_bundle_needs_store_and_version(environ: dict[str, str]) -> None:
     assert done.stderr == (
         "error: k8s: --bundle-sha256 needs --store-url and --version too (e.g. --version v3)\n"
     )
+
+
+def test_replicas_only_with_stage(environ: dict[str, str]) -> None:
+    common = ["--bundle-sha256", SHA, "--store-url", "s3://b/tiny", "--version", "v1"]
+    done = sprout(environ, "k8s", "render", str(app_dir("minimal")), *common, "--replicas", "3")
+    assert done.returncode == 2
+    assert done.stderr == "error: k8s render: --replicas only applies with --stage blue|green\n"
+    staged = sprout(environ, "k8s", "render", str(app_dir("minimal")), *common, "--stage", "green")
+    assert staged.returncode == 0, staged.stderr
+    kinds = [
+        (obj["kind"], obj["spec"].get("replicas"))
+        for obj in yaml.safe_load_all(staged.stdout)
+        if "spec" in obj
+    ]
+    assert kinds == [("Deployment", 2)]

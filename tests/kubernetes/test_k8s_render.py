@@ -10,8 +10,9 @@ import yaml
 from k8s_helpers import APPS, GOLDEN, IMAGE, SHA, STORE, by_kind, manifest, regenerate, render
 
 from sprout.errors import UserError
+from sprout.providers.kubernetes.context import RenderContext
 from sprout.providers.kubernetes.render import render as render_objects
-from sprout.providers.kubernetes.render import to_yaml
+from sprout.providers.kubernetes.render import serialize, stage, to_yaml
 from sprout.providers.kubernetes.validate import KUBERNETES_VERSION, supported_versions, validate_objects
 from sprout.spec import parse_manifest
 
@@ -509,3 +510,21 @@ def test_bad_render_inputs_are_user_errors(kwargs: dict[str, Any], message: str)
     with pytest.raises(UserError) as info:
         render_objects(manifest("minimal"), **args)
     assert str(info.value) == message
+
+
+def test_stage_renders_one_colour_at_a_given_size() -> None:
+    m = manifest("full")
+    ctx = RenderContext(m, "production", "v8", "6" * 64, STORE, IMAGE, "shop-production", live="blue")
+    objects = serialize(stage(ctx, "green", 4))
+    assert [(obj["kind"], obj["metadata"]["name"]) for obj in objects] == [
+        ("ConfigMap", "shop-green"),
+        ("Deployment", "shop-green"),
+    ]
+    assert objects[1]["spec"]["replicas"] == 4
+    assert json.loads(objects[0]["data"]["spec.json"])["version"] == "v8"
+    assert validate_objects(objects) == []
+
+
+def test_yaml_writes_the_spec_as_a_readable_block() -> None:
+    text = to_yaml(render("minimal"))
+    assert '  spec.json: |-\n    {\n      "app": "tiny",\n' in text

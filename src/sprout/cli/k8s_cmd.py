@@ -95,11 +95,13 @@ class Options:
     no_namespace: bool
 
 
-def _render(options: Options, live: Colour = "blue") -> tuple[list[dict[str, Any]], list[str]]:
-    """The objects and the notes of one rendering."""
+def _render(
+    options: Options, live: Colour = "blue", staged: Colour | None = None, count: int | None = None
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """The objects and the notes of one rendering (only `staged`'s ConfigMap and Deployment when given)."""
     from sprout.providers.kubernetes.context import DEFAULT_IMAGE, RenderContext
     from sprout.providers.kubernetes.notes import notes
-    from sprout.providers.kubernetes.render import build, default_namespace, serialize
+    from sprout.providers.kubernetes.render import build, default_namespace, serialize, stage
 
     manifest = load_manifest(manifest_path(options.app_dir))
     release = _release(manifest, options.version, options.bundle, options.store_url)
@@ -114,7 +116,19 @@ def _render(options: Options, live: Colour = "blue") -> tuple[list[dict[str, Any
         live,
         options.secret_name,
     )
+    if staged is not None:
+        pods = manifest.instances.initial if count is None else count
+        return serialize(stage(ctx, staged, pods)), notes(ctx)
     return serialize(build(ctx, create_namespace=not options.no_namespace)), notes(ctx)
+
+
+def _colour(option: str, value: str) -> Colour:
+    """A colour option's value, checked."""
+    if value == "blue":
+        return "blue"
+    if value == "green":
+        return "green"
+    raise UserError(f"k8s render: {option} must be blue or green, not {value!r}")
 
 
 def _print_notes(found: list[str]) -> None:
@@ -134,17 +148,26 @@ def render(
     secret_name: str | None = SECRET,
     no_namespace: bool = NO_NAMESPACE,
     live: str = typer.Option("blue", "--live", help="The colour the live Service selects: blue or green."),
+    staged: str | None = typer.Option(
+        None,
+        "--stage",
+        help="Only this colour's ConfigMap and Deployment (a blue/green release's first step).",
+    ),
+    replicas: int | None = typer.Option(
+        None, "--replicas", min=0, help="Pods of the --stage colour (default: [instances] min or desired)."
+    ),
     output: str = typer.Option("yaml", "--output", "-o", help="yaml (multi-document) or json (a v1 List)."),
 ) -> None:
     """Print the Kubernetes objects of the app (nothing is sent to a cluster); notes go to stderr."""
     from sprout.providers.kubernetes.render import to_yaml
 
-    if live not in ("blue", "green"):
-        raise UserError(f"k8s render: --live must be blue or green, not {live!r}")
     if output not in ("yaml", "json"):
         raise UserError(f"k8s render: --output must be yaml or json, not {output!r}")
+    if replicas is not None and staged is None:
+        raise UserError("k8s render: --replicas only applies with --stage blue|green")
     options = Options(app_dir, env, version, image, namespace, bundle, store_url, secret_name, no_namespace)
-    objects, found = _render(options, "green" if live == "green" else "blue")
+    staged_colour = None if staged is None else _colour("--stage", staged)
+    objects, found = _render(options, _colour("--live", live), staged_colour, replicas)
     if output == "json":
         typer.echo(json.dumps({"apiVersion": "v1", "kind": "List", "items": objects}, indent=2))
     else:

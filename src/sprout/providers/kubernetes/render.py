@@ -55,6 +55,11 @@ def build(ctx: RenderContext, create_namespace: bool = True) -> list[Any]:
     return models
 
 
+def stage(ctx: RenderContext, colour: Colour, count: int) -> list[Any]:
+    """One colour's ConfigMap and Deployment at `count` pods: a blue/green release's first step."""
+    return [config_map(ctx, colour), deployment(ctx, colour, count)]
+
+
 def serialize(models: list[Any]) -> list[dict[str, Any]]:
     """Client models as plain JSON-ready dicts (camelCase keys, unset fields dropped)."""
     with ApiClient() as api:
@@ -89,7 +94,21 @@ def render(
     return serialize(build(ctx, create_namespace))
 
 
+class _Dumper(yaml.SafeDumper):  # type: ignore[misc]
+    """A safe dumper that writes multi-line strings (the spec JSON) as readable `|` blocks."""
+
+
+def _str(dumper: yaml.SafeDumper, value: str) -> Any:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _str)
+
+
 def to_yaml(objects: list[dict[str, Any]]) -> str:
     """Multi-document YAML, one object per document, keys in the order Kubernetes writes them."""
-    text: str = yaml.safe_dump_all(objects, sort_keys=False, default_flow_style=False, explicit_start=True)
+    text: str = yaml.dump_all(
+        objects, Dumper=_Dumper, sort_keys=False, default_flow_style=False, explicit_start=True
+    )
     return text

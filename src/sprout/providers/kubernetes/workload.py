@@ -31,8 +31,8 @@ def replicas(ctx: RenderContext, colour: Colour) -> int | None:
     return ctx.manifest.instances.initial
 
 
-def deployment(ctx: RenderContext, colour: Colour) -> V1Deployment:
-    """One colour's Deployment; within a colour, changes roll `[deploy] batch_size` pods at a time."""
+def deployment(ctx: RenderContext, colour: Colour, count: int | None = None) -> V1Deployment:
+    """One colour's Deployment (at `count` pods when given); changes roll `[deploy] batch_size` at a time."""
     return V1Deployment(
         api_version="apps/v1",
         kind="Deployment",
@@ -43,7 +43,7 @@ def deployment(ctx: RenderContext, colour: Colour) -> V1Deployment:
             annotations={"sprout.dev/live": "true" if colour == ctx.live else "false"},
         ),
         spec=V1DeploymentSpec(
-            replicas=replicas(ctx, colour),
+            replicas=replicas(ctx, colour) if count is None else count,
             selector=V1LabelSelector(match_labels=ctx.selector(colour)),
             strategy=V1DeploymentStrategy(
                 type="RollingUpdate",
