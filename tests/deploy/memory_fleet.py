@@ -49,7 +49,7 @@ class MemoryFleet:
                 self.state[name] = Group(g.name, g.version, g.capacity, weight, g.standby_until)
         self.weight_log.append({n: g.weight for n, g in self.state.items()})
 
-    def health(self, app: str, env: str, name: str) -> GroupHealth:
+    def health(self, app: str, env: str, name: str, since: float) -> GroupHealth:
         group = self.state[name]
         if group.version in self.bad:
             return GroupHealth(group.capacity, 0, group.capacity, 0, "GET / answered 500")

@@ -46,8 +46,8 @@ class Fleet(Protocol):
         """Change traffic weights now, in the router and in desired state."""
         ...
 
-    def health(self, app: str, env: str, name: str) -> GroupHealth:
-        """How many of a group's instances are healthy."""
+    def health(self, app: str, env: str, name: str, since: float) -> GroupHealth:
+        """How many of a group's instances are healthy; failures count those launched after `since`."""
         ...
 
     def metrics(self, app: str, env: str) -> dict[str, Mapping[str, Any]]:

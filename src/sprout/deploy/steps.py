@@ -137,7 +137,7 @@ def _launch(step: Step) -> Transition:
 
 
 def _wait_healthy(step: Step) -> Transition:
-    health = step.fleet.health(step.app, step.env, step.new)
+    health = step.fleet.health(step.app, step.env, step.new, float(step.data.get("started", step.entered_at)))
     timeout = step.manifest.deploy.health_timeout
     path = step.manifest.health.path
     if health.failed:

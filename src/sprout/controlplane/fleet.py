@@ -1,0 +1,208 @@
+"""The release engine's view of this machine: desired target groups in the state store, weights in the
+router, health from the reconcile loop's records, the release phase as a one-off command.
+
+An environment that has never had a release has no group rows: its fleet is the implicit group "blue"
+(the current version at the desired capacity, all traffic). The first change a release makes writes
+that group down, and from then on the rows are the desired state the reconcile loop converges to.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from sprout.bundle import FolderStore
+from sprout.controlplane.instances import SecretBook
+from sprout.controlplane.resources import Resources
+from sprout.controlplane.routing import route_name
+from sprout.deploy.fleet import GroupHealth
+from sprout.deploy.oneoff import run_oneoff
+from sprout.errors import NotFoundError, SproutError
+from sprout.paths import Home
+from sprout.router.client import RouterAdmin
+from sprout.state import Environment, StateStore
+from sprout.state.models import Group, Instance
+
+#: The implicit group of an environment that never had a release.
+DEFAULT_GROUP = "blue"
+#: Log lines of a failing instance quoted in an aborted release's reason.
+QUOTED_LOG_LINES = 5
+
+
+def desired_groups(store: StateStore, env: Environment) -> dict[str, Group]:
+    """An environment's desired groups: its rows, or the implicit blue group when it has none."""
+    rows = store.list_groups(env.app, env.name)
+    if rows:
+        return {g.name: g for g in rows}
+    if env.current_version is None:
+        return {}
+    return {DEFAULT_GROUP: Group(DEFAULT_GROUP, env.current_version, env.desired_capacity, 100)}
+
+
+class ControlPlaneFleet:
+    """`sprout.deploy.fleet.Fleet` for the local control plane."""
+
+    def __init__(
+        self,
+        home: Home,
+        store: StateStore,
+        router: Callable[[], RouterAdmin],
+        resources: Resources,
+        secrets: SecretBook,
+        lock: threading.RLock,
+    ) -> None:
+        self._home = home
+        self._store = store
+        self._router = router
+        self._resources = resources
+        self._secrets = secrets
+        # The reconcile loop's lock: a weight change and its routing-table push never interleave.
+        self._lock = lock
+
+    def groups(self, app: str, env: str) -> dict[str, Group]:
+        return desired_groups(self._store, self._environment(app, env))
+
+    def set_group(self, app: str, env: str, group: Group) -> None:
+        with self._lock:
+            self._materialise(app, env)
+            self._store.put_group(app, env, group)
+
+    def remove_group(self, app: str, env: str, name: str) -> None:
+        with self._lock:
+            self._materialise(app, env)
+            self._store.delete_group(app, env, name)
+
+    def set_weights(self, app: str, env: str, weights: Mapping[str, int]) -> None:
+        with self._lock:
+            groups = self._materialise(app, env)
+            for name, weight in weights.items():
+                if name in groups:
+                    g = groups[name]
+                    self._store.put_group(
+                        app, env, Group(g.name, g.version, g.capacity, weight, g.standby_until)
+                    )
+            present = {name: weight for name, weight in weights.items() if name in groups}
+            try:
+                self._router().set_weights(route_name(app, env), present)
+            except SproutError as exc:
+                # The next reconcile pass pushes the whole table with these weights.
+                self._store.record_event(
+                    app, env, "router.weights", f"weights wait for the next table push: {exc}"
+                )
+
+    def health(self, app: str, env: str, name: str, since: float) -> GroupHealth:
+        group = self.groups(app, env).get(name)
+        if group is None:
+            return GroupHealth(0, 0, 0, 0, f"group {name} is gone")
+        mine = [
+            i
+            for i in self._store.list_instances(app, env)
+            if i.group_name == name and i.version == group.version
+        ]
+        live = [i for i in mine if i.state in ("launching", "running")]
+        healthy = sum(1 for i in live if i.state == "running" and i.health == "healthy")
+        failed = [i for i in mine if i.state in ("failed", "stopped") and i.created_at >= since]
+        failure = None
+        if failed or (live and healthy < group.capacity):
+            path = self._environment(app, env).manifest.health.path
+            witness = (failed or [i for i in live if i.health != "healthy"] or live)[-1]
+            failure = f"GET {path} on {witness.id} did not answer 2xx/3xx{self._last_lines(witness)}"
+        # One crash is retried by the reconcile loop; a whole round of them is the version's fault.
+        failed_count = len(failed) if len(failed) >= max(group.capacity, 1) else 0
+        return GroupHealth(group.capacity, healthy, len(live) - healthy, failed_count, failure)
+
+    def metrics(self, app: str, env: str) -> dict[str, Mapping[str, Any]]:
+        route = route_name(app, env)
+        groups = self._router().metrics().get("groups", {})
+        return {doc["group"]: doc for doc in groups.values() if doc.get("route") == route}
+
+    def smoke(self, app: str, env: str, name: str, path: str) -> str | None:
+        for instance in self._store.list_instances(app, env, states=("running",)):
+            if instance.group_name != name:
+                continue
+            url = f"http://{instance.address}{path}"
+            try:
+                with urllib.request.urlopen(url, timeout=5) as response:
+                    status = int(response.status)
+            except urllib.error.HTTPError as exc:
+                status = exc.code
+            except OSError as exc:
+                return f"{instance.id}: GET {path}: {exc}"
+            if not 200 <= status < 400:
+                return f"{instance.id}: GET {path} answered {status}"
+        return None
+
+    def release(self, app: str, env: str, version: str) -> None:
+        record = self._store.get_version(app, version)
+        if record is None:
+            raise NotFoundError(f"{app} {version}: no such version (push it with `sprout push`)")
+        command = record.manifest.app.release
+        if not command:
+            return
+        environment = self._environment(app, env)
+        manifest = environment.manifest
+        env_vars = {
+            **manifest.env,
+            **self._resources.instance_env(app, env, manifest),
+            **self._secrets.values(environment),
+            "SPROUT_APP": app,
+            "SPROUT_ENV": env,
+            "SPROUT_VERSION": version,
+        }
+        log_path = self._home.logs / f"release-{app}-{env}-{version}.log"
+        with log_path.open("a", encoding="utf-8") as log:
+
+            def emit(stream: str, line: str) -> None:
+                log.write(f"{stream}: {line}\n")
+
+            result = run_oneoff(
+                command,
+                sha256=record.sha256,
+                store_url=record.store_url or FolderStore(self._home.artifacts).url,
+                cache_dir=self._home.cache,
+                install=record.manifest.app.install,
+                environ=os.environ,
+                env_vars=env_vars,
+                emit=emit,
+            )
+        self._store.record_event(
+            app, env, "release.phase", f"`{command}` exited {result.code} in {result.seconds:.1f}s"
+        )
+        if not result.ok:
+            tail = "\n".join(result.tail[-15:])
+            raise SproutError(f"`{command}` exited with code {result.code} (log: {log_path}):\n{tail}")
+
+    def _environment(self, app: str, env: str) -> Environment:
+        found = self._store.get_environment(app, env)
+        if found is None:
+            raise NotFoundError(f"{app}/{env}: no such environment (run `sprout up` first)")
+        return found
+
+    def _materialise(self, app: str, env: str) -> dict[str, Group]:
+        """Write the implicit group down before the first change, so rows are the whole truth."""
+        environment = self._environment(app, env)
+        groups = desired_groups(self._store, environment)
+        if groups and not self._store.list_groups(app, env):
+            for group in groups.values():
+                self._store.put_group(app, env, group)
+        return groups
+
+    def _last_lines(self, instance: Instance) -> str:
+        path = Path(self._home.instance_dir(instance.id)) / "app.log"
+        try:
+            lines = path.read_text(encoding="utf-8", errors="replace").splitlines()[-QUOTED_LOG_LINES:]
+        except OSError:
+            return ""
+        messages = []
+        for line in lines:
+            try:
+                messages.append(str(json.loads(line).get("msg", line)))
+            except ValueError:
+                messages.append(line)
+        return "; its last log lines:\n  " + "\n  ".join(messages) if messages else ""

@@ -1,0 +1,83 @@
+"""One-off commands of a version (its tests, its release phase), run like a Heroku one-off dyno.
+
+The version's bundle is bootstrapped exactly as an instance would (`agent.bootstrap.prepare`), and the
+command runs in a throw-away copy of the unpacked folder, so nothing it writes reaches the folder that
+instances serve from. Its output is kept (the tail for error reports) and passed on line by line.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from sprout.agent.bootstrap import prepare, run_command
+from sprout.agent.cache import cache_root
+from sprout.agent.env import base_env
+
+#: Lines of output kept for the report of a failed command.
+TAIL_LINES = 40
+
+Emit = Callable[[str, str], None]
+
+
+@dataclass(frozen=True)
+class OneOff:
+    """How a one-off command ended."""
+
+    command: str
+    code: int
+    seconds: float
+    tail: tuple[str, ...]
+
+    @property
+    def ok(self) -> bool:
+        """It exited 0."""
+        return self.code == 0
+
+
+def run_oneoff(
+    command: str,
+    *,
+    sha256: str,
+    store_url: str,
+    cache_dir: Path,
+    install: str | None,
+    environ: Mapping[str, str],
+    env_vars: Mapping[str, str],
+    emit: Emit | None = None,
+    scratch_vars: Callable[[Path], Mapping[str, str]] | None = None,
+) -> OneOff:
+    """Bootstrap the bundle, then run `command` in a copy of it with `env_vars` (and `scratch_vars`)."""
+    started = time.monotonic()
+    tail: deque[str] = deque(maxlen=TAIL_LINES)
+
+    def keep(stream: str, line: str) -> None:
+        tail.append(line if stream != "system" else f"[sprout] {line}")
+        if emit is not None:
+            emit(stream, line)
+
+    install_env = base_env(environ, str(Path(cache_root(str(cache_dir), sha256)) / "venv"))
+    install_env.update(env_vars)
+    prepared = prepare(
+        sha256=sha256,
+        store_url=store_url,
+        cache_dir=cache_dir,
+        install=install,
+        install_env=install_env,
+        emit=keep,
+    )
+    with tempfile.TemporaryDirectory(prefix="sprout-oneoff-") as scratch:
+        workdir = Path(scratch) / "app"
+        shutil.copytree(prepared.app_dir, workdir, symlinks=False)
+        env = base_env(environ, prepared.venv)
+        env.update(env_vars)
+        if scratch_vars is not None:
+            env.update(scratch_vars(Path(scratch)))
+        keep("system", f"running: {command}")
+        code = run_command(command, cwd=workdir, env=env, emit=keep)
+    return OneOff(command, code, round(time.monotonic() - started, 3), tuple(tail))
