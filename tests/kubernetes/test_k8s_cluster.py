@@ -10,7 +10,13 @@ import pytest
 from k8s_helpers import IMAGE, SHA, STORE, manifest
 
 from sprout.errors import ServiceError, UserError
-from sprout.providers.kubernetes.cluster import Change, changed_fields, connect, kubeconfig_path
+from sprout.providers.kubernetes.cluster import (
+    Change,
+    changed_fields,
+    connect,
+    keep_replicas,
+    kubeconfig_path,
+)
 from sprout.providers.kubernetes.context import RenderContext
 from sprout.providers.kubernetes.hpapatch import patch_body
 from sprout.providers.kubernetes.notes import notes
@@ -145,3 +151,14 @@ def test_notes_name_what_the_cluster_needs_and_what_is_not_rendered() -> None:
     assert any(note.startswith("resources.sessions: engine 'memcached' without a url") for note in found)
     assert any("custom metrics adapter" in note for note in found)
     assert any(note.startswith("artifact store '/srv/bundles' is a folder") for note in found)
+
+
+def test_keep_replicas_carries_the_hpas_count_over() -> None:
+    autoscaled = {"kind": "Deployment", "metadata": {"name": "a-blue"}, "spec": {"template": {}}}
+    live = {"spec": {"replicas": 7}}
+    assert keep_replicas(autoscaled, live)["spec"] == {"template": {}, "replicas": 7}
+    idle = {"kind": "Deployment", "metadata": {"name": "a-green"}, "spec": {"replicas": 0}}
+    assert keep_replicas(idle, live) is idle
+    service = {"kind": "Service", "metadata": {"name": "a"}, "spec": {}}
+    assert keep_replicas(service, live) is service
+    assert keep_replicas(autoscaled, {"spec": {}}) is autoscaled

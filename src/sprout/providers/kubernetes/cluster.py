@@ -105,6 +105,20 @@ def changed_fields(live: Any, desired: Any, prefix: str = "") -> list[str]:
     return [] if live == desired else [prefix]
 
 
+def keep_replicas(obj: Mapping[str, Any], live: Mapping[str, Any]) -> Mapping[str, Any]:
+    """`obj` with the live replica count when it leaves replicas to the HPA.
+
+    Server-side apply removes a field its manager stops sending; were `replicas` left out after Sprout
+    once set it (a staged colour that became live), Kubernetes would reset it to 1 under the HPA.
+    """
+    if obj["kind"] != "Deployment" or "replicas" in obj["spec"]:
+        return obj
+    count = live.get("spec", {}).get("replicas")
+    if count is None:
+        return obj
+    return {**obj, "spec": {**obj["spec"], "replicas": count}}
+
+
 class Cluster:
     """One cluster, reached through a connected API client."""
 
@@ -150,6 +164,8 @@ class Cluster:
                 # A dry run cannot create the namespace the rest would go into: report, do not ask.
                 changes.append(Change(kind, name, "create"))
                 continue
+            if live is not None:
+                obj = keep_replicas(obj, live)
             try:
                 result = self._apply(obj, dry_run)
             except ApiException as exc:
