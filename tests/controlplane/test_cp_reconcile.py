@@ -10,8 +10,10 @@ import pytest
 
 from sprout.controlplane.reconcile import Reconciler
 from sprout.providers.base import ObservedInstance
+from sprout.router.table import parse_table, table_to_dict
 from sprout.spec import parse_manifest
 from sprout.state import Environment, Instance, StateStore
+from sprout.state.models import Group
 
 
 class FakeProvider:
@@ -61,9 +63,11 @@ class FakeLauncher:
         self.provider = provider
         self.port = 20000
 
-    def launch(self, env: Environment, version: str, zone: str) -> Instance:
+    def launch(self, env: Environment, version: str, zone: str, group: str) -> Instance:
         self.port += 1
-        instance = self.store.add_instance(env.app, env.name, version, zone, "127.0.0.1", self.port)
+        instance = self.store.add_instance(
+            env.app, env.name, version, zone, "127.0.0.1", self.port, group_name=group
+        )
         process = self.provider.start(instance)
         return self.store.update_instance(instance.id, pid=process.pid, started_at=process.started_at)
 
@@ -302,3 +306,39 @@ def test_hosts_per_environment_and_default_route(world: World) -> None:
     assert routes["hello-production"]["hosts"] == ["hello.localhost"]
     assert routes["hello-staging"]["hosts"] == ["staging.hello.localhost"]
     assert [r["name"] for r in routes.values() if r["default"]] == ["hello-staging"]
+    # The router accepts the table exactly as the control plane builds it.
+    parsed = parse_table(world.router.table)
+    assert table_to_dict(parsed) == world.router.table
+
+
+def test_explicit_groups_run_side_by_side_with_their_weights(world: World) -> None:
+    world.env()
+    world.pass_()
+    world.all_healthy()
+    world.pass_()
+    blue = {i.id for i in world.live()}
+    world.env()  # v2 pushed; a release puts it in its own group
+    world.store.put_group("hello", "production", Group("blue", "v1", 2, 90))
+    world.store.put_group("hello", "production", Group("green", "v2", 1, 10))
+    world.pass_()
+    live = world.live()
+    assert {i.id for i in live if i.group_name == "blue"} == blue
+    assert [(i.group_name, i.version) for i in live if i.id not in blue] == [("green", "v2")]
+    groups = {g["name"]: g for g in world.router.table["routes"][0]["groups"]}
+    assert {name: (g["weight"], g["version"], len(g["targets"])) for name, g in groups.items()} == {
+        "blue": (90, "v1", 2),
+        "green": (10, "v2", 1),
+    }
+
+    # The release finishes: blue's group is removed, its instances are drained and stopped.
+    world.all_healthy()
+    world.store.delete_group("hello", "production", "blue")
+    world.store.put_group("hello", "production", Group("green", "v2", 2, 100))
+    world.pass_()
+    world.all_healthy()
+    world.pass_()
+    live = world.live()
+    assert {(i.group_name, i.version) for i in live} == {("green", "v2")}
+    assert len(live) == 2
+    assert all(world.store.get_instance(i).state == "stopped" for i in blue)
+    assert world.kinds()["instance.group_removed"] == 2

@@ -66,8 +66,8 @@ class InstanceLauncher:
         self._resources = resources
         self._secrets = secrets
 
-    def launch(self, env: Environment, version_label: str, zone: str) -> Instance:
-        """Start one instance of `version_label` in `zone`; recorded before the process exists."""
+    def launch(self, env: Environment, version_label: str, zone: str, group: str) -> Instance:
+        """Start one instance of `version_label` in `zone` for `group`; recorded before the process exists."""
         version = self._store.get_version(env.app, version_label)
         if version is None:
             raise NotFoundError(f"{env.app} {version_label}: no such version (push it with `sprout push`)")
@@ -84,7 +84,7 @@ class InstanceLauncher:
             HOST,
             port,
             instance_id=new_instance_id(),
-            group_name="blue",
+            group_name=group,
         )
         spec = InstanceSpec(
             instance_id=instance.id,

@@ -25,14 +25,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from sprout.controlplane.groups import desired_groups, group_of
 from sprout.controlplane.instances import InstanceLauncher
 from sprout.controlplane.resources import Resources
 from sprout.controlplane.routing import build_table
 from sprout.errors import SproutError
 from sprout.providers.base import ObservedInstance, Provider
+from sprout.providers.local.placement import place
 from sprout.router.client import RouterAdmin
 from sprout.state import Environment, Instance, StateStore
-from sprout.state.models import LIVE_STATES
+from sprout.state.models import LIVE_STATES, Group
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +147,7 @@ class Reconciler:
         with self.lock:
             envs = self._store.list_environments()
             instances = self._store.list_instances(states=LIVE_STATES)
-            table = build_table(envs, instances)
+            table = build_table(envs, instances, {env.id: desired_groups(self._store, env) for env in envs})
             if self._pushed is None:
                 self._pushed = admin.get_table()
             if table == self._pushed:
@@ -210,22 +212,37 @@ class Reconciler:
     def _converge(
         self, env: Environment, live: list[Instance], backoff: _Backoff, now: float, decided: _Pass
     ) -> None:
-        """Launch what is missing, retire the surplus and the superseded version."""
-        manifest = env.manifest
-        version = env.current_version
-        desired = env.desired_capacity if version is not None else 0
-        fresh = [i for i in live if i.version == version]
-        stale = [i for i in live if i.version != version]
-        missing = desired - len(fresh)
+        """Per desired group: launch what is missing, retire the surplus and the superseded version."""
+        groups = desired_groups(self._store, env)
+        members: dict[str, list[Instance]] = {}
+        for instance in live:
+            members.setdefault(group_of(instance), []).append(instance)
+        for name in sorted(set(members) - {g.name for g in groups}):
+            for instance in members[name]:
+                self._retire_now(
+                    env, instance, "instance.group_removed", f"{instance.id}: group {name} is gone", decided
+                )
+        for group in groups:
+            self._converge_group(env, group, members.get(group.name, []), backoff, now, decided)
+
+    def _converge_group(
+        self,
+        env: Environment,
+        group: Group,
+        members: list[Instance],
+        backoff: _Backoff,
+        now: float,
+        decided: _Pass,
+    ) -> None:
+        zones = env.manifest.instances.zones
+        fresh = [i for i in members if i.version == group.version]
+        stale = [i for i in members if i.version != group.version]
+        missing = group.capacity - len(fresh)
         if missing > 0 and now >= backoff.not_before:
-            assert version is not None
-            counts = Counter({zone: 0 for zone in manifest.instances.zones})
-            counts.update(i.zone for i in fresh if i.zone in counts)
-            for _ in range(missing):
-                zone = min(manifest.instances.zones, key=lambda z: counts[z])
-                counts[zone] += 1
+            counts = Counter(i.zone for i in fresh)
+            for zone in place(zones, counts, missing):
                 try:
-                    launched = self._launcher.launch(env, version, zone)
+                    launched = self._launcher.launch(env, group.version, zone, group.name)
                 except SproutError as exc:
                     self._store.record_event(
                         env.app, env.name, "instance.launch_failed", f"launch in zone {zone} failed: {exc}"
@@ -235,29 +252,34 @@ class Reconciler:
                 decided.live_ids.add(launched.id)
         elif missing < 0:
             for instance in _surplus(fresh, -missing):
-                self._store.record_event(
-                    env.app,
-                    env.name,
+                self._retire_now(
+                    env,
+                    instance,
                     "instance.scale_in",
-                    f"{instance.id} (zone {instance.zone}) is surplus: {len(fresh)} running, {desired} desired",
-                    instance=instance.id,
-                )
-                decided.retire.append(
-                    (self._store.update_instance(instance.id, state="draining"), manifest.deploy.drain)
+                    f"{instance.id} (zone {instance.zone}) is surplus: {len(fresh)} running in group "
+                    f"{group.name}, {group.capacity} desired",
+                    decided,
                 )
         healthy_fresh = sum(1 for i in fresh if i.health == "healthy")
-        if stale and healthy_fresh >= desired:
+        if stale and healthy_fresh >= group.capacity:
             for instance in stale:
-                self._store.record_event(
-                    env.app,
-                    env.name,
+                self._retire_now(
+                    env,
+                    instance,
                     "instance.superseded",
-                    f"{instance.id} runs {instance.version}; {version} is healthy ({healthy_fresh}/{desired})",
-                    instance=instance.id,
+                    f"{instance.id} runs {instance.version}; {group.version} is healthy "
+                    f"({healthy_fresh}/{group.capacity})",
+                    decided,
                 )
-                decided.retire.append(
-                    (self._store.update_instance(instance.id, state="draining"), manifest.deploy.drain)
-                )
+
+    def _retire_now(
+        self, env: Environment, instance: Instance, kind: str, message: str, decided: _Pass
+    ) -> None:
+        """Record why, mark the instance draining, and stop it after this pass has pushed the table."""
+        self._store.record_event(env.app, env.name, kind, message, instance=instance.id)
+        decided.retire.append(
+            (self._store.update_instance(instance.id, state="draining"), env.manifest.deploy.drain)
+        )
 
     def _mark_exited(self, env: Environment, instance: Instance, backoff: _Backoff, now: float) -> None:
         was_healthy = instance.health == "healthy"

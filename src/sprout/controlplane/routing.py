@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
+from sprout.controlplane.groups import group_of
 from sprout.state import Environment, Instance
+from sprout.state.models import Group
 
 PRODUCTION = "production"
 
@@ -29,51 +31,63 @@ def default_environment(envs: Iterable[Environment]) -> str | None:
     return newest.id if newest else None
 
 
-def build_table(envs: Iterable[Environment], instances: Iterable[Instance]) -> dict[str, Any]:
-    """The whole table: every environment's live instances in one group "blue"; the newest env is default.
+def build_table(
+    envs: Iterable[Environment], instances: Iterable[Instance], groups: Mapping[str, list[Group]]
+) -> dict[str, Any]:
+    """The whole table: per environment its desired groups (weights, versions) and their live instances.
 
     Instances not yet seen healthy are included with `healthy: false`, so the router's own checks admit
-    them; draining, stopped and failed instances are left out, so the router drains them.
+    them; draining, stopped and failed instances are left out, so the router drains them. The most
+    recently created environment is the default route.
     """
     envs = sorted(envs, key=lambda e: e.id)
-    by_env: dict[tuple[str, str], list[Instance]] = {}
+    members: dict[tuple[str, str, str], list[Instance]] = {}
     for instance in instances:
         if instance.state in ("launching", "running"):
-            by_env.setdefault((instance.app, instance.env), []).append(instance)
-    newest = default_environment(envs)
-    routes = []
-    for env in envs:
-        manifest = env.manifest
-        health = manifest.health
-        targets = [
+            members.setdefault((instance.app, instance.env, group_of(instance)), []).append(instance)
+    default = default_environment(envs)
+    return {"routes": [_route(env, groups.get(env.id, []), members, env.id == default) for env in envs]}
+
+
+def _route(
+    env: Environment,
+    groups: list[Group],
+    members: Mapping[tuple[str, str, str], list[Instance]],
+    default: bool,
+) -> dict[str, Any]:
+    manifest = env.manifest
+    health = manifest.health
+    return {
+        "name": route_name(env.app, env.name),
+        "hosts": env_hosts(env),
+        "default": default,
+        "cache": manifest.router.cache_static,
+        "max_body": manifest.router.max_body,
+        "drain_timeout": manifest.deploy.drain,
+        "health": {
+            "path": health.path,
+            "interval": health.interval,
+            "timeout": health.timeout,
+            "healthy_threshold": health.healthy_threshold,
+            "unhealthy_threshold": health.unhealthy_threshold,
+            "expected_status": [200, 399],
+        },
+        "groups": [
             {
-                "id": i.id,
-                "address": i.address,
-                "zone": i.zone,
-                "version": i.version,
-                "healthy": i.health == "healthy",
-            }
-            for i in sorted(by_env.get((env.app, env.name), []), key=lambda i: i.id)
-        ]
-        routes.append(
-            {
-                "name": route_name(env.app, env.name),
-                "hosts": env_hosts(env),
-                "default": env.id == newest,
-                "cache": manifest.router.cache_static,
-                "max_body": manifest.router.max_body,
-                "drain_timeout": manifest.deploy.drain,
-                "health": {
-                    "path": health.path,
-                    "interval": health.interval,
-                    "timeout": health.timeout,
-                    "healthy_threshold": health.healthy_threshold,
-                    "unhealthy_threshold": health.unhealthy_threshold,
-                    "expected_status": [200, 399],
-                },
-                "groups": [
-                    {"name": "blue", "weight": 100, "version": env.current_version or "", "targets": targets}
+                "name": group.name,
+                "weight": group.weight,
+                "version": group.version,
+                "targets": [
+                    {
+                        "id": i.id,
+                        "address": i.address,
+                        "zone": i.zone,
+                        "version": i.version,
+                        "healthy": i.health == "healthy",
+                    }
+                    for i in sorted(members.get((env.app, env.name, group.name), []), key=lambda i: i.id)
                 ],
             }
-        )
-    return {"routes": routes}
+            for group in groups
+        ],
+    }

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from sprout.controlplane.groups import desired_groups, group_of
 from sprout.controlplane.routing import default_environment, env_hosts
 from sprout.state import Environment, Instance, StateStore
+from sprout.state.models import Group
 
 SHOWN_STATES = ("launching", "running", "draining")
 
@@ -16,24 +18,34 @@ def environments_status(store: StateStore, port: int | None) -> list[dict[str, A
     default = default_environment(envs)
     return [
         environment_status(
-            env, store.list_instances(env.app, env.name, states=SHOWN_STATES), port, env.id == default
+            env,
+            store.list_instances(env.app, env.name, states=SHOWN_STATES),
+            desired_groups(store, env),
+            port,
+            env.id == default,
         )
         for env in envs
     ]
 
 
 def environment_status(
-    env: Environment, instances: list[Instance], port: int | None, default: bool = False
+    env: Environment, instances: list[Instance], groups: list[Group], port: int | None, default: bool = False
 ) -> dict[str, Any]:
     """One environment's status document."""
     hosts = env_hosts(env)
     urls = [f"http://{host}:{port}/" for host in hosts if not host.startswith("*.")] if port else []
-    desired = env.desired_capacity if env.current_version else 0
-    healthy = sum(
-        1
-        for i in instances
-        if i.state == "running" and i.health == "healthy" and i.version == env.current_version
-    )
+    wanted = {group.name: group for group in groups}
+    healthy_in: dict[str, int] = {}
+    in_place = True
+    for i in instances:
+        group = wanted.get(group_of(i))
+        if group is None or i.version != group.version:
+            in_place = False
+        elif i.state == "running" and i.health == "healthy":
+            healthy_in[group.name] = healthy_in.get(group.name, 0) + 1
+    desired = sum(group.capacity for group in groups)
+    healthy = sum(healthy_in.values())
+    converged = in_place and all(healthy_in.get(g.name, 0) >= g.capacity for g in groups)
     return {
         "app": env.app,
         "env": env.name,
@@ -43,13 +55,17 @@ def environment_status(
         "version": env.current_version,
         "desired": desired,
         "healthy": healthy,
-        "converged": healthy >= desired and all(i.version == env.current_version for i in instances),
+        "converged": converged,
+        "groups": [
+            {"name": g.name, "version": g.version, "capacity": g.capacity, "weight": g.weight} for g in groups
+        ],
         "status": env.status,
         "default": default,
         "app_dir": str(env.app_dir),
         "instances": [
             {
                 "id": i.id,
+                "group": group_of(i),
                 "zone": i.zone,
                 "version": i.version,
                 "host": i.host,
