@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -45,3 +46,30 @@ def by_kind(objects: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any
 def regenerate() -> bool:
     """Whether golden files are being rewritten (SPROUT_UPDATE_GOLDEN=1)."""
     return os.environ.get("SPROUT_UPDATE_GOLDEN") == "1"
+
+
+NO_CLUSTER = (
+    "kubernetes: no cluster configured (no --kubeconfig, no $KUBECONFIG file, no ~/.kube/config, "
+    "not running in a pod); point --kubeconfig at a cluster's kubeconfig, or use "
+    "`sprout k8s render` to write the objects for kubectl"
+)
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+def write_kubeconfig(path: Path, server: str) -> Path:
+    """A kubeconfig for one cluster at `server` with a token user."""
+    path.write_text(
+        "apiVersion: v1\nkind: Config\n"
+        f"clusters:\n- name: c\n  cluster: {{server: '{server}', insecure-skip-tls-verify: true}}\n"
+        "users:\n- name: u\n  user: {token: not-a-real-token}\n"
+        "contexts:\n- name: ctx\n  context: {cluster: c, user: u}\n"
+        "current-context: ctx\n"
+    )
+    return path

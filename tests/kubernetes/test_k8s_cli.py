@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from k8s_helpers import SHA, app_dir
-from test_k8s_cluster import NO_CLUSTER, closed_port, write_kubeconfig
+from k8s_helpers import NO_CLUSTER, SHA, app_dir, closed_port, write_kubeconfig
 
 CANARY = "canary-41b7e0d2-never-in-output"
 

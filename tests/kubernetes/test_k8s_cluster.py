@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 from typing import Any
 
 import pytest
-from k8s_helpers import IMAGE, SHA, STORE, manifest
+from k8s_helpers import IMAGE, NO_CLUSTER, SHA, STORE, closed_port, manifest, write_kubeconfig
 
 from sprout.errors import ServiceError, UserError
 from sprout.providers.kubernetes.cluster import (
@@ -20,32 +19,6 @@ from sprout.providers.kubernetes.cluster import (
 from sprout.providers.kubernetes.context import RenderContext
 from sprout.providers.kubernetes.hpapatch import patch_body
 from sprout.providers.kubernetes.notes import notes
-
-NO_CLUSTER = (
-    "kubernetes: no cluster configured (no --kubeconfig, no $KUBECONFIG file, no ~/.kube/config, "
-    "not running in a pod); point --kubeconfig at a cluster's kubeconfig, or use "
-    "`sprout k8s render` to write the objects for kubectl"
-)
-
-
-def closed_port() -> int:
-    """A loopback port nothing listens on (bound, then released)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
-
-
-def write_kubeconfig(path: Path, server: str) -> Path:
-    """A kubeconfig for one cluster at `server` with a token user."""
-    path.write_text(
-        "apiVersion: v1\nkind: Config\n"
-        f"clusters:\n- name: c\n  cluster: {{server: '{server}', insecure-skip-tls-verify: true}}\n"
-        "users:\n- name: u\n  user: {token: not-a-real-token}\n"
-        "contexts:\n- name: ctx\n  context: {cluster: c, user: u}\n"
-        "current-context: ctx\n"
-    )
-    return path
 
 
 def test_no_kubeconfig_is_a_clear_user_error(tmp_path: Path) -> None:
