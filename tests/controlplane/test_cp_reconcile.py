@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from sprout.controlplane.reconcile import Reconciler
+from sprout.errors import ServiceError
 from sprout.providers.base import ObservedInstance
 from sprout.router.table import parse_table, table_to_dict
 from sprout.spec import parse_manifest
@@ -73,10 +74,14 @@ class FakeLauncher:
 
 
 class NoServices:
-    """An environment without managed services."""
+    """Environments without managed services; those named in `failing` cannot get theirs."""
+
+    def __init__(self) -> None:
+        self.failing: set[str] = set()
 
     def sync(self, app: str, env: str, manifest: object) -> None:
-        return None
+        if env in self.failing:
+            raise ServiceError("sessions: memcached failed to start")
 
 
 class FakeRouter:
@@ -120,12 +125,13 @@ class World:
         self.store = StateStore(tmp_path / "state.db")
         self.provider = FakeProvider()
         self.router = FakeRouter()
+        self.services = NoServices()
         self.now = 1000.0
         self.reconciler = Reconciler(
             self.store,
             self.provider,
             FakeLauncher(self.store, self.provider),
-            NoServices(),
+            self.services,
             lambda: self.router,
             clock=lambda: self.now,
         )
@@ -342,3 +348,20 @@ def test_explicit_groups_run_side_by_side_with_their_weights(world: World) -> No
     assert len(live) == 2
     assert all(world.store.get_instance(i).state == "stopped" for i in blue)
     assert world.kinds()["instance.group_removed"] == 2
+
+
+def test_a_failing_environment_neither_blocks_others_nor_loses_its_instances(world: World) -> None:
+    world.env("production")
+    world.env("staging")
+    world.pass_()
+    world.all_healthy()
+    world.pass_()
+    staging = {i.id for i in world.live("staging")}
+    world.services.failing.add("staging")
+    world.provider.exit(world.live("production")[0].id)
+    world.pass_()
+    world.pass_()
+    assert len(world.live("production")) == 2  # replaced despite the other environment's failure
+    assert {i.id for i in world.live("staging")} == staging  # kept, not swept as orphans
+    assert not set(world.provider.stopped) & staging
+    assert world.kinds()["env.error"] == 1  # recorded once, not every pass

@@ -97,6 +97,7 @@ class Reconciler:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_error = ""
+        self._env_errors: dict[str, str] = {}
 
     # -- the loop ----------------------------------------------------------------------------------
 
@@ -136,7 +137,12 @@ class Reconciler:
             decided = _Pass()
             envs = self._store.list_environments()
             for env in envs:
-                self._sync(env, observed, health, decided)
+                try:
+                    self._sync(env, observed, health, decided)
+                except SproutError as exc:
+                    self._env_failed(env, exc, decided)
+                else:
+                    self._env_errors.pop(env.id, None)
             self._stop_orphans(observed, decided)
             self.push_table(admin)
             for instance, drain in decided.retire:
@@ -162,6 +168,15 @@ class Reconciler:
                 routes=len(table["routes"]),
             )
             return True
+
+    def _env_failed(self, env: Environment, exc: SproutError, decided: _Pass) -> None:
+        """One environment could not be synced: record why (once), and keep its instances out of the sweep."""
+        message = str(exc)
+        if self._env_errors.get(env.id) != message:
+            self._env_errors[env.id] = message
+            self._store.record_event(env.app, env.name, "env.error", f"{env.id}: {message}; retrying")
+        states = (*LIVE_STATES, "draining")
+        decided.live_ids.update(i.id for i in self._store.list_instances(env.app, env.name, states=states))
 
     def forget_table(self) -> None:
         """Forget what was pushed (a new router process starts from its own persisted table)."""
