@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import select
 import signal
 import stat
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -78,6 +81,24 @@ def test_up_status_no_changes_auth_canary_logs_and_down(sprout: Sprout) -> None:
             break
         assert time.monotonic() < deadline, "log line not queryable within 2 s"
         time.sleep(0.1)
+    # `logs -f` prints new lines as they arrive.
+    follower = subprocess.Popen(
+        [sys.executable, "-m", "sprout", "logs", str(sprout.app_dir), "-f", "--grep", marker + "-follow"],
+        env=sprout.env(),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        time.sleep(1.0)
+        assert sprout.get(marker + "-follow").status_code == 404
+        ready, _, _ = select.select([follower.stdout], [], [], 5.0)
+        assert ready, "logs -f printed nothing within 5 s"
+        assert marker + "-follow" in follower.stdout.readline()
+    finally:
+        follower.kill()
+        follower.wait(5)
+    assert "2/2 healthy" in sprout.run("status").stdout
+
     # A daemon restart neither loses nor duplicates lines.
     before = _log_lines(sprout)
     sprout.run("daemon", "stop")
@@ -191,3 +212,22 @@ def _log_lines(sprout: Sprout) -> list[dict[str, object]]:
 
 
 __all__ = ["Path", "psutil"]
+
+
+def test_up_fails_fast_on_a_crash_loop_and_shows_the_logs(sprout: Sprout) -> None:
+    manifest = sprout.app_dir / "sprout.toml"
+    manifest.write_text(
+        manifest.read_text().replace(
+            'web = "python -m hello"',
+            "web = \"echo 'boom: no database' >&2; exit 3\"",
+        )
+    )
+    started = time.monotonic()
+    result = sprout.run("up", str(sprout.app_dir), "--port", str(sprout.port), check=False)
+    assert result.returncode == 4, result.stdout + result.stderr
+    assert time.monotonic() - started < 60
+    assert "instances failed before any became healthy" in result.stderr
+    assert "boom: no database" in result.stderr
+    down = sprout.run("down", str(sprout.app_dir))
+    assert "router and daemon stopped" in down.stdout
+    assert processes_of(sprout.home) == []

@@ -29,6 +29,8 @@ POLL = 0.25
 #: Extra seconds `up` waits beyond the manifest's health grace before it gives up.
 UP_MARGIN = 30.0
 DAEMON_EXIT_TIMEOUT = 30.0
+#: Instances that die before any is healthy after which `up` stops waiting and shows the logs.
+CRASH_LOOP_DEATHS = 3
 
 console = Console(highlight=False)
 
@@ -202,8 +204,10 @@ def down(
 
 
 def _wait_healthy(client: ApiClient, manifest: Manifest, env: str) -> None:
-    """Show progress until the environment runs its desired fleet, healthy, on the current version."""
-    deadline = time.monotonic() + manifest.health.grace + UP_MARGIN
+    """Show progress until the environment runs its desired fleet, healthy; fail fast on a crash loop."""
+    started = time.time()
+    limit = manifest.health.grace + UP_MARGIN
+    deadline = time.monotonic() + limit
     name = manifest.app.name
     with console.status(f"{name}/{env}: waiting for instances") as progress:
         while True:
@@ -216,13 +220,33 @@ def _wait_healthy(client: ApiClient, manifest: Manifest, env: str) -> None:
                 )
                 if found["converged"]:
                     break
+                _fail_on_crash_loop(client, name, env, started, found)
             if time.monotonic() > deadline:
                 raise ServiceError(
-                    f"{name}/{env}: instances not healthy after {manifest.health.grace + UP_MARGIN:.0f}s; "
-                    f"see `sprout logs` and `sprout status`"
+                    f"{name}/{env}: instances not healthy after {limit:.0f}s; "
+                    f"see `sprout logs {found['app_dir'] if found else ''}` and `sprout status`"
                 )
             time.sleep(POLL)
     console.print(f"{name}/{env}: {found['healthy']}/{found['desired']} healthy")
+
+
+def _fail_on_crash_loop(client: ApiClient, app: str, env: str, since: float, found: dict[str, Any]) -> None:
+    """Give up early when instances keep dying before any is healthy: show why from the logs."""
+    if found["healthy"]:
+        return
+    events = client.get("/v1/events", app=app, env=env, since=since, limit=1000)["events"]
+    deaths = [
+        e for e in events if e["kind"] in ("instance.exited", "instance.launch_failed", "instance.replace")
+    ]
+    if len(deaths) < CRASH_LOOP_DEATHS:
+        return
+    lines = client.get("/v1/logs", app=app, env=env, since=since, limit=12)["lines"]
+    tail = "\n".join(f"  {line['instance']} {line['stream']}: {line['msg']}" for line in lines)
+    raise ServiceError(
+        f"{app}/{env}: {len(deaths)} instances failed before any became healthy "
+        f"(last: {deaths[-1]['message']}); the instances' last log lines:\n{tail or '  (none)'}\n"
+        f"fix the app and run `sprout up` again, or `sprout down` to stop retrying"
+    )
 
 
 def _print_urls(client: ApiClient, app: str, env: str) -> None:
