@@ -101,12 +101,13 @@ def route_to(router: RouterProcess, name: str, host: str, instances: list[AppPro
         {"id": i.instance, "address": i.address, "zone": i.zone, "version": "v1", "healthy": False}
         for i in instances
     ]
+    # Lenient like a cloud load balancer's defaults: a busy instance on a small test box is still healthy.
     health = {
         "path": "/healthz",
-        "interval": 0.2,
-        "timeout": 1.0,
+        "interval": 0.5,
+        "timeout": 5.0,
         "healthy_threshold": 1,
-        "unhealthy_threshold": 2,
+        "unhealthy_threshold": 3,
     }
     router.admin.put_table(
         {

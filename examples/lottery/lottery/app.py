@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import hmac
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import anyio.to_thread
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -25,7 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from lottery import entries, verify
 from lottery._sessions import SessionMiddleware, SessionStoreError, store_from_url
 from lottery.config import Settings
-from lottery.db import engine_from_url
+from lottery.db import POOL_SIZE, engine_from_url
 
 HERE = Path(__file__).parent
 log = logging.getLogger("lottery")
@@ -57,6 +60,13 @@ class InstanceHeaders:
             await send(message)
 
         await self.app(scope, receive, stamped if scope["type"] == "http" else send)
+
+
+@asynccontextmanager
+async def one_thread_per_connection(app: Starlette) -> AsyncIterator[None]:
+    """Run at most as many blocking database calls at once as the pool has connections."""
+    anyio.to_thread.current_default_thread_limiter().total_tokens = POOL_SIZE
+    yield
 
 
 def wants_json(request: Request) -> bool:
@@ -186,7 +196,9 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
         Route("/readyz", readyz),
         Mount("/static", CachedStaticFiles(directory=str(HERE / "static")), name="static"),
     ]
-    lottery_app = Starlette(routes=routes, exception_handlers={HTTPException: http_error})
+    lottery_app = Starlette(
+        routes=routes, lifespan=one_thread_per_connection, exception_handlers={HTTPException: http_error}
+    )
     return InstanceHeaders(SessionMiddleware(lottery_app, store, cookie_name="lottery_session"), settings)
 
 

@@ -31,6 +31,7 @@ rounds = sa.Table(
     sa.Column("winners", sa.Text),  # JSON list, first prize first
 )
 
+POOL_SIZE = 20
 _DRIVERS = {"mysql": "mysql+pymysql", "mariadb": "mysql+pymysql", "postgres": "postgresql+psycopg"}
 
 
@@ -40,9 +41,11 @@ def normalise_url(url: str) -> str:
     return f"{_DRIVERS.get(scheme, scheme)}{sep}{rest}"
 
 
-def engine_from_url(url: str) -> sa.Engine:
+def engine_from_url(url: str, pool_size: int = POOL_SIZE) -> sa.Engine:
     """An engine sized for one app process; SQLite waits on locks instead of failing."""
     url = normalise_url(url)
     if url.startswith("sqlite"):
         return sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
-    return sa.create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True, pool_recycle=1800)
+    # No overflow: overflow connections are closed on return, so a busy instance would reconnect on
+    # almost every request; the app caps its worker threads at the pool size instead (see app.py).
+    return sa.create_engine(url, pool_size=pool_size, max_overflow=0, pool_pre_ping=True, pool_recycle=1800)

@@ -6,9 +6,12 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import anyio.to_thread
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -24,7 +27,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from microsite import shop
 from microsite._sessions import SessionMiddleware, SessionStoreError, store_from_url
 from microsite.config import Settings
-from microsite.db import engine_from_url
+from microsite.db import POOL_SIZE, engine_from_url
 
 HERE = Path(__file__).parent
 MAX_QUANTITY = 10
@@ -61,6 +64,13 @@ class InstanceHeaders:
             await send(message)
 
         await self.app(scope, receive, stamped if scope["type"] == "http" else send)
+
+
+@asynccontextmanager
+async def one_thread_per_connection(app: Starlette) -> AsyncIterator[None]:
+    """Run at most as many blocking database calls at once as the pool has connections."""
+    anyio.to_thread.current_default_thread_limiter().total_tokens = POOL_SIZE
+    yield
 
 
 def wants_json(request: Request) -> bool:
@@ -186,7 +196,9 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
             name="static",
         ),
     ]
-    shop_app = Starlette(routes=routes, exception_handlers={HTTPException: not_found})
+    shop_app = Starlette(
+        routes=routes, lifespan=one_thread_per_connection, exception_handlers={HTTPException: not_found}
+    )
     return InstanceHeaders(SessionMiddleware(shop_app, store, cookie_name="microsite_session"), settings)
 
 
