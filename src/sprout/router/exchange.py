@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import time
+from bisect import bisect_left
 from typing import TYPE_CHECKING
 
 from sprout.router import wire
 from sprout.router.balancer import choose
 from sprout.router.cache import Entry, cache_lifetime
+from sprout.router.metrics import BUCKETS
 from sprout.router.target import State
 
 if TYPE_CHECKING:
@@ -26,43 +28,28 @@ _PENDING_LIMIT = 256 * 1024
 class Exchange:
     """The life of one request from its head to the end of its response (or its tunnel)."""
 
-    __slots__ = (
-        "body_mode",
-        "bytes_out",
-        "cache_body",
-        "cache_key",
-        "cache_size",
-        "cache_ttl",
-        "client",
-        "close_after",
-        "conn",
-        "deadline",
-        "done",
-        "head",
-        "host",
-        "informational",
-        "keep_alive",
-        "local",
-        "method",
-        "out",
-        "path",
-        "replay",
-        "replay_size",
-        "request_done",
-        "resp_chunked",
-        "resp_headers",
-        "resp_out",
-        "resp_status",
-        "rid",
-        "route",
-        "started",
-        "target",
-        "tried",
-        "tunnel_pending",
-        "until_close",
-        "upgrade",
-        "written",
-    )
+    # Class-level defaults: a new exchange only writes the fields that differ (cheaper than 36 slots).
+    local: tuple[int, bytes] | None = None
+    upgrade = False
+    tunnel_pending = b""
+    request_done = False
+    replay_size = 0
+    target: Target | None = None
+    conn: UpstreamConnection | None = None
+    tried: tuple[Target, ...] = ()
+    written = False
+    deadline = 0.0
+    resp_status = 0
+    resp_headers = b""
+    resp_chunked = False
+    until_close = False
+    informational = False
+    bytes_out = 0
+    done = False
+    cache_key: tuple[bytes, ...] | None = None
+    cache_ttl = 0
+    cache_body: list[bytes] | None = None
+    cache_size = 0
 
     def __init__(
         self,
@@ -86,31 +73,10 @@ class Exchange:
         self.body_mode = body_mode  # 0 none, 1 Content-Length, 2 chunked
         self.keep_alive = keep_alive
         self.started = _perf()
-        self.local: tuple[int, bytes] | None = None
-        self.upgrade = False
-        self.tunnel_pending = b""
-        self.request_done = False
         self.out: list[bytes] = []
         self.replay: list[bytes] | None = []
-        self.replay_size = 0
-        self.target: Target | None = None
-        self.conn: UpstreamConnection | None = None
-        self.tried: list[Target] = []
-        self.written = False
-        self.deadline = 0.0
-        self.resp_status = 0
-        self.resp_headers = b""
         self.resp_out: list[bytes] = []
-        self.resp_chunked = False
-        self.until_close = False
-        self.informational = False
         self.close_after = not keep_alive
-        self.bytes_out = 0
-        self.done = False
-        self.cache_key: tuple[bytes, ...] | None = None
-        self.cache_ttl = 0
-        self.cache_body: list[bytes] | None = None
-        self.cache_size = 0
 
     # -- request side ---------------------------------------------------------------------------------
     def start(self) -> None:
@@ -163,7 +129,11 @@ class Exchange:
     def _send_to_next_target(self) -> None:
         route = self.route
         assert route is not None
-        target = choose(route.groups, self.tried)
+        groups = route.groups
+        if len(groups) == 1 and not self.tried and groups[0].weight > 0 and len(groups[0].healthy) == 1:
+            target: Target | None = groups[0].healthy[0]
+        else:
+            target = choose(groups, self.tried)
         if target is None:
             if self.tried:
                 self._respond_error(502, "no target could take the request")
@@ -207,9 +177,11 @@ class Exchange:
         self.out = []
         assert conn.transport is not None
         conn.transport.write(b"".join([self.head, *out]) if out else self.head)
+        client = self.client
         if self.request_done:
-            self.deadline = self.client.router.clock + self.client.router.config.response_timeout
-        self.client.resume_for_upstream()
+            self.deadline = client.router.clock + client.router.config.response_timeout
+        if client.paused_upstream:
+            client.resume_for_upstream()
 
     def _leave_target(self, status: int) -> None:
         """Account the failed attempt on the current target and remember not to pick it again."""
@@ -218,16 +190,28 @@ class Exchange:
             return
         self.target = None
         self._release_target(target, status)
-        self.tried.append(target)
+        self.tried = (*self.tried, target)
 
     def _release_target(self, target: Target, status: int) -> None:
         elapsed = _perf() - self.started
-        target.stats.in_flight -= 1
-        target.group_stats.in_flight -= 1
-        target.stats.observe(status, elapsed)
-        target.group_stats.observe(status, elapsed)
+        stats = target.stats
+        group = target.group_stats
+        stats.in_flight -= 1
+        group.in_flight -= 1
+        cls = status // 100 - 1
+        if not 0 <= cls < 5:
+            cls = 4
+        bucket = bisect_left(BUCKETS, elapsed)
+        stats.by_class[cls] += 1
+        stats.latency[bucket] += 1
+        stats.count += 1
+        stats.total += elapsed
+        group.by_class[cls] += 1
+        group.latency[bucket] += 1
+        group.count += 1
+        group.total += elapsed
         target.exchanges.discard(self)
-        if target.state is State.DRAINING and target.stats.in_flight == 0:
+        if target.state is State.DRAINING and stats.in_flight == 0:
             self.client.router.drain_progress(target)
 
     def _retry_or_fail(self, status: int, reason: str, delivered: bool) -> None:
