@@ -9,9 +9,19 @@ import sys
 from pathlib import Path
 
 import pytest
-from instance_kit import make_spec, push, read_log, start_agent, wait_http, write_probe_app, write_spec
+from instance_kit import (
+    make_spec,
+    push,
+    read_log,
+    session_pids,
+    start_agent,
+    wait_for,
+    wait_http,
+    write_probe_app,
+    write_spec,
+)
 
-from sprout.agent.main import BOOTSTRAP_FAILED
+from sprout.agent.main import BOOTSTRAP_FAILED, STOPPED_EARLY
 from sprout.bundle import FolderStore
 from sprout.paths import Home
 
@@ -183,3 +193,21 @@ def test_a_malformed_spec_is_refused_with_the_field_named(
     )
     assert result.returncode == 2
     assert result.stderr == f"error: {spec_path}: {problem}\n"
+
+
+@pytest.mark.slow
+def test_a_stop_during_install_ends_it_and_leaves_the_bootstrap_to_redo(
+    home: Home, tmp_path: Path, agents: list[subprocess.Popen[bytes]]
+) -> None:
+    sha = push(write_probe_app(tmp_path / "probe"), home.artifacts, tmp_path / "scratch")
+    spec = make_spec(home, sha, install="sleep 300")
+    agent = start_agent(write_spec(home, spec))
+    agents.append(agent)
+    wait_for(lambda: "install: sleep 300" in _system(spec.log_file), timeout=60)
+    wait_for(lambda: len(session_pids(agent.pid)) > 1)
+
+    agent.send_signal(signal.SIGTERM)
+    assert agent.wait(timeout=10) == STOPPED_EARLY
+    assert _system(spec.log_file)[-1] == "received SIGTERM: stopped during bootstrap, the app never started"
+    assert session_pids(agent.pid) == []
+    assert not (home.cache / sha / ".ready").exists()
