@@ -125,3 +125,15 @@ def test_replicas_only_with_stage(environ: dict[str, str]) -> None:
         if "spec" in obj
     ]
     assert kinds == [("Deployment", 2)]
+
+
+@pytest.mark.parametrize("command", ["deploy", "rollback"])
+def test_releases_without_a_cluster_fail_clearly(environ: dict[str, str], command: str) -> None:
+    extra = (
+        ["--bundle-sha256", SHA, "--store-url", "s3://b/tiny", "--version", "v1"]
+        if command == "deploy"
+        else []
+    )
+    done = sprout(environ, "k8s", command, str(app_dir("minimal")), *extra)
+    assert done.returncode == 2
+    assert done.stderr == f"error: {NO_CLUSTER}\n"

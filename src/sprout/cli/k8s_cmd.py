@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 
@@ -19,7 +20,10 @@ from sprout.errors import NotFoundError, UserError
 from sprout.spec import Manifest, load_manifest, manifest_path
 
 if TYPE_CHECKING:
-    from sprout.providers.kubernetes.context import Colour
+    from sprout.providers.kubernetes.cluster import Change, Cluster
+    from sprout.providers.kubernetes.context import Colour, RenderContext
+
+T = TypeVar("T")
 
 k8s = typer.Typer(
     name="k8s",
@@ -95,17 +99,14 @@ class Options:
     no_namespace: bool
 
 
-def _render(
-    options: Options, live: Colour = "blue", staged: Colour | None = None, count: int | None = None
-) -> tuple[list[dict[str, Any]], list[str]]:
-    """The objects and the notes of one rendering (only `staged`'s ConfigMap and Deployment when given)."""
+def _context(options: Options, live: Colour = "blue") -> RenderContext:
+    """The checked inputs of one rendering: manifest, release, image, namespace, live colour."""
     from sprout.providers.kubernetes.context import DEFAULT_IMAGE, RenderContext
-    from sprout.providers.kubernetes.notes import notes
-    from sprout.providers.kubernetes.render import build, default_namespace, serialize, stage
+    from sprout.providers.kubernetes.render import default_namespace
 
     manifest = load_manifest(manifest_path(options.app_dir))
     release = _release(manifest, options.version, options.bundle, options.store_url)
-    ctx = RenderContext(
+    return RenderContext(
         manifest,
         options.env,
         release.label,
@@ -116,8 +117,18 @@ def _render(
         live,
         options.secret_name,
     )
+
+
+def _render(
+    options: Options, live: Colour = "blue", staged: Colour | None = None, count: int | None = None
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """The objects and the notes of one rendering (only `staged`'s ConfigMap and Deployment when given)."""
+    from sprout.providers.kubernetes.notes import notes
+    from sprout.providers.kubernetes.render import build, serialize, stage
+
+    ctx = _context(options, live)
     if staged is not None:
-        pods = manifest.instances.initial if count is None else count
+        pods = ctx.manifest.instances.initial if count is None else count
         return serialize(stage(ctx, staged, pods)), notes(ctx)
     return serialize(build(ctx, create_namespace=not options.no_namespace)), notes(ctx)
 
@@ -205,23 +216,32 @@ def validate(
     typer.echo(f"{len(objects)} objects valid for Kubernetes {wanted} (strict schemas, 0 errors)")
 
 
-def _cluster_run(options: Options, kubeconfig: Path | None, context: str | None, dry_run: bool) -> None:
-    """Connect, keep the live colour the cluster has, render and (dry-run) apply; print each change."""
+def _connected(kubeconfig: Path | None, context: str | None, act: Callable[[Cluster], T]) -> T:
+    """Run `act` on the cluster the kubeconfig names; the connection is closed afterwards."""
     from sprout.providers.kubernetes.cluster import Cluster, connect
-    from sprout.providers.kubernetes.render import default_namespace
 
     api = connect(kubeconfig, context, os.environ)
     try:
-        cluster = Cluster(api)
-        manifest = load_manifest(manifest_path(options.app_dir))
-        namespace = options.namespace or default_namespace(manifest.app.name, options.env)
+        return act(Cluster(api))
+    finally:
+        api.close()  # type: ignore[no-untyped-call]
+
+
+def _cluster_run(options: Options, kubeconfig: Path | None, context: str | None, dry_run: bool) -> None:
+    """Connect, keep the live colour the cluster has, render and (dry-run) apply; print each change."""
+    from sprout.providers.kubernetes.render import default_namespace
+
+    manifest = load_manifest(manifest_path(options.app_dir))
+    namespace = options.namespace or default_namespace(manifest.app.name, options.env)
+
+    def run(cluster: Cluster) -> list[Change]:
         # Applying must never flip traffic: render with the colour the live Service selects now.
         live = cluster.live_colour(namespace, manifest.app.name) or "blue"
         objects, found = _render(options, live)
         _print_notes(found)
-        changes = cluster.apply(objects, dry_run=dry_run)
-    finally:
-        api.close()  # type: ignore[no-untyped-call]
+        return cluster.apply(objects, dry_run=dry_run)
+
+    changes = _connected(kubeconfig, context, run)
     for change in changes:
         typer.echo(str(change))
     if all(change.action == "unchanged" for change in changes):
@@ -264,6 +284,61 @@ def diff(
     """Show what `apply` would change (a server-side dry run): created, updated fields, unchanged."""
     options = Options(app_dir, env, version, image, namespace, bundle, store_url, secret_name, no_namespace)
     _cluster_run(options, kubeconfig, context, dry_run=True)
+
+
+@k8s.command("deploy")
+def deploy(
+    app_dir: Path = APP_DIR,
+    env: str = ENV,
+    version: str | None = VERSION,
+    image: str | None = IMAGE,
+    namespace: str | None = NAMESPACE,
+    bundle: str | None = BUNDLE,
+    store_url: str | None = STORE,
+    secret_name: str | None = SECRET,
+    kubeconfig: Path | None = KUBECONFIG,
+    context: str | None = CONTEXT,
+) -> None:
+    """Blue/green: stage the version on the idle colour, wait until ready, switch the live Service to it."""
+    from sprout.providers.kubernetes.bluegreen import BlueGreen
+
+    options = Options(app_dir, env, version, image, namespace, bundle, store_url, secret_name, True)
+    ctx = _context(options)
+
+    def release(cluster: Cluster) -> Colour:
+        live = cluster.live_colour(ctx.namespace, ctx.names.service()) or "blue"
+        return BlueGreen(cluster, typer.echo).deploy(replace(ctx, live=live))
+
+    live = _connected(kubeconfig, context, release)
+    old = "green" if live == "blue" else "blue"
+    typer.echo(
+        f"live: {live} ({ctx.version}); {old} keeps running: `sprout k8s rollback` switches back, "
+        f"`sprout k8s apply` after the rollback window ({ctx.manifest.deploy.rollback_window:g}s) "
+        "scales it to zero"
+    )
+
+
+@k8s.command("rollback")
+def rollback(
+    app_dir: Path = APP_DIR,
+    env: str = ENV,
+    namespace: str | None = NAMESPACE,
+    kubeconfig: Path | None = KUBECONFIG,
+    context: str | None = CONTEXT,
+) -> None:
+    """Switch the live Service back to the other colour while its pods still run."""
+    from sprout.providers.kubernetes.bluegreen import BlueGreen
+    from sprout.providers.kubernetes.context import Names
+    from sprout.providers.kubernetes.render import default_namespace
+
+    manifest = load_manifest(manifest_path(app_dir))
+    names = Names(manifest.app.name, namespace or default_namespace(manifest.app.name, env))
+    live = _connected(
+        kubeconfig,
+        context,
+        lambda cluster: BlueGreen(cluster, typer.echo).rollback(names, manifest.scaling.enabled),
+    )
+    typer.echo(f"live: {live}")
 
 
 def register(app: typer.Typer) -> None:

@@ -6,6 +6,7 @@ Everything goes through the official client's `DynamicClient` with server-side a
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.config import ConfigException, load_incluster_config, new_client_from_config
 from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import NotFoundError as K8sNotFound
+from kubernetes.dynamic.exceptions import ResourceNotFoundError
 from urllib3.exceptions import HTTPError
 
 from sprout.errors import ServiceError, UserError
@@ -119,6 +121,15 @@ def keep_replicas(obj: Mapping[str, Any], live: Mapping[str, Any]) -> Mapping[st
     return {**obj, "spec": {**obj["spec"], "replicas": count}}
 
 
+def api_message(exc: ApiException) -> str:
+    """The API server's own words for a failed call (its Status message), else status and reason."""
+    try:
+        message = json.loads(exc.body or "{}").get("message")
+    except (ValueError, AttributeError):
+        message = None
+    return f"{exc.status} {exc.reason}: {message}" if message else f"{exc.status} {exc.reason}"
+
+
 class Cluster:
     """One cluster, reached through a connected API client."""
 
@@ -127,7 +138,13 @@ class Cluster:
         self.dynamic = DynamicClient(api)  # type: ignore[no-untyped-call]
 
     def _resource(self, obj: Mapping[str, Any]) -> Any:
-        return self.dynamic.resources.get(api_version=obj["apiVersion"], kind=obj["kind"])
+        try:
+            return self.dynamic.resources.get(api_version=obj["apiVersion"], kind=obj["kind"])
+        except ResourceNotFoundError as exc:
+            raise ServiceError(
+                f"kubernetes: the cluster does not serve {obj['kind']} ({obj['apiVersion']}); "
+                "it may be older than the 1.30 Sprout renders for"
+            ) from exc
 
     def _get(self, obj: Mapping[str, Any]) -> dict[str, Any] | None:
         meta = obj["metadata"]
@@ -137,6 +154,10 @@ class Cluster:
             )
         except K8sNotFound:
             return None
+        except ApiException as exc:
+            raise ServiceError(
+                f"kubernetes: reading {obj['kind']}/{meta['name']}: {api_message(exc)}"
+            ) from exc
         live: dict[str, Any] = found.to_dict()
         return live
 
@@ -169,7 +190,7 @@ class Cluster:
             try:
                 result = self._apply(obj, dry_run)
             except ApiException as exc:
-                raise ServiceError(f"kubernetes apply: {kind}/{name}: {exc.status} {exc.reason}") from exc
+                raise ServiceError(f"kubernetes apply: {kind}/{name}: {api_message(exc)}") from exc
             if live is None:
                 changes.append(Change(kind, name, "create"))
                 continue
@@ -179,6 +200,28 @@ class Cluster:
             changes.append(Change(kind, name, "update" if fields else "unchanged", fields))
         return changes
 
+    def read(self, api_version: str, kind: str, name: str, namespace: str) -> dict[str, Any] | None:
+        """One object as the cluster has it now, or None."""
+        ref = {"apiVersion": api_version, "kind": kind, "metadata": {"name": name, "namespace": namespace}}
+        return self._get(ref)
+
+    def merge_patch(
+        self, api_version: str, kind: str, name: str, namespace: str, body: dict[str, Any]
+    ) -> None:
+        """Merge `body` into one object (only the fields it names change)."""
+        ref = {"apiVersion": api_version, "kind": kind}
+        try:
+            self.dynamic.patch(  # type: ignore[no-untyped-call]
+                self._resource(ref),
+                body=body,
+                name=name,
+                namespace=namespace,
+                content_type="application/merge-patch+json",
+                field_manager=FIELD_MANAGER,
+            )
+        except ApiException as exc:
+            raise ServiceError(f"kubernetes: patching {kind}/{name}: {api_message(exc)}") from exc
+
     def live_colour(self, namespace: str, service: str) -> Colour | None:
         """The colour the live Service selects now, or None when it does not exist yet."""
         try:
@@ -187,7 +230,7 @@ class Cluster:
             if exc.status == 404:
                 return None
             raise ServiceError(
-                f"kubernetes: cannot read Service {namespace}/{service}: {exc.reason}"
+                f"kubernetes: cannot read Service {namespace}/{service}: {api_message(exc)}"
             ) from exc
         selector = (found.spec.selector if found.spec else None) or {}
         colour = selector.get(COLOUR_LABEL)

@@ -38,6 +38,27 @@ def other(colour: Colour) -> Colour:
 
 
 @dataclass(frozen=True)
+class Names:
+    """The object names of one app environment: what a release switches between."""
+
+    app: str
+    namespace: str
+
+    def deployment(self, colour: Colour) -> str:
+        """The Deployment (and ConfigMap) of one colour: `<app>-blue` or `<app>-green`."""
+        return f"{self.app}-{colour}"
+
+    def service(self, preview: bool = False) -> str:
+        """`<app>` carries live traffic; `<app>-preview` reaches the idle colour for checks before a swap."""
+        return f"{self.app}-preview" if preview else self.app
+
+    @property
+    def hpa(self) -> str:
+        """The HorizontalPodAutoscaler (scheduled scaling may patch exactly this one)."""
+        return self.app
+
+
+@dataclass(frozen=True)
 class RenderContext:
     """The inputs of one rendering, checked once so the builders can trust them."""
 
@@ -87,13 +108,18 @@ class RenderContext:
         return self.secret_name or f"{self.app}-secrets"
 
     @property
+    def names(self) -> Names:
+        """The names of this environment's objects."""
+        return Names(self.app, self.namespace)
+
+    @property
     def hpa_name(self) -> str:
-        """The HorizontalPodAutoscaler's name (scheduled scaling may patch exactly this one)."""
-        return self.app
+        """The HorizontalPodAutoscaler's name."""
+        return self.names.hpa
 
     def deployment_name(self, colour: Colour) -> str:
-        """The Deployment (and ConfigMap) of one colour: `<app>-blue` or `<app>-green`."""
-        return f"{self.app}-{colour}"
+        """The Deployment (and ConfigMap) of one colour."""
+        return self.names.deployment(colour)
 
     def labels(self, **extra: str) -> dict[str, str]:
         """The labels every object carries, plus `extra`."""

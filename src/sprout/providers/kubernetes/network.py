@@ -21,8 +21,8 @@ from sprout.providers.kubernetes.context import Colour, RenderContext, other
 
 
 def service_name(ctx: RenderContext, preview: bool = False) -> str:
-    """`<app>` carries live traffic; `<app>-preview` reaches the idle colour for checks before a swap."""
-    return f"{ctx.app}-preview" if preview else ctx.app
+    """The live Service's name, or the preview Service's."""
+    return ctx.names.service(preview)
 
 
 def service(ctx: RenderContext, preview: bool = False) -> V1Service:

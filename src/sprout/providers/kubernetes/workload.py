@@ -40,7 +40,6 @@ def deployment(ctx: RenderContext, colour: Colour, count: int | None = None) -> 
             name=ctx.deployment_name(colour),
             namespace=ctx.namespace,
             labels=ctx.labels(**{"sprout.dev/color": colour}),
-            annotations={"sprout.dev/live": "true" if colour == ctx.live else "false"},
         ),
         spec=V1DeploymentSpec(
             replicas=replicas(ctx, colour) if count is None else count,
