@@ -60,7 +60,8 @@ for _module in COMMAND_MODULES:
 def run() -> None:
     """Entry point: run the CLI, turning SproutError into one clear line and its exit code."""
     try:
-        app(standalone_mode=False)
+        # Without standalone mode click returns a `typer.Exit(n)` raised by a command as n.
+        code = app(standalone_mode=False)
     except SproutError as exc:
         if os.environ.get("SPROUT_DEBUG"):
             raise
@@ -74,9 +75,11 @@ def run() -> None:
     except KeyboardInterrupt:
         sys.exit(130)
     except Exception as exc:
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(2 if isinstance(exc, click.UsageError) else exc.exit_code)
+        # Usage errors of the click that typer carries (vendored or not): they print themselves.
+        show, code = getattr(exc, "show", None), getattr(exc, "exit_code", None)
+        if callable(show) and isinstance(code, int):
+            show()
+            sys.exit(code)
         raise
+    if isinstance(code, int) and code:
+        sys.exit(code)
