@@ -67,3 +67,11 @@ def test_a_node_that_cannot_start_is_reported(memcached_nodes: list[MemcachedNod
     taken = memcached_nodes[0].port
     with pytest.raises(ServiceError, match=r"memcached for zone 'c' on 127\.0\.0\.1 failed to start"):
         memcached.start_node("c", port=taken, log_path=tmp_path / "c.log")
+
+
+def test_the_log_folder_is_created(tmp_path: Path) -> None:
+    node = memcached.start_node("a", 16, log_path=tmp_path / "envs" / "shop" / "memcached-a.log")
+    try:
+        assert (tmp_path / "envs" / "shop" / "memcached-a.log").exists()
+    finally:
+        memcached.stop_node(node)

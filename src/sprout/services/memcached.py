@@ -149,6 +149,7 @@ def _spawn(cmd: list[str], log_path: Path | None) -> subprocess.Popen[bytes]:
     if log_path is None:
         null = subprocess.DEVNULL
         return subprocess.Popen(cmd, stdout=null, stderr=null, start_new_session=True)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as out:
         return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
 
