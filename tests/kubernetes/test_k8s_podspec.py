@@ -43,7 +43,7 @@ def test_init_container_writes_the_pods_own_spec(tmp_path: Path) -> None:
     assert (
         done.stdout == "sprout podspec: shop-blue-7d9f-x2k4q in zone eu-central-1b runs shop/production v7\n"
     )
-    spec = load_spec(out)
+    spec = load_spec(str(out))
     assert spec.instance_id == "shop-blue-7d9f-x2k4q"
     assert spec.zone == "eu-central-1b"
     assert spec.secret_names == ("SHOP_API_KEY", "SHOP_SIGNING_KEY")

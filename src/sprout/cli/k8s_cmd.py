@@ -1,8 +1,9 @@
-"""`sprout k8s …`: the same manifest on Kubernetes — render, validate, apply, diff.
+"""`sprout k8s …`: the same manifest on Kubernetes — render, validate, apply, diff, deploy, rollback.
 
-A sub-app beside the one-machine commands. `render` and `validate` work offline; `apply` and `diff`
-need a cluster from a kubeconfig. The version comes from the state store (`sprout push`), or is given
-explicitly with `--bundle-sha256` and `--store-url`.
+A sub-app beside the one-machine commands. `render` and `validate` work offline; `apply`, `diff`,
+`deploy` (blue/green by selector switch) and `rollback` need a cluster from a kubeconfig. The version
+comes from the state store (`sprout push`), or is given explicitly with `--bundle-sha256`,
+`--store-url` and `--version`.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ T = TypeVar("T")
 
 k8s = typer.Typer(
     name="k8s",
-    help="Run the app on Kubernetes: render, validate, apply and diff its objects.",
+    help="Run the app on Kubernetes: render, validate, apply and diff its objects; blue/green releases.",
     no_args_is_help=True,
 )
 
