@@ -253,6 +253,10 @@ def test_follow_yields_the_tail_then_new_lines(store: LogStore, tmp_path: Path) 
     reader = threading.Thread(target=consume)
     reader.start()
     try:
+        # New lines only once the tail is out: otherwise they would be the tail.
+        deadline = time.monotonic() + 10
+        while len(seen) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
         append(log, record("new 1", ts=10.0), record("filtered", instance="i-bbb"), record("new 2", ts=11.0))
         store.ingest_file(log, "instance")
         deadline = time.monotonic() + 10

@@ -1,7 +1,21 @@
-"""Central logs: the line format instances write, the SQLite/FTS5 log store, and its ingester."""
+"""Central logs: the line format instances write (`record`), the SQLite/FTS5 log store (`store`) and its
+ingester (`ingest`). Import from those modules: every instance's agent imports `record` while its app
+boots, and must not pay for the store it never uses."""
 
-from sprout.logs.ingest import LogIngester
-from sprout.logs.record import LogRecord, format_line, parse_line
-from sprout.logs.store import LogRow, LogStore
+import importlib
 
-__all__ = ["LogIngester", "LogRecord", "LogRow", "LogStore", "format_line", "parse_line"]
+_HOMES = {
+    "LogIngester": "sprout.logs.ingest",
+    "LogRecord": "sprout.logs.record",
+    "format_line": "sprout.logs.record",
+    "parse_line": "sprout.logs.record",
+    "LogRow": "sprout.logs.store",
+    "LogStore": "sprout.logs.store",
+}
+
+
+def __getattr__(name: str) -> object:
+    """The public names of the submodules, imported on first use (`from sprout.logs import LogStore`)."""
+    if name not in _HOMES:
+        raise AttributeError(f"module 'sprout.logs' has no attribute {name!r}")
+    return getattr(importlib.import_module(_HOMES[name]), name)
