@@ -237,6 +237,11 @@ def test_identity_comes_from_the_downward_api() -> None:
         "SPROUT_ZONE": "metadata.labels['topology.kubernetes.io/zone']",
     }
     assert init["command"][-2:] == ["/etc/sprout-config/spec.json", "/etc/sprout/spec.json"]
+    # A helper, sized small so it never raises the pod's effective request above the app's.
+    assert init["resources"] == {
+        "requests": {"cpu": "50m", "memory": "128Mi"},
+        "limits": {"cpu": "500m", "memory": "128Mi"},
+    }
 
 
 @pytest.mark.parametrize(

@@ -42,7 +42,7 @@ from sprout.providers.kubernetes.context import (
     Colour,
     RenderContext,
 )
-from sprout.providers.kubernetes.sizes import pod_size
+from sprout.providers.kubernetes.sizes import TOOL, pod_size
 
 #: Seconds a stopping pod keeps serving after Kubernetes removed it from the Service's endpoints: the
 #: kube-proxies and ingress controllers learn of the removal asynchronously, so SIGTERM waits for them.
@@ -143,7 +143,7 @@ def init_container(ctx: RenderContext) -> V1Container:
             _downward("SPROUT_INSTANCE", "metadata.name"),
             _downward("SPROUT_ZONE", f"metadata.labels['{ZONE_LABEL}']"),
         ],
-        resources=pod_size("small").requirements(),
+        resources=TOOL.requirements(),
         security_context=container_security(),
         volume_mounts=[
             V1VolumeMount(name="config", mount_path=SPEC_TEMPLATE_DIR, read_only=True),

@@ -23,7 +23,7 @@ from kubernetes.client import (
 
 from sprout.providers.kubernetes.context import RenderContext
 from sprout.providers.kubernetes.pod import RUN_AS, container_security
-from sprout.providers.kubernetes.sizes import pod_size
+from sprout.providers.kubernetes.sizes import TOOL
 from sprout.spec.scaling import ScheduleEntry
 
 
@@ -107,7 +107,7 @@ def cron_job(ctx: RenderContext, number: int, entry: ScheduleEntry) -> V1CronJob
                 name="patch-hpa",
                 image=ctx.image,
                 command=patch_command(ctx, entry),
-                resources=pod_size("small").requirements(),
+                resources=TOOL.requirements(),
                 security_context=container_security(),
             )
         ],
