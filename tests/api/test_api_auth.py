@@ -47,6 +47,18 @@ class FakeController:
     def shutdown(self, stop_router: bool) -> dict[str, Any]:
         return self._answer("shutdown", stop_router)
 
+    def deploy(self, request: dict[str, Any]) -> dict[str, Any]:
+        return self._answer("deploy", request)
+
+    def rollback(self, request: dict[str, Any]) -> dict[str, Any]:
+        return self._answer("rollback", request)
+
+    def swap(self, request: dict[str, Any]) -> dict[str, Any]:
+        return self._answer("swap", request)
+
+    def deployments(self, query: dict[str, str]) -> dict[str, Any]:
+        return self._answer("deployments", query)
+
 
 REQUESTS = [
     ("GET", "/v1/healthz"),
@@ -56,6 +68,10 @@ REQUESTS = [
     ("GET", "/v1/logs"),
     ("GET", "/v1/events"),
     ("POST", "/v1/shutdown"),
+    ("POST", "/v1/deploy"),
+    ("POST", "/v1/rollback"),
+    ("POST", "/v1/swap"),
+    ("GET", "/v1/deployments"),
     ("GET", "/"),
     ("GET", "/no/such/route"),
     ("OPTIONS", "/v1/status"),
@@ -68,7 +84,7 @@ REQUESTS = [
 
 @pytest.fixture
 def client() -> TestClient:
-    return TestClient(create_app(FakeController(), TOKEN), raise_server_exceptions=False)
+    return TestClient(create_app(FakeController(), FakeController(), TOKEN), raise_server_exceptions=False)
 
 
 @pytest.mark.parametrize(("method", "path"), REQUESTS)
@@ -96,7 +112,7 @@ def test_every_route_without_the_token_is_401(
 
 def test_the_token_opens_every_route() -> None:
     controller = FakeController()
-    client = TestClient(create_app(controller, TOKEN))
+    client = TestClient(create_app(controller, controller, TOKEN))
     auth = {"Authorization": f"Bearer {TOKEN}"}
     assert client.get("/v1/healthz", headers=auth).json() == {"ok": True}
     assert client.get("/v1/status", headers=auth).json() == {"called": "status"}
@@ -105,7 +121,22 @@ def test_the_token_opens_every_route() -> None:
     assert client.get("/v1/logs?grep=x", headers=auth).status_code == 200
     assert client.get("/v1/events", headers=auth).status_code == 200
     assert client.post("/v1/shutdown", headers=auth, json={"router": True}).status_code == 200
-    assert [name for name, _ in controller.calls] == ["status", "apply", "down", "logs", "events", "shutdown"]
+    assert client.post("/v1/deploy", headers=auth, json={"app": "a", "version": "v2"}).status_code == 200
+    assert client.post("/v1/rollback", headers=auth, json={"app": "a"}).status_code == 200
+    assert client.post("/v1/swap", headers=auth, json={"app": "a"}).status_code == 200
+    assert client.get("/v1/deployments?app=a", headers=auth).status_code == 200
+    assert [name for name, _ in controller.calls] == [
+        "status",
+        "apply",
+        "down",
+        "logs",
+        "events",
+        "shutdown",
+        "deploy",
+        "rollback",
+        "swap",
+        "deployments",
+    ]
     assert controller.calls[2] == ("down", ("a", "b", "ann"))
     assert controller.calls[3] == ("logs", {"grep": "x"})
     assert controller.calls[5] == ("shutdown", True)
@@ -122,7 +153,9 @@ def test_the_token_opens_every_route() -> None:
     ],
 )
 def test_errors_keep_their_kind_and_message(error: Exception, status: int) -> None:
-    client = TestClient(create_app(FakeController(error), TOKEN), raise_server_exceptions=False)
+    client = TestClient(
+        create_app(FakeController(error), FakeController(error), TOKEN), raise_server_exceptions=False
+    )
     response = client.get("/v1/status", headers={"Authorization": f"Bearer {TOKEN}"})
     assert response.status_code == status
     assert response.json()["error"] == str(error)
@@ -130,7 +163,7 @@ def test_errors_keep_their_kind_and_message(error: Exception, status: int) -> No
 
 
 def test_apply_needs_an_app_dir_and_json() -> None:
-    client = TestClient(create_app(FakeController(), TOKEN))
+    client = TestClient(create_app(FakeController(), FakeController(), TOKEN))
     auth = {"Authorization": f"Bearer {TOKEN}"}
     response = client.post("/v1/apply", headers=auth, json={"env": "production"})
     assert response.status_code == 400

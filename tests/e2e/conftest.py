@@ -18,7 +18,8 @@ CANARY = "canary-7f3d9b1e-do-not-leak"
 @pytest.fixture
 def sprout(tmp_path: Path) -> Iterator[Sprout]:
     """The hello app with a planted secret; `sprout down` and a kill of any leftover process at the end."""
-    app = make_app(tmp_path, '[secrets]\nAPI_KEY = "env:SPROUT_E2E_CANARY"\n')
+    # Autoscaling off: these tests hold the fleet at its minimum to check self-healing, not scaling.
+    app = make_app(tmp_path, '[secrets]\nAPI_KEY = "env:SPROUT_E2E_CANARY"\n\n[scaling]\nenabled = false\n')
     instance = Sprout(
         home=tmp_path / "home", app_dir=app, port=free_port(), extra_env={"SPROUT_E2E_CANARY": CANARY}
     )

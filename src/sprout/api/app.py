@@ -8,6 +8,10 @@ Routes (all JSON, all under the token):
   GET    /v1/logs                        query the central log store
   GET    /v1/events                      the control plane's decisions
   POST   /v1/shutdown                    {router?: bool} stop the daemon (and the router)
+  POST   /v1/deploy                      {app, env, version, strategy?, user?} start a release
+  POST   /v1/rollback                    {app, env, to?, user?} back to the warm fleet or an earlier version
+  POST   /v1/swap                        {app, env, user?} blue/green: traffic to the warm fleet
+  GET    /v1/deployments                 recorded releases
 """
 
 from __future__ import annotations
@@ -58,6 +62,26 @@ class Controller(Protocol):
         ...
 
 
+class Releases(Protocol):
+    """What the API needs from the release engine."""
+
+    def deploy(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Start a release."""
+        ...
+
+    def rollback(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Roll an environment back."""
+        ...
+
+    def swap(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Swap blue/green."""
+        ...
+
+    def deployments(self, query: dict[str, str]) -> dict[str, Any]:
+        """List releases."""
+        ...
+
+
 def error_status(exc: SproutError) -> int:
     """The HTTP status of an error kind."""
     if isinstance(exc, NotFoundError):
@@ -71,8 +95,8 @@ def error_status(exc: SproutError) -> int:
     return 500
 
 
-def create_app(controller: Controller, token: str) -> Starlette:
-    """The API application for one controller, guarded by `token`."""
+def create_app(controller: Controller, releases: Releases, token: str) -> Starlette:
+    """The API application for one controller and release engine, guarded by `token`."""
 
     async def healthz(request: Request) -> Response:
         return JSONResponse({"ok": True})
@@ -101,6 +125,18 @@ def create_app(controller: Controller, token: str) -> Starlette:
         body = await _json_body(request)
         return JSONResponse(await run_in_threadpool(controller.shutdown, bool(body.get("router"))))
 
+    async def deploy(request: Request) -> Response:
+        return JSONResponse(await run_in_threadpool(releases.deploy, await _json_body(request)))
+
+    async def rollback(request: Request) -> Response:
+        return JSONResponse(await run_in_threadpool(releases.rollback, await _json_body(request)))
+
+    async def swap(request: Request) -> Response:
+        return JSONResponse(await run_in_threadpool(releases.swap, await _json_body(request)))
+
+    async def deployments(request: Request) -> Response:
+        return JSONResponse(await run_in_threadpool(releases.deployments, dict(request.query_params)))
+
     async def sprout_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, SproutError)
         return JSONResponse(
@@ -124,6 +160,10 @@ def create_app(controller: Controller, token: str) -> Starlette:
         Route("/v1/logs", logs, methods=["GET"]),
         Route("/v1/events", events, methods=["GET"]),
         Route("/v1/shutdown", shutdown, methods=["POST"]),
+        Route("/v1/deploy", deploy, methods=["POST"]),
+        Route("/v1/rollback", rollback, methods=["POST"]),
+        Route("/v1/swap", swap, methods=["POST"]),
+        Route("/v1/deployments", deployments, methods=["GET"]),
     ]
     return Starlette(
         routes=routes,

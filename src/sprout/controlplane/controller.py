@@ -20,7 +20,7 @@ from sprout.controlplane.resources import Resources
 from sprout.controlplane.router_process import RouterProcess
 from sprout.controlplane.status import environments_status
 from sprout.errors import NotFoundError, UserError
-from sprout.logs import LogStore
+from sprout.logs.store import LogStore
 from sprout.plan import ApplyResult, apply_manifest
 from sprout.providers.base import Provider
 from sprout.spec import load_manifest, resolve_secrets
@@ -43,6 +43,7 @@ class Controller:
         secrets: SecretBook,
         log_store: LogStore,
         daemon_info: Callable[[], dict[str, Any]],
+        quiesce: Callable[[], None],
         request_stop: Callable[[], None],
     ) -> None:
         self._store = store
@@ -53,6 +54,7 @@ class Controller:
         self._secrets = secrets
         self._logs = log_store
         self._daemon_info = daemon_info
+        self._quiesce = quiesce
         self._request_stop = request_stop
 
     def status(self) -> dict[str, Any]:
@@ -154,8 +156,8 @@ class Controller:
         router_stopped = False
         if stop_router:
             self._refuse_if_environments_left()
-            # The loop would restart a router it finds missing: stop the loop before the router.
-            self._reconciler.stop()
+            # The loops would restart or use a router they find missing: stop them before the router.
+            self._quiesce()
             with self._reconciler.lock:
                 self._refuse_if_environments_left()
                 router_stopped = self._router.stop()

@@ -25,22 +25,32 @@ import uvicorn
 
 from sprout.api.app import create_app
 from sprout.api.auth import ensure_token
+from sprout.controlplane.autoscale import Autoscaler
 from sprout.controlplane.controller import Controller
+from sprout.controlplane.fleet import ControlPlaneFleet
 from sprout.controlplane.instances import InstanceLauncher, SecretBook
 from sprout.controlplane.lifecycle import daemon_file
+from sprout.controlplane.periodic import Periodic
 from sprout.controlplane.process import ProcessRecord, record_to_json, write_json
 from sprout.controlplane.reconcile import Reconciler
+from sprout.controlplane.releases import ReleaseOps
 from sprout.controlplane.resources import Resources
 from sprout.controlplane.router_process import RouterProcess
-from sprout.logs import LogIngester, LogStore
+from sprout.deploy.engine import ReleaseEngine
+from sprout.errors import NotFoundError, ServiceError
+from sprout.logs.ingest import LogIngester
+from sprout.logs.store import LogStore
 from sprout.paths import Home
 from sprout.providers.local import LocalProvider
 from sprout.router.client import RouterAdmin
+from sprout.spec import Manifest
 from sprout.state import StateStore
 
 log = logging.getLogger("sprout.daemon")
 
 LOG_INTERVAL = 0.5
+RELEASE_INTERVAL = 0.5
+AUTOSCALE_INTERVAL = 1.0
 API_SHUTDOWN_TIMEOUT = 5
 
 
@@ -100,10 +110,41 @@ class Daemon:
         reconciler = Reconciler(
             store, provider, launcher, resources, lambda: self._router_admin(router, store, reconciler)
         )
+
+        def running_router() -> RouterAdmin:
+            # Only the reconcile loop restarts a missing router; the others wait for it.
+            found = router.current()
+            if found is None:
+                raise ServiceError("router: not running; the reconcile loop restarts it")
+            return router.admin(found)
+
+        fleet = ControlPlaneFleet(home, store, running_router, resources, secrets, reconciler.lock)
+        engine = ReleaseEngine(store, fleet, lambda app, version: _version_manifest(store, app, version))
+        autoscaler = Autoscaler(store, running_router, lambda app, env: engine.active(app, env) is not None)
+        tickers = [
+            Periodic("releases", engine.tick_all, RELEASE_INTERVAL, store),
+            Periodic("autoscaler", autoscaler.tick, AUTOSCALE_INTERVAL, store),
+        ]
         log_store = LogStore(home.log_db)
         ingester = LogIngester(log_store, lambda: discover_logs(home), interval=LOG_INTERVAL)
+
+        def quiesce() -> None:
+            # Before the router is stopped for good, stop every loop that could act on it.
+            for ticker in tickers:
+                ticker.stop()
+            reconciler.stop()
+
         controller = Controller(
-            store, provider, router, reconciler, resources, secrets, log_store, self.info, self.stopping.set
+            store,
+            provider,
+            router,
+            reconciler,
+            resources,
+            secrets,
+            log_store,
+            self.info,
+            quiesce,
+            self.stopping.set,
         )
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -112,7 +153,7 @@ class Daemon:
         self.api_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
         server = uvicorn.Server(
             uvicorn.Config(
-                create_app(controller, token),
+                create_app(controller, ReleaseOps(store, engine), token),
                 log_level="warning",
                 lifespan="off",
                 access_log=False,
@@ -125,6 +166,8 @@ class Daemon:
         store.record_event(None, None, "daemon.start", f"daemon pid {os.getpid()} serving {self.api_url}")
         ingester.start()
         reconciler.start()
+        for ticker in tickers:
+            ticker.start()
         api.start()
         while not server.started and api.is_alive():
             time.sleep(0.01)
@@ -135,6 +178,8 @@ class Daemon:
                 log.error("API server stopped unexpectedly; shutting down")
                 break
         # Reverse order; the router and the instances keep running (traffic never depends on us).
+        for ticker in tickers:
+            ticker.stop()
         reconciler.stop()
         reconciler.wait_retired(timeout=30.0)
         server.should_exit = True
@@ -176,6 +221,14 @@ class Daemon:
                 port=handle.port,
             )
         return router.admin(handle)
+
+
+def _version_manifest(store: StateStore, app: str, version: str) -> Manifest:
+    """The manifest packed with a pushed version (what a release of it runs with)."""
+    found = store.get_version(app, version)
+    if found is None:
+        raise NotFoundError(f"{app} {version}: no such version (push one with `sprout push`)")
+    return found.manifest
 
 
 def discover_logs(home: Home) -> list[tuple[Path, str]]:

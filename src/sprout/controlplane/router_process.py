@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,6 +64,8 @@ class RouterProcess:
         self._token_file = home.run / "router.token"
         self._child: subprocess.Popen[bytes] | None = None
         self._admin: RouterAdmin | None = None
+        # The reconcile loop, the release and scaling tickers and API calls share this object.
+        self._lock = threading.RLock()
 
     @property
     def token_file(self) -> Path:
@@ -76,42 +79,48 @@ class RouterProcess:
 
     def current(self) -> RouterHandle | None:
         """The recorded router when it still runs, else None."""
-        self._reap()
-        data = read_json(self._record_file)
-        record = record_from_json(data)
-        if data is None or record is None or not record.alive():
-            return None
-        return RouterHandle(record, int(data["port"]), int(data["admin_port"]), adopted=self._child is None)
+        with self._lock:
+            self._reap()
+            data = read_json(self._record_file)
+            record = record_from_json(data)
+            if data is None or record is None or not record.alive():
+                return None
+            return RouterHandle(
+                record, int(data["port"]), int(data["admin_port"]), adopted=self._child is None
+            )
 
     def ensure(self, port: int | None) -> RouterHandle:
         """The running router (adopted), or a new one on `port` (else the saved port, else 8080)."""
-        handle = self.current()
-        if handle is not None:
-            if port is not None and port != handle.port:
-                raise UserError(
-                    f"router: already listening on port {handle.port}, not {port}; "
-                    "run `sprout down` first or leave out --port"
-                )
-            return handle
-        return self._start(port or self.saved_port() or DEFAULT_PORT)
+        with self._lock:
+            handle = self.current()
+            if handle is not None:
+                if port is not None and port != handle.port:
+                    raise UserError(
+                        f"router: already listening on port {handle.port}, not {port}; "
+                        "run `sprout down` first or leave out --port"
+                    )
+                return handle
+            return self._start(port or self.saved_port() or DEFAULT_PORT)
 
     def admin(self, handle: RouterHandle) -> RouterAdmin:
         """A client of the router's admin API (one per router process, reused across passes)."""
-        if self._admin is None or self._admin.base_url != handle.admin_url:
-            if self._admin is not None:
-                self._admin.close()
-            self._admin = RouterAdmin(handle.admin_url, ensure_token(self._token_file))
-        return self._admin
+        with self._lock:
+            if self._admin is None or self._admin.base_url != handle.admin_url:
+                if self._admin is not None:
+                    self._admin.close()
+                self._admin = RouterAdmin(handle.admin_url, ensure_token(self._token_file))
+            return self._admin
 
     def stop(self) -> bool:
         """Stop the recorded router (SIGTERM, then SIGKILL); True when none runs afterwards."""
-        self._reap()
-        record = record_from_json(read_json(self._record_file))
-        gone = True if record is None else terminate(record, STOP_TIMEOUT)
-        self._reap()
-        data = read_json(self._record_file) or {}
-        write_json(self._record_file, {"port": data.get("port")})
-        return gone
+        with self._lock:
+            self._reap()
+            record = record_from_json(read_json(self._record_file))
+            gone = True if record is None else terminate(record, STOP_TIMEOUT)
+            self._reap()
+            data = read_json(self._record_file) or {}
+            write_json(self._record_file, {"port": data.get("port")})
+            return gone
 
     def _start(self, port: int) -> RouterHandle:
         ensure_token(self._token_file)
