@@ -14,7 +14,7 @@ from sprout.providers.aws import template_json
 from sprout.providers.aws.userdata import with_bundle
 from sprout.spec import parse_manifest
 
-from .helpers import GOLDEN, SHA, render, regenerate
+from .helpers import GOLDEN, SHA, regenerate, render
 
 APPS = ["microsite", "lottery", "minimal", "full"]
 
