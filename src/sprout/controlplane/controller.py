@@ -15,8 +15,9 @@ from typing import Any
 
 from sprout.controlplane.durations import parse_since
 from sprout.controlplane.instances import SecretBook
-from sprout.controlplane.reconcile import STOP_GRACE, Reconciler
+from sprout.controlplane.reconcile import Reconciler
 from sprout.controlplane.resources import Resources
+from sprout.controlplane.retire import STOP_GRACE
 from sprout.controlplane.router_process import RouterProcess
 from sprout.controlplane.status import environments_status
 from sprout.errors import NotFoundError, UserError

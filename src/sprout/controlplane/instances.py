@@ -71,9 +71,10 @@ class InstanceLauncher:
         version = self._store.get_version(env.app, version_label)
         if version is None:
             raise NotFoundError(f"{env.app} {version_label}: no such version (push it with `sprout push`)")
-        manifest = env.manifest
+        # What runs is the version's own (its command, install, [env]); where it runs is the environment's.
+        manifest = version.manifest
         secrets = self._secrets.values(env)
-        env_vars = {**manifest.env, **self._resources.instance_env(env.app, env.name, manifest)}
+        env_vars = {**manifest.env, **self._resources.instance_env(env.app, env.name, env.manifest)}
         port = free_port(HOST)
         # Recorded first: a daemon that dies right after the launch still knows the process it started.
         instance = self._store.add_instance(

@@ -28,6 +28,7 @@ from typing import Any
 from sprout.controlplane.groups import desired_groups, group_of
 from sprout.controlplane.instances import InstanceLauncher
 from sprout.controlplane.resources import Resources
+from sprout.controlplane.retire import STOP_GRACE, Retirer
 from sprout.controlplane.routing import build_table
 from sprout.errors import SproutError
 from sprout.providers.base import ObservedInstance, Provider
@@ -39,8 +40,6 @@ from sprout.state.models import LIVE_STATES, Group
 log = logging.getLogger(__name__)
 
 INTERVAL = 0.5
-#: Seconds an agent gets between SIGTERM and SIGKILL when the control plane stops it.
-STOP_GRACE = 10.0
 #: Back-off after instances die before becoming healthy: first delay, doubling, capped.
 BACKOFF_FIRST = 1.0
 BACKOFF_MAX = 30.0
@@ -92,7 +91,7 @@ class Reconciler:
         self._clock = clock
         self.lock = threading.RLock()
         self._backoff: dict[str, _Backoff] = {}
-        self._retiring: dict[str, threading.Thread] = {}
+        self._retirer = Retirer(store, provider)
         self._pushed: dict[str, Any] | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -146,7 +145,7 @@ class Reconciler:
             self._stop_orphans(observed, decided)
             self.push_table(admin)
             for instance, drain in decided.retire:
-                self._begin_retire(admin, instance, drain)
+                self._retirer.begin(admin, instance, drain)
 
     def push_table(self, admin: RouterAdmin) -> bool:
         """Send the routing table to the router when it differs from the last one sent; True if sent."""
@@ -199,7 +198,7 @@ class Reconciler:
         for instance in self._store.list_instances(env.app, env.name, states=(*LIVE_STATES, "draining")):
             if instance.state == "draining":
                 decided.live_ids.add(instance.id)
-                if instance.id not in self._retiring:
+                if not self._retirer.busy(instance.id):
                     decided.retire.append((instance, manifest.deploy.drain))
                 continue
             process = observed.get(instance.id)
@@ -333,7 +332,11 @@ class Reconciler:
     def _stop_orphans(self, observed: Mapping[str, ObservedInstance], decided: _Pass) -> None:
         """Stop every live process the state store does not count as part of a live environment."""
         for instance_id, process in observed.items():
-            if instance_id in decided.live_ids or instance_id in self._retiring or process.state == "exited":
+            if (
+                instance_id in decided.live_ids
+                or self._retirer.busy(instance_id)
+                or process.state == "exited"
+            ):
                 continue
             record = self._store.get_instance(instance_id)
             app = record.app if record else None
@@ -349,41 +352,9 @@ class Reconciler:
             if record is not None and record.state != "stopped":
                 self._store.update_instance(instance_id, state="stopped")
 
-    # -- retiring: drain in the router, then stop ------------------------------------------------------
-
-    def _begin_retire(self, admin: RouterAdmin, instance: Instance, drain: float) -> None:
-        if instance.id in self._retiring:
-            return
-        thread = threading.Thread(
-            target=self._retire, args=(admin, instance, drain), name=f"retire-{instance.id}", daemon=True
-        )
-        self._retiring[instance.id] = thread
-        thread.start()
-
-    def _retire(self, admin: RouterAdmin, instance: Instance, drain: float) -> None:
-        """Wait (bounded) for the router to drain the target, stop the instance, record it stopped."""
-        try:
-            if drain > 0:
-                try:
-                    admin.wait_drained(instance.id, timeout=drain)
-                except Exception as exc:
-                    log.warning("drain of %s: %s; stopping it anyway", instance.id, exc)
-            self._provider.stop(instance.id, STOP_GRACE)
-            self._store.update_instance(instance.id, state="stopped")
-            self._store.record_event(
-                instance.app, instance.env, "instance.stopped", f"{instance.id} stopped", instance=instance.id
-            )
-        except Exception:
-            log.exception("retiring %s failed; the next pass retries", instance.id)
-        finally:
-            with self.lock:
-                self._retiring.pop(instance.id, None)
-
     def wait_retired(self, timeout: float) -> None:
         """Wait for background retirements to finish (used before shutting down)."""
-        deadline = time.monotonic() + timeout
-        for thread in list(self._retiring.values()):
-            thread.join(max(0.0, deadline - time.monotonic()))
+        self._retirer.wait(timeout)
 
 
 def _surplus(instances: list[Instance], count: int) -> list[Instance]:
