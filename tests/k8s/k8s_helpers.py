@@ -16,12 +16,12 @@ GOLDEN = Path(__file__).parent / "golden"
 SHA = "5" * 64
 STORE = "s3://sprout-bundles/shop"
 IMAGE = "registry.example.com/sprout:0.1.0-python3.11-slim"
-#: microsite and lottery are the examples; minimal (two lines) and full live under tests/kubernetes/data.
+#: microsite and lottery are the examples; minimal (two lines) and full live under tests/k8s/data.
 APPS = ["microsite", "lottery", "minimal", "full"]
 
 
 def app_dir(name: str) -> Path:
-    """An example app (examples/<name>) when it exists, else the manifest under tests/kubernetes/data."""
+    """An example app (examples/<name>) when it exists, else the manifest under tests/k8s/data."""
     example = ROOT / "examples" / name
     if name == "lottery" and not (example / "sprout.toml").exists():
         example = ROOT / "examples" / "hello"
