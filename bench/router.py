@@ -231,6 +231,8 @@ def main() -> None:
         "--memory", action="store_true", help="also measure the router's RSS (1 M requests, 1 GiB)"
     )
     parser.add_argument("--profile", action="store_true", help="run the router under cProfile; print the top")
+    parser.add_argument("--perf", action="store_true", help="sample the router with `perf record` during one "
+                        "extra -c64 run and print where CPU time goes (kernel, interpreter, httptools, uvloop)")  # fmt: skip
     parser.add_argument("--serve-backend", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_backend:
@@ -332,6 +334,8 @@ def run(args: argparse.Namespace, folder: Path, procs: Processes) -> None:
                 print(
                     f"c={c}: router/{other} req/s {r['rps'] / o['rps']:.2f}x  p99 {r['p99'] / o['p99']:.2f}x"
                 )
+    if args.perf and router is not None:
+        perf_profile(folder, ports["router"], router.pid, args.duration)
     if args.memory and router is not None:
         memory(ports["router"], admin, router.pid, conns)
     if args.profile and router is not None:
@@ -339,6 +343,26 @@ def run(args: argparse.Namespace, folder: Path, procs: Processes) -> None:
         import pstats
 
         pstats.Stats(str(folder / "router.prof")).sort_stats("tottime").print_stats(25)
+
+
+def perf_profile(folder: Path, port: int, pid: int, duration: int) -> None:
+    if shutil.which("perf") is None:
+        print("perf not found: skipping the perf profile (apt-get install linux-perf)")
+        return
+    data = folder / "perf.data"
+    cmd = ["perf", "record", "-F", "999", "-e", "cpu-clock", "-g", "-p", str(pid), "-o", str(data)]
+    recorder = subprocess.Popen([*cmd, "--", "sleep", str(duration)], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)  # fmt: skip
+    result = wrk(port, 64, duration)
+    recorder.wait()
+    print(
+        f"\nperf profile of the router during wrk -c64 ({result['rps']:.0f} req/s), share of its CPU samples:"
+    )
+    for sort in ("dso", "sym"):
+        report = subprocess.run(["perf", "report", "-i", str(data), "--no-children", "--sort", sort, "-g", "none"],
+                                capture_output=True, text=True).stdout  # fmt: skip
+        rows = [line for line in report.splitlines() if line.strip() and not line.startswith("#")]
+        print("\n".join(rows[: 8 if sort == "dso" else 15]))
 
 
 def memory(port: int, admin: int, pid: int, conns: list[int]) -> None:
