@@ -99,6 +99,7 @@ class Controller:
             if found is None:
                 raise NotFoundError(f"{env_id(app, env)}: no such environment (see `sprout status`)")
             instances = self._store.list_instances(app, env, states=("launching", "running", "draining"))
+            self._abort_releases(app, env)
             self._store.delete_environment(app, env)
             self._secrets.forget(found.id)
             self._store.record_event(
@@ -124,6 +125,23 @@ class Controller:
             self._store.record_event(app, env, "env.removed", f"{found.id} removed")
             remaining = len(self._store.list_environments())
         return {"stopped": [i.id for i in instances], "services": services, "remaining": remaining}
+
+    def _abort_releases(self, app: str, env: str) -> None:
+        """End an environment's unfinished releases (it is going away) and free its release lock."""
+        for deployment in self._store.list_deployments(app, env, unfinished=True):
+            self._store.update_deployment(
+                deployment.id,
+                state="done",
+                outcome="aborted",
+                reason="environment torn down by `sprout down`",
+                finished_at=time.time(),
+            )
+            self._store.record_event(
+                app, env, "release.abort", f"release {deployment.id} ended: environment down"
+            )
+        holder = self._store.lock_holder(env_id(app, env))
+        if holder is not None:
+            self._store.release_lock(env_id(app, env), holder)
 
     def logs(self, query: dict[str, str]) -> dict[str, Any]:
         """Log lines matching the query's filters (`after` pages forward for `logs -f`)."""
