@@ -10,9 +10,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from e2e_kit import Sprout, free_port, kill_all, make_app, processes_of
-
-CANARY = "canary-7f3d9b1e-do-not-leak"
+from e2e_kit import CANARY, Sprout, free_port, kill_all, make_app, processes_of
 
 
 @pytest.fixture

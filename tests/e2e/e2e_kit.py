@@ -22,6 +22,8 @@ import psutil
 REPO = Path(__file__).resolve().parents[2]
 HELLO = REPO / "examples" / "hello"
 CLI_TIMEOUT = 120.0
+#: A secret value planted in every e2e app; it must never show up where Sprout writes or answers.
+CANARY = "canary-7f3d9b1e-do-not-leak"
 
 
 def free_port() -> int:

@@ -14,9 +14,7 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
-from e2e_kit import Load, Sprout, alive, app_process, processes_of
-
-from conftest import CANARY
+from e2e_kit import CANARY, Load, Sprout, alive, app_process, processes_of
 
 pytestmark = pytest.mark.slow
 
