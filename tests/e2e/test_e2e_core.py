@@ -9,10 +9,8 @@ import stat
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import httpx
-import psutil
 import pytest
 from e2e_kit import CANARY, Load, Sprout, alive, app_process, processes_of
 
@@ -207,9 +205,6 @@ def _log_lines(sprout: Sprout) -> list[dict[str, object]]:
         trust_env=False,
     ).json()
     return list(doc["lines"])
-
-
-__all__ = ["Path", "psutil"]
 
 
 def test_up_fails_fast_on_a_crash_loop_and_shows_the_logs(sprout: Sprout) -> None:
