@@ -104,3 +104,18 @@ def test_expect_100_continue(start_backend, start_router):
         while not data.endswith(b"hello"):
             data += sock.recv(4096)
     assert data.startswith(b"HTTP/1.1 200 OK")
+
+
+def test_idle_keep_alive_connection_is_closed(start_backend, start_router):
+    backend = start_backend()
+    router = start_router("--idle-timeout", "1")
+    router.admin.put_table(table(route("i", [group("g", [backend], healthy=True)])))
+    with socket.create_connection(("127.0.0.1", router.port), timeout=5) as sock:
+        sock.sendall(b"GET / HTTP/1.0\r\nHost: i.localhost\r\nConnection: keep-alive\r\n\r\n")
+        reply = b""
+        while not reply.endswith(b"v1 %d" % backend.port):
+            reply += sock.recv(4096)
+        assert b"Connection: keep-alive" in reply
+        started = time.monotonic()
+        assert sock.recv(4096) == b""
+        assert time.monotonic() - started < 3

@@ -295,6 +295,9 @@ class Exchange:
         if self.close_after or not self.request_done:
             self.close_after = True
             parts.append(b"Connection: close\r\n")
+        elif not self.client.http11:
+            # An HTTP/1.0 client only keeps the connection when the response says so.
+            parts.append(b"Connection: keep-alive\r\n")
         parts.append(CRLF)
         self.resp_out.append(b"".join(parts))
         if self.method == b"HEAD" and status != 101:
