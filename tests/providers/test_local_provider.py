@@ -138,7 +138,8 @@ def test_stop_never_touches_a_process_that_reused_the_pid(
 def test_launching_a_running_instance_again_is_a_conflict(
     home: Home, probe_sha: str, provider: LocalProvider
 ) -> None:
-    spec = make_spec(home, probe_sha)
+    # An app that needs no port: a port lost to a concurrent test would end it, and the agent with it.
+    spec = make_spec(home, probe_sha, web="sleep 60")
     provider.launch(spec, {})
     with pytest.raises(ConflictError, match=f"instance {spec.instance_id} is already running"):
         provider.launch(spec, {})

@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 def scaling_config(manifest: Manifest) -> ScalingConfig:
     """The scaler's settings from a manifest's `[scaling]` section."""
-    return ScalingConfig.from_mapping(manifest.scaling.model_dump(mode="json", exclude={"slo_p99"}))
+    return ScalingConfig.from_mapping(manifest.scaling.model_dump(mode="json"))
 
 
 def route_totals(metrics: Mapping[str, Any], route: str) -> dict[str, Any]:

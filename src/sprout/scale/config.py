@@ -17,6 +17,7 @@ scale_in_stabilization = "300s"     # scale in only to the highest recommendatio
 warmup = "30s"                      # launch → serving; the predictive horizon
 cooldown = "0s"                     # minimum time between two scale-ins
 predictive = false                  # Holt's linear forecast scales out ahead of a rise
+slo_p99 = "500ms"                   # the latency objective `sprout cost --advise` keeps
 
 [[scaling.step]]                    # metric per serving instance in [lower, upper) → change
 lower = 80
@@ -145,6 +146,7 @@ class ScalingConfig:
     warmup: float = 30.0
     cooldown: float = 0.0
     predictive: bool = False
+    slo_p99: float = 0.5
     step: tuple[StepAdjustment, ...] = field(default=())
     schedule: tuple[ScheduledAction, ...] = field(default=())
 
@@ -176,7 +178,7 @@ class ScalingConfig:
         for key in ("target", "tolerance"):
             if data.get(key) is not None:
                 values[key] = float(data[key])
-        for key in ("scale_in_stabilization", "warmup", "cooldown"):
+        for key in ("scale_in_stabilization", "warmup", "cooldown", "slo_p99"):
             if data.get(key) is not None:
                 values[key] = parse_duration(data[key], f"scaling.{key}")
         values["step"] = tuple(_step(s, i) for i, s in enumerate(data.get("step") or ()))
