@@ -86,6 +86,7 @@ CORPUS = [
     ("two-hosts", b"GET /a HTTP/1.1\r\n" + head() + head() + b"\r\n" + SMUGGLED, 400),
     ("no-host-http11", b"GET /a HTTP/1.1\r\n\r\n" + SMUGGLED, 400),
     ("nul-in-header", b"GET /a HTTP/1.1\r\n" + head() + b"X-A: a\x00b\r\n\r\n" + SMUGGLED, 400),
+    ("connect-method", b"CONNECT h.localhost:443 HTTP/1.1\r\n" + head() + b"\r\n" + SMUGGLED, 405),
     ("oversize-header", b"GET /a HTTP/1.1\r\n" + head() + b"X-Big: " + b"a" * 17000 + b"\r\n\r\n", 431),
     ("many-headers", b"GET /a HTTP/1.1\r\n" + head() + b"".join(b"X-H%d: %s\r\n" % (i, b"v" * 50) for i in range(400)) + b"\r\n", 431),
     ("oversize-uri", b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\n" + head() + b"\r\n", 414),

@@ -395,18 +395,23 @@ class ClientProtocol(asyncio.Protocol):
 
     def _upgrade_requested(self, rest: bytes) -> None:
         ex = self.last
+        if ex is not None and ex.local is not None:
+            # Answered by the router itself (404, 405 for CONNECT, a cache hit): no tunnel, then close.
+            ex.close_after = True
+            return
         if ex is None or not ex.upgrade or ex.done:
-            if ex is not None and ex.upgrade is False and ex.local is not None:
-                return
             self.fail(400, "unexpected protocol upgrade")
             return
         self.upgrading = True
         ex.tunnel_pending = rest
+        # Nothing more is read until the upstream accepts the upgrade, so early bytes stay bounded.
+        self._pause()
 
     def start_tunnel(self, ex: Exchange) -> None:
         """The upstream accepted the upgrade: relay raw bytes from now on."""
         self.tunnel = ex
         self.upgrading = False
+        self._resume()
 
     def pause_for_upstream(self) -> None:
         """Stop reading the client until the upstream side can take more."""
