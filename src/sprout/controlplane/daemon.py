@@ -18,10 +18,12 @@ import socket
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import uvicorn
+from starlette.applications import Starlette
 
 from sprout.api.app import create_app
 from sprout.api.auth import ensure_token
@@ -51,6 +53,8 @@ log = logging.getLogger("sprout.daemon")
 LOG_INTERVAL = 0.5
 RELEASE_INTERVAL = 0.5
 AUTOSCALE_INTERVAL = 1.0
+#: How long a stopping daemon waits for drains and stops it already began.
+RETIRE_TIMEOUT = 30.0
 API_SHUTDOWN_TIMEOUT = 5
 
 
@@ -77,6 +81,19 @@ def main(argv: list[str] | None = None) -> int:
     return Daemon(home, args.api_port, args.router_port).run()
 
 
+@dataclass
+class Parts:
+    """The daemon's wired collaborators, in the order they start (and stop in reverse)."""
+
+    store: StateStore
+    reconciler: Reconciler
+    tickers: list[Periodic]
+    log_store: LogStore
+    ingester: LogIngester
+    app: Starlette
+    router_port: int
+
+
 class Daemon:
     """Wires the control plane's parts explicitly and runs them until stopped."""
 
@@ -88,19 +105,19 @@ class Daemon:
         self.started_at = time.time()
         self.api_url = ""
 
-    def run(self) -> int:
-        """Start every part, wait for a stop request, stop every part."""
+    def wire(self) -> Parts:
+        """Build every part and adopt or start the router (explicit wiring, no globals)."""
         home = self.home
-        token = ensure_token(home.token_file)
         store = StateStore(home.state_db)
         provider = LocalProvider(home)
         router = RouterProcess(home)
         handle = router.ensure(self.router_port)
+        verb = "adopted" if handle.adopted else "started"
         store.record_event(
             None,
             None,
-            "router.adopt" if handle.adopted else "router.start",
-            f"router pid {handle.record.pid} {'adopted' if handle.adopted else 'started'} on port {handle.port}",
+            f"router.{'adopt' if handle.adopted else 'start'}",
+            f"router pid {handle.record.pid} {verb} on port {handle.port}",
             pid=handle.record.pid,
             port=handle.port,
         )
@@ -126,7 +143,6 @@ class Daemon:
             Periodic("autoscaler", autoscaler.tick, AUTOSCALE_INTERVAL, store),
         ]
         log_store = LogStore(home.log_db)
-        ingester = LogIngester(log_store, lambda: discover_logs(home), interval=LOG_INTERVAL)
 
         def quiesce() -> None:
             # Before the router is stopped for good, stop every loop that could act on it.
@@ -146,6 +162,19 @@ class Daemon:
             quiesce,
             self.stopping.set,
         )
+        return Parts(
+            store=store,
+            reconciler=reconciler,
+            tickers=tickers,
+            log_store=log_store,
+            ingester=LogIngester(log_store, lambda: discover_logs(home), interval=LOG_INTERVAL),
+            app=create_app(controller, ReleaseOps(store, engine), ensure_token(home.token_file)),
+            router_port=handle.port,
+        )
+
+    def run(self) -> int:
+        """Start every part, serve until a stop request, stop every part; the exit code."""
+        parts = self.wire()
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", self.api_port))
@@ -153,7 +182,7 @@ class Daemon:
         self.api_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
         server = uvicorn.Server(
             uvicorn.Config(
-                create_app(controller, ReleaseOps(store, engine), token),
+                parts.app,
                 log_level="warning",
                 lifespan="off",
                 access_log=False,
@@ -163,32 +192,34 @@ class Daemon:
         api = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="api", daemon=True)
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: self.stopping.set())
-        store.record_event(None, None, "daemon.start", f"daemon pid {os.getpid()} serving {self.api_url}")
-        ingester.start()
-        reconciler.start()
-        for ticker in tickers:
+        parts.store.record_event(
+            None, None, "daemon.start", f"daemon pid {os.getpid()} serving {self.api_url}"
+        )
+        parts.ingester.start()
+        parts.reconciler.start()
+        for ticker in parts.tickers:
             ticker.start()
         api.start()
         while not server.started and api.is_alive():
             time.sleep(0.01)
-        write_json(daemon_file(home), {**record_to_json(self._record()), "api_url": self.api_url})
-        log.info("daemon pid %s: API %s, router port %s", os.getpid(), self.api_url, handle.port)
+        write_json(daemon_file(self.home), {**record_to_json(self._record()), "api_url": self.api_url})
+        log.info("daemon pid %s: API %s, router port %s", os.getpid(), self.api_url, parts.router_port)
         while not self.stopping.wait(0.5):
             if not api.is_alive():
                 log.error("API server stopped unexpectedly; shutting down")
                 break
         # Reverse order; the router and the instances keep running (traffic never depends on us).
-        for ticker in tickers:
+        for ticker in parts.tickers:
             ticker.stop()
-        reconciler.stop()
-        reconciler.wait_retired(timeout=30.0)
+        parts.reconciler.stop()
+        parts.reconciler.wait_retired(timeout=RETIRE_TIMEOUT)
         server.should_exit = True
         api.join(timeout=API_SHUTDOWN_TIMEOUT + 2)
-        ingester.stop()
-        ingester.ingest_once()
-        log_store.close()
-        store.record_event(None, None, "daemon.stop", f"daemon pid {os.getpid()} stopped")
-        daemon_file(home).unlink(missing_ok=True)
+        parts.ingester.stop()
+        parts.ingester.ingest_once()
+        parts.log_store.close()
+        parts.store.record_event(None, None, "daemon.stop", f"daemon pid {os.getpid()} stopped")
+        daemon_file(self.home).unlink(missing_ok=True)
         return 0
 
     def info(self) -> dict[str, Any]:
