@@ -188,6 +188,20 @@ def test_kill_app_and_daemon_under_load(sprout: Sprout) -> None:
         if e["kind"] in ("instance.orphan", "instance.launch") and e["time"] > restarted_at
     ]
 
+    # A killed router is restarted by the daemon on the same port, serving its persisted table at once.
+    os.kill(router_pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            if sprout.get("/").status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        assert time.monotonic() < deadline, "router not back within 10 s"
+        time.sleep(0.1)
+    assert sprout.router()["pid"] != router_pid
+    assert {i["id"] for i in sprout.wait_converged(5)["instances"]} == new_ids
+
 
 def _events(sprout: Sprout) -> list[dict[str, object]]:
     api = sprout.daemon()["api_url"]
