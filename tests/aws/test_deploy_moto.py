@@ -27,6 +27,10 @@ class Clock:
     def __call__(self) -> float:
         return self.now
 
+    def sleep(self, seconds: float) -> None:
+        """What `Deployer.run` calls between polls: time passes, instantly."""
+        self.now += seconds
+
 
 @pytest.fixture
 def app(tmp_path: Path) -> Path:
@@ -149,8 +153,7 @@ def test_deploy_resumes_from_saved_state(aws: str, app: Path, tmp_path: Path) ->
     second = deployer(manifest, refs, clock)
     saved = second.states.load()
     assert saved == state
-    clock.now += 10_000
-    final = second.run(saved, poll=0, sleep=lambda _: None)
+    final = second.run(saved, poll=5, sleep=clock.sleep)
     assert final.status == "done"
     assert weights(refs) == {"blue": 0, "green": 100}
 
@@ -162,7 +165,7 @@ def test_rollback_while_old_colour_is_warm_restores_weights(aws: str, app: Path,
     d = deployer(manifest, refs, clock)
     path, sha = packed(app, tmp_path / "out")
     state = d.run(
-        d.start("hello", "prod", sha, "bluegreen", path), poll=0, sleep=lambda _: None, through_hold=False
+        d.start("hello", "prod", sha, "bluegreen", path), poll=5, sleep=clock.sleep, through_hold=False
     )
     assert state.status == "holding"
     assert weights(refs) == {"blue": 0, "green": 100}
@@ -180,14 +183,12 @@ def test_rollback_after_retirement_brings_the_old_colour_back(aws: str, app: Pat
     d = deployer(manifest, refs, clock)
     path, sha = packed(app, tmp_path / "out")
     state = d.start("hello", "prod", sha, "bluegreen", path)
-    clock.now += 10_000
-    assert d.run(state, poll=0, sleep=lambda _: None).status == "done"
+    assert d.run(state, poll=5, sleep=clock.sleep).status == "done"
     assert sizes(refs)["blue"] == (0, 4, 0)
 
     reverse = d.rollback()
     assert (reverse.source, reverse.target, reverse.sha256) == ("green", "blue", OLD_SHA)
-    clock.now += 10_000
-    final = d.run(reverse, poll=0, sleep=lambda _: None)
+    final = d.run(reverse, poll=5, sleep=clock.sleep)
     assert final.status == "done"
     assert weights(refs) == {"blue": 100, "green": 0}
     assert sizes(refs) == {"blue": (2, 4, 2), "green": (0, 4, 0)}

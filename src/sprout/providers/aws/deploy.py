@@ -267,6 +267,8 @@ class Deployer:
             strategy="bluegreen",
             source=s.target,
             target=s.source,
+            sha256=s.previous_sha256,
+            previous_sha256=s.sha256,
             step="upload",
             status="running",
             canary_index=-1,
