@@ -76,6 +76,8 @@ def up(
         console.print(result.get("plan") or "", markup=False)
     else:
         console.print(f"{manifest.app.name}/{env}: no changes ({pushed.version} already applied)")
+    if wait and result.get("deployment"):
+        _wait_release(client, manifest.app.name, env, int(result["deployment"]))
     if wait:
         _wait_healthy(client, manifest, env)
     _print_urls(client, manifest.app.name, env)
@@ -110,10 +112,19 @@ def status(
             f"\n[bold]{e['app']}/{e['env']}[/]  {e['url'] or ''}  version {e['version'] or '-'}  "
             f"{e['healthy']}/{e['desired']} healthy"
         )
-        table = Table("id", "zone", "version", "port", "pid", "state", "health", box=None)
+        weights = {g["name"]: g["weight"] for g in e["groups"]}
+        table = Table("id", "group", "zone", "version", "port", "pid", "state", "health", box=None)
         for i in e["instances"]:
+            group = f"{i['group']} ({weights[i['group']]}%)" if i["group"] in weights else i["group"]
             table.add_row(
-                i["id"], i["zone"], i["version"], str(i["port"]), str(i["pid"]), i["state"], i["health"]
+                i["id"],
+                group,
+                i["zone"],
+                i["version"],
+                str(i["port"]),
+                str(i["pid"]),
+                i["state"],
+                i["health"],
             )
         if e["instances"]:
             console.print(table)
@@ -228,6 +239,31 @@ def _wait_healthy(client: ApiClient, manifest: Manifest, env: str) -> None:
                 )
             time.sleep(POLL)
     console.print(f"{name}/{env}: {found['healthy']}/{found['desired']} healthy")
+
+
+def _wait_release(client: ApiClient, app: str, env: str, deployment_id: int) -> None:
+    """Follow a release `up` started until it is done; fail with its reason unless it succeeded."""
+    with console.status(f"{app}/{env}: release {deployment_id}") as progress:
+        while True:
+            found = [
+                d
+                for d in client.get("/v1/deployments", app=app, env=env)["deployments"]
+                if d["id"] == deployment_id
+            ]
+            if not found:
+                raise ServiceError(f"{app}/{env}: release {deployment_id} disappeared; see `sprout status`")
+            deployment = found[0]
+            if deployment["state"] == "done":
+                break
+            progress.update(
+                f"{app}/{env}: release {deployment_id} ({deployment['strategy']}) at {deployment['state']}"
+            )
+            time.sleep(POLL)
+    if deployment["outcome"] != "succeeded":
+        raise ServiceError(
+            f"{app}/{env}: release {deployment_id} {deployment['outcome']}: {deployment['reason']}"
+        )
+    console.print(f"{app}/{env}: release {deployment_id} succeeded: {deployment['reason']}")
 
 
 def _fail_on_crash_loop(client: ApiClient, app: str, env: str, since: float, found: dict[str, Any]) -> None:

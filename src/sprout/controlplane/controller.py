@@ -20,12 +20,12 @@ from sprout.controlplane.resources import Resources
 from sprout.controlplane.retire import STOP_GRACE
 from sprout.controlplane.router_process import RouterProcess
 from sprout.controlplane.status import environments_status
-from sprout.errors import NotFoundError, UserError
+from sprout.errors import ConflictError, NotFoundError, UserError
 from sprout.logs.store import LogStore
 from sprout.plan import ApplyResult, apply_manifest
 from sprout.providers.base import Provider
 from sprout.spec import load_manifest, resolve_secrets
-from sprout.state import Environment, StateStore
+from sprout.state import Deployment, Environment, StateStore
 from sprout.state.store import env_id
 
 LOG_LIMIT_MAX = 10_000
@@ -43,6 +43,7 @@ class Controller:
         resources: Resources,
         secrets: SecretBook,
         log_store: LogStore,
+        start_release: Callable[[str, str, str, str], Deployment],
         daemon_info: Callable[[], dict[str, Any]],
         quiesce: Callable[[], None],
         request_stop: Callable[[], None],
@@ -54,6 +55,7 @@ class Controller:
         self._resources = resources
         self._secrets = secrets
         self._logs = log_store
+        self._start_release = start_release
         self._daemon_info = daemon_info
         self._quiesce = quiesce
         self._request_stop = request_stop
@@ -85,12 +87,33 @@ class Controller:
             # Fail before anything changes when a secret can be read neither by the CLI nor the daemon.
             given = {**resolve_secrets(manifest, app_dir), **given}
         self._router.ensure(int(port) if port else None)
+        app, user, version = manifest.app.name, str(request.get("user") or "unknown"), request.get("version")
         with self._reconciler.lock:
-            result = apply_manifest(
-                self._store, app_dir, env_name, request.get("version"), str(request.get("user") or "unknown")
-            )
-            self._secrets.remember(env_id(manifest.app.name, env_name), given)
-        return {"app": manifest.app.name, "env": env_name, **result_fields(result)}
+            self._secrets.remember(env_id(app, env_name), given)
+            current = self._store.get_environment(app, env_name)
+            new_version = current is not None and bool(version) and version != current.current_version
+            if current is None or not new_version or not self._store.list_groups(app, env_name):
+                result = apply_manifest(self._store, app_dir, env_name, version, user)
+                return {"app": app, "env": env_name, **result_fields(result)}
+            holder = self._store.lock_holder(env_id(app, env_name))
+            if holder is not None:
+                raise ConflictError(
+                    f"{env_id(app, env_name)}: a release is in progress ({holder}); "
+                    "run `sprout up` again when it is done"
+                )
+            # Releases manage this environment's groups: settings now, the new version as a release.
+            result = apply_manifest(self._store, app_dir, env_name, current.current_version, user)
+        deployment = self._start_release(app, env_name, str(version), user)
+        fields = result_fields(result)
+        plan = "" if fields["plan"].startswith("no changes") else fields["plan"] + "\n"
+        return {
+            "app": app,
+            "env": env_name,
+            **fields,
+            "changed": True,
+            "plan": plan + f"~ release {version} ({deployment.strategy}): deployment {deployment.id} started",
+            "deployment": deployment.id,
+        }
 
     def down(self, app: str, env: str, user: str) -> dict[str, Any]:
         """Stop an environment's instances and services and remove its route; what is left afterwards."""

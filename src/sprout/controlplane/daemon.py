@@ -158,6 +158,7 @@ class Daemon:
             resources,
             secrets,
             log_store,
+            lambda app, env, version, user: engine.start(app, env, version, None, user, note="sprout up"),
             self.info,
             quiesce,
             self.stopping.set,
