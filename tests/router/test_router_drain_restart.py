@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -14,14 +15,18 @@ pytestmark = pytest.mark.slow
 
 
 def _fire(router, path: str, n: int) -> list:
+    """Start n concurrent requests at once (clients are built first so the requests overlap)."""
     pool = ThreadPoolExecutor(max_workers=n)
+    clients = [httpx.Client(timeout=30) for _ in range(n)]
+    barrier = threading.Barrier(n)
 
-    def one(_: int) -> tuple[int, float]:
-        with httpx.Client(timeout=30) as client:
+    def one(client: httpx.Client) -> tuple[int, float]:
+        barrier.wait()
+        with client:
             r = client.get(f"{router.url}{path}", headers={"Host": "d.localhost"})
             return r.status_code, time.monotonic()
 
-    return [pool.submit(one, i) for i in range(n)]
+    return [pool.submit(one, c) for c in clients]
 
 
 def test_drain_lets_in_flight_finish(start_backend, start_router):
@@ -29,7 +34,7 @@ def test_drain_lets_in_flight_finish(start_backend, start_router):
     router = start_router()
     router.admin.put_table(table(route("d", [group("g", [old], healthy=True)], drain_timeout=5)))
     futures = _fire(router, "/sleep?s=2", 50)
-    wait_for(lambda: router.admin.target(f"g-{old.port}")["in_flight"] == 50, 5, "50 requests in flight")
+    wait_for(lambda: router.admin.target(f"g-{old.port}")["in_flight"] == 50, 20, "50 requests in flight")
     # New table: the old target is gone (drained automatically), a new one takes new requests.
     started = time.monotonic()
     router.admin.put_table(table(route("d", [group("g", [new], healthy=True)], drain_timeout=5)))
