@@ -9,8 +9,12 @@ until the app exits, ship the last lines, and exit with the agent's status.
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
 from collections.abc import Mapping
 from pathlib import Path
+from types import FrameType
 from urllib.parse import quote
 
 from sprout.errors import ServiceError
@@ -82,8 +86,6 @@ def instance_spec(config: BootConfig, sha256: str, who: Identity, session_url: s
 
 def boot(config: BootConfig, sha256: str, who: Identity, environ: Mapping[str, str]) -> int:
     """Bootstrap and run this instance to the end; return the agent's exit status."""
-    from sprout.agent.main import run_agent
-
     secrets: dict[str, str] = {}
     url = database_url(config)
     if url:
@@ -97,7 +99,20 @@ def boot(config: BootConfig, sha256: str, who: Identity, environ: Mapping[str, s
         client("logs", config.region), config.log_group, who.instance_id, Path(spec.log_file)
     )
     shipper.start()
+    # The same agent as on one machine, by its command-line contract; secrets only in its environment.
+    agent = subprocess.Popen(
+        [sys.executable, "-m", "sprout", "agent", "--spec", str(spec_file)],
+        env={**environ, **secrets},
+        stdin=subprocess.DEVNULL,
+    )
+
+    def forward(signum: int, frame: FrameType | None) -> None:
+        agent.send_signal(signum)
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        return run_agent(spec, {**environ, **secrets})
+        return agent.wait()
     finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         shipper.stop()
