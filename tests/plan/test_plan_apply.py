@@ -145,3 +145,14 @@ def test_apply_executor_rejects_unknown_actions(store: StateStore, app_dir: Path
     with pytest.raises(TypeError, match="ApplyExecutor cannot apply Teleport"):
         ApplyExecutor(store, "alice").execute(odd)
     assert store.get_environment("shop", "production") is None
+
+
+def test_managed_resources_are_recorded_as_wanted(store: StateStore, app_dir: Path) -> None:
+    (app_dir / "sprout.toml").write_text(MANIFEST + '\n[resources.sessions]\nengine = "memcached"\n')
+    push(store, "c")
+    apply_manifest(store, app_dir, "production", None, "alice")
+    wanted = store.list_events("shop", "production", kind="resource.wanted")
+    assert [(e.message, e.data) for e in wanted] == [
+        ("+ memcached node in zone a", {"resource": "memcached", "zone": "a"}),
+        ("+ memcached node in zone b", {"resource": "memcached", "zone": "b"}),
+    ]

@@ -123,10 +123,14 @@ class ApplyExecutor:
         """The router table is built from the manifest's hosts, already written."""
 
     def _do_start_resource(self, plan: Plan, action: StartResource) -> None:
-        self.store.record_event(plan.app, plan.env, "resource.wanted", action.describe(), **action.__dict__)
+        self.store.record_event(
+            plan.app, plan.env, "resource.wanted", action.describe(), resource=action.kind, zone=action.zone
+        )
 
     def _do_stop_resource(self, plan: Plan, action: StopResource) -> None:
-        self.store.record_event(plan.app, plan.env, "resource.unwanted", action.describe(), **action.__dict__)
+        self.store.record_event(
+            plan.app, plan.env, "resource.unwanted", action.describe(), resource=action.kind, zone=action.zone
+        )
 
     def _do_noop(self, plan: Plan, action: Noop) -> None:
         """A plan that also holds real actions carries no Noop; nothing to do."""
