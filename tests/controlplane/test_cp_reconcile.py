@@ -365,3 +365,39 @@ def test_a_failing_environment_neither_blocks_others_nor_loses_its_instances(wor
     assert {i.id for i in world.live("staging")} == staging  # kept, not swept as orphans
     assert not set(world.provider.stopped) & staging
     assert world.kinds()["env.error"] == 1  # recorded once, not every pass
+
+
+def test_a_once_healthy_instance_is_replaced_only_after_its_checks_confirm_it(world: World) -> None:
+    world.env()
+    world.pass_()
+    world.all_healthy()
+    world.now += 100  # well past the launch grace
+    world.pass_()
+    victim = world.live()[0]
+    world.router.healthy[victim.id] = False  # one failed connect takes it out of rotation
+    world.pass_()
+    assert victim.id in {i.id for i in world.live()}  # not yet: the router may bring it back
+    world.now += 2.0 * 3  # health.interval (2 s) times unhealthy_threshold (3)
+    world.pass_()
+    live = world.live()
+    assert victim.id not in {i.id for i in live}
+    assert len(live) == 2  # replaced at once, no crash-loop back-off for a once-healthy instance
+    assert world.kinds()["instance.replace"] == 1
+
+
+def test_an_instance_that_recovers_is_kept(world: World) -> None:
+    world.env()
+    world.pass_()
+    world.all_healthy()
+    world.now += 100
+    world.pass_()
+    victim = world.live()[0]
+    world.router.healthy[victim.id] = False
+    world.pass_()
+    world.now += 3.0
+    world.router.healthy[victim.id] = True
+    world.pass_()
+    world.now += 10.0
+    world.pass_()
+    assert victim.id in {i.id for i in world.live()}
+    assert world.kinds()["instance.replace"] == 0

@@ -34,6 +34,7 @@ from sprout.errors import SproutError
 from sprout.providers.base import ObservedInstance, Provider
 from sprout.providers.local.placement import place
 from sprout.router.client import RouterAdmin
+from sprout.spec.models import HealthSection
 from sprout.state import Environment, Instance, StateStore
 from sprout.state.models import LIVE_STATES, Group
 
@@ -97,6 +98,7 @@ class Reconciler:
         self._thread: threading.Thread | None = None
         self._last_error = ""
         self._env_errors: dict[str, str] = {}
+        self._unhealthy_since: dict[str, float] = {}
 
     # -- the loop ----------------------------------------------------------------------------------
 
@@ -143,6 +145,8 @@ class Reconciler:
                 else:
                     self._env_errors.pop(env.id, None)
             self._stop_orphans(observed, decided)
+            for gone in set(self._unhealthy_since) - decided.live_ids:
+                del self._unhealthy_since[gone]
             self.push_table(admin)
             for instance, drain in decided.retire:
                 self._retirer.begin(admin, instance, drain)
@@ -208,20 +212,42 @@ class Reconciler:
             decided.live_ids.add(instance.id)
             instance = self._record_health(env, instance, health.get(instance.id), backoff)
             age = now - (instance.started_at or instance.created_at)
-            if instance.health != "healthy" and age > manifest.health.grace:
+            if (
+                self._still_unhealthy_for_a_while(instance, manifest.health, now)
+                and age > manifest.health.grace
+            ):
+                why = (
+                    "fails its health checks"
+                    if instance.health == "unhealthy"
+                    else f"not healthy {age:.0f}s after launch (grace {manifest.health.grace:g}s)"
+                )
                 self._store.record_event(
                     env.app,
                     env.name,
                     "instance.replace",
-                    f"{instance.id} not healthy {age:.0f}s after launch (grace {manifest.health.grace:g}s); "
-                    "replacing it",
+                    f"{instance.id} {why}; replacing it",
                     instance=instance.id,
                 )
-                backoff.failed(now)
+                if instance.health != "unhealthy":
+                    backoff.failed(now)
                 decided.retire.append((self._store.update_instance(instance.id, state="draining"), 0.0))
                 continue
             live.append(instance)
         self._converge(env, live, backoff, now, decided)
+
+    def _still_unhealthy_for_a_while(self, instance: Instance, health: HealthSection, now: float) -> bool:
+        """Not healthy, and (if it was healthy once) unhealthy for `unhealthy_threshold` check intervals.
+
+        The router takes a target out of rotation on a single failed connect; replacing the instance
+        waits until the router's checks have had the time to confirm it (or to bring it back).
+        """
+        if instance.health == "healthy":
+            self._unhealthy_since.pop(instance.id, None)
+            return False
+        if instance.health == "unknown":
+            return True
+        since = self._unhealthy_since.setdefault(instance.id, now)
+        return now - since >= health.interval * health.unhealthy_threshold
 
     def _converge(
         self, env: Environment, live: list[Instance], backoff: _Backoff, now: float, decided: _Pass
