@@ -30,7 +30,7 @@ def statements(template: dict[str, Any]) -> list[dict[str, Any]]:
     return found
 
 
-@pytest.mark.parametrize("app", ["microsite", "lottery", "minimal", "full"])
+@pytest.mark.parametrize("app", ["microsite", "lottery", "campaign", "minimal", "full"])
 def test_instance_role_is_least_privilege(app: str) -> None:
     template = render(app)
     found = statements(template)

@@ -16,7 +16,7 @@ from sprout.spec import parse_manifest
 
 from .helpers import GOLDEN, SHA, regenerate, render
 
-APPS = ["microsite", "lottery", "minimal", "full"]
+APPS = ["microsite", "lottery", "campaign", "minimal", "full"]
 
 
 def resources(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
@@ -78,7 +78,7 @@ def test_https_listener_when_a_certificate_is_given_and_http_redirects() -> None
 
 
 def test_one_auto_scaling_group_per_colour_idle_at_zero() -> None:
-    template = render("lottery")
+    template = render("campaign")
     blue = template["Resources"]["BlueGroup"]["Properties"]
     green = template["Resources"]["GreenGroup"]["Properties"]
     assert (blue["MinSize"], blue["MaxSize"], blue["DesiredCapacity"]) == ("2", "12", "2")
@@ -144,7 +144,7 @@ def test_memcached_spans_zones_and_rds_is_multi_az_with_a_managed_secret() -> No
 
 
 def test_redis_sessions_are_a_multi_az_replication_group() -> None:
-    cache = render("lottery")["Resources"]["SessionCache"]
+    cache = render("campaign")["Resources"]["SessionCache"]
     assert cache["Type"] == "AWS::ElastiCache::ReplicationGroup"
     assert (
         cache["Properties"]["MultiAZEnabled"] is True
@@ -174,7 +174,9 @@ def test_security_groups_admit_only_the_tier_in_front() -> None:
 
 def test_log_group_retention_rounds_up_to_an_accepted_value() -> None:
     assert render("full")["Resources"]["LogGroup"]["Properties"]["RetentionInDays"] == 14
-    assert render("lottery")["Resources"]["LogGroup"]["Properties"]["LogGroupName"] == "/sprout/lottery/prod"
+    assert (
+        render("campaign")["Resources"]["LogGroup"]["Properties"]["LogGroupName"] == "/sprout/campaign/prod"
+    )
 
 
 def test_route53_aliases_hosts_in_the_zone_and_cloudfront_fronts_the_alb() -> None:

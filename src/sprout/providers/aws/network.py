@@ -70,7 +70,7 @@ def _created(t: Template, ctx: RenderContext) -> Network:
             GatewayId=Ref(gateway),
         )
     )
-    zones: list[object] = [Select(i, GetAZs(Ref("AWS::Region"))) for i in range(ZONE_COUNT)]
+    zones: list[object] = [Select(i, GetAZs("")) for i in range(ZONE_COUNT)]
     public: list[object] = []
     private: list[object] = []
     private_tables: list[AWSObject] = []
