@@ -207,7 +207,7 @@ def down(
     ),
     yes: bool = typer.Option(False, "--yes", "-y", help="Delete without asking."),
 ) -> None:
-    """Delete the stack; the bundle bucket and the database's final snapshot are kept unless --purge."""
+    """Delete the stack; the bucket and the database's final snapshot stay (--purge empties the app's prefix)."""
     from sprout.providers.aws.stack import Stack
 
     target = _target(app_dir, env, bucket, region)
