@@ -20,6 +20,18 @@ class Entry:
     body: bytes
     expires: float
 
+    def response(self, request_id: bytes, keep_alive: bool) -> bytes:
+        """The full response for a cache hit."""
+        parts = [
+            wire.status_line(self.status),
+            self.headers,
+            b"Content-Length: %d\r\nX-Cache: HIT\r\nX-Request-Id: %s\r\n" % (len(self.body), request_id),
+        ]
+        if not keep_alive:
+            parts.append(b"Connection: close\r\n")
+        parts += [b"\r\n", self.body]
+        return b"".join(parts)
+
     @property
     def size(self) -> int:
         """Bytes the entry accounts for in the cache budget."""

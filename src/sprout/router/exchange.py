@@ -239,32 +239,8 @@ class Exchange:
             return
         self.deadline = 0.0
         self.resp_status = status
-        parts = [wire.status_line(status)]
-        length: bytes | None = None
-        chunked = False
-        upgrade_value = b""
-        connection_values: list[bytes] = []
-        cached = wire.cached
-        for name, value in headers:
-            cls = cached(name)
-            if cls is None:
-                cls = wire.header_class(name)
-            if cls == wire.KEEP or cls >= wire.SET_COOKIE:
-                parts.append(b"%s: %s\r\n" % (name, value))
-            elif cls == wire.CONTENT_LENGTH:
-                length = value
-            elif cls == wire.TRANSFER_ENCODING:
-                chunked = True
-            elif cls == wire.CONNECTION:
-                connection_values.append(value)
-            elif cls == wire.UPGRADE:
-                upgrade_value = value
-            elif cls in (wire.HOST, wire.FORWARDED_FOR, wire.EXPECT):
-                parts.append(b"%s: %s\r\n" % (name, value))
-        if connection_values:
-            named = wire.connection_tokens(connection_values) - {b"close", b"keep-alive", b"upgrade"}
-            if named:
-                parts = [p for p in parts if p.split(b":", 1)[0].lower() not in named]
+        parts, length, chunked, upgrade_value = wire.end_to_end_response(status, headers)
+        cache_headers = b"".join(parts[1:])
         if status == 101:
             parts.append(b"Connection: upgrade\r\nUpgrade: %s\r\n" % upgrade_value)
         elif self.method == b"HEAD" or status in (204, 304):
@@ -285,9 +261,7 @@ class Exchange:
                 self.cache_ttl = cache_lifetime(status, headers)
                 if self.cache_ttl > 0:
                     self.cache_body = []
-                    self.resp_headers = b"".join(
-                        h for h in parts[1:] if not h.startswith((b"Content-Length", b"Transfer-Encoding"))
-                    )
+                    self.resp_headers = cache_headers
             parts.append(b"X-Cache: MISS\r\n")
         parts.append(b"X-Request-Id: %s\r\n" % self.rid)
         if self.upgrade and status != 101:

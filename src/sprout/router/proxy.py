@@ -11,43 +11,22 @@ import httptools
 
 from sprout.router import wire
 from sprout.router.exchange import Exchange
+from sprout.router.request import REASONS, Reject, RequestHead
 
 if TYPE_CHECKING:
     from sprout.router.router import Router
 
-_REASONS = {
-    400: "bad request",
-    408: "request header timeout",
-    413: "request body too large",
-    414: "request line too long",
-    431: "request header fields too large",
-    501: "transfer coding not implemented",
-}
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
-_cached = wire.cached
 
 
-class _Reject(Exception):
-    """Raised inside a parser callback to stop parsing; the status is kept on the protocol."""
-
-
-class ClientProtocol(asyncio.Protocol):
+class ClientProtocol(RequestHead, asyncio.Protocol):
     """One client connection: keep-alive, pipelining in order, limits, timeouts and WebSocket tunnels."""
 
     __slots__ = (
-        "accept_encoding",
-        "body_size",
         "closed",
-        "connection",
-        "content_length",
         "exchange",
-        "expect",
-        "forwarded_for",
         "head_raw",
         "head_started",
-        "header_bytes",
-        "headers",
-        "host",
         "http11",
         "idle_since",
         "in_head",
@@ -58,19 +37,15 @@ class ClientProtocol(asyncio.Protocol):
         "paused_upstream",
         "peer",
         "queue",
-        "reject",
-        "request_id",
         "router",
         "to_start",
-        "transfer_encoding",
         "transport",
         "tunnel",
-        "upgrade",
         "upgrading",
-        "url",
     )
 
     def __init__(self, router: Router) -> None:
+        super().__init__(router.config.max_request_line, router.config.max_header_bytes)
         self.router = router
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpRequestParser(self)
@@ -90,23 +65,6 @@ class ClientProtocol(asyncio.Protocol):
         self.http11 = True
         self.paused_upstream = False
         self.paused_pipeline = False
-        self.reject = 0
-        self._reset_request()
-
-    def _reset_request(self) -> None:
-        self.url = b""
-        self.headers: list[bytes] = []
-        self.header_bytes = 0
-        self.host = b""
-        self.content_length = b""
-        self.transfer_encoding = False
-        self.connection: list[bytes] = []
-        self.upgrade = b""
-        self.forwarded_for = b""
-        self.request_id = b""
-        self.expect = False
-        self.accept_encoding = b""
-        self.body_size = 0
 
     # -- asyncio protocol -----------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -151,9 +109,9 @@ class ClientProtocol(asyncio.Protocol):
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
             self._upgrade_requested(data[exc.args[0] :])
-        except (httptools.HttpParserError, _Reject) as exc:
+        except (httptools.HttpParserError, Reject) as exc:
             status = self.reject or 400
-            self.fail(status, _REASONS.get(status, "bad request") if status != 400 else _reason(exc))
+            self.fail(status, REASONS.get(status, "bad request") if status != 400 else _reason(exc))
             return
         ex = self.to_start
         if ex is not None:
@@ -168,7 +126,7 @@ class ClientProtocol(asyncio.Protocol):
             self.in_head
             and self.head_raw > self.router.config.max_header_bytes + self.router.config.max_request_line
         ):
-            self.fail(431, _REASONS[431])
+            self.fail(431, REASONS[431])
 
     def pause_writing(self) -> None:
         ex = self.exchange
@@ -181,56 +139,6 @@ class ClientProtocol(asyncio.Protocol):
             ex.conn.resume()
 
     # -- httptools callbacks --------------------------------------------------------------------------
-    def on_url(self, url: bytes) -> None:
-        self.url += url
-        if len(self.url) > self.router.config.max_request_line:
-            self.reject = 414
-            raise _Reject()
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self.header_bytes += len(name) + len(value) + 4
-        if self.header_bytes > self.router.config.max_header_bytes:
-            self.reject = 431
-            raise _Reject()
-        cls = _cached(name)
-        if cls is None:
-            cls = wire.header_class(name)
-        if cls == wire.KEEP:
-            self.headers.append(b"%s: %s\r\n" % (name, value))
-        elif cls == wire.HOST:
-            if self.host:
-                self.reject = 400
-                raise _Reject("duplicate Host header")
-            self.host = value
-            self.headers.append(b"%s: %s\r\n" % (name, value))
-        elif cls == wire.CONTENT_LENGTH:
-            self.content_length = value
-        elif cls == wire.TRANSFER_ENCODING:
-            # Only a lone `chunked` is accepted: anything else is how request smuggling starts.
-            if self.transfer_encoding:
-                self.reject = 400
-                raise _Reject("repeated Transfer-Encoding")
-            if value.strip(b" \t").lower() != b"chunked":
-                self.reject = 501
-                raise _Reject()
-            self.transfer_encoding = True
-        elif cls == wire.CONNECTION:
-            self.connection.append(value)
-        elif cls == wire.UPGRADE:
-            self.upgrade = value
-        elif cls == wire.FORWARDED_FOR:
-            self.forwarded_for = self.forwarded_for + b", " + value if self.forwarded_for else value
-        elif cls == wire.REQUEST_ID:
-            if len(value) <= 128 and value.isascii() and b" " not in value:
-                self.request_id = value
-        elif cls == wire.EXPECT:
-            self.expect = value.strip().lower() == b"100-continue"
-        elif cls == wire.ACCEPT_ENCODING:
-            self.accept_encoding = value
-            self.headers.append(b"%s: %s\r\n" % (name, value))
-        elif cls != wire.DROP:
-            self.headers.append(b"%s: %s\r\n" % (name, value))
-
     def on_headers_complete(self) -> None:
         self.in_head = False
         self.head_raw = 0
@@ -243,7 +151,7 @@ class ClientProtocol(asyncio.Protocol):
         host = self.host
         if not host and self.http11:
             self.reject = 400
-            raise _Reject("missing Host header")
+            raise Reject("missing Host header")
         route = router.route_for(host)
         rid = self.request_id or router.new_request_id()
         headers = self.headers
@@ -262,7 +170,7 @@ class ClientProtocol(asyncio.Protocol):
             ex.local = (404, wire.local_response(404, "no route for this host", rid, not keep_alive))
         elif body_mode == 1 and int(self.content_length) > route.max_body:
             ex.close_after = True
-            ex.local = (413, wire.local_response(413, _REASONS[413], rid, True))
+            ex.local = (413, wire.local_response(413, REASONS[413], rid, True))
         elif method == b"CONNECT":
             ex.local = (405, wire.local_response(405, "CONNECT is not supported", rid, not keep_alive))
         else:
@@ -271,34 +179,21 @@ class ClientProtocol(asyncio.Protocol):
                 key = (host.lower(), url, self.accept_encoding)
                 entry = cache.get(key, router.clock)
                 if entry is not None:
-                    parts = [
-                        wire.status_line(entry.status),
-                        entry.headers,
-                        b"Content-Length: %d\r\nX-Cache: HIT\r\nX-Request-Id: %s\r\n"
-                        % (len(entry.body), rid),
-                    ]
-                    if not keep_alive:
-                        parts.append(b"Connection: close\r\n")
-                    parts += [b"\r\n", entry.body]
-                    ex.local = (entry.status, b"".join(parts))
+                    ex.local = (entry.status, entry.response(rid, keep_alive))
                 else:
                     ex.cache_key = key
             if ex.local is None:
                 xff = self.forwarded_for + b", " + self.peer if self.forwarded_for else self.peer
-                parts = [method, b" ", url, b" HTTP/1.1\r\n", *headers]
-                parts.append(
-                    b"X-Forwarded-For: %s\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: %s\r\nX-Request-Id: %s\r\n"
-                    % (xff, host, rid)
-                )
                 if body_mode == 1:
-                    parts.append(b"Content-Length: %s\r\n" % self.content_length)
+                    framing = b"Content-Length: %s\r\n" % self.content_length
                 elif body_mode == 2:
-                    parts.append(b"Transfer-Encoding: chunked\r\n")
+                    framing = b"Transfer-Encoding: chunked\r\n"
+                else:
+                    framing = b""
                 if upgrade:
                     ex.upgrade = True
-                    parts.append(b"Connection: upgrade\r\nUpgrade: %s\r\n" % self.upgrade)
-                parts.append(b"\r\n")
-                ex.head = b"".join(parts)
+                    framing += b"Connection: upgrade\r\nUpgrade: %s\r\n" % self.upgrade
+                ex.head = wire.request_head(method, url, headers, xff, host, rid, framing)
                 if self.expect and self.exchange is None and body_mode:
                     self.write(_CONTINUE)
         self._reset_request()
@@ -320,7 +215,7 @@ class ClientProtocol(asyncio.Protocol):
         route = ex.route
         if route is not None and self.body_size > route.max_body:
             self.reject = 413
-            raise _Reject()
+            raise Reject()
         ex.request_body(body)
 
     def on_message_complete(self) -> None:
@@ -448,7 +343,7 @@ class ClientProtocol(asyncio.Protocol):
             and ex is None
             and now - self.head_started > config.header_timeout
         ):
-            self.fail(408, _REASONS[408])
+            self.fail(408, REASONS[408])
         elif self.idle_since and ex is None and now - self.idle_since > config.idle_timeout:
             self.close()
 

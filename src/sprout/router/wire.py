@@ -68,6 +68,64 @@ def connection_tokens(values: list[bytes]) -> set[bytes]:
     return tokens
 
 
+def end_to_end_response(
+    status: int, headers: list[tuple[bytes, bytes]]
+) -> tuple[list[bytes], bytes | None, bool, bytes]:
+    """Status line and end-to-end headers of an upstream response, without hop-by-hop or framing headers.
+
+    Returns (parts, content_length, chunked, upgrade): the caller adds the framing it chooses.
+    """
+    parts = [status_line(status)]
+    length: bytes | None = None
+    chunked = False
+    upgrade = b""
+    connection: list[bytes] = []
+    for name, value in headers:
+        cls = cached(name)
+        if cls is None:
+            cls = header_class(name)
+        if cls == KEEP or cls >= SET_COOKIE or cls in (HOST, FORWARDED_FOR, EXPECT):
+            parts.append(b"%s: %s\r\n" % (name, value))
+        elif cls == CONTENT_LENGTH:
+            length = value
+        elif cls == TRANSFER_ENCODING:
+            chunked = True
+        elif cls == CONNECTION:
+            connection.append(value)
+        elif cls == UPGRADE:
+            upgrade = value
+    if connection:
+        named = connection_tokens(connection) - {b"close", b"keep-alive", b"upgrade"}
+        if named:
+            parts = [p for p in parts if p.split(b":", 1)[0].lower() not in named]
+    return parts, length, chunked, upgrade
+
+
+def request_head(
+    method: bytes,
+    target: bytes,
+    headers: list[bytes],
+    forwarded_for: bytes,
+    host: bytes,
+    request_id: bytes,
+    framing: bytes,
+) -> bytes:
+    """The request head sent upstream: end-to-end headers, forwarding headers, then the framing lines."""
+    return b"".join(
+        [
+            method,
+            b" ",
+            target,
+            b" HTTP/1.1\r\n",
+            *headers,
+            b"X-Forwarded-For: %s\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: %s\r\nX-Request-Id: %s\r\n"
+            % (forwarded_for, host, request_id),
+            framing,
+            b"\r\n",
+        ]
+    )
+
+
 _STATUS_LINES: dict[int, bytes] = {}
 
 

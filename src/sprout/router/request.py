@@ -1,0 +1,113 @@
+"""Reading one request head: collect what the proxy needs from httptools callbacks and enforce limits."""
+
+from __future__ import annotations
+
+from sprout.router import wire
+
+REASONS = {
+    400: "bad request",
+    408: "request header timeout",
+    413: "request body too large",
+    414: "request line too long",
+    431: "request header fields too large",
+    501: "transfer coding not implemented",
+}
+_cached = wire.cached
+
+
+class Reject(Exception):
+    """Raised inside a parser callback to stop parsing; the status is kept in `RequestHead.reject`."""
+
+
+class RequestHead:
+    """httptools `on_url`/`on_header` callbacks: the request target, end-to-end headers and framing facts."""
+
+    __slots__ = (
+        "accept_encoding",
+        "body_size",
+        "connection",
+        "content_length",
+        "expect",
+        "forwarded_for",
+        "header_bytes",
+        "headers",
+        "host",
+        "max_header_bytes",
+        "max_request_line",
+        "reject",
+        "request_id",
+        "transfer_encoding",
+        "upgrade",
+        "url",
+    )
+
+    def __init__(self, max_request_line: int, max_header_bytes: int) -> None:
+        self.max_request_line = max_request_line
+        self.max_header_bytes = max_header_bytes
+        self.reject = 0
+        self._reset_request()
+
+    def _reset_request(self) -> None:
+        self.url = b""
+        self.headers: list[bytes] = []
+        self.header_bytes = 0
+        self.host = b""
+        self.content_length = b""
+        self.transfer_encoding = False
+        self.connection: list[bytes] = []
+        self.upgrade = b""
+        self.forwarded_for = b""
+        self.request_id = b""
+        self.expect = False
+        self.accept_encoding = b""
+        self.body_size = 0
+
+    def on_url(self, url: bytes) -> None:
+        self.url += url
+        if len(self.url) > self.max_request_line:
+            self.reject = 414
+            raise Reject()
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.header_bytes += len(name) + len(value) + 4
+        if self.header_bytes > self.max_header_bytes:
+            self.reject = 431
+            raise Reject()
+        cls = _cached(name)
+        if cls is None:
+            cls = wire.header_class(name)
+        if cls == wire.KEEP:
+            self.headers.append(b"%s: %s\r\n" % (name, value))
+        elif cls == wire.HOST:
+            if self.host:
+                self.reject = 400
+                raise Reject("duplicate Host header")
+            self.host = value
+            self.headers.append(b"%s: %s\r\n" % (name, value))
+        elif cls == wire.CONTENT_LENGTH:
+            self.content_length = value
+        elif cls == wire.TRANSFER_ENCODING:
+            # Only a lone `chunked` is accepted: anything else is how request smuggling starts.
+            if self.transfer_encoding:
+                self.reject = 400
+                raise Reject("repeated Transfer-Encoding")
+            if value.strip(b" \t").lower() != b"chunked":
+                self.reject = 501
+                raise Reject()
+            self.transfer_encoding = True
+        elif cls == wire.CONNECTION:
+            self.connection.append(value)
+        elif cls == wire.UPGRADE:
+            self.upgrade = value
+        elif cls == wire.FORWARDED_FOR:
+            self.forwarded_for = self.forwarded_for + b", " + value if self.forwarded_for else value
+        elif cls == wire.REQUEST_ID:
+            if len(value) <= 128 and value.isascii() and b" " not in value:
+                self.request_id = value
+        elif cls == wire.EXPECT:
+            self.expect = value.strip().lower() == b"100-continue"
+        elif cls == wire.ACCEPT_ENCODING:
+            self.accept_encoding = value
+            self.headers.append(b"%s: %s\r\n" % (name, value))
+        elif cls != wire.DROP:
+            self.headers.append(b"%s: %s\r\n" % (name, value))
