@@ -60,16 +60,19 @@ class Target:
         return client(service, self.region)
 
 
-def _target(app_dir: Path, env: str, bucket: str | None, region: str | None) -> Target:
+def _target(
+    app_dir: Path, env: str, bucket: str | None, region: str | None, need_bucket: bool = True
+) -> Target:
+    """The environment the command acts on; the default bucket name needs the account id (one STS call)."""
     manifest = load_manifest(manifest_path(app_dir))
     region = region or manifest.aws.region
-    if bucket is None:
+    if bucket is None and need_bucket:
         from sprout.providers.aws.clients import client
         from sprout.providers.aws.stack import bucket_name
 
         account = client("sts", region).get_caller_identity()["Account"]
         bucket = bucket_name(str(account), region)
-    return Target(app_dir.resolve(), manifest, env, region, bucket)
+    return Target(app_dir.resolve(), manifest, env, region, bucket or "")
 
 
 def _pack(target: Target, out: Path) -> tuple[Path, str]:
@@ -322,7 +325,7 @@ def logs(
     """Print the environment's log lines from CloudWatch Logs (every instance, oldest first)."""
     from sprout.providers.aws.logs import describe, read_events
 
-    target = _target(app_dir, env, "unused-bucket", region)
+    target = _target(app_dir, env, None, region, need_bucket=False)
     group = f"/sprout/{target.manifest.app.name}/{env}"
     for event in read_events(target.client("logs"), group, time.time() - since, pattern, limit):
         typer.echo(event.message if raw else describe(event))

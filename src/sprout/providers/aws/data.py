@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from troposphere import GetAtt, Ref, Template
+from troposphere.ec2 import SecurityGroup
 from troposphere.elasticache import CacheCluster, ReplicationGroup
 from troposphere.elasticache import SubnetGroup as CacheSubnetGroup
 from troposphere.rds import DBInstance, DBSubnetGroup
 
 from sprout.providers.aws.context import ZONE_COUNT, RenderContext
 from sprout.providers.aws.network import Network
-from sprout.providers.aws.security import CACHE_PORTS, DB_PORTS, SecurityGroups, needs_cache, needs_database
+from sprout.providers.aws.security import CACHE_PORTS, DB_PORTS, SecurityGroups
 
 CACHE_NODE_TYPE = "cache.t3.micro"
 DB_INSTANCE_CLASS = "db.t3.micro"
@@ -22,27 +23,27 @@ DB_USER = "sprout"
 
 @dataclass(frozen=True)
 class DataRefs:
-    """What instances learn about the data services at boot: `${Resource.Attr}` placeholders for Fn::Sub."""
+    """What instances learn about the data services at boot (`${Resource.Attr}` placeholders), and the secret."""
 
-    boot: dict[str, object] = field(default_factory=dict)
+    sessions: dict[str, str] | None = None
+    database: dict[str, str] | None = None
     secret_arn: object | None = None
 
 
 def add_data(t: Template, ctx: RenderContext, network: Network, groups: SecurityGroups) -> DataRefs:
     """Create the session store and the database the manifest asks for (none when a url is given)."""
-    boot: dict[str, object] = {}
+    sessions = database = None
     secret_arn: object | None = None
-    if needs_cache(ctx):
-        boot["sessions"] = _cache(t, ctx, network, groups)
-    if needs_database(ctx):
-        boot["database"] = _database(t, ctx, network, groups)
+    if groups.cache is not None:
+        sessions = _cache(t, ctx, network, groups.cache)
+    if groups.database is not None:
+        database = _database(t, ctx, network, groups.database)
         secret_arn = GetAtt("Database", "MasterUserSecret.SecretArn")
-    return DataRefs(boot=boot, secret_arn=secret_arn)
+    return DataRefs(sessions=sessions, database=database, secret_arn=secret_arn)
 
 
-def _cache(t: Template, ctx: RenderContext, network: Network, groups: SecurityGroups) -> dict[str, object]:
+def _cache(t: Template, ctx: RenderContext, network: Network, group: SecurityGroup) -> dict[str, str]:
     engine = ctx.manifest.resources.sessions.engine
-    assert groups.cache is not None
     subnets = t.add_resource(
         CacheSubnetGroup(
             "CacheSubnetGroup",
@@ -60,7 +61,7 @@ def _cache(t: Template, ctx: RenderContext, network: Network, groups: SecurityGr
                 NumCacheNodes=ZONE_COUNT,
                 AZMode="cross-az",
                 CacheSubnetGroupName=Ref(subnets),
-                VpcSecurityGroupIds=[GetAtt(groups.cache, "GroupId")],
+                VpcSecurityGroupIds=[GetAtt(group, "GroupId")],
                 Tags=ctx.tags(),
                 **zones,
             )
@@ -81,7 +82,7 @@ def _cache(t: Template, ctx: RenderContext, network: Network, groups: SecurityGr
             MultiAZEnabled=True,
             Port=CACHE_PORTS["redis"],
             CacheSubnetGroupName=Ref(subnets),
-            SecurityGroupIds=[GetAtt(groups.cache, "GroupId")],
+            SecurityGroupIds=[GetAtt(group, "GroupId")],
             Tags=ctx.tags(),
         )
     )
@@ -96,9 +97,8 @@ def database_name(app: str) -> str:
     return re.sub(r"[^A-Za-z0-9]", "", app)[:63]
 
 
-def _database(t: Template, ctx: RenderContext, network: Network, groups: SecurityGroups) -> dict[str, object]:
+def _database(t: Template, ctx: RenderContext, network: Network, group: SecurityGroup) -> dict[str, str]:
     engine = ctx.manifest.resources.database.engine
-    assert groups.database is not None
     subnets = t.add_resource(
         DBSubnetGroup(
             "DatabaseSubnetGroup",
@@ -123,7 +123,7 @@ def _database(t: Template, ctx: RenderContext, network: Network, groups: Securit
             MasterUsername=DB_USER,
             ManageMasterUserPassword=True,
             DBSubnetGroupName=Ref(subnets),
-            VPCSecurityGroups=[GetAtt(groups.database, "GroupId")],
+            VPCSecurityGroups=[GetAtt(group, "GroupId")],
             PubliclyAccessible=False,
             BackupRetentionPeriod=7,
             Port=str(DB_PORTS[engine]),

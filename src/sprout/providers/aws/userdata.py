@@ -73,8 +73,8 @@ def boot_config(ctx: RenderContext, data: DataRefs) -> BootConfig:
         log_group="${LogGroup}",
         grace=manifest.deploy.drain,
         env_vars=env_vars,
-        sessions=data.boot.get("sessions"),  # type: ignore[arg-type]
-        database=data.boot.get("database"),  # type: ignore[arg-type]
+        sessions=data.sessions,
+        database=data.database,
     )
 
 
