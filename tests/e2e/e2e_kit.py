@@ -108,6 +108,14 @@ def make_app(tmp_path: Path, manifest_extra: str = "") -> Path:
     return app
 
 
+def edit_manifest(app: Path, old: str, new: str) -> None:
+    """Replace one piece of an app's sprout.toml."""
+    manifest = app / "sprout.toml"
+    text = manifest.read_text()
+    assert old in text, f"{old!r} not in {manifest}"
+    manifest.write_text(text.replace(old, new))
+
+
 def processes_of(home: Path) -> list[psutil.Process]:
     """Every process that belongs to this home: its path in the command line or its working folder under it."""
     mark = str(home)

@@ -12,14 +12,22 @@ import time
 
 import httpx
 import pytest
-from e2e_kit import CANARY, Load, Sprout, alive, app_process, processes_of
+from e2e_kit import CANARY, Load, Sprout, alive, app_process, edit_manifest, processes_of
 
 pytestmark = pytest.mark.slow
 
 
 def test_up_status_no_changes_auth_canary_logs_and_down(sprout: Sprout) -> None:
-    # 1. up: both instances healthy, one per zone, serving through the router.
+    released = sprout.app_dir.parent / "released.txt"
+    edit_manifest(
+        sprout.app_dir,
+        'web = "python -m hello"',
+        'web = "python -m hello"\nrelease = "echo migrated $SPROUT_VERSION >> $RELEASE_MARKER"',
+    )
+    edit_manifest(sprout.app_dir, "[env]\n", f'[env]\nRELEASE_MARKER = "{released}"\n')
+    # 1. up: the release phase runs once, then both instances are healthy, one per zone, serving.
     first = sprout.up()
+    assert released.read_text() == "migrated v1\n"
     assert "2/2 healthy" in first.stdout
     assert f"http://hello.localhost:{sprout.port}/" in first.stdout
     env = sprout.environment()
@@ -43,6 +51,7 @@ def test_up_status_no_changes_auth_canary_logs_and_down(sprout: Sprout) -> None:
     events_before = len(_events(sprout))
     second = sprout.up()
     assert "no changes" in second.stdout
+    assert released.read_text() == "migrated v1\n"  # not run again
     assert [i["id"] for i in sprout.environment()["instances"]] == [i["id"] for i in instances]
     assert not [e for e in _events(sprout)[events_before:] if e["kind"].startswith("instance.")]
 
@@ -221,14 +230,23 @@ def _log_lines(sprout: Sprout) -> list[dict[str, object]]:
     return list(doc["lines"])
 
 
-def test_up_fails_fast_on_a_crash_loop_and_shows_the_logs(sprout: Sprout) -> None:
-    manifest = sprout.app_dir / "sprout.toml"
-    manifest.write_text(
-        manifest.read_text().replace(
-            'web = "python -m hello"',
-            "web = \"echo 'boom: no database' >&2; exit 3\"",
-        )
+def test_a_failing_release_applies_nothing_and_a_crash_loop_fails_fast(sprout: Sprout) -> None:
+    edit_manifest(
+        sprout.app_dir,
+        'web = "python -m hello"',
+        'web = "python -m hello"\nrelease = "echo no migrations >&2; exit 5"',
     )
+    result = sprout.run("up", str(sprout.app_dir), "--port", str(sprout.port), check=False)
+    assert result.returncode == 4, result.stdout + result.stderr
+    assert (
+        "release command `echo no migrations >&2; exit 5` of v1 exited with code 5; nothing was applied"
+        in (result.stderr.replace("\n", " "))
+    )
+    assert "no migrations" in result.stderr
+    assert sprout.status()["environments"] == []
+
+    edit_manifest(sprout.app_dir, 'release = "echo no migrations >&2; exit 5"', 'release = "true"')
+    edit_manifest(sprout.app_dir, 'web = "python -m hello"', "web = \"echo 'boom: no database' >&2; exit 3\"")
     started = time.monotonic()
     result = sprout.run("up", str(sprout.app_dir), "--port", str(sprout.port), check=False)
     assert result.returncode == 4, result.stdout + result.stderr

@@ -14,6 +14,8 @@ from sprout.paths import Home
 
 #: Long enough for `down` of a large fleet (each instance gets its stop grace in parallel).
 TIMEOUT = 120.0
+#: `apply` may run a version's release command (bootstrap with `install`, then migrations) first.
+APPLY_TIMEOUT = 1800.0
 _KINDS: dict[str, type[SproutError]] = {
     name: cls
     for name, cls in vars(errors).items()
@@ -39,9 +41,12 @@ class ApiClient:
         """GET `path` with query parameters (None values left out)."""
         return self._call("GET", path, params={k: str(v) for k, v in params.items() if v is not None})
 
-    def post(self, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
-        """POST a JSON body."""
-        return self._call("POST", path, json=body or {})
+    def post(
+        self, path: str, body: dict[str, Any] | None = None, timeout: float | None = None
+    ) -> dict[str, Any]:
+        """POST a JSON body (`timeout` for calls that run long work, such as a release phase)."""
+        extra: dict[str, Any] = {} if timeout is None else {"timeout": timeout}
+        return self._call("POST", path, json=body or {}, **extra)
 
     def delete(self, path: str, **params: Any) -> dict[str, Any]:
         """DELETE `path`."""

@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from sprout.cli.client import ApiClient, connect, ensure_daemon
+from sprout.cli.client import APPLY_TIMEOUT, ApiClient, connect, ensure_daemon
 from sprout.cli.push_cmd import push
 from sprout.controlplane.lifecycle import running_daemon
 from sprout.controlplane.router_process import RouterProcess
@@ -71,6 +71,7 @@ def up(
             "version": pushed.version,
             "secrets": secrets,
         },
+        timeout=APPLY_TIMEOUT,
     )
     if result.get("changed"):
         console.print(result.get("plan") or "", markup=False)

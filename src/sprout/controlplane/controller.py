@@ -16,15 +16,17 @@ from typing import Any
 from sprout.controlplane.durations import parse_since
 from sprout.controlplane.instances import SecretBook
 from sprout.controlplane.reconcile import Reconciler
+from sprout.controlplane.release_phase import run_release_phase
 from sprout.controlplane.resources import Resources
 from sprout.controlplane.retire import STOP_GRACE
 from sprout.controlplane.router_process import RouterProcess
 from sprout.controlplane.status import environments_status
 from sprout.errors import ConflictError, NotFoundError, UserError
 from sprout.logs.store import LogStore
+from sprout.paths import Home
 from sprout.plan import ApplyResult, apply_manifest
 from sprout.providers.base import Provider
-from sprout.spec import load_manifest, resolve_secrets
+from sprout.spec import Manifest, load_manifest, resolve_secrets
 from sprout.state import Deployment, Environment, StateStore
 from sprout.state.store import env_id
 
@@ -36,6 +38,7 @@ class Controller:
 
     def __init__(
         self,
+        home: Home,
         store: StateStore,
         provider: Provider,
         router: RouterProcess,
@@ -48,6 +51,7 @@ class Controller:
         quiesce: Callable[[], None],
         request_stop: Callable[[], None],
     ) -> None:
+        self._home = home
         self._store = store
         self._provider = provider
         self._router = router
@@ -88,6 +92,7 @@ class Controller:
             given = {**resolve_secrets(manifest, app_dir), **given}
         self._router.ensure(int(port) if port else None)
         app, user, version = manifest.app.name, str(request.get("user") or "unknown"), request.get("version")
+        self._release_phase_first(app, env_name, version, manifest, given)
         with self._reconciler.lock:
             self._secrets.remember(env_id(app, env_name), given)
             current = self._store.get_environment(app, env_name)
@@ -114,6 +119,23 @@ class Controller:
             "plan": plan + f"~ release {version} ({deployment.strategy}): deployment {deployment.id} started",
             "deployment": deployment.id,
         }
+
+    def _release_phase_first(
+        self, app: str, env: str, label: object, manifest: Manifest, secrets: dict[str, str]
+    ) -> None:
+        """Run the release command of a version this apply brings in, before any instance of it starts.
+
+        Environments managed by releases are left to the release engine, which runs it in its own step.
+        """
+        if not isinstance(label, str) or not label:
+            return
+        current = self._store.get_environment(app, env)
+        if current is not None and (current.current_version == label or self._store.list_groups(app, env)):
+            return
+        version = self._store.get_version(app, label)
+        if version is None:
+            raise NotFoundError(f"{app} {label}: no such version (push it with `sprout push`)")
+        run_release_phase(self._home, self._store, self._resources, env, version, manifest, secrets)
 
     def down(self, app: str, env: str, user: str) -> dict[str, Any]:
         """Stop an environment's instances and services and remove its route; what is left afterwards."""

@@ -151,6 +151,7 @@ class Daemon:
             reconciler.stop()
 
         controller = Controller(
+            home,
             store,
             provider,
             router,
