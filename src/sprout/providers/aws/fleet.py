@@ -24,6 +24,8 @@ from sprout.providers.aws.network import Network
 from sprout.providers.aws.security import SecurityGroups
 from sprout.providers.aws.userdata import user_data
 
+#: Seconds a fresh EC2 instance gets before ELB health counts: first boot installs Python and Sprout.
+BOOT_GRACE = 300
 #: Amazon Linux 2023, resolved by CloudFormation from the public SSM parameter at deploy time.
 AMI_PARAMETER = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
 
@@ -88,9 +90,12 @@ def add_fleet(
                 ),
             )
         )
-        # The idle colour keeps its maximum (target tracking needs max > min) but runs nothing.
+        # The idle colour keeps its maximum (target tracking needs max > min) but runs nothing. Desired
+        # capacity is set only when the manifest names one: a stack update must not undo autoscaling.
         live = colour == ctx.live
-        size = (instances.min, instances.max, instances.initial) if live else (0, instances.max, 0)
+        desired = (
+            {"DesiredCapacity": str(instances.desired)} if live and instances.desired is not None else {}
+        )
         asgs[colour] = t.add_resource(
             AutoScalingGroup(
                 f"{title(colour)}Group",
@@ -98,12 +103,12 @@ def add_fleet(
                 LaunchTemplate=LaunchTemplateSpecification(
                     LaunchTemplateId=Ref(lt), Version=GetAtt(lt, "LatestVersionNumber")
                 ),
-                MinSize=str(size[0]),
-                MaxSize=str(size[1]),
-                DesiredCapacity=str(size[2]),
+                MinSize=str(instances.min if live else 0),
+                MaxSize=str(instances.max),
                 TargetGroupARNs=[Ref(lb.target_groups[colour])],
                 HealthCheckType="ELB",
-                HealthCheckGracePeriod=int(ctx.manifest.health.grace),
+                HealthCheckGracePeriod=max(int(ctx.manifest.health.grace), BOOT_GRACE),
+                **desired,
                 Tags=AsgTags(**{"sprout:app": ctx.app, "sprout:env": ctx.env, "sprout:colour": colour}),
             )
         )
