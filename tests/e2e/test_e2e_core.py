@@ -144,6 +144,9 @@ def test_up_status_no_changes_auth_canary_logs_and_down(sprout: Sprout) -> None:
     assert "router and daemon stopped" in down.stdout
     assert alive(pids) == []
     assert processes_of(sprout.home) == []
+    # The logs outlive the environment: read from the log store itself, no daemon started for it.
+    assert marker in sprout.run("logs", str(sprout.app_dir), "--grep", marker).stdout
+    assert processes_of(sprout.home) == []
 
 
 def test_kill_app_and_daemon_under_load(sprout: Sprout) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import getpass
 import json
 import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -13,12 +14,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from sprout.cli.client import APPLY_TIMEOUT, ApiClient, connect, ensure_daemon
+from sprout.cli.client import APPLY_TIMEOUT, ApiClient, ensure_daemon
 from sprout.cli.push_cmd import push
 from sprout.controlplane.lifecycle import running_daemon
+from sprout.controlplane.logquery import query_logs
 from sprout.controlplane.router_process import RouterProcess
 from sprout.controlplane.status import environments_status
-from sprout.errors import ServiceError, SproutError
+from sprout.errors import NotFoundError, ServiceError, SproutError
+from sprout.logs.store import LogStore
 from sprout.paths import Home
 from sprout.providers.local import LocalProvider
 from sprout.spec import Manifest, load_manifest, resolve_secrets
@@ -146,7 +149,7 @@ def logs(
 ) -> None:
     """Query the central log store: every instance's output and the router's access log."""
     home = Home.from_env()
-    client = connect(home)
+    fetch = _log_source(home)
     app_name = _app_name(app_dir)
     query: dict[str, Any] = {
         "app": None if router else app_name,
@@ -158,7 +161,7 @@ def logs(
         "source": "router" if router else "instance",
         "limit": limit,
     }
-    page = client.get("/v1/logs", **query)
+    page = fetch(query)
     for line in page["lines"]:
         _print_line(line)
     if not follow:
@@ -166,7 +169,7 @@ def logs(
     last = max([page["last_id"], *(line["id"] for line in page["lines"])])
     try:
         while True:
-            page = client.get("/v1/logs", **{**query, "since": None, "after": last, "limit": 1000})
+            page = fetch({**query, "since": None, "after": last, "limit": 1000})
             for line in page["lines"]:
                 _print_line(line)
                 last = line["id"]
@@ -328,6 +331,18 @@ def _offline_status(home: Home) -> dict[str, Any]:
         },
         "environments": envs,
     }
+
+
+def _log_source(home: Home) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """Where `logs` reads: the daemon's API, or the log store itself when no daemon runs (after `down`)."""
+    daemon = running_daemon(home)
+    if daemon is not None:
+        client = ApiClient.for_daemon(home, daemon)
+        return lambda query: client.get("/v1/logs", **query)
+    if not home.log_db.exists():
+        raise NotFoundError(f"{home.log_db}: no logs yet (run `sprout up` first)")
+    store = LogStore(home.log_db)
+    return lambda query: query_logs(store, {k: str(v) for k, v in query.items() if v is not None})
 
 
 def _nothing_runs(home: Home) -> bool:

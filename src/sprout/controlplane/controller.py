@@ -15,6 +15,7 @@ from typing import Any
 
 from sprout.controlplane.durations import parse_since
 from sprout.controlplane.instances import SecretBook
+from sprout.controlplane.logquery import LIMIT_MAX, query_logs
 from sprout.controlplane.reconcile import Reconciler
 from sprout.controlplane.release_phase import run_release_phase
 from sprout.controlplane.resources import Resources
@@ -29,8 +30,6 @@ from sprout.providers.base import Provider
 from sprout.spec import Manifest, load_manifest, resolve_secrets
 from sprout.state import Deployment, Environment, StateStore
 from sprout.state.store import env_id
-
-LOG_LIMIT_MAX = 10_000
 
 
 class Controller:
@@ -190,26 +189,12 @@ class Controller:
 
     def logs(self, query: dict[str, str]) -> dict[str, Any]:
         """Log lines matching the query's filters (`after` pages forward for `logs -f`)."""
-        limit = min(int(query.get("limit") or 200), LOG_LIMIT_MAX)
-        since = parse_since(query["since"], time.time()) if query.get("since") else None
-        after = int(query["after"]) if query.get("after") else None
-        rows = self._logs.query(
-            since=since,
-            instance=query.get("instance") or None,
-            version=query.get("version") or None,
-            app=query.get("app") or None,
-            env=query.get("env") or None,
-            source=query.get("source") or None,
-            grep=query.get("grep") or None,
-            limit=limit,
-            after_id=after,
-        )
-        return {"lines": [asdict(row) for row in rows], "last_id": self._logs.last_id()}
+        return query_logs(self._logs, query)
 
     def events(self, query: dict[str, str]) -> dict[str, Any]:
         """Recorded control-plane events, newest last."""
         since = parse_since(query["since"], time.time()) if query.get("since") else None
-        limit = min(int(query.get("limit") or 100), LOG_LIMIT_MAX)
+        limit = min(int(query.get("limit") or 100), LIMIT_MAX)
         events = self._store.list_events(
             app=query.get("app") or None, env=query.get("env") or None, since=since, limit=limit
         )
