@@ -241,3 +241,17 @@ def test_database_url_is_assembled_from_the_rds_secret(aws: str) -> None:
         database={"engine": "mysql", "host": "db.example", "port": "3306", "name": "shop", "secret_arn": arn},
     )
     assert database_url(config) == "mysql://sprout:p%40ss%3A%2Fword@db.example:3306/shop"
+
+
+def test_app_secrets_round_trip_through_secrets_manager(aws: str) -> None:
+    from sprout.errors import ServiceError
+    from sprout.providers.aws.secrets import fetch_secrets, store_secrets
+
+    sm = client("secretsmanager")
+    store_secrets(sm, "sprout/lottery/prod", {"LOTTERY_ADMIN_TOKEN": "first"})
+    store_secrets(sm, "sprout/lottery/prod", {"LOTTERY_ADMIN_TOKEN": "second"})  # a new version, same secret
+    assert fetch_secrets(sm, "sprout/lottery/prod", ["LOTTERY_ADMIN_TOKEN"]) == {
+        "LOTTERY_ADMIN_TOKEN": "second"
+    }
+    with pytest.raises(ServiceError, match="no value for OTHER"):
+        fetch_secrets(sm, "sprout/lottery/prod", ["LOTTERY_ADMIN_TOKEN", "OTHER"])

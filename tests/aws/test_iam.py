@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 
 from .helpers import BUCKET, render
 
+#: Per action, the resource lists it may be granted on (one alternative per statement).
 ALLOWED = {
-    "s3:GetObject": [{"Fn::Sub": f"arn:${{AWS::Partition}}:s3:::{BUCKET}/{{app}}/bundles/*"}],
-    "logs:CreateLogStream": [{"Fn::GetAtt": ["LogGroup", "Arn"]}],
-    "logs:PutLogEvents": [{"Fn::GetAtt": ["LogGroup", "Arn"]}],
-    "secretsmanager:GetSecretValue": [{"Fn::GetAtt": ["Database", "MasterUserSecret.SecretArn"]}],
+    "s3:GetObject": [[{"Fn::Sub": f"arn:${{AWS::Partition}}:s3:::{BUCKET}/{{app}}/bundles/*"}]],
+    "logs:CreateLogStream": [[{"Fn::GetAtt": ["LogGroup", "Arn"]}]],
+    "logs:PutLogEvents": [[{"Fn::GetAtt": ["LogGroup", "Arn"]}]],
+    "secretsmanager:GetSecretValue": [
+        [{"Fn::GetAtt": ["Database", "MasterUserSecret.SecretArn"]}],
+        [
+            {
+                "Fn::Sub": "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:"
+                "sprout/{app}/prod-??????"
+            }
+        ],
+    ],
 }
 
 
@@ -43,17 +53,32 @@ def test_instance_role_is_least_privilege(app: str) -> None:
         for action in actions:
             assert "*" not in action, f"wildcard action {action}"
             assert action in ALLOWED, f"unexpected action {action}"
+            name = template["Metadata"]["Sprout"]["app"]
             expected = [
-                {"Fn::Sub": r["Fn::Sub"].replace("{app}", template["Metadata"]["Sprout"]["app"])}
-                if "Fn::Sub" in r
-                else r
-                for r in ALLOWED[action]
+                [{"Fn::Sub": r["Fn::Sub"].replace("{app}", name)} if "Fn::Sub" in r else r for r in option]
+                for option in ALLOWED[action]
             ]
-            assert statement["Resource"] == expected, f"{action} on {statement['Resource']}"
+            assert statement["Resource"] in expected, f"{action} on {statement['Resource']}"
             granted.add(action)
     assert {"s3:GetObject", "logs:PutLogEvents", "logs:CreateLogStream"} <= granted
-    has_db = "Database" in template["Resources"]
-    assert ("secretsmanager:GetSecretValue" in granted) == has_db
+    reads_secrets = "Database" in template["Resources"] or bool(app_secrets(template))
+    assert ("secretsmanager:GetSecretValue" in granted) == reads_secrets
+
+
+def app_secrets(template: dict[str, Any]) -> list[str]:
+    """The `[secrets]` names the boot config of the template carries."""
+    script = template["Resources"]["BlueLaunchTemplate"]["Properties"]["LaunchTemplateData"]["UserData"]
+    text = script["Fn::Base64"]["Fn::Sub"]
+    boot = json.loads(text.split("<<'SPROUT_BOOT_JSON'\n", 1)[1].split("\nSPROUT_BOOT_JSON", 1)[0])
+    names: list[str] = boot["secret_names"]
+    return names
+
+
+def test_app_secrets_are_readable_only_by_name_of_this_environment() -> None:
+    template = render("lottery")
+    assert app_secrets(template) == ["LOTTERY_ADMIN_TOKEN"]
+    sids = [s["Sid"] for s in statements(template)]
+    assert "ReadAppSecrets" in sids and "ReadDatabaseSecret" not in sids
 
 
 def test_role_is_assumable_by_ec2_only() -> None:

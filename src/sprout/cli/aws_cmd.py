@@ -88,6 +88,18 @@ def _store(target: Target) -> S3Store:
     return S3Store(target.bucket, target.manifest.app.name, client=target.client("s3"))
 
 
+def _store_secrets(target: Target) -> None:
+    """Resolve `[secrets]` here (environment or files) and store them where the instances read them."""
+    if not target.manifest.secrets:
+        return
+    from sprout.providers.aws.secrets import secret_name, store_secrets
+    from sprout.spec import resolve_secrets
+
+    name = secret_name(target.manifest.app.name, target.env)
+    store_secrets(target.client("secretsmanager"), name, resolve_secrets(target.manifest, target.app_dir))
+    typer.echo(f"secrets {', '.join(sorted(target.manifest.secrets))} stored in Secrets Manager as {name}")
+
+
 def _echo(line: str) -> None:
     typer.echo(line)
 
@@ -176,6 +188,7 @@ def up(
     target = _target(app_dir, env, bucket, region)
     if ensure_bucket(target.client("s3"), target.bucket, target.region):
         typer.echo(f"created bucket {target.bucket}")
+    _store_secrets(target)
     with tempfile.TemporaryDirectory() as tmp:
         path, sha256 = _pack(target, Path(tmp))
         _store(target).put(path)
@@ -210,7 +223,7 @@ def down(
     ),
     yes: bool = typer.Option(False, "--yes", "-y", help="Delete without asking."),
 ) -> None:
-    """Delete the stack; the bucket and the database's final snapshot stay (--purge empties the app's prefix)."""
+    """Delete the stack; the bucket and the database's final snapshot stay (--purge: the app's objects and secrets)."""
     from sprout.providers.aws.stack import Stack
 
     target = _target(app_dir, env, bucket, region)
@@ -233,6 +246,12 @@ def down(
                 s3.delete_object(Bucket=target.bucket, Key=obj["Key"])
                 deleted += 1
         typer.echo(f"purged {deleted} object(s) under s3://{target.bucket}/{prefix}")
+        if target.manifest.secrets:
+            from sprout.providers.aws.secrets import secret_name
+
+            name = secret_name(target.manifest.app.name, target.env)
+            target.client("secretsmanager").delete_secret(SecretId=name, ForceDeleteWithoutRecovery=True)
+            typer.echo(f"deleted secret {name}")
 
 
 def _deployer(target: Target) -> Deployer:
@@ -286,6 +305,7 @@ def deploy(
         if state is None:
             raise UserError(f"{target.manifest.app.name}/{env}: no deployment to resume")
     else:
+        _store_secrets(target)
         with tempfile.TemporaryDirectory() as tmp:
             path, sha256 = _pack(target, Path(tmp))
             state = deployer.start(

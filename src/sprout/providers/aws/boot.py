@@ -23,6 +23,7 @@ from sprout.providers.aws.clients import client
 from sprout.providers.aws.discovery import discover
 from sprout.providers.aws.imds import Identity
 from sprout.providers.aws.logs import LogShipper
+from sprout.providers.aws.secrets import fetch_secrets
 from sprout.providers.base import InstanceSpec
 
 URL_SCHEMES = {"mysql": "mysql", "postgres": "postgresql"}
@@ -80,13 +81,17 @@ def instance_spec(config: BootConfig, sha256: str, who: Identity, session_url: s
         cache_dir=str(state / "cache"),
         grace=config.grace,
         env_vars=env_vars,
-        secret_names=("DATABASE_URL",) if config.database else (),
+        secret_names=(*config.secret_names, *(("DATABASE_URL",) if config.database else ())),
     )
 
 
 def boot(config: BootConfig, sha256: str, who: Identity, environ: Mapping[str, str]) -> int:
     """Bootstrap and run this instance to the end; return the agent's exit status."""
     secrets: dict[str, str] = {}
+    if config.app_secret:
+        secrets.update(
+            fetch_secrets(client("secretsmanager", config.region), config.app_secret, config.secret_names)
+        )
     url = database_url(config)
     if url:
         secrets["DATABASE_URL"] = url

@@ -30,6 +30,8 @@ class BootConfig:
     env_vars: dict[str, str] = field(default_factory=dict)
     sessions: dict[str, str] | None = None
     database: dict[str, str] | None = None
+    app_secret: str | None = None
+    secret_names: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready mapping."""

@@ -1,4 +1,4 @@
-"""The instance role: read its bundle prefix and its database secret, write its log group; nothing else."""
+"""The instance role: read its bundle prefix and its secrets, write its log group; nothing else."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from troposphere.iam import InstanceProfile, Policy, Role
 from troposphere.logs import LogGroup
 
 from sprout.providers.aws.context import RenderContext
+from sprout.providers.aws.secrets import secret_arn_pattern
 
 
 def bundle_arn(ctx: RenderContext) -> Sub:
@@ -34,6 +35,15 @@ def add_instance_role(
                 "Effect": "Allow",
                 "Action": ["secretsmanager:GetSecretValue"],
                 "Resource": [secret_arn],
+            }
+        )
+    if ctx.manifest.secrets:
+        statements.append(
+            {
+                "Sid": "ReadAppSecrets",
+                "Effect": "Allow",
+                "Action": ["secretsmanager:GetSecretValue"],
+                "Resource": [secret_arn_pattern(ctx.app, ctx.env)],
             }
         )
     role = t.add_resource(

@@ -11,6 +11,7 @@ from sprout.errors import UserError
 from sprout.providers.aws.bootconfig import BootConfig
 from sprout.providers.aws.context import APP_PORT, RenderContext
 from sprout.providers.aws.data import DataRefs
+from sprout.providers.aws.secrets import secret_name
 
 BUNDLE_LINE = re.compile(r"^BUNDLE_SHA256=[0-9a-f]{64}$", re.MULTILINE)
 
@@ -75,6 +76,8 @@ def boot_config(ctx: RenderContext, data: DataRefs) -> BootConfig:
         env_vars=env_vars,
         sessions=data.sessions,
         database=data.database,
+        app_secret=secret_name(ctx.app, ctx.env) if manifest.secrets else None,
+        secret_names=sorted(manifest.secrets),
     )
 
 
