@@ -20,6 +20,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "sprout.cli.plan_cmd",
     "sprout.cli.agent_cmd",
     "sprout.cli.ops_cmd",
+    "sprout.cli.release_cmd",
     "sprout.cli.daemon_cmd",
     "sprout.cli.aws_cmd",
     "sprout.cli.k8s_cmd",

@@ -81,7 +81,7 @@ def up(
     else:
         console.print(f"{manifest.app.name}/{env}: no changes ({pushed.version} already applied)")
     if wait and result.get("deployment"):
-        _wait_release(client, manifest.app.name, env, int(result["deployment"]))
+        follow_release(client, manifest.app.name, env, int(result["deployment"]))
     if wait:
         _wait_healthy(client, manifest, env)
     _print_urls(client, manifest.app.name, env)
@@ -245,8 +245,8 @@ def _wait_healthy(client: ApiClient, manifest: Manifest, env: str) -> None:
     console.print(f"{name}/{env}: {found['healthy']}/{found['desired']} healthy")
 
 
-def _wait_release(client: ApiClient, app: str, env: str, deployment_id: int) -> None:
-    """Follow a release `up` started until it is done; fail with its reason unless it succeeded."""
+def follow_release(client: ApiClient, app: str, env: str, deployment_id: int) -> dict[str, Any]:
+    """Follow a release until it is done; fail with its reason unless it succeeded; its final record."""
     with console.status(f"{app}/{env}: release {deployment_id}") as progress:
         while True:
             found = [
@@ -256,18 +256,23 @@ def _wait_release(client: ApiClient, app: str, env: str, deployment_id: int) -> 
             ]
             if not found:
                 raise ServiceError(f"{app}/{env}: release {deployment_id} disappeared; see `sprout status`")
-            deployment = found[0]
+            deployment: dict[str, Any] = found[0]
             if deployment["state"] == "done":
                 break
+            waiting = deployment["data"].get("waiting")
             progress.update(
                 f"{app}/{env}: release {deployment_id} ({deployment['strategy']}) at {deployment['state']}"
+                + (f": {waiting}" if waiting else "")
             )
             time.sleep(POLL)
+    duration = deployment["data"].get("duration")
+    took = f" in {duration:.1f}s" if isinstance(duration, int | float) else ""
     if deployment["outcome"] != "succeeded":
         raise ServiceError(
-            f"{app}/{env}: release {deployment_id} {deployment['outcome']}: {deployment['reason']}"
+            f"{app}/{env}: release {deployment_id} {deployment['outcome']}{took}: {deployment['reason']}"
         )
-    console.print(f"{app}/{env}: release {deployment_id} succeeded: {deployment['reason']}")
+    console.print(f"{app}/{env}: release {deployment_id} succeeded{took}: {deployment['reason']}")
+    return deployment
 
 
 def _fail_on_crash_loop(client: ApiClient, app: str, env: str, since: float, found: dict[str, Any]) -> None:

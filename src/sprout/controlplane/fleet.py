@@ -2,14 +2,13 @@
 router, health from the reconcile loop's records, the release phase as a one-off command.
 
 An environment that has never had a release has no group rows: its fleet is the implicit group "blue"
-(the current version at the desired capacity, all traffic). The first change a release makes writes
-that group down, and from then on the rows are the desired state the reconcile loop converges to.
+(`groups.desired_groups`). The first change a release makes writes that group down, and from then on
+the rows are the desired state the reconcile loop converges to.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import threading
 import urllib.error
 import urllib.request
@@ -17,32 +16,20 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from sprout.bundle import FolderStore
+from sprout.controlplane.groups import desired_groups
 from sprout.controlplane.instances import SecretBook
+from sprout.controlplane.release_phase import run_release_phase
 from sprout.controlplane.resources import Resources
 from sprout.controlplane.routing import route_name
 from sprout.deploy.fleet import GroupHealth
-from sprout.deploy.oneoff import run_oneoff
 from sprout.errors import NotFoundError, SproutError
 from sprout.paths import Home
 from sprout.router.client import RouterAdmin
 from sprout.state import Environment, StateStore
 from sprout.state.models import Group, Instance
 
-#: The implicit group of an environment that never had a release.
-DEFAULT_GROUP = "blue"
 #: Log lines of a failing instance quoted in an aborted release's reason.
 QUOTED_LOG_LINES = 5
-
-
-def desired_groups(store: StateStore, env: Environment) -> dict[str, Group]:
-    """An environment's desired groups: its rows, or the implicit blue group when it has none."""
-    rows = store.list_groups(env.app, env.name)
-    if rows:
-        return {g.name: g for g in rows}
-    if env.current_version is None:
-        return {}
-    return {DEFAULT_GROUP: Group(DEFAULT_GROUP, env.current_version, env.desired_capacity, 100)}
 
 
 class ControlPlaneFleet:
@@ -66,7 +53,7 @@ class ControlPlaneFleet:
         self._lock = lock
 
     def groups(self, app: str, env: str) -> dict[str, Group]:
-        return desired_groups(self._store, self._environment(app, env))
+        return {g.name: g for g in desired_groups(self._store, self._environment(app, env))}
 
     def set_group(self, app: str, env: str, group: Group) -> None:
         with self._lock:
@@ -142,41 +129,11 @@ class ControlPlaneFleet:
         record = self._store.get_version(app, version)
         if record is None:
             raise NotFoundError(f"{app} {version}: no such version (push it with `sprout push`)")
-        command = record.manifest.app.release
-        if not command:
-            return
         environment = self._environment(app, env)
-        manifest = environment.manifest
-        env_vars = {
-            **manifest.env,
-            **self._resources.instance_env(app, env, manifest),
-            **self._secrets.values(environment),
-            "SPROUT_APP": app,
-            "SPROUT_ENV": env,
-            "SPROUT_VERSION": version,
-        }
-        log_path = self._home.logs / f"release-{app}-{env}-{version}.log"
-        with log_path.open("a", encoding="utf-8") as log:
-
-            def emit(stream: str, line: str) -> None:
-                log.write(f"{stream}: {line}\n")
-
-            result = run_oneoff(
-                command,
-                sha256=record.sha256,
-                store_url=record.store_url or FolderStore(self._home.artifacts).url,
-                cache_dir=self._home.cache,
-                install=record.manifest.app.install,
-                environ=os.environ,
-                env_vars=env_vars,
-                emit=emit,
-            )
-        self._store.record_event(
-            app, env, "release.phase", f"`{command}` exited {result.code} in {result.seconds:.1f}s"
+        secrets = self._secrets.values(environment)
+        run_release_phase(
+            self._home, self._store, self._resources, env, record, environment.manifest, secrets
         )
-        if not result.ok:
-            tail = "\n".join(result.tail[-15:])
-            raise SproutError(f"`{command}` exited with code {result.code} (log: {log_path}):\n{tail}")
 
     def _environment(self, app: str, env: str) -> Environment:
         found = self._store.get_environment(app, env)
@@ -186,8 +143,7 @@ class ControlPlaneFleet:
 
     def _materialise(self, app: str, env: str) -> dict[str, Group]:
         """Write the implicit group down before the first change, so rows are the whole truth."""
-        environment = self._environment(app, env)
-        groups = desired_groups(self._store, environment)
+        groups = self.groups(app, env)
         if groups and not self._store.list_groups(app, env):
             for group in groups.values():
                 self._store.put_group(app, env, group)

@@ -261,7 +261,8 @@ class ReleaseEngine:
             d.env,
             "deploy",
             d.version,
-            f"{d.strategy} release of {d.version}: {outcome} in {duration:.1f}s ({reason})",
+            f"{d.strategy} release of {d.version}: {outcome} in {duration:.1f}s ({reason})"
+            + (f"; {d.data['note']}" if d.data.get("note") else ""),
         )
         return finished
 

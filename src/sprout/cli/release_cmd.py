@@ -1,0 +1,204 @@
+"""`sprout deploy`, `rollback`, `swap` and `scale`: releases and capacity, as a developer runs them.
+
+`deploy` packs the folder as a new version (or takes `--version vN`), runs the version's own tests
+against its bundle (the test gate; `--skip-tests` is recorded in the history), then asks the daemon to
+release it with the manifest's strategy (or `--strategy`) and follows it to the end.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from sprout.cli.client import connect
+from sprout.cli.ops_cmd import follow_release
+from sprout.cli.push_cmd import push
+from sprout.deploy.gate import run_test_gate
+from sprout.errors import NotFoundError, SproutError, UserError
+from sprout.paths import Home
+from sprout.spec import load_manifest, parse_manifest
+from sprout.state import StateStore
+
+console = Console(highlight=False)
+
+APP_DIR = typer.Argument(Path("."), help="The app folder (with sprout.toml).")
+ENV = typer.Option("production", "--env", "-e", help="Environment name.")
+
+
+class TestsFailed(SproutError):
+    """The version's own tests failed: it is not deployed."""
+
+
+def register(app: typer.Typer) -> None:
+    """Add deploy, rollback, swap and scale to the `sprout` command."""
+    app.command("deploy")(deploy)
+    app.command("rollback")(rollback)
+    app.command("swap")(swap)
+    app.command("scale")(scale)
+
+
+def deploy(
+    app_dir: Path = APP_DIR,
+    env: str = ENV,
+    strategy: str | None = typer.Option(
+        None, "--strategy", "-s", help="rolling | rolling_with_batch | immutable | bluegreen | canary."
+    ),
+    version: str | None = typer.Option(
+        None, "--version", help="Deploy a pushed version (vN) instead of the folder."
+    ),
+    skip_tests: bool = typer.Option(
+        False, "--skip-tests", help="Do not run the app's tests (recorded in the history)."
+    ),
+    wait: bool = typer.Option(True, "--wait/--no-wait", help="Follow the release until it is done."),
+    store: str | None = typer.Option(
+        None, "--store", envvar="SPROUT_STORE", help="Artifact store URL (default: a folder in SPROUT_HOME)."
+    ),
+) -> None:
+    """Release a new version with zero downtime: push, test gate, release phase, then the strategy."""
+    home = Home.from_env().ensure()
+    app_dir = app_dir.resolve()
+    state = StateStore(home.state_db)
+    if version is None:
+        pushed = push(app_dir, home, store)
+        console.print(pushed.describe() if not pushed.unchanged else f"unchanged: {pushed.version}")
+        name, label = pushed.app, pushed.version
+    else:
+        name, label = load_manifest(app_dir).app.name, version
+    record = state.get_version(name, label)
+    if record is None:
+        raise NotFoundError(
+            f"{name} {label}: no such version (see `sprout history` or push with `sprout push`)"
+        )
+    if state.get_environment(name, env) is None:
+        raise UserError(
+            f"{name}/{env}: no such environment; create it with `sprout up {app_dir} --env {env}`"
+        )
+    note = ""
+    if skip_tests:
+        note = "tests skipped (--skip-tests)"
+        console.print(f"[yellow]{note}[/]")
+    else:
+        with console.status(f"{name} {label}: running the app's tests (test gate)"):
+            gate = run_test_gate(
+                app=name,
+                version=label,
+                sha256=record.sha256,
+                store_url=record.store_url or str(home.artifacts),
+                cache_dir=home.cache,
+                manifest=record.manifest,
+                environ=os.environ,
+            )
+        if gate.skipped:
+            console.print(f"test gate: {gate.skipped}", markup=False)
+        elif not gate.passed:
+            tail = "\n".join(f"  {line}" for line in gate.tail)
+            raise TestsFailed(
+                f"{name} {label}: the app's tests failed (`{record.manifest.app.test}` exited {gate.code} "
+                f"after {gate.seconds:.1f}s); not deployed. Last lines:\n{tail}"
+            )
+        else:
+            console.print(f"test gate: passed in {gate.seconds:.1f}s")
+    client = connect(home)
+    started = client.post(
+        "/v1/deploy",
+        {
+            "app": name,
+            "env": env,
+            "version": label,
+            "strategy": strategy,
+            "user": getpass.getuser(),
+            "note": note,
+        },
+    )["deployment"]
+    console.print(f"{name}/{env}: release {started['id']} of {label} ({started['strategy']}) started")
+    if wait:
+        follow_release(client, name, env, int(started["id"]))
+
+
+def rollback(
+    app_dir: Path = APP_DIR,
+    env: str = ENV,
+    to: str | None = typer.Option(
+        None, "--to", help="The version to go back to (default: the previous one)."
+    ),
+    wait: bool = typer.Option(True, "--wait/--no-wait", help="Follow a redeploy until it is done."),
+) -> None:
+    """Back to the previous version: a weight switch while the old fleet is warm, else a redeploy."""
+    home = Home.from_env()
+    name = load_manifest(app_dir.resolve()).app.name
+    client = connect(home)
+    result = client.post("/v1/rollback", {"app": name, "env": env, "to": to, "user": getpass.getuser()})
+    if result["instant"]:
+        console.print(f"{name}/{env}: traffic is back on {result['version']} (warm fleet, no launch)")
+        return
+    deployment = result["deployment"]
+    console.print(f"{name}/{env}: redeploying {result['version']} (release {deployment['id']})")
+    if wait:
+        follow_release(client, name, env, int(deployment["id"]))
+
+
+def swap(app_dir: Path = APP_DIR, env: str = ENV) -> None:
+    """Blue/green: send all traffic to the warm fleet; the live one stays warm in its place."""
+    home = Home.from_env()
+    name = load_manifest(app_dir.resolve()).app.name
+    result = connect(home).post("/v1/swap", {"app": name, "env": env, "user": getpass.getuser()})
+    console.print(f"{name}/{env}: traffic now on {result['version']}")
+
+
+def scale(
+    app_dir: Path = APP_DIR,
+    env: str = ENV,
+    minimum: int | None = typer.Option(None, "--min", help="New lower bound of the fleet."),
+    maximum: int | None = typer.Option(None, "--max", help="New upper bound of the fleet."),
+    desired: int | None = typer.Option(
+        None, "--desired", help="Capacity now (the autoscaler may revise it)."
+    ),
+) -> None:
+    """Change the fleet's bounds or capacity now; recorded in the history (`sprout plan` shows the drift)."""
+    if minimum is None and maximum is None and desired is None:
+        raise UserError("scale: give at least one of --min, --max, --desired")
+    home = Home.from_env().ensure()
+    state = StateStore(home.state_db)
+    name = load_manifest(app_dir.resolve()).app.name
+    environment = state.get_environment(name, env)
+    if environment is None:
+        raise NotFoundError(f"{name}/{env}: no such environment; create it with `sprout up`")
+    manifest = environment.manifest
+    bounds = manifest.instances.model_dump()
+    bounds.update({k: v for k, v in (("min", minimum), ("max", maximum)) if v is not None})
+    data = manifest.model_dump(mode="json")
+    data["instances"] = {**data["instances"], "min": bounds["min"], "max": bounds["max"]}
+
+    updated = parse_manifest(data, source=f"sprout scale {name}/{env}")
+    changes = [
+        f"~ instances.{key}: {manifest.instances.model_dump()[key]} → {bounds[key]}"
+        for key in ("min", "max")
+        if bounds[key] != manifest.instances.model_dump()[key]
+    ]
+    if changes:
+        state.upsert_environment(name, env, updated, environment.app_dir)
+    target = environment.desired_capacity if desired is None else desired
+    target = min(max(target, updated.instances.min), updated.instances.max)
+    if target != environment.desired_capacity:
+        changes.append(f"~ desired capacity: {environment.desired_capacity} → {target}")
+        state.set_desired_capacity(name, env, target, f"sprout scale by {getpass.getuser()}")
+    if not changes:
+        console.print(
+            f"{name}/{env}: no changes (min {updated.instances.min}, max {updated.instances.max}, desired {target})"
+        )
+        return
+    state.append_history(
+        user=getpass.getuser(),
+        app=name,
+        env=env,
+        action="scale",
+        manifest_hash=updated.digest(),
+        version=environment.current_version,
+        diff_text="\n".join(changes),
+    )
+    for line in changes:
+        console.print(f"{name}/{env}: {line}")
