@@ -1,22 +1,41 @@
 #!/usr/bin/env bash
 # `make demo`: bring up the microsite on embedded defaults (SQLite database and sessions, folder artifact
 # store) under ./.sprout, print its URL, and tear everything down on Ctrl-C.
+#
+# The example's own manifest is the production showcase (MariaDB + memcached across zones); the demo runs
+# a copy of the example without its [resources.*] tables, so nothing but Python is needed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export SPROUT_HOME="${SPROUT_HOME:-$PWD/.sprout}"
-APP="${APP:-examples/microsite}"
-[ -f "$APP/sprout.toml" ] || APP=examples/hello
 SPROUT=.venv/bin/sprout
+SOURCE="${APP:-examples/microsite}"
+APP_DIR="$SPROUT_HOME/demo/$(basename "$SOURCE")"
+
+rm -rf "$APP_DIR"
+mkdir -p "$APP_DIR"
+cp -R "$SOURCE/." "$APP_DIR/"
+.venv/bin/python - "$APP_DIR/sprout.toml" <<'PY'
+import re, sys
+path = sys.argv[1]
+kept, skipping = [], False
+for line in open(path, encoding="utf-8").read().splitlines():
+    if re.match(r"^\s*\[", line):
+        skipping = re.match(r"^\s*\[resources\.", line) is not None
+    if not skipping:
+        kept.append(line)
+open(path, "w", encoding="utf-8").write("\n".join(kept) + "\n")
+PY
 
 cleanup() {
   trap - INT TERM EXIT
   echo
-  echo "demo: tearing down $APP …"
-  "$SPROUT" down "$APP" || true
+  echo "demo: tearing down …"
+  "$SPROUT" down "$APP_DIR" || true
 }
 trap cleanup INT TERM EXIT
 
-"$SPROUT" up "$APP" --port "${PORT:-8080}"
+echo "demo: $SOURCE on embedded defaults (SQLite database and sessions); state in $SPROUT_HOME"
+"$SPROUT" up "$APP_DIR" --port "${PORT:-8080}"
 echo "demo: running; press Ctrl-C to stop and remove everything."
 sleep infinity &
 wait $!
