@@ -1,0 +1,263 @@
+"""Acceptance of releases (issue 5, points 2-7) with real processes: daemon, router, agents, the relapp app.
+
+Every test runs a steady GET + POST load through the router and asserts the exact outcome: which
+versions answered, how many requests failed, what the history says. Figures are printed (`-s`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+from e2e_kit import Sprout, alive, free_port, kill_all, processes_of
+from release_kit import (
+    StepWatcher,
+    VersionLoad,
+    cli,
+    converged_at,
+    expected_processes,
+    make_relapp,
+    set_manifest,
+)
+
+pytestmark = pytest.mark.slow
+
+APP = "relapp"
+
+
+@pytest.fixture
+def rel(tmp_path: Path, shared_bundle_cache: Path) -> Iterator[Sprout]:
+    """relapp v1 up with 2 instances; `sprout down` and a kill of any leftover process at the end."""
+    instance = Sprout(home=tmp_path / "home", app_dir=make_relapp(tmp_path), port=free_port())
+    try:
+        instance.up()
+        yield instance
+    finally:
+        if instance.home.exists():
+            instance.run("down", str(instance.app_dir), check=False, timeout=90)
+        kill_all(processes_of(instance.home))
+
+
+def new_version(sprout: Sprout, marker: str) -> None:
+    """Change the app folder's content so the next push is a new version."""
+    (sprout.app_dir / "marker.txt").write_text(marker)
+
+
+def output(result: object) -> str:
+    return f"{getattr(result, 'stdout', '')}\n{getattr(result, 'stderr', '')}"
+
+
+def serving(sprout: Sprout) -> list[dict[str, object]]:
+    """The environment's groups that take traffic."""
+    return [g for g in sprout.environment(APP)["groups"] if g["weight"] > 0]
+
+
+def test_bluegreen_rollback_inside_the_window_is_instant(rel: Sprout) -> None:
+    with VersionLoad(rel.port) as load:
+        load.wait_all("v1", seconds=0.5)
+        new_version(rel, "v2")
+        rel.run("deploy", str(rel.app_dir))
+        load.wait_all("v2", seconds=0.5)
+        started = time.time()
+        result = rel.run("rollback", str(rel.app_dir))
+        command = time.time() - started
+        load.wait_all("v1", seconds=1.0)
+    back = converged_at(load.hits, "v1", started)
+    assert back is not None
+    print(
+        f"\n[point 2] rollback: traffic back on v1 {back - started:.3f}s after the command started "
+        f"(command took {command:.3f}s); {len(load.hits)} requests, {len(load.failed)} failed"
+    )
+    assert "traffic is back on v1 (warm fleet, no launch)" in result.stdout
+    assert back - started <= 1.0
+    assert load.failed == []
+    assert [(g["version"], g["weight"]) for g in serving(rel)] == [("v1", 100)]
+    history = json.loads(rel.run("history", str(rel.app_dir), "--json").stdout)
+    assert history[-1]["action"] == "rollback" and history[-1]["version"] == "v1"
+    assert "instant rollback to v1" in history[-1]["diff_text"]
+
+
+def test_canary_with_a_bad_version_rolls_back_automatically(rel: Sprout) -> None:
+    new_version(rel, "v2")
+    (rel.app_dir / "BAD_RATE").write_text("0.05")
+    watcher = StepWatcher(rel.home)
+    try:
+        with VersionLoad(rel.port) as load:
+            load.wait_all("v1", seconds=0.5)
+            result = rel.run("deploy", str(rel.app_dir), "--strategy", "canary", check=False)
+            time.sleep(0.5)
+        deployment = watcher.latest()
+        assert deployment is not None
+        entered = watcher.step_times(deployment.id)
+    finally:
+        watcher.close()
+    assert result.returncode != 0, output(result)
+    assert "rolled_back" in output(result) and "canary analysis: canary 5xx rate" in output(result)
+    assert deployment.outcome == "rolled_back"
+    assert deployment.reason is not None and deployment.reason.startswith("canary analysis: canary 5xx rate")
+    assert deployment.finished_at is not None
+    interval, weight = 3.0, 20
+    # From the first canary step (weights shifted) to the verdict and to traffic back on v1.
+    shifted = entered["canary_shift"]
+    verdict = entered["aborting"] - shifted
+    exposure = [h for h in load.hits if shifted <= h.start <= deployment.finished_at]
+    on_canary = [h for h in exposure if h.version == "v2"]
+    bound = weight / 100 * 0.05 * len(exposure)
+    # The router picks groups at random by weight: allow three standard deviations of the canary's share.
+    spread = 0.05 * 3 * math.sqrt(len(exposure) * weight / 100 * (1 - weight / 100))
+    print(
+        f"\n[point 3] canary: rolled back {verdict:.2f}s after the first canary step (interval {interval:g}s); "
+        f"exposure {len(exposure)} requests, {len(on_canary)} on the canary, {len(load.failed)} failed "
+        f"(bound {weight}% x 5% x {len(exposure)} = {bound:.1f}, +{spread:.1f} for the random split)"
+    )
+    assert verdict <= 2 * interval
+    assert load.failed, "the bad canary served no failing request: the test did not test anything"
+    assert all(h.version == "v2" and h.status == 500 for h in load.failed)
+    assert len(load.failed) <= bound + spread
+    assert load.versions(deployment.finished_at + 0.2) == {"v1"}
+    assert [(g["version"], g["weight"]) for g in serving(rel)] == [("v1", 100)]
+    history = json.loads(rel.run("history", str(rel.app_dir), "--json").stdout)
+    assert history[-1]["action"] == "deploy" and history[-1]["version"] == "v2"
+    assert "rolled_back" in history[-1]["diff_text"] and "canary analysis:" in history[-1]["diff_text"]
+
+
+def test_a_version_that_never_becomes_healthy_is_aborted_unseen(rel: Sprout) -> None:
+    new_version(rel, "v2")
+    (rel.app_dir / "UNHEALTHY").write_text("yes")
+    set_manifest(rel.app_dir, 'health_timeout = "15s"', 'health_timeout = "4s"')
+    with VersionLoad(rel.port) as load:
+        load.wait_all("v1", seconds=0.5)
+        started = time.monotonic()
+        result = rel.run("deploy", str(rel.app_dir), check=False)
+        took = time.monotonic() - started
+        time.sleep(0.5)
+    text = output(result)
+    print(f"\n[point 4] unhealthy v2: aborted in {took:.1f}s; {len(load.hits)} requests, {len(load.failed)} failed")
+    print(text)
+    assert result.returncode != 0
+    assert "aborted" in text and "/healthz" in text
+    assert "its last log lines" in text and "GET /healthz 500" in text
+    assert load.versions() == {"v1"}
+    assert load.failed == []
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and {i["version"] for i in rel.environment(APP)["instances"]} != {"v1"}:
+        time.sleep(0.2)
+    env = rel.environment(APP)
+    assert {i["version"] for i in env["instances"]} == {"v1"}
+    assert env["version"] == "v1"
+    assert [(g["version"], g["weight"]) for g in serving(rel)] == [("v1", 100)]
+
+
+def test_a_version_whose_tests_fail_is_never_deployed(rel: Sprout) -> None:
+    new_version(rel, "v2")
+    (rel.app_dir / "FAIL_TESTS").write_text("yes")
+    watcher = StepWatcher(rel.home)
+    try:
+        with VersionLoad(rel.port) as load:
+            result = rel.run("deploy", str(rel.app_dir), check=False)
+            time.sleep(0.3)
+        releases = watcher.store.list_deployments(APP, "production")
+    finally:
+        watcher.close()
+    text = output(result)
+    print(f"\n[point 5] failing tests: exit {result.returncode}; {len(load.failed)} failed requests\n{text}")
+    assert result.returncode != 0
+    assert "the app's tests failed (`python check.py` exited 1" in text and "not deployed" in text
+    assert "check: test_greeting ... FAILED" in text and "FAIL_TESTS present" in text
+    assert [d for d in releases if d.version == "v2"] == []
+    assert rel.environment(APP)["version"] == "v1"
+    assert {i["version"] for i in rel.environment(APP)["instances"]} == {"v1"}
+    assert load.versions() == {"v1"} and load.failed == []
+
+
+@pytest.mark.parametrize("step", ["release", "launch", "wait_healthy", "smoke", "switch"])
+def test_daemon_killed_at_a_bluegreen_step_converges_to_one_version(rel: Sprout, step: str) -> None:
+    watcher = StepWatcher(rel.home)
+    try:
+        with VersionLoad(rel.port, max_seconds=120) as load:
+            load.wait_all("v1", seconds=0.5)
+            new_version(rel, "v2")
+            follower = cli(rel, "deploy", str(rel.app_dir), "--skip-tests")
+            try:
+                at = watcher.wait_state({step}, timeout=30, poll=0.002)
+                daemon = rel.daemon()["pid"]
+                os.kill(daemon, signal.SIGKILL)
+                psutil.Process(daemon).wait(5) if alive([daemon]) else None
+                killed = time.monotonic()
+                follower.wait(30)
+            finally:
+                if follower.poll() is None:
+                    follower.kill()
+                    follower.wait(5)
+            rel.run("daemon", "start")
+            final = watcher.wait_done(at.id, timeout=60)
+            status, extra = _wait_settled(rel, timeout=30)
+            version = str(serving(rel)[0]["version"])
+            load.wait_all(version, seconds=1.0)
+            settled = time.monotonic() - killed
+    finally:
+        watcher.close()
+    print(
+        f"\n[point 6] kill -9 at {step}: release {final.outcome} ({final.reason}); {version} serves 100% "
+        f"{settled:.1f}s after the kill; {len(load.hits)} requests, {len(load.failed)} failed"
+    )
+    assert final.outcome in ("succeeded", "aborted")
+    assert [(g["version"], g["weight"]) for g in serving(rel)] == [(version, 100)]
+    assert status["environments"][0]["version"] == version
+    assert extra == set()
+    assert load.failed == []
+
+
+def _wait_settled(sprout: Sprout, timeout: float) -> tuple[dict[str, object], set[int]]:
+    """Wait until one group serves 100%, the fleet converged, nothing drains, no process unaccounted for."""
+    deadline = time.monotonic() + timeout
+    extra: set[int] = set()
+    status: dict[str, object] = {}
+    while time.monotonic() < deadline:
+        status = sprout.status()
+        env = status["environments"][0]  # type: ignore[index]
+        live = [g for g in env["groups"] if g["weight"] > 0]
+        quiet = all(i["state"] == "running" for i in env["instances"])
+        extra = {p.pid for p in processes_of(sprout.home)} - expected_processes(sprout, status)
+        if len(live) == 1 and env["converged"] and quiet and not extra:
+            return status, extra
+        time.sleep(0.3)
+    return status, extra
+
+
+def test_concurrent_deploys_one_proceeds_the_other_fails_fast(rel: Sprout) -> None:
+    new_version(rel, "v2")
+    rel.run("push", str(rel.app_dir))
+    new_version(rel, "v3")
+    rel.run("push", str(rel.app_dir))
+    started = time.monotonic()
+    procs = {v: cli(rel, "deploy", str(rel.app_dir), "--version", v, "--skip-tests") for v in ("v2", "v3")}
+    ended: dict[str, float] = {}
+    try:
+        while len(ended) < 2 and time.monotonic() - started < 60:
+            for v, proc in procs.items():
+                if v not in ended and proc.poll() is not None:
+                    ended[v] = time.monotonic() - started
+            time.sleep(0.02)
+    finally:
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.kill()
+    results = {v: (proc.wait(5), *proc.communicate()) for v, proc in procs.items()}
+    winners = [v for v, (code, _, _) in results.items() if code == 0]
+    losers = [v for v, (code, _, _) in results.items() if code != 0]
+    assert len(winners) == 1 and len(losers) == 1, results
+    (winner,), (loser,) = winners, losers
+    text = results[loser][1] + results[loser][2]
+    print(f"\n[point 7] concurrent deploys: {winner} proceeded ({ended[winner]:.1f}s), {loser} failed after {ended[loser]:.2f}s: {text.strip()}")
+    assert "relapp/production: another release is in progress (held by" in text
+    assert f": {winner} (bluegreen) since" in text
+    assert ended[loser] < 5.0
+    assert rel.environment(APP)["version"] == winner
