@@ -144,3 +144,37 @@ def test_observed_load_is_kept_per_hour(store: StateStore) -> None:
     assert 0 < first.p99 <= 0.01
     # the second hour was flushed once, a minute after it began (61 ticks: both ends), with the slow second
     assert hours[1].seconds == 61 and hours[1].p99 > 0.1
+
+
+def test_an_instance_lost_while_replaced_is_not_a_scale_in(store: StateStore) -> None:
+    # Three desired, one of them crashed (its replacement not launched yet): the load fits the two left
+    # "within tolerance", which must not lower desired capacity past the stabilization window.
+    store.set_desired_capacity("shop", "production", 3, "test")
+    for state in ("running", "failed"):
+        store.add_instance(
+            "shop", "production", "v1", "b", "127.0.0.1", 2, pid=os.getpid(), state=state, health="healthy"
+        )
+    router, clock = Router(), Clock()
+    scaler = make(store, router, clock)
+    scaler.tick()
+    for _ in range(5):
+        clock.now += 1
+        router.serve("blue", 20)
+        scaler.tick()
+    assert store.get_environment("shop", "production").desired_capacity == 3
+    assert store.list_events("shop", "production", kind="scale") == []
+
+
+def test_an_unhealthy_instance_counts_as_capacity_not_as_a_smaller_fleet(store: StateStore) -> None:
+    store.set_desired_capacity("shop", "production", 2, "test")
+    store.add_instance(
+        "shop", "production", "v1", "b", "127.0.0.1", 2, pid=os.getpid(), state="running", health="unhealthy"
+    )
+    router, clock = Router(), Clock()
+    scaler = make(store, router, clock)
+    scaler.tick()
+    for _ in range(5):
+        clock.now += 1
+        router.serve("blue", 10)
+        scaler.tick()
+    assert store.get_environment("shop", "production").desired_capacity == 2

@@ -25,7 +25,7 @@ from sprout.scale.config import Limits, ScalingConfig
 from sprout.scale.model import Fleet, MetricSample
 from sprout.scale.scaler import Scaler
 from sprout.spec.models import Manifest
-from sprout.state import Environment, StateStore
+from sprout.state import Environment, Instance, StateStore
 from sprout.state.models import LoadHour
 
 log = logging.getLogger(__name__)
@@ -97,6 +97,18 @@ class _Watch:
     hour: _Hour | None = None
 
 
+def _pending(desired: int, serving: int, instances: list[Instance]) -> int:
+    """Capacity committed but not serving: launching, briefly unhealthy, or desired and not launched yet.
+
+    The scaler compares its recommendation with serving + launching. Counting only `launching` would let
+    a crashed instance awaiting its replacement, or one that fails a few health checks, read as a smaller
+    fleet: a recommendation "within tolerance" of that fleet lowers desired capacity at once, a scale-in
+    that skips the stabilization window (and the reconcile loop then retires a healthy instance).
+    """
+    not_serving = sum(1 for i in instances if i.state in ("launching", "running")) - serving
+    return max(desired - serving, not_serving, 0)
+
+
 class Autoscaler:
     """Drives every environment's `Scaler` from the router's metrics; wired by the daemon."""
 
@@ -147,7 +159,7 @@ class Autoscaler:
         )
         fleet = Fleet(
             serving=len(serving),
-            launching=sum(1 for i in instances if i.state == "launching"),
+            launching=_pending(env.desired_capacity, len(serving), instances),
             draining=sum(1 for i in instances if i.state == "draining"),
             releasing=self._releasing(env.app, env.name),
         )
