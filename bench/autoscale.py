@@ -328,6 +328,15 @@ def summarise(
     failed_base = sum(1 for s in shots if s.due < peak_at and s.failed)
     desired_min = next((f.at - drop for f in fleet if f.at > drop and f.desired == 1), None)
     live_min = next((f.at - drop for f in fleet if f.at > drop and f.desired == 1 and f.live == 1), None)
+    # Launch time as the fleet saw it: the first poll after the step up where the desired fleet serves.
+    grown = next(
+        (
+            f.at - peak_at
+            for f in fleet
+            if peak_at <= f.at < drop and f.desired > 1 and f.serving >= f.desired
+        ),
+        None,
+    )
     max_desired = max((f.desired for f in fleet), default=0)
     max_serving = max((f.serving for f in fleet), default=0)
 
@@ -362,7 +371,9 @@ def summarise(
         },
         "first_scale_out_s": first_out,
         "p99_under_slo_after_s": p99_ok,
+        "scaled_out_serving_s": grown,
         "requests_peak": sent_peak,
+        "p99_peak_ms": round(p99([s.latency for s in shots if peak_at <= s.due < drop]) * 1000, 1),
         "failed_peak": failed_peak,
         "failed_before_peak": failed_base,
         "desired_back_to_min_s": desired_min,
@@ -399,6 +410,7 @@ def report(figures: dict[str, Any]) -> None:
         return "never" if value is None else f"{value:.1f} s"
 
     print(f"first scale-out decision after the step up:   {show(figures['first_scale_out_s'])}")
+    print(f"desired fleet serving after the step up:      {show(figures['scaled_out_serving_s'])}")
     print(f"p99 under the SLO for good after the step up: {show(figures['p99_under_slo_after_s'])}")
     print(
         f"failed requests during the peak:              {figures['failed_peak']} of {figures['requests_peak']}"
