@@ -178,3 +178,26 @@ def test_an_unhealthy_instance_counts_as_capacity_not_as_a_smaller_fleet(store: 
         router.serve("blue", 10)
         scaler.tick()
     assert store.get_environment("shop", "production").desired_capacity == 2
+
+
+def test_an_operators_desired_capacity_holds_for_one_stabilization_window(store: StateStore) -> None:
+    router, clock = Router(), Clock()
+    scaler = make(store, router, clock)
+    scaler.tick()
+    for _ in range(3):
+        clock.now += 1
+        router.serve("blue", 2)
+        scaler.tick()
+    # `sprout scale --desired 4` on a quiet site: not undone in the next second, only after the window.
+    store.set_desired_capacity("shop", "production", 4, "sprout scale by test")
+    for _ in range(29):
+        clock.now += 1
+        router.serve("blue", 2)
+        scaler.tick()
+    assert store.get_environment("shop", "production").desired_capacity == 4
+    for _ in range(3):
+        clock.now += 1
+        router.serve("blue", 2)
+        scaler.tick()
+    assert store.get_environment("shop", "production").desired_capacity == 1
+    assert "desired capacity 4 → 1" in store.list_events("shop", "production", kind="scale")[-1].message

@@ -92,9 +92,16 @@ class _Watch:
 
     scaler: Scaler
     manifest_hash: str
+    desired: int
+    """The desired capacity this autoscaler last saw or wrote: a different one was set by someone else."""
     totals: dict[str, Any] | None = None
     at: float = 0.0
     hour: _Hour | None = None
+
+
+def _scaler(env: Environment) -> Scaler:
+    manifest = env.manifest
+    return Scaler(scaling_config(manifest), Limits(manifest.instances.min, manifest.instances.max))
 
 
 def _pending(desired: int, serving: int, instances: list[Instance]) -> int:
@@ -138,11 +145,17 @@ class Autoscaler:
 
     def _scale(self, env: Environment, metrics: Mapping[str, Any], now: float) -> None:
         watch = self._watches.get(env.id)
-        if watch is None or watch.manifest_hash != env.manifest_hash:
-            manifest = env.manifest
-            limits = Limits(manifest.instances.min, manifest.instances.max)
-            watch = _Watch(Scaler(scaling_config(manifest), limits), env.manifest_hash)
-            self._watches[env.id] = watch
+        if watch is None:
+            watch = self._watches[env.id] = _Watch(_scaler(env), env.manifest_hash, env.desired_capacity)
+        elif watch.manifest_hash != env.manifest_hash or watch.desired != env.desired_capacity:
+            # New bounds or settings, or a capacity set by hand (`sprout scale --desired`, `up`): a new
+            # scaler counts the fleet it finds as a recommendation, so that capacity holds for one
+            # stabilization window instead of being undone in the next second. Metrics and the hour go on.
+            watch.scaler, watch.manifest_hash, watch.desired = (
+                _scaler(env),
+                env.manifest_hash,
+                env.desired_capacity,
+            )
         totals = route_totals(metrics, route_name(env.app, env.name))
         previous, since = watch.totals, watch.at
         watch.totals, watch.at = totals, now
@@ -169,6 +182,7 @@ class Autoscaler:
         decision = watch.scaler.observe(now, sample, fleet)
         if decision.desired != env.desired_capacity and not fleet.releasing:
             self._store.set_desired_capacity(env.app, env.name, decision.desired, decision.reason)
+            watch.desired = decision.desired
             self._store.record_event(
                 env.app,
                 env.name,
