@@ -24,6 +24,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "sprout.cli.daemon_cmd",
     "sprout.cli.aws_cmd",
     "sprout.cli.k8s_cmd",
+    "sprout.cli.provider_cmd",
     "sprout.cli.router_cmd",
     "sprout.cli.simulate_cmd",
     "sprout.cli.cost_cmd",

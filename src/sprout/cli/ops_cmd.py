@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from sprout.cli.client import APPLY_TIMEOUT, ApiClient, ensure_daemon
+from sprout.cli.provider_cmd import PROVIDER, elsewhere
 from sprout.cli.push_cmd import push
 from sprout.controlplane.lifecycle import running_daemon
 from sprout.controlplane.logquery import query_logs
@@ -56,8 +57,14 @@ def up(
     store: str | None = typer.Option(
         None, "--store", envvar="SPROUT_STORE", help="Artifact store URL (default: a folder in SPROUT_HOME)."
     ),
+    provider: str = PROVIDER,
 ) -> None:
     """Push the app, start the daemon and router if needed, apply the manifest, wait until healthy."""
+    if elsewhere(provider, "up"):
+        from sprout.cli import aws_cmd
+
+        aws_cmd.up(app_dir, env, None, None, False)
+        return
     home = Home.from_env().ensure()
     app_dir = app_dir.resolve()
     manifest = load_manifest(app_dir)
@@ -146,8 +153,16 @@ def logs(
     grep: str | None = typer.Option(None, "--grep", help="Only lines containing this text."),
     router: bool = typer.Option(False, "--router", help="The router's access log instead of the app's."),
     limit: int = typer.Option(200, "--limit", "-n", help="How many lines to show first."),
+    provider: str = PROVIDER,
 ) -> None:
     """Query the central log store: every instance's output and the router's access log."""
+    if elsewhere(provider, "logs"):
+        from sprout.cli import aws_cmd
+        from sprout.spec.units import parse_duration
+
+        seconds = parse_duration(since) if since else 3600.0
+        aws_cmd.logs(app_dir, env or "production", None, seconds, f'"{grep}"' if grep else None, limit, False)
+        return
     home = Home.from_env()
     fetch = _log_source(home)
     app_name = _app_name(app_dir)
@@ -185,8 +200,14 @@ def down(
     app_name: str | None = typer.Option(
         None, "--app", help="App name (default: from the folder's manifest)."
     ),
+    provider: str = PROVIDER,
 ) -> None:
     """Stop an environment's instances and services; with none left, stop the router and the daemon."""
+    if elsewhere(provider, "down"):
+        from sprout.cli import aws_cmd
+
+        aws_cmd.down(app_dir, env, None, None, False, False)
+        return
     home = Home.from_env().ensure()
     name = app_name or load_manifest(app_dir.resolve()).app.name
     if running_daemon(home) is None and _nothing_runs(home):

@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from sprout.cli.provider_cmd import PROVIDER, elsewhere
 from sprout.paths import Home
 from sprout.spec import Manifest, load_manifest
 from sprout.state import HistoryEntry, StateStore, Version
@@ -63,9 +64,16 @@ def register(app: typer.Typer) -> None:
         version: str | None = typer.Option(
             None, "--version", help="Plan for this pushed version (default: the folder's content, as `up`)."
         ),
+        provider: str = PROVIDER,
     ) -> None:
         """Show what `sprout up` would change: settings, version, instances per zone, routes, resources."""
         from sprout.plan import DisplayExecutor, run
+
+        if elsewhere(provider, "plan"):
+            from sprout.cli import aws_cmd
+
+            aws_cmd.plan(app_dir, env, None, None)
+            return
 
         home = Home.from_env().ensure()
         manifest = load_manifest(app_dir)

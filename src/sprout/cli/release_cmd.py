@@ -16,6 +16,7 @@ from rich.console import Console
 
 from sprout.cli.client import connect
 from sprout.cli.ops_cmd import follow_release
+from sprout.cli.provider_cmd import PROVIDER, elsewhere
 from sprout.cli.push_cmd import push
 from sprout.deploy.gate import run_test_gate
 from sprout.errors import NotFoundError, SproutError, UserError
@@ -57,8 +58,14 @@ def deploy(
     store: str | None = typer.Option(
         None, "--store", envvar="SPROUT_STORE", help="Artifact store URL (default: a folder in SPROUT_HOME)."
     ),
+    provider: str = PROVIDER,
 ) -> None:
     """Release a new version with zero downtime: push, test gate, release phase, then the strategy."""
+    if elsewhere(provider, "deploy"):
+        from sprout.cli import aws_cmd
+
+        aws_cmd.deploy(app_dir, env, None, None, False, True)
+        return
     home = Home.from_env().ensure()
     app_dir = app_dir.resolve()
     state = StateStore(home.state_db)
@@ -126,8 +133,14 @@ def rollback(
         None, "--to", help="The version to go back to (default: the previous one)."
     ),
     wait: bool = typer.Option(True, "--wait/--no-wait", help="Follow a redeploy until it is done."),
+    provider: str = PROVIDER,
 ) -> None:
     """Back to the previous version: a weight switch while the old fleet is warm, else a redeploy."""
+    if elsewhere(provider, "rollback"):
+        from sprout.cli import aws_cmd
+
+        aws_cmd.rollback(app_dir, env, None, None)
+        return
     home = Home.from_env()
     name = load_manifest(app_dir.resolve()).app.name
     client = connect(home)
