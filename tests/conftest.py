@@ -1,4 +1,4 @@
-"""Suite-wide settings: pip's cache under /tmp, and an opt-in bundle cache shared across per-test homes."""
+"""Suite-wide settings: pip's and matplotlib's caches under /tmp, and an opt-in bundle cache shared across per-test homes."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ _SHARED = Path(tempfile.gettempdir()) / f"sprout-tests-{os.getuid()}"
 # Set at import, before any test starts a process: children inherit it.
 os.environ.setdefault("PIP_CACHE_DIR", str(_SHARED / "pip-cache"))
 os.environ.setdefault("PIP_DISABLE_PIP_VERSION_CHECK", "1")
+# Tools that would otherwise keep caches in the home folder (the suite writes only under /tmp and the repo).
+os.environ.setdefault("MPLCONFIGDIR", str(_SHARED / "matplotlib"))
 
 
 @pytest.fixture
