@@ -259,6 +259,7 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         )
     )
     port = free_port()
+    load_before = os.getloadavg()[0]
     began = time.monotonic()
     up = sprout(home, "up", str(app), "--port", str(port))
     if up.returncode != 0:
@@ -291,7 +292,9 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         poller.join(5)
     events = scale_events(client, wall0 - 1)
     client.close()
-    return summarise(args, load, fleet, events, wall0, drop)
+    figures = summarise(args, load, fleet, events, wall0, drop)
+    figures["settings"]["loadavg_before_after"] = [round(load_before, 1), round(os.getloadavg()[0], 1)]
+    return figures
 
 
 def summarise(
@@ -403,7 +406,8 @@ def report(figures: dict[str, Any]) -> None:
     print(
         f"\nstep load {s['base']:g} → {s['peak']:g} → {s['base']:g} req/s (GET /, keep-alive, loopback); "
         f"target {s['target']:g} req/s per instance, SLO p99 {s['slo_p99_s'] * 1000:g} ms, "
-        f"stabilization {s['stabilization']}, {s['cpus']} CPUs"
+        f"stabilization {s['stabilization']}, {s['cpus']} CPUs, "
+        f"load average {s['loadavg_before_after'][0]} before, {s['loadavg_before_after'][1]} after"
     )
 
     def show(value: float | None) -> str:
