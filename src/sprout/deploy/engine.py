@@ -25,6 +25,8 @@ ManifestLookup = Callable[[str, str], Manifest]
 
 ABORTING = "aborting"
 DONE = "done"
+#: Steps one `tick_all` may run in a row for one release before the others get their turn.
+MAX_STEPS_PER_TICK = 8
 
 
 @dataclass(frozen=True)
@@ -98,8 +100,18 @@ class ReleaseEngine:
         return self._apply(deployment, transition)
 
     def tick_all(self) -> list[Deployment]:
-        """Advance every unfinished release once (the daemon calls this every loop, and on start)."""
-        return [self.tick(d.id) for d in self.store.list_deployments(unfinished=True)]
+        """Advance every unfinished release until it waits (the daemon calls this every loop, and on start)."""
+        return [self._advance(d.id) for d in self.store.list_deployments(unfinished=True)]
+
+    def _advance(self, deployment_id: int) -> Deployment:
+        # Each step is persisted before the next runs, so chaining keeps crash safety; without it every
+        # step boundary would cost a whole daemon loop interval of a release's duration.
+        deployment = self.tick(deployment_id)
+        for _ in range(MAX_STEPS_PER_TICK - 1):
+            if deployment.state == DONE or "waiting" in deployment.data:
+                break
+            deployment = self.tick(deployment_id)
+        return deployment
 
     def run(self, deployment_id: int, poll: float = 0.2, timeout: float = 3600.0) -> Deployment:
         """Tick a release until it is done (used when no daemon drives it)."""
