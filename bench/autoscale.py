@@ -324,6 +324,12 @@ def summarise(
     # p99 back under the SLO: the end of the last 1-s window of the peak whose p99 exceeds it.
     over = [s for s, w in windows.items() if peak_at <= s < drop and p99([x.latency for x in w]) > args.slo]
     p99_ok = (max(over) + 1 - peak_at) if over else 0.0
+    # ... and the first recovery: the start of the first 5 windows in a row under it after the step up.
+    bad = set(over)
+    start = int(peak_at)
+    while start < drop and any(second in bad for second in range(start, start + 5)):
+        start += 1
+    p99_recovered = float(start - peak_at) if start < drop else None
     failed_peak = sum(1 for s in shots if peak_at <= s.due < drop and s.failed)
     sent_peak = sum(1 for s in shots if peak_at <= s.due < drop)
     failed_in = sum(1 for s in shots if s.due >= drop and s.failed)
@@ -374,6 +380,7 @@ def summarise(
         },
         "first_scale_out_s": first_out,
         "p99_under_slo_after_s": p99_ok,
+        "p99_recovered_s": p99_recovered,
         "scaled_out_serving_s": grown,
         "requests_peak": sent_peak,
         "p99_peak_ms": round(p99([s.latency for s in shots if peak_at <= s.due < drop]) * 1000, 1),
@@ -415,6 +422,7 @@ def report(figures: dict[str, Any]) -> None:
 
     print(f"first scale-out decision after the step up:   {show(figures['first_scale_out_s'])}")
     print(f"desired fleet serving after the step up:      {show(figures['scaled_out_serving_s'])}")
+    print(f"p99 under the SLO for 5 s in a row after:     {show(figures['p99_recovered_s'])}")
     print(f"p99 under the SLO for good after the step up: {show(figures['p99_under_slo_after_s'])}")
     print(
         f"failed requests during the peak:              {figures['failed_peak']} of {figures['requests_peak']}"
