@@ -3,7 +3,8 @@
 The app (`apps/busy`) works 20 ms per request; its manifest tracks 5 requests per second per instance
 between 1 and 3 instances with a 6 s scale-in window, so a ~30 req/s burst needs the maximum and a
 2 req/s trickle needs one. A paced client counts every failed request while the fleet grows, drains and
-shrinks; `sprout scale --min 2` must then hold the fleet at two and appear in `sprout history`.
+shrinks; `sprout scale --min 2` must then hold the fleet at two and appear in `sprout history`, and a
+`sprout scale --desired 3` must hold for one stabilization window before the idle fleet drains back.
 """
 
 from __future__ import annotations
@@ -96,6 +97,10 @@ def _live(env: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _scale_events(sprout: Sprout) -> list[dict[str, Any]]:
+    return [e for e in _events(sprout) if e["kind"] == "scale"]
+
+
+def _events(sprout: Sprout) -> list[dict[str, Any]]:
     daemon = sprout.daemon()
     response = httpx.get(
         daemon["api_url"] + "/v1/events",
@@ -103,7 +108,7 @@ def _scale_events(sprout: Sprout) -> list[dict[str, Any]]:
         headers={"Authorization": f"Bearer {sprout.token()}"},
         trust_env=False,
     )
-    return [e for e in response.json()["events"] if e["kind"] == "scale"]
+    return list(response.json()["events"])
 
 
 def test_burst_scales_out_idle_scales_in_without_errors_and_scale_min_is_honoured(busy: Sprout) -> None:
@@ -150,3 +155,15 @@ def test_burst_scales_out_idle_scales_in_without_errors_and_scale_min_is_honoure
     history = json.loads(busy.run("history", str(busy.app_dir), "--json").stdout)
     entries = [h for h in history if h["action"] == "scale"]
     assert entries and "instances.min: 1 → 2" in entries[-1]["diff_text"], history
+
+    # A capacity set by hand is kept for one stabilization window (6 s), then the idle fleet drains
+    # back to its floor of 2, again without a failed request.
+    with Trickle(busy.port, pause=1.0) as trickle:
+        busy.run("scale", str(busy.app_dir), "--desired", "3")
+        _wait(busy, 20, "fleet at 3", lambda e: e["desired"] == 3 and e["healthy"] == 3)
+        _wait(busy, 30, "back to 2", lambda e: e["desired"] == 2 and len(_live(e)) == 2)
+    assert trickle.failed == [] and trickle.ok > 0, trickle.failed[:5]
+    events = _events(busy)
+    by_hand = [e for e in events if e["kind"] == "capacity" and "sprout scale" in e["message"]][-1]
+    undone = [e for e in events if e["kind"] == "scale" and "desired capacity 3 → 2" in e["message"]][-1]
+    assert undone["time"] - by_hand["time"] >= 5.0, (by_hand, undone)
