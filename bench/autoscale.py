@@ -8,7 +8,8 @@ real `sprout up` under its own SPROUT_HOME, then sends a paced keep-alive load t
 
 and prints
   - the time from the step up to the first scale-out decision (the daemon's "scale" events);
-  - the time from the step up until p99 latency (1-s windows of the load's own samples) stays under the SLO;
+  - the time from the step up until the desired fleet serves (polled status), and until p99 latency
+    (1-s windows of the load's own samples) is under the SLO for 5 s in a row, and for good; the peak's p99;
   - failed requests during the peak (transport errors and 5xx; target 0);
   - after the step down: the time until desired capacity is back at min and until only min instances
     are live, with the failed requests during scale-in (target 0);
@@ -424,6 +425,7 @@ def report(figures: dict[str, Any]) -> None:
     print(f"desired fleet serving after the step up:      {show(figures['scaled_out_serving_s'])}")
     print(f"p99 under the SLO for 5 s in a row after:     {show(figures['p99_recovered_s'])}")
     print(f"p99 under the SLO for good after the step up: {show(figures['p99_under_slo_after_s'])}")
+    print(f"p99 over the whole peak:                      {figures['p99_peak_ms']} ms")
     print(
         f"failed requests during the peak:              {figures['failed_peak']} of {figures['requests_peak']}"
     )
