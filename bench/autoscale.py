@@ -463,7 +463,7 @@ def main() -> None:
     parser.add_argument("--target", type=float, default=60.0, help="requests per second per instance")
     parser.add_argument("--slo", type=float, default=0.1, help="p99 latency objective in seconds")
     parser.add_argument("--stabilization", default="30s")
-    parser.add_argument("--warmup", default="5s")
+    parser.add_argument("--warmup", default="10s", help="launch → serving, as measured here")
     parser.add_argument("--workers", type=int, default=64)
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (logs, state)")
