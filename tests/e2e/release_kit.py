@@ -17,6 +17,7 @@ from e2e_kit import Sprout
 from sprout.state import StateStore
 from sprout.state.models import Deployment
 
+KILLER = Path(__file__).resolve().parent / "kill_at_step.py"
 RELAPP = Path(__file__).resolve().parent / "apps" / "relapp"
 HOST = "relapp.localhost"
 
@@ -96,7 +97,9 @@ class VersionLoad:
             if len(recent) > 10 and all(h.version == version for h in recent):
                 return converged_at(self.hits, version, 0.0) or now - seconds
             time.sleep(0.1)
-        raise AssertionError(f"traffic not all on {version} within {timeout}s: {self.versions(time.time() - 1)}")
+        raise AssertionError(
+            f"traffic not all on {version} within {timeout}s: {self.versions(time.time() - 1)}"
+        )
 
     def _run(self, method: str) -> None:
         deadline = time.monotonic() + self.max_seconds
@@ -111,7 +114,11 @@ class VersionLoad:
                     else:
                         response = client.post(self.url + "/echo", content=f"ping {count}")
                     hit = Hit(
-                        start, time.time(), method, response.status_code, response.headers.get("x-sprout-version")
+                        start,
+                        time.time(),
+                        method,
+                        response.status_code,
+                        response.headers.get("x-sprout-version"),
                     )
                 except httpx.HTTPError as exc:
                     hit = Hit(start, time.time(), method, None, None, f"{type(exc).__name__}: {exc}")
@@ -139,7 +146,9 @@ class StepWatcher:
         found = self.store.list_deployments(self.app, self.env)
         return found[-1] if found else None
 
-    def wait_state(self, states: set[str], after_id: int = 0, timeout: float = 30.0, poll: float = 0.005) -> Deployment:
+    def wait_state(
+        self, states: set[str], after_id: int = 0, timeout: float = 30.0, poll: float = 0.005
+    ) -> Deployment:
         """The newest release (id > after_id) once it is at one of `states`."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -156,7 +165,9 @@ class StepWatcher:
             if found.state == "done":
                 return found
             time.sleep(0.1)
-        raise AssertionError(f"release {deployment_id} not done within {timeout}s: {self.store.get_deployment(deployment_id)}")
+        raise AssertionError(
+            f"release {deployment_id} not done within {timeout}s: {self.store.get_deployment(deployment_id)}"
+        )
 
     def step_times(self, deployment_id: int) -> dict[str, float]:
         """When the release entered each step (from its `release.step` events, wall clock)."""
@@ -168,6 +179,17 @@ class StepWatcher:
             target = event.message.split(" → ", 1)[1].split(":", 1)[0].strip()
             entered.setdefault(target, event.time)
         return entered
+
+    def kill_at(self, step: str, pid: int, timeout: float = 30.0) -> Deployment:
+        """SIGKILL process `pid` (the daemon) right at the boundary into `step` (see kill_at_step.py)."""
+        result = subprocess.run(
+            [sys.executable, str(KILLER), str(self.store.path), step, str(pid), str(timeout)],
+            capture_output=True,
+            text=True,
+            timeout=timeout + 10,
+        )
+        assert result.returncode == 0, f"{result.stderr}; latest: {self.latest()}"
+        return self.store.get_deployment(int(result.stdout))
 
     def close(self) -> None:
         self.store.close()

@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import signal
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import psutil
 import pytest
-from e2e_kit import Sprout, alive, free_port, kill_all, processes_of
+from e2e_kit import Sprout, free_port, kill_all, processes_of
 from release_kit import (
     StepWatcher,
     VersionLoad,
@@ -139,7 +137,9 @@ def test_a_version_that_never_becomes_healthy_is_aborted_unseen(rel: Sprout) -> 
         took = time.monotonic() - started
         time.sleep(0.5)
     text = output(result)
-    print(f"\n[point 4] unhealthy v2: aborted in {took:.1f}s; {len(load.hits)} requests, {len(load.failed)} failed")
+    print(
+        f"\n[point 4] unhealthy v2: aborted in {took:.1f}s; {len(load.hits)} requests, {len(load.failed)} failed"
+    )
     print(text)
     assert result.returncode != 0
     assert "aborted" in text and "/healthz" in text
@@ -179,6 +179,8 @@ def test_a_version_whose_tests_fail_is_never_deployed(rel: Sprout) -> None:
 
 @pytest.mark.parametrize("step", ["release", "launch", "wait_healthy", "smoke", "switch"])
 def test_daemon_killed_at_a_bluegreen_step_converges_to_one_version(rel: Sprout, step: str) -> None:
+    # A smoke path makes the smoke step do something (GET it on every new instance) before the switch.
+    set_manifest(rel.app_dir, 'health_timeout = "15s"', 'health_timeout = "15s"\nsmoke_path = "/healthz"')
     watcher = StepWatcher(rel.home)
     try:
         with VersionLoad(rel.port, max_seconds=120) as load:
@@ -186,27 +188,28 @@ def test_daemon_killed_at_a_bluegreen_step_converges_to_one_version(rel: Sprout,
             new_version(rel, "v2")
             follower = cli(rel, "deploy", str(rel.app_dir), "--skip-tests")
             try:
-                at = watcher.wait_state({step}, timeout=30, poll=0.002)
-                daemon = rel.daemon()["pid"]
-                os.kill(daemon, signal.SIGKILL)
-                psutil.Process(daemon).wait(5) if alive([daemon]) else None
+                at = watcher.kill_at(step, int(rel.daemon()["pid"]))
                 killed = time.monotonic()
-                follower.wait(30)
+                groups = {g.name: (g.version, g.weight) for g in watcher.store.list_groups(APP, "production")}
+                rel.run("daemon", "start")
+                restarted = time.monotonic() - killed
+                final = watcher.wait_done(at.id, timeout=60)
+                done = time.monotonic() - killed
+                status, extra = _wait_settled(rel, timeout=30)
+                version = str(serving(rel)[0]["version"])
+                load.wait_all(version, seconds=1.0)
+                settled = time.monotonic() - killed
             finally:
-                if follower.poll() is None:
+                try:
+                    follower.wait(10)
+                except subprocess.TimeoutExpired:
                     follower.kill()
                     follower.wait(5)
-            rel.run("daemon", "start")
-            final = watcher.wait_done(at.id, timeout=60)
-            status, extra = _wait_settled(rel, timeout=30)
-            version = str(serving(rel)[0]["version"])
-            load.wait_all(version, seconds=1.0)
-            settled = time.monotonic() - killed
     finally:
         watcher.close()
     print(
-        f"\n[point 6] kill -9 at {step}: release {final.outcome} ({final.reason}); {version} serves 100% "
-        f"{settled:.1f}s after the kill; {len(load.hits)} requests, {len(load.failed)} failed"
+        f"\n[point 6] kill -9 at {step} (groups then: {groups or 'implicit blue'}): release {final.outcome} ({final.reason}); {version} serves 100% "
+        f"{settled:.1f}s after the kill (daemon back {restarted:.1f}s, release done {done:.1f}s); {len(load.hits)} requests, {len(load.failed)} failed"
     )
     assert final.outcome in ("succeeded", "aborted")
     assert [(g["version"], g["weight"]) for g in serving(rel)] == [(version, 100)]
@@ -256,7 +259,9 @@ def test_concurrent_deploys_one_proceeds_the_other_fails_fast(rel: Sprout) -> No
     assert len(winners) == 1 and len(losers) == 1, results
     (winner,), (loser,) = winners, losers
     text = results[loser][1] + results[loser][2]
-    print(f"\n[point 7] concurrent deploys: {winner} proceeded ({ended[winner]:.1f}s), {loser} failed after {ended[loser]:.2f}s: {text.strip()}")
+    print(
+        f"\n[point 7] concurrent deploys: {winner} proceeded ({ended[winner]:.1f}s), {loser} failed after {ended[loser]:.2f}s: {text.strip()}"
+    )
     assert "relapp/production: another release is in progress (held by" in text
     assert f": {winner} (bluegreen) since" in text
     assert ended[loser] < 5.0
