@@ -12,6 +12,7 @@ from sprout.controlplane.autoscale import Autoscaler, route_totals, scaling_conf
 from sprout.router.metrics import Stats
 from sprout.spec import parse_manifest
 from sprout.state import StateStore
+from sprout.state.models import Group
 
 MANIFEST = {
     "app": {"name": "shop", "web": "python app.py"},
@@ -201,3 +202,30 @@ def test_an_operators_desired_capacity_holds_for_one_stabilization_window(store:
         scaler.tick()
     assert store.get_environment("shop", "production").desired_capacity == 1
     assert "desired capacity 4 → 1" in store.list_events("shop", "production", kind="scale")[-1].message
+
+
+def test_after_a_release_the_serving_group_follows_and_the_standby_fleet_is_not_counted(
+    store: StateStore,
+) -> None:
+    # After a blue/green release: "green" serves all traffic, "blue" is the warm fleet kept for rollback.
+    store.put_group("shop", "production", Group("green", "v1", 1, 100))
+    (serving,) = store.list_instances("shop", "production")
+    store.update_instance(serving.id, group_name="green")
+    store.put_group("shop", "production", Group("blue", "v0", 2, 0, standby_until=2_000_000.0))
+    for port in (2, 3):
+        store.add_instance(
+            "shop", "production", "v0", "b", "127.0.0.1", port, pid=os.getpid(), state="running",
+            health="healthy", group_name="blue",
+        )  # fmt: skip
+    router, clock = Router(), Clock()
+    scaler = make(store, router, clock)
+    scaler.tick()
+    clock.now += 1
+    router.serve("green", 30)
+    scaler.tick()
+    groups = {g.name: g for g in store.list_groups("shop", "production")}
+    # 30 req/s on the one green instance (not on three): 3 instances, in the group the reconcile loop runs.
+    assert store.get_environment("shop", "production").desired_capacity == 3
+    assert (groups["green"].capacity, groups["green"].weight) == (3, 100)
+    assert (groups["blue"].capacity, groups["blue"].weight) == (2, 0)
+    assert "requests_per_instance 30/" in store.list_events("shop", "production", kind="scale")[-1].message

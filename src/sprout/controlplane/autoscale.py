@@ -18,6 +18,7 @@ from typing import Any
 
 import psutil
 
+from sprout.controlplane.groups import desired_groups, group_of
 from sprout.controlplane.routing import route_name
 from sprout.deploy.analysis import Window, latency_delta, quantile
 from sprout.router.client import RouterAdmin
@@ -26,7 +27,7 @@ from sprout.scale.model import Fleet, MetricSample
 from sprout.scale.scaler import Scaler
 from sprout.spec.models import Manifest
 from sprout.state import Environment, Instance, StateStore
-from sprout.state.models import LoadHour
+from sprout.state.models import Group, LoadHour
 
 log = logging.getLogger(__name__)
 
@@ -162,7 +163,16 @@ class Autoscaler:
         if previous is None or now <= since:
             return
         window = Window.between(previous, totals)
-        instances = self._store.list_instances(env.app, env.name, states=("launching", "running", "draining"))
+        # Only the groups that take traffic are the fleet: a warm standby kept for rollback serves nothing.
+        groups = [g for g in desired_groups(self._store, env) if g.weight > 0]
+        names = {g.name for g in groups}
+        instances = [
+            i
+            for i in self._store.list_instances(
+                env.app, env.name, states=("launching", "running", "draining")
+            )
+            if group_of(i) in names
+        ]
         serving = [i for i in instances if i.state == "running" and i.health == "healthy"]
         sample = MetricSample(
             request_rate=window.requests / (now - since),
@@ -174,13 +184,17 @@ class Autoscaler:
             serving=len(serving),
             launching=_pending(env.desired_capacity, len(serving), instances),
             draining=sum(1 for i in instances if i.state == "draining"),
-            releasing=self._releasing(env.app, env.name),
+            # Two groups sharing the traffic are a release (canary, rolling) even between its steps.
+            releasing=len(groups) != 1 or self._releasing(env.app, env.name),
         )
         self._account(
             env, watch, now - since, window.requests, len(serving), latency_delta(previous, totals), now
         )
         decision = watch.scaler.observe(now, sample, fleet)
-        if decision.desired != env.desired_capacity and not fleet.releasing:
+        if fleet.releasing:
+            return
+        self._follow(env, groups[0])
+        if decision.desired != env.desired_capacity:
             self._store.set_desired_capacity(env.app, env.name, decision.desired, decision.reason)
             watch.desired = decision.desired
             self._store.record_event(
@@ -193,6 +207,23 @@ class Autoscaler:
                 request_rate=round(sample.request_rate, 2),
                 p95=round(sample.p95_latency, 4),
             )
+            self._follow(self._store.get_environment(env.app, env.name) or env, groups[0])
+
+    def _follow(self, env: Environment, serving: Group) -> None:
+        """Give the serving group the environment's desired capacity when a release wrote groups down.
+
+        After a release the recorded groups are what the reconcile loop converges to; without this the
+        capacity the autoscaler (or `sprout scale`) sets would stay on the environment, never launched.
+        """
+        if serving.capacity == env.desired_capacity or not self._store.list_groups(env.app, env.name):
+            return
+        if self._releasing(env.app, env.name):  # a release may have begun since this tick started
+            return
+        self._store.put_group(
+            env.app,
+            env.name,
+            Group(serving.name, serving.version, env.desired_capacity, serving.weight, serving.standby_until),
+        )
 
     def _account(
         self,
