@@ -5,6 +5,7 @@ between 1 and 3 instances with a 6 s scale-in window, so a ~30 req/s burst needs
 2 req/s trickle needs one. A paced client counts every failed request while the fleet grows, drains and
 shrinks; `sprout scale --min 2` must then hold the fleet at two and appear in `sprout history`, and a
 `sprout scale --desired 3` must hold for one stabilization window before the idle fleet drains back.
+After a blue/green release, with the old fleet kept warm for rollback, a burst must still grow the new one.
 """
 
 from __future__ import annotations
@@ -96,6 +97,20 @@ def _live(env: dict[str, Any]) -> list[dict[str, Any]]:
     return [i for i in env["instances"] if i["state"] in ("launching", "running")]
 
 
+def _serving(env: dict[str, Any]) -> tuple[str, int, int] | None:
+    """The group taking all traffic: its version, capacity and healthy instances."""
+    groups = [g for g in env["groups"] if g["weight"] > 0]
+    if len(groups) != 1:
+        return None
+    group = groups[0]
+    healthy = [
+        i
+        for i in env["instances"]
+        if i["group"] == group["name"] and i["state"] == "running" and i["health"] == "healthy"
+    ]
+    return group["version"], group["capacity"], len(healthy)
+
+
 def _scale_events(sprout: Sprout) -> list[dict[str, Any]]:
     return [e for e in _events(sprout) if e["kind"] == "scale"]
 
@@ -167,3 +182,13 @@ def test_burst_scales_out_idle_scales_in_without_errors_and_scale_min_is_honoure
     by_hand = [e for e in events if e["kind"] == "capacity" and "sprout scale" in e["message"]][-1]
     undone = [e for e in events if e["kind"] == "scale" and "desired capacity 3 → 2" in e["message"]][-1]
     assert undone["time"] - by_hand["time"] >= 5.0, (by_hand, undone)
+
+    # After a blue/green release (the old fleet kept warm for rollback) a burst still grows the new fleet.
+    with open(busy.app_dir / "busy" / "__init__.py", "a", encoding="utf-8") as source:
+        source.write("# v2\n")
+    busy.run("deploy", str(busy.app_dir), "--strategy", "bluegreen", "--skip-tests")
+    with Trickle(busy.port, pause=0.0) as burst:
+        grown = _wait(busy, 30, "v2 fleet at 3", lambda e: _serving(e) == ("v2", 3, 3))
+    assert burst.failed == [], burst.failed[:5]
+    standby = [g for g in grown["groups"] if g["weight"] == 0]
+    assert [(g["version"], g["capacity"]) for g in standby] == [("v1", 2)], grown["groups"]
