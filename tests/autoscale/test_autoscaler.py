@@ -229,3 +229,32 @@ def test_after_a_release_the_serving_group_follows_and_the_standby_fleet_is_not_
     assert (groups["green"].capacity, groups["green"].weight) == (3, 100)
     assert (groups["blue"].capacity, groups["blue"].weight) == (2, 0)
     assert "requests_per_instance 30/" in store.list_events("shop", "production", kind="scale")[-1].message
+
+
+def test_an_operators_scale_in_is_not_bounced_back_by_the_instances_still_live(store: StateStore) -> None:
+    store.set_desired_capacity("shop", "production", 4, "test")
+    for port in (2, 3, 4):
+        store.add_instance(
+            "shop",
+            "production",
+            "v1",
+            "b",
+            "127.0.0.1",
+            port,
+            pid=os.getpid(),
+            state="running",
+            health="healthy",
+        )
+    router, clock = Router(), Clock()
+    scaler = make(store, router, clock)
+    scaler.tick()
+    clock.now += 1
+    router.serve("blue", 2)
+    scaler.tick()
+    # `sprout scale --desired 1` on a quiet site: the three surplus instances are still live until the
+    # reconcile loop drains them, which must not read as a fleet of four to keep.
+    store.set_desired_capacity("shop", "production", 1, "sprout scale by test")
+    clock.now += 1
+    router.serve("blue", 2)
+    scaler.tick()
+    assert store.get_environment("shop", "production").desired_capacity == 1

@@ -26,7 +26,7 @@ from sprout.scale.config import Limits, ScalingConfig
 from sprout.scale.model import Fleet, MetricSample
 from sprout.scale.scaler import Scaler
 from sprout.spec.models import Manifest
-from sprout.state import Environment, Instance, StateStore
+from sprout.state import Environment, StateStore
 from sprout.state.models import Group, LoadHour
 
 log = logging.getLogger(__name__)
@@ -105,16 +105,18 @@ def _scaler(env: Environment) -> Scaler:
     return Scaler(scaling_config(manifest), Limits(manifest.instances.min, manifest.instances.max))
 
 
-def _pending(desired: int, serving: int, instances: list[Instance]) -> int:
-    """Capacity committed but not serving: launching, briefly unhealthy, or desired and not launched yet.
+def _fleet(desired: int, serving: int, draining: int, releasing: bool) -> Fleet:
+    """The fleet as the scaler must see it: the desired capacity, of which `serving` instances serve.
 
-    The scaler compares its recommendation with serving + launching. Counting only `launching` would let
-    a crashed instance awaiting its replacement, or one that fails a few health checks, read as a smaller
-    fleet: a recommendation "within tolerance" of that fleet lowers desired capacity at once, a scale-in
-    that skips the stabilization window (and the reconcile loop then retires a healthy instance).
+    The scaler's current capacity is serving + launching. It is the desired capacity the control plane
+    is committed to, not the instances alive this second: a crashed instance awaiting its replacement,
+    one failing a few health checks, or one not launched yet still counts (else a load "within
+    tolerance" of the smaller fleet would lower desired capacity at once, a scale-in that skips the
+    stabilization window), and surplus instances about to be drained do not (else a scale-in by hand
+    would bounce back to the fleet still alive).
     """
-    not_serving = sum(1 for i in instances if i.state in ("launching", "running")) - serving
-    return max(desired - serving, not_serving, 0)
+    counted = min(serving, desired)
+    return Fleet(serving=counted, launching=desired - counted, draining=draining, releasing=releasing)
 
 
 class Autoscaler:
@@ -180,12 +182,12 @@ class Autoscaler:
             cpu=self._cpu([i.pid for i in serving if i.pid]),
             p95_latency=window.p95,
         )
-        fleet = Fleet(
-            serving=len(serving),
-            launching=_pending(env.desired_capacity, len(serving), instances),
-            draining=sum(1 for i in instances if i.state == "draining"),
+        fleet = _fleet(
+            env.desired_capacity,
+            len(serving),
+            sum(1 for i in instances if i.state == "draining"),
             # Two groups sharing the traffic are a release (canary, rolling) even between its steps.
-            releasing=len(groups) != 1 or self._releasing(env.app, env.name),
+            len(groups) != 1 or self._releasing(env.app, env.name),
         )
         self._account(
             env, watch, now - since, window.requests, len(serving), latency_delta(previous, totals), now
