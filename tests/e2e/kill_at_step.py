@@ -1,11 +1,12 @@
-"""Kill the daemon with SIGKILL right at the boundary into one step of the newest release.
+"""Kill the daemon with SIGKILL exactly at the boundary into one step of the newest release.
 
 Usage: python kill_at_step.py STATE_DB STEP DAEMON_PID TIMEOUT; prints the release id it caught.
 
-Steps chain within one daemon tick, so polling alone would miss the short ones. Instead this takes the
-database's write lock for a moment, over and over: once the persisted state is STEP, it kills the
-daemon while still holding the lock, so the daemon dies before STEP wrote anything (its first write
-waits on the lock). A process of its own, so that no other thread's GIL turn stretches the gaps.
+Steps chain within one daemon tick, so polling alone misses the short ones. Instead, temporary
+triggers freeze every write to the state store once the newest release's persisted state is STEP:
+the daemon's next write (the step's first effect, or its transition) spins inside its own
+uncommitted transaction. Then the daemon is killed, its transaction dies with it, and the triggers
+are dropped before anyone restarts it. So the daemon dies with STEP persisted and nothing of it done.
 """
 
 from __future__ import annotations
@@ -16,26 +17,62 @@ import sqlite3
 import sys
 import time
 
+GATE = "crash_gate"
+
 
 def main() -> int:
-    """Hold and release the write lock until the newest release is at the step; then kill."""
+    """Arm the triggers, wait for the step, kill, disarm."""
     db, step, pid, timeout = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
-    conn = sqlite3.connect(db, isolation_level=None, timeout=10)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        conn.execute("BEGIN IMMEDIATE")
-        row = conn.execute("SELECT id, state FROM deployments ORDER BY id DESC LIMIT 1").fetchone()
-        if row is not None and row[1] == step:
-            os.kill(pid, signal.SIGKILL)
-            while os.path.exists(f"/proc/{pid}") and _state(pid) not in ("Z", "X"):
-                time.sleep(0.001)
-            conn.execute("ROLLBACK")
-            print(row[0], flush=True)
-            return 0
-        conn.execute("COMMIT")
-        time.sleep(0.0003)
-    print(f"no release reached {step} within {timeout:g}s", file=sys.stderr)
-    return 1
+    conn = sqlite3.connect(db, isolation_level=None, timeout=30)
+    try:
+        arm(conn, step)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            row = conn.execute("SELECT id, state FROM deployments ORDER BY id DESC LIMIT 1").fetchone()
+            if row is not None and row[1] == step:
+                os.kill(pid, signal.SIGKILL)
+                while _state(pid) not in ("Z", "X"):
+                    time.sleep(0.001)
+                print(row[0], flush=True)
+                return 0
+            time.sleep(0.002)
+        print(f"no release reached {step} within {timeout:g}s", file=sys.stderr)
+        return 1
+    finally:
+        disarm(conn)
+        conn.close()
+
+
+def arm(conn: sqlite3.Connection, step: str) -> None:
+    """Triggers on every table: any write while the newest release is at `step` spins (until killed)."""
+    tables = [
+        r[0]
+        for r in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+        )
+    ]
+    conn.execute("BEGIN IMMEDIATE")
+    conn.execute(f"CREATE TABLE {GATE}_rows (n INTEGER)")
+    conn.executemany(f"INSERT INTO {GATE}_rows VALUES (?)", [(n,) for n in range(3000)])
+    for table in tables:
+        for op in ("INSERT", "UPDATE", "DELETE"):
+            conn.execute(
+                f"CREATE TRIGGER {GATE}_{table}_{op.lower()} BEFORE {op} ON {table} "
+                f"WHEN (SELECT state FROM deployments ORDER BY id DESC LIMIT 1) = '{step}' "
+                f"BEGIN SELECT count(*) FROM {GATE}_rows a, {GATE}_rows b, {GATE}_rows c; END"
+            )
+    conn.execute("COMMIT")
+
+
+def disarm(conn: sqlite3.Connection) -> None:
+    """Drop the triggers and their table (the killed daemon's lock is gone with it)."""
+    conn.execute("BEGIN IMMEDIATE")
+    for (name,) in conn.execute(
+        f"SELECT name FROM sqlite_master WHERE type = 'trigger' AND name LIKE '{GATE}%'"
+    ):
+        conn.execute(f"DROP TRIGGER {name}")
+    conn.execute(f"DROP TABLE IF EXISTS {GATE}_rows")
+    conn.execute("COMMIT")
 
 
 def _state(pid: int) -> str:

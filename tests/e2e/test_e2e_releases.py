@@ -266,3 +266,9 @@ def test_concurrent_deploys_one_proceeds_the_other_fails_fast(rel: Sprout) -> No
     assert f": {winner} (bluegreen) since" in text
     assert ended[loser] < 5.0
     assert rel.environment(APP)["version"] == winner
+    watcher = StepWatcher(rel.home)
+    try:
+        releases = watcher.store.list_deployments(APP, "production")
+    finally:
+        watcher.close()
+    assert [(d.version, d.outcome) for d in releases] == [(winner, "succeeded")]
