@@ -136,7 +136,7 @@ def converged_at(hits: list[Hit], version: str, since: float) -> float | None:
 
 
 class StepWatcher:
-    """Polls the state store for the environment's releases and notes when each step was first seen."""
+    """Reads the environment's releases from the state store: the newest, its steps' times; kills at a step."""
 
     def __init__(self, home: Path, app: str = "relapp", env: str = "production") -> None:
         self.store = StateStore(home / "state.db")
@@ -145,18 +145,6 @@ class StepWatcher:
     def latest(self) -> Deployment | None:
         found = self.store.list_deployments(self.app, self.env)
         return found[-1] if found else None
-
-    def wait_state(
-        self, states: set[str], after_id: int = 0, timeout: float = 30.0, poll: float = 0.005
-    ) -> Deployment:
-        """The newest release (id > after_id) once it is at one of `states`."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            latest = self.latest()
-            if latest is not None and latest.id > after_id and latest.state in states:
-                return latest
-            time.sleep(poll)
-        raise AssertionError(f"no release reached {states} within {timeout}s; latest: {self.latest()}")
 
     def wait_done(self, deployment_id: int, timeout: float = 60.0) -> Deployment:
         deadline = time.monotonic() + timeout
