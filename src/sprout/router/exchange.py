@@ -19,10 +19,17 @@ if TYPE_CHECKING:
     from sprout.router.upstream import UpstreamConnection
 
 _perf = time.perf_counter
+# Deadlines from the real clock (the loop's, monotonic): the coarse router clock lags by up to a tick,
+# which would let a timeout fire early.
+_monotonic = time.monotonic
 CRLF = b"\r\n"
 _LAST_CHUNK = b"0\r\n\r\n"
 # Request bytes buffered while no upstream connection is ready before the client is paused.
 _PENDING_LIMIT = 256 * 1024
+
+
+#: Largest response (by Content-Length) held back until complete, so it can still be retried.
+RESPONSE_HOLD_BYTES = 64 * 1024
 
 
 class Exchange:
@@ -50,6 +57,7 @@ class Exchange:
     cache_ttl = 0
     cache_body: list[bytes] | None = None
     cache_size = 0
+    resp_hold = False
 
     def __init__(
         self,
@@ -112,7 +120,7 @@ class Exchange:
             if self.replay is not None:
                 self.replay.append(_LAST_CHUNK)
         if self.conn is not None:
-            self.deadline = self.client.router.clock + self.client.router.config.response_timeout
+            self.deadline = _monotonic() + self.client.router.config.response_timeout
 
     def flush_request(self) -> None:
         """Write the queued request bytes to the upstream connection in one call."""
@@ -179,7 +187,7 @@ class Exchange:
         conn.transport.write(b"".join([self.head, *out]) if out else self.head)
         client = self.client
         if self.request_done:
-            self.deadline = client.router.clock + client.router.config.response_timeout
+            self.deadline = _monotonic() + client.router.config.response_timeout
         if client.paused_upstream:
             client.resume_for_upstream()
 
@@ -248,6 +256,9 @@ class Exchange:
                 parts.append(b"Content-Length: %s\r\n" % length)
         elif length is not None:
             parts.append(b"Content-Length: %s\r\n" % length)
+            # A small response is held until complete (like nginx's response buffering): an upstream
+            # that dies mid-response has then sent the client nothing, and the request can be retried.
+            self.resp_hold = int(length) <= RESPONSE_HOLD_BYTES
         else:
             self.until_close = not chunked
             if self.client.http11:
@@ -311,6 +322,7 @@ class Exchange:
             return
         if self.resp_chunked:
             self.resp_out.append(_LAST_CHUNK)
+        self.resp_hold = False
         self.flush_response()
         conn = self.conn
         self.conn = None
@@ -342,11 +354,29 @@ class Exchange:
         elif self.resp_status == 0:
             self._leave_target(502)
             self._retry_or_fail(502, "upstream closed the connection before responding", delivered=True)
+        elif self.resp_hold and self.request_done:
+            # Nothing of this response reached the client: as if the upstream had never answered.
+            self._forget_response()
+            self._leave_target(502)
+            self._retry_or_fail(502, "upstream closed the connection mid-response", delivered=True)
         else:
             self.close_after = True
             self.flush_response()
             self.client.close()
             self._finish(self.resp_status)
+
+    def _forget_response(self) -> None:
+        """Drop a held, unsent response so the exchange can start over on another target."""
+        self.resp_out = []
+        self.resp_status = 0
+        self.resp_hold = False
+        self.resp_chunked = False
+        self.until_close = False
+        self.informational = False
+        self.bytes_out = 0
+        self.cache_body = None
+        self.cache_size = 0
+        self.close_after = not self.keep_alive
 
     def upstream_failed(self, reason: str, protocol: bool) -> None:
         """The upstream sent something that is not HTTP: give up on it (never retried)."""

@@ -63,7 +63,7 @@ class UpstreamConnection(asyncio.Protocol):
             ex.upstream_failed(f"invalid response from {self.pool.target.address}: {exc}", protocol=True)
             return
         ex = self.exchange
-        if ex is not None:
+        if ex is not None and not ex.resp_hold:
             ex.flush_response()
 
     def connection_lost(self, exc: Exception | None) -> None:
