@@ -94,6 +94,7 @@ class Release:
     requests: int
     launches: list[float] = field(default_factory=list)
     phases: dict[str, float] = field(default_factory=dict)
+    outcome: str = "succeeded"
 
 
 def free_port() -> int:
@@ -148,16 +149,17 @@ class Bench:
             out.write(f"# release bench generation {self.generation}\n")
 
     def deploy(self, strategy: str) -> tuple[str, int, str]:
-        """`sprout deploy`: the version label, the release id and the command's output."""
+        """`sprout deploy`: the version label, the release id and the reason it did not succeed ("" if it did)."""
         args = ["deploy", str(self.app), "--strategy", strategy]
         if not self.with_tests:
             args.append("--skip-tests")
-        out = self.sprout(*args).stdout
-        pushed = re.search(r"pushed \S+ (v\d+)", out)
-        started = re.search(r"release (\d+) of (v\d+)", out)
-        if not pushed or not started:
-            raise RuntimeError(f"sprout deploy: unexpected output:\n{out}")
-        return started.group(2), int(started.group(1)), out
+        result = self.sprout(*args, check=False)
+        started = re.search(r"release (\d+) of (v\d+)", result.stdout)
+        if not started:
+            raise RuntimeError(f"sprout deploy: no release started:\n{result.stdout}\n{result.stderr}")
+        # A release that started but did not succeed (a canary rolled back) is a result, not a crash.
+        reason = " ".join((result.stderr or result.stdout).split()[-40:]) if result.returncode else ""
+        return started.group(2), int(started.group(1)), reason
 
     def events(self) -> list[dict[str, Any]]:
         from sprout.cli.client import connect
@@ -272,14 +274,16 @@ def run_strategy(bench: Bench, load: Load, strategy: str, releases: int, log: An
     for _ in range(releases):
         bench.bump()
         t0 = time.time()
-        version, release_id, _ = bench.deploy(strategy)
+        version, release_id, reason = bench.deploy(strategy)
         returned = time.time()
         time.sleep(1.5)  # answers sent after the command returned, to check nothing old is served
         end = time.time()
         window = [s for s in load.snapshot() if t0 <= s.sent < end]
         window.sort(key=lambda s: s.sent)
-        switch = switched_at(window, version)
+        switch = switched_at(window, version) if not reason else None
         stale = [s for s in window if s.sent >= returned and not s.failed and s.version != version]
+        if reason:
+            stale = []
         events = bench.events()
         release = Release(
             strategy=strategy,
@@ -291,12 +295,14 @@ def run_strategy(bench: Bench, load: Load, strategy: str, releases: int, log: An
             requests=len(window),
             launches=launch_times(events, version),
             phases=phases(events, release_id, t0, version),
+            outcome=reason or "succeeded",
         )
         done.append(release)
         log(
             f"  {strategy:<18} {version:<5} duration {release.duration}s (command {release.command}s), "
             f"{release.requests} requests, {release.failed} failed, {release.stale} stale; "
             f"launch→healthy {release.launches}; {release.phases}"
+            + (f"; NOT released: {reason}" if reason else "")
         )
     return done
 
@@ -315,6 +321,7 @@ def summarise(releases: list[Release]) -> dict[str, Any]:
             "failed": sum(r.failed for r in mine),
             "stale": sum(r.stale for r in mine),
             "requests": sum(r.requests for r in mine),
+            "not_released": [f"{r.version}: {r.outcome}" for r in mine if r.outcome != "succeeded"],
             "median_release_phase": _median_phase(mine, "started", "release_phase_done"),
             "median_rollout": _median_phase(mine, "release_phase_done", "switched"),
         }
@@ -359,6 +366,7 @@ def main() -> int:
         "cpus": os.cpu_count(),
         "rate": args.rate,
         "test_gate": "run" if args.with_tests else "skipped (--skip-tests)",
+        "loadavg_before": [round(x, 2) for x in os.getloadavg()],
     }
     try:
         bench.prepare()
@@ -389,6 +397,8 @@ def main() -> int:
         results["teardown"] = bench.teardown()
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
+    # The machine is shared: other processes' load moves the figures (the bundle install most).
+    results["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
     span = (samples[-1].sent - samples[0].sent) if len(samples) > 1 else 0.0
     results["load"] = {
         "requests": len(samples),
@@ -425,7 +435,8 @@ def print_table(results: dict[str, Any]) -> None:
     print(
         f"\nrelease bench: {results['app']}, {results['cpus']} CPUs, test gate {results['test_gate']}; "
         f"load {load['achieved_rate']} req/s, {load['requests']} requests ({load['posts']} POST), "
-        f"{load['failed']} failed"
+        f"{load['failed']} failed; load average {results['loadavg_before'][0]} before, "
+        f"{results['loadavg_after'][0]} after"
     )
     header = (
         f"{'strategy':<19}{'durations (s)':<34}{'median':>7}{'warm launch':>12}"
@@ -439,6 +450,9 @@ def print_table(results: dict[str, Any]) -> None:
             f"{_fmt(row['median_release_phase']):>11}{_fmt(row['median_rollout']):>9}"
             f"{row['failed']:>7}{row['stale']:>6}"
         )
+    for name, row in results["strategies"].items():
+        for line in row["not_released"]:
+            print(f"{name}: not released: {line}")
     target = results.get("bluegreen_target")
     if target:
         verdict = "met" if target["met"] else "NOT met"
