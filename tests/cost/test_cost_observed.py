@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from sprout.cli.main import app
+from sprout.cli.main import load_commands
 from sprout.cost import observed
 from sprout.spec import parse_manifest
 from sprout.state import StateStore
@@ -48,7 +48,7 @@ def test_the_bill_of_known_lifetimes(store: StateStore) -> None:
     now = time.time()
     store.add_instance("shop", "production", "v1", "a", "127.0.0.1", 1, started_at=now - 2 * 3600)
     store.add_instance("shop", "production", "v1", "b", "127.0.0.1", 2, started_at=now - 3600)
-    result = CliRunner().invoke(app, ["cost", "--json"])
+    result = CliRunner().invoke(load_commands("cost"), ["cost", "--json"])
     assert result.exit_code == 0, result.output
     bill = json.loads(result.output)
     # 2 h + 1 h of a medium instance at 0.5 EUR/h

@@ -13,22 +13,23 @@ from rich.markup import escape
 from sprout import __version__
 from sprout.errors import SproutError
 
-#: Modules that each define `register(app: typer.Typer) -> None`, in help order.
-COMMAND_MODULES: tuple[str, ...] = (
-    "sprout.cli.spec_cmd",
-    "sprout.cli.push_cmd",
-    "sprout.cli.plan_cmd",
-    "sprout.cli.agent_cmd",
-    "sprout.cli.ops_cmd",
-    "sprout.cli.release_cmd",
-    "sprout.cli.daemon_cmd",
-    "sprout.cli.aws_cmd",
-    "sprout.cli.k8s_cmd",
-    "sprout.cli.provider_cmd",
-    "sprout.cli.router_cmd",
-    "sprout.cli.simulate_cmd",
-    "sprout.cli.cost_cmd",
-)
+#: Each module defines `register(app: typer.Typer) -> None`, which adds these commands (help order).
+#: Only the module of the command being run is imported: a CLI that starts fast makes a rollback fast.
+COMMAND_MODULES: dict[str, tuple[str, ...]] = {
+    "sprout.cli.spec_cmd": ("init", "validate", "schema"),
+    "sprout.cli.push_cmd": ("push",),
+    "sprout.cli.plan_cmd": ("plan", "history"),
+    "sprout.cli.agent_cmd": ("agent",),
+    "sprout.cli.ops_cmd": ("up", "status", "logs", "down"),
+    "sprout.cli.release_cmd": ("deploy", "rollback", "swap", "scale"),
+    "sprout.cli.daemon_cmd": ("daemon",),
+    "sprout.cli.aws_cmd": ("aws",),
+    "sprout.cli.k8s_cmd": ("k8s",),
+    "sprout.cli.provider_cmd": ("render",),
+    "sprout.cli.router_cmd": ("router",),
+    "sprout.cli.simulate_cmd": ("simulate",),
+    "sprout.cli.cost_cmd": ("cost",),
+}
 
 app = typer.Typer(
     name="sprout",
@@ -57,15 +58,31 @@ def main(
         os.environ["SPROUT_DEBUG"] = "1"
 
 
-for _module in COMMAND_MODULES:
-    importlib.import_module(_module).register(app)
+_loaded: set[str] = set()
+
+
+def load_commands(command: str | None = None) -> typer.Typer:
+    """The app with the module of `command` registered (every module when None or unknown, as for --help)."""
+    wanted = [module for module, names in COMMAND_MODULES.items() if command in names] or list(
+        COMMAND_MODULES
+    )
+    for module in wanted:
+        if module not in _loaded:
+            importlib.import_module(module).register(app)
+            _loaded.add(module)
+    return app
+
+
+def _command_name(args: list[str]) -> str | None:
+    """The command a command line asks for: its first word that is not an option."""
+    return next((arg for arg in args if not arg.startswith("-")), None)
 
 
 def run() -> None:
     """Entry point: run the CLI, turning SproutError into one clear line and its exit code."""
     try:
         # Without standalone mode click returns a `typer.Exit(n)` raised by a command as n.
-        code = app(standalone_mode=False)
+        code = load_commands(_command_name(sys.argv[1:]))(standalone_mode=False)
     except SproutError as exc:
         if os.environ.get("SPROUT_DEBUG"):
             raise

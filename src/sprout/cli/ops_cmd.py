@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from sprout.cli.client import APPLY_TIMEOUT, ApiClient, ensure_daemon
+from sprout.cli.follow import follow_release
 from sprout.cli.provider_cmd import PROVIDER, elsewhere
 from sprout.cli.push_cmd import push
 from sprout.controlplane.lifecycle import running_daemon
@@ -264,36 +265,6 @@ def _wait_healthy(client: ApiClient, manifest: Manifest, env: str) -> None:
                 )
             time.sleep(POLL)
     console.print(f"{name}/{env}: {found['healthy']}/{found['desired']} healthy")
-
-
-def follow_release(client: ApiClient, app: str, env: str, deployment_id: int) -> dict[str, Any]:
-    """Follow a release until it is done; fail with its reason unless it succeeded; its final record."""
-    with console.status(f"{app}/{env}: release {deployment_id}") as progress:
-        while True:
-            found = [
-                d
-                for d in client.get("/v1/deployments", app=app, env=env)["deployments"]
-                if d["id"] == deployment_id
-            ]
-            if not found:
-                raise ServiceError(f"{app}/{env}: release {deployment_id} disappeared; see `sprout status`")
-            deployment: dict[str, Any] = found[0]
-            if deployment["state"] == "done":
-                break
-            waiting = deployment["data"].get("waiting")
-            progress.update(
-                f"{app}/{env}: release {deployment_id} ({deployment['strategy']}) at {deployment['state']}"
-                + (f": {waiting}" if waiting else "")
-            )
-            time.sleep(POLL)
-    duration = deployment["data"].get("duration")
-    took = f" in {duration:.1f}s" if isinstance(duration, int | float) else ""
-    if deployment["outcome"] != "succeeded":
-        raise ServiceError(
-            f"{app}/{env}: release {deployment_id} {deployment['outcome']}{took}: {deployment['reason']}"
-        )
-    console.print(f"{app}/{env}: release {deployment_id} succeeded{took}: {deployment['reason']}")
-    return deployment
 
 
 def _fail_on_crash_loop(client: ApiClient, app: str, env: str, since: float, found: dict[str, Any]) -> None:

@@ -15,14 +15,10 @@ import typer
 from rich.console import Console
 
 from sprout.cli.client import connect
-from sprout.cli.ops_cmd import follow_release
+from sprout.cli.follow import follow_release
 from sprout.cli.provider_cmd import PROVIDER, elsewhere
-from sprout.cli.push_cmd import push
-from sprout.deploy.gate import run_test_gate
 from sprout.errors import NotFoundError, SproutError, UserError
 from sprout.paths import Home
-from sprout.spec import load_manifest, parse_manifest
-from sprout.state import StateStore
 
 console = Console(highlight=False)
 
@@ -32,6 +28,25 @@ ENV = typer.Option("production", "--env", "-e", help="Environment name.")
 
 class TestsFailed(SproutError):
     """The version's own tests failed: it is not deployed."""
+
+
+def app_name(app_dir: Path) -> str:
+    """The app's name from its manifest, read without validating the rest (the daemon holds the
+    validated manifest; a rollback should not wait for the models to load)."""
+    import tomllib
+
+    # As sprout.spec.manifest_path, without importing the models.
+    app_dir = app_dir.resolve()
+    path = app_dir if app_dir.is_file() else app_dir / "sprout.toml"
+    try:
+        name = tomllib.loads(path.read_text(encoding="utf-8"))["app"]["name"]
+    except (OSError, KeyError, TypeError, tomllib.TOMLDecodeError) as exc:
+        raise UserError(
+            f"{path}: cannot read [app] name ({exc}); check the manifest with `sprout validate`"
+        ) from exc
+    if not isinstance(name, str):
+        raise UserError(f"{path}: [app] name must be a string; check the manifest with `sprout validate`")
+    return name
 
 
 def register(app: typer.Typer) -> None:
@@ -66,6 +81,11 @@ def deploy(
 
         aws_cmd.deploy(app_dir, env, None, None, False, True)
         return
+    from sprout.cli.push_cmd import push
+    from sprout.deploy.gate import run_test_gate
+    from sprout.spec import load_manifest
+    from sprout.state import StateStore
+
     home = Home.from_env().ensure()
     app_dir = app_dir.resolve()
     state = StateStore(home.state_db)
@@ -142,7 +162,7 @@ def rollback(
         aws_cmd.rollback(app_dir, env, None, None)
         return
     home = Home.from_env()
-    name = load_manifest(app_dir.resolve()).app.name
+    name = app_name(app_dir)
     client = connect(home)
     result = client.post("/v1/rollback", {"app": name, "env": env, "to": to, "user": getpass.getuser()})
     if result["instant"]:
@@ -157,7 +177,7 @@ def rollback(
 def swap(app_dir: Path = APP_DIR, env: str = ENV) -> None:
     """Blue/green: send all traffic to the warm fleet; the live one stays warm in its place."""
     home = Home.from_env()
-    name = load_manifest(app_dir.resolve()).app.name
+    name = app_name(app_dir)
     result = connect(home).post("/v1/swap", {"app": name, "env": env, "user": getpass.getuser()})
     console.print(f"{name}/{env}: traffic now on {result['version']}")
 
@@ -174,6 +194,9 @@ def scale(
     """Change the fleet's bounds or capacity now; recorded in the history (`sprout plan` shows the drift)."""
     if minimum is None and maximum is None and desired is None:
         raise UserError("scale: give at least one of --min, --max, --desired")
+    from sprout.spec import load_manifest, parse_manifest
+    from sprout.state import StateStore
+
     home = Home.from_env().ensure()
     state = StateStore(home.state_db)
     name = load_manifest(app_dir.resolve()).app.name
