@@ -196,7 +196,11 @@ class Controller:
         since = parse_since(query["since"], time.time()) if query.get("since") else None
         limit = min(int(query.get("limit") or 100), LIMIT_MAX)
         events = self._store.list_events(
-            app=query.get("app") or None, env=query.get("env") or None, since=since, limit=limit
+            app=query.get("app") or None,
+            env=query.get("env") or None,
+            since=since,
+            limit=limit,
+            kind=query.get("kind") or None,
         )
         return {"events": [asdict(event) for event in events]}
 
