@@ -78,6 +78,7 @@ health_timeout = "60s"
 steps = [25, 50, 100]
 interval = "3s"
 min_requests = 10
+max_latency_ratio = {latency_ratio}
 """
 
 
@@ -106,13 +107,14 @@ def free_port() -> int:
 class Bench:
     """One scratch installation: app copy, SPROUT_HOME, database; the CLI run against it."""
 
-    def __init__(self, work: Path, with_tests: bool) -> None:
+    def __init__(self, work: Path, with_tests: bool, latency_ratio: float) -> None:
         self.work = work
         self.home = work / "home"
         self.app = work / "app"
         self.port = free_port()
         self.db_url = f"mysql://root@127.0.0.1:3306/bench_release_{uuid.uuid4().hex[:10]}"
         self.with_tests = with_tests
+        self.latency_ratio = latency_ratio
         self.generation = 1
 
     def env(self) -> dict[str, str]:
@@ -140,7 +142,7 @@ class Bench:
         text = manifest.read_text()
         text = re.sub(r'url = "mysql://[^"]*"', f'url = "{self.db_url}"', text)
         text = text.replace('path = "/healthz"', 'path = "/healthz"\ninterval = "500ms"\ntimeout = "500ms"')
-        manifest.write_text(text + BENCH_MANIFEST)
+        manifest.write_text(text + BENCH_MANIFEST.format(latency_ratio=self.latency_ratio))
 
     def bump(self) -> None:
         """Change a file of the app so the next push is a new version."""
@@ -339,6 +341,13 @@ def main() -> int:
     parser.add_argument("--releases", type=int, default=5, help="consecutive releases per strategy")
     parser.add_argument("--strategies", default=",".join(STRATEGIES), help="comma-separated")
     parser.add_argument("--with-tests", action="store_true", help="run the test gate on every deploy")
+    parser.add_argument(
+        "--canary-latency-ratio",
+        type=float,
+        default=1.5,
+        help="[deploy.canary] max_latency_ratio (1.5 is the default; a fresh canary's p95 over a 3 s step "
+        "is often 1.6-2x a warm stable's)",
+    )
     parser.add_argument("--max-seconds", type=float, default=1500.0, help="bound on the load's duration")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.add_argument("--keep", action="store_true", help="keep the scratch folder (logs) afterwards")
@@ -358,7 +367,7 @@ def main() -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     work = Path("/tmp") / f"sprout-bench-release-{uuid.uuid4().hex[:8]}"
     work.mkdir(parents=True)
-    bench = Bench(work, args.with_tests)
+    bench = Bench(work, args.with_tests, args.canary_latency_ratio)
     load: Load | None = None
     releases: list[Release] = []
     results: dict[str, Any] = {
@@ -366,6 +375,7 @@ def main() -> int:
         "cpus": os.cpu_count(),
         "rate": args.rate,
         "test_gate": "run" if args.with_tests else "skipped (--skip-tests)",
+        "canary_max_latency_ratio": args.canary_latency_ratio,
         "loadavg_before": [round(x, 2) for x in os.getloadavg()],
     }
     try:
