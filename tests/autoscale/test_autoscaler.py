@@ -258,3 +258,19 @@ def test_an_operators_scale_in_is_not_bounced_back_by_the_instances_still_live(s
     router.serve("blue", 2)
     scaler.tick()
     assert store.get_environment("shop", "production").desired_capacity == 1
+
+
+def test_with_scaling_off_a_capacity_set_by_hand_still_reaches_a_releases_group(tmp_path: Path) -> None:
+    store = StateStore(tmp_path / "state.db")
+    manifest = parse_manifest({**MANIFEST, "scaling": {"enabled": False}})
+    store.upsert_environment("shop", "production", manifest, tmp_path)
+    store.add_version("shop", "a" * 64, 1, manifest)
+    store.set_current_version("shop", "production", "v1")
+    store.put_group("shop", "production", Group("green", "v1", 2, 100))
+    store.set_desired_capacity("shop", "production", 4, "sprout scale by alice")
+    make(store, Router(), Clock()).tick()
+    assert [(g.name, g.capacity) for g in store.list_groups("shop", "production")] == [("green", 4)]
+    # but not while a release moves traffic
+    store.set_desired_capacity("shop", "production", 1, "sprout scale by alice")
+    make(store, Router(), Clock(), releasing=True).tick()
+    assert [(g.name, g.capacity) for g in store.list_groups("shop", "production")] == [("green", 4)]

@@ -143,6 +143,10 @@ class Autoscaler:
         for env in self._store.list_environments():
             if not env.manifest.scaling.enabled or env.current_version is None:
                 self._watches.pop(env.id, None)
+                # No policies here, but a capacity set by hand must still reach a release's groups.
+                live = [g for g in desired_groups(self._store, env) if g.weight > 0]
+                if len(live) == 1 and not self._releasing(env.app, env.name):
+                    self._follow(env, live[0])
                 continue
             self._scale(env, metrics, now)
 
