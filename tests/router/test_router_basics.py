@@ -8,8 +8,8 @@ import time
 
 import httpx
 import pytest
-from conftest import get, group, route, table, wait_for, wait_healthy
 
+from conftest import get, group, route, table, wait_for, wait_healthy
 from sprout.errors import AuthError, ServiceError
 from sprout.router.client import RouterAdmin
 
