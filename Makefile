@@ -25,8 +25,8 @@ services: ## install/start the services the tests need (memcached, MariaDB, Post
 	bash scripts/services.sh
 
 lint: setup ## ruff + mypy (strict on src/sprout)
-	$(BIN)/ruff check src tests bench examples
-	$(BIN)/ruff format --check src tests bench examples
+	$(BIN)/ruff check --no-cache src tests bench examples
+	$(BIN)/ruff format --no-cache --check src tests bench examples
 	$(BIN)/mypy
 
 format: setup
