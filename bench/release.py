@@ -19,6 +19,7 @@ launch → all new healthy, → traffic switched, → release done; "rollout" is
 on the new version. Target: blue/green duration ≤ warm launch + 2 s.
 
     .venv/bin/python bench/release.py [--rate 200] [--releases 5] [--strategies bluegreen,canary]
+                                      [--canary-latency-ratio 3]
                                       [--with-tests] [--json] [--keep]
 
 By default the test gate is skipped (`--skip-tests`, recorded in the history): it would add the app's
