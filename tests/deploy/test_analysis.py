@@ -63,6 +63,13 @@ CASES = [
         "canary p95 242 ms is 10.0x stable's 24 ms: above the allowed 1.5x",
     ),
     (
+        "a few milliseconds slower is a fresh instance, not a regression",
+        (100, 0, 0.009),
+        (1000, 0, 0.005),
+        "promote",
+        "canary healthy: 100 requests, 5xx 0.0% vs 0.0%, p95 10 ms vs 5 ms",
+    ),
+    (
         "sub-floor latencies are noise",
         (100, 0, 0.002),
         (1000, 0, 0.0008),

@@ -13,8 +13,9 @@ from typing import Any, Literal
 
 from sprout.spec.models import CanaryAnalysis
 
-#: Below this p95 (seconds) latency ratios are noise: 2 ms against 1 ms is not a regression.
-LATENCY_FLOOR = 0.005
+#: A canary slower than stable by less than this (seconds, p95) is not a regression, whatever the ratio:
+#: a freshly started instance answers a few milliseconds slower (9 ms against 5 ms rolled good versions back).
+LATENCY_MARGIN = 0.025
 
 Outcome = Literal["promote", "wait", "rollback"]
 
@@ -64,8 +65,8 @@ def judge(canary: Window, stable: Window, rules: CanaryAnalysis) -> Verdict:
             f"canary 5xx rate {canary.error_rate:.1%} ({canary.errors}/{canary.requests}) vs stable "
             f"{stable.error_rate:.1%}: above the allowed +{rules.max_error_rate:.1%}",
         )
-    if stable.requests and max(canary.p95, stable.p95) >= LATENCY_FLOOR:
-        ratio = canary.p95 / max(stable.p95, LATENCY_FLOOR)
+    if stable.requests and canary.p95 - stable.p95 > LATENCY_MARGIN:
+        ratio = canary.p95 / max(stable.p95, 0.001)
         if ratio > rules.max_latency_ratio:
             return Verdict(
                 "rollback",
