@@ -45,30 +45,29 @@ from typing import Any
 from croniter import croniter
 
 from sprout.errors import ManifestError
+from sprout.spec import units
 
 METRICS = ("requests_per_instance", "concurrency", "cpu", "p95_latency")
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_NUMBER = re.compile(r"^\s*\d+(?:\.\d+)?\s*$")
 _CHANGE = re.compile(r"^\s*([+-]?\d+(?:\.\d+)?)\s*(%?)\s*$")
 
 
 def parse_duration(value: object, where: str) -> float:
-    """Seconds from `"300s"`, `"5m"`, `"1h"`, `"2d"`, `"250ms"` or a plain number of seconds."""
+    """Seconds from a manifest duration (`"300s"`, `"5m"`, `"1h"`, `"2d"`, `"250ms"`: `sprout.spec.units`),
+    a number of seconds or a bare number in a string; errors name the scaling key."""
     if isinstance(value, bool):
         raise ManifestError("sprout.toml", [f'{where}: expected a duration like "300s", got {value!r}'])
-    if isinstance(value, int | float):
-        seconds = float(value)
-    else:
-        match = _DURATION.match(str(value))
-        if match is None:
-            raise ManifestError(
-                "sprout.toml", [f'{where}: {value!r} is not a duration; write it like "300s", "5m" or "1h"']
-            )
-        seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2) or "s"]
-    if seconds < 0:
+    if isinstance(value, str) and _NUMBER.match(value):
+        value = float(value)
+    if isinstance(value, int | float) and value < 0:
         raise ManifestError("sprout.toml", [f"{where}: a duration cannot be negative ({value!r})"])
-    return seconds
+    try:
+        return units.parse_duration(value)
+    except ValueError:
+        raise ManifestError(
+            "sprout.toml", [f'{where}: {value!r} is not a duration; write it like "300s", "5m" or "1h"']
+        ) from None
 
 
 @dataclass(frozen=True, slots=True)
