@@ -18,10 +18,13 @@ class MemoryFleet:
         boot_looks: int = 2,
         bad: frozenset[str] = frozenset(),
         error_rate: Mapping[str, float] | None = None,
+        latency: Mapping[str, float] | None = None,
     ) -> None:
         self.boot_looks = boot_looks
         self.bad = bad
         self.error_rate = dict(error_rate or {})
+        #: Seconds each version's requests take (0.01 when not named); tests may change it between ticks.
+        self.latency = dict(latency or {})
         self.state: dict[str, Group] = {}
         self.looks: dict[str, list[int]] = {}
         self.stats: dict[str, Stats] = {}
@@ -75,7 +78,7 @@ class MemoryFleet:
             for _ in range(share):
                 # every (1/rate)-th request fails, so small shares still see their errors
                 failed = int((stats.count + 1) * rate) > int(stats.count * rate)
-                stats.observe(500 if failed else 200, 0.01)
+                stats.observe(500 if failed else 200, self.latency.get(group.version, 0.01))
 
     def metrics(self, app: str, env: str) -> dict[str, Mapping[str, Any]]:
         return {name: stats.snapshot() for name, stats in self.stats.items()}

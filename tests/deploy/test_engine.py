@@ -137,6 +137,40 @@ def test_bad_canary_rolls_back_automatically_with_its_reason(store: StateStore) 
     assert "rolled_back" in store.list_history(APP, ENV)[-1].diff_text
 
 
+def test_slow_canary_rolls_back_after_a_second_look(store: StateStore) -> None:
+    clock, m = Clock(), manifest("canary", canary={"interval": "10s", "min_requests": 20})
+    fleet = MemoryFleet(latency={"v2": 0.2})
+    first_release(store, fleet, clock, m)
+    engine = make_engine(store, fleet, clock, m)
+    d = drive(engine, engine.start(APP, ENV, "v2", None, "alice"), clock, fleet)
+    assert d.outcome == "rolled_back"
+    assert re.fullmatch(
+        r"canary analysis: canary p95 \d+ ms is [\d.]+x stable's \d+ ms: above the allowed 1\.5x",
+        d.reason or "",
+    )
+    assert {n: (g.version, g.weight) for n, g in fleet.state.items()} == {"blue": ("v1", 100)}
+    assert max(w.get("green", 0) for w in fleet.weight_log) == 5
+    notes = [e.message for e in store.list_events(APP, ENV)]
+    assert any("→ canary_analyze: second look after a slow interval: canary p95" in n for n in notes)
+
+
+def test_one_slow_interval_is_not_a_regression(store: StateStore) -> None:
+    clock, m = Clock(), manifest("canary", canary={"interval": "10s", "min_requests": 20})
+    fleet = MemoryFleet()
+    first_release(store, fleet, clock, m)
+    engine = make_engine(store, fleet, clock, m)
+    started = clock.now
+
+    def spike() -> None:
+        # v2 is slow for its first analysis interval only, like one instance hit by a busy neighbour.
+        fleet.latency["v2"] = 0.2 if clock.now - started < 10 else 0.01
+
+    d = drive(engine, engine.start(APP, ENV, "v2", None, "alice"), clock, fleet, spike)
+    assert (d.outcome, d.reason) == ("succeeded", "v2 serves 100% of traffic")
+    notes = [e.message for e in store.list_events(APP, ENV)]
+    assert any("second look after a slow interval" in n for n in notes)
+
+
 def test_unhealthy_version_is_aborted_and_never_gets_traffic(store: StateStore) -> None:
     clock, m = Clock(), manifest("bluegreen")
     fleet = MemoryFleet(bad=frozenset({"v2"}))

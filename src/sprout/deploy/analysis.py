@@ -18,6 +18,10 @@ from sprout.spec.models import CanaryAnalysis
 LATENCY_MARGIN = 0.025
 
 Outcome = Literal["promote", "wait", "rollback"]
+#: What a rollback verdict is about: 5xx answers are judged at once; a latency regression must show in
+#: two intervals in a row (see `deploy/steps.py`), because one interval's p95 at a small weight can be
+#: a single slow request of an instance on a busy host (seen rolling good versions back in bench/release.py).
+Signal = Literal["", "errors", "latency"]
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,7 @@ class Verdict:
 
     outcome: Outcome
     reason: str
+    signal: Signal = ""
 
 
 def judge(canary: Window, stable: Window, rules: CanaryAnalysis) -> Verdict:
@@ -64,6 +69,7 @@ def judge(canary: Window, stable: Window, rules: CanaryAnalysis) -> Verdict:
             "rollback",
             f"canary 5xx rate {canary.error_rate:.1%} ({canary.errors}/{canary.requests}) vs stable "
             f"{stable.error_rate:.1%}: above the allowed +{rules.max_error_rate:.1%}",
+            "errors",
         )
     if stable.requests and canary.p95 - stable.p95 > LATENCY_MARGIN:
         ratio = canary.p95 / max(stable.p95, 0.001)
@@ -72,6 +78,7 @@ def judge(canary: Window, stable: Window, rules: CanaryAnalysis) -> Verdict:
                 "rollback",
                 f"canary p95 {canary.p95 * 1000:.0f} ms is {ratio:.1f}x stable's {stable.p95 * 1000:.0f} ms: "
                 f"above the allowed {rules.max_latency_ratio:g}x",
+                "latency",
             )
     return Verdict(
         "promote",

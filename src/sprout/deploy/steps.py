@@ -255,6 +255,14 @@ def _canary_analyze(step: Step) -> Transition:
     canary = Window.between(baseline.get(step.new), snapshots.get(step.new) or empty)
     stable = Window.between(baseline.get(old), snapshots.get(old) or empty)
     verdict = judge(canary, stable, rules)
+    if verdict.outcome == "rollback" and verdict.signal == "latency" and not step.data.get("slow_once"):
+        # A second interval from a fresh baseline: a real regression shows again, a one-off spike does not.
+        return go(
+            "canary_analyze",
+            f"second look after a slow interval: {verdict.reason}",
+            baseline={old: snapshots.get(old), step.new: snapshots.get(step.new)},
+            slow_once=True,
+        )
     if verdict.outcome == "rollback":
         return abort(f"canary analysis: {verdict.reason}", analysis=verdict.reason)
     if verdict.outcome == "wait" and step.now - step.entered_at < rules.interval * CANARY_PATIENCE:
@@ -264,7 +272,7 @@ def _canary_analyze(step: Step) -> Transition:
     )
     index = int(step.data["canary_index"]) + 1
     if index < _last_index(step):
-        return go("canary_shift", reason, canary_index=index, analysis=reason)
+        return go("canary_shift", reason, canary_index=index, analysis=reason, slow_once=False)
     step.fleet.set_group(
         step.app, step.env, Group(step.new, step.version, int(step.data["full"]), rules.steps[index - 1])
     )
