@@ -195,6 +195,20 @@ def test_no_flapping_means_no_change_at_all() -> None:
     assert all("within ±10%" in d.reason for d in decisions)
 
 
+def test_tolerance_band_counts_launching_instances_for_absolute_metrics() -> None:
+    # 2 serving + 1 launching; 152 req/s at a target of 50 needs 3.04 instances: within 10 % of the 3
+    # on their way, so nothing more is launched (against the 2 serving alone it would ask for 4).
+    limits = Limits(1, 10)
+    fleet = Fleet(serving=2, launching=1)
+    decision = decide(TRACKING, limits, fleet, MetricSample(request_rate=152), T0, Memory())
+    assert (decision.desired, decision.reason) == (
+        3,
+        "requests_per_instance 76/target 50 within ±10%; no change",
+    )
+    beyond = decide(TRACKING, limits, fleet, MetricSample(request_rate=170), T0, Memory())
+    assert beyond.desired == 4
+
+
 def test_predictive_scales_ahead_of_a_ramp_and_never_below_tracking() -> None:
     ramp = [100.0 + 2.0 * t for t in range(300)]
     reactive = replay(Case("reactive", ScalingConfig(target=50, warmup=60), Limits(1, 50), ramp, 60, 2))

@@ -51,7 +51,12 @@ def target_tracking(config: ScalingConfig, sample: MetricSample, fleet: Fleet) -
         return current, f"no {config.metric} reading without serving instances"
     value = metric_value(config.metric, sample, fleet.serving)
     shown = f"{config.metric} {value:.3g}/target {config.target:g}"
-    if fleet.serving and abs(needed / fleet.serving - 1.0) <= config.tolerance:
+    # Request rate and concurrency ask for an absolute number of instances, so the band is around the
+    # capacity already on its way (serving + launching); CPU and latency are readings of the serving
+    # instances only, so their band is around those.
+    absolute = config.metric in ("requests_per_instance", "concurrency")
+    reference = current if absolute else fleet.serving
+    if reference and abs(needed / reference - 1.0) <= config.tolerance:
         return current, f"{shown} within ±{config.tolerance:.0%}"
     return max(0, math.ceil(needed - _EPSILON)), f"{shown} needs {needed:.2f} instances"
 
