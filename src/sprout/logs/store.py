@@ -4,6 +4,8 @@ Ingestion is exactly-once across crashes: each chunk's rows and the file's new o
 identity: inode, device and its first bytes) are written in one transaction, so a crash either keeps
 both or neither. Only complete lines are taken; a partial last line waits for its newline. A file whose
 identity changed (rotated, replaced) or that shrank below the offset (truncated) is read from the start.
+Retention (`prune_before`) deletes old lines in small batches and never touches the offsets, so a pruned
+line is never ingested again.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from sprout.logs.record import SOURCES, ParsedLine, parse_line
 READ_CHUNK = 1024 * 1024
 HEAD_BYTES = 64
 DEFAULT_LIMIT = 1000
+#: Lines deleted per transaction when pruning: ingestion waits at most one such batch.
+PRUNE_BATCH = 2000
 SEARCH_FTS = "fts5-trigram"
 SEARCH_LIKE = "like"
 # Trigrams need three characters; shorter patterns are matched with LIKE instead.
@@ -58,6 +62,9 @@ CREATE VIRTUAL TABLE IF NOT EXISTS log_fts USING fts5(
 );
 CREATE TRIGGER IF NOT EXISTS log_lines_fts_insert AFTER INSERT ON log_lines BEGIN
     INSERT INTO log_fts (rowid, msg) VALUES (new.id, new.msg);
+END;
+CREATE TRIGGER IF NOT EXISTS log_lines_fts_delete AFTER DELETE ON log_lines BEGIN
+    INSERT INTO log_fts (log_fts, rowid, msg) VALUES ('delete', old.id, old.msg);
 END;
 """
 _COLUMNS = "id, ts, source, stream, instance, app, env, version, zone, msg"
@@ -194,6 +201,29 @@ class LogStore:
             "device = excluded.device, offset = excluded.offset, head = excluded.head",
             (path, source_kind, pos.inode, pos.device, pos.offset, pos.head),
         )
+
+    def prune_before(
+        self, cutoff: float, app: str | None = None, env: str | None = None, *, batch: int = PRUNE_BATCH
+    ) -> int:
+        """Delete lines older than `cutoff` (of one app and env when given), `batch` at a time; how many."""
+        clauses = ["ts < ?"]
+        params: list[object] = [cutoff]
+        for column, value in (("app", app), ("env", env)):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                params.append(value)
+        sql = (
+            "DELETE FROM log_lines WHERE id IN "
+            f"(SELECT id FROM log_lines WHERE {' AND '.join(clauses)} LIMIT ?)"
+        )
+        total = 0
+        while True:
+            # One short transaction per batch: the ingester takes the lock between batches.
+            with self._lock:
+                deleted = self._conn.execute(sql, [*params, batch]).rowcount
+            total += deleted
+            if deleted < batch:
+                return total
 
     def query(
         self,
