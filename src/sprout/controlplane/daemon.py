@@ -2,9 +2,9 @@
 
 Start-up order: take `run/daemon.lock` (one daemon per home), make sure the API token exists, open the
 stores, adopt or start the router, bind the API socket, record `run/daemon.json`, then run the reconcile
-loop, the log ingester and the API server until SIGTERM/SIGINT or `POST /v1/shutdown`. Shutdown stops
-them in reverse order and leaves the router and the instances running: traffic never depends on the
-daemon being up.
+loop, the periodic jobs (releases, autoscaler, housekeeping), the log ingester and the API server until
+SIGTERM/SIGINT or `POST /v1/shutdown`. Shutdown stops them in reverse order and leaves the router and
+the instances running: traffic never depends on the daemon being up.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from sprout.api.auth import ensure_token
 from sprout.controlplane.autoscale import Autoscaler
 from sprout.controlplane.controller import Controller
 from sprout.controlplane.fleet import ControlPlaneFleet
+from sprout.controlplane.housekeeping import HOUSEKEEPING_FIRST_DELAY, HOUSEKEEPING_INTERVAL, Housekeeper
 from sprout.controlplane.instances import InstanceLauncher, SecretBook
 from sprout.controlplane.lifecycle import daemon_file
 from sprout.controlplane.periodic import Periodic
@@ -138,11 +139,19 @@ class Daemon:
         fleet = ControlPlaneFleet(home, store, running_router, resources, secrets, reconciler.lock)
         engine = ReleaseEngine(store, fleet, lambda app, version: _version_manifest(store, app, version))
         autoscaler = Autoscaler(store, running_router, lambda app, env: engine.active(app, env) is not None)
+        log_store = LogStore(home.log_db)
+        housekeeper = Housekeeper(home, store, log_store)
         tickers = [
             Periodic("releases", engine.tick_all, RELEASE_INTERVAL, store),
             Periodic("autoscaler", autoscaler.tick, AUTOSCALE_INTERVAL, store),
+            Periodic(
+                "housekeeping",
+                housekeeper.run,
+                HOUSEKEEPING_INTERVAL,
+                store,
+                first_delay=HOUSEKEEPING_FIRST_DELAY,
+            ),
         ]
-        log_store = LogStore(home.log_db)
 
         def quiesce() -> None:
             # Before the router is stopped for good, stop every loop that could act on it.

@@ -12,12 +12,21 @@ log = logging.getLogger(__name__)
 
 
 class Periodic:
-    """Runs `job` every `interval` seconds until stopped; a failing run is retried on the next tick."""
+    """Runs `job` every `interval` seconds (first after `first_delay`, default `interval`) until stopped;
+    a failing run is retried on the next tick."""
 
-    def __init__(self, name: str, job: Callable[[], object], interval: float, store: StateStore) -> None:
+    def __init__(
+        self,
+        name: str,
+        job: Callable[[], object],
+        interval: float,
+        store: StateStore,
+        first_delay: float | None = None,
+    ) -> None:
         self.name = name
         self._job = job
         self._interval = interval
+        self._first_delay = interval if first_delay is None else first_delay
         self._store = store
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
@@ -34,7 +43,9 @@ class Periodic:
             self._thread.join(timeout)
 
     def _run(self) -> None:
-        while not self._stop.wait(self._interval):
+        delay = self._first_delay
+        while not self._stop.wait(delay):
+            delay = self._interval
             try:
                 self._job()
                 self._last_error = ""
