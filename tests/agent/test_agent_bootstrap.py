@@ -177,6 +177,7 @@ def test_an_unreadable_spec_is_a_user_error(tmp_path: Path) -> None:
         ({"grace": -1}, "grace must be a number of seconds, not -1"),
         ({"env_vars": {"A": 1}}, "env_vars must map names to strings"),
         ({"secret_names": "API_KEY"}, "secret_names must be a list of names"),
+        ({"install_inputs": "requirements.txt"}, "install_inputs must be a list of file paths or null"),
     ],
 )
 def test_a_malformed_spec_is_refused_with_the_field_named(

@@ -449,6 +449,7 @@ def test_config_map_holds_the_instance_spec_without_identity() -> None:
         "health_path": "/healthz",
         "host": "0.0.0.0",
         "install": "pip install -r requirements.txt",
+        "install_inputs": ["requirements.txt", "constraints.txt"],
         "instance_id": "",
         "log_file": "/dev/stdout",
         "port": 8080,

@@ -10,6 +10,7 @@ from sprout.errors import ManifestError, UserError
 from sprout.spec import load_manifest
 
 APP = '[app]\nname = "shop"\nweb = "run"\n'
+INSTALL = APP + 'install = "pip install -r requirements.txt"\n'
 
 # (case id, manifest text, the exact errors `sprout validate` prints after "<file>: ")
 MISTAKES: list[tuple[str, str, list[str]]] = [
@@ -25,6 +26,61 @@ MISTAKES: list[tuple[str, str, list[str]]] = [
     ),
     ("app name not a string", '[app]\nname = 5\nweb = "run"\n', ["app.name: must be a string (got 5)"]),
     ("app is not a table", 'app = "shop"\n', ["app: must be a table (got 'shop')"]),
+    (
+        "install inputs without install",
+        APP + 'install_inputs = ["requirements.txt"]\n',
+        [
+            "app.install_inputs: set without install; add the [app] install command these files feed, "
+            "or remove install_inputs"
+        ],
+    ),
+    (
+        "no install inputs",
+        INSTALL + "install_inputs = []\n",
+        [
+            'app.install_inputs: must list at least 1 file (e.g. ["requirements.txt"]); remove the key to '
+            "install every version afresh"
+        ],
+    ),
+    (
+        "install input absolute",
+        INSTALL + 'install_inputs = ["/srv/requirements.txt"]\n',
+        [
+            "app.install_inputs: '/srv/requirements.txt' is an absolute path; name a file inside the app "
+            "folder, relative to sprout.toml"
+        ],
+    ),
+    (
+        "install input outside the app",
+        INSTALL + 'install_inputs = ["requirements.txt", "lib/../../constraints.txt"]\n',
+        [
+            "app.install_inputs: 'lib/../../constraints.txt' leaves the app folder (\"..\"); name a file "
+            "inside the app folder, relative to sprout.toml"
+        ],
+    ),
+    (
+        "install input empty",
+        INSTALL + 'install_inputs = [""]\n',
+        [
+            "app.install_inputs: '' is an empty path; name a file inside the app folder, relative to "
+            "sprout.toml"
+        ],
+    ),
+    (
+        "install input twice",
+        INSTALL + 'install_inputs = ["requirements.txt", "requirements.txt"]\n',
+        ["app.install_inputs: 'requirements.txt' is listed more than once"],
+    ),
+    (
+        "install inputs as a string",
+        INSTALL + 'install_inputs = "requirements.txt"\n',
+        ["app.install_inputs: must be a list (got 'requirements.txt')"],
+    ),
+    (
+        "install input not a string",
+        INSTALL + "install_inputs = [1]\n",
+        ["app.install_inputs[0]: must be a string (got 1)"],
+    ),
     (
         "misspelt section",
         APP + "[helth]\npath = '/'\n",

@@ -18,6 +18,7 @@ FULL = """
 name = "microsite"
 web = "uvicorn microsite.app:app --host $HOST --port $PORT"
 install = "pip install -r requirements.txt"
+install_inputs = ["requirements.txt", "constraints/prod.txt"]
 release = "python -m microsite.migrate"
 test = "pytest -q tests"
 
@@ -74,6 +75,7 @@ def test_two_line_manifest_is_valid_with_defaults(tmp_path: Path) -> None:
     (tmp_path / "sprout.toml").write_text('[app]\nname = "hello"\nweb = "python -m http.server $PORT"\n')
     manifest = load_manifest(tmp_path)
     assert manifest.app.name == "hello"
+    assert manifest.app.install is None and manifest.app.install_inputs is None
     assert (manifest.health.path, manifest.health.interval, manifest.health.timeout) == ("/", 2.0, 1.0)
     assert (manifest.instances.min, manifest.instances.max, manifest.instances.zones) == (2, 10, ["a", "b"])
     assert manifest.instances.initial == 2
@@ -85,6 +87,7 @@ def test_two_line_manifest_is_valid_with_defaults(tmp_path: Path) -> None:
 
 def test_full_manifest_reads_every_section() -> None:
     manifest = parse_manifest(tomllib.loads(FULL))
+    assert manifest.app.install_inputs == ("requirements.txt", "constraints/prod.txt")
     assert manifest.health.timeout == 0.5 and manifest.health.grace == 60.0
     assert manifest.deploy.rollback_window == 600.0
     assert manifest.scaling.schedule[0].min == 8

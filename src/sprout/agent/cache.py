@@ -1,4 +1,9 @@
-"""The per-version cache layout: `<cache_dir>/<sha256>/` holds `app/`, `venv/` and, last, `.ready`."""
+"""The cache layout: `<cache_dir>/<sha256>/` holds `app/`, `venv/` and, last, `.ready`.
+
+A bundle whose manifest declares `[app] install_inputs` gets its virtualenv from a shared dependency
+layer instead: `<cache_dir>/deps/<key>/` holds `venv/` and, last, `.ready`, and the bundle's `venv` is a
+relative symlink to it, so everything that runs the app through `Prepared.venv` is unchanged.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,8 @@ import os
 
 #: Written last by a bootstrap: the only proof that a cache folder is complete.
 READY = ".ready"
+#: The folder of the shared dependency layers; a bundle folder is named by a 64-digit hash, never this.
+DEPS = "deps"
 
 
 class Prepared:
@@ -25,9 +32,17 @@ def cache_root(cache_dir: str, sha256: str) -> str:
     return os.path.join(cache_dir, sha256)
 
 
+def deps_root(cache_dir: str, key: str) -> str:
+    """The folder of one shared dependency layer."""
+    return os.path.join(cache_dir, DEPS, key)
+
+
 def cached(cache_dir: str, sha256: str) -> Prepared | None:
     """The complete cache folder of bundle `sha256`, or None if no bootstrap has finished it."""
     root = cache_root(cache_dir, sha256)
     if not os.path.isfile(os.path.join(root, READY)):
+        return None
+    # A shared dependency layer deleted by hand leaves the bundle's venv symlink dangling: bootstrap again.
+    if not os.path.isdir(os.path.join(root, "venv")):
         return None
     return Prepared(root, cached=True)

@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from types import FrameType
 
 from sprout.agent.cache import Prepared, cached
-from sprout.agent.env import app_env, base_env, missing_secrets
+from sprout.agent.env import app_env, missing_secrets
 from sprout.agent.logfile import InstanceLog
 from sprout.agent.spec import AgentSpec
 from sprout.agent.supervise import Supervisor
@@ -128,16 +128,15 @@ def _bootstrap(spec: AgentSpec, environ: Mapping[str, str], log: InstanceLog) ->
     from pathlib import Path
 
     from sprout.agent.bootstrap import prepare
-    from sprout.agent.cache import cache_root
 
-    install_env = base_env(environ, os.path.join(cache_root(spec.cache_dir, spec.bundle_sha256), "venv"))
-    install_env.update(spec.env_vars)
     return prepare(
         sha256=spec.bundle_sha256,
         store_url=spec.store_url,
         cache_dir=Path(spec.cache_dir),
         install=spec.install,
-        install_env=install_env,
+        install_inputs=spec.install_inputs,
+        environ=environ,
+        env_vars=spec.env_vars,
         emit=log.emit,
     )
 

@@ -25,6 +25,7 @@ class AgentSpec:
         "health_path",
         "host",
         "install",
+        "install_inputs",
         "instance_id",
         "log_file",
         "port",
@@ -56,6 +57,12 @@ class AgentSpec:
         self.cache_dir = text("cache_dir")
         install = data.get("install")
         self.install = install if isinstance(install, str) and install.strip() else None
+        inputs = data.get("install_inputs")
+        if inputs is not None and (
+            not isinstance(inputs, list) or not all(isinstance(i, str) for i in inputs)
+        ):
+            raise UserError(f"{source}: install_inputs must be a list of file paths or null")
+        self.install_inputs: tuple[str, ...] | None = None if inputs is None else tuple(inputs)
         port, grace = data.get("port"), data.get("grace", 10.0)
         if not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
             raise UserError(f"{source}: port must be a TCP port number, not {port!r}")

@@ -15,6 +15,7 @@ name = "{name}"
 # Serves HTTP on $HOST:$PORT; run with `sh -c` in the unpacked bundle, virtualenv first on PATH.
 web = "python -m http.server --bind $HOST $PORT"
 # install = "pip install -r requirements.txt"   # once per bundle at bootstrap, cached per version
+# install_inputs = ["requirements.txt"]         # unchanged files: reuse the last version's venv
 # release = "python -m {module}.migrate"          # once per deploy, before traffic moves
 # test = "python -m pytest -q"                    # the app's own tests gate every release
 

@@ -99,6 +99,7 @@ class InstanceLauncher:
             port=port,
             web=manifest.app.web,
             install=manifest.app.install,
+            install_inputs=manifest.app.install_inputs,
             health_path=manifest.health.path,
             log_file=str(self._home.instance_dir(instance.id) / "app.log"),
             cache_dir=str(self._home.cache),

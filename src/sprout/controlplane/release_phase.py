@@ -57,6 +57,7 @@ def run_release_phase(
             store_url=version.store_url or FolderStore(home.artifacts).url,
             cache_dir=home.cache,
             install=version.manifest.app.install,
+            install_inputs=version.manifest.app.install_inputs,
             environ=os.environ,
             env_vars=env_vars,
             emit=emit,

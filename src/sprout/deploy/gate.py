@@ -48,6 +48,7 @@ def run_test_gate(
         store_url=store_url,
         cache_dir=cache_dir,
         install=manifest.app.install,
+        install_inputs=manifest.app.install_inputs,
         environ=environ,
         env_vars={**manifest.env, "SPROUT_APP": app, "SPROUT_ENV": "test", "SPROUT_VERSION": version},
         emit=emit,

@@ -11,13 +11,13 @@ import shutil
 import tempfile
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from sprout.agent.bootstrap import prepare, run_command
-from sprout.agent.cache import cache_root
+from sprout.agent.bootstrap import prepare
 from sprout.agent.env import base_env
+from sprout.agent.install import run_command
 
 #: Lines of output kept for the report of a failed command.
 TAIL_LINES = 40
@@ -47,6 +47,7 @@ def run_oneoff(
     store_url: str,
     cache_dir: Path,
     install: str | None,
+    install_inputs: Sequence[str] | None,
     environ: Mapping[str, str],
     env_vars: Mapping[str, str],
     emit: Emit | None = None,
@@ -61,14 +62,14 @@ def run_oneoff(
         if emit is not None:
             emit(stream, line)
 
-    install_env = base_env(environ, str(Path(cache_root(str(cache_dir), sha256)) / "venv"))
-    install_env.update(env_vars)
     prepared = prepare(
         sha256=sha256,
         store_url=store_url,
         cache_dir=cache_dir,
         install=install,
-        install_env=install_env,
+        install_inputs=install_inputs,
+        environ=environ,
+        env_vars=env_vars,
         emit=keep,
     )
     with tempfile.TemporaryDirectory(prefix="sprout-oneoff-") as scratch:

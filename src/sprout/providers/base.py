@@ -30,12 +30,15 @@ class InstanceSpec:
     grace: float = 10.0
     env_vars: Mapping[str, str] = field(default_factory=dict)
     secret_names: tuple[str, ...] = ()
+    #: The files keying a shared dependency layer (`[app] install_inputs`); None: a venv per bundle.
+    install_inputs: tuple[str, ...] | None = None
 
     def to_json(self) -> dict[str, object]:
         """A JSON-ready mapping (the instance's spec file)."""
         data = dict(self.__dict__)
         data["env_vars"] = dict(self.env_vars)
         data["secret_names"] = list(self.secret_names)
+        data["install_inputs"] = None if self.install_inputs is None else list(self.install_inputs)
         return data
 
     @classmethod
@@ -44,6 +47,8 @@ class InstanceSpec:
         values = dict(data)
         values["env_vars"] = dict(values.get("env_vars") or {})  # type: ignore[call-overload]
         values["secret_names"] = tuple(values.get("secret_names") or ())  # type: ignore[arg-type]
+        inputs = values.get("install_inputs")
+        values["install_inputs"] = None if inputs is None else tuple(inputs)  # type: ignore[arg-type]
         return cls(**values)  # type: ignore[arg-type]
 
 

@@ -109,7 +109,7 @@ def _plain(kind: str, ctx: dict[str, Any]) -> str | None:
         ("float_type", "float_parsing"): "must be a number",
         ("string_type",): "must be a string",
         ("bool_type", "bool_parsing"): "must be true or false",
-        ("list_type",): "must be a list",
+        ("list_type", "tuple_type"): "must be a list",
         ("dict_type", "model_type", "model_attributes_type"): "must be a table",
         ("datetime_type", "datetime_parsing", "datetime_from_date_parsing"): (
             "must be a date and time such as 2026-06-14T19:30:00Z"

@@ -7,7 +7,7 @@ import json
 import re
 from typing import Any, Literal, Self
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from sprout.spec.aws import AwsSection
 from sprout.spec.base import Section
@@ -32,6 +32,13 @@ class AppSection(Section):
     )
     web: str = Field(min_length=1, description="Command that serves HTTP on $HOST:$PORT.")
     install: str | None = Field(None, description="Run once per bundle at bootstrap (cached per hash).")
+    install_inputs: tuple[str, ...] | None = Field(
+        None,
+        description=(
+            "Files (relative to the app folder) that alone decide what `install` installs; when set, "
+            "versions whose files and command are unchanged share one virtualenv instead of installing again."
+        ),
+    )
     release: str | None = Field(None, description="Run once per deploy before traffic moves (migrations).")
     test: str | None = Field(None, description="The app's own tests; a failure stops a release.")
 
@@ -43,6 +50,43 @@ class AppSection(Section):
                 f'invalid app name "{value}" (2-40 lowercase letters, digits and dashes, starting with a letter)'
             )
         return value
+
+    @field_validator("install_inputs")
+    @classmethod
+    def _valid_install_inputs(
+        cls, value: tuple[str, ...] | None, info: ValidationInfo
+    ) -> tuple[str, ...] | None:
+        if value is None:
+            return value
+        if not (info.data.get("install") or "").strip():
+            raise ValueError(
+                "set without install; add the [app] install command these files feed, or remove install_inputs"
+            )
+        if not value:
+            raise ValueError(
+                'must list at least 1 file (e.g. ["requirements.txt"]); remove the key to install every version afresh'
+            )
+        for path in value:
+            problem = _install_input_problem(path)
+            if problem:
+                raise ValueError(
+                    f"{path!r} {problem}; name a file inside the app folder, relative to sprout.toml"
+                )
+        repeated = sorted({path for path in value if value.count(path) > 1})
+        if repeated:
+            raise ValueError(f"{repeated[0]!r} is listed more than once")
+        return value
+
+
+def _install_input_problem(path: str) -> str | None:
+    """Why `path` cannot name a file inside the bundle, or None when it can."""
+    if not path.strip():
+        return "is an empty path"
+    if path.startswith("/"):
+        return "is an absolute path"
+    if ".." in path.split("/"):
+        return 'leaves the app folder ("..")'
+    return None
 
 
 class HealthSection(Section):

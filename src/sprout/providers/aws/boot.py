@@ -76,6 +76,7 @@ def instance_spec(config: BootConfig, sha256: str, who: Identity, session_url: s
         port=config.port,
         web=config.web,
         install=config.install,
+        install_inputs=None if config.install_inputs is None else tuple(config.install_inputs),
         health_path=config.health_path,
         log_file=str(state / "logs" / f"{who.instance_id}.log"),
         cache_dir=str(state / "cache"),

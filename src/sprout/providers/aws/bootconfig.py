@@ -32,6 +32,7 @@ class BootConfig:
     database: dict[str, str] | None = None
     app_secret: str | None = None
     secret_names: list[str] = field(default_factory=list)
+    install_inputs: list[str] | None = None
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready mapping."""

@@ -78,6 +78,11 @@ def boot_config(ctx: RenderContext, data: DataRefs) -> BootConfig:
         database=data.database,
         app_secret=secret_name(ctx.app, ctx.env) if manifest.secrets else None,
         secret_names=sorted(manifest.secrets),
+        install_inputs=(
+            None
+            if manifest.app.install_inputs is None
+            else [_literal(p) for p in manifest.app.install_inputs]
+        ),
     )
 
 

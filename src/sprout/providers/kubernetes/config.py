@@ -36,6 +36,7 @@ def instance_spec(ctx: RenderContext) -> InstanceSpec:
         port=APP_PORT,
         web=manifest.app.web,
         install=manifest.app.install,
+        install_inputs=manifest.app.install_inputs,
         health_path=manifest.health.path,
         # Records on stdout are what `kubectl logs` and every cluster log shipper collect.
         log_file="/dev/stdout",

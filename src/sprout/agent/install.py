@@ -1,0 +1,87 @@
+"""The steps a bootstrap is made of: create a virtualenv, run a command of the bundle, write a marker."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from sprout.agent.pump import pump_lines
+from sprout.errors import BundleError, SproutError, UserError
+
+#: Called with (stream, message) for every line worth keeping: stream is stdout, stderr or system.
+Emit = Callable[[str, str], None]
+
+
+class InstallError(UserError):
+    """The app's `install` command failed, or its declared inputs are not in the bundle."""
+
+
+def create_venv(venv: Path, *, with_pip: bool) -> None:
+    """Create an isolated virtualenv; with pip only when an `install` command may need it (pip costs ~3 s)."""
+    command = [sys.executable, "-m", "venv", str(venv)]
+    if not with_pip:
+        command.insert(3, "--without-pip")
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise SproutError(
+            f"cannot create the virtualenv {venv}: {result.stderr.strip() or result.stdout.strip()}; "
+            "check that Python's venv module (and ensurepip) is installed on this machine"
+        )
+
+
+def run_install(install: str, *, cwd: Path, env: Mapping[str, str], emit: Emit) -> None:
+    """Run the app's `install` command; raise InstallError when it fails."""
+    emit("system", f"install: {install}")
+    code = run_command(install, cwd=cwd, env=env, emit=emit)
+    if code != 0:
+        raise InstallError(
+            f"install command {install!r} exited with code {code}; see the lines above in this "
+            "instance's log, fix the command or the app's requirements, and push a new version"
+        )
+
+
+def run_command(command: str, *, cwd: Path, env: Mapping[str, str], emit: Emit) -> int:
+    """Run `command` through `sh -c` in its own process group, logging its output; return its exit code."""
+    if not cwd.is_dir():
+        raise BundleError(f"{cwd}: the unpacked bundle folder is missing; delete the cache folder and retry")
+    proc = subprocess.Popen(
+        ["sh", "-c", command],
+        cwd=cwd,
+        env=dict(env),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        process_group=0,
+    )
+    threads = pump_lines(proc, emit)
+    try:
+        code = proc.wait()
+    finally:
+        # Whatever happens to us (a stop signal mid-install), the command's whole group goes too.
+        _kill_group(proc.pid)
+        proc.wait()
+    for thread in threads:
+        thread.join(timeout=2.0)
+    return code
+
+
+def _kill_group(pgid: int) -> None:
+    """SIGKILL a process group that may already be gone."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
+
+
+def write_marker(path: Path, data: Mapping[str, object]) -> None:
+    """Write a completion marker durably: contents synced before the name appears."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(data, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
