@@ -5,15 +5,17 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
+import threading
 from pathlib import Path
 
 import pytest
-from instance_kit import make_spec, push, read_log, start_agent, wait_http, write_spec
+from instance_kit import make_spec, push, read_log, start_agent, wait_for, wait_http, write_spec
 
 from sprout.agent.bootstrap import prepare
 from sprout.agent.cache import Prepared
 from sprout.agent.deps import deps_key
-from sprout.agent.install import InstallError
+from sprout.agent.install import InstallError, exclusive_lock
 from sprout.paths import Home
 
 #: A cheap stand-in for `pip install -r requirements.txt`: counts its runs outside the app and "installs"
@@ -260,3 +262,39 @@ def test_an_install_input_reached_through_a_link_out_of_the_app_is_refused(tmp_p
     with pytest.raises(InstallError) as caught:
         deps_key(app, "pip install -r requirements.txt", ("requirements.txt",))
     assert str(caught.value).startswith("install input 'requirements.txt' is not a file in the bundle;")
+
+
+def test_a_lock_file_unlinked_by_its_holder_is_taken_afresh(tmp_path: Path) -> None:
+    path = tmp_path / "layer.lock"
+    # The holder does what housekeeping does: unlink the lock file under the lock, then let go.
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import fcntl, os, sys; f = open(sys.argv[1], 'a+b'); fcntl.flock(f, fcntl.LOCK_EX); "
+            "print('held', flush=True); sys.stdin.readline(); os.unlink(sys.argv[1])",
+            str(path),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout is not None and holder.stdin is not None
+    assert holder.stdout.readline() == "held\n"
+    waits: list[str] = []
+    held: list[int] = []
+
+    def take() -> None:
+        with exclusive_lock(path, lambda: waits.append("waiting")):
+            held.append(os.stat(path).st_ino)
+
+    taker = threading.Thread(target=take)
+    taker.start()
+    wait_for(lambda: waits)
+    holder.stdin.write("go\n")
+    holder.stdin.flush()
+    assert holder.wait(timeout=10) == 0
+    taker.join(timeout=10)
+    assert waits == ["waiting"] and len(held) == 1
+    # The holder removed the file it held: the lock taken is on the file created at the path afresh.
+    assert held[0] == os.stat(path).st_ino

@@ -14,17 +14,15 @@ with the same inputs may already have installed, so a release that changes only 
 
 from __future__ import annotations
 
-import fcntl
-import os
 import shutil
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from sprout.agent.cache import READY, Prepared, cache_root, cached
-from sprout.agent.deps import deps_key, provide_deps
+from sprout.agent.deps import deps_key, link_deps
 from sprout.agent.env import base_env
-from sprout.agent.install import Emit, create_venv, run_install, write_marker
+from sprout.agent.install import Emit, create_venv, exclusive_lock, run_install, write_marker
 
 
 def prepare(
@@ -48,12 +46,11 @@ def prepare(
         return ready
     root = Path(cache_root(str(cache_dir), sha256))
     cache_dir.mkdir(parents=True, exist_ok=True)
-    with open(cache_dir / f"{sha256}.lock", "a+b") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            emit("system", f"bundle {sha256[:12]}: another instance is bootstrapping it; waiting")
-            fcntl.flock(lock, fcntl.LOCK_EX)
+
+    def waiting() -> None:
+        emit("system", f"bundle {sha256[:12]}: another instance is bootstrapping it; waiting")
+
+    with exclusive_lock(cache_dir / f"{sha256}.lock", waiting):
         ready = cached(str(cache_dir), sha256)
         if ready is not None:
             return ready
@@ -92,7 +89,8 @@ def _bootstrap(
     marker: dict[str, object] = {"sha256": sha256}
     if install and install_inputs is not None:
         key = deps_key(root / "app", install, install_inputs)
-        shared = provide_deps(
+        link_deps(
+            venv,
             cache_dir=cache_dir,
             key=key,
             app_dir=root / "app",
@@ -101,8 +99,6 @@ def _bootstrap(
             env_vars=env_vars,
             emit=emit,
         )
-        # Relative, so the link stays inside the cache folder however that folder is reached (a symlink, a mount).
-        venv.symlink_to(os.path.relpath(shared, root), target_is_directory=True)
         marker["deps"] = key
     else:
         create_venv(venv, with_pip=bool(install))

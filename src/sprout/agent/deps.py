@@ -7,12 +7,12 @@ relative path and bytes in the listed order. The story, once per key: take an ex
 beside the layer's folder (a second bootstrap needing the same layer waits here), and if its `.ready`
 marker is missing, clear any half-done attempt, create the virtualenv, run `install` in the unpacked
 app folder of the version that first needs it with VIRTUAL_ENV and PATH pointing at the layer, and
-write the marker last. A version whose code alone changed finds the marker and installs nothing.
+write the marker last; then, still under the lock, link the version's `venv` to the layer. A version
+whose code alone changed finds the marker and installs nothing.
 """
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import os
 import shutil
@@ -23,7 +23,7 @@ from pathlib import Path
 
 from sprout.agent.cache import DEPS, READY, deps_root
 from sprout.agent.env import base_env
-from sprout.agent.install import Emit, InstallError, create_venv, run_install, write_marker
+from sprout.agent.install import Emit, InstallError, create_venv, exclusive_lock, run_install, write_marker
 
 
 def deps_key(app_dir: Path, install: str, inputs: Sequence[str]) -> str:
@@ -56,7 +56,8 @@ def _read_input(app_dir: Path, relative: str) -> bytes:
     return path.read_bytes()
 
 
-def provide_deps(
+def link_deps(
+    link: Path,
     *,
     cache_dir: Path,
     key: str,
@@ -65,35 +66,49 @@ def provide_deps(
     environ: Mapping[str, str],
     env_vars: Mapping[str, str],
     emit: Emit,
-) -> Path:
-    """The virtualenv of dependency layer `key`, installing it from `app_dir` first if none is complete."""
+) -> None:
+    """Symlink `link` to layer `key`'s venv, installing the layer from `app_dir` first if none is complete."""
     root = Path(deps_root(str(cache_dir), key))
     venv = root / "venv"
     label = f"dependencies {key[:12]}"
-    if (root / READY).is_file():
-        emit("system", f"{label}: reused (install inputs unchanged)")
-        return venv
     (cache_dir / DEPS).mkdir(parents=True, exist_ok=True)
-    with open(cache_dir / DEPS / f"{key}.lock", "a+b") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            emit("system", f"{label}: another bootstrap is installing them; waiting")
-            fcntl.flock(lock, fcntl.LOCK_EX)
+
+    def waiting() -> None:
+        emit("system", f"{label}: another bootstrap is installing them; waiting")
+
+    # Linked under the layer's lock: housekeeping removes a layer only under it, after checking that no
+    # version links to it, so a layer is never removed between being found complete and being linked.
+    with exclusive_lock(cache_dir / DEPS / f"{key}.lock", waiting):
         if (root / READY).is_file():
             emit("system", f"{label}: reused (install inputs unchanged)")
-            return venv
-        emit("system", f"{label}: installing")
-        started = time.monotonic()
-        if root.exists():
-            emit("system", f"{label}: removing an incomplete earlier install")
-            shutil.rmtree(root)
-        root.mkdir(mode=0o755)
-        create_venv(venv, with_pip=True)
-        env = base_env(environ, str(venv))
-        env.update(env_vars)
-        run_install(install, cwd=app_dir, env=env, emit=emit)
-        seconds = round(time.monotonic() - started, 3)
-        write_marker(root / READY, {"key": key, "install": install, "seconds": seconds, "at": time.time()})
-        emit("system", f"{label}: installed in {seconds}s")
-    return venv
+        else:
+            _install(root, key, app_dir, install, environ, env_vars, emit)
+        # Relative, so the link stays inside the cache folder however that folder is reached (a mount).
+        link.symlink_to(os.path.relpath(venv, link.parent), target_is_directory=True)
+
+
+def _install(
+    root: Path,
+    key: str,
+    app_dir: Path,
+    install: str,
+    environ: Mapping[str, str],
+    env_vars: Mapping[str, str],
+    emit: Emit,
+) -> None:
+    """Build layer `key` from nothing; the caller holds its lock."""
+    label = f"dependencies {key[:12]}"
+    emit("system", f"{label}: installing")
+    started = time.monotonic()
+    if root.exists():
+        emit("system", f"{label}: removing an incomplete earlier install")
+        shutil.rmtree(root)
+    root.mkdir(mode=0o755)
+    venv = root / "venv"
+    create_venv(venv, with_pip=True)
+    env = base_env(environ, str(venv))
+    env.update(env_vars)
+    run_install(install, cwd=app_dir, env=env, emit=emit)
+    seconds = round(time.monotonic() - started, 3)
+    write_marker(root / READY, {"key": key, "install": install, "seconds": seconds, "at": time.time()})
+    emit("system", f"{label}: installed in {seconds}s")

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import signal
 import subprocess
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 from sprout.agent.pump import pump_lines
@@ -20,6 +21,31 @@ Emit = Callable[[str, str], None]
 
 class InstallError(UserError):
     """The app's `install` command failed, or its declared inputs are not in the bundle."""
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: Path, on_wait: Callable[[], None]) -> Iterator[None]:
+    """Hold an exclusive `flock` on the file `path`; `on_wait` is called once if another holder makes us wait."""
+    waited = False
+    while True:
+        with open(path, "a+b") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if not waited:
+                    on_wait()
+                    waited = True
+                fcntl.flock(lock, fcntl.LOCK_EX)
+            # Housekeeping unlinks the lock file of what it removes while holding it: a lock on that
+            # unlinked file guards nothing anymore, so take the file now at `path` instead.
+            held = os.fstat(lock.fileno())
+            try:
+                current = os.stat(path)
+            except FileNotFoundError:
+                continue
+            if (held.st_dev, held.st_ino) == (current.st_dev, current.st_ino):
+                yield
+                return
 
 
 def create_venv(venv: Path, *, with_pip: bool) -> None:
