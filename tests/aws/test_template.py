@@ -11,7 +11,11 @@ from cfnlint.api import ManualArgs, lint
 
 from sprout.errors import UserError
 from sprout.providers.aws import template_json
+from sprout.providers.aws.boot import instance_spec
+from sprout.providers.aws.bootconfig import BootConfig
+from sprout.providers.aws.imds import Identity
 from sprout.providers.aws.userdata import with_bundle
+from sprout.providers.base import InstanceSpec
 from sprout.spec import parse_manifest
 
 from .helpers import GOLDEN, SHA, regenerate, render
@@ -109,6 +113,11 @@ def test_user_data_installs_pinned_sprout_and_runs_the_agent_on_the_s3_bundle() 
     # The microsite names an external database by url: no RDS, the url is passed through.
     assert boot["database"] is None and boot["env_vars"]["DATABASE_URL"].startswith("mysql://")
     assert data["MetadataOptions"]["HttpTokens"] == "required"
+    # The agent on the instance reuses the dependency layer the manifest keys, as on one machine.
+    config = BootConfig.from_json(boot)
+    spec = instance_spec(config, SHA, Identity("i-0abc", "eu-central-1a"), session_url=None)
+    assert (boot["install_inputs"], spec.install_inputs) == (["requirements.txt"], ("requirements.txt",))
+    assert InstanceSpec.from_json(json.loads(json.dumps(spec.to_json()))) == spec
 
 
 def test_a_new_bundle_replaces_only_the_bundle_line() -> None:
