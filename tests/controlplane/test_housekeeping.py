@@ -241,20 +241,19 @@ def test_cache_keeps_live_and_newest_versions_skips_a_bootstrap_and_prunes_unlin
         fcntl.flock(lock, fcntl.LOCK_EX)
         first = housekeeper(home, store, log_store).run()
 
-    assert first == Removed(cache_dirs=1, cache_bytes=100)
+    assert first == Removed(cache_dirs=1, cache_bytes=100, deps_dirs=2, deps_bytes=1000)
     assert not (cache / sha(3)).exists() and not (cache / f"{sha(3)}.lock").exists()
     assert not (cache / f"{sha(99)}.lock").exists()
     assert (cache / sha(2) / ".ready").exists(), "a folder being bootstrapped is never touched"
-    assert (cache / "deps" / "k-old").is_dir(), "no layer goes while a bootstrap may be about to link one"
+    assert sorted(p.name for p in (cache / "deps").iterdir()) == ["k-new", "k-new.lock"]
+    assert (cache / sha(8) / "venv" / "lib.py").read_text() == "z" * 500, "the linked layer still resolves"
 
     second = housekeeper(home, store, log_store).run()
 
-    assert second == Removed(cache_dirs=1, cache_bytes=200, deps_dirs=2, deps_bytes=1000)
+    assert second == Removed(cache_dirs=1, cache_bytes=200)
     assert sorted(p.name for p in cache.iterdir()) == sorted(
         ["deps", *(sha(n) for n in (1, 4, 5, 6, 7, 8)), *(f"{sha(n)}.lock" for n in (1, 4, 5, 6, 7, 8))]
     )
-    assert sorted(p.name for p in (cache / "deps").iterdir()) == ["k-new", "k-new.lock"]
-    assert (cache / sha(8) / "venv" / "lib.py").read_text() == "z" * 500, "the linked layer still resolves"
     assert housekeeper(home, store, log_store).run() == Removed(), "nothing left to do"
 
 
@@ -337,3 +336,16 @@ def test_the_daemon_runs_housekeeping_shortly_after_it_starts(daemon_home: Home,
     assert events(store) == ["removed 1 log line, 1 cached version (0.0 MB)"]
     assert not stray.exists()
     store.close()
+
+
+def test_a_layer_whose_lock_is_held_waits_for_the_next_pass(
+    home: Home, store: StateStore, log_store: LogStore
+) -> None:
+    deps_layer(home.cache, "k-busy")
+    # A bootstrap holds the layer's lock: it is installing it, or about to link a version to it.
+    with open(home.cache / "deps" / "k-busy.lock", "a+b") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        assert housekeeper(home, store, log_store).run() == Removed()
+    assert (home.cache / "deps" / "k-busy" / ".ready").exists()
+    assert housekeeper(home, store, log_store).run() == Removed(deps_dirs=1, deps_bytes=500)
+    assert sorted(p.name for p in (home.cache / "deps").iterdir()) == []

@@ -8,7 +8,7 @@ Each run (`Housekeeper.run`, a `Periodic` of the daemon) does four things in thi
    its logs stay readable for a post-mortem meanwhile. Its state row stays: the bill reads it.
 3. Bootstrap cache folders of versions that nothing uses and that are not among an app's
    `KEEP_VERSIONS` newest are removed under the bundle's own lock (a bootstrap in progress is
-   skipped), then the shared dependency layers that no remaining version links to.
+   skipped), then, each under its own lock, the shared dependency layers no remaining version links to.
 4. The same versions' bundles leave the home's own artifact store.
 
 "In use" means a version some instance in a non-terminal state runs, an environment's current version,
@@ -32,7 +32,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from sprout.agent.cache import DEPS, READY
-from sprout.bundle.store import FolderStore, prune
+from sprout.bundle.store import FolderStore, bundle_key, prune
 from sprout.logs.store import LogStore
 from sprout.paths import Home
 from sprout.providers.local.processes import identify
@@ -208,12 +208,12 @@ def prune_cache(cache_dir: Path, kept: Callable[[], set[str]]) -> tuple[int, int
 def prune_deps(cache_dir: Path) -> tuple[int, int]:
     """Remove the shared dependency layers that no remaining version folder's `venv` links to."""
     deps = cache_dir / DEPS
-    if not deps.is_dir() or _bootstrap_running(cache_dir):
-        # A bootstrap links its layer only at its end: until then, any layer may be about to be used.
+    if not deps.is_dir():
         return 0, 0
     _empty_trash(deps)
     count = size = 0
     for layer in sorted(p for p in deps.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        # A bootstrap links a version to a layer under the layer's lock, the one held while deciding here.
         removed = _remove_locked(
             layer, deps / f"{layer.name}.lock", lambda key: key not in linked_layers(cache_dir)
         )
@@ -237,30 +237,12 @@ def linked_layers(cache_dir: Path) -> set[str]:
     return keys
 
 
-def _bootstrap_running(cache_dir: Path) -> bool:
-    """Whether some bootstrap holds its bundle's lock right now."""
-    for lock_path in cache_dir.glob("*.lock"):
-        if not _SHA256.match(lock_path.stem):
-            continue
-        try:
-            fd = os.open(lock_path, os.O_RDWR)
-        except FileNotFoundError:
-            continue
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        finally:
-            os.close(fd)
-    return False
-
-
 def _remove_locked(folder: Path, lock_path: Path, still_unused: Callable[[str], bool]) -> int | None:
     """Remove `folder` and `lock_path` holding the lock bootstrap takes; the folder's bytes, or None when
     no folder was removed (busy, in use after all, or only a lock file was left).
 
-    Under the lock the folder is first renamed away and the lock file unlinked, so a bootstrap that comes
-    later starts from nothing with a fresh lock; the slow delete of the renamed tree happens after.
+    Under the lock the folder is first renamed away and the lock file unlinked, so a bootstrap that waited
+    on the old file takes the new one and starts from nothing; the slow delete happens after.
     """
     fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
@@ -301,7 +283,7 @@ def prune_bundles(home: Home, store: StateStore, kept: set[str]) -> tuple[int, i
         for v in store.list_versions(app)
         if v.store_url in (None, artifacts.url)
     ]
-    sizes = {sha: _file_size(artifacts.root / "bundles" / f"{sha}.tar.gz") for sha in ordered}
+    sizes = {sha: _file_size(artifacts.root / bundle_key(sha)) for sha in ordered}
     deleted = prune(artifacts, 0, kept, ordered)
     return len(deleted), sum(sizes[sha] for sha in deleted)
 
