@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import subprocess
 import time
+from collections import Counter
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -279,3 +281,41 @@ def test_concurrent_deploys_one_proceeds_the_other_fails_fast(rel: Sprout) -> No
     finally:
         watcher.close()
     assert [(d.version, d.outcome) for d in releases] == [(winner, "succeeded")]
+
+
+def test_a_code_only_release_reuses_the_installed_dependencies(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A private cache: this test counts installs, which a cache shared with other tests would hide.
+    monkeypatch.delenv("SPROUT_CACHE_DIR", raising=False)
+    count = tmp_path / "installs.txt"
+    app = make_relapp(tmp_path)
+    (app / "requirements.txt").write_text("relapp-deps==1\n")
+    set_manifest(
+        app,
+        'test = "python check.py"\n',
+        'test = "python check.py"\ninstall = "echo installed >> $INSTALL_COUNT"\n'
+        'install_inputs = ["requirements.txt"]\n',
+    )
+    (app / "sprout.toml").write_text(
+        f'{(app / "sprout.toml").read_text()}\n[env]\nINSTALL_COUNT = "{count}"\n'
+    )
+    rel = Sprout(home=tmp_path / "home", app_dir=app, port=free_port())
+    try:
+        rel.up()
+        new_version(rel, "v2")
+        rel.run("deploy", str(app))
+        assert count.read_text() == "installed\n"
+        (app / "requirements.txt").write_text("relapp-deps==2\n")
+        rel.run("deploy", str(app))
+        assert count.read_text() == "installed\n" * 2
+        assert rel.environment(APP)["version"] == "v3"
+        cache = rel.home / "cache"
+        links = {p.name: os.readlink(p / "venv") for p in cache.iterdir() if (p / ".ready").is_file()}
+    finally:
+        kill_all(processes_of(rel.home))
+    layers = sorted(p.name for p in (cache / "deps").iterdir() if p.is_dir())
+    print(f"\n[point 1] 3 versions, {len(layers)} dependency layers: {sorted(links.values())}")
+    # v1 and v2 (code only) share one layer; v3 (new requirements) has its own.
+    assert sorted(Counter(links.values()).values()) == [1, 2]
+    assert set(links.values()) == {f"../deps/{key}/venv" for key in layers}
