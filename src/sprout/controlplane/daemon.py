@@ -136,13 +136,16 @@ class Daemon:
                 raise ServiceError("router: not running; the reconcile loop restarts it")
             return router.admin(found)
 
-        fleet = ControlPlaneFleet(home, store, running_router, resources, secrets, reconciler.lock)
+        fleet = ControlPlaneFleet(
+            home, store, running_router, resources, secrets, reconciler.lock, reconciler.nudge
+        )
         engine = ReleaseEngine(store, fleet, lambda app, version: _version_manifest(store, app, version))
         autoscaler = Autoscaler(store, running_router, lambda app, env: engine.active(app, env) is not None)
         log_store = LogStore(home.log_db)
         housekeeper = Housekeeper(home, store, log_store)
+        releases = Periodic("releases", engine.tick_all, RELEASE_INTERVAL, store)
         tickers = [
-            Periodic("releases", engine.tick_all, RELEASE_INTERVAL, store),
+            releases,
             Periodic("autoscaler", autoscaler.tick, AUTOSCALE_INTERVAL, store),
             Periodic(
                 "housekeeping",
@@ -152,6 +155,8 @@ class Daemon:
                 first_delay=HOUSEKEEPING_FIRST_DELAY,
             ),
         ]
+        # A release waiting for healthy instances takes its next step as soon as the loop sees them.
+        reconciler.on_health_change = releases.nudge
 
         def quiesce() -> None:
             # Before the router is stopped for good, stop every loop that could act on it.
@@ -179,7 +184,9 @@ class Daemon:
             tickers=tickers,
             log_store=log_store,
             ingester=LogIngester(log_store, lambda: discover_logs(home), interval=LOG_INTERVAL),
-            app=create_app(controller, ReleaseOps(store, engine), ensure_token(home.token_file)),
+            app=create_app(
+                controller, ReleaseOps(store, engine, releases.nudge), ensure_token(home.token_file)
+            ),
             router_port=handle.port,
         )
 

@@ -43,6 +43,7 @@ class ControlPlaneFleet:
         resources: Resources,
         secrets: SecretBook,
         lock: threading.RLock,
+        changed: Callable[[], None] = lambda: None,
     ) -> None:
         self._home = home
         self._store = store
@@ -51,6 +52,8 @@ class ControlPlaneFleet:
         self._secrets = secrets
         # The reconcile loop's lock: a weight change and its routing-table push never interleave.
         self._lock = lock
+        # Wakes the reconcile loop: a group written now is launched now, not at the next tick.
+        self._changed = changed
 
     def groups(self, app: str, env: str) -> dict[str, Group]:
         return {g.name: g for g in desired_groups(self._store, self._environment(app, env))}
@@ -59,11 +62,13 @@ class ControlPlaneFleet:
         with self._lock:
             self._materialise(app, env)
             self._store.put_group(app, env, group)
+        self._changed()
 
     def remove_group(self, app: str, env: str, name: str) -> None:
         with self._lock:
             self._materialise(app, env)
             self._store.delete_group(app, env, name)
+        self._changed()
 
     def set_weights(self, app: str, env: str, weights: Mapping[str, int]) -> None:
         with self._lock:

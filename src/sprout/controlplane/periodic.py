@@ -29,6 +29,7 @@ class Periodic:
         self._first_delay = interval if first_delay is None else first_delay
         self._store = store
         self._stop = threading.Event()
+        self._wake = threading.Event()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._last_error = ""
 
@@ -36,15 +37,24 @@ class Periodic:
         """Start ticking."""
         self._thread.start()
 
+    def nudge(self) -> None:
+        """Run the job now rather than at the next tick (something it waits for has happened)."""
+        self._wake.set()
+
     def stop(self, timeout: float = 30.0) -> None:
         """Stop after the current run."""
         self._stop.set()
+        self._wake.set()
         if self._thread.is_alive():
             self._thread.join(timeout)
 
     def _run(self) -> None:
         delay = self._first_delay
-        while not self._stop.wait(delay):
+        while True:
+            self._wake.wait(delay)
+            self._wake.clear()
+            if self._stop.is_set():
+                return
             delay = self._interval
             try:
                 self._job()

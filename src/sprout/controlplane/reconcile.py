@@ -68,6 +68,7 @@ class _Pass:
 
     retire: list[tuple[Instance, float]] = field(default_factory=list)
     live_ids: set[str] = field(default_factory=set)
+    health_changed: bool = False
 
 
 class Reconciler:
@@ -95,6 +96,9 @@ class Reconciler:
         self._retirer = Retirer(store, provider)
         self._pushed: dict[str, Any] | None = None
         self._stop = threading.Event()
+        self._wake = threading.Event()
+        #: Called after a pass that recorded a health change (the daemon wakes the release engine with it).
+        self.on_health_change: Callable[[], None] = _nothing
         self._thread: threading.Thread | None = None
         self._last_error = ""
         self._env_errors: dict[str, str] = {}
@@ -107,9 +111,14 @@ class Reconciler:
         self._thread = threading.Thread(target=self._loop, name="reconcile", daemon=True)
         self._thread.start()
 
+    def nudge(self) -> None:
+        """Run a pass now rather than at the next tick (the desired state just changed)."""
+        self._wake.set()
+
     def stop(self) -> None:
         """Stop the loop after the current pass; in-flight retirements finish on their own threads."""
         self._stop.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=30)
 
@@ -125,7 +134,8 @@ class Reconciler:
                     log.exception("reconcile pass failed")
                     self._store.record_event(None, None, "reconcile.error", message)
                     self._last_error = message
-            self._stop.wait(self._interval)
+            self._wake.wait(self._interval)
+            self._wake.clear()
 
     # -- one pass ----------------------------------------------------------------------------------
 
@@ -150,6 +160,8 @@ class Reconciler:
             self.push_table(admin)
             for instance, drain in decided.retire:
                 self._retirer.begin(admin, instance, drain)
+        if decided.health_changed:
+            self.on_health_change()
 
     def push_table(self, admin: RouterAdmin) -> bool:
         """Send the routing table to the router when it differs from the last one sent; True if sent."""
@@ -210,7 +222,9 @@ class Reconciler:
                 self._mark_exited(env, instance, backoff, now)
                 continue
             decided.live_ids.add(instance.id)
+            was = instance.health
             instance = self._record_health(env, instance, health.get(instance.id), backoff)
+            decided.health_changed = decided.health_changed or instance.health != was
             age = now - (instance.started_at or instance.created_at)
             if (
                 self._still_unhealthy_for_a_while(instance, manifest.health, now)
@@ -381,6 +395,10 @@ class Reconciler:
     def wait_retired(self, timeout: float) -> None:
         """Wait for background retirements to finish (used before shutting down)."""
         self._retirer.wait(timeout)
+
+
+def _nothing() -> None:
+    """The default health-change hook: nobody to tell."""
 
 
 def _surplus(instances: list[Instance], count: int) -> list[Instance]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
@@ -13,9 +14,13 @@ from sprout.state import StateStore
 class ReleaseOps:
     """The API's release operations; the daemon's ticker advances every started release step by step."""
 
-    def __init__(self, store: StateStore, engine: ReleaseEngine) -> None:
+    def __init__(
+        self, store: StateStore, engine: ReleaseEngine, started: Callable[[], None] = lambda: None
+    ) -> None:
         self._store = store
         self._engine = engine
+        # Wakes the ticker, so a release's first step runs now rather than at the next tick.
+        self._started = started
 
     def deploy(self, request: dict[str, Any]) -> dict[str, Any]:
         """Start releasing a pushed version into an environment (`strategy` defaults to the manifest's)."""
@@ -32,6 +37,7 @@ class ReleaseOps:
             _user(request),
             str(request.get("note") or ""),
         )
+        self._started()
         return {"deployment": asdict(deployment)}
 
     def rollback(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -39,6 +45,8 @@ class ReleaseOps:
         app, env = _target(request)
         to = request.get("to")
         result = self._engine.rollback(app, env, _user(request), str(to) if to else None)
+        if result.deployment is not None:
+            self._started()
         return {
             "instant": result.instant,
             "version": result.version,
