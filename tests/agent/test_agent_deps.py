@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -298,3 +299,17 @@ def test_a_lock_file_unlinked_by_its_holder_is_taken_afresh(tmp_path: Path) -> N
     assert waits == ["waiting"] and len(held) == 1
     # The holder removed the file it held: the lock taken is on the file created at the path afresh.
     assert held[0] == os.stat(path).st_ino
+
+
+def test_starting_from_a_cached_version_marks_it_as_recently_used(home: Home, tmp_path: Path) -> None:
+    sha = _version(tmp_path, home, "v1", code="1", requirements="flask==1\n")
+    count, lines = tmp_path / "installs.txt", []
+    first = _prepare(home, sha, count, lines)
+    marker = Path(first.root) / ".ready"
+    long_ago = time.time() - 7200
+    os.utime(marker, (long_ago, long_ago))
+
+    again = _prepare(home, sha, count, lines)
+
+    assert again.cached
+    assert marker.stat().st_mtime > time.time() - 60, "housekeeping keeps a folder started from recently"

@@ -64,8 +64,10 @@ def log_store(home: Home) -> Iterator[LogStore]:
     logs.close()
 
 
-def housekeeper(home: Home, store: StateStore, log_store: LogStore, later: float = 0.0) -> Housekeeper:
-    return Housekeeper(home, store, log_store, clock=lambda: time.time() + later)
+def housekeeper(
+    home: Home, store: StateStore, log_store: LogStore, later: float = 0.0, cache_grace: float = 0.0
+) -> Housekeeper:
+    return Housekeeper(home, store, log_store, cache_grace=cache_grace, clock=lambda: time.time() + later)
 
 
 def events(store: StateStore) -> list[str]:
@@ -255,6 +257,25 @@ def test_cache_keeps_live_and_newest_versions_skips_a_bootstrap_and_prunes_unlin
         ["deps", *(sha(n) for n in (1, 4, 5, 6, 7, 8)), *(f"{sha(n)}.lock" for n in (1, 4, 5, 6, 7, 8))]
     )
     assert housekeeper(home, store, log_store).run() == Removed(), "nothing left to do"
+
+
+def test_a_cache_folder_started_from_recently_stays_though_nothing_records_it(
+    home: Home, store: StateStore, log_store: LogStore
+) -> None:
+    cache = home.cache
+    for number in range(1, 9):
+        push(store, number)
+    cached_version(cache, sha(1))
+    cached_version(cache, sha(2))
+    # v1 was last started from two hours ago; v2 a minute ago (a test gate of an old version, say).
+    old = time.time() - 2 * HOUR
+    os.utime(cache / sha(1) / ".ready", (old, old))
+
+    removed = housekeeper(home, store, log_store, cache_grace=HOUR).run()
+
+    assert (removed.cache_dirs, removed.cache_bytes) == (1, 200)
+    assert not (cache / sha(1)).exists()
+    assert (cache / sha(2) / ".ready").exists()
 
 
 def test_a_cache_shared_by_several_homes_is_left_alone(

@@ -14,6 +14,8 @@ with the same inputs may already have installed, so a release that changes only 
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
 import time
 from collections.abc import Mapping, Sequence
@@ -43,6 +45,9 @@ def prepare(
     """
     ready = cached(str(cache_dir), sha256)
     if ready is not None:
+        # The marker's time says when the folder was last used: housekeeping keeps recent ones.
+        with contextlib.suppress(OSError):
+            os.utime(Path(ready.root) / READY)
         return ready
     root = Path(cache_root(str(cache_dir), sha256))
     cache_dir.mkdir(parents=True, exist_ok=True)

@@ -6,9 +6,9 @@ Each run (`Housekeeper.run`, a `Periodic` of the daemon) does four things in thi
    known environment (the router's, a deleted environment's) keep the longest retention of any.
 2. The folder of an instance that stopped or failed more than `INSTANCE_DIR_GRACE` ago is removed, so
    its logs stay readable for a post-mortem meanwhile. Its state row stays: the bill reads it.
-3. Bootstrap cache folders of versions that nothing uses and that are not among an app's
-   `KEEP_VERSIONS` newest are removed under the bundle's own lock (a bootstrap in progress is
-   skipped), then, each under its own lock, the shared dependency layers no remaining version links to.
+3. Bootstrap cache folders of versions that nothing uses, that are not among an app's
+   `KEEP_VERSIONS` newest and that nothing started from for `CACHE_GRACE` are removed under the
+   bundle's own lock (a bootstrap in progress is skipped), then, each under its own lock, the shared dependency layers no remaining version links to.
 4. The same versions' bundles leave the home's own artifact store.
 
 "In use" means a version some instance in a non-terminal state runs, an environment's current version,
@@ -47,6 +47,9 @@ HOUSEKEEPING_FIRST_DELAY = 5.0
 INSTANCE_DIR_GRACE = 3600.0
 #: Versions of each app kept warm (cache folder, bundle) besides those in use: instant rollbacks.
 KEEP_VERSIONS = 5
+#: A cache folder bootstrapped or started from this recently stays even when nothing records its version
+#: as used: a test gate or a redeploy of an old version reads it before its release is recorded.
+CACHE_GRACE = 3600.0
 #: Retention of lines of no known environment when no environment exists at all.
 DEFAULT_RETENTION_DAYS: int = LogsSection.model_fields["retention_days"].default
 #: States an instance never leaves; every other state counts as live, whatever new states appear.
@@ -191,18 +194,31 @@ def _agent_alive(folder: Path) -> bool:
         return False
 
 
-def prune_cache(cache_dir: Path, kept: Callable[[], set[str]]) -> tuple[int, int]:
-    """Remove the cache folder and lock file of every bundle hash not in `kept()`, skipping busy ones."""
+def prune_cache(cache_dir: Path, kept: Callable[[], set[str]], used_before: float) -> tuple[int, int]:
+    """Remove the cache folder and lock file of every bundle hash not in `kept()` and not used since
+    `used_before` (its `.ready` marker's time), skipping busy ones."""
     if not cache_dir.is_dir():
         return 0, 0
     _empty_trash(cache_dir)
     count = size = 0
+
+    def unused(name: str) -> bool:
+        return name not in kept() and not _used_since(cache_dir / name, used_before)
+
     for sha in prunable_cache_entries(os.listdir(cache_dir), kept()):
-        removed = _remove_locked(cache_dir / sha, cache_dir / f"{sha}.lock", lambda name: name not in kept())
+        removed = _remove_locked(cache_dir / sha, cache_dir / f"{sha}.lock", unused)
         if removed is not None:
             count += 1
             size += removed
     return count, size
+
+
+def _used_since(folder: Path, moment: float) -> bool:
+    """Whether the cache folder's `.ready` marker (touched at each start from it) is newer than `moment`."""
+    try:
+        return (folder / READY).stat().st_mtime >= moment
+    except OSError:
+        return False
 
 
 def prune_deps(cache_dir: Path) -> tuple[int, int]:
@@ -306,6 +322,7 @@ class Housekeeper:
         *,
         keep_versions: int = KEEP_VERSIONS,
         instance_grace: float = INSTANCE_DIR_GRACE,
+        cache_grace: float = CACHE_GRACE,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._home = home
@@ -313,6 +330,7 @@ class Housekeeper:
         self._log_store = log_store
         self._keep = keep_versions
         self._grace = instance_grace
+        self._cache_grace = cache_grace
         self._clock = clock
 
     def run(self) -> Removed:
@@ -326,7 +344,7 @@ class Housekeeper:
         # A cache shared by several homes ($SPROUT_CACHE_DIR) serves instances this store does not know.
         if self._home.shared_cache is None:
             cache_dirs, cache_bytes = prune_cache(
-                self._home.cache, lambda: kept_shas(self._store, self._keep)
+                self._home.cache, lambda: kept_shas(self._store, self._keep), now - self._cache_grace
             )
             deps_dirs, deps_bytes = prune_deps(self._home.cache)
         bundles, bundle_bytes = prune_bundles(self._home, self._store, kept_shas(self._store, self._keep))
