@@ -26,6 +26,22 @@ MISTAKES: list[tuple[str, str, list[str]]] = [
     ),
     ("app name not a string", '[app]\nname = 5\nweb = "run"\n', ["app.name: must be a string (got 5)"]),
     ("app is not a table", 'app = "shop"\n', ["app: must be a table (got 'shop')"]),
+    # TOML has true and false: a quoted "yes" or a 1 is a mistake, not a boolean.
+    (
+        "boolean as a string",
+        APP + '[router]\ncache_static = "yes"\n',
+        ["router.cache_static: must be true or false (got 'yes')"],
+    ),
+    (
+        "boolean as a number",
+        APP + "[scaling]\nenabled = 1\n",
+        ["scaling.enabled: must be true or false (got 1)"],
+    ),
+    (
+        "predictive as a string",
+        APP + '[scaling]\ntarget = 50\npredictive = "false"\n',
+        ["scaling.predictive: must be true or false (got 'false')"],
+    ),
     (
         "install inputs without install",
         APP + 'install_inputs = ["requirements.txt"]\n',

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from pydantic import Field, field_validator
+from pydantic import Field, StrictBool, field_validator
 
 from sprout.spec.base import Section
 
@@ -22,7 +22,7 @@ class AwsSection(Section):
     )
     hosted_zone: str | None = None
     certificate_arn: str | None = Field(None, pattern=r"^arn:aws[a-z-]*:acm:")
-    cdn: bool = False
+    cdn: StrictBool = False
     key_name: str | None = None
     tags: dict[str, str] = Field(default_factory=dict)
 

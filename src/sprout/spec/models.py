@@ -7,7 +7,7 @@ import json
 import re
 from typing import Any, Literal, Self
 
-from pydantic import Field, ValidationInfo, field_validator, model_validator
+from pydantic import Field, StrictBool, ValidationInfo, field_validator, model_validator
 
 from sprout.spec.aws import AwsSection
 from sprout.spec.base import Section
@@ -216,7 +216,7 @@ class RouterSection(Section):
     """How traffic reaches the app: host names and the edge cache."""
 
     hosts: list[str] = Field(default_factory=list, description='Default: ["<app>.localhost"].')
-    cache_static: bool = Field(False, description="Cache `Cache-Control: public` GET responses.")
+    cache_static: StrictBool = Field(False, description="Cache `Cache-Control: public` GET responses.")
     max_body: Size = Field(10 * 1024 * 1024, description="Largest request body accepted.")
 
     @field_validator("hosts")

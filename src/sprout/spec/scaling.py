@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Literal, Self
 
 from croniter import croniter
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, StrictBool, field_validator, model_validator
 
 from sprout.spec.base import Section
 from sprout.spec.units import Duration
@@ -50,7 +50,7 @@ class StepAdjustment(Section):
     lower: float | None = None
     upper: float | None = None
     change: int = Field(description="Instances to add (positive) or remove (negative).")
-    percent: bool = Field(False, description="Read `change` as a percentage of current capacity.")
+    percent: StrictBool = Field(False, description="Read `change` as a percentage of current capacity.")
 
     @model_validator(mode="after")
     def _bounds(self) -> Self:
@@ -62,14 +62,14 @@ class StepAdjustment(Section):
 class ScalingSection(Section):
     """How capacity follows load between `[instances] min` and `max`."""
 
-    enabled: bool = True
+    enabled: StrictBool = True
     metric: ScalingMetric = "requests_per_instance"
     target: float = Field(50.0, gt=0, description="Target value of the metric per instance.")
     tolerance: float = Field(0.1, ge=0, lt=1, description="No change while within ±tolerance of target.")
     scale_in_stabilization: Duration = Field(300.0, description="Scale in only after this long.")
     warmup: Duration = Field(30.0, description="A new instance's metrics are ignored this long.")
     cooldown: Duration = Field(0.0, description="Pause between two scale-in actions.")
-    predictive: bool = Field(False, description="Scale ahead of a rising trend (never below tracking).")
+    predictive: StrictBool = Field(False, description="Scale ahead of a rising trend (never below tracking).")
     slo_p99: Duration = Field(0.5, description="p99 latency objective; `sprout cost --advise` keeps it.")
     step: list[StepAdjustment] = Field(default_factory=list)
     schedule: list[ScheduleEntry] = Field(default_factory=list)
