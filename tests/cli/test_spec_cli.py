@@ -141,3 +141,28 @@ def test_push_to_a_store_url_and_without_manifest(tmp_path: Path) -> None:
     done = json.loads(sprout("push", str(app), "--store", store.as_uri(), "--json", home=home).stdout)
     assert done["store_url"] == store.resolve().as_uri()
     assert any(done["sha256"] in p.name for p in store.rglob("*.tar.gz"))
+
+
+def test_push_refuses_a_bundle_without_its_install_inputs(tmp_path: Path) -> None:
+    home, app = tmp_path / "home", tmp_path / "app"
+    (app / "deps").mkdir(parents=True)
+    (app / "sprout.toml").write_text(
+        '[app]\nname = "hello"\nweb = "run"\ninstall = "pip install -r requirements.txt"\n'
+        'install_inputs = ["requirements.txt", "./deps/constraints.txt"]\n'
+    )
+    (app / "requirements.txt").write_text("flask==3.0.0\n")
+    (app / "deps" / "constraints.txt").write_text("werkzeug==3.0.1\n")
+    (app / ".gitignore").write_text("requirements.txt\n")
+    refused = sprout("push", str(app), home=home)
+    assert refused.returncode == 2
+    assert refused.stderr.strip().splitlines()[-1] == (
+        f"error: {app / 'sprout.toml'}: app.install_inputs: 'requirements.txt' is not in the bundle (missing, or "
+        "excluded by .gitignore or .sproutignore); add the file or remove it from install_inputs"
+    )
+    state = StateStore(home / "state.db")
+    try:
+        assert state.list_versions("hello") == [], "nothing recorded"
+    finally:
+        state.close()
+    (app / ".gitignore").unlink()
+    assert sprout("push", str(app), home=home).returncode == 0

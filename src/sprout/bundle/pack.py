@@ -38,6 +38,8 @@ class PackedBundle:
     sha256: str
     size: int
     files: int
+    names: frozenset[str] = frozenset()
+    """The bundle's file paths, relative to the app folder."""
 
 
 @dataclass(frozen=True)
@@ -70,7 +72,13 @@ def pack(app_dir: Path, out_dir: Path) -> PackedBundle:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    return PackedBundle(path=final, sha256=digest, size=final.stat().st_size, files=len(files))
+    return PackedBundle(
+        path=final,
+        sha256=digest,
+        size=final.stat().st_size,
+        files=len(files),
+        names=frozenset(rel for rel, _ in files),
+    )
 
 
 def _is_ignored(rel: str, is_dir: bool, rules: list[_Rules]) -> bool:

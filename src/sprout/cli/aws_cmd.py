@@ -77,8 +77,11 @@ def _target(
 
 def _pack(target: Target, out: Path) -> tuple[Path, str]:
     from sprout.bundle import pack
+    from sprout.cli.push_cmd import check_install_inputs
+    from sprout.spec import manifest_path
 
     packed = pack(target.app_dir, out)
+    check_install_inputs(manifest_path(target.app_dir), target.manifest.app.install_inputs, packed.names)
     return packed.path, packed.sha256
 
 

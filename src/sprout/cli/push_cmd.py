@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import tempfile
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import typer
 
+from sprout.errors import ManifestError
 from sprout.paths import Home
-from sprout.spec import load_manifest
+from sprout.spec import load_manifest, manifest_path
 
 APP_DIR = typer.Argument(Path("."), help="The app folder (default: the current folder).", show_default=False)
 
@@ -48,6 +49,7 @@ def push(app_dir: Path, home: Home, store_url: str | None = None) -> PushResult:
     try:
         with tempfile.TemporaryDirectory(prefix=".push-", dir=home.root) as scratch:
             packed = pack(app_dir, Path(scratch))
+            check_install_inputs(manifest_path(app_dir), manifest.app.install_inputs, packed.names)
             known = state.version_by_sha(manifest.app.name, packed.sha256)
             if not store.exists(packed.sha256):
                 store.put(packed.path)
@@ -65,6 +67,20 @@ def push(app_dir: Path, home: Home, store_url: str | None = None) -> PushResult:
         store_url=store.url,
         unchanged=known is not None,
     )
+
+
+def check_install_inputs(source: Path, inputs: tuple[str, ...] | None, names: frozenset[str]) -> None:
+    """Refuse a bundle without a file its dependency layer is keyed by (every instance would fail)."""
+    missing = [name for name in inputs or () if PurePosixPath(name).as_posix() not in names]
+    if missing:
+        raise ManifestError(
+            str(source),
+            [
+                f"app.install_inputs: {name!r} is not in the bundle (missing, or excluded by .gitignore "
+                "or .sproutignore); add the file or remove it from install_inputs"
+                for name in missing
+            ],
+        )
 
 
 def human_size(size: float) -> str:
