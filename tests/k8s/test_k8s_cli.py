@@ -137,3 +137,45 @@ def test_releases_without_a_cluster_fail_clearly(environ: dict[str, str], comman
     done = sprout(environ, "k8s", command, str(app_dir("minimal")), *extra)
     assert done.returncode == 2
     assert done.stderr == f"error: {NO_CLUSTER}\n"
+
+
+def test_the_manifest_kubernetes_section_sets_image_namespace_and_secret(
+    environ: dict[str, str], tmp_path: Path
+) -> None:
+    app = tmp_path / "shop"
+    app.mkdir()
+    (app / "app.py").write_text("print('hi')\n")
+    (app / "sprout.toml").write_text(
+        '[app]\nname = "shop"\nweb = "python app.py"\n'
+        '[secrets]\nSTRIPE_KEY = { env = "STRIPE_KEY" }\n'
+        '[kubernetes]\nimage = "reg.example/sprout:2"\nnamespace = "shop-{env}"\nsecret_name = "shop-keys"\n'
+    )
+    pushed = sprout(environ, "push", str(app), "--store", str(tmp_path / "store"))
+    assert pushed.returncode == 0, pushed.stderr
+
+    def render(*args: str) -> list[dict[str, object]]:
+        done = sprout(environ, "k8s", "render", str(app), "-o", "json", *args)
+        assert done.returncode == 0, done.stderr
+        return list(json.loads(done.stdout)["items"])
+
+    def values(node: object, key: str) -> set[str]:
+        """Every value under `key` anywhere in the objects (as strings, or a secretRef's name)."""
+        found: set[str] = set()
+        if isinstance(node, dict):
+            for k, v in node.items():
+                if k == key:
+                    found.add(str(v["name"]) if isinstance(v, dict) else str(v))
+                found |= values(v, key)
+        elif isinstance(node, list):
+            for item in node:
+                found |= values(item, key)
+        return found
+
+    def facts(objects: list[dict[str, object]]) -> tuple[set[str], set[str], set[str]]:
+        return values(objects, "namespace"), values(objects, "image"), values(objects, "secretRef")
+
+    assert facts(render("--env", "staging")) == ({"shop-staging"}, {"reg.example/sprout:2"}, {"shop-keys"})
+    overridden = render(
+        "--namespace", "other", "--image", "reg.example/sprout:3", "--secret-name", "other-keys"
+    )
+    assert facts(overridden) == ({"other"}, {"reg.example/sprout:3"}, {"other-keys"})

@@ -26,6 +26,24 @@ MISTAKES: list[tuple[str, str, list[str]]] = [
     ),
     ("app name not a string", '[app]\nname = 5\nweb = "run"\n', ["app.name: must be a string (got 5)"]),
     ("app is not a table", 'app = "shop"\n', ["app: must be a table (got 'shop')"]),
+    (
+        "kubernetes namespace not a DNS label",
+        APP + '[kubernetes]\nnamespace = "Shop_{env}"\n',
+        [
+            "kubernetes.namespace: 'Shop_{env}' is not a DNS label (lowercase letters, digits, dashes; at most "
+            '63 characters; "{env}" may stand for the environment)'
+        ],
+    ),
+    (
+        "kubernetes image with a space",
+        APP + '[kubernetes]\nimage = "my image"\n',
+        ["kubernetes.image: 'my image' is not an image reference (e.g. registry.example.com/sprout:0.1.0)"],
+    ),
+    (
+        "kubernetes unknown key",
+        APP + "[kubernetes]\nreplicas = 3\n",
+        ["kubernetes.replicas: unknown key in [kubernetes]"],
+    ),
     # TOML has true and false: a quoted "yes" or a 1 is a mistake, not a boolean.
     (
         "boolean as a string",

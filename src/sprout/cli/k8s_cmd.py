@@ -35,12 +35,20 @@ k8s = typer.Typer(
 APP_DIR = typer.Argument(Path("."), help="The app folder (holds sprout.toml).")
 ENV = typer.Option("production", "--env", "-e", help="The environment name.")
 VERSION = typer.Option(None, "--version", help="A pushed version label such as v3 (default: the latest).")
-IMAGE = typer.Option(None, "--image", help="The container image (default: sprout:<version>-python3.11-slim).")
-NAMESPACE = typer.Option(None, "--namespace", "-n", help="The namespace (default: <app>-<env>).")
+IMAGE = typer.Option(
+    None,
+    "--image",
+    help="The container image (default: [kubernetes] image, else sprout:<version>-python3.11-slim).",
+)
+NAMESPACE = typer.Option(
+    None, "--namespace", "-n", help="The namespace (default: [kubernetes] namespace, else <app>-<env>)."
+)
 BUNDLE = typer.Option(None, "--bundle-sha256", help="Use this bundle instead of a pushed version's.")
 STORE = typer.Option(None, "--store-url", help="The artifact store the pods fetch from (s3://bucket/prefix).")
 SECRET = typer.Option(
-    None, "--secret-name", help="The pre-existing Secret for [secrets] (default: <app>-secrets)."
+    None,
+    "--secret-name",
+    help="The pre-existing Secret for [secrets] (default: [kubernetes] secret_name, else <app>-secrets).",
 )
 NO_NAMESPACE = typer.Option(
     False, "--no-namespace", help="Leave the Namespace object out (it already exists)."
@@ -103,7 +111,6 @@ class Options:
 def _context(options: Options, live: Colour = "blue") -> RenderContext:
     """The checked inputs of one rendering: manifest, release, image, namespace, live colour."""
     from sprout.providers.kubernetes.context import DEFAULT_IMAGE, RenderContext
-    from sprout.providers.kubernetes.render import default_namespace
 
     manifest = load_manifest(manifest_path(options.app_dir))
     release = _release(manifest, options.version, options.bundle, options.store_url)
@@ -113,11 +120,18 @@ def _context(options: Options, live: Colour = "blue") -> RenderContext:
         release.label,
         release.sha256,
         release.store_url,
-        options.image or DEFAULT_IMAGE,
-        options.namespace or default_namespace(manifest.app.name, options.env),
+        options.image or manifest.kubernetes.image or DEFAULT_IMAGE,
+        _namespace(options.namespace, manifest, options.env),
         live,
-        options.secret_name,
+        options.secret_name or manifest.kubernetes.secret_name,
     )
+
+
+def _namespace(given: str | None, manifest: Manifest, env: str) -> str:
+    """The namespace: the option, else the manifest's `[kubernetes] namespace`, else `<app>-<env>`."""
+    from sprout.providers.kubernetes.render import default_namespace
+
+    return given or manifest.kubernetes.namespace_for(env) or default_namespace(manifest.app.name, env)
 
 
 def _render(
@@ -230,10 +244,8 @@ def _connected(kubeconfig: Path | None, context: str | None, act: Callable[[Clus
 
 def _cluster_run(options: Options, kubeconfig: Path | None, context: str | None, dry_run: bool) -> None:
     """Connect, keep the live colour the cluster has, render and (dry-run) apply; print each change."""
-    from sprout.providers.kubernetes.render import default_namespace
-
     manifest = load_manifest(manifest_path(options.app_dir))
-    namespace = options.namespace or default_namespace(manifest.app.name, options.env)
+    namespace = _namespace(options.namespace, manifest, options.env)
 
     def run(cluster: Cluster) -> list[Change]:
         # Applying must never flip traffic: render with the colour the live Service selects now.
@@ -330,10 +342,9 @@ def rollback(
     """Switch the live Service back to the other colour while its pods still run."""
     from sprout.providers.kubernetes.bluegreen import BlueGreen
     from sprout.providers.kubernetes.context import Names
-    from sprout.providers.kubernetes.render import default_namespace
 
     manifest = load_manifest(manifest_path(app_dir))
-    names = Names(manifest.app.name, namespace or default_namespace(manifest.app.name, env))
+    names = Names(manifest.app.name, _namespace(namespace, manifest, env))
     live = _connected(
         kubeconfig,
         context,

@@ -98,6 +98,10 @@ web = "python -m http.server --bind $HOST $PORT"
 # [aws]                       # only for --provider aws
 # region = "eu-central-1"
 # cdn = false
+
+# [kubernetes]                # only for `sprout k8s`; each key has a command-line override
+# image = "registry.example.com/sprout:0.1.0"
+# namespace = "{name}-{env}"  # {env} stands for the environment
 """
 
 

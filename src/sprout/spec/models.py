@@ -11,6 +11,7 @@ from pydantic import Field, StrictBool, ValidationInfo, field_validator, model_v
 
 from sprout.spec.aws import AwsSection
 from sprout.spec.base import Section
+from sprout.spec.kubernetes import KubernetesSection
 from sprout.spec.scaling import ScalingSection
 from sprout.spec.units import Duration, Size
 
@@ -276,6 +277,7 @@ class Manifest(Section):
     cost: CostSection = Field(default_factory=CostSection)
     logs: LogsSection = Field(default_factory=LogsSection)
     aws: AwsSection = Field(default_factory=AwsSection)
+    kubernetes: KubernetesSection = Field(default_factory=KubernetesSection)
 
     @field_validator("env", "secrets", mode="before")
     @classmethod
