@@ -4,10 +4,12 @@ Needs `wrk`, `nginx` and `haproxy` on PATH (Debian: `apt-get install wrk nginx h
 Writes its configs under a /tmp folder, starts every process itself and kills each one by PID at the end.
 
     .venv/bin/python bench/router.py [--rounds 3] [--duration 10] [--workers 1] [--memory] [--profile]
+                                     [--only direct,nginx,haproxy,router,minimal]
 
 Prints req/s, p50 and p99 (medians over the rounds) for direct/nginx/haproxy/router at -c64 and -c256,
 the router/nginx and router/haproxy ratios, and with --memory the router's RSS after 1 M proxied requests
-and after a streamed 1 GiB upload.
+and after a streamed 1 GiB upload. `--only …,minimal` adds `bench/minimal_proxy.py`, a featureless
+uvloop + httptools proxy, as the floor of what any Python proxy costs on the machine.
 """
 
 from __future__ import annotations
@@ -226,7 +228,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1, help="worker processes/threads for nginx and HAProxy "
                         "(the router's default is one process)")  # fmt: skip
     parser.add_argument("--connections", default="64,256")
-    parser.add_argument("--only", default="direct,nginx,haproxy,router")
+    parser.add_argument("--only", default="direct,nginx,haproxy,router", help="which of direct, nginx, haproxy, "
+                        "router and minimal (bench/minimal_proxy.py: a featureless Python proxy, the floor) to run")  # fmt: skip
     parser.add_argument(
         "--memory", action="store_true", help="also measure the router's RSS (1 M requests, 1 GiB)"
     )
@@ -280,6 +283,18 @@ def run(args: argparse.Namespace, folder: Path, procs: Processes) -> None:
             ["haproxy", "-db", "-f", str(haproxy_conf(folder, ports["haproxy"], backends, args.workers))],
         )
         pids["haproxy"] = haproxy.pid
+    if "minimal" in only:
+        ports["minimal"] = free_port()
+        minimal = procs.start(
+            "minimal",
+            [
+                PY,
+                str(Path(__file__).with_name("minimal_proxy.py")),
+                str(ports["minimal"]),
+                ",".join(map(str, backends)),
+            ],
+        )
+        pids["minimal"] = minimal.pid
     router = None
     if "router" in only:
         ports["router"] = free_port()
@@ -334,6 +349,11 @@ def run(args: argparse.Namespace, folder: Path, procs: Processes) -> None:
                 print(
                     f"c={c}: router/{other} req/s {r['rps'] / o['rps']:.2f}x  p99 {r['p99'] / o['p99']:.2f}x"
                 )
+        if ("minimal", c) in med and ("nginx", c) in med:
+            m, n = med[("minimal", c)], med[("nginx", c)]
+            print(
+                f"c={c}: minimal Python proxy/nginx req/s {m['rps'] / n['rps']:.2f}x  (the floor of a Python proxy)"
+            )
     if args.perf and router is not None:
         perf_profile(folder, ports["router"], router.pid, args.duration)
     if args.memory and router is not None:
