@@ -401,3 +401,26 @@ def test_an_instance_that_recovers_is_kept(world: World) -> None:
     world.pass_()
     assert victim.id in {i.id for i in world.live()}
     assert world.kinds()["instance.replace"] == 0
+
+
+def test_outside_a_release_the_serving_group_follows_the_desired_capacity(world: World) -> None:
+    # After a blue/green release: green serves, blue is the warm standby kept for rollback.
+    world.env()
+    world.store.put_group("hello", "production", Group("green", "v1", 2, 100))
+    world.store.put_group("hello", "production", Group("blue", "v1", 2, 0, standby_until=4_000_000_000.0))
+    world.pass_()
+    world.store.set_desired_capacity("hello", "production", 4, "sprout scale by alice")  # or the autoscaler
+    world.pass_()
+    groups = {g.name: (g.capacity, g.weight) for g in world.store.list_groups("hello", "production")}
+    assert groups == {"green": (4, 100), "blue": (2, 0)}
+    assert Counter(i.group_name for i in world.live()) == {"green": 4, "blue": 2}
+
+
+def test_during_a_release_its_groups_keep_the_sizes_it_gave_them(world: World) -> None:
+    world.env()
+    world.store.put_group("hello", "production", Group("green", "v1", 2, 100))
+    world.store.create_deployment("hello", "production", "v1", "bluegreen", "alice", state="launch", data={})
+    world.store.set_desired_capacity("hello", "production", 4, "sprout scale by alice")
+    world.pass_()
+    assert [(g.name, g.capacity) for g in world.store.list_groups("hello", "production")] == [("green", 2)]
+    assert len(world.live()) == 2

@@ -27,7 +27,7 @@ from sprout.scale.model import Fleet, MetricSample
 from sprout.scale.scaler import Scaler
 from sprout.spec.models import Manifest
 from sprout.state import Environment, StateStore
-from sprout.state.models import Group, LoadHour
+from sprout.state.models import LoadHour
 
 log = logging.getLogger(__name__)
 
@@ -143,10 +143,6 @@ class Autoscaler:
         for env in self._store.list_environments():
             if not env.manifest.scaling.enabled or env.current_version is None:
                 self._watches.pop(env.id, None)
-                # No policies here, but a capacity set by hand must still reach a release's groups.
-                live = [g for g in desired_groups(self._store, env) if g.weight > 0]
-                if len(live) == 1 and not self._releasing(env.app, env.name):
-                    self._follow(env, live[0])
                 continue
             self._scale(env, metrics, now)
 
@@ -199,7 +195,7 @@ class Autoscaler:
         decision = watch.scaler.observe(now, sample, fleet)
         if fleet.releasing:
             return
-        self._follow(env, groups[0])
+        # The reconcile loop gives the serving group this capacity (`Reconciler._follow_desired_capacity`).
         if decision.desired != env.desired_capacity:
             self._store.set_desired_capacity(env.app, env.name, decision.desired, decision.reason)
             watch.desired = decision.desired
@@ -213,23 +209,6 @@ class Autoscaler:
                 request_rate=round(sample.request_rate, 2),
                 p95=round(sample.p95_latency, 4),
             )
-            self._follow(self._store.get_environment(env.app, env.name) or env, groups[0])
-
-    def _follow(self, env: Environment, serving: Group) -> None:
-        """Give the serving group the environment's desired capacity when a release wrote groups down.
-
-        After a release the recorded groups are what the reconcile loop converges to; without this the
-        capacity the autoscaler (or `sprout scale`) sets would stay on the environment, never launched.
-        """
-        if serving.capacity == env.desired_capacity or not self._store.list_groups(env.app, env.name):
-            return
-        if self._releasing(env.app, env.name):  # a release may have begun since this tick started
-            return
-        self._store.put_group(
-            env.app,
-            env.name,
-            Group(serving.name, serving.version, env.desired_capacity, serving.weight, serving.standby_until),
-        )
 
     def _account(
         self,

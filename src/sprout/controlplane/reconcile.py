@@ -249,6 +249,23 @@ class Reconciler:
             live.append(instance)
         self._converge(env, live, backoff, now, decided)
 
+    def _follow_desired_capacity(self, env: Environment, groups: list[Group]) -> list[Group]:
+        """Outside a release, the one group serving traffic runs the environment's desired capacity.
+
+        A release writes its groups down and sizes them itself; once it is over, the capacity the
+        autoscaler or `sprout scale` sets on the environment must reach the group that serves (a warm
+        standby kept for rollback, at weight 0, keeps its size).
+        """
+        serving = [g for g in groups if g.weight > 0]
+        if len(serving) != 1 or serving[0].capacity == env.desired_capacity:
+            return groups
+        if self._store.list_deployments(env.app, env.name, unfinished=True):
+            return groups
+        group = serving[0]
+        followed = Group(group.name, group.version, env.desired_capacity, group.weight, group.standby_until)
+        self._store.put_group(env.app, env.name, followed)
+        return [followed if g is group else g for g in groups]
+
     def _still_unhealthy_for_a_while(self, instance: Instance, health: HealthSection, now: float) -> bool:
         """Not healthy, and (if it was healthy once) unhealthy for `unhealthy_threshold` check intervals.
 
@@ -267,7 +284,7 @@ class Reconciler:
         self, env: Environment, live: list[Instance], backoff: _Backoff, now: float, decided: _Pass
     ) -> None:
         """Per desired group: launch what is missing, retire the surplus and the superseded version."""
-        groups = desired_groups(self._store, env)
+        groups = self._follow_desired_capacity(env, desired_groups(self._store, env))
         members: dict[str, list[Instance]] = {}
         for instance in live:
             members.setdefault(group_of(instance), []).append(instance)
