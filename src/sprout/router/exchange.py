@@ -12,6 +12,10 @@ from sprout.router.cache import Entry, cache_lifetime
 from sprout.router.metrics import BUCKETS
 from sprout.router.target import State
 
+_cached = wire.cached
+_CONTENT_LENGTH = wire.CONTENT_LENGTH
+_STATUS_LINES = wire.STATUS_LINES
+
 if TYPE_CHECKING:
     from sprout.router.proxy import ClientProtocol
     from sprout.router.routes import Route
@@ -239,52 +243,62 @@ class Exchange:
 
     # -- response side --------------------------------------------------------------------------------
     def response_head(
-        self, status: int, headers: list[tuple[bytes, bytes]], upstream_keep_alive: bool
+        self, status: int, lines: list[bytes], special: list[tuple[bytes, bytes]], upstream_keep_alive: bool
     ) -> None:
-        """The upstream's response head arrived: build the client's head."""
+        """The upstream's response head arrived: build the client's head.
+
+        `lines` is a status-line slot then the end-to-end header lines; `special` the other headers.
+        """
         if 100 <= status < 200 and status != 101:
             self.informational = True
             return
         self.deadline = 0.0
         self.resp_status = status
-        parts, length, chunked, upgrade_value = wire.end_to_end_response(status, headers)
-        cache_headers = b"".join(parts[1:])
+        if len(special) == 1 and _cached(special[0][0]) == _CONTENT_LENGTH:
+            # The common case: nothing hop-by-hop, framed by one Content-Length.
+            length: bytes | None = special[0][1]
+            chunked = False
+            upgrade_value = b""
+        else:
+            length, chunked, upgrade_value = wire.response_framing(lines, special)
+        lines[0] = _STATUS_LINES.get(status) or wire.status_line(status)
+        route = self.route
+        caching = route is not None and route.cache is not None and self.method == b"GET"
+        if caching and self.cache_key is not None:
+            self.cache_ttl = cache_lifetime(status, special)
+            if self.cache_ttl > 0:
+                self.cache_body = []
+                self.resp_headers = b"".join(lines[1:])
         if status == 101:
-            parts.append(b"Connection: upgrade\r\nUpgrade: %s\r\n" % upgrade_value)
-        elif self.method == b"HEAD" or status in (204, 304):
+            lines.append(b"Connection: upgrade\r\nUpgrade: %s\r\n" % upgrade_value)
+        elif self.method == b"HEAD" or status == 204 or status == 304:
             if length is not None and status != 204:
-                parts.append(b"Content-Length: %s\r\n" % length)
+                lines.append(b"Content-Length: %s\r\n" % length)
         elif length is not None:
-            parts.append(b"Content-Length: %s\r\n" % length)
+            lines.append(b"Content-Length: %s\r\n" % length)
             # A small response is held until complete (like nginx's response buffering): an upstream
             # that dies mid-response has then sent the client nothing, and the request can be retried.
             self.resp_hold = int(length) <= RESPONSE_HOLD_BYTES
         else:
             self.until_close = not chunked
             if self.client.http11:
-                parts.append(b"Transfer-Encoding: chunked\r\n")
+                lines.append(b"Transfer-Encoding: chunked\r\n")
                 self.resp_chunked = True
             else:
                 self.close_after = True
-        route = self.route
-        if route is not None and route.cache is not None and self.method == b"GET":
-            if self.cache_key is not None:
-                self.cache_ttl = cache_lifetime(status, headers)
-                if self.cache_ttl > 0:
-                    self.cache_body = []
-                    self.resp_headers = cache_headers
-            parts.append(b"X-Cache: MISS\r\n")
-        parts.append(b"X-Request-Id: %s\r\n" % self.rid)
+        if caching:
+            lines.append(b"X-Cache: MISS\r\n")
         if self.upgrade and status != 101:
             self.close_after = True
         if self.close_after or not self.request_done:
             self.close_after = True
-            parts.append(b"Connection: close\r\n")
+            lines.append(b"X-Request-Id: %s\r\nConnection: close\r\n\r\n" % self.rid)
         elif not self.client.http11:
             # An HTTP/1.0 client only keeps the connection when the response says so.
-            parts.append(b"Connection: keep-alive\r\n")
-        parts.append(CRLF)
-        self.resp_out.append(b"".join(parts))
+            lines.append(b"X-Request-Id: %s\r\nConnection: keep-alive\r\n\r\n" % self.rid)
+        else:
+            lines.append(b"X-Request-Id: %s\r\n\r\n" % self.rid)
+        self.resp_out.append(b"".join(lines))
         if self.method == b"HEAD" and status != 101:
             conn = self.conn
             if conn is not None:
