@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import time
 from bisect import bisect_left
 from typing import TYPE_CHECKING
@@ -15,6 +16,7 @@ from sprout.router.target import State
 _cached = wire.cached
 _CONTENT_LENGTH = wire.CONTENT_LENGTH
 _STATUS_LINES = wire.STATUS_LINES
+_DRAINING = State.DRAINING
 
 if TYPE_CHECKING:
     from sprout.router.proxy import ClientProtocol
@@ -23,6 +25,7 @@ if TYPE_CHECKING:
     from sprout.router.upstream import UpstreamConnection
 
 _perf = time.perf_counter
+_random = random.random
 # Deadlines from the real clock (the loop's, monotonic): the coarse router clock lags by up to a tick,
 # which would let a timeout fire early.
 _monotonic = time.monotonic
@@ -41,6 +44,7 @@ class Exchange:
 
     # Class-level defaults: a new exchange only writes the fields that differ (cheaper than 36 slots).
     local: tuple[int, bytes] | None = None
+    head = b""  # the request head for the target, set by the client protocol once it is built
     upgrade = False
     tunnel_pending = b""
     request_done = False
@@ -71,7 +75,6 @@ class Exchange:
         path: bytes,
         host: bytes,
         rid: bytes,
-        head: bytes,
         body_mode: int,
         keep_alive: bool,
     ) -> None:
@@ -81,7 +84,6 @@ class Exchange:
         self.path = path
         self.host = host
         self.rid = rid
-        self.head = head
         self.body_mode = body_mode  # 0 none, 1 Content-Length, 2 chunked
         self.keep_alive = keep_alive
         self.started = _perf()
@@ -142,8 +144,24 @@ class Exchange:
         route = self.route
         assert route is not None
         groups = route.groups
-        if len(groups) == 1 and not self.tried and groups[0].weight > 0 and len(groups[0].healthy) == 1:
-            target: Target | None = groups[0].healthy[0]
+        if len(groups) == 1 and not self.tried:
+            # The common case, `choose` inlined: one group, nothing to exclude; power of two choices.
+            group = groups[0]
+            healthy = group.healthy
+            n = len(healthy)
+            target: Target | None = None
+            if group.weight > 0 and n:
+                if n == 1:
+                    target = healthy[0]
+                else:
+                    i = int(_random() * n)
+                    j = int(_random() * (n - 1))
+                    if j >= i:
+                        j += 1
+                    target = healthy[i]
+                    other = healthy[j]
+                    if other.stats.in_flight < target.stats.in_flight:
+                        target = other
         else:
             target = choose(groups, self.tried)
         if target is None:
@@ -223,7 +241,7 @@ class Exchange:
         group.count += 1
         group.total += elapsed
         target.exchanges.discard(self)
-        if target.state is State.DRAINING and stats.in_flight == 0:
+        if target.state is _DRAINING and stats.in_flight == 0:
             self.client.router.drain_progress(target)
 
     def _retry_or_fail(self, status: int, reason: str, delivered: bool) -> None:
@@ -334,10 +352,15 @@ class Exchange:
             return
         if self.resp_status == 101 or self.done:
             return
+        out = self.resp_out
         if self.resp_chunked:
-            self.resp_out.append(_LAST_CHUNK)
+            out.append(_LAST_CHUNK)
         self.resp_hold = False
-        self.flush_response()
+        client = self.client
+        if out:
+            self.resp_out = []
+            if not client.closed:
+                client.transport.write(out[0] if len(out) == 1 else b"".join(out))  # type: ignore[union-attr]
         conn = self.conn
         self.conn = None
         if conn is not None:
@@ -349,7 +372,7 @@ class Exchange:
         body = self.cache_body
         route = self.route
         if body is not None and self.cache_key is not None and route is not None and route.cache is not None:
-            expires = self.client.router.clock + self.cache_ttl
+            expires = client.router.clock + self.cache_ttl
             route.cache.put(
                 self.cache_key, Entry(self.resp_status, self.resp_headers, b"".join(body), expires)
             )

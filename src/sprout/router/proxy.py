@@ -17,6 +17,10 @@ if TYPE_CHECKING:
     from sprout.router.router import Router
 
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+_REQUEST_HEAD = (
+    b"%s %s HTTP/1.1\r\n%sX-Forwarded-For: %s\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: %s\r\n"
+    b"X-Request-Id: %s\r\n%s\r\n"
+)
 
 
 class ClientProtocol(RequestHead, asyncio.Protocol):
@@ -122,10 +126,7 @@ class ClientProtocol(RequestHead, asyncio.Protocol):
             ex = self.exchange
             if ex is not None and not ex.done:
                 ex.flush_request()
-        if (
-            self.in_head
-            and self.head_raw > self.router.config.max_header_bytes + self.router.config.max_request_line
-        ):
+        if self.in_head and self.head_raw > self.max_header_bytes + self.max_request_line:
             self.fail(431, REASONS[431])
 
     def pause_writing(self) -> None:
@@ -164,7 +165,7 @@ class ClientProtocol(RequestHead, asyncio.Protocol):
                 headers = [h for h in headers if h.split(b":", 1)[0].lower() not in named]
         body_mode = 2 if self.transfer_encoding else (1 if self.content_length not in (b"", b"0") else 0)
         url = self.url
-        ex = Exchange(self, route, method, url, host, rid, b"", body_mode, keep_alive)
+        ex = Exchange(self, route, method, url, host, rid, body_mode, keep_alive)
         self.last = ex
         if route is None:
             ex.local = (404, wire.local_response(404, "no route for this host", rid, not keep_alive))
@@ -193,7 +194,8 @@ class ClientProtocol(RequestHead, asyncio.Protocol):
                 if upgrade:
                     ex.upgrade = True
                     framing += b"Connection: upgrade\r\nUpgrade: %s\r\n" % self.upgrade
-                ex.head = wire.request_head(method, url, headers, xff, host, rid, framing)
+                # End-to-end headers, the forwarding headers, then the framing lines.
+                ex.head = _REQUEST_HEAD % (method, url, b"".join(headers), xff, host, rid, framing)
                 if self.expect and self.exchange is None and body_mode:
                     self.write(_CONTINUE)
         self._reset_request()

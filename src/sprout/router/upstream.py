@@ -193,7 +193,8 @@ class Pool:
         if conn.closed or self.closing or len(self.idle) >= self.max_idle:
             conn.close()
             return
-        conn.resume()
+        if conn.paused:
+            conn.resume()
         conn.idle_since = self.loop.time()
         self.idle.append(conn)
 

@@ -101,31 +101,6 @@ def response_framing(
     return length, chunked, upgrade
 
 
-def request_head(
-    method: bytes,
-    target: bytes,
-    headers: list[bytes],
-    forwarded_for: bytes,
-    host: bytes,
-    request_id: bytes,
-    framing: bytes,
-) -> bytes:
-    """The request head sent upstream: end-to-end headers, forwarding headers, then the framing lines."""
-    return b"".join(
-        [
-            method,
-            b" ",
-            target,
-            b" HTTP/1.1\r\n",
-            *headers,
-            b"X-Forwarded-For: %s\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: %s\r\nX-Request-Id: %s\r\n"
-            % (forwarded_for, host, request_id),
-            framing,
-            b"\r\n",
-        ]
-    )
-
-
 #: Cached status lines by code (read directly on the hot path; `status_line` fills it).
 STATUS_LINES: dict[int, bytes] = {}
 
