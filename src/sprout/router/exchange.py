@@ -93,16 +93,14 @@ class Exchange:
         self.close_after = not keep_alive
 
     # -- request side ---------------------------------------------------------------------------------
-    def start(self) -> None:
-        """Begin: answer locally, or pick a target and send what has arrived so far."""
-        if self.local is not None:
-            status, data = self.local
-            self.resp_status = status
-            self.bytes_out = len(data)
-            self.client.write(data)
-            self._finish(status)
-            return
-        self._send_to_next_target()
+    def answer_locally(self) -> None:
+        """Send the response the router produced itself (`local`: an error or a cache hit) and finish."""
+        assert self.local is not None
+        status, data = self.local
+        self.resp_status = status
+        self.bytes_out = len(data)
+        self.client.write(data)
+        self._finish(status)
 
     def request_body(self, data: bytes) -> None:
         """A piece of request body arrived from the client (already de-chunked by the parser)."""
@@ -140,7 +138,8 @@ class Exchange:
         elif sum(len(p) for p in out) > _PENDING_LIMIT:
             self.client.pause_for_upstream()
 
-    def _send_to_next_target(self) -> None:
+    def send(self) -> None:
+        """Pick a target (another one after a failed attempt) and send what has arrived so far."""
         route = self.route
         assert route is not None
         groups = route.groups
@@ -153,6 +152,13 @@ class Exchange:
             if group.weight > 0 and n:
                 if n == 1:
                     target = healthy[0]
+                elif n == 2:
+                    # With two candidates the second draw can only pick the other one.
+                    i = int(_random() * 2)
+                    target = healthy[i]
+                    other = healthy[1 - i]
+                    if other.stats.in_flight < target.stats.in_flight:
+                        target = other
                 else:
                     i = int(_random() * n)
                     j = int(_random() * (n - 1))
@@ -255,7 +261,7 @@ class Exchange:
             assert self.replay is not None
             self.out = list(self.replay)
             self.written = False
-            self._send_to_next_target()
+            self.send()
         else:
             self._respond_error(status, reason)
 

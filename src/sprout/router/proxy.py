@@ -121,7 +121,10 @@ class ClientProtocol(RequestHead, asyncio.Protocol):
         if ex is not None:
             self.to_start = None
             if not ex.done:
-                ex.start()
+                if ex.local is None:
+                    ex.send()
+                else:
+                    ex.answer_locally()
         else:
             ex = self.exchange
             if ex is not None and not ex.done:
@@ -162,7 +165,7 @@ class ClientProtocol(RequestHead, asyncio.Protocol):
             upgrade = bool(self.upgrade) and b"upgrade" in tokens
             named = tokens - {b"close", b"keep-alive", b"upgrade"}
             if named:
-                headers = [h for h in headers if h.split(b":", 1)[0].lower() not in named]
+                headers = wire.without_named(headers, named)
         body_mode = 2 if self.transfer_encoding else (1 if self.content_length not in (b"", b"0") else 0)
         url = self.url
         ex = Exchange(self, route, method, url, host, rid, body_mode, keep_alive)
@@ -225,7 +228,11 @@ class ClientProtocol(RequestHead, asyncio.Protocol):
         self.parsing = None
         self.in_head = True
         if ex is not None:
-            ex.request_complete()
+            if ex.body_mode or ex.conn is not None:
+                ex.request_complete()
+            else:
+                # A request without a body that is not sent yet: being complete is all there is to note.
+                ex.request_done = True
 
     # -- helpers used by exchanges and the router -----------------------------------------------------
     def write(self, data: bytes) -> None:
@@ -286,7 +293,10 @@ class ClientProtocol(RequestHead, asyncio.Protocol):
 
     def _start_queued(self, ex: Exchange) -> None:
         if not ex.done and not self.closed:
-            ex.start()
+            if ex.local is None:
+                ex.send()
+            else:
+                ex.answer_locally()
             if not ex.done and ex.request_done is False:
                 ex.flush_request()
 

@@ -42,7 +42,8 @@ class UpstreamConnection(asyncio.Protocol):
         self.parser = httptools.HttpResponseParser(self)
         self.exchange: Exchange | None = None
         # The response head as it is parsed: lines[0] is kept for the status line, then the end-to-end
-        # header lines; `special` holds every header that is not a plain end-to-end one.
+        # headers as pieces (name, b": ", value, CRLF); `special` holds every header that is not a plain
+        # end-to-end one.
         self.lines: list[bytes] = [b""]
         self.special: list[tuple[bytes, bytes]] = []
         self.idle_since = 0.0
@@ -100,10 +101,10 @@ class UpstreamConnection(asyncio.Protocol):
         if cls is None:
             cls = wire.header_class(name)
         if cls == _KEEP:
-            self.lines.append(b"%s: %s\r\n" % (name, value))
+            self.lines += (name, b": ", value, b"\r\n")
             return
         if cls in _KEPT_IN_RESPONSE:
-            self.lines.append(b"%s: %s\r\n" % (name, value))
+            self.lines += (name, b": ", value, b"\r\n")
         self.special.append((name, value))
 
     def on_headers_complete(self) -> None:

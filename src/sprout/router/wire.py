@@ -68,6 +68,15 @@ def connection_tokens(values: list[bytes]) -> set[bytes]:
     return tokens
 
 
+def without_named(pieces: list[bytes], named: set[bytes]) -> list[bytes]:
+    """Header pieces (name, b": ", value, CRLF, …) without the headers whose lower-cased name is in `named`."""
+    kept: list[bytes] = []
+    for i in range(0, len(pieces), 4):
+        if pieces[i].lower() not in named:
+            kept += pieces[i : i + 4]
+    return kept
+
+
 #: Classes other than KEEP whose headers a response carries through unchanged.
 KEPT_IN_RESPONSE = frozenset({HOST, FORWARDED_FOR, EXPECT, SET_COOKIE, CACHE_CONTROL, VARY, ACCEPT_ENCODING})
 
@@ -77,7 +86,7 @@ def response_framing(
 ) -> tuple[bytes | None, bool, bytes]:
     """Framing of an upstream response from its non-plain headers; drops the lines Connection names.
 
-    `lines` holds the end-to-end header lines (`name: value\\r\\n`, after a status-line slot) and is
+    `lines` holds the end-to-end headers (as `without_named` pieces, after a status-line slot) and is
     edited in place; returns (content_length, chunked, upgrade): the caller adds the framing it chooses.
     """
     length: bytes | None = None
@@ -97,7 +106,7 @@ def response_framing(
     if connection:
         named = connection_tokens(connection) - {b"close", b"keep-alive", b"upgrade"}
         if named:
-            lines[1:] = [p for p in lines[1:] if p.split(b":", 1)[0].lower() not in named]
+            lines[1:] = without_named(lines[1:], named)
     return length, chunked, upgrade
 
 
