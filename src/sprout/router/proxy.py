@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections import deque
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import httptools
 
@@ -16,6 +16,7 @@ from sprout.router.request import REASONS, Reject, RequestHead
 if TYPE_CHECKING:
     from sprout.router.router import Router
 
+_UNSEEN: Any = object()
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _REQUEST_HEAD = (
     b"%s %s HTTP/1.1\r\n%sX-Forwarded-For: %s\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: %s\r\n"
@@ -156,8 +157,10 @@ class ClientProtocol(RequestHead, asyncio.Protocol):
         if not host and self.http11:
             self.reject = 400
             raise Reject("missing Host header")
-        route = router.route_for(host)
-        rid = self.request_id or router.new_request_id()
+        route = router.host_routes.get(host, _UNSEEN)
+        if route is _UNSEEN:
+            route = router.route_for(host)
+        rid = self.request_id or next(router.request_ids)
         headers = self.headers
         upgrade = False
         if self.connection:
