@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import time
 from bisect import bisect_left
 from typing import TYPE_CHECKING
@@ -12,6 +13,11 @@ from sprout.router.cache import Entry, cache_lifetime
 from sprout.router.metrics import BUCKETS
 from sprout.router.target import State
 
+_cached = wire.cached
+_CONTENT_LENGTH = wire.CONTENT_LENGTH
+_STATUS_LINES = wire.STATUS_LINES
+_DRAINING = State.DRAINING
+
 if TYPE_CHECKING:
     from sprout.router.proxy import ClientProtocol
     from sprout.router.routes import Route
@@ -19,6 +25,7 @@ if TYPE_CHECKING:
     from sprout.router.upstream import UpstreamConnection
 
 _perf = time.perf_counter
+_random = random.random
 # Deadlines from the real clock (the loop's, monotonic): the coarse router clock lags by up to a tick,
 # which would let a timeout fire early.
 _monotonic = time.monotonic
@@ -37,6 +44,7 @@ class Exchange:
 
     # Class-level defaults: a new exchange only writes the fields that differ (cheaper than 36 slots).
     local: tuple[int, bytes] | None = None
+    head = b""  # the request head for the target, set by the client protocol once it is built
     upgrade = False
     tunnel_pending = b""
     request_done = False
@@ -67,7 +75,6 @@ class Exchange:
         path: bytes,
         host: bytes,
         rid: bytes,
-        head: bytes,
         body_mode: int,
         keep_alive: bool,
     ) -> None:
@@ -77,7 +84,6 @@ class Exchange:
         self.path = path
         self.host = host
         self.rid = rid
-        self.head = head
         self.body_mode = body_mode  # 0 none, 1 Content-Length, 2 chunked
         self.keep_alive = keep_alive
         self.started = _perf()
@@ -87,16 +93,14 @@ class Exchange:
         self.close_after = not keep_alive
 
     # -- request side ---------------------------------------------------------------------------------
-    def start(self) -> None:
-        """Begin: answer locally, or pick a target and send what has arrived so far."""
-        if self.local is not None:
-            status, data = self.local
-            self.resp_status = status
-            self.bytes_out = len(data)
-            self.client.write(data)
-            self._finish(status)
-            return
-        self._send_to_next_target()
+    def answer_locally(self) -> None:
+        """Send the response the router produced itself (`local`: an error or a cache hit) and finish."""
+        assert self.local is not None
+        status, data = self.local
+        self.resp_status = status
+        self.bytes_out = len(data)
+        self.client.write(data)
+        self._finish(status)
 
     def request_body(self, data: bytes) -> None:
         """A piece of request body arrived from the client (already de-chunked by the parser)."""
@@ -134,12 +138,36 @@ class Exchange:
         elif sum(len(p) for p in out) > _PENDING_LIMIT:
             self.client.pause_for_upstream()
 
-    def _send_to_next_target(self) -> None:
+    def send(self) -> None:
+        """Pick a target (another one after a failed attempt) and send what has arrived so far."""
         route = self.route
         assert route is not None
         groups = route.groups
-        if len(groups) == 1 and not self.tried and groups[0].weight > 0 and len(groups[0].healthy) == 1:
-            target: Target | None = groups[0].healthy[0]
+        if len(groups) == 1 and not self.tried:
+            # The common case, `choose` inlined: one group, nothing to exclude; power of two choices.
+            group = groups[0]
+            healthy = group.healthy
+            n = len(healthy)
+            target: Target | None = None
+            if group.weight > 0 and n:
+                if n == 1:
+                    target = healthy[0]
+                elif n == 2:
+                    # With two candidates the second draw can only pick the other one.
+                    i = int(_random() * 2)
+                    target = healthy[i]
+                    other = healthy[1 - i]
+                    if other.stats.in_flight < target.stats.in_flight:
+                        target = other
+                else:
+                    i = int(_random() * n)
+                    j = int(_random() * (n - 1))
+                    if j >= i:
+                        j += 1
+                    target = healthy[i]
+                    other = healthy[j]
+                    if other.stats.in_flight < target.stats.in_flight:
+                        target = other
         else:
             target = choose(groups, self.tried)
         if target is None:
@@ -219,7 +247,7 @@ class Exchange:
         group.count += 1
         group.total += elapsed
         target.exchanges.discard(self)
-        if target.state is State.DRAINING and stats.in_flight == 0:
+        if target.state is _DRAINING and stats.in_flight == 0:
             self.client.router.drain_progress(target)
 
     def _retry_or_fail(self, status: int, reason: str, delivered: bool) -> None:
@@ -233,58 +261,68 @@ class Exchange:
             assert self.replay is not None
             self.out = list(self.replay)
             self.written = False
-            self._send_to_next_target()
+            self.send()
         else:
             self._respond_error(status, reason)
 
     # -- response side --------------------------------------------------------------------------------
     def response_head(
-        self, status: int, headers: list[tuple[bytes, bytes]], upstream_keep_alive: bool
+        self, status: int, lines: list[bytes], special: list[tuple[bytes, bytes]], upstream_keep_alive: bool
     ) -> None:
-        """The upstream's response head arrived: build the client's head."""
+        """The upstream's response head arrived: build the client's head.
+
+        `lines` is a status-line slot then the end-to-end header lines; `special` the other headers.
+        """
         if 100 <= status < 200 and status != 101:
             self.informational = True
             return
         self.deadline = 0.0
         self.resp_status = status
-        parts, length, chunked, upgrade_value = wire.end_to_end_response(status, headers)
-        cache_headers = b"".join(parts[1:])
+        if len(special) == 1 and _cached(special[0][0]) == _CONTENT_LENGTH:
+            # The common case: nothing hop-by-hop, framed by one Content-Length.
+            length: bytes | None = special[0][1]
+            chunked = False
+            upgrade_value = b""
+        else:
+            length, chunked, upgrade_value = wire.response_framing(lines, special)
+        lines[0] = _STATUS_LINES.get(status) or wire.status_line(status)
+        route = self.route
+        caching = route is not None and route.cache is not None and self.method == b"GET"
+        if caching and self.cache_key is not None:
+            self.cache_ttl = cache_lifetime(status, special)
+            if self.cache_ttl > 0:
+                self.cache_body = []
+                self.resp_headers = b"".join(lines[1:])
         if status == 101:
-            parts.append(b"Connection: upgrade\r\nUpgrade: %s\r\n" % upgrade_value)
-        elif self.method == b"HEAD" or status in (204, 304):
+            lines.append(b"Connection: upgrade\r\nUpgrade: %s\r\n" % upgrade_value)
+        elif self.method == b"HEAD" or status == 204 or status == 304:
             if length is not None and status != 204:
-                parts.append(b"Content-Length: %s\r\n" % length)
+                lines.append(b"Content-Length: %s\r\n" % length)
         elif length is not None:
-            parts.append(b"Content-Length: %s\r\n" % length)
+            lines.append(b"Content-Length: %s\r\n" % length)
             # A small response is held until complete (like nginx's response buffering): an upstream
             # that dies mid-response has then sent the client nothing, and the request can be retried.
             self.resp_hold = int(length) <= RESPONSE_HOLD_BYTES
         else:
             self.until_close = not chunked
             if self.client.http11:
-                parts.append(b"Transfer-Encoding: chunked\r\n")
+                lines.append(b"Transfer-Encoding: chunked\r\n")
                 self.resp_chunked = True
             else:
                 self.close_after = True
-        route = self.route
-        if route is not None and route.cache is not None and self.method == b"GET":
-            if self.cache_key is not None:
-                self.cache_ttl = cache_lifetime(status, headers)
-                if self.cache_ttl > 0:
-                    self.cache_body = []
-                    self.resp_headers = cache_headers
-            parts.append(b"X-Cache: MISS\r\n")
-        parts.append(b"X-Request-Id: %s\r\n" % self.rid)
+        if caching:
+            lines.append(b"X-Cache: MISS\r\n")
         if self.upgrade and status != 101:
             self.close_after = True
         if self.close_after or not self.request_done:
             self.close_after = True
-            parts.append(b"Connection: close\r\n")
+            lines.append(b"X-Request-Id: %s\r\nConnection: close\r\n\r\n" % self.rid)
         elif not self.client.http11:
             # An HTTP/1.0 client only keeps the connection when the response says so.
-            parts.append(b"Connection: keep-alive\r\n")
-        parts.append(CRLF)
-        self.resp_out.append(b"".join(parts))
+            lines.append(b"X-Request-Id: %s\r\nConnection: keep-alive\r\n\r\n" % self.rid)
+        else:
+            lines.append(b"X-Request-Id: %s\r\n\r\n" % self.rid)
+        self.resp_out.append(b"".join(lines))
         if self.method == b"HEAD" and status != 101:
             conn = self.conn
             if conn is not None:
@@ -320,10 +358,15 @@ class Exchange:
             return
         if self.resp_status == 101 or self.done:
             return
+        out = self.resp_out
         if self.resp_chunked:
-            self.resp_out.append(_LAST_CHUNK)
+            out.append(_LAST_CHUNK)
         self.resp_hold = False
-        self.flush_response()
+        client = self.client
+        if out:
+            self.resp_out = []
+            if not client.closed:
+                client.transport.write(out[0] if len(out) == 1 else b"".join(out))  # type: ignore[union-attr]
         conn = self.conn
         self.conn = None
         if conn is not None:
@@ -335,7 +378,7 @@ class Exchange:
         body = self.cache_body
         route = self.route
         if body is not None and self.cache_key is not None and route is not None and route.cache is not None:
-            expires = self.client.router.clock + self.cache_ttl
+            expires = client.router.clock + self.cache_ttl
             route.cache.put(
                 self.cache_key, Entry(self.resp_status, self.resp_headers, b"".join(body), expires)
             )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections import deque
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import httptools
 
@@ -16,7 +16,12 @@ from sprout.router.request import REASONS, Reject, RequestHead
 if TYPE_CHECKING:
     from sprout.router.router import Router
 
+_UNSEEN: Any = object()
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+_REQUEST_HEAD = (
+    b"%s %s HTTP/1.1\r\n%sX-Forwarded-For: %s\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: %s\r\n"
+    b"X-Request-Id: %s\r\n%s\r\n"
+)
 
 
 class ClientProtocol(RequestHead, asyncio.Protocol):
@@ -117,15 +122,15 @@ class ClientProtocol(RequestHead, asyncio.Protocol):
         if ex is not None:
             self.to_start = None
             if not ex.done:
-                ex.start()
+                if ex.local is None:
+                    ex.send()
+                else:
+                    ex.answer_locally()
         else:
             ex = self.exchange
             if ex is not None and not ex.done:
                 ex.flush_request()
-        if (
-            self.in_head
-            and self.head_raw > self.router.config.max_header_bytes + self.router.config.max_request_line
-        ):
+        if self.in_head and self.head_raw > self.max_header_bytes + self.max_request_line:
             self.fail(431, REASONS[431])
 
     def pause_writing(self) -> None:
@@ -152,8 +157,10 @@ class ClientProtocol(RequestHead, asyncio.Protocol):
         if not host and self.http11:
             self.reject = 400
             raise Reject("missing Host header")
-        route = router.route_for(host)
-        rid = self.request_id or router.new_request_id()
+        route = router.host_routes.get(host, _UNSEEN)
+        if route is _UNSEEN:
+            route = router.route_for(host)
+        rid = self.request_id or next(router.request_ids)
         headers = self.headers
         upgrade = False
         if self.connection:
@@ -161,10 +168,10 @@ class ClientProtocol(RequestHead, asyncio.Protocol):
             upgrade = bool(self.upgrade) and b"upgrade" in tokens
             named = tokens - {b"close", b"keep-alive", b"upgrade"}
             if named:
-                headers = [h for h in headers if h.split(b":", 1)[0].lower() not in named]
+                headers = wire.without_named(headers, named)
         body_mode = 2 if self.transfer_encoding else (1 if self.content_length not in (b"", b"0") else 0)
         url = self.url
-        ex = Exchange(self, route, method, url, host, rid, b"", body_mode, keep_alive)
+        ex = Exchange(self, route, method, url, host, rid, body_mode, keep_alive)
         self.last = ex
         if route is None:
             ex.local = (404, wire.local_response(404, "no route for this host", rid, not keep_alive))
@@ -193,7 +200,8 @@ class ClientProtocol(RequestHead, asyncio.Protocol):
                 if upgrade:
                     ex.upgrade = True
                     framing += b"Connection: upgrade\r\nUpgrade: %s\r\n" % self.upgrade
-                ex.head = wire.request_head(method, url, headers, xff, host, rid, framing)
+                # End-to-end headers, the forwarding headers, then the framing lines.
+                ex.head = _REQUEST_HEAD % (method, url, b"".join(headers), xff, host, rid, framing)
                 if self.expect and self.exchange is None and body_mode:
                     self.write(_CONTINUE)
         self._reset_request()
@@ -223,7 +231,11 @@ class ClientProtocol(RequestHead, asyncio.Protocol):
         self.parsing = None
         self.in_head = True
         if ex is not None:
-            ex.request_complete()
+            if ex.body_mode or ex.conn is not None:
+                ex.request_complete()
+            else:
+                # A request without a body that is not sent yet: being complete is all there is to note.
+                ex.request_done = True
 
     # -- helpers used by exchanges and the router -----------------------------------------------------
     def write(self, data: bytes) -> None:
@@ -284,7 +296,10 @@ class ClientProtocol(RequestHead, asyncio.Protocol):
 
     def _start_queued(self, ex: Exchange) -> None:
         if not ex.done and not self.closed:
-            ex.start()
+            if ex.local is None:
+                ex.send()
+            else:
+                ex.answer_locally()
             if not ex.done and ex.request_done is False:
                 ex.flush_request()
 

@@ -49,6 +49,7 @@ class RequestHead:
 
     def _reset_request(self) -> None:
         self.url = b""
+        # End-to-end header lines as pieces, four per header: name, b": ", value, CRLF (no formatting).
         self.headers: list[bytes] = []
         self.header_bytes = 0
         self.host = b""
@@ -77,13 +78,13 @@ class RequestHead:
         if cls is None:
             cls = wire.header_class(name)
         if cls == wire.KEEP:
-            self.headers.append(b"%s: %s\r\n" % (name, value))
+            self.headers += (name, b": ", value, b"\r\n")
         elif cls == wire.HOST:
             if self.host:
                 self.reject = 400
                 raise Reject("duplicate Host header")
             self.host = value
-            self.headers.append(b"%s: %s\r\n" % (name, value))
+            self.headers += (name, b": ", value, b"\r\n")
         elif cls == wire.CONTENT_LENGTH:
             self.content_length = value
         elif cls == wire.TRANSFER_ENCODING:
@@ -108,6 +109,6 @@ class RequestHead:
             self.expect = value.strip().lower() == b"100-continue"
         elif cls == wire.ACCEPT_ENCODING:
             self.accept_encoding = value
-            self.headers.append(b"%s: %s\r\n" % (name, value))
+            self.headers += (name, b": ", value, b"\r\n")
         elif cls != wire.DROP:
-            self.headers.append(b"%s: %s\r\n" % (name, value))
+            self.headers += (name, b": ", value, b"\r\n")

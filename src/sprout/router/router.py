@@ -25,7 +25,7 @@ from sprout.router.target import State, Target
 from sprout.router.upstream import Pool
 
 log = logging.getLogger("sprout.router")
-_NO_ROUTE = object()
+_UNSEEN = object()
 _RETIRED_KEEP = 1000
 
 
@@ -51,34 +51,32 @@ class Router:
         self.retired: dict[str, Target] = {}
         self.clients: set[ClientProtocol] = set()
         self._matcher = HostMatcher(self.spec)
-        self._host_cache: dict[bytes, Any] = {}
+        #: Route (or None) per raw Host header value seen; read directly by the client protocol.
+        self.host_routes: dict[bytes, Route | None] = {}
         self._group_stats: dict[tuple[str, str], Stats] = {}
         self._health_tasks: dict[str, asyncio.Task[None]] = {}
         self._drain_tasks: dict[str, asyncio.Task[None]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._rid_prefix = os.urandom(4).hex().encode()
-        self._rid_counter = itertools.count(1)
+        # Request ids unique to this process; `next(router.request_ids)` makes one without a Python frame.
+        rid_format = os.urandom(4).hex().encode() + b"-%x"
+        self.request_ids = map(rid_format.__mod__, itertools.count(1))
         self._ticker: asyncio.Task[None] | None = None
 
     # -- hot-path helpers -----------------------------------------------------------------------------
     def route_for(self, host: bytes) -> Route | None:
-        """The route serving a raw Host header value, memoised per distinct value."""
-        hit = self._host_cache.get(host)
-        if hit is None:
+        """The route serving a raw Host header value, memoised per distinct value in `host_routes`."""
+        hit = self.host_routes.get(host, _UNSEEN)
+        if hit is _UNSEEN:
             name = host.decode("latin-1").strip().lower()
             if name.startswith("["):
                 name = name[: name.find("]") + 1]
             else:
                 name = name.rpartition(":")[0] if ":" in name else name
             route_name = self._matcher.match(name.rstrip("."))
-            hit = self.routes.get(route_name, _NO_ROUTE) if route_name is not None else _NO_ROUTE
-            if len(self._host_cache) < 10_000:
-                self._host_cache[host] = hit
+            hit = self.routes.get(route_name) if route_name is not None else None
+            if len(self.host_routes) < 10_000:
+                self.host_routes[host] = hit
         return hit if isinstance(hit, Route) else None
-
-    def new_request_id(self) -> bytes:
-        """A request id unique to this router process."""
-        return b"%s-%x" % (self._rid_prefix, next(self._rid_counter))
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         """Run a background task and keep a reference until it ends."""
@@ -152,7 +150,7 @@ class Router:
         self.routes = routes
         self.targets = targets
         self._matcher = HostMatcher(spec)
-        self._host_cache = {}
+        self.host_routes = {}
         self._refresh_healthy()
         for target_id, target in old_targets.items():
             if targets.get(target_id) is not target:

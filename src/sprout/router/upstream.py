@@ -8,9 +8,16 @@ from typing import TYPE_CHECKING
 
 import httptools
 
+from sprout.router import wire
+
 if TYPE_CHECKING:
     from sprout.router.exchange import Exchange
     from sprout.router.target import Target
+
+
+_cached = wire.cached
+_KEEP = wire.KEEP
+_KEPT_IN_RESPONSE = wire.KEPT_IN_RESPONSE
 
 
 class UpstreamConnection(asyncio.Protocol):
@@ -19,11 +26,12 @@ class UpstreamConnection(asyncio.Protocol):
     __slots__ = (
         "closed",
         "exchange",
-        "headers",
         "idle_since",
+        "lines",
         "parser",
         "paused",
         "pool",
+        "special",
         "transport",
         "tunnel",
     )
@@ -33,7 +41,11 @@ class UpstreamConnection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpResponseParser(self)
         self.exchange: Exchange | None = None
-        self.headers: list[tuple[bytes, bytes]] = []
+        # The response head as it is parsed: lines[0] is kept for the status line, then the end-to-end
+        # headers as pieces (name, b": ", value, CRLF); `special` holds every header that is not a plain
+        # end-to-end one.
+        self.lines: list[bytes] = [b""]
+        self.special: list[tuple[bytes, bytes]] = []
         self.idle_since = 0.0
         self.closed = False
         self.tunnel = False
@@ -84,14 +96,26 @@ class UpstreamConnection(asyncio.Protocol):
 
     # httptools callbacks
     def on_header(self, name: bytes, value: bytes) -> None:
-        self.headers.append((name, value))
+        # Classified as it arrives, so the head is built without a second pass over the headers.
+        cls = _cached(name)
+        if cls is None:
+            cls = wire.header_class(name)
+        if cls == _KEEP:
+            self.lines += (name, b": ", value, b"\r\n")
+            return
+        if cls in _KEPT_IN_RESPONSE:
+            self.lines += (name, b": ", value, b"\r\n")
+        self.special.append((name, value))
 
     def on_headers_complete(self) -> None:
         ex = self.exchange
-        headers = self.headers
-        self.headers = []
+        lines = self.lines
+        special = self.special
+        self.lines = [b""]
+        self.special = []
         if ex is not None:
-            ex.response_head(self.parser.get_status_code(), headers, self.parser.should_keep_alive())
+            parser = self.parser
+            ex.response_head(parser.get_status_code(), lines, special, parser.should_keep_alive())
 
     def on_body(self, body: bytes) -> None:
         ex = self.exchange
@@ -118,7 +142,8 @@ class UpstreamConnection(asyncio.Protocol):
     def reset_parser(self) -> None:
         """Start a fresh response parser (after a HEAD response whose body the parser would wait for)."""
         self.parser = httptools.HttpResponseParser(self)
-        self.headers = []
+        self.lines = [b""]
+        self.special = []
 
     def close(self) -> None:
         """Close the socket; the pool forgets it in connection_lost."""
@@ -169,7 +194,8 @@ class Pool:
         if conn.closed or self.closing or len(self.idle) >= self.max_idle:
             conn.close()
             return
-        conn.resume()
+        if conn.paused:
+            conn.resume()
         conn.idle_since = self.loop.time()
         self.idle.append(conn)
 

@@ -68,25 +68,34 @@ def connection_tokens(values: list[bytes]) -> set[bytes]:
     return tokens
 
 
-def end_to_end_response(
-    status: int, headers: list[tuple[bytes, bytes]]
-) -> tuple[list[bytes], bytes | None, bool, bytes]:
-    """Status line and end-to-end headers of an upstream response, without hop-by-hop or framing headers.
+def without_named(pieces: list[bytes], named: set[bytes]) -> list[bytes]:
+    """Header pieces (name, b": ", value, CRLF, …) without the headers whose lower-cased name is in `named`."""
+    kept: list[bytes] = []
+    for i in range(0, len(pieces), 4):
+        if pieces[i].lower() not in named:
+            kept += pieces[i : i + 4]
+    return kept
 
-    Returns (parts, content_length, chunked, upgrade): the caller adds the framing it chooses.
+
+#: Classes other than KEEP whose headers a response carries through unchanged.
+KEPT_IN_RESPONSE = frozenset({HOST, FORWARDED_FOR, EXPECT, SET_COOKIE, CACHE_CONTROL, VARY, ACCEPT_ENCODING})
+
+
+def response_framing(
+    lines: list[bytes], special: list[tuple[bytes, bytes]]
+) -> tuple[bytes | None, bool, bytes]:
+    """Framing of an upstream response from its non-plain headers; drops the lines Connection names.
+
+    `lines` holds the end-to-end headers (as `without_named` pieces, after a status-line slot) and is
+    edited in place; returns (content_length, chunked, upgrade): the caller adds the framing it chooses.
     """
-    parts = [status_line(status)]
     length: bytes | None = None
     chunked = False
     upgrade = b""
     connection: list[bytes] = []
-    for name, value in headers:
-        cls = cached(name)
-        if cls is None:
-            cls = header_class(name)
-        if cls == KEEP or cls >= SET_COOKIE or cls in (HOST, FORWARDED_FOR, EXPECT):
-            parts.append(b"%s: %s\r\n" % (name, value))
-        elif cls == CONTENT_LENGTH:
+    for name, value in special:
+        cls = header_class(name)
+        if cls == CONTENT_LENGTH:
             length = value
         elif cls == TRANSFER_ENCODING:
             chunked = True
@@ -97,49 +106,25 @@ def end_to_end_response(
     if connection:
         named = connection_tokens(connection) - {b"close", b"keep-alive", b"upgrade"}
         if named:
-            parts = [p for p in parts if p.split(b":", 1)[0].lower() not in named]
-    return parts, length, chunked, upgrade
+            lines[1:] = without_named(lines[1:], named)
+    return length, chunked, upgrade
 
 
-def request_head(
-    method: bytes,
-    target: bytes,
-    headers: list[bytes],
-    forwarded_for: bytes,
-    host: bytes,
-    request_id: bytes,
-    framing: bytes,
-) -> bytes:
-    """The request head sent upstream: end-to-end headers, forwarding headers, then the framing lines."""
-    return b"".join(
-        [
-            method,
-            b" ",
-            target,
-            b" HTTP/1.1\r\n",
-            *headers,
-            b"X-Forwarded-For: %s\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: %s\r\nX-Request-Id: %s\r\n"
-            % (forwarded_for, host, request_id),
-            framing,
-            b"\r\n",
-        ]
-    )
-
-
-_STATUS_LINES: dict[int, bytes] = {}
+#: Cached status lines by code (read directly on the hot path; `status_line` fills it).
+STATUS_LINES: dict[int, bytes] = {}
 
 
 def status_line(status: int) -> bytes:
     """`HTTP/1.1 <code> <reason>\\r\\n`, cached per code."""
-    line = _STATUS_LINES.get(status)
+    line = STATUS_LINES.get(status)
     if line is None:
         try:
             reason = HTTPStatus(status).phrase
         except ValueError:
             reason = "Unknown"
         line = f"HTTP/1.1 {status} {reason}\r\n".encode()
-        if len(_STATUS_LINES) < 1000:
-            _STATUS_LINES[status] = line
+        if len(STATUS_LINES) < 1000:
+            STATUS_LINES[status] = line
     return line
 
 
