@@ -6,7 +6,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ from typing import Any
 
 import psutil
 
+from loopback import free_port
 from sprout.bundle import FolderStore, pack
 from sprout.paths import Home
 from sprout.providers.base import InstanceSpec
@@ -75,24 +75,6 @@ def push(app_dir: Path, store_root: Path, scratch: Path) -> str:
     """Pack `app_dir` and put it in the folder store at `store_root`; return its sha256."""
     bundle = pack(app_dir, scratch)
     return FolderStore(store_root).put(bundle.path)
-
-
-def free_port() -> int:
-    """A free loopback port, never one handed out before in this test run.
-
-    The kernel may give the same ephemeral port to two binds in a row once the first socket is
-    closed; two instances started together on one port was a real (rare) failure.
-    """
-    while True:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port: int = sock.getsockname()[1]
-        if port not in _ISSUED:
-            _ISSUED.add(port)
-            return port
-
-
-_ISSUED: set[int] = set()
 
 
 def make_spec(home: Home, sha256: str, **overrides: Any) -> InstanceSpec:

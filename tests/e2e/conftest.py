@@ -10,7 +10,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from e2e_kit import CANARY, Sprout, free_port, kill_all, make_app, processes_of
+from e2e_kit import CANARY, Sprout, kill_all, make_app, processes_of
+
+from loopback import free_port
 
 
 @pytest.fixture

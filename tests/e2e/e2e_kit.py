@@ -6,7 +6,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -24,24 +23,6 @@ HELLO = REPO / "examples" / "hello"
 CLI_TIMEOUT = 120.0
 #: A secret value planted in every e2e app; it must never show up where Sprout writes or answers.
 CANARY = "canary-7f3d9b1e-do-not-leak"
-
-
-def free_port() -> int:
-    """A free loopback port, never one handed out before in this test run.
-
-    The kernel may give the same ephemeral port to two binds in a row once the first socket is
-    closed; two instances started together on one port was a real (rare) failure.
-    """
-    while True:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port: int = sock.getsockname()[1]
-        if port not in _ISSUED:
-            _ISSUED.add(port)
-            return port
-
-
-_ISSUED: set[int] = set()
 
 
 @dataclass

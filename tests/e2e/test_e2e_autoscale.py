@@ -20,7 +20,9 @@ from typing import Any
 
 import httpx
 import pytest
-from e2e_kit import Sprout, free_port, kill_all, processes_of
+from e2e_kit import Sprout, kill_all, processes_of
+
+from loopback import free_port
 
 pytestmark = pytest.mark.slow
 

@@ -17,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from e2e_kit import Sprout, free_port, kill_all, processes_of
+from e2e_kit import Sprout, kill_all, processes_of
 from release_kit import (
     StepWatcher,
     VersionLoad,
@@ -27,6 +27,8 @@ from release_kit import (
     make_relapp,
     set_manifest,
 )
+
+from loopback import free_port
 
 pytestmark = pytest.mark.slow
 

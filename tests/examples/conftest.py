@@ -12,8 +12,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from example_procs import EXAMPLES, PY, AppProcess, RouterProcess, free_port, stop
+from example_procs import EXAMPLES, PY, AppProcess, RouterProcess, stop
 
+from loopback import free_port
 from sprout.router.client import RouterAdmin
 from sprout.services import database, memcached
 from sprout.services.memcached import MemcachedNode

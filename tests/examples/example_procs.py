@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -51,24 +50,6 @@ class RouterProcess:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
-
-
-def free_port() -> int:
-    """A free loopback port, never one handed out before in this test run.
-
-    The kernel may give the same ephemeral port to two binds in a row once the first socket is
-    closed; two instances started together on one port was a real (rare) failure.
-    """
-    while True:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port: int = sock.getsockname()[1]
-        if port not in _ISSUED:
-            _ISSUED.add(port)
-            return port
-
-
-_ISSUED: set[int] = set()
 
 
 def stop(proc: subprocess.Popen[Any]) -> None:

@@ -18,8 +18,9 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
-from example_procs import EXAMPLES, app_env, free_port, release
+from example_procs import EXAMPLES, app_env, release
 
+from loopback import free_port
 from sprout.services import memcached
 from sprout.services.memcached import MemcachedNode
 
