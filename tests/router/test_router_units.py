@@ -118,8 +118,11 @@ def test_weights_split_and_zero_weight_gets_nothing():
         _group("c", 0, _targets(1, "c")),
     )
     seen = collections.Counter(choose([a, b, c]).id[0] for _ in range(4000))
-    assert seen["c"] == 0
-    assert 0.7 < seen["a"] / 4000 < 0.8
+    assert seen == {"a": 3000, "b": 1000}, "smooth weighted round-robin: exact shares"
+    canary, stable = _group("canary", 5, _targets(1, "n")), _group("stable", 95, _targets(2, "s"))
+    first = [choose([stable, canary]).id[0] for _ in range(100)]
+    assert first.count("n") == 5, "5 % means 5 in every 100, not 5 on average"
+    assert "".join(first).find("nn") == -1, "spread out, never two canary requests in a row"
 
 
 def test_exclude_falls_back_to_other_targets_and_none_when_exhausted():

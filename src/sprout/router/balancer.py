@@ -1,4 +1,9 @@
-"""Choosing a target: weighted group, then least outstanding requests among two random healthy targets."""
+"""Choosing a target: a group by smooth weighted round-robin, then the less loaded of two random healthy targets.
+
+Groups are chosen as nginx's weighted round-robin does (each eligible group gains its weight, the
+highest leads and gives back the total), so a canary at 20 % gets exactly 1 request in 5 rather than
+20 % on average: its exposure, and what a bad canary can break, are what the weights say.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +20,7 @@ _random = random.random
 class Group:
     """A weighted target group at runtime; `healthy` is kept current by the router on state changes."""
 
-    __slots__ = ("healthy", "name", "targets", "version", "weight")
+    __slots__ = ("current", "healthy", "name", "targets", "version", "weight")
 
     def __init__(self, name: str, weight: int, version: str, targets: list[Target]) -> None:
         self.name = name
@@ -23,6 +28,7 @@ class Group:
         self.version = version
         self.targets = targets
         self.healthy: list[Target] = []
+        self.current = 0
 
 
 def pick_two(healthy: Sequence[Target], exclude: Sequence[Target]) -> Target | None:
@@ -49,20 +55,18 @@ def choose(groups: Sequence[Group], exclude: Sequence[Target] = ()) -> Target | 
         g = groups[0]
         return pick_two(g.healthy, exclude) if g.weight > 0 else None
     total = 0
+    best: Group | None = None
     for g in groups:
         if g.weight > 0 and g.healthy:
             total += g.weight
-    if total == 0:
+            g.current += g.weight
+            if best is None or g.current > best.current:
+                best = g
+    if best is None:
         return None
-    point = _random() * total
-    order: list[Group] = []
-    for g in groups:
-        if g.weight > 0 and g.healthy:
-            point -= g.weight
-            if point < 0 and not order:
-                order.append(g)
+    best.current -= total
     # Fall through to the other weighted groups only when the chosen one is exhausted by `exclude`.
-    order.extend(g for g in groups if g.weight > 0 and g.healthy and g not in order)
+    order = [best, *(g for g in groups if g.weight > 0 and g.healthy and g is not best)]
     for g in order:
         target = pick_two(g.healthy, exclude)
         if target is not None:
