@@ -45,42 +45,35 @@ class FakeTransport:
         pass
 
 
+def one_target_router() -> tuple[Router, UpstreamConnection, FakeTransport]:
+    """A router (in the running loop) for a.localhost whose one target has a pooled fake connection."""
+    router = Router(RouterConfig(), asyncio.get_running_loop(), None, None)
+    route = {"name": "a", "hosts": ["a.localhost"], "groups": [{"name": "g", "targets": [TARGET]}]}
+    router.apply_table(parse_table({"routes": [route]}), persist=False)
+    pool = router.targets["t"].pool
+    assert pool is not None
+    conn = UpstreamConnection(pool)
+    upstream = FakeTransport()
+    conn.connection_made(upstream)  # type: ignore[arg-type]
+    pool.release(conn)
+    return router, conn, upstream
+
+
+TARGET = {"id": "t", "address": "127.0.0.1:9", "healthy": True}
+
+
 def exchange(request: bytes, chunks: list[bytes]) -> tuple[bytes, bool]:
     """Send `request` through a router whose only target answers with `chunks`; (client bytes, conn pooled)."""
 
     async def run() -> tuple[bytes, bool]:
-        router = Router(RouterConfig(), asyncio.get_running_loop(), None, None)
-        router.apply_table(
-            parse_table(
-                {
-                    "routes": [
-                        {
-                            "name": "a",
-                            "hosts": ["a.localhost"],
-                            "groups": [
-                                {
-                                    "name": "g",
-                                    "targets": [{"id": "t", "address": "127.0.0.1:9", "healthy": True}],
-                                }
-                            ],
-                        }
-                    ]
-                }
-            ),
-            persist=False,
-        )
-        target = router.targets["t"]
-        assert target.pool is not None
-        conn = UpstreamConnection(target.pool)
-        conn.connection_made(FakeTransport())  # type: ignore[arg-type]
-        target.pool.release(conn)
+        router, conn, _ = one_target_router()
         client = ClientProtocol(router)
         transport = FakeTransport()
         client.connection_made(transport)  # type: ignore[arg-type]
         client.data_received(request)
         for chunk in chunks:
             conn.data_received(chunk)
-        pooled = conn in target.pool.idle
+        pooled = conn in conn.pool.idle
         await router.close()
         return b"".join(transport.out), pooled
 
@@ -198,32 +191,7 @@ def test_http10_client_gets_keep_alive_or_close() -> None:
 
 def test_request_head_sent_upstream_drops_connection_named_headers() -> None:
     async def run() -> bytes:
-        router = Router(RouterConfig(), asyncio.get_running_loop(), None, None)
-        router.apply_table(
-            parse_table(
-                {
-                    "routes": [
-                        {
-                            "name": "a",
-                            "hosts": ["a.localhost"],
-                            "groups": [
-                                {
-                                    "name": "g",
-                                    "targets": [{"id": "t", "address": "127.0.0.1:9", "healthy": True}],
-                                }
-                            ],
-                        }
-                    ]
-                }
-            ),
-            persist=False,
-        )
-        target = router.targets["t"]
-        assert target.pool is not None
-        conn = UpstreamConnection(target.pool)
-        upstream = FakeTransport()
-        conn.connection_made(upstream)  # type: ignore[arg-type]
-        target.pool.release(conn)
+        router, _, upstream = one_target_router()
         client = ClientProtocol(router)
         client.connection_made(FakeTransport())  # type: ignore[arg-type]
         client.data_received(
