@@ -5,11 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
-import psutil
 import pytest
 
 from sprout.controlplane.lifecycle import running_daemon, start_daemon, stop_daemon
@@ -22,14 +19,8 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def home(tmp_path: Path) -> Iterator[Home]:
-    home = Home(tmp_path / "home").ensure()
-    yield home
-    stop_daemon(home, timeout=10)
-    RouterProcess(home).stop()
-    for proc in psutil.process_iter(["cmdline"]):
-        if str(home.root) in " ".join(proc.info["cmdline"] or []):
-            proc.kill()
+def home(daemon_home: Home) -> Home:
+    return daemon_home
 
 
 def test_daemon_starts_once_serves_its_api_and_stops_leaving_the_router(home: Home) -> None:

@@ -9,7 +9,6 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import psutil
 import pytest
 
 from sprout.bundle.store import FolderStore
@@ -24,10 +23,9 @@ from sprout.controlplane.housekeeping import (
     retained_shas,
     retention_cutoffs,
 )
-from sprout.controlplane.lifecycle import start_daemon, stop_daemon
+from sprout.controlplane.lifecycle import start_daemon
 from sprout.controlplane.periodic import Periodic
 from sprout.controlplane.process import free_port
-from sprout.controlplane.router_process import RouterProcess
 from sprout.logs.record import LogRecord, format_line
 from sprout.logs.store import LogStore
 from sprout.paths import Home
@@ -324,17 +322,6 @@ def test_periodic_first_run_comes_after_its_own_delay(store: StateStore) -> None
         time.sleep(0.01)
     ticker.stop()
     assert len(runs) == 1, "once shortly after start, then only every interval"
-
-
-@pytest.fixture
-def daemon_home(tmp_path: Path) -> Iterator[Home]:
-    home = Home(tmp_path / "daemon-home").ensure()
-    yield home
-    stop_daemon(home, timeout=10)
-    RouterProcess(home).stop()
-    for proc in psutil.process_iter(["cmdline"]):
-        if str(home.root) in " ".join(proc.info["cmdline"] or []):
-            proc.kill()
 
 
 @pytest.mark.slow
