@@ -13,6 +13,7 @@ from instance_kit import get, make_spec, pid_alive, session_pids, wait_for, wait
 
 from sprout.errors import ConflictError
 from sprout.paths import Home
+from sprout.process_start import since_boot
 from sprout.providers.local import LocalProvider, place
 
 
@@ -38,10 +39,9 @@ def test_launch_serve_observe_and_stop_leaves_nothing(
     assert seen["env"]["API_KEY"] == canary
     folder = home.instance_dir(spec.instance_id)
     assert canary not in (folder / "spec.json").read_text()
-    assert json.loads((folder / "pid.json").read_text()) == {
-        "pid": launched.pid,
-        "started_at": launched.started_at,
-    }
+    record = json.loads((folder / "pid.json").read_text())
+    assert (record["pid"], record["started_at"]) == (launched.pid, launched.started_at)
+    assert record["since_boot"] == since_boot(psutil.Process(launched.pid))
     assert provider.observe() == [launched]
 
     pids = _tree(launched.pid)
@@ -113,6 +113,25 @@ def test_stop_ends_an_app_whose_agent_was_killed(home: Home, probe_sha: str, pro
     # SIGKILLed and orphaned, the app leaves the process table when init reaps it: allow a moment.
     wait_for(lambda: not pid_alive(app_pid), timeout=5.0)
     assert session_pids(launched.pid) == []
+
+
+def test_a_wall_clock_step_does_not_make_a_running_agent_a_stranger(
+    home: Home, probe_sha: str, provider: LocalProvider
+) -> None:
+    spec = make_spec(home, probe_sha)
+    launched = provider.launch(spec, {})
+    app_pid = json.loads(wait_http(spec.port, "/"))["pid"]
+    # What the wall-clock start of a process reads after the clock was stepped back by a minute.
+    pid_path = home.instance_dir(spec.instance_id) / "pid.json"
+    record = json.loads(pid_path.read_text())
+    pid_path.write_text(json.dumps(record | {"started_at": record["started_at"] + 60}))
+
+    adopter = LocalProvider(home)
+    assert [o.state for o in adopter.observe()] == ["running"]
+    adopter.stop(spec.instance_id, grace=5.0)
+    assert not pid_alive(launched.pid)
+    assert not pid_alive(app_pid)
+    assert adopter.observe() == []
 
 
 def test_stop_never_touches_a_process_that_reused_the_pid(

@@ -45,7 +45,11 @@ def test_a_restarted_daemon_adopts_running_nodes_and_sees_stopped_ones(
 
 
 def test_a_reused_pid_is_not_mistaken_for_the_node(memcached_nodes: list[MemcachedNode]) -> None:
-    record = memcached_nodes[0].to_dict() | {"started_at": memcached_nodes[0].started_at - 100}
+    node = memcached_nodes[0]
+    record = node.to_dict() | {
+        "started_at": node.started.at - 100,
+        "since_boot": node.started.since_boot - 100,
+    }
     alive, gone = memcached.adopt([record])
     assert alive == []
     assert memcached.stop_node(gone[0]) is False

@@ -44,6 +44,7 @@ from sprout.errors import NotFoundError, ServiceError
 from sprout.logs.ingest import LogIngester
 from sprout.logs.store import LogStore
 from sprout.paths import Home
+from sprout.process_start import Start
 from sprout.providers.local import LocalProvider
 from sprout.router.client import RouterAdmin
 from sprout.spec import Manifest
@@ -253,7 +254,7 @@ class Daemon:
     def _record(self) -> ProcessRecord:
         import psutil
 
-        return ProcessRecord(os.getpid(), psutil.Process().create_time(), str(self.home.root))
+        return ProcessRecord(os.getpid(), Start.of(psutil.Process()), str(self.home.root))
 
     def _router_admin(self, router: RouterProcess, store: StateStore, reconciler: Reconciler) -> RouterAdmin:
         """The router's admin client, restarting the router first if it died."""

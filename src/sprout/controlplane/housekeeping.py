@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import os
 import re
 import shutil
@@ -36,7 +35,7 @@ from sprout.bundle.store import FolderStore, bundle_key, prune
 from sprout.logs.store import LogStore
 from sprout.paths import Home
 from sprout.providers.local.processes import identify
-from sprout.providers.local.provider import PID_FILE, SPEC_FILE
+from sprout.providers.local.provider import PID_FILE, SPEC_FILE, read_pid
 from sprout.spec.models import LogsSection
 from sprout.state import Instance, StateStore, Version
 
@@ -187,11 +186,8 @@ def remove_instance_dirs(home: Home, instances: Iterable[Instance]) -> tuple[int
 
 def _agent_alive(folder: Path) -> bool:
     """Whether the folder's pid record names a live agent (a stop that failed leaves one behind)."""
-    try:
-        record = json.loads((folder / PID_FILE).read_text())
-        return identify(int(record["pid"]), float(record["started_at"]), str(folder / SPEC_FILE)) is not None
-    except (OSError, ValueError, KeyError, TypeError):
-        return False
+    record = read_pid(folder / PID_FILE)
+    return record is not None and identify(record.pid, record.started, str(folder / SPEC_FILE)) is not None
 
 
 def prune_cache(cache_dir: Path, kept: Callable[[], set[str]], used_before: float) -> tuple[int, int]:

@@ -8,14 +8,13 @@ import signal
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import psutil
 
-#: psutil reports create_time rounded from clock ticks; records match within this many seconds.
-START_TIME_TOLERANCE = 0.05
+from sprout.process_start import Start
 
 
 @dataclass(frozen=True)
@@ -23,14 +22,14 @@ class ProcessRecord:
     """Who a process is: its pid, when it started, and a string its command line must contain."""
 
     pid: int
-    started_at: float
+    started: Start
     marker: str
 
     def alive(self) -> bool:
         """True while this very process runs (not a recycled pid, not a zombie)."""
         try:
             proc = psutil.Process(self.pid)
-            if abs(proc.create_time() - self.started_at) > START_TIME_TOLERANCE:
+            if not self.started.matches(proc):
                 return False
             if proc.status() == psutil.STATUS_ZOMBIE:
                 return False
@@ -40,7 +39,7 @@ class ProcessRecord:
 
     def uptime(self) -> float:
         """Seconds since the process started."""
-        return max(0.0, time.time() - self.started_at)
+        return max(0.0, time.time() - self.started.at)
 
 
 def spawn_detached(
@@ -59,10 +58,11 @@ def spawn_detached(
             close_fds=True,
         )
     try:
-        started = psutil.Process(proc.pid).create_time()
+        started = Start.of(psutil.Process(proc.pid))
     except psutil.NoSuchProcess:
-        started = time.time()
-    return proc, ProcessRecord(pid=proc.pid, started_at=started, marker=marker)
+        # Gone already: a start nothing matches, so the record reads as not alive.
+        started = Start(at=time.time())
+    return proc, ProcessRecord(pid=proc.pid, started=started, marker=marker)
 
 
 def terminate(record: ProcessRecord, timeout: float) -> bool:
@@ -107,7 +107,7 @@ def read_json(path: Path) -> dict[str, Any] | None:
 
 def record_to_json(record: ProcessRecord) -> dict[str, Any]:
     """A record as JSON-ready fields."""
-    return asdict(record)
+    return {"pid": record.pid, **record.started.to_record(), "marker": record.marker}
 
 
 def record_from_json(data: Mapping[str, Any] | None) -> ProcessRecord | None:
@@ -115,7 +115,7 @@ def record_from_json(data: Mapping[str, Any] | None) -> ProcessRecord | None:
     if not data or "pid" not in data or "started_at" not in data:
         return None
     return ProcessRecord(
-        pid=int(data["pid"]), started_at=float(data["started_at"]), marker=str(data.get("marker", ""))
+        pid=int(data["pid"]), started=Start.from_record(dict(data)), marker=str(data.get("marker", ""))
     )
 
 

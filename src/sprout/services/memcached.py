@@ -7,13 +7,14 @@ import shutil
 import socket
 import subprocess
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import psutil
 
 from sprout.errors import ServiceError
+from sprout.process_start import Start
 
 START_TIMEOUT = 5.0
 STOP_TIMEOUT = 5.0
@@ -28,7 +29,7 @@ class MemcachedNode:
     host: str
     port: int
     pid: int
-    started_at: float  # the process's create time; tells our process from a reused pid
+    started: Start  # tells our process from a reused pid
     memory_mb: int
 
     @property
@@ -38,7 +39,8 @@ class MemcachedNode:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able record for the state store."""
-        return asdict(self)
+        fields = {"zone": self.zone, "host": self.host, "port": self.port, "pid": self.pid}
+        return fields | self.started.to_record() | {"memory_mb": self.memory_mb}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> MemcachedNode:
@@ -48,7 +50,7 @@ class MemcachedNode:
             host=str(data["host"]),
             port=int(data["port"]),
             pid=int(data["pid"]),
-            started_at=float(data["started_at"]),
+            started=Start.from_record(data),
             memory_mb=int(data["memory_mb"]),
         )
 
@@ -83,8 +85,8 @@ def start_node(
             cmd += ["-u", "root"]  # memcached refuses to run as root without naming the user
         proc = _spawn(cmd, log_path)
         if _wait_listening(proc, host, chosen):
-            started_at = psutil.Process(proc.pid).create_time()
-            return MemcachedNode(zone, host, chosen, proc.pid, started_at, memory_mb)
+            started = Start.of(psutil.Process(proc.pid))
+            return MemcachedNode(zone, host, chosen, proc.pid, started, memory_mb)
         last_error = f"exited with code {proc.returncode}" if proc.poll() is not None else "did not listen"
         _terminate([proc.pid])
     where = f" (log: {log_path})" if log_path else ""
@@ -113,7 +115,7 @@ def is_running(node: MemcachedNode) -> bool:
     """True when the recorded process is still alive and is the one Sprout started."""
     try:
         proc = psutil.Process(node.pid)
-        return abs(proc.create_time() - node.started_at) < 0.01 and proc.status() != psutil.STATUS_ZOMBIE
+        return node.started.matches(proc) and proc.status() != psutil.STATUS_ZOMBIE
     except psutil.Error:
         return False
 

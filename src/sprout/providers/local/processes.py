@@ -15,15 +15,14 @@ import signal
 
 import psutil
 
-#: Start times are recorded in clock ticks (10 ms); two readings of one process agree far closer.
-START_TIME_TOLERANCE = 0.05
+from sprout.process_start import TOLERANCE, Start
 
 
-def identify(pid: int, started_at: float, marker: str) -> psutil.Process | None:
-    """The live process `pid` if it is the one started at `started_at` with `marker` in its command line."""
+def identify(pid: int, started: Start, marker: str) -> psutil.Process | None:
+    """The live process `pid` if it is the one that began at `started` with `marker` in its command line."""
     try:
         proc = psutil.Process(pid)
-        if abs(proc.create_time() - started_at) > START_TIME_TOLERANCE:
+        if not started.matches(proc):
             return None
         if proc.status() == psutil.STATUS_ZOMBIE:
             return None
@@ -34,24 +33,29 @@ def identify(pid: int, started_at: float, marker: str) -> psutil.Process | None:
     return proc
 
 
-def pid_reused(pid: int) -> bool:
-    """Whether `pid` names a live process (called after `identify` failed: so not the one we started)."""
+def pid_reused(pid: int, started: Start) -> bool:
+    """Whether `pid` now names a live process other than the one that began at `started`.
+
+    Called after `identify` failed; a process with the recorded start is still ours, e.g. an agent in
+    the middle of exiting, whose command line already reads empty.
+    """
     try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+        proc = psutil.Process(pid)
+        return proc.status() != psutil.STATUS_ZOMBIE and not started.matches(proc)
     except (psutil.NoSuchProcess, psutil.ZombieProcess):
         return False
     except psutil.AccessDenied:
         return True
 
 
-def session_members(sid: int, born_after: float) -> list[psutil.Process]:
+def session_members(sid: int, born_after: Start) -> list[psutil.Process]:
     """Live processes of session `sid` started no earlier than `born_after` (so never a reused sid's)."""
     members = []
     for proc in psutil.process_iter():
         try:
             if os.getsid(proc.pid) != sid:
                 continue
-            if proc.create_time() + START_TIME_TOLERANCE < born_after:
+            if born_after.offset(proc) < -TOLERANCE:
                 continue
             if proc.status() == psutil.STATUS_ZOMBIE:
                 continue

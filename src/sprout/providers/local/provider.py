@@ -24,6 +24,7 @@ import psutil
 
 from sprout.errors import ConflictError, ServiceError
 from sprout.paths import Home
+from sprout.process_start import Start
 from sprout.providers.base import InstanceSpec, ObservedInstance, ProcessState
 from sprout.providers.local.processes import descendants, identify, kill_all, pid_reused, session_members
 
@@ -38,10 +39,10 @@ KILL_TIMEOUT = 5.0
 
 @dataclass(frozen=True)
 class PidRecord:
-    """What `pid.json` proves an agent by: its pid and its process start time."""
+    """What `pid.json` proves an agent by: its pid and its process start."""
 
     pid: int
-    started_at: float
+    started: Start
 
 
 class LocalProvider:
@@ -80,14 +81,14 @@ class LocalProvider:
             )
         self._children[spec.instance_id] = popen
         try:
-            started_at = psutil.Process(popen.pid).create_time()
+            started = Start.of(psutil.Process(popen.pid))
         except psutil.NoSuchProcess as exc:
             popen.wait()
             raise ServiceError(
                 f"instance {spec.instance_id}: the agent exited at once; see {folder / AGENT_LOG}"
             ) from exc
-        _write_json(folder / PID_FILE, {"pid": popen.pid, "started_at": started_at})
-        return _observed(spec, PidRecord(popen.pid, started_at), "running")
+        _write_json(folder / PID_FILE, {"pid": popen.pid, **started.to_record()})
+        return _observed(spec, PidRecord(popen.pid, started), "running")
 
     def observe(self) -> list[ObservedInstance]:
         """Every recorded instance not yet stopped: `running` if its agent is proven alive, else `exited`."""
@@ -96,22 +97,22 @@ class LocalProvider:
         found = []
         for pid_path in sorted(self.home.instances.glob(f"*/{PID_FILE}")):
             folder = pid_path.parent
-            record = _read_pid(pid_path)
+            record = read_pid(pid_path)
             spec = _read_spec(folder / SPEC_FILE)
             if record is None or spec is None:
                 continue
-            alive = identify(record.pid, record.started_at, str(folder / SPEC_FILE))
+            alive = identify(record.pid, record.started, str(folder / SPEC_FILE))
             found.append(_observed(spec, record, "running" if alive else "exited"))
         return found
 
     def stop(self, instance_id: str, grace: float) -> None:
         """SIGTERM the agent (it stops the app within `grace`), then SIGKILL whatever of it is left."""
         folder = self.home.instance_dir(instance_id)
-        record = _read_pid(folder / PID_FILE)
+        record = read_pid(folder / PID_FILE)
         if record is None:
             self._reap(instance_id, 0.0)
             return
-        agent = identify(record.pid, record.started_at, str(folder / SPEC_FILE))
+        agent = identify(record.pid, record.started, str(folder / SPEC_FILE))
         leftovers: list[psutil.Process] = []
         if agent is not None:
             leftovers = descendants(agent)
@@ -119,10 +120,10 @@ class LocalProvider:
                 agent.send_signal(signal.SIGTERM)
             self._wait_agent(instance_id, agent, grace + STOP_MARGIN)
             leftovers.append(agent)
-        # The agent led its own session, so the session id is its pid and a dead agent's app may remain
-        # in it. If that pid now runs some other live process, the id was reused: leave that session be.
-        if agent is not None or not pid_reused(record.pid):
-            leftovers.extend(session_members(record.pid, record.started_at))
+        # The agent led its own session, so the session id is its pid and a dead (or dying) agent's app
+        # may remain in it. If that pid now runs some other process, the id was reused: leave it be.
+        if agent is not None or not pid_reused(record.pid, record.started):
+            leftovers.extend(session_members(record.pid, record.started))
         alive = kill_all(leftovers, KILL_TIMEOUT)
         self._reap(instance_id, KILL_TIMEOUT)
         if alive:
@@ -135,10 +136,10 @@ class LocalProvider:
     def _alive(self, instance_id: str) -> psutil.Process | None:
         """The instance's agent if it is proven alive."""
         folder = self.home.instance_dir(instance_id)
-        record = _read_pid(folder / PID_FILE)
+        record = read_pid(folder / PID_FILE)
         if record is None:
             return None
-        return identify(record.pid, record.started_at, str(folder / SPEC_FILE))
+        return identify(record.pid, record.started, str(folder / SPEC_FILE))
 
     def _wait_agent(self, instance_id: str, agent: psutil.Process, timeout: float) -> None:
         """Wait up to `timeout` for the agent to exit (reaping it if this object started it)."""
@@ -166,7 +167,7 @@ def _observed(spec: InstanceSpec, record: PidRecord, state: ProcessState) -> Obs
     return ObservedInstance(
         instance_id=spec.instance_id,
         pid=record.pid,
-        started_at=record.started_at,
+        started_at=record.started.at,
         state=state,
         host=spec.host,
         port=spec.port,
@@ -175,11 +176,11 @@ def _observed(spec: InstanceSpec, record: PidRecord, state: ProcessState) -> Obs
     )
 
 
-def _read_pid(path: Path) -> PidRecord | None:
+def read_pid(path: Path) -> PidRecord | None:
     """The pid record in `path`, or None if it is missing or unreadable."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        return PidRecord(pid=int(data["pid"]), started_at=float(data["started_at"]))
+        return PidRecord(pid=int(data["pid"]), started=Start.from_record(data))
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
