@@ -27,12 +27,17 @@ open(path, "w", encoding="utf-8").write("\n".join(kept) + "\n")
 PY
 
 cleanup() {
-  trap - INT TERM EXIT
+  trap - INT TERM HUP EXIT
+  # The terminal may be gone (closed window, dropped SSH, a reader that quit): a failed echo must not
+  # stop the teardown.
+  trap '' PIPE
+  set +e
   echo
   echo "demo: tearing down …"
-  "$SPROUT" down "$APP_DIR" || true
+  # tee -p keeps `down` writing (to the log) when the terminal is gone, so it finishes the teardown.
+  "$SPROUT" down "$APP_DIR" 2>&1 | tee -p -a "$SPROUT_HOME/demo-teardown.log"
 }
-trap cleanup INT TERM EXIT
+trap cleanup INT TERM HUP EXIT
 
 echo "demo: $SOURCE on embedded defaults (SQLite database and sessions); state in $SPROUT_HOME"
 "$SPROUT" up "$APP_DIR" --port "${PORT:-8080}"
