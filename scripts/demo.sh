@@ -32,6 +32,7 @@ cleanup() {
   # stop the teardown.
   trap '' PIPE
   set +e
+  [[ -n "${WAITER:-}" ]] && kill "$WAITER" 2>/dev/null
   echo
   echo "demo: tearing down …"
   # tee -p keeps `down` writing (to the log) when the terminal is gone, so it finishes the teardown.
@@ -42,5 +43,7 @@ trap cleanup INT TERM HUP EXIT
 echo "demo: $SOURCE on embedded defaults (SQLite database and sessions); state in $SPROUT_HOME"
 "$SPROUT" up "$APP_DIR" --port "${PORT:-8080}"
 echo "demo: running; press Ctrl-C to stop and remove everything."
+# A background job of a script ignores Ctrl-C, so the cleanup ends this sleep itself.
 sleep infinity &
-wait $!
+WAITER=$!
+wait "$WAITER"
