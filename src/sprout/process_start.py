@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,7 +35,7 @@ class Start:
         return cls(at=proc.create_time(), since_boot=since_boot(proc))
 
     @classmethod
-    def from_record(cls, data: dict[str, Any]) -> Start:
+    def from_record(cls, data: Mapping[str, Any]) -> Start:
         """The start in a JSON record's `started_at` and optional `since_boot` fields."""
         since = data.get("since_boot")
         return cls(at=float(data["started_at"]), since_boot=None if since is None else float(since))

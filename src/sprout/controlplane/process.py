@@ -115,7 +115,7 @@ def record_from_json(data: Mapping[str, Any] | None) -> ProcessRecord | None:
     if not data or "pid" not in data or "started_at" not in data:
         return None
     return ProcessRecord(
-        pid=int(data["pid"]), started=Start.from_record(dict(data)), marker=str(data.get("marker", ""))
+        pid=int(data["pid"]), started=Start.from_record(data), marker=str(data.get("marker", ""))
     )
 
 
