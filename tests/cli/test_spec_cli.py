@@ -166,3 +166,64 @@ def test_push_refuses_a_bundle_without_its_install_inputs(tmp_path: Path) -> Non
         state.close()
     (app / ".gitignore").unlink()
     assert sprout("push", str(app), home=home).returncode == 0
+
+
+PUSH_AND_REPORT = """
+import json, sys
+from pathlib import Path
+from sprout.cli.push_cmd import push
+from sprout.paths import Home
+result = push(Path(sys.argv[1]), Home(Path(sys.argv[2])).ensure())
+print(json.dumps({"version": result.version, "models_loaded": "sprout.spec.models" in sys.modules}))
+"""
+
+
+def push_in_fresh_process(app: Path, home: Path) -> dict[str, object]:
+    """Push from a new interpreter; say whether it had to load the manifest models."""
+    done = subprocess.run(
+        [sys.executable, "-c", PUSH_AND_REPORT, str(app), str(home)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return dict(json.loads(done.stdout))
+
+
+def test_a_push_with_an_unchanged_manifest_reuses_its_validation(tmp_path: Path) -> None:
+    home, app = tmp_path / "home", tmp_path / "app"
+    app.mkdir()
+    (app / "sprout.toml").write_text('[app]\nname = "hello"\nweb = "run"\n\n[instances]\nmin = 2\n')
+    (app / "app.py").write_text("print(1)\n")
+    assert push_in_fresh_process(app, home) == {"version": "v1", "models_loaded": True}
+    (app / "app.py").write_text("print(2)\n")
+    # A code-only release: the same manifest bytes are not validated again.
+    assert push_in_fresh_process(app, home) == {"version": "v2", "models_loaded": False}
+    state = StateStore(home / "state.db")
+    try:
+        v1, v2 = state.list_versions("hello")
+        assert v2.manifest_json == v1.manifest_json
+        assert v2.manifest.instances.min == 2
+    finally:
+        state.close()
+    # Any change of the bytes, even one that means the same, is validated again.
+    (app / "sprout.toml").write_text('[app]\nname = "hello"\nweb = "run"\n\n[instances]\nmin = 2 # two\n')
+    (app / "app.py").write_text("print(3)\n")
+    assert push_in_fresh_process(app, home) == {"version": "v3", "models_loaded": True}
+
+
+def test_a_manifest_made_invalid_is_refused_even_after_valid_pushes(tmp_path: Path) -> None:
+    home, app = tmp_path / "home", tmp_path / "app"
+    app.mkdir()
+    (app / "sprout.toml").write_text('[app]\nname = "hello"\nweb = "run"\n')
+    assert sprout("push", str(app), home=home).returncode == 0
+    (app / "sprout.toml").write_text('[app]\nname = "hello"\nweb = "run"\n\n[instances]\nmin = -1\n')
+    refused = sprout("push", str(app), home=home)
+    assert refused.returncode == 2
+    assert f"{app / 'sprout.toml'}" in refused.stderr and "instances.min" in refused.stderr
+    state = StateStore(home / "state.db")
+    try:
+        assert [v.label for v in state.list_versions("hello")] == ["v1"]
+    finally:
+        state.close()

@@ -6,12 +6,16 @@ import json
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from sprout.errors import ManifestError
 from sprout.paths import Home
-from sprout.spec import load_manifest, manifest_path
+from sprout.spec.source import manifest_path, source_key
+
+if TYPE_CHECKING:
+    from sprout.state import StateStore
 
 APP_DIR = typer.Argument(Path("."), help="The app folder (default: the current folder).", show_default=False)
 
@@ -43,23 +47,29 @@ def push(app_dir: Path, home: Home, store_url: str | None = None) -> PushResult:
     from sprout.bundle import open_store, pack
     from sprout.state import StateStore
 
-    manifest = load_manifest(app_dir)
     store = open_store(store_url or str(home.artifacts))
     state = StateStore(home.state_db)
     try:
+        source, manifest = validated(app_dir, state)
+        name, install_inputs = manifest["app"]["name"], manifest["app"].get("install_inputs")
         with tempfile.TemporaryDirectory(prefix=".push-", dir=home.root) as scratch:
             packed = pack(app_dir, Path(scratch))
-            check_install_inputs(manifest_path(app_dir), manifest.app.install_inputs, packed.names)
-            known = state.version_by_sha(manifest.app.name, packed.sha256)
+            check_install_inputs(manifest_path(app_dir), install_inputs, packed.names)
+            known = state.version_by_sha(name, packed.sha256)
             if not store.exists(packed.sha256):
                 store.put(packed.path)
         version = known or state.add_version(
-            manifest.app.name, packed.sha256, packed.size, manifest, store_url=store.url
+            name,
+            packed.sha256,
+            packed.size,
+            json.dumps(manifest, sort_keys=True),
+            store_url=store.url,
+            manifest_source=source,
         )
     finally:
         state.close()
     return PushResult(
-        app=manifest.app.name,
+        app=name,
         version=version.label,
         sha256=packed.sha256,
         size=packed.size,
@@ -69,7 +79,29 @@ def push(app_dir: Path, home: Home, store_url: str | None = None) -> PushResult:
     )
 
 
-def check_install_inputs(source: Path, inputs: tuple[str, ...] | None, names: frozenset[str]) -> None:
+def validated(app_dir: Path, state: StateStore) -> tuple[str | None, dict[str, Any]]:
+    """The folder's manifest as validated data, and its source key (None when it cannot be read).
+
+    A manifest byte-identical to one validated before is taken from the state store without
+    loading the models; any other is validated now, from the same bytes (errors name file and field).
+    """
+    from_file = manifest_path(app_dir)
+    try:
+        raw: bytes | None = from_file.read_bytes()
+    except OSError:
+        raw = None  # load_manifest reports the missing or unreadable file
+    source = source_key(raw) if raw is not None else None
+    known = state.validated_manifest(source) if source is not None else None
+    if known is not None:
+        return source, dict(json.loads(known))
+    from sprout.spec import load_manifest
+
+    return source, load_manifest(app_dir, raw).model_dump(mode="json")
+
+
+def check_install_inputs(
+    source: Path, inputs: tuple[str, ...] | list[str] | None, names: frozenset[str]
+) -> None:
     """Refuse a bundle without a file its dependency layer is keyed by (every instance would fail)."""
     missing = [name for name in inputs or () if PurePosixPath(name).as_posix() not in names]
     if missing:

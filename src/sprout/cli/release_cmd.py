@@ -82,8 +82,6 @@ def deploy(
         aws_cmd.deploy(app_dir, env, None, None, False, True)
         return
     from sprout.cli.push_cmd import push
-    from sprout.deploy.gate import run_test_gate
-    from sprout.spec import load_manifest
     from sprout.state import StateStore
 
     home = Home.from_env().ensure()
@@ -94,7 +92,7 @@ def deploy(
         console.print(pushed.describe() if not pushed.unchanged else f"unchanged: {pushed.version}")
         name, label = pushed.app, pushed.version
     else:
-        name, label = load_manifest(app_dir).app.name, version
+        name, label = app_name(app_dir), version
     record = state.get_version(name, label)
     if record is None:
         raise NotFoundError(
@@ -109,6 +107,8 @@ def deploy(
         note = "tests skipped (--skip-tests)"
         console.print(f"[yellow]{note}[/]")
     else:
+        from sprout.deploy.gate import run_test_gate
+
         with console.status(f"{name} {label}: running the app's tests (test gate)"):
             gate = run_test_gate(
                 app=name,

@@ -1,6 +1,31 @@
 """The manifest: models, loading, defaults, and validation errors with field paths."""
 
-from sprout.spec.load import MANIFEST_NAME, load_manifest, manifest_path, parse_manifest, resolve_secrets
-from sprout.spec.models import Manifest
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from sprout.spec.source import MANIFEST_NAME, manifest_path
+
+if TYPE_CHECKING:
+    from sprout.spec.load import load_manifest, parse_manifest, resolve_secrets
+    from sprout.spec.models import Manifest
 
 __all__ = ["MANIFEST_NAME", "Manifest", "load_manifest", "manifest_path", "parse_manifest", "resolve_secrets"]
+
+#: Names that need the pydantic models, imported on first use: `sprout.spec.source` and `units`
+#: work without them (a CLI command that needs no validation starts faster).
+_MODELS = {
+    "Manifest": "sprout.spec.models",
+    "load_manifest": "sprout.spec.load",
+    "parse_manifest": "sprout.spec.load",
+    "resolve_secrets": "sprout.spec.load",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """The model-backed names, loaded when first asked for."""
+    module = _MODELS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'sprout.spec' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

@@ -15,22 +15,21 @@ from pydantic_core import ErrorDetails
 
 from sprout.errors import ManifestError, UserError
 from sprout.spec.models import Manifest
+from sprout.spec.source import MANIFEST_NAME, manifest_path
 
-MANIFEST_NAME = "sprout.toml"
-
-
-def manifest_path(app_dir: Path) -> Path:
-    """The manifest of an app folder (or the file itself when given a file)."""
-    return app_dir if app_dir.is_file() else app_dir / MANIFEST_NAME
+__all__ = ["MANIFEST_NAME", "load_manifest", "manifest_path", "parse_manifest", "resolve_secrets"]
 
 
-def load_manifest(path: Path) -> Manifest:
-    """Read and validate a manifest file; raise ManifestError listing every problem."""
+def load_manifest(path: Path, raw: bytes | None = None) -> Manifest:
+    """Read and validate a manifest file (`raw`: its bytes, already read); raise ManifestError listing
+    every problem."""
     path = manifest_path(path)
-    if not path.exists():
-        raise UserError(f"{path}: no manifest here (create one with `sprout init`)")
+    if raw is None:
+        if not path.exists():
+            raise UserError(f"{path}: no manifest here (create one with `sprout init`)")
+        raw = path.read_bytes()
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = tomllib.loads(raw.decode("utf-8"))
     except UnicodeDecodeError as exc:
         raise ManifestError(str(path), [f"not UTF-8 text ({exc.reason} at byte {exc.start})"]) from exc
     except tomllib.TOMLDecodeError as exc:

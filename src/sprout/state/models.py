@@ -7,9 +7,10 @@ import sqlite3
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
-from sprout.spec import Manifest, parse_manifest
+if TYPE_CHECKING:
+    from sprout.spec import Manifest
 
 InstanceState = Literal["launching", "running", "draining", "stopped", "failed"]
 InstanceHealth = Literal["unknown", "healthy", "unhealthy"]
@@ -42,6 +43,8 @@ class Environment:
     @cached_property
     def manifest(self) -> Manifest:
         """The manifest last applied to this environment (secret references only)."""
+        from sprout.spec import parse_manifest
+
         return parse_manifest(json.loads(self.manifest_json), source=f"state of {self.id}")
 
     @classmethod
@@ -82,6 +85,8 @@ class Version:
     @cached_property
     def manifest(self) -> Manifest:
         """The manifest packed with this version."""
+        from sprout.spec import parse_manifest
+
         return parse_manifest(json.loads(self.manifest_json), source=f"version {self.app} {self.label}")
 
     @classmethod

@@ -138,8 +138,15 @@ CREATE TABLE load_hours (
 );
 """
 
+# The source key of the manifest file each version was validated from (`sprout.spec.source`): a push of
+# a byte-identical manifest reuses the validated form instead of loading the models.
+_V4 = """
+ALTER TABLE versions ADD COLUMN manifest_source TEXT;
+CREATE INDEX versions_by_manifest_source ON versions (manifest_source);
+"""
+
 #: Migration N (1-based) brings a database from user_version N-1 to N. Append; never edit a shipped one.
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3)
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4)
 
 
 def connect(path: Path) -> sqlite3.Connection:

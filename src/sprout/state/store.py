@@ -12,10 +12,9 @@ import json
 import time
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sprout.errors import NotFoundError, UserError
-from sprout.spec import Manifest
 from sprout.state.database import where_clause
 from sprout.state.ids import new_instance_id
 from sprout.state.journal import Journal
@@ -31,6 +30,10 @@ from sprout.state.models import (
     Version,
 )
 
+if TYPE_CHECKING:
+    # Only for annotations: reading records must not import the models (see sprout.spec.source).
+    from sprout.spec import Manifest
+
 _INSTANCE_FIELDS = frozenset(
     {"version", "zone", "host", "port", "pid", "started_at", "state", "health", "group_name"}
 )
@@ -41,7 +44,10 @@ def env_id(app: str, env: str) -> str:
     return f"{app}/{env}"
 
 
-def _manifest_json(manifest: Manifest) -> str:
+def _manifest_json(manifest: Manifest | str) -> str:
+    """A manifest as stored; a string is the stored form of one validated before."""
+    if isinstance(manifest, str):
+        return manifest
     return json.dumps(manifest.model_dump(mode="json"), sort_keys=True)
 
 
@@ -155,9 +161,19 @@ class StateStore(Journal):
     # -- versions ----------------------------------------------------------------------------------
 
     def add_version(
-        self, app: str, sha256: str, size: int, manifest: Manifest, store_url: str | None = None
+        self,
+        app: str,
+        sha256: str,
+        size: int,
+        manifest: Manifest | str,
+        store_url: str | None = None,
+        manifest_source: str | None = None,
     ) -> Version:
-        """Record a pushed bundle as the app's next `vN`; identical content returns the existing version."""
+        """Record a pushed bundle as the app's next `vN`; identical content returns the existing version.
+
+        `manifest` is the validated manifest or its stored JSON (`validated_manifest`); `manifest_source`
+        is the `sprout.spec.source.source_key` of the file it was validated from, for later reuse.
+        """
         with self._write() as conn:
             row = conn.execute(
                 "SELECT * FROM versions WHERE app = ? AND sha256 = ?", (app, sha256)
@@ -170,9 +186,19 @@ class StateStore(Journal):
                 "SELECT COALESCE(MAX(number), 0) + 1 FROM versions WHERE app = ?", (app,)
             ).fetchone()[0]
             conn.execute(
-                "INSERT INTO versions (app, label, number, sha256, size, manifest_json, store_url, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (app, f"v{number}", number, sha256, size, _manifest_json(manifest), store_url, now),
+                "INSERT INTO versions (app, label, number, sha256, size, manifest_json, store_url, created_at,"
+                " manifest_source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    app,
+                    f"v{number}",
+                    number,
+                    sha256,
+                    size,
+                    _manifest_json(manifest),
+                    store_url,
+                    now,
+                    manifest_source,
+                ),
             )
             row = conn.execute(
                 "SELECT * FROM versions WHERE app = ? AND number = ?", (app, number)
@@ -183,6 +209,14 @@ class StateStore(Journal):
         """A version by label (`v3`), or None."""
         rows = self._read("SELECT * FROM versions WHERE app = ? AND label = ?", (app, label))
         return Version.from_row(rows[0]) if rows else None
+
+    def validated_manifest(self, manifest_source: str) -> str | None:
+        """The stored JSON of a manifest validated from a file with this source key, or None."""
+        rows = self._read(
+            "SELECT manifest_json FROM versions WHERE manifest_source = ? ORDER BY created_at DESC LIMIT 1",
+            (manifest_source,),
+        )
+        return str(rows[0]["manifest_json"]) if rows else None
 
     def version_by_sha(self, app: str, sha256: str) -> Version | None:
         """The version of an app with this bundle hash, or None."""
