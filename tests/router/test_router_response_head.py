@@ -109,6 +109,41 @@ def test_head_split_across_reads_and_custom_reason() -> None:
     assert pooled
 
 
+def test_body_split_across_reads_is_held_until_complete() -> None:
+    data, pooled = exchange(
+        GET, [b"HTTP/1.1 200 OK\r\nSet-Cookie: s=1\r\nContent-Length: 6\r\n\r\nab", b"cd", b"ef"]
+    )
+    assert data == (
+        b"HTTP/1.1 200 OK\r\nSet-Cookie: s=1\r\nContent-Length: 6\r\nX-Request-Id: rid-1\r\n\r\nabcdef"
+    )
+    assert pooled
+
+
+def test_large_response_is_streamed_as_it_arrives() -> None:
+    async def run() -> tuple[int, list[bytes], bool]:
+        router, conn, _ = one_target_router()
+        client = ClientProtocol(router)
+        transport = FakeTransport()
+        client.connection_made(transport)  # type: ignore[arg-type]
+        client.data_received(GET)
+        size = 100_000
+        conn.data_received(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % size + b"x" * 1000)
+        first = len(transport.out)
+        conn.data_received(b"y" * (size - 1000))
+        pooled = conn in conn.pool.idle
+        await router.close()
+        return first, transport.out, pooled
+
+    first, out, pooled = asyncio.run(run())
+    assert first == 1, "the head and the first piece are sent before the response is complete"
+    assert b"".join(out) == (
+        b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\nX-Request-Id: rid-1\r\n\r\n"
+        + b"x" * 1000
+        + b"y" * 99_000
+    )
+    assert pooled
+
+
 def test_hop_by_hop_and_connection_named_headers_are_dropped() -> None:
     data, _ = exchange(
         GET,

@@ -10,12 +10,12 @@ from typing import TYPE_CHECKING
 from sprout.router import wire
 from sprout.router.balancer import choose
 from sprout.router.cache import Entry, cache_lifetime
-from sprout.router.metrics import BUCKETS
+from sprout.router.metrics import BUCKETS, CLASS_OFFSET
 from sprout.router.target import State
 
-_cached = wire.cached
-_CONTENT_LENGTH = wire.CONTENT_LENGTH
+_PLANS = wire.RESPONSE_PLANS
 _STATUS_LINES = wire.STATUS_LINES
+
 _DRAINING = State.DRAINING
 
 if TYPE_CHECKING:
@@ -52,7 +52,6 @@ class Exchange:
     target: Target | None = None
     conn: UpstreamConnection | None = None
     tried: tuple[Target, ...] = ()
-    written = False
     deadline = 0.0
     resp_status = 0
     resp_headers = b""
@@ -66,6 +65,9 @@ class Exchange:
     cache_body: list[bytes] | None = None
     cache_size = 0
     resp_hold = False
+    # Set by the client protocol for a request whose response can take the common path: not HEAD, no
+    # upgrade, no edge cache.
+    plain = False
 
     def __init__(
         self,
@@ -208,7 +210,6 @@ class Exchange:
     def _attach(self, conn: UpstreamConnection) -> None:
         conn.exchange = self
         self.conn = conn
-        self.written = True
         out = self.out
         self.out = []
         assert conn.transport is not None
@@ -234,17 +235,10 @@ class Exchange:
         group = target.group_stats
         stats.in_flight -= 1
         group.in_flight -= 1
-        cls = status // 100 - 1
-        if not 0 <= cls < 5:
-            cls = 4
-        bucket = bisect_left(BUCKETS, elapsed)
-        stats.by_class[cls] += 1
-        stats.latency[bucket] += 1
-        stats.count += 1
+        slot = CLASS_OFFSET[status] + bisect_left(BUCKETS, elapsed)
+        stats.hist[slot] += 1
         stats.total += elapsed
-        group.by_class[cls] += 1
-        group.latency[bucket] += 1
-        group.count += 1
+        group.hist[slot] += 1
         group.total += elapsed
         target.exchanges.discard(self)
         if target.state is _DRAINING and stats.in_flight == 0:
@@ -260,35 +254,52 @@ class Exchange:
         if retryable:
             assert self.replay is not None
             self.out = list(self.replay)
-            self.written = False
             self.send()
         else:
             self._respond_error(status, reason)
 
     # -- response side --------------------------------------------------------------------------------
-    def response_head(
-        self, status: int, lines: list[bytes], special: list[tuple[bytes, bytes]], upstream_keep_alive: bool
-    ) -> None:
+    def response_head(self, status: int, lines: list[bytes], upstream_keep_alive: bool) -> None:
         """The upstream's response head arrived: build the client's head.
 
-        `lines` is a status-line slot then the end-to-end header lines; `special` the other headers.
+        `lines` is a status-line slot then every header as pieces (name, b": ", value, CRLF).
         """
         if 100 <= status < 200 and status != 101:
             self.informational = True
             return
         self.deadline = 0.0
         self.resp_status = status
-        if len(special) == 1 and _cached(special[0][0]) == _CONTENT_LENGTH:
-            # The common case: nothing hop-by-hop, framed by one Content-Length.
-            length: bytes | None = special[0][1]
-            chunked = False
-            upgrade_value = b""
-        else:
-            length, chunked, upgrade_value = wire.response_framing(lines, special)
+        names = tuple(lines[1::4])
+        plan = _PLANS.get(names)
+        if plan is None:
+            plan = wire.response_plan(names)
+        if (
+            plan >= 0
+            and self.plain
+            and self.client.http11
+            and self.request_done
+            and not self.close_after
+            and status != 204
+            and status != 304
+            and status != 101
+        ):
+            # The common case: one Content-Length, nothing hop-by-hop, a keep-alive HTTP/1.1 client,
+            # no cache. The upstream's Content-Length line moves to the end with the router's own lines.
+            i = 4 * plan + 1
+            value = lines[i + 2]
+            del lines[i : i + 4]
+            lines[0] = _STATUS_LINES.get(status) or wire.status_line(status)
+            lines += (b"Content-Length: ", value, b"\r\nX-Request-Id: ", self.rid, b"\r\n\r\n")
+            # A small response is held until complete (like nginx's response buffering): an upstream
+            # that dies mid-response has then sent the client nothing, and the request can be retried.
+            self.resp_hold = int(value) <= RESPONSE_HOLD_BYTES
+            self.resp_out = lines
+            return
+        lines, special = wire.split_response_head(lines)
+        length, chunked, upgrade_value = wire.response_framing(lines, special)
         lines[0] = _STATUS_LINES.get(status) or wire.status_line(status)
-        route = self.route
-        caching = route is not None and route.cache is not None and self.method == b"GET"
-        if caching and self.cache_key is not None:
+        caching = self.cache_key is not None
+        if caching:
             self.cache_ttl = cache_lifetime(status, special)
             if self.cache_ttl > 0:
                 self.cache_body = []
@@ -300,8 +311,6 @@ class Exchange:
                 lines.append(b"Content-Length: %s\r\n" % length)
         elif length is not None:
             lines.append(b"Content-Length: %s\r\n" % length)
-            # A small response is held until complete (like nginx's response buffering): an upstream
-            # that dies mid-response has then sent the client nothing, and the request can be retried.
             self.resp_hold = int(length) <= RESPONSE_HOLD_BYTES
         else:
             self.until_close = not chunked
@@ -329,20 +338,24 @@ class Exchange:
                 conn.reset_parser()
             self.response_complete(upstream_keep_alive)
 
-    def response_body(self, data: bytes) -> None:
-        """A piece of response body arrived from the upstream."""
-        self.bytes_out += len(data)
+    def response_body(self, pieces: list[bytes]) -> None:
+        """Pieces of response body arrived from the upstream (the connection's list, emptied here)."""
+        out = self.resp_out
         if self.resp_chunked:
-            self.resp_out.append(b"%x\r\n%s\r\n" % (len(data), data))
+            for data in pieces:
+                out.append(b"%x\r\n%s\r\n" % (len(data), data))
         else:
-            self.resp_out.append(data)
+            out += pieces
+        size = len(pieces[0]) if len(pieces) == 1 else sum(map(len, pieces))
+        self.bytes_out += size
         body = self.cache_body
         if body is not None:
-            self.cache_size += len(data)
+            self.cache_size += size
             if self.cache_size > self.client.router.config.cache_object_bytes:
                 self.cache_body = None
             else:
-                body.append(data)
+                body += pieces
+        pieces.clear()
 
     def flush_response(self) -> None:
         """Write the queued response bytes to the client in one call."""
@@ -358,6 +371,9 @@ class Exchange:
             return
         if self.resp_status == 101 or self.done:
             return
+        conn = self.conn
+        if conn is not None and conn.body:
+            self.response_body(conn.body)
         out = self.resp_out
         if self.resp_chunked:
             out.append(_LAST_CHUNK)
@@ -367,21 +383,20 @@ class Exchange:
             self.resp_out = []
             if not client.closed:
                 client.transport.write(out[0] if len(out) == 1 else b"".join(out))  # type: ignore[union-attr]
-        conn = self.conn
         self.conn = None
         if conn is not None:
-            pool = conn.pool
             if upstream_keep_alive and self.request_done and not self.until_close:
-                pool.release(conn)
+                conn.pool.release(conn)
             else:
                 conn.close()
         body = self.cache_body
-        route = self.route
-        if body is not None and self.cache_key is not None and route is not None and route.cache is not None:
-            expires = client.router.clock + self.cache_ttl
-            route.cache.put(
-                self.cache_key, Entry(self.resp_status, self.resp_headers, b"".join(body), expires)
-            )
+        if body is not None:
+            route = self.route
+            if self.cache_key is not None and route is not None and route.cache is not None:
+                expires = client.router.clock + self.cache_ttl
+                route.cache.put(
+                    self.cache_key, Entry(self.resp_status, self.resp_headers, b"".join(body), expires)
+                )
         self._finish(self.resp_status)
 
     def upstream_lost(self, conn: UpstreamConnection, exc: Exception | None) -> None:

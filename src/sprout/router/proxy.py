@@ -202,6 +202,8 @@ class ClientProtocol(RequestHead, asyncio.Protocol):
                 if upgrade:
                     ex.upgrade = True
                     framing += b"Connection: upgrade\r\nUpgrade: %s\r\n" % self.upgrade
+                else:
+                    ex.plain = method != b"HEAD" and ex.cache_key is None
                 # End-to-end headers, the forwarding headers, then the framing lines.
                 ex.head = _REQUEST_HEAD % (method, url, b"".join(headers), xff, host, rid, framing)
                 if self.expect and self.exchange is None and body_mode:

@@ -4,34 +4,29 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import httptools
-
-from sprout.router import wire
 
 if TYPE_CHECKING:
     from sprout.router.exchange import Exchange
     from sprout.router.target import Target
 
 
-_cached = wire.cached
-_KEEP = wire.KEEP
-_KEPT_IN_RESPONSE = wire.KEPT_IN_RESPONSE
-
-
 class UpstreamConnection(asyncio.Protocol):
     """One keep-alive connection to a target; relays the response of the exchange it is lent to."""
 
     __slots__ = (
+        "body",
         "closed",
         "exchange",
         "idle_since",
         "lines",
+        "on_body",
         "parser",
         "paused",
         "pool",
-        "special",
         "transport",
         "tunnel",
     )
@@ -39,13 +34,15 @@ class UpstreamConnection(asyncio.Protocol):
     def __init__(self, pool: Pool) -> None:
         self.pool = pool
         self.transport: asyncio.Transport | None = None
-        self.parser = httptools.HttpResponseParser(self)
         self.exchange: Exchange | None = None
-        # The response head as it is parsed: lines[0] is kept for the status line, then the end-to-end
-        # headers as pieces (name, b": ", value, CRLF); `special` holds every header that is not a plain
-        # end-to-end one.
+        # The response head as it is parsed: lines[0] is kept for the status line, then every header as
+        # pieces (name, b": ", value, CRLF); the exchange classifies them once the head is complete.
         self.lines: list[bytes] = [b""]
-        self.special: list[tuple[bytes, bytes]] = []
+        # Body pieces of the response in progress. The parser appends them itself (`on_body` is the list's
+        # C-level append, so no Python frame runs per piece); the exchange takes them after each read.
+        self.body: list[bytes] = []
+        self.on_body: Callable[[bytes], None] = self.body.append
+        self.parser = httptools.HttpResponseParser(self)
         self.idle_since = 0.0
         self.closed = False
         self.tunnel = False
@@ -72,11 +69,17 @@ class UpstreamConnection(asyncio.Protocol):
             ex.upstream_upgraded(data[exc.args[0] :])
             return
         except httptools.HttpParserError as exc:
+            self.body.clear()
             ex.upstream_failed(f"invalid response from {self.pool.target.address}: {exc}", protocol=True)
             return
         ex = self.exchange
-        if ex is not None and not ex.resp_hold:
-            ex.flush_response()
+        if ex is not None:
+            if self.body:
+                ex.response_body(self.body)
+            if not ex.resp_hold:
+                ex.flush_response()
+        elif self.body:
+            self.body.clear()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -94,33 +97,19 @@ class UpstreamConnection(asyncio.Protocol):
         if self.exchange is not None:
             self.exchange.resume_client_reading()
 
-    # httptools callbacks
+    # httptools callbacks (`on_body` is the attribute set in __init__)
     def on_header(self, name: bytes, value: bytes) -> None:
-        # Classified as it arrives, so the head is built without a second pass over the headers.
-        cls = _cached(name)
-        if cls is None:
-            cls = wire.header_class(name)
-        if cls == _KEEP:
-            self.lines += (name, b": ", value, b"\r\n")
-            return
-        if cls in _KEPT_IN_RESPONSE:
-            self.lines += (name, b": ", value, b"\r\n")
-        self.special.append((name, value))
+        # Only collected here: one classification of the whole head (memoised per name sequence) is
+        # cheaper than one per header.
+        self.lines += (name, b": ", value, b"\r\n")
 
     def on_headers_complete(self) -> None:
         ex = self.exchange
         lines = self.lines
-        special = self.special
         self.lines = [b""]
-        self.special = []
         if ex is not None:
             parser = self.parser
-            ex.response_head(parser.get_status_code(), lines, special, parser.should_keep_alive())
-
-    def on_body(self, body: bytes) -> None:
-        ex = self.exchange
-        if ex is not None:
-            ex.response_body(body)
+            ex.response_head(parser.get_status_code(), lines, parser.should_keep_alive())
 
     def on_message_complete(self) -> None:
         ex = self.exchange
@@ -143,7 +132,6 @@ class UpstreamConnection(asyncio.Protocol):
         """Start a fresh response parser (after a HEAD response whose body the parser would wait for)."""
         self.parser = httptools.HttpResponseParser(self)
         self.lines = [b""]
-        self.special = []
 
     def close(self) -> None:
         """Close the socket; the pool forgets it in connection_lost."""
