@@ -144,7 +144,17 @@ class UpstreamConnection(asyncio.Protocol):
 class Pool:
     """Idle keep-alive connections of one target, newest first, with an idle timeout and a cap."""
 
-    __slots__ = ("_all", "closing", "connect_timeout", "idle", "idle_timeout", "loop", "max_idle", "target")
+    __slots__ = (
+        "_all",
+        "closing",
+        "connect_timeout",
+        "idle",
+        "idle_timeout",
+        "loop",
+        "max_idle",
+        "target",
+        "time",
+    )
 
     def __init__(
         self,
@@ -156,6 +166,7 @@ class Pool:
     ) -> None:
         self.target = target
         self.loop = loop
+        self.time = loop.time  # bound once: read on every acquire and release
         self.connect_timeout = connect_timeout
         self.idle_timeout = idle_timeout
         self.max_idle = max_idle
@@ -168,7 +179,7 @@ class Pool:
         idle = self.idle
         if not idle:
             return None
-        now = self.loop.time()
+        now = self.time()
         while idle:
             conn = idle.pop()
             if not conn.closed and now - conn.idle_since < self.idle_timeout:
@@ -179,13 +190,14 @@ class Pool:
     def release(self, conn: UpstreamConnection) -> None:
         """Take back a connection whose response ended cleanly with keep-alive."""
         conn.exchange = None
-        if conn.closed or self.closing or len(self.idle) >= self.max_idle:
+        idle = self.idle
+        if conn.closed or self.closing or len(idle) >= self.max_idle:
             conn.close()
             return
         if conn.paused:
             conn.resume()
-        conn.idle_since = self.loop.time()
-        self.idle.append(conn)
+        conn.idle_since = self.time()
+        idle.append(conn)
 
     def forget(self, conn: UpstreamConnection) -> None:
         """Drop a closed connection from the books."""
