@@ -185,7 +185,7 @@ class ClientProtocol(RequestHead, asyncio.Protocol):
                 if cache is not None and method == b"GET":
                     self._cache_lookup(ex, cache)
                 if ex.local is None:
-                    ex.plain = method != b"HEAD" and ex.cache_key is None
+                    ex.plain = cache is None and method != b"HEAD"
                     ex.head = b"".join(
                         [method, b" ", url, b" HTTP/1.1\r\n", *self.headers, b"X-Forwarded-For: ", self.peer,
                          _FORWARDED_HOST, host, b"\r\nX-Request-Id: ", rid, b"\r\n\r\n"]

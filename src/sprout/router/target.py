@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any
 from sprout.router.metrics import Stats
 
 if TYPE_CHECKING:
-    from sprout.router.exchange import Exchange
     from sprout.router.upstream import Pool
 
 log = logging.getLogger("sprout.router")
@@ -31,7 +30,6 @@ class Target:
 
     __slots__ = (
         "address",
-        "exchanges",
         "fails",
         "group",
         "group_stats",
@@ -62,7 +60,6 @@ class Target:
         self.fails = 0
         self.stats = Stats()
         self.group_stats = Stats()
-        self.exchanges: set[Exchange] = set()
         self.pool: Pool | None = None
         self.on_change = on_change
 

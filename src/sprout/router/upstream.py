@@ -108,8 +108,7 @@ class UpstreamConnection(asyncio.Protocol):
         lines = self.lines
         self.lines = [b""]
         if ex is not None:
-            parser = self.parser
-            ex.response_head(parser.get_status_code(), lines, parser.should_keep_alive())
+            ex.response_head(self.parser.get_status_code(), lines)
 
     def on_message_complete(self) -> None:
         ex = self.exchange
