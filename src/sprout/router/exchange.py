@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 _perf = time.perf_counter
 _random = random.random
+_getrandbits = random.getrandbits
 # Deadlines from the real clock (the loop's, monotonic): the coarse router clock lags by up to a tick,
 # which would let a timeout fire early.
 _monotonic = time.monotonic
@@ -172,7 +173,7 @@ class Exchange:
         conn = self.conn
         if conn is not None and conn.transport is not None:
             self.out = []
-            conn.transport.write(out[0] if len(out) == 1 else b"".join(out))
+            conn.transport.write(b"".join(out))  # joining one piece returns it as is
         elif sum(len(p) for p in out) > _PENDING_LIMIT:
             self.client.pause_for_upstream()
 
@@ -180,10 +181,9 @@ class Exchange:
         """Pick a target (another one after a failed attempt) and send what has arrived so far."""
         route = self.route
         assert route is not None
-        groups = route.groups
-        if len(groups) == 1 and not self.tried:
+        group = route.single
+        if group is not None and not self.tried:
             # The common case, `choose` inlined: one group, nothing to exclude; power of two choices.
-            group = groups[0]
             healthy = group.healthy
             n = len(healthy)
             target: Target | None = None
@@ -192,7 +192,7 @@ class Exchange:
                     target = healthy[0]
                 elif n == 2:
                     # With two candidates the second draw can only pick the other one.
-                    i = int(_random() * 2)
+                    i = _getrandbits(1)
                     target = healthy[i]
                     other = healthy[1 - i]
                     if other.stats.in_flight < target.stats.in_flight:
@@ -207,7 +207,7 @@ class Exchange:
                     if other.stats.in_flight < target.stats.in_flight:
                         target = other
         else:
-            target = choose(groups, self.tried)
+            target = choose(route.groups, self.tried)
         if target is None:
             if self.tried:
                 self._respond_error(502, "no target could take the request")
@@ -409,7 +409,7 @@ class Exchange:
         out = self.resp_out
         if out:
             self.resp_out = []
-            self.client.write(out[0] if len(out) == 1 else b"".join(out))
+            self.client.write(b"".join(out))
 
     def response_complete(self, upstream_keep_alive: bool) -> None:
         """The upstream finished the response: return the connection and finish."""
@@ -435,7 +435,7 @@ class Exchange:
         client = self.client
         # Nothing reads resp_out or resp_hold once the exchange is finished below.
         if out and not client.closed:
-            client.transport.write(out[0] if len(out) == 1 else b"".join(out))  # type: ignore[union-attr]
+            client.transport.write(b"".join(out))  # type: ignore[union-attr]
         self.conn = None
         if conn is not None:
             if upstream_keep_alive and self.request_done and not self.until_close:
