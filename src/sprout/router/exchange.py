@@ -36,6 +36,9 @@ _LAST_CHUNK = b"0\r\n\r\n"
 _PENDING_LIMIT = 256 * 1024
 
 
+# Statuses whose framing is not the common one: 101 (a tunnel follows), 204 and 304 (no body).
+_OWN_FRAMING = frozenset({101, 204, 304})
+
 #: Largest response (by Content-Length) held back until complete, so it can still be retried.
 RESPONSE_HOLD_BYTES = 64 * 1024
 
@@ -324,9 +327,7 @@ class Exchange:
             and self.client.http11
             and self.request_done
             and not self.close_after
-            and status != 204
-            and status != 304
-            and status != 101
+            and status not in _OWN_FRAMING
         ):
             # The common case: one Content-Length, nothing hop-by-hop, a keep-alive HTTP/1.1 client,
             # no cache. The upstream's Content-Length line moves to the end with the router's own lines.
