@@ -13,7 +13,6 @@ from sprout.router.cache import EdgeCache, Entry, cache_lifetime
 from sprout.router.metrics import Stats
 from sprout.router.table import HostMatcher, load_table, parse_table, save_table
 from sprout.router.target import State, Target
-from sprout.router.wire import response_plan, split_response_head
 
 CONTRACT_EXAMPLE = {
     "routes": [
@@ -164,46 +163,6 @@ def test_quantiles_interpolate_inside_buckets():
     assert 0.0025 <= snap["latency"]["p50"] <= 0.005
     assert 0.1 <= snap["latency"]["p99"] <= 0.25
     assert snap["latency"]["buckets"]["+Inf"] == 100
-
-
-def test_stats_count_each_request_once_per_class_and_bucket():
-    stats = Stats()
-    stats.observe(101, 0.0001)
-    stats.observe(204, 0.002)
-    stats.observe(302, 40.0)
-    stats.observe(499, 0.002)
-    stats.observe(999, 0.002)
-    assert stats.by_class == [1, 1, 1, 1, 1]
-    assert stats.latency[0] == 1 and stats.latency[1] == 3 and stats.latency[-1] == 1
-    assert stats.count == 5
-    assert stats.snapshot()["requests"] == {"1xx": 1, "2xx": 1, "3xx": 1, "4xx": 1, "5xx": 1, "total": 5}
-
-
-@pytest.mark.parametrize(
-    ("names", "plan"),
-    [
-        ((b"date", b"server", b"content-type", b"content-length"), 3),
-        ((b"Content-Length", b"Set-Cookie", b"Vary", b"Cache-Control"), 0),
-        ((b"date",), -1),  # no length: the response is chunked or read until close
-        ((b"content-length", b"Content-Length"), -1),
-        ((b"content-length", b"connection"), -1),
-        ((b"content-length", b"Keep-Alive"), -1),
-        ((b"Transfer-Encoding", b"content-length"), -1),
-        ((b"content-length", b"x-request-id"), -1),
-        ((b"content-length", b"X-Cache"), -1),
-    ],
-)
-def test_response_plan_finds_the_lone_length_of_a_plain_head(names, plan):
-    assert response_plan(names) == plan
-    assert response_plan(names) == plan  # memoised
-
-
-def test_split_response_head_keeps_end_to_end_lines_and_lists_the_others():
-    pieces = [b"", b"A", b": ", b"1", b"\r\n", b"Connection", b": ", b"close", b"\r\n"]
-    pieces += [b"Set-Cookie", b": ", b"s=1", b"\r\n", b"content-length", b": ", b"2", b"\r\n"]
-    kept, special = split_response_head(pieces)
-    assert b"".join(kept) == b"A: 1\r\nSet-Cookie: s=1\r\n"
-    assert special == [(b"Connection", b"close"), (b"Set-Cookie", b"s=1"), (b"content-length", b"2")]
 
 
 @pytest.mark.parametrize(

@@ -10,12 +10,12 @@ from typing import TYPE_CHECKING
 from sprout.router import wire
 from sprout.router.balancer import choose
 from sprout.router.cache import Entry, cache_lifetime
-from sprout.router.metrics import BUCKETS, CLASS_OFFSET
+from sprout.router.metrics import BUCKETS
 from sprout.router.target import State
 
-_PLANS = wire.RESPONSE_PLANS
+_cached = wire.cached
+_CONTENT_LENGTH = wire.CONTENT_LENGTH
 _STATUS_LINES = wire.STATUS_LINES
-
 _DRAINING = State.DRAINING
 
 if TYPE_CHECKING:
@@ -26,7 +26,6 @@ if TYPE_CHECKING:
 
 _perf = time.perf_counter
 _random = random.random
-_getrandbits = random.getrandbits
 # Deadlines from the real clock (the loop's, monotonic): the coarse router clock lags by up to a tick,
 # which would let a timeout fire early.
 _monotonic = time.monotonic
@@ -36,9 +35,6 @@ _LAST_CHUNK = b"0\r\n\r\n"
 _PENDING_LIMIT = 256 * 1024
 
 
-# Statuses whose framing is not the common one: 101 (a tunnel follows), 204 and 304 (no body).
-_OWN_FRAMING = frozenset({101, 204, 304})
-
 #: Largest response (by Content-Length) held back until complete, so it can still be retried.
 RESPONSE_HOLD_BYTES = 64 * 1024
 
@@ -46,50 +42,30 @@ RESPONSE_HOLD_BYTES = 64 * 1024
 class Exchange:
     """The life of one request from its head to the end of its response (or its tunnel)."""
 
-    # Slots, set in __init__, for what every request reads: Python 3.11 specialises slot access, while
-    # reading a class-level default through an instance takes the generic attribute lookup. Fields that
-    # only unusual requests touch (upgrades, the edge cache, request bodies) are class-level defaults
-    # instead, written to the instance dict when needed, so a new exchange does not pay for them.
+    # Class-level defaults: a new exchange only writes the fields that differ (cheaper than 36 slots).
+    local: tuple[int, bytes] | None = None
+    head = b""  # the request head for the target, set by the client protocol once it is built
     upgrade = False
     tunnel_pending = b""
+    request_done = False
     replay_size = 0
+    target: Target | None = None
+    conn: UpstreamConnection | None = None
+    tried: tuple[Target, ...] = ()
+    written = False
+    deadline = 0.0
+    resp_status = 0
+    resp_headers = b""
+    resp_chunked = False
+    until_close = False
+    informational = False
+    bytes_out = 0
+    done = False
     cache_key: tuple[bytes, ...] | None = None
     cache_ttl = 0
+    cache_body: list[bytes] | None = None
     cache_size = 0
-    resp_headers = b""
-
-    __slots__ = (
-        "__dict__",
-        "body_mode",
-        "bytes_out",
-        "cache_body",
-        "client",
-        "close_after",
-        "conn",
-        "deadline",
-        "done",
-        "head",
-        "host",
-        "informational",
-        "keep_alive",
-        "local",
-        "method",
-        "out",
-        "path",
-        "plain",
-        "replay",
-        "request_done",
-        "resp_chunked",
-        "resp_hold",
-        "resp_out",
-        "resp_status",
-        "rid",
-        "route",
-        "started",
-        "target",
-        "tried",
-        "until_close",
-    )
+    resp_hold = False
 
     def __init__(
         self,
@@ -115,24 +91,6 @@ class Exchange:
         self.replay: list[bytes] | None = []
         self.resp_out: list[bytes] = []
         self.close_after = not keep_alive
-        self.local: tuple[int, bytes] | None = None
-        self.head = b""  # the request head for the target, set by the client protocol once it is built
-        self.request_done = False
-        self.target: Target | None = None
-        self.conn: UpstreamConnection | None = None
-        self.tried: tuple[Target, ...] = ()
-        self.deadline = 0.0
-        self.resp_status = 0
-        self.resp_chunked = False
-        self.until_close = False
-        self.informational = False
-        self.bytes_out = 0
-        self.done = False
-        self.cache_body: list[bytes] | None = None
-        self.resp_hold = False
-        # Set by the client protocol for a request whose response can take the common path: not HEAD,
-        # no upgrade, no edge cache.
-        self.plain = False
 
     # -- request side ---------------------------------------------------------------------------------
     def answer_locally(self) -> None:
@@ -176,7 +134,7 @@ class Exchange:
         conn = self.conn
         if conn is not None and conn.transport is not None:
             self.out = []
-            conn.transport.write(b"".join(out))  # joining one piece returns it as is
+            conn.transport.write(out[0] if len(out) == 1 else b"".join(out))
         elif sum(len(p) for p in out) > _PENDING_LIMIT:
             self.client.pause_for_upstream()
 
@@ -184,9 +142,10 @@ class Exchange:
         """Pick a target (another one after a failed attempt) and send what has arrived so far."""
         route = self.route
         assert route is not None
-        group = route.single
-        if group is not None and not self.tried:
+        groups = route.groups
+        if len(groups) == 1 and not self.tried:
             # The common case, `choose` inlined: one group, nothing to exclude; power of two choices.
+            group = groups[0]
             healthy = group.healthy
             n = len(healthy)
             target: Target | None = None
@@ -195,7 +154,7 @@ class Exchange:
                     target = healthy[0]
                 elif n == 2:
                     # With two candidates the second draw can only pick the other one.
-                    i = _getrandbits(1)
+                    i = int(_random() * 2)
                     target = healthy[i]
                     other = healthy[1 - i]
                     if other.stats.in_flight < target.stats.in_flight:
@@ -210,7 +169,7 @@ class Exchange:
                     if other.stats.in_flight < target.stats.in_flight:
                         target = other
         else:
-            target = choose(route.groups, self.tried)
+            target = choose(groups, self.tried)
         if target is None:
             if self.tried:
                 self._respond_error(502, "no target could take the request")
@@ -220,21 +179,14 @@ class Exchange:
         self.target = target
         target.stats.in_flight += 1
         target.group_stats.in_flight += 1
+        target.exchanges.add(self)
         pool = target.pool
         assert pool is not None
-        idle = pool.idle
-        if idle:
-            # Pool.acquire inlined for its common case: the newest idle connection is fresh.
-            conn = idle[-1]
-            if not conn.closed and pool.time() - conn.idle_since < pool.idle_timeout:
-                idle.pop()
-                self._attach(conn)
-                return
-            fresh = pool.acquire()
-            if fresh is not None:
-                self._attach(fresh)
-                return
-        self.client.router.spawn(self._connect(target))
+        conn = pool.acquire()
+        if conn is not None:
+            self._attach(conn)
+        else:
+            self.client.router.spawn(self._connect(target))
 
     async def _connect(self, target: Target) -> None:
         pool = target.pool
@@ -256,13 +208,11 @@ class Exchange:
     def _attach(self, conn: UpstreamConnection) -> None:
         conn.exchange = self
         self.conn = conn
+        self.written = True
         out = self.out
+        self.out = []
         assert conn.transport is not None
-        if out:
-            self.out = []
-            conn.transport.write(b"".join([self.head, *out]))
-        else:
-            conn.transport.write(self.head)
+        conn.transport.write(b"".join([self.head, *out]) if out else self.head)
         client = self.client
         if self.request_done:
             self.deadline = _monotonic() + client.router.config.response_timeout
@@ -284,11 +234,19 @@ class Exchange:
         group = target.group_stats
         stats.in_flight -= 1
         group.in_flight -= 1
-        slot = CLASS_OFFSET[status] + bisect_left(BUCKETS, elapsed)
-        stats.hist[slot] += 1
+        cls = status // 100 - 1
+        if not 0 <= cls < 5:
+            cls = 4
+        bucket = bisect_left(BUCKETS, elapsed)
+        stats.by_class[cls] += 1
+        stats.latency[bucket] += 1
+        stats.count += 1
         stats.total += elapsed
-        group.hist[slot] += 1
+        group.by_class[cls] += 1
+        group.latency[bucket] += 1
+        group.count += 1
         group.total += elapsed
+        target.exchanges.discard(self)
         if target.state is _DRAINING and stats.in_flight == 0:
             self.client.router.drain_progress(target)
 
@@ -302,50 +260,35 @@ class Exchange:
         if retryable:
             assert self.replay is not None
             self.out = list(self.replay)
+            self.written = False
             self.send()
         else:
             self._respond_error(status, reason)
 
     # -- response side --------------------------------------------------------------------------------
-    def response_head(self, status: int, lines: list[bytes]) -> None:
+    def response_head(
+        self, status: int, lines: list[bytes], special: list[tuple[bytes, bytes]], upstream_keep_alive: bool
+    ) -> None:
         """The upstream's response head arrived: build the client's head.
 
-        `lines` is a status-line slot then every header as pieces (name, b": ", value, CRLF).
+        `lines` is a status-line slot then the end-to-end header lines; `special` the other headers.
         """
         if 100 <= status < 200 and status != 101:
             self.informational = True
             return
         self.deadline = 0.0
         self.resp_status = status
-        names = tuple(lines[1::4])
-        plan = _PLANS.get(names)
-        if plan is None:
-            plan = wire.response_plan(names)
-        if (
-            plan >= 0
-            and self.plain
-            and self.client.http11
-            and self.request_done
-            and not self.close_after
-            and status not in _OWN_FRAMING
-        ):
-            # The common case: one Content-Length, nothing hop-by-hop, a keep-alive HTTP/1.1 client,
-            # no cache. The upstream's Content-Length line moves to the end with the router's own lines.
-            i = 4 * plan + 1
-            value = lines[i + 2]
-            del lines[i : i + 4]
-            lines[0] = _STATUS_LINES.get(status) or wire.status_line(status)
-            lines += (b"Content-Length: ", value, b"\r\nX-Request-Id: ", self.rid, b"\r\n\r\n")
-            # A small response is held until complete (like nginx's response buffering): an upstream
-            # that dies mid-response has then sent the client nothing, and the request can be retried.
-            self.resp_hold = int(value) <= RESPONSE_HOLD_BYTES
-            self.resp_out = lines
-            return
-        lines, special = wire.split_response_head(lines)
-        length, chunked, upgrade_value = wire.response_framing(lines, special)
+        if len(special) == 1 and _cached(special[0][0]) == _CONTENT_LENGTH:
+            # The common case: nothing hop-by-hop, framed by one Content-Length.
+            length: bytes | None = special[0][1]
+            chunked = False
+            upgrade_value = b""
+        else:
+            length, chunked, upgrade_value = wire.response_framing(lines, special)
         lines[0] = _STATUS_LINES.get(status) or wire.status_line(status)
-        caching = self.cache_key is not None
-        if caching:
+        route = self.route
+        caching = route is not None and route.cache is not None and self.method == b"GET"
+        if caching and self.cache_key is not None:
             self.cache_ttl = cache_lifetime(status, special)
             if self.cache_ttl > 0:
                 self.cache_body = []
@@ -357,6 +300,8 @@ class Exchange:
                 lines.append(b"Content-Length: %s\r\n" % length)
         elif length is not None:
             lines.append(b"Content-Length: %s\r\n" % length)
+            # A small response is held until complete (like nginx's response buffering): an upstream
+            # that dies mid-response has then sent the client nothing, and the request can be retried.
             self.resp_hold = int(length) <= RESPONSE_HOLD_BYTES
         else:
             self.until_close = not chunked
@@ -380,37 +325,31 @@ class Exchange:
         self.resp_out.append(b"".join(lines))
         if self.method == b"HEAD" and status != 101:
             conn = self.conn
-            keep_alive = False
             if conn is not None:
-                keep_alive = conn.parser.should_keep_alive()
                 conn.reset_parser()
-            self.response_complete(keep_alive)
+            self.response_complete(upstream_keep_alive)
 
-    def response_body(self, pieces: list[bytes]) -> None:
-        """Pieces of response body arrived from the upstream (the connection's list, emptied here)."""
-        out = self.resp_out
+    def response_body(self, data: bytes) -> None:
+        """A piece of response body arrived from the upstream."""
+        self.bytes_out += len(data)
         if self.resp_chunked:
-            for data in pieces:
-                out.append(b"%x\r\n%s\r\n" % (len(data), data))
+            self.resp_out.append(b"%x\r\n%s\r\n" % (len(data), data))
         else:
-            out += pieces
-        size = len(pieces[0]) if len(pieces) == 1 else sum(map(len, pieces))
-        self.bytes_out += size
+            self.resp_out.append(data)
         body = self.cache_body
         if body is not None:
-            self.cache_size += size
+            self.cache_size += len(data)
             if self.cache_size > self.client.router.config.cache_object_bytes:
                 self.cache_body = None
             else:
-                body += pieces
-        pieces.clear()
+                body.append(data)
 
     def flush_response(self) -> None:
         """Write the queued response bytes to the client in one call."""
         out = self.resp_out
         if out:
             self.resp_out = []
-            self.client.write(b"".join(out))
+            self.client.write(out[0] if len(out) == 1 else b"".join(out))
 
     def response_complete(self, upstream_keep_alive: bool) -> None:
         """The upstream finished the response: return the connection and finish."""
@@ -419,38 +358,30 @@ class Exchange:
             return
         if self.resp_status == 101 or self.done:
             return
-        conn = self.conn
         out = self.resp_out
-        if conn is not None:
-            body = conn.body
-            if body:
-                if len(body) == 1 and not self.resp_chunked and self.cache_body is None:
-                    # The whole (small) body came in the read that completed the response.
-                    piece = body.pop()
-                    out.append(piece)
-                    self.bytes_out += len(piece)
-                else:
-                    self.response_body(body)
         if self.resp_chunked:
             out.append(_LAST_CHUNK)
+        self.resp_hold = False
         client = self.client
-        # Nothing reads resp_out or resp_hold once the exchange is finished below.
-        if out and not client.closed:
-            client.transport.write(b"".join(out))  # type: ignore[union-attr]
+        if out:
+            self.resp_out = []
+            if not client.closed:
+                client.transport.write(out[0] if len(out) == 1 else b"".join(out))  # type: ignore[union-attr]
+        conn = self.conn
         self.conn = None
         if conn is not None:
+            pool = conn.pool
             if upstream_keep_alive and self.request_done and not self.until_close:
-                conn.pool.release(conn)
+                pool.release(conn)
             else:
                 conn.close()
-        cached = self.cache_body
-        if cached is not None:
-            route = self.route
-            if self.cache_key is not None and route is not None and route.cache is not None:
-                expires = client.router.clock + self.cache_ttl
-                route.cache.put(
-                    self.cache_key, Entry(self.resp_status, self.resp_headers, b"".join(cached), expires)
-                )
+        body = self.cache_body
+        route = self.route
+        if body is not None and self.cache_key is not None and route is not None and route.cache is not None:
+            expires = client.router.clock + self.cache_ttl
+            route.cache.put(
+                self.cache_key, Entry(self.resp_status, self.resp_headers, b"".join(body), expires)
+            )
         self._finish(self.resp_status)
 
     def upstream_lost(self, conn: UpstreamConnection, exc: Exception | None) -> None:

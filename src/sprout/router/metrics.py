@@ -24,61 +24,31 @@ BUCKETS: tuple[float, ...] = (
 CLASSES: tuple[str, ...] = ("1xx", "2xx", "3xx", "4xx", "5xx")
 
 
-#: Counters per status class in `Stats.hist`: one per latency bucket, plus the overflow bucket.
-SLOTS = len(BUCKETS) + 1
-
-
-def _class_offset(status: int) -> int:
-    cls = status // 100 - 1
-    return (cls if 0 <= cls < 5 else 4) * SLOTS
-
-
-#: `hist` offset of a status's class, by status (codes are three digits: an upstream cannot send more).
-CLASS_OFFSET: tuple[int, ...] = tuple(_class_offset(status) for status in range(1000))
-
-
 class Stats:
-    """Monotonic counters of one target or group: requests by status class, in flight, latency.
+    """Monotonic counters of one target or group: requests by status class, in flight, latency."""
 
-    One request is one increment: `hist` counts (status class, latency bucket) pairs, at
-    `CLASS_OFFSET[status] + bisect_left(BUCKETS, seconds)`; the per-class and per-bucket counts are sums.
-    """
-
-    __slots__ = ("hist", "in_flight", "total")
+    __slots__ = ("by_class", "count", "in_flight", "latency", "total")
 
     def __init__(self) -> None:
-        self.hist = [0] * (5 * SLOTS)
+        self.by_class = [0, 0, 0, 0, 0]
+        self.latency = [0] * (len(BUCKETS) + 1)
+        self.count = 0
         self.total = 0.0
         self.in_flight = 0
 
     def observe(self, status: int, seconds: float) -> None:
         """Count one finished request."""
-        self.hist[CLASS_OFFSET[status] + bisect_left(BUCKETS, seconds)] += 1
+        cls = status // 100 - 1
+        self.by_class[cls if 0 <= cls < 5 else 4] += 1
+        self.latency[bisect_left(BUCKETS, seconds)] += 1
+        self.count += 1
         self.total += seconds
-
-    @property
-    def by_class(self) -> list[int]:
-        """Requests per status class (1xx … 5xx)."""
-        hist = self.hist
-        return [sum(hist[i * SLOTS : (i + 1) * SLOTS]) for i in range(5)]
-
-    @property
-    def latency(self) -> list[int]:
-        """Requests per latency bucket (the last one is beyond the largest bound)."""
-        hist = self.hist
-        return [sum(hist[b::SLOTS]) for b in range(SLOTS)]
-
-    @property
-    def count(self) -> int:
-        """Requests counted."""
-        return sum(self.hist)
 
     def quantile(self, q: float) -> float:
         """Estimated latency quantile in seconds, interpolated inside its bucket (0.0 when empty)."""
-        count = self.count
-        if count == 0:
+        if self.count == 0:
             return 0.0
-        rank = q * count
+        rank = q * self.count
         seen = 0
         lower = 0.0
         for i, n in enumerate(self.latency):
@@ -100,15 +70,14 @@ class Stats:
             cumulative.append(acc)
         buckets = {str(b): cumulative[i] for i, b in enumerate(BUCKETS)}
         buckets["+Inf"] = cumulative[-1]
-        requests = dict(zip(CLASSES, self.by_class, strict=True))
-        count = cumulative[-1]
-        requests["total"] = count
+        requests = {c: self.by_class[i] for i, c in enumerate(CLASSES)}
+        requests["total"] = self.count
         return {
             "requests": requests,
             "in_flight": self.in_flight,
             "latency": {
                 "buckets": buckets,
-                "count": count,
+                "count": self.count,
                 "sum": round(self.total, 6),
                 "p50": round(self.quantile(0.50), 6),
                 "p95": round(self.quantile(0.95), 6),
@@ -133,8 +102,10 @@ def prometheus_text(series: list[tuple[str, dict[str, str], Stats]], extra: dict
         out.append(f"# HELP {base}_requests_total Requests answered, by status class.")
         out.append(f"# TYPE {base}_requests_total counter")
         for labels, stats in rows:
-            for cls, n in zip(CLASSES, stats.by_class, strict=True):
-                out.append(f"{base}_requests_total{{{_labels({**labels, 'class': cls})}}} {n}")
+            for i, cls in enumerate(CLASSES):
+                out.append(
+                    f"{base}_requests_total{{{_labels({**labels, 'class': cls})}}} {stats.by_class[i]}"
+                )
         out.append(f"# HELP {base}_in_flight Requests in flight.")
         out.append(f"# TYPE {base}_in_flight gauge")
         for labels, stats in rows:

@@ -14,13 +14,10 @@ from sprout.router.exchange import Exchange
 from sprout.router.request import REASONS, Reject, RequestHead
 
 if TYPE_CHECKING:
-    from sprout.router.cache import EdgeCache
     from sprout.router.router import Router
-    from sprout.router.routes import Route
 
 _UNSEEN: Any = object()
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
-_FORWARDED_HOST = b"\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: "
 _REQUEST_HEAD = (
     b"%s %s HTTP/1.1\r\n%sX-Forwarded-For: %s\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: %s\r\n"
     b"X-Request-Id: %s\r\n%s\r\n"
@@ -33,7 +30,6 @@ class ClientProtocol(RequestHead, asyncio.Protocol):
     __slots__ = (
         "closed",
         "exchange",
-        "head_limit",
         "head_raw",
         "head_started",
         "http11",
@@ -68,7 +64,6 @@ class ClientProtocol(RequestHead, asyncio.Protocol):
         self.upgrading = False
         self.in_head = True
         self.head_raw = 0
-        self.head_limit = self.max_header_bytes + self.max_request_line
         self.head_started = router.clock
         self.idle_since = 0.0
         self.closed = False
@@ -135,8 +130,7 @@ class ClientProtocol(RequestHead, asyncio.Protocol):
             ex = self.exchange
             if ex is not None and not ex.done:
                 ex.flush_request()
-        # head_raw only grows while a head is being read (and is 0 once it is complete).
-        if self.head_raw > self.head_limit:
+        if self.in_head and self.head_raw > self.max_header_bytes + self.max_request_line:
             self.fail(431, REASONS[431])
 
     def pause_writing(self) -> None:
@@ -158,55 +152,17 @@ class ClientProtocol(RequestHead, asyncio.Protocol):
         parser = self.parser
         method: bytes = parser.get_method()
         keep_alive = parser.should_keep_alive()
-        rare = self.rare
         # Only HTTP/1.1 keeps a connection open without a Connection header: skip get_http_version(),
         # which formats a new string on every call (0.6 µs, the dearest parser call of a request).
-        http11 = self.http11 = (keep_alive and not self.connection) or parser.get_http_version() == "1.1"
+        self.http11 = (keep_alive and not self.connection) or parser.get_http_version() == "1.1"
         host = self.host
-        if not host and http11:
+        if not host and self.http11:
             self.reject = 400
             raise Reject("missing Host header")
         route = router.host_routes.get(host, _UNSEEN)
         if route is _UNSEEN:
             route = router.route_for(host)
-        url = self.url
-        if rare:
-            ex = self._unusual_exchange(route, method, url, host, keep_alive)
-        else:
-            # The common head: no body, no Connection, Upgrade, Expect or forwarding headers.
-            rid = next(router.request_ids)
-            ex = Exchange(self, route, method, url, host, rid, 0, keep_alive)
-            if route is None:
-                ex.local = (404, wire.local_response(404, "no route for this host", rid, not keep_alive))
-            elif method == b"CONNECT":
-                ex.local = (405, wire.local_response(405, "CONNECT is not supported", rid, not keep_alive))
-            else:
-                cache = route.cache
-                if cache is not None and method == b"GET":
-                    self._cache_lookup(ex, cache)
-                if ex.local is None:
-                    ex.plain = cache is None and method != b"HEAD"
-                    ex.head = b"".join(
-                        [method, b" ", url, b" HTTP/1.1\r\n", *self.headers, b"X-Forwarded-For: ", self.peer,
-                         _FORWARDED_HOST, host, b"\r\nX-Request-Id: ", rid, b"\r\n\r\n"]
-                    )  # fmt: skip
-        self.last = ex
-        self._reset_request()
-        self.parsing = ex
-        if self.exchange is None:
-            self.exchange = ex
-            self.to_start = ex
-        else:
-            self.queue.append(ex)
-            if not self.paused_pipeline:
-                self.paused_pipeline = True
-                self._pause()
-
-    def _unusual_exchange(
-        self, route: Route | None, method: bytes, url: bytes, host: bytes, keep_alive: bool
-    ) -> Exchange:
-        """The exchange for a head with a body, a Connection, Upgrade or Expect header, or forwarding headers."""
-        rid = self.request_id or next(self.router.request_ids)
+        rid = self.request_id or next(router.request_ids)
         headers = self.headers
         upgrade = False
         if self.connection:
@@ -216,7 +172,9 @@ class ClientProtocol(RequestHead, asyncio.Protocol):
             if named:
                 headers = wire.without_named(headers, named)
         body_mode = 2 if self.transfer_encoding else (1 if self.content_length not in (b"", b"0") else 0)
+        url = self.url
         ex = Exchange(self, route, method, url, host, rid, body_mode, keep_alive)
+        self.last = ex
         if route is None:
             ex.local = (404, wire.local_response(404, "no route for this host", rid, not keep_alive))
         elif body_mode == 1 and int(self.content_length) > route.max_body:
@@ -227,7 +185,12 @@ class ClientProtocol(RequestHead, asyncio.Protocol):
         else:
             cache = route.cache
             if cache is not None and method == b"GET":
-                self._cache_lookup(ex, cache)
+                key = (host.lower(), url, self.accept_encoding)
+                entry = cache.get(key, router.clock)
+                if entry is not None:
+                    ex.local = (entry.status, entry.response(rid, keep_alive))
+                else:
+                    ex.cache_key = key
             if ex.local is None:
                 xff = self.forwarded_for + b", " + self.peer if self.forwarded_for else self.peer
                 if body_mode == 1:
@@ -239,22 +202,20 @@ class ClientProtocol(RequestHead, asyncio.Protocol):
                 if upgrade:
                     ex.upgrade = True
                     framing += b"Connection: upgrade\r\nUpgrade: %s\r\n" % self.upgrade
-                else:
-                    ex.plain = method != b"HEAD" and ex.cache_key is None
                 # End-to-end headers, the forwarding headers, then the framing lines.
                 ex.head = _REQUEST_HEAD % (method, url, b"".join(headers), xff, host, rid, framing)
                 if self.expect and self.exchange is None and body_mode:
                     self.write(_CONTINUE)
-        return ex
-
-    def _cache_lookup(self, ex: Exchange, cache: EdgeCache) -> None:
-        """Answer a GET from the edge cache, or mark the exchange to fill it."""
-        key = (ex.host.lower(), ex.path, self.accept_encoding)
-        entry = cache.get(key, self.router.clock)
-        if entry is not None:
-            ex.local = (entry.status, entry.response(ex.rid, ex.keep_alive))
+        self._reset_request()
+        self.parsing = ex
+        if self.exchange is None:
+            self.exchange = ex
+            self.to_start = ex
         else:
-            ex.cache_key = key
+            self.queue.append(ex)
+            if not self.paused_pipeline:
+                self.paused_pipeline = True
+                self._pause()
 
     def on_body(self, body: bytes) -> None:
         ex = self.parsing

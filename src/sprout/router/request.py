@@ -13,11 +13,6 @@ REASONS = {
     501: "transfer coding not implemented",
 }
 _cached = wire.cached
-_HOST = wire.HOST
-_ACCEPT_ENCODING = wire.ACCEPT_ENCODING
-_DROP = wire.DROP
-# Classes that only matter in responses: a request carries them through like any end-to-end header.
-_PASSED = frozenset({wire.SET_COOKIE, wire.CACHE_CONTROL, wire.VARY})
 
 
 class Reject(Exception):
@@ -39,7 +34,6 @@ class RequestHead:
         "host",
         "max_header_bytes",
         "max_request_line",
-        "rare",
         "reject",
         "request_id",
         "transfer_encoding",
@@ -51,7 +45,6 @@ class RequestHead:
         self.max_request_line = max_request_line
         self.max_header_bytes = max_header_bytes
         self.reject = 0
-        self.rare = True
         self._reset_request()
 
     def _reset_request(self) -> None:
@@ -60,18 +53,15 @@ class RequestHead:
         self.headers: list[bytes] = []
         self.header_bytes = 0
         self.host = b""
+        self.content_length = b""
+        self.transfer_encoding = False
+        self.connection: list[bytes] = []
+        self.upgrade = b""
+        self.forwarded_for = b""
+        self.request_id = b""
+        self.expect = False
         self.accept_encoding = b""
-        if self.rare:
-            # Only a head with a body, Connection, Upgrade, Expect or forwarding headers set these.
-            self.rare = False
-            self.content_length = b""
-            self.transfer_encoding = False
-            self.connection: list[bytes] = []
-            self.upgrade = b""
-            self.forwarded_for = b""
-            self.request_id = b""
-            self.expect = False
-            self.body_size = 0
+        self.body_size = 0
 
     def on_url(self, url: bytes) -> None:
         self.url += url
@@ -80,33 +70,22 @@ class RequestHead:
             raise Reject()
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        size = self.header_bytes + len(name) + len(value) + 4
-        self.header_bytes = size
-        if size > self.max_header_bytes:
+        self.header_bytes += len(name) + len(value) + 4
+        if self.header_bytes > self.max_header_bytes:
             self.reject = 431
             raise Reject()
         cls = _cached(name)
         if cls is None:
             cls = wire.header_class(name)
-        if not cls:  # wire.KEEP, by far the most common
+        if cls == wire.KEEP:
             self.headers += (name, b": ", value, b"\r\n")
-        elif cls == _HOST:
+        elif cls == wire.HOST:
             if self.host:
                 self.reject = 400
                 raise Reject("duplicate Host header")
             self.host = value
             self.headers += (name, b": ", value, b"\r\n")
-        elif cls == _ACCEPT_ENCODING:
-            self.accept_encoding = value
-            self.headers += (name, b": ", value, b"\r\n")
-        elif cls in _PASSED:
-            self.headers += (name, b": ", value, b"\r\n")
-        elif cls != _DROP:
-            self.rare = True
-            self._rare_header(cls, name, value)
-
-    def _rare_header(self, cls: int, name: bytes, value: bytes) -> None:
-        if cls == wire.CONTENT_LENGTH:
+        elif cls == wire.CONTENT_LENGTH:
             self.content_length = value
         elif cls == wire.TRANSFER_ENCODING:
             # Only a lone `chunked` is accepted: anything else is how request smuggling starts.
@@ -128,3 +107,8 @@ class RequestHead:
                 self.request_id = value
         elif cls == wire.EXPECT:
             self.expect = value.strip().lower() == b"100-continue"
+        elif cls == wire.ACCEPT_ENCODING:
+            self.accept_encoding = value
+            self.headers += (name, b": ", value, b"\r\n")
+        elif cls != wire.DROP:
+            self.headers += (name, b": ", value, b"\r\n")

@@ -231,11 +231,8 @@ class Router:
 
     async def _drain_deadline(self, target: Target, timeout: float) -> None:
         await asyncio.sleep(timeout)
-        # A request holds a target only while it is its client's active exchange.
-        for client in list(self.clients):
-            ex = client.exchange
-            if ex is not None and ex.target is target:
-                ex.cut(504, "target drained before the response ended")
+        for ex in list(target.exchanges):
+            ex.cut(504, "target drained before the response ended")
         target.finish_drain()
 
     def drain_progress(self, target: Target) -> None:

@@ -10,14 +10,12 @@ from sprout.router.table import RouteSpec
 class Route:
     """One environment as the proxy sees it; rebuilt on every table change."""
 
-    __slots__ = ("cache", "groups", "max_body", "name", "single", "spec")
+    __slots__ = ("cache", "groups", "max_body", "name", "spec")
 
     def __init__(self, spec: RouteSpec, groups: list[Group], cache: EdgeCache | None) -> None:
         self.spec = spec
         self.name = spec.name
         self.groups = groups
-        #: The only group of a route that has one (the common case the balancer takes without a call).
-        self.single = groups[0] if len(groups) == 1 else None
         self.max_body = spec.max_body
         self.cache = cache
 

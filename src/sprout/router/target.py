@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from sprout.router.metrics import Stats
 
 if TYPE_CHECKING:
+    from sprout.router.exchange import Exchange
     from sprout.router.upstream import Pool
 
 log = logging.getLogger("sprout.router")
@@ -30,6 +31,7 @@ class Target:
 
     __slots__ = (
         "address",
+        "exchanges",
         "fails",
         "group",
         "group_stats",
@@ -60,6 +62,7 @@ class Target:
         self.fails = 0
         self.stats = Stats()
         self.group_stats = Stats()
+        self.exchanges: set[Exchange] = set()
         self.pool: Pool | None = None
         self.on_change = on_change
 

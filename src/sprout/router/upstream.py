@@ -4,29 +4,34 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import httptools
+
+from sprout.router import wire
 
 if TYPE_CHECKING:
     from sprout.router.exchange import Exchange
     from sprout.router.target import Target
 
 
+_cached = wire.cached
+_KEEP = wire.KEEP
+_KEPT_IN_RESPONSE = wire.KEPT_IN_RESPONSE
+
+
 class UpstreamConnection(asyncio.Protocol):
     """One keep-alive connection to a target; relays the response of the exchange it is lent to."""
 
     __slots__ = (
-        "body",
         "closed",
         "exchange",
         "idle_since",
         "lines",
-        "on_body",
         "parser",
         "paused",
         "pool",
+        "special",
         "transport",
         "tunnel",
     )
@@ -34,15 +39,13 @@ class UpstreamConnection(asyncio.Protocol):
     def __init__(self, pool: Pool) -> None:
         self.pool = pool
         self.transport: asyncio.Transport | None = None
-        self.exchange: Exchange | None = None
-        # The response head as it is parsed: lines[0] is kept for the status line, then every header as
-        # pieces (name, b": ", value, CRLF); the exchange classifies them once the head is complete.
-        self.lines: list[bytes] = [b""]
-        # Body pieces of the response in progress. The parser appends them itself (`on_body` is the list's
-        # C-level append, so no Python frame runs per piece); the exchange takes them after each read.
-        self.body: list[bytes] = []
-        self.on_body: Callable[[bytes], None] = self.body.append
         self.parser = httptools.HttpResponseParser(self)
+        self.exchange: Exchange | None = None
+        # The response head as it is parsed: lines[0] is kept for the status line, then the end-to-end
+        # headers as pieces (name, b": ", value, CRLF); `special` holds every header that is not a plain
+        # end-to-end one.
+        self.lines: list[bytes] = [b""]
+        self.special: list[tuple[bytes, bytes]] = []
         self.idle_since = 0.0
         self.closed = False
         self.tunnel = False
@@ -69,17 +72,11 @@ class UpstreamConnection(asyncio.Protocol):
             ex.upstream_upgraded(data[exc.args[0] :])
             return
         except httptools.HttpParserError as exc:
-            self.body.clear()
             ex.upstream_failed(f"invalid response from {self.pool.target.address}: {exc}", protocol=True)
             return
         ex = self.exchange
-        if ex is not None:
-            if self.body:
-                ex.response_body(self.body)
-            if not ex.resp_hold:
-                ex.flush_response()
-        elif self.body:
-            self.body.clear()
+        if ex is not None and not ex.resp_hold:
+            ex.flush_response()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -97,18 +94,33 @@ class UpstreamConnection(asyncio.Protocol):
         if self.exchange is not None:
             self.exchange.resume_client_reading()
 
-    # httptools callbacks (`on_body` is the attribute set in __init__)
+    # httptools callbacks
     def on_header(self, name: bytes, value: bytes) -> None:
-        # Only collected here: one classification of the whole head (memoised per name sequence) is
-        # cheaper than one per header.
-        self.lines += (name, b": ", value, b"\r\n")
+        # Classified as it arrives, so the head is built without a second pass over the headers.
+        cls = _cached(name)
+        if cls is None:
+            cls = wire.header_class(name)
+        if cls == _KEEP:
+            self.lines += (name, b": ", value, b"\r\n")
+            return
+        if cls in _KEPT_IN_RESPONSE:
+            self.lines += (name, b": ", value, b"\r\n")
+        self.special.append((name, value))
 
     def on_headers_complete(self) -> None:
         ex = self.exchange
         lines = self.lines
+        special = self.special
         self.lines = [b""]
+        self.special = []
         if ex is not None:
-            ex.response_head(self.parser.get_status_code(), lines)
+            parser = self.parser
+            ex.response_head(parser.get_status_code(), lines, special, parser.should_keep_alive())
+
+    def on_body(self, body: bytes) -> None:
+        ex = self.exchange
+        if ex is not None:
+            ex.response_body(body)
 
     def on_message_complete(self) -> None:
         ex = self.exchange
@@ -131,6 +143,7 @@ class UpstreamConnection(asyncio.Protocol):
         """Start a fresh response parser (after a HEAD response whose body the parser would wait for)."""
         self.parser = httptools.HttpResponseParser(self)
         self.lines = [b""]
+        self.special = []
 
     def close(self) -> None:
         """Close the socket; the pool forgets it in connection_lost."""
@@ -143,17 +156,7 @@ class UpstreamConnection(asyncio.Protocol):
 class Pool:
     """Idle keep-alive connections of one target, newest first, with an idle timeout and a cap."""
 
-    __slots__ = (
-        "_all",
-        "closing",
-        "connect_timeout",
-        "idle",
-        "idle_timeout",
-        "loop",
-        "max_idle",
-        "target",
-        "time",
-    )
+    __slots__ = ("_all", "closing", "connect_timeout", "idle", "idle_timeout", "loop", "max_idle", "target")
 
     def __init__(
         self,
@@ -165,7 +168,6 @@ class Pool:
     ) -> None:
         self.target = target
         self.loop = loop
-        self.time = loop.time  # bound once: read on every acquire and release
         self.connect_timeout = connect_timeout
         self.idle_timeout = idle_timeout
         self.max_idle = max_idle
@@ -178,7 +180,7 @@ class Pool:
         idle = self.idle
         if not idle:
             return None
-        now = self.time()
+        now = self.loop.time()
         while idle:
             conn = idle.pop()
             if not conn.closed and now - conn.idle_since < self.idle_timeout:
@@ -189,14 +191,13 @@ class Pool:
     def release(self, conn: UpstreamConnection) -> None:
         """Take back a connection whose response ended cleanly with keep-alive."""
         conn.exchange = None
-        idle = self.idle
-        if conn.closed or self.closing or len(idle) >= self.max_idle:
+        if conn.closed or self.closing or len(self.idle) >= self.max_idle:
             conn.close()
             return
         if conn.paused:
             conn.resume()
-        conn.idle_since = self.time()
-        idle.append(conn)
+        conn.idle_since = self.loop.time()
+        self.idle.append(conn)
 
     def forget(self, conn: UpstreamConnection) -> None:
         """Drop a closed connection from the books."""

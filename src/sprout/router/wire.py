@@ -80,47 +80,6 @@ def without_named(pieces: list[bytes], named: set[bytes]) -> list[bytes]:
 #: Classes other than KEEP whose headers a response carries through unchanged.
 KEPT_IN_RESPONSE = frozenset({HOST, FORWARDED_FOR, EXPECT, SET_COOKIE, CACHE_CONTROL, VARY, ACCEPT_ENCODING})
 
-#: Per tuple of response header names (exact bytes, in order): the position of the lone Content-Length
-#: when every other header passes through unchanged (the common head), else -1. Read directly on the
-#: hot path; `response_plan` fills it. Backends send the same few name sequences over and over.
-RESPONSE_PLANS: dict[tuple[bytes, ...], int] = {}
-_PLANS_MAX = 4096
-
-
-def response_plan(names: tuple[bytes, ...]) -> int:
-    """Where the lone Content-Length is among `names` if nothing else needs rewriting, else -1 (memoised)."""
-    plan = RESPONSE_PLANS.get(names)
-    if plan is None:
-        plan = -1
-        for i, name in enumerate(names):
-            cls = header_class(name)
-            if cls == CONTENT_LENGTH and plan == -1:
-                plan = i
-            elif cls != KEEP and cls not in KEPT_IN_RESPONSE:
-                plan = -1
-                break
-        if len(RESPONSE_PLANS) < _PLANS_MAX:
-            RESPONSE_PLANS[names] = plan
-    return plan
-
-
-def split_response_head(lines: list[bytes]) -> tuple[list[bytes], list[tuple[bytes, bytes]]]:
-    """Response header pieces (after a status-line slot) split into the lines kept as they are and the
-    (name, value) of every header that is not a plain end-to-end one (framing, hop-by-hop, cache-related).
-    """
-    kept = [lines[0]]
-    special: list[tuple[bytes, bytes]] = []
-    for i in range(1, len(lines), 4):
-        name = lines[i]
-        cls = header_class(name)
-        if cls == KEEP:
-            kept += lines[i : i + 4]
-            continue
-        if cls in KEPT_IN_RESPONSE:
-            kept += lines[i : i + 4]
-        special.append((name, lines[i + 2]))
-    return kept, special
-
 
 def response_framing(
     lines: list[bytes], special: list[tuple[bytes, bytes]]
