@@ -109,6 +109,41 @@ def test_head_split_across_reads_and_custom_reason() -> None:
     assert pooled
 
 
+def test_body_split_across_reads_is_held_until_complete() -> None:
+    data, pooled = exchange(
+        GET, [b"HTTP/1.1 200 OK\r\nSet-Cookie: s=1\r\nContent-Length: 6\r\n\r\nab", b"cd", b"ef"]
+    )
+    assert data == (
+        b"HTTP/1.1 200 OK\r\nSet-Cookie: s=1\r\nContent-Length: 6\r\nX-Request-Id: rid-1\r\n\r\nabcdef"
+    )
+    assert pooled
+
+
+def test_large_response_is_streamed_as_it_arrives() -> None:
+    async def run() -> tuple[int, list[bytes], bool]:
+        router, conn, _ = one_target_router()
+        client = ClientProtocol(router)
+        transport = FakeTransport()
+        client.connection_made(transport)  # type: ignore[arg-type]
+        client.data_received(GET)
+        size = 100_000
+        conn.data_received(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % size + b"x" * 1000)
+        first = len(transport.out)
+        conn.data_received(b"y" * (size - 1000))
+        pooled = conn in conn.pool.idle
+        await router.close()
+        return first, transport.out, pooled
+
+    first, out, pooled = asyncio.run(run())
+    assert first == 1, "the head and the first piece are sent before the response is complete"
+    assert b"".join(out) == (
+        b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\nX-Request-Id: rid-1\r\n\r\n"
+        + b"x" * 1000
+        + b"y" * 99_000
+    )
+    assert pooled
+
+
 def test_hop_by_hop_and_connection_named_headers_are_dropped() -> None:
     data, _ = exchange(
         GET,
@@ -207,3 +242,42 @@ def test_request_head_sent_upstream_drops_connection_named_headers() -> None:
         b"X-Forwarded-Proto: http\r\nX-Forwarded-Host: a.localhost\r\nX-Request-Id: rid-1\r\n\r\n"
     )
     assert not re.search(rb"(?i)x-private|\r\nte:|connection:", sent)
+
+
+def request_head_sent(request: bytes) -> bytes:
+    """What the target receives for one `request` (the router answers nothing yet)."""
+
+    async def run() -> bytes:
+        router, _, upstream = one_target_router()
+        client = ClientProtocol(router)
+        client.connection_made(FakeTransport())  # type: ignore[arg-type]
+        client.data_received(request)
+        await router.close()
+        return b"".join(upstream.out)
+
+    return asyncio.run(run())
+
+
+def test_common_request_head_sent_upstream() -> None:
+    sent = request_head_sent(
+        b"GET /p?q=1 HTTP/1.1\r\nHost: a.localhost\r\nAccept-Encoding: gzip\r\nCache-Control: max-age=0\r\n"
+        b"X-Forwarded-Proto: https\r\nKeep-Alive: 5\r\n\r\n"
+    )
+    assert re.fullmatch(
+        rb"GET /p\?q=1 HTTP/1.1\r\nHost: a.localhost\r\nAccept-Encoding: gzip\r\nCache-Control: max-age=0\r\n"
+        rb"X-Forwarded-For: 127.0.0.1\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: a.localhost\r\n"
+        rb"X-Request-Id: [0-9a-f]{8}-[0-9a-f]+\r\n\r\n",
+        sent,
+    ), sent
+
+
+def test_request_head_with_forwarding_and_body_sent_upstream() -> None:
+    sent = request_head_sent(
+        b"POST /f HTTP/1.1\r\nHost: a.localhost\r\nX-Forwarded-For: 10.0.0.1\r\nX-Request-Id: rid-1\r\n"
+        b"Content-Length: 2\r\n\r\nok"
+    )
+    assert sent == (
+        b"POST /f HTTP/1.1\r\nHost: a.localhost\r\nX-Forwarded-For: 10.0.0.1, 127.0.0.1\r\n"
+        b"X-Forwarded-Proto: http\r\nX-Forwarded-Host: a.localhost\r\nX-Request-Id: rid-1\r\n"
+        b"Content-Length: 2\r\n\r\nok"
+    )
