@@ -35,9 +35,9 @@ def app_name(app_dir: Path) -> str:
     validated manifest; a rollback should not wait for the models to load)."""
     import tomllib
 
-    # As sprout.spec.manifest_path, without importing the models.
-    app_dir = app_dir.resolve()
-    path = app_dir if app_dir.is_file() else app_dir / "sprout.toml"
+    from sprout.spec.source import manifest_path
+
+    path = manifest_path(app_dir.resolve())
     try:
         name = tomllib.loads(path.read_text(encoding="utf-8"))["app"]["name"]
     except (OSError, KeyError, TypeError, tomllib.TOMLDecodeError) as exc:
