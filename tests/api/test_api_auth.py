@@ -32,6 +32,9 @@ class FakeController:
     def status(self) -> dict[str, Any]:
         return self._answer("status", None)
 
+    def health(self) -> dict[str, Any]:
+        return self._answer("health", None)
+
     def apply(self, request: dict[str, Any]) -> dict[str, Any]:
         return self._answer("apply", request)
 
@@ -63,6 +66,7 @@ class FakeController:
 REQUESTS = [
     ("GET", "/v1/healthz"),
     ("GET", "/v1/status"),
+    ("GET", "/v1/health"),
     ("POST", "/v1/apply"),
     ("DELETE", "/v1/environments/hello/production"),
     ("GET", "/v1/logs"),
@@ -116,6 +120,7 @@ def test_the_token_opens_every_route() -> None:
     auth = {"Authorization": f"Bearer {TOKEN}"}
     assert client.get("/v1/healthz", headers=auth).json() == {"ok": True}
     assert client.get("/v1/status", headers=auth).json() == {"called": "status"}
+    assert client.get("/v1/health", headers=auth).json() == {"called": "health"}
     assert client.post("/v1/apply", headers=auth, json={"app_dir": "/x", "env": "e"}).status_code == 200
     assert client.delete("/v1/environments/a/b?user=ann", headers=auth).status_code == 200
     assert client.get("/v1/logs?grep=x", headers=auth).status_code == 200
@@ -127,6 +132,7 @@ def test_the_token_opens_every_route() -> None:
     assert client.get("/v1/deployments?app=a", headers=auth).status_code == 200
     assert [name for name, _ in controller.calls] == [
         "status",
+        "health",
         "apply",
         "down",
         "logs",
@@ -137,9 +143,9 @@ def test_the_token_opens_every_route() -> None:
         "swap",
         "deployments",
     ]
-    assert controller.calls[2] == ("down", ("a", "b", "ann"))
-    assert controller.calls[3] == ("logs", {"grep": "x"})
-    assert controller.calls[5] == ("shutdown", True)
+    assert controller.calls[3] == ("down", ("a", "b", "ann"))
+    assert controller.calls[4] == ("logs", {"grep": "x"})
+    assert controller.calls[6] == ("shutdown", True)
     assert client.get("/nope", headers=auth).status_code == 404
 
 

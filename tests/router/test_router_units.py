@@ -190,3 +190,29 @@ def test_cache_lru_stays_in_budget():
     assert cache.get((b"k", b"9"), now=1.0) is not None
     assert cache.get((b"k", b"0"), now=1.0) is None
     assert cache.get((b"k", b"9"), now=200.0) is None
+
+
+def test_stats_between_two_snapshots_counts_only_the_window() -> None:
+    stats = Stats()
+    for status, seconds in [(200, 0.002), (200, 0.002), (404, 0.02)]:
+        stats.observe(status, seconds)
+    before = json.loads(json.dumps(stats.snapshot()))  # as it crosses the API
+    stats.in_flight = 3
+    for status, seconds in [(200, 0.004), (200, 0.004), (200, 0.004), (503, 0.3)]:
+        stats.observe(status, seconds)
+    after = json.loads(json.dumps(stats.snapshot()))
+    window = Stats.between(before, after)
+    assert window.by_class == [0, 3, 0, 0, 1]
+    assert window.count == 4
+    assert window.total == pytest.approx(0.312)
+    assert window.in_flight == 3
+    assert sum(window.latency) == 4
+    assert 0.0025 < window.quantile(0.5) <= 0.005  # the three 4 ms requests, not the earlier 2 ms ones
+    assert 0.25 < window.quantile(0.99) <= 0.5
+    # No earlier reading, or counters that went back (the router restarted): everything since its start.
+    assert Stats.between(None, after).count == 7
+    assert Stats.between(after, before).by_class == [0, 2, 0, 1, 0]
+    total = Stats()
+    total.add(window)
+    total.add(Stats.between(None, before))
+    assert (total.count, total.by_class, total.in_flight) == (7, [0, 5, 0, 1, 1], 3)

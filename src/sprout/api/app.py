@@ -3,6 +3,7 @@
 Routes (all JSON, all under the token):
   GET    /v1/healthz                     the daemon answers
   GET    /v1/status                      environments, their URLs and instances; the router; the daemon
+  GET    /v1/health                      the same with the router's live counters per instance, and `time`
   POST   /v1/apply                       {app_dir, env, port?, user?, secrets?} → the plan's text, or no changes
   DELETE /v1/environments/{app}/{env}    stop an environment's instances and resources, remove its route
   GET    /v1/logs                        query the central log store
@@ -39,6 +40,10 @@ class Controller(Protocol):
 
     def status(self) -> dict[str, Any]:
         """The whole observable state."""
+        ...
+
+    def health(self) -> dict[str, Any]:
+        """The status with the router's live counters per instance."""
         ...
 
     def apply(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -104,6 +109,9 @@ def create_app(controller: Controller, releases: Releases, token: str) -> Starle
     async def status(request: Request) -> Response:
         return JSONResponse(await run_in_threadpool(controller.status))
 
+    async def health(request: Request) -> Response:
+        return JSONResponse(await run_in_threadpool(controller.health))
+
     async def apply(request: Request) -> Response:
         body = await _json_body(request)
         if not isinstance(body.get("app_dir"), str) or not body["app_dir"]:
@@ -155,6 +163,7 @@ def create_app(controller: Controller, releases: Releases, token: str) -> Starle
     routes = [
         Route("/v1/healthz", healthz, methods=["GET"]),
         Route("/v1/status", status, methods=["GET"]),
+        Route("/v1/health", health, methods=["GET"]),
         Route("/v1/apply", apply, methods=["POST"]),
         Route("/v1/environments/{app}/{env}", down, methods=["DELETE"]),
         Route("/v1/logs", logs, methods=["GET"]),

@@ -99,12 +99,7 @@ def status(
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """Environments, their URLs and instances (id, zone, version, port, pid, state, health)."""
-    home = Home.from_env()
-    daemon = running_daemon(home)
-    if daemon is not None:
-        doc = ApiClient.for_daemon(home, daemon).get("/v1/status")
-    else:
-        doc = _offline_status(home)
+    doc = status_document(Home.from_env())
     if as_json:
         typer.echo(json.dumps(doc, indent=2, sort_keys=True))
         return
@@ -248,7 +243,7 @@ def _wait_healthy(client: ApiClient, manifest: Manifest, env: str) -> None:
     name = manifest.app.name
     with console.status(f"{name}/{env}: waiting for instances") as progress:
         while True:
-            found = _find_env(client.get("/v1/status"), name, env)
+            found = find_env(client.get("/v1/status"), name, env)
             if found is not None:
                 launching = sum(1 for i in found["instances"] if i["state"] == "launching")
                 progress.update(
@@ -288,7 +283,7 @@ def _fail_on_crash_loop(client: ApiClient, app: str, env: str, since: float, fou
 
 def _print_urls(client: ApiClient, app: str, env: str) -> None:
     doc = client.get("/v1/status")
-    found = _find_env(doc, app, env)
+    found = find_env(doc, app, env)
     port = doc["router"]["port"]
     if not found or not found["url"]:
         return
@@ -302,7 +297,16 @@ def _print_urls(client: ApiClient, app: str, env: str) -> None:
         )
 
 
-def _find_env(doc: dict[str, Any], app: str, env: str) -> dict[str, Any] | None:
+def status_document(home: Home) -> dict[str, Any]:
+    """The daemon's `/v1/status`, or the same document from the state store when no daemon runs."""
+    daemon = running_daemon(home)
+    if daemon is not None:
+        return ApiClient.for_daemon(home, daemon).get("/v1/status")
+    return _offline_status(home)
+
+
+def find_env(doc: dict[str, Any], app: str, env: str) -> dict[str, Any] | None:
+    """One environment of a status document, or None."""
     return next((e for e in doc["environments"] if e["app"] == app and e["env"] == env), None)
 
 

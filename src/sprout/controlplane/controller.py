@@ -22,7 +22,7 @@ from sprout.controlplane.resources import Resources
 from sprout.controlplane.retire import STOP_GRACE
 from sprout.controlplane.router_process import RouterProcess
 from sprout.controlplane.status import environments_status
-from sprout.errors import ConflictError, NotFoundError, UserError
+from sprout.errors import ConflictError, NotFoundError, SproutError, UserError
 from sprout.logs.store import LogStore
 from sprout.paths import Home
 from sprout.plan import ApplyResult, apply_manifest
@@ -78,6 +78,25 @@ class Controller:
             },
             "environments": environments,
         }
+
+    def health(self) -> dict[str, Any]:
+        """The status document with the router's live counters of each instance (`router`: None if unknown).
+
+        The counters are cumulative; `time` lets a client turn two readings into rates.
+        """
+        doc = self.status()
+        handle = self._router.current()
+        targets: dict[str, Any] = {}
+        if handle is not None:
+            try:
+                targets = self._router.admin(handle).metrics().get("targets", {})
+            except SproutError as exc:
+                doc["router"]["error"] = str(exc)
+        for env in doc["environments"]:
+            for instance in env["instances"]:
+                instance["router"] = targets.get(instance["id"])
+        doc["time"] = time.time()
+        return doc
 
     def apply(self, request: dict[str, Any]) -> dict[str, Any]:
         """Apply an app folder's manifest (and pushed version) to an environment; the plan or no changes."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bisect import bisect_left
+from collections.abc import Mapping
 from typing import Any
 
 BUCKETS: tuple[float, ...] = (
@@ -60,6 +61,39 @@ class Stats:
             seen += n
             lower = BUCKETS[i] if i < len(BUCKETS) else lower
         return BUCKETS[-1]
+
+    @classmethod
+    def between(cls, before: Mapping[str, Any] | None, after: Mapping[str, Any]) -> Stats:
+        """The requests counted between two `snapshot()` documents of one target or group.
+
+        With no `before`, or one the counters went below (the router restarted), it is since the start.
+        """
+        if before is not None and before["requests"]["total"] > after["requests"]["total"]:
+            before = None
+        stats = cls()
+        for i, name in enumerate(CLASSES):
+            stats.by_class[i] = after["requests"][name] - (before["requests"][name] if before else 0)
+        keys = [*map(str, BUCKETS), "+Inf"]
+        done_after = done_before = 0
+        for i, key in enumerate(keys):
+            cum_after = after["latency"]["buckets"][key]
+            cum_before = before["latency"]["buckets"][key] if before else 0
+            stats.latency[i] = (cum_after - done_after) - (cum_before - done_before)
+            done_after, done_before = cum_after, cum_before
+        stats.count = after["latency"]["count"] - (before["latency"]["count"] if before else 0)
+        stats.total = after["latency"]["sum"] - (before["latency"]["sum"] if before else 0.0)
+        stats.in_flight = after["in_flight"]
+        return stats
+
+    def add(self, other: Stats) -> None:
+        """Count `other`'s requests in these counters too (totals over several targets)."""
+        for i, n in enumerate(other.by_class):
+            self.by_class[i] += n
+        for i, n in enumerate(other.latency):
+            self.latency[i] += n
+        self.count += other.count
+        self.total += other.total
+        self.in_flight += other.in_flight
 
     def snapshot(self) -> dict[str, Any]:
         """The counters as the `/metrics.json` document of one target or group."""

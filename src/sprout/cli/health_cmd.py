@@ -1,0 +1,187 @@
+"""`sprout health` and `sprout open`: how each instance is doing right now, and the site in a browser."""
+
+from __future__ import annotations
+
+import json
+import time
+import webbrowser
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from sprout.cli.client import ApiClient
+from sprout.cli.ops_cmd import find_env, status_document
+from sprout.cli.release_cmd import app_name
+from sprout.controlplane.lifecycle import running_daemon
+from sprout.errors import NotFoundError, ServiceError
+from sprout.paths import Home
+from sprout.router.metrics import CLASSES, Stats
+
+console = Console(highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    """Add health, open and apply (another name for up) to the `sprout` command."""
+    from sprout.cli.ops_cmd import up
+
+    app.command("health")(health)
+    app.command("open")(open_site)
+    app.command("apply", help="The same as `sprout up` (push, apply the manifest, wait until healthy).")(up)
+
+
+def health(
+    env: str | None = typer.Option(None, "--env", "-e", help="Only this environment."),
+    window: float = typer.Option(
+        2.0, "--window", "-w", min=0.2, max=300.0, help="Seconds between the two readings figures come from."
+    ),
+    watch: bool = typer.Option(False, "--watch", help="Print a new reading every window until Ctrl-C."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """Per instance, over the last seconds: router state, requests/s, status classes, p50/p99, in flight."""
+    home = Home.from_env()
+    daemon = running_daemon(home)
+    if daemon is None:
+        raise ServiceError(
+            "the daemon is not running: `sprout health` reads live figures (start it with `sprout up`; "
+            "`sprout status` shows the last recorded state)"
+        )
+    client = ApiClient.for_daemon(home, daemon)
+    before = client.get("/v1/health")
+    while True:
+        time.sleep(window)
+        after = client.get("/v1/health")
+        report = health_report(before, after, env)
+        if as_json:
+            typer.echo(json.dumps(report, indent=2, sort_keys=True))
+        else:
+            if watch:
+                console.clear()
+            _print_report(report)
+        if not watch:
+            return
+        before = after
+
+
+def health_report(before: dict[str, Any], after: dict[str, Any], env: str | None = None) -> dict[str, Any]:
+    """Figures per instance and per environment between two `/v1/health` documents."""
+    seconds = max(after["time"] - before["time"], 1e-6)
+    previous = {
+        i["id"]: i.get("router") for e in before["environments"] for i in e["instances"] if i.get("router")
+    }
+    environments = []
+    for e in after["environments"]:
+        if env is not None and e["env"] != env:
+            continue
+        total = Stats()
+        instances = []
+        for i in e["instances"]:
+            doc = i.get("router")
+            figures: dict[str, Any] = {"router_state": None}
+            if doc is not None:
+                stats = Stats.between(previous.get(i["id"]), doc)
+                total.add(stats)
+                figures = {"router_state": doc["state"], **_figures(stats, seconds)}
+            instances.append(
+                {k: i[k] for k in ("id", "group", "zone", "version", "state", "health")} | figures
+            )
+        environments.append(
+            {
+                "app": e["app"],
+                "env": e["env"],
+                "url": e["url"],
+                "version": e["version"],
+                "healthy": e["healthy"],
+                "desired": e["desired"],
+                "instances": instances,
+                "total": _figures(total, seconds),
+            }
+        )
+    return {
+        "window": round(seconds, 3),
+        "router": after["router"].get("error")
+        or ("running" if after["router"]["running"] else "not running"),
+        "environments": environments,
+    }
+
+
+def _figures(stats: Stats, seconds: float) -> dict[str, Any]:
+    """Rates, status-class shares (None without requests), latency quantiles and in-flight of a window."""
+    count = sum(stats.by_class)
+    return {
+        "requests": count,
+        "rps": round(count / seconds, 2),
+        "percent": {
+            c: round(100 * stats.by_class[i] / count, 1) if count else None for i, c in enumerate(CLASSES)
+        },
+        "p50_ms": round(stats.quantile(0.50) * 1000, 2) if stats.count else None,
+        "p99_ms": round(stats.quantile(0.99) * 1000, 2) if stats.count else None,
+        "in_flight": stats.in_flight,
+    }
+
+
+def _print_report(report: dict[str, Any]) -> None:
+    if report["router"] != "running":
+        console.print(f"router: {report['router']}")
+    if not report["environments"]:
+        console.print("no environments (create one with `sprout up`)")
+    for e in report["environments"]:
+        t = e["total"]
+        console.print(
+            f"\n[bold]{e['app']}/{e['env']}[/]  {e['url'] or ''}  version {e['version'] or '-'}  "
+            f"{e['healthy']}/{e['desired']} healthy  {t['rps']:.1f} req/s over {report['window']:.1f}s",
+            soft_wrap=True,
+        )
+        # Fits 80 columns: a terminal's default width, and what Rich assumes when output is piped.
+        table = Table(box=None, padding=(0, 1, 0, 0), pad_edge=False)
+        table.add_column("id", no_wrap=True, min_width=12)
+        for name in ("zone", "ver", "state", "req/s", "2xx", "3xx", "4xx", "5xx", "p50 ms", "p99 ms", "busy"):
+            table.add_column(name, no_wrap=True)
+        for row in [*e["instances"], {"id": "total", **t}]:
+            share = row.get("percent") or {}
+            if row["id"] == "total":
+                state = ""
+            elif row.get("state") != "running":
+                state = str(row.get("state"))
+            else:
+                state = row.get("router_state") or "unrouted"
+            table.add_row(
+                row["id"],
+                row.get("zone", ""),
+                row.get("version", ""),
+                state,
+                _num(row.get("rps"), 1),
+                *(_pct(share.get(c)) for c in ("2xx", "3xx", "4xx", "5xx")),
+                _num(row.get("p50_ms"), 1),
+                _num(row.get("p99_ms"), 1),
+                _num(row.get("in_flight"), 0),
+            )
+        console.print(table)
+
+
+def _num(value: float | None, decimals: int) -> str:
+    return "-" if value is None else f"{value:.{decimals}f}"
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f}%"
+
+
+def open_site(
+    app_dir: Path = typer.Argument(Path("."), help="The app folder (its manifest names the app)."),
+    env: str = typer.Option("production", "--env", "-e", help="Environment name."),
+    print_only: bool = typer.Option(False, "--print", help="Only print the URL."),
+) -> None:
+    """Open the environment's URL in a web browser (and print it)."""
+    name = app_name(app_dir)
+    found = find_env(status_document(Home.from_env()), name, env)
+    if found is None:
+        raise NotFoundError(f"{name}/{env}: no such environment (create it with `sprout up`)")
+    if not found["url"]:
+        raise ServiceError(f"{name}/{env}: no URL yet (the router's port is unknown; run `sprout up`)")
+    url = str(found["url"])
+    typer.echo(url)
+    if not print_only and not webbrowser.open(url):
+        typer.echo("no web browser found here: open the URL above yourself")
