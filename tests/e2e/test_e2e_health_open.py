@@ -27,9 +27,7 @@ def _traffic(sprout: Sprout, stop: threading.Event, counts: dict[str, int]) -> N
             stop.wait(0.005)
 
 
-def test_apply_then_health_shows_live_figures_per_instance_and_open_prints_the_url(
-    sprout: Sprout, tmp_path: Path
-) -> None:
+def test_apply_health_open_and_dashboard_on_a_live_fleet(sprout: Sprout, tmp_path: Path) -> None:
     # `apply` is `up` under the name Terraform users type.
     first = sprout.run("apply", str(sprout.app_dir), "--port", str(sprout.port))
     assert "2/2 healthy" in first.stdout
@@ -84,6 +82,17 @@ def test_apply_then_health_shows_live_figures_per_instance_and_open_prints_the_u
     missing = sprout.run("open", "--env", "staging", check=False)
     assert missing.returncode == 2
     assert "hello/staging: no such environment" in missing.stderr
+
+    # The dashboard: a one-time link signs a browser in; the page shows the fleet; the link is spent.
+    link = sprout.run("dashboard", "--print").stdout.strip()
+    assert link.startswith(sprout.daemon()["api_url"].rstrip("/") + "/dashboard/login?code=")
+    with httpx.Client(trust_env=False, follow_redirects=True, timeout=10) as browser_session:
+        page = browser_session.get(link)
+        assert page.status_code == 200 and str(page.url).endswith("/dashboard")
+        for text in ("hello/production", "2/2 healthy", *instances):
+            assert text in page.text, text
+        assert browser_session.get(link).status_code == 401
+    assert httpx.get(link.split("/login")[0], trust_env=False).status_code == 401  # no session, no page
 
     # Without a daemon there are no live figures: said plainly, exit 4 (a service is missing).
     sprout.run("down", str(sprout.app_dir), timeout=90)

@@ -13,12 +13,18 @@ Routes (all JSON, all under the token):
   POST   /v1/rollback                    {app, env, to?, user?} back to the warm fleet or an earlier version
   POST   /v1/swap                        {app, env, user?} blue/green: traffic to the warm fleet
   GET    /v1/deployments                 recorded releases
+  POST   /v1/dashboard/codes             a one-time sign-in code for the dashboard (`sprout dashboard`)
+
+Dashboard (HTML, read-only; see sprout.dashboard.sessions for why it signs in differently):
+  GET    /dashboard/login?code=…         trade a code for a session cookie, then to /dashboard
+  GET    /dashboard                      the page, for a browser with a live session
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import time
 from typing import Any, Protocol
 
 from starlette.applications import Starlette
@@ -26,10 +32,12 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from sprout.api.auth import BearerAuth
+from sprout.controlplane.status import health_report
+from sprout.dashboard.sessions import COOKIE, PAGE, SESSION_SECONDS, DashboardSessions
 from sprout.errors import ConflictError, NotFoundError, ServiceError, SproutError, UserError
 
 log = logging.getLogger(__name__)
@@ -102,6 +110,9 @@ def error_status(exc: SproutError) -> int:
 
 def create_app(controller: Controller, releases: Releases, token: str) -> Starlette:
     """The API application for one controller and release engine, guarded by `token`."""
+    sessions = DashboardSessions()
+    # The dashboard's previous reading: its live figures cover the time since (about one reload).
+    readings: dict[str, dict[str, Any]] = {}
 
     async def healthz(request: Request) -> Response:
         return JSONResponse({"ok": True})
@@ -145,6 +156,41 @@ def create_app(controller: Controller, releases: Releases, token: str) -> Starle
     async def deployments(request: Request) -> Response:
         return JSONResponse(await run_in_threadpool(releases.deployments, dict(request.query_params)))
 
+    async def dashboard_code(request: Request) -> Response:
+        return JSONResponse({"code": sessions.new_code(), "path": f"{PAGE}/login"})
+
+    async def dashboard_login(request: Request) -> Response:
+        session = sessions.redeem(request.query_params.get("code", ""))
+        if session is None:
+            return HTMLResponse(
+                "<!doctype html><title>Sprout</title><p>This sign-in link has expired or was used already: "
+                "run <code>sprout dashboard</code> again.</p>",
+                status_code=401,
+            )
+        response = RedirectResponse(PAGE, status_code=303)
+        response.set_cookie(
+            COOKIE, session, max_age=int(SESSION_SECONDS), path=PAGE, httponly=True, samesite="strict"
+        )
+        return response
+
+    async def dashboard(request: Request) -> Response:
+        return HTMLResponse(await run_in_threadpool(_dashboard_page))
+
+    def _dashboard_page() -> str:
+        from sprout.dashboard.page import REFRESH, render
+
+        now = controller.health()
+        before = readings.get("last")
+        if before is None or now["time"] - before["time"] > 6 * REFRESH:
+            # No recent reading to measure against: take a second one a moment later.
+            time.sleep(1.0)
+            before, now = now, controller.health()
+        readings["last"] = now
+        report = health_report(before, now)
+        deployments = releases.deployments({"limit": "10"})["deployments"]
+        events = controller.events({"limit": "15"})["events"]
+        return render(report, now, deployments, events)
+
     async def sprout_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, SproutError)
         return JSONResponse(
@@ -173,10 +219,13 @@ def create_app(controller: Controller, releases: Releases, token: str) -> Starle
         Route("/v1/rollback", rollback, methods=["POST"]),
         Route("/v1/swap", swap, methods=["POST"]),
         Route("/v1/deployments", deployments, methods=["GET"]),
+        Route("/v1/dashboard/codes", dashboard_code, methods=["POST"]),
+        Route(f"{PAGE}/login", dashboard_login, methods=["GET"]),
+        Route(PAGE, dashboard, methods=["GET"]),
     ]
     return Starlette(
         routes=routes,
-        middleware=[Middleware(BearerAuth, token=token)],
+        middleware=[Middleware(BearerAuth, token=token, lets_through=sessions.lets_through)],
         exception_handlers={SproutError: sprout_error, HTTPException: http_error, Exception: unexpected},
     )
 

@@ -6,6 +6,7 @@ import hmac
 import json
 import os
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -45,14 +46,23 @@ def read_token(path: Path) -> str:
 
 
 class BearerAuth:
-    """ASGI middleware: every HTTP request without `Authorization: Bearer <token>` gets 401, whatever its path."""
+    """ASGI middleware: every HTTP request without `Authorization: Bearer <token>` gets 401, whatever its path.
 
-    def __init__(self, app: ASGIApp, token: str) -> None:
+    `lets_through` may open chosen requests by other means (the dashboard's sign-in link and its
+    session cookie); it sees the request before anything else does.
+    """
+
+    def __init__(self, app: ASGIApp, token: str, lets_through: Callable[[Scope], bool] | None = None) -> None:
         self._app = app
         self._expected = f"Bearer {token}".encode()
+        self._lets_through = lets_through
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] in ("http", "websocket") and not self._authorized(scope):
+        if (
+            scope["type"] in ("http", "websocket")
+            and not self._authorized(scope)
+            and not (self._lets_through is not None and self._lets_through(scope))
+        ):
             await self._deny(scope, send)
             return
         await self._app(scope, receive, send)

@@ -16,19 +16,20 @@ from sprout.cli.client import ApiClient
 from sprout.cli.ops_cmd import find_env, status_document
 from sprout.cli.release_cmd import app_name
 from sprout.controlplane.lifecycle import running_daemon
+from sprout.controlplane.status import health_report, number, share
 from sprout.errors import NotFoundError, ServiceError
 from sprout.paths import Home
-from sprout.router.metrics import CLASSES, Stats
 
 console = Console(highlight=False)
 
 
 def register(app: typer.Typer) -> None:
-    """Add health, open and apply (another name for up) to the `sprout` command."""
+    """Add health, open, dashboard and apply (another name for up) to the `sprout` command."""
     from sprout.cli.ops_cmd import up
 
     app.command("health")(health)
     app.command("open")(open_site)
+    app.command("dashboard")(dashboard)
     app.command("apply", help="The same as `sprout up` (push, apply the manifest, wait until healthy).")(up)
 
 
@@ -65,63 +66,6 @@ def health(
         before = after
 
 
-def health_report(before: dict[str, Any], after: dict[str, Any], env: str | None = None) -> dict[str, Any]:
-    """Figures per instance and per environment between two `/v1/health` documents."""
-    seconds = max(after["time"] - before["time"], 1e-6)
-    previous = {
-        i["id"]: i.get("router") for e in before["environments"] for i in e["instances"] if i.get("router")
-    }
-    environments = []
-    for e in after["environments"]:
-        if env is not None and e["env"] != env:
-            continue
-        total = Stats()
-        instances = []
-        for i in e["instances"]:
-            doc = i.get("router")
-            figures: dict[str, Any] = {"router_state": None}
-            if doc is not None:
-                stats = Stats.between(previous.get(i["id"]), doc)
-                total.add(stats)
-                figures = {"router_state": doc["state"], **_figures(stats, seconds)}
-            instances.append(
-                {k: i[k] for k in ("id", "group", "zone", "version", "state", "health")} | figures
-            )
-        environments.append(
-            {
-                "app": e["app"],
-                "env": e["env"],
-                "url": e["url"],
-                "version": e["version"],
-                "healthy": e["healthy"],
-                "desired": e["desired"],
-                "instances": instances,
-                "total": _figures(total, seconds),
-            }
-        )
-    return {
-        "window": round(seconds, 3),
-        "router": after["router"].get("error")
-        or ("running" if after["router"]["running"] else "not running"),
-        "environments": environments,
-    }
-
-
-def _figures(stats: Stats, seconds: float) -> dict[str, Any]:
-    """Rates, status-class shares (None without requests), latency quantiles and in-flight of a window."""
-    count = sum(stats.by_class)
-    return {
-        "requests": count,
-        "rps": round(count / seconds, 2),
-        "percent": {
-            c: round(100 * stats.by_class[i] / count, 1) if count else None for i, c in enumerate(CLASSES)
-        },
-        "p50_ms": round(stats.quantile(0.50) * 1000, 2) if stats.count else None,
-        "p99_ms": round(stats.quantile(0.99) * 1000, 2) if stats.count else None,
-        "in_flight": stats.in_flight,
-    }
-
-
 def _print_report(report: dict[str, Any]) -> None:
     if report["router"] != "running":
         console.print(f"router: {report['router']}")
@@ -140,7 +84,7 @@ def _print_report(report: dict[str, Any]) -> None:
         for name in ("zone", "ver", "state", "req/s", "2xx", "3xx", "4xx", "5xx", "p50 ms", "p99 ms", "busy"):
             table.add_column(name, no_wrap=True)
         for row in [*e["instances"], {"id": "total", **t}]:
-            share = row.get("percent") or {}
+            shares = row.get("percent") or {}
             if row["id"] == "total":
                 state = ""
             elif row.get("state") != "running":
@@ -152,21 +96,13 @@ def _print_report(report: dict[str, Any]) -> None:
                 row.get("zone", ""),
                 row.get("version", ""),
                 state,
-                _num(row.get("rps"), 1),
-                *(_pct(share.get(c)) for c in ("2xx", "3xx", "4xx", "5xx")),
-                _num(row.get("p50_ms"), 1),
-                _num(row.get("p99_ms"), 1),
-                _num(row.get("in_flight"), 0),
+                number(row.get("rps"), 1),
+                *(share(shares.get(c)) for c in ("2xx", "3xx", "4xx", "5xx")),
+                number(row.get("p50_ms"), 1),
+                number(row.get("p99_ms"), 1),
+                number(row.get("in_flight"), 0),
             )
         console.print(table)
-
-
-def _num(value: float | None, decimals: int) -> str:
-    return "-" if value is None else f"{value:.{decimals}f}"
-
-
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{value:.0f}%"
 
 
 def open_site(
@@ -185,3 +121,18 @@ def open_site(
     typer.echo(url)
     if not print_only and not webbrowser.open(url):
         typer.echo("no web browser found here: open the URL above yourself")
+
+
+def dashboard(
+    print_only: bool = typer.Option(False, "--print", help="Only print the sign-in link."),
+) -> None:
+    """Open the web dashboard with a one-time sign-in link (valid for a minute, once)."""
+    home = Home.from_env()
+    daemon = running_daemon(home)
+    if daemon is None:
+        raise ServiceError("the daemon is not running: it serves the dashboard (start it with `sprout up`)")
+    answer = ApiClient.for_daemon(home, daemon).post("/v1/dashboard/codes", {})
+    url = f"{daemon.api_url.rstrip('/')}{answer['path']}?code={answer['code']}"
+    typer.echo(url)
+    if not print_only and not webbrowser.open(url):
+        typer.echo("no web browser found here: open the link above yourself (it works once, for a minute)")

@@ -21,7 +21,7 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "sprout.cli.plan_cmd": ("plan", "history"),
     "sprout.cli.agent_cmd": ("agent",),
     "sprout.cli.ops_cmd": ("up", "status", "logs", "down"),
-    "sprout.cli.health_cmd": ("health", "open", "apply"),
+    "sprout.cli.health_cmd": ("health", "open", "dashboard", "apply"),
     "sprout.cli.release_cmd": ("deploy", "rollback", "swap", "scale"),
     "sprout.cli.daemon_cmd": ("daemon",),
     "sprout.cli.aws_cmd": ("aws",),

@@ -1,10 +1,10 @@
-"""`sprout health`'s figures from two `/v1/health` readings (the live command is in tests/e2e)."""
+"""Live figures from two `/v1/health` readings (`sprout health`, the dashboard; live runs in tests/e2e)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from sprout.cli.health_cmd import health_report
+from sprout.controlplane.status import health_report
 from sprout.router.metrics import Stats
 
 

@@ -1,0 +1,98 @@
+"""The dashboard page: environments with live per-instance figures, recent releases and events."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import jinja2
+
+from sprout.controlplane.status import number, share
+
+#: Seconds between the page's own reloads (and so the window its live figures cover).
+REFRESH = 5
+
+_TEMPLATE = """<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta http-equiv="refresh" content="{{ refresh }}">
+<title>Sprout dashboard</title>
+<style>
+body { font: 14px/1.4 system-ui, sans-serif; margin: 1.5rem; color: #1d2a1f; }
+h1 { font-size: 1.3rem; } h2 { font-size: 1.1rem; margin-top: 1.8rem; }
+table { border-collapse: collapse; margin: .4rem 0 1rem; }
+th, td { padding: .2rem .7rem; text-align: left; border-bottom: 1px solid #dde5dc; }
+th { background: #eef4ec; } td.n { text-align: right; font-variant-numeric: tabular-nums; }
+.ok { color: #1b7a2f; } .bad { color: #b3261e; font-weight: 600; } .muted { color: #6b766c; }
+</style>
+</head>
+<body>
+<h1>Sprout</h1>
+<p class="muted">daemon pid {{ daemon.pid }}, up {{ "%.0f"|format(daemon.uptime or 0) }} s; router {{ report.router }};
+live figures over the last {{ "%.1f"|format(report.window) }} s; this page reloads every {{ refresh }} s.</p>
+{% for e in report.environments %}
+<h2>{{ e.app }}/{{ e.env }} — version {{ e.version or "-" }} —
+<span class="{{ 'ok' if e.healthy >= e.desired else 'bad' }}">{{ e.healthy }}/{{ e.desired }} healthy</span></h2>
+<p>{% if e.url %}<a href="{{ e.url }}">{{ e.url }}</a>{% endif %}
+{% for g in groups[e.app ~ '/' ~ e.env] %} · group {{ g.name }} {{ g.version }} at {{ g.weight }}%{% endfor %}
+· {{ "%.1f"|format(e.total.rps) }} req/s</p>
+<table>
+<tr><th>instance</th><th>zone</th><th>version</th><th>state</th><th>router</th><th>req/s</th>
+<th>2xx</th><th>3xx</th><th>4xx</th><th>5xx</th><th>p50 ms</th><th>p99 ms</th><th>in flight</th></tr>
+{% for row in e.instances + [dict(e.total, id="total")] %}
+<tr><td>{{ row.id }}</td><td>{{ row.zone or "" }}</td><td>{{ row.version or "" }}</td>
+<td class="{{ 'ok' if row.health == 'healthy' else ('bad' if row.health else '') }}">{{ row.state or "" }} {{ row.health or "" }}</td>
+<td class="{{ 'ok' if row.router_state == 'healthy' else ('bad' if row.router_state else '') }}">{{ row.router_state or ("" if row.id == "total" else "unrouted") }}</td>
+<td class="n">{{ num(row.rps, 1) }}</td>
+{% for c in ("2xx", "3xx", "4xx", "5xx") %}<td class="n{{ ' bad' if c == '5xx' and (row.percent or {}).get(c) }}">{{ pct((row.percent or {}).get(c)) }}</td>{% endfor %}
+<td class="n">{{ num(row.p50_ms, 1) }}</td><td class="n">{{ num(row.p99_ms, 1) }}</td><td class="n">{{ num(row.in_flight, 0) }}</td></tr>
+{% endfor %}
+</table>
+{% else %}
+<p>No environments yet: create one with <code>sprout up</code>.</p>
+{% endfor %}
+<h2>Releases</h2>
+{% if deployments %}<table>
+<tr><th>#</th><th>environment</th><th>version</th><th>strategy</th><th>state</th><th>outcome</th><th>started</th><th>by</th><th>reason</th></tr>
+{% for d in deployments %}<tr><td>{{ d.id }}</td><td>{{ d.app }}/{{ d.env }}</td><td>{{ d.version }}</td><td>{{ d.strategy }}</td>
+<td>{{ d.state }}</td><td class="{{ 'bad' if d.outcome and d.outcome != 'succeeded' }}">{{ d.outcome or "" }}</td>
+<td>{{ when(d.started_at) }}</td><td>{{ d.user }}</td><td>{{ d.reason or "" }}</td></tr>
+{% endfor %}</table>{% else %}<p class="muted">none yet</p>{% endif %}
+<h2>Events</h2>
+{% if events %}<table>
+<tr><th>time</th><th>environment</th><th>kind</th><th>what</th></tr>
+{% for ev in events %}<tr><td>{{ when(ev.time) }}</td><td>{{ ev.app or "" }}{{ "/" ~ ev.env if ev.env }}</td><td>{{ ev.kind }}</td><td>{{ ev.message }}</td></tr>
+{% endfor %}</table>{% else %}<p class="muted">none yet</p>{% endif %}
+</body>
+</html>
+"""
+
+_env = jinja2.Environment(autoescape=True)
+_env.globals.update(dict=dict)
+_page = _env.from_string(_TEMPLATE)
+
+
+def render(
+    report: dict[str, Any],
+    health: dict[str, Any],
+    deployments: list[dict[str, Any]],
+    events: list[dict[str, Any]],
+) -> str:
+    """The page for a live report (`health_report`), the health document it came from, and history."""
+    groups = {f"{e['app']}/{e['env']}": e["groups"] for e in health["environments"]}
+    return _page.render(
+        refresh=REFRESH,
+        report=report,
+        daemon=health["daemon"],
+        groups=groups,
+        deployments=list(reversed(deployments)),
+        events=list(reversed(events)),
+        num=number,
+        pct=share,
+        when=_when,
+    )
+
+
+def _when(stamp: float) -> str:
+    return datetime.fromtimestamp(stamp, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
