@@ -112,6 +112,9 @@ def test_forged_expired_or_malformed_cookies_are_refused(client: TestClient) -> 
         client.get("/dashboard", headers={"Cookie": 'sprout_dashboard="unterminated; x=\\'}).status_code
         == 401
     )
+    # A non-ASCII value (as latin-1 bytes, the way a hostile client can send it) is refused, not a 500.
+    hostile = 'sprout_dashboard="caf\u00e9"'.encode("latin-1")
+    assert client.get("/dashboard", headers=[(b"cookie", hostile)]).status_code == 401  # type: ignore[list-item]
 
 
 def test_codes_and_sessions_expire(monkeypatch: pytest.MonkeyPatch) -> None:

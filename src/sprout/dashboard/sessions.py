@@ -52,13 +52,14 @@ class DashboardSessions:
 
     def signed_in(self, scope: Scope) -> bool:
         """True for a request carrying the cookie of a live session."""
-        given = _cookie(scope)
+        given = _cookie(scope).encode("latin-1")
         if not given:
             return False
         now = time.monotonic()
         with self._lock:
-            # Compared in constant time against each live session, like the bearer token.
-            return any(hmac.compare_digest(given, s) and t > now for s, t in self._sessions.items())
+            # Compared in constant time against each live session, like the bearer token (as bytes:
+            # compare_digest refuses str with non-ASCII characters, which a hostile cookie may hold).
+            return any(hmac.compare_digest(given, s.encode()) and t > now for s, t in self._sessions.items())
 
     def lets_through(self, scope: Scope) -> bool:
         """Requests the bearer middleware passes without the token: the sign-in link, and the page for
