@@ -329,32 +329,6 @@ class Exchange:
                 conn.reset_parser()
             self.response_complete(upstream_keep_alive)
 
-    def whole_response(self, status: int, fields: bytes, length: bytes, body: bytes) -> None:
-        """A whole response with plain end-to-end `fields` and `length` bytes of `body` arrived at once.
-
-        Sends what `response_head`, `response_body` and `response_complete` would, in one write.
-        """
-        self.deadline = 0.0
-        self.resp_status = status
-        self.bytes_out = len(body)
-        client = self.client
-        if self.close_after:
-            tail = b"X-Request-Id: %s\r\nConnection: close\r\n\r\n" % self.rid
-        elif client.http11:
-            tail = b"X-Request-Id: %s\r\n\r\n" % self.rid
-        else:
-            tail = b"X-Request-Id: %s\r\nConnection: keep-alive\r\n\r\n" % self.rid
-        if not client.closed:
-            client.transport.write(  # type: ignore[union-attr]
-                b"%s%sContent-Length: %s\r\n%s%s"
-                % (_STATUS_LINES.get(status) or wire.status_line(status), fields, length, tail, body)
-            )
-        conn = self.conn
-        self.conn = None
-        if conn is not None:
-            conn.pool.release(conn)
-        self._finish(status)
-
     def response_body(self, data: bytes) -> None:
         """A piece of response body arrived from the upstream."""
         self.bytes_out += len(data)

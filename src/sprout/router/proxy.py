@@ -17,8 +17,6 @@ if TYPE_CHECKING:
     from sprout.router.router import Router
 
 _UNSEEN: Any = object()
-_FAST_REQUEST = wire.FAST_REQUEST.fullmatch
-_FAST_REQUEST_NAMES = wire.FAST_REQUEST_NAMES.search
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _REQUEST_HEAD = (
     b"%s %s HTTP/1.1\r\n%sX-Forwarded-For: %s\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: %s\r\n"
@@ -40,7 +38,6 @@ class ClientProtocol(RequestHead, asyncio.Protocol):
         "last",
         "parser",
         "parsing",
-        "partial",
         "paused_pipeline",
         "paused_upstream",
         "peer",
@@ -73,7 +70,6 @@ class ClientProtocol(RequestHead, asyncio.Protocol):
         self.http11 = True
         self.paused_upstream = False
         self.paused_pipeline = False
-        self.partial = False  # the parser holds part of a message
 
     # -- asyncio protocol -----------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -108,8 +104,6 @@ class ClientProtocol(RequestHead, asyncio.Protocol):
             last = self.last
             if last is not None:
                 last.tunnel_to_upstream(data)
-            return
-        if self.exchange is None and not self.partial and self._whole_request(data):
             return
         if self.in_head:
             if not self.head_started:
@@ -149,45 +143,7 @@ class ClientProtocol(RequestHead, asyncio.Protocol):
         if ex is not None and ex.conn is not None:
             ex.conn.resume()
 
-    def _whole_request(self, data: bytes) -> bool:
-        """Send a whole, plain GET/HEAD read in one piece without the parser; False if it is not one."""
-        m = _FAST_REQUEST(data)
-        if m is None:
-            return False
-        low = data.lower()
-        found = _FAST_REQUEST_NAMES(low)
-        if found is None or found.group(1) != b"host" or _FAST_REQUEST_NAMES(low, found.end() - 1) is not None:
-            # No Host (HTTP/1.1 requires one), a second one, or a header the proxy must act on.
-            return False
-        host = data[found.start(2) : found.end(2)]
-        method, url, fields = m.groups()
-        router = self.router
-        route = router.host_routes.get(host, _UNSEEN)
-        if route is _UNSEEN:
-            route = router.route_for(host)
-        if (
-            route is None
-            or route.cache is not None
-            or len(url) > self.max_request_line
-            or len(fields) > self.max_header_bytes
-        ):
-            return False
-        self.idle_since = 0.0
-        self.head_started = 0.0
-        self.http11 = True
-        rid = next(router.request_ids)
-        ex = Exchange(self, route, method, url, host, rid, 0, True)
-        ex.head = _REQUEST_HEAD % (method, url, fields, self.peer, host, rid, b"")
-        ex.request_done = True
-        self.last = ex
-        self.exchange = ex
-        ex.send()
-        return True
-
     # -- httptools callbacks --------------------------------------------------------------------------
-    def on_message_begin(self) -> None:
-        self.partial = True
-
     def on_headers_complete(self) -> None:
         self.in_head = False
         self.head_raw = 0
@@ -276,7 +232,6 @@ class ClientProtocol(RequestHead, asyncio.Protocol):
         ex = self.parsing
         self.parsing = None
         self.in_head = True
-        self.partial = False
         if ex is not None:
             if ex.body_mode or ex.conn is not None:
                 ex.request_complete()

@@ -18,8 +18,6 @@ if TYPE_CHECKING:
 _cached = wire.cached
 _KEEP = wire.KEEP
 _KEPT_IN_RESPONSE = wire.KEPT_IN_RESPONSE
-_FAST_RESPONSE = wire.FAST_RESPONSE.match
-_FAST_RESPONSE_NAMES = wire.FAST_RESPONSE_NAMES.search
 
 
 class UpstreamConnection(asyncio.Protocol):
@@ -31,7 +29,6 @@ class UpstreamConnection(asyncio.Protocol):
         "idle_since",
         "lines",
         "parser",
-        "partial",
         "paused",
         "pool",
         "special",
@@ -53,7 +50,6 @@ class UpstreamConnection(asyncio.Protocol):
         self.closed = False
         self.tunnel = False
         self.paused = False
-        self.partial = False  # the parser holds part of a response
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -69,16 +65,6 @@ class UpstreamConnection(asyncio.Protocol):
             return
         if self.tunnel:
             ex.tunnel_to_client(data)
-            return
-        if (
-            not self.partial
-            and ex.cache_key is None
-            and ex.request_done
-            and not ex.resp_status
-            and not ex.upgrade
-            and ex.method != b"HEAD"
-            and self._whole_response(ex, data)
-        ):
             return
         try:
             self.parser.feed_data(data)
@@ -108,32 +94,7 @@ class UpstreamConnection(asyncio.Protocol):
         if self.exchange is not None:
             self.exchange.resume_client_reading()
 
-    def _whole_response(self, ex: Exchange, data: bytes) -> bool:
-        """Relay a whole, plain response read in one piece without the parser; False if it is not one."""
-        m = _FAST_RESPONSE(data)
-        if m is None:
-            return False
-        code = m.group(1)
-        if code == b"204" or code == b"304":
-            return False
-        head_end = m.end()
-        # Lower-cased from the status line on, so every header line follows an LF, as the pattern needs.
-        low = data[:head_end].lower()
-        found = _FAST_RESPONSE_NAMES(low)
-        # Exactly one header to act on, and it is a Content-Length that frames all the bytes read.
-        if found is None or found.group(1) != b"content-length" or _FAST_RESPONSE_NAMES(low, found.end() - 1):
-            return False
-        length = data[found.start(2) : found.end(2)]
-        if not length.isdigit() or len(data) - head_end != int(length):
-            return False
-        fields = data[m.start(2) : found.start() + 1] + data[found.end() : m.end(2)]
-        ex.whole_response(int(code), fields, length, data[head_end:] if length != b"0" else b"")
-        return True
-
     # httptools callbacks
-    def on_message_begin(self) -> None:
-        self.partial = True
-
     def on_header(self, name: bytes, value: bytes) -> None:
         # Classified as it arrives, so the head is built without a second pass over the headers.
         cls = _cached(name)
@@ -162,7 +123,6 @@ class UpstreamConnection(asyncio.Protocol):
             ex.response_body(body)
 
     def on_message_complete(self) -> None:
-        self.partial = False
         ex = self.exchange
         if ex is not None:
             ex.response_complete(self.parser.should_keep_alive())
@@ -182,7 +142,6 @@ class UpstreamConnection(asyncio.Protocol):
     def reset_parser(self) -> None:
         """Start a fresh response parser (after a HEAD response whose body the parser would wait for)."""
         self.parser = httptools.HttpResponseParser(self)
-        self.partial = False
         self.lines = [b""]
         self.special = []
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from http import HTTPStatus
 
 # Header classes, looked up by the exact bytes of a header name (cached) to keep .lower() off the hot path.
@@ -147,34 +146,3 @@ def local_response(status: int, message: str, request_id: bytes, close: bool) ->
 
 
 IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"PUT", b"DELETE", b"TRACE"})
-
-
-# -- the fast path: whole, plain messages read in one piece ----------------------------------------------
-# Most requests and responses arrive whole in one read, in the canonical shape every mainstream client
-# and server writes (`Name: value`, nothing hop-by-hop). Those are recognised by one strict regex each and
-# forwarded without httptools' per-header callbacks; anything else (a partial message, a body, odd
-# spacing, obs-text, a header the proxy must act on) goes to httptools as before. The patterns accept a
-# subset of what httptools accepts, so the fast path never lets through what the parser would refuse.
-_TOKEN = rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
-_FIELDS = rb"((?:" + _TOKEN + rb": [!-~](?:[\t !-~]*[!-~])?\r\n)*)\r\n"
-#: A bodiless GET/HEAD in origin form, HTTP/1.1, canonical header lines: (method, target, header block).
-FAST_REQUEST = re.compile(rb"(GET|HEAD) (/[!-~]*) HTTP/1\.1\r\n" + _FIELDS)
-#: A response head, HTTP/1.1, canonical header lines: (status, header block); the body follows.
-FAST_RESPONSE = re.compile(rb"HTTP/1\.1 ([2-5][0-9][0-9]) [\t !-~]*\r\n" + _FIELDS)
-
-
-def _names(names: set[bytes]) -> re.Pattern[bytes]:
-    """A pattern finding header lines with one of `names` in a lower-cased canonical message head.
-
-    Each line is found by the LF that ends the line before it (a literal prefix `re` scans for fast).
-    """
-    alternatives = b"|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
-    return re.compile(rb"\n(" + alternatives + rb"): ([^\r]*)\r\n")
-
-
-#: Request headers the proxy acts on or replaces (Host is the one the fast path handles itself).
-FAST_REQUEST_NAMES = _names(
-    {n for n, c in _BY_LOWER.items() if c not in (SET_COOKIE, CACHE_CONTROL, VARY, ACCEPT_ENCODING)}
-)
-#: Response headers that are not carried through as they are (Content-Length is the one handled).
-FAST_RESPONSE_NAMES = _names({n for n, c in _BY_LOWER.items() if c not in KEPT_IN_RESPONSE})
