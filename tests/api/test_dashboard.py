@@ -41,6 +41,10 @@ class Plane:
         return {"events": [{"time": 0.0, "app": "shop", "env": "production", "kind": "instance.replace",
                             "message": "i-old died <script>alert(1)</script>"}]}  # fmt: skip
 
+    def bill(self) -> dict[str, Any]:
+        return {"currency": "EUR", "since": "2026-11-01T00:00:00Z", "instance_seconds": 7200.0, "spend": 1.5,
+                "projected_month": 9.25, "fixed_peak_spend": 2.0, "savings": 0.5}  # fmt: skip
+
     def deployments(self, query: dict[str, str]) -> dict[str, Any]:
         return {"deployments": [{"id": 3, "app": "shop", "env": "production", "version": "v7",
                                  "strategy": "bluegreen", "state": "done", "outcome": "succeeded",
@@ -88,6 +92,10 @@ def test_a_code_signs_in_once_and_the_cookie_opens_only_the_page(client: TestCli
         "i-abc123",
         "group blue v7 at 100%",
         "bluegreen",
+        "1.50 EUR this month so far (2.0 instance-hours since 2026-11-01T00:00:00Z)",
+        "projected 9.25 EUR",
+        "would have cost 2.00 EUR",
+        "autoscaling saved 0.50 EUR",
     ):
         assert text in page.text, text
     # Live figures: 10 more requests between the two readings, none failed in between.

@@ -54,6 +54,10 @@ class Controller(Protocol):
         """The status with the router's live counters per instance."""
         ...
 
+    def bill(self) -> dict[str, Any]:
+        """This month's bill so far."""
+        ...
+
     def apply(self, request: dict[str, Any]) -> dict[str, Any]:
         """Apply an app folder's manifest to an environment."""
         ...
@@ -189,7 +193,7 @@ def create_app(controller: Controller, releases: Releases, token: str) -> Starle
         report = health_report(before, now)
         deployments = releases.deployments({"limit": "10"})["deployments"]
         events = controller.events({"limit": "15"})["events"]
-        return render(report, now, deployments, events)
+        return render(report, now, deployments, events, controller.bill())
 
     async def sprout_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, SproutError)

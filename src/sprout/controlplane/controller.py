@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +98,17 @@ class Controller:
                 instance["router"] = targets.get(instance["id"])
         doc["time"] = time.time()
         return doc
+
+    def bill(self) -> dict[str, Any]:
+        """This calendar month's bill so far (UTC), as `sprout cost --json` prints it."""
+        from sprout.cost import observed
+        from sprout.cost.report import build_report
+
+        now = time.time()
+        month = datetime.fromtimestamp(now, UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        return build_report(
+            observed.lifetimes(self._store), observed.prices(self._store), month.timestamp(), now
+        ).to_json()
 
     def apply(self, request: dict[str, Any]) -> dict[str, Any]:
         """Apply an app folder's manifest (and pushed version) to an environment; the plan or no changes."""

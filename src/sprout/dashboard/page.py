@@ -1,4 +1,4 @@
-"""The dashboard page: environments with live per-instance figures, recent releases and events."""
+"""The dashboard page: environments with live per-instance figures, the month's bill, releases and events."""
 
 from __future__ import annotations
 
@@ -52,6 +52,11 @@ live figures over the last {{ "%.1f"|format(report.window) }} s; this page reloa
 {% else %}
 <p>No environments yet: create one with <code>sprout up</code>.</p>
 {% endfor %}
+<h2>Bill</h2>
+<p>{{ "%.2f"|format(bill.spend) }} {{ bill.currency }} this month so far ({{ "%.1f"|format(bill.instance_seconds / 3600) }} instance-hours since {{ bill.since }});
+projected {{ "%.2f"|format(bill.projected_month) }} {{ bill.currency }} for a month at the last 24 h's rate.
+A fleet fixed at each environment's peak would have cost {{ "%.2f"|format(bill.fixed_peak_spend) }} {{ bill.currency }}:
+autoscaling saved {{ "%.2f"|format(bill.savings) }} {{ bill.currency }}. <span class="muted">(<code>sprout cost --advise</code> for details and advice)</span></p>
 <h2>Releases</h2>
 {% if deployments %}<table>
 <tr><th>#</th><th>environment</th><th>version</th><th>strategy</th><th>state</th><th>outcome</th><th>started</th><th>by</th><th>reason</th></tr>
@@ -78,8 +83,9 @@ def render(
     health: dict[str, Any],
     deployments: list[dict[str, Any]],
     events: list[dict[str, Any]],
+    bill: dict[str, Any],
 ) -> str:
-    """The page for a live report (`health_report`), the health document it came from, and history."""
+    """The page for a live report (`health_report`), the health document it came from, history and the bill."""
     groups = {f"{e['app']}/{e['env']}": e["groups"] for e in health["environments"]}
     return _page.render(
         refresh=REFRESH,
@@ -88,6 +94,7 @@ def render(
         groups=groups,
         deployments=list(reversed(deployments)),
         events=list(reversed(events)),
+        bill=bill,
         num=number,
         pct=share,
         when=_when,
