@@ -100,15 +100,19 @@ class Controller:
         return doc
 
     def bill(self) -> dict[str, Any]:
-        """This calendar month's bill so far (UTC), as `sprout cost --json` prints it."""
+        """This calendar month's bill so far (UTC), as `sprout cost --json` prints it.
+
+        It starts at the month's first instant or the first launch, whichever is later, as `sprout cost`
+        starts at the first launch: a fixed peak fleet is not charged for days before anything ran.
+        """
         from sprout.cost import observed
         from sprout.cost.report import build_report
 
         now = time.time()
+        lifetimes = observed.lifetimes(self._store)
         month = datetime.fromtimestamp(now, UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-        return build_report(
-            observed.lifetimes(self._store), observed.prices(self._store), month.timestamp(), now
-        ).to_json()
+        since = max(month.timestamp(), min((life.start for life in lifetimes), default=now))
+        return build_report(lifetimes, observed.prices(self._store), since, now).to_json()
 
     def apply(self, request: dict[str, Any]) -> dict[str, Any]:
         """Apply an app folder's manifest (and pushed version) to an environment; the plan or no changes."""
