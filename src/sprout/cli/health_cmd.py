@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from sprout.cli.client import ApiClient
+from sprout.cli.client import ApiClient, connect
 from sprout.cli.ops_cmd import find_env, status_document
 from sprout.cli.release_cmd import app_name
 from sprout.controlplane.lifecycle import running_daemon
@@ -127,12 +127,9 @@ def dashboard(
     print_only: bool = typer.Option(False, "--print", help="Only print the sign-in link."),
 ) -> None:
     """Open the web dashboard with a one-time sign-in link (valid for a minute, once)."""
-    home = Home.from_env()
-    daemon = running_daemon(home)
-    if daemon is None:
-        raise ServiceError("the daemon is not running: it serves the dashboard (start it with `sprout up`)")
-    answer = ApiClient.for_daemon(home, daemon).post("/v1/dashboard/codes", {})
-    url = f"{daemon.api_url.rstrip('/')}{answer['path']}?code={answer['code']}"
+    client = connect(Home.from_env())
+    answer = client.post("/v1/dashboard/codes", {})
+    url = f"{client.base_url.rstrip('/')}{answer['path']}?code={answer['code']}"
     typer.echo(url)
     if not print_only and not webbrowser.open(url):
         typer.echo("no web browser found here: open the link above yourself (it works once, for a minute)")
