@@ -3,23 +3,30 @@ SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3.12 || command -v python3.13 || command -v python3)
 VENV ?= .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+RUN_STAMP := $(VENV)/.installed-run
+DEV_STAMP := $(VENV)/.installed-dev
 PORT ?= 8080
 PYTEST_ARGS ?=
 
 .PHONY: setup demo test lint format services test-fast test-slow clean
 
-$(STAMP): pyproject.toml
+# The demo needs Sprout's runtime dependencies only; the test tools (a much larger install) come with
+# `make test`.
+$(RUN_STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Sprout needs Python >= 3.11")'
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	touch $(STAMP)
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check -e .
+	@touch $(RUN_STAMP)
 
-setup: $(STAMP) ## create .venv and install Sprout with its test tools
+$(DEV_STAMP): $(RUN_STAMP) pyproject.toml
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $(DEV_STAMP)
 
-demo: setup ## run the microsite on embedded defaults; Ctrl-C tears it down
-	PORT=$(PORT) bash scripts/demo.sh
+setup: $(DEV_STAMP) ## create .venv and install Sprout with its test tools
+
+demo: $(RUN_STAMP) ## run the microsite on embedded defaults; Ctrl-C tears it down
+	@PORT=$(PORT) bash scripts/demo.sh
 
 services: ## install/start the services the tests need (memcached, MariaDB, PostgreSQL, Redis)
 	bash scripts/services.sh
