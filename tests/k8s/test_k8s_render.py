@@ -99,8 +99,9 @@ def summary(obj: dict[str, Any]) -> dict[str, Any]:
 def test_objects_match_golden_snapshot(app: str) -> None:
     text = json.dumps([summary(obj) for obj in render(app)], indent=2, sort_keys=True) + "\n"
     golden = GOLDEN / f"{app}.json"
-    if regenerate() or not golden.exists():
+    if regenerate():
         golden.write_text(text)
+    assert golden.exists(), f"no golden file {golden}; create it with SPROUT_UPDATE_GOLDEN=1 and review it"
     assert text == golden.read_text(), (
         f"objects changed; rerun with SPROUT_UPDATE_GOLDEN=1 if intended ({golden})"
     )

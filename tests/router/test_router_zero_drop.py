@@ -80,7 +80,8 @@ class Load:
             f"\nload: {total} requests in {elapsed:.1f}s = {total / elapsed:.0f} req/s; ok={dict(self.ok)} "
             f"failed={dict(self.failed)} {collections.Counter(self.failures)}"
         )
-        assert total / elapsed >= 200
+        # Enough traffic that every swap happened under load; the rate itself is bench/'s business.
+        assert total >= 200, f"only {total} requests sent: the load generator did not run"
         return elapsed
 
 
