@@ -43,7 +43,8 @@ class Plane:
 
     def bill(self) -> dict[str, Any]:
         return {"currency": "EUR", "since": "2026-11-01T00:00:00Z", "instance_seconds": 7200.0, "spend": 1.5,
-                "projected_month": 9.25, "fixed_peak_spend": 2.0, "savings": 0.5}  # fmt: skip
+                "projected_month": 9.25, "fixed_peak_spend": 2.0, "savings": 0.5, "rate_per_hour": 0.05,
+                "hours_left_in_month": 100.0, "above_desired_spend": 0.0}  # fmt: skip
 
     def deployments(self, query: dict[str, str]) -> dict[str, Any]:
         return {"deployments": [{"id": 3, "app": "shop", "env": "production", "version": "v7",

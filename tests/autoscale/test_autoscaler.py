@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import os
+import sqlite3
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from sprout.controlplane.autoscale import Autoscaler, route_totals, scaling_config
+from sprout.controlplane.autoscale import Autoscaler, route_totals
 from sprout.router.metrics import Stats
 from sprout.spec import parse_manifest
 from sprout.state import StateStore
@@ -67,7 +69,7 @@ def make(store: StateStore, router: Router, clock: Clock, releasing: bool = Fals
     return Autoscaler(store, lambda: router, lambda app, env: releasing, clock)
 
 
-def test_a_burst_scales_out_at_once_within_max(store: StateStore) -> None:
+def test_a_burst_scales_out_at_once_one_step_at_a_time_within_max(store: StateStore) -> None:
     router, clock = Router(), Clock()
     scaler = make(store, router, clock)
     scaler.tick()
@@ -75,10 +77,16 @@ def test_a_burst_scales_out_at_once_within_max(store: StateStore) -> None:
     router.serve("blue", 300)
     scaler.tick()
     env = store.get_environment("shop", "production")
-    assert env is not None and env.desired_capacity == 6
+    # 30 instances asked for: one decision adds at most +4 (or x2) to 1, then max 6 caps the next.
+    assert env is not None and env.desired_capacity == 5
     event = store.list_events("shop", "production", kind="scale")[-1]
-    assert event.message.startswith("desired capacity 1 → 6 (")
+    assert event.message.startswith("desired capacity 1 → 5 (target_tracking): ")
+    assert event.message.endswith("; limited to 5 (at most +100% or +4 per decision): 1 → 5")
     assert event.data["request_rate"] == 300.0
+    clock.now += 1
+    router.serve("blue", 300)
+    scaler.tick()
+    assert store.get_environment("shop", "production").desired_capacity == 6
 
 
 def test_no_change_while_within_target(store: StateStore) -> None:
@@ -110,21 +118,6 @@ def test_route_totals_sum_only_the_route() -> None:
     totals = route_totals(router.metrics(), "shop-production")
     assert totals["requests"] == {"total": 7, "5xx": 0}
     assert totals["latency"]["buckets"]["+Inf"] == 7
-
-
-def test_manifest_steps_and_schedules_reach_the_scaler() -> None:
-    manifest = parse_manifest(
-        {
-            **MANIFEST,
-            "scaling": {
-                "step": [{"lower": 80, "change": 50, "percent": True}, {"upper": 10, "change": -1}],
-                "schedule": [{"cron": "30 19 * 6 *", "min": 8}],
-            },
-        }
-    )
-    config = scaling_config(manifest)
-    assert [(s.change, s.percent) for s in config.step] == [(50.0, True), (-1.0, False)]
-    assert len(config.schedule) == 1
 
 
 def test_observed_load_is_kept_per_hour(store: StateStore) -> None:
@@ -258,3 +251,58 @@ def test_an_operators_scale_in_is_not_bounced_back_by_the_instances_still_live(s
     router.serve("blue", 2)
     scaler.tick()
     assert store.get_environment("shop", "production").desired_capacity == 1
+
+
+def test_one_environments_error_is_an_event_on_it_and_the_others_keep_scaling(
+    store: StateStore, tmp_path: Path
+) -> None:
+    # A manifest stored before `validate` refused steps without bounds: the scaler cannot read it.
+    valid = parse_manifest({**MANIFEST, "app": {"name": "broken", "web": "python app.py"}})
+    store.upsert_environment("broken", "production", valid, tmp_path)
+    store.add_version("broken", "b" * 64, 1, valid)
+    store.set_current_version("broken", "production", "v1")
+    broken = valid.model_dump(mode="json")
+    broken["scaling"]["step"] = [{"change": 1}]
+    with sqlite3.connect(tmp_path / "state.db") as conn:
+        conn.execute("UPDATE environments SET manifest_json = ? WHERE app = 'broken'", (json.dumps(broken),))
+    router, clock = Router(), Clock()
+    scaler = make(store, router, clock)
+    scaler.tick()
+    for _ in range(3):
+        clock.now += 1
+        router.serve("blue", 30)
+        scaler.tick()
+    assert store.get_environment("shop", "production").desired_capacity == 3
+    (error,) = store.list_events(kind="scale.error")
+    assert (error.app, error.env) == ("broken", "production")
+    assert error.message == (
+        "broken/production: scaling stopped for this environment: ManifestError: state of broken/production: "
+        'scaling.step[0]: give "lower", "upper" or both (the metric interval this step applies to); '
+        "fix its manifest and run `sprout up`"
+    )
+
+
+def test_a_reading_after_a_stall_of_the_router_is_discarded(store: StateStore) -> None:
+    router, clock = Router(), Clock()
+    scaler = make(store, router, clock)
+    for _ in range(3):
+        clock.now += 1
+        router.serve("blue", 9)
+        scaler.tick()
+    # The router stalls for 5 s; its clients' requests queue and arrive at once when it resumes.
+    clock.now += 6
+    router.serve("blue", 1000)
+    scaler.tick()
+    clock.now += 1
+    router.serve("blue", 1000)
+    scaler.tick()
+    assert store.get_environment("shop", "production").desired_capacity == 1
+    (stall,) = store.list_events("shop", "production", kind="scale.stall")
+    assert stall.message == (
+        "reading discarded: 6.0s since the previous reading: the metrics source stalled; readings resume in 2s"
+    )
+    for _ in range(2):
+        clock.now += 1
+        router.serve("blue", 30)
+        scaler.tick()
+    assert store.get_environment("shop", "production").desired_capacity == 3

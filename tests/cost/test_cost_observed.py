@@ -62,3 +62,27 @@ def test_observed_hours_and_settings_feed_the_advice(store: StateStore) -> None:
     assert (hour.requests_per_second, hour.peak_requests_per_second, hour.instances) == (10.0, 25.0, 2.0)
     (setting,) = observed.settings(store)
     assert (setting.size, setting.minimum, setting.target, setting.slo_p99) == ("medium", 2, 50.0, 0.5)
+
+
+def test_each_app_is_priced_by_its_own_manifest(store: StateStore, tmp_path: Path) -> None:
+    other = parse_manifest(
+        {
+            "app": {"name": "lottery", "web": "python app.py"},
+            "cost": {"currency": "EUR", "prices": {"small": 0.1}},
+        }
+    )
+    store.upsert_environment("lottery", "production", other, tmp_path)  # applied last
+    pricing = observed.pricing(store)
+    assert pricing.hourly("shop", "medium") == 0.5
+    assert pricing.hourly("lottery", "small") == 0.1
+    assert pricing.hourly("lottery", "medium") == 0.048  # the default table under its own overrides
+
+
+def test_desired_capacity_over_time_comes_from_the_capacity_decisions(store: StateStore) -> None:
+    store.set_desired_capacity("shop", "production", 5, "scale-out")
+    store.set_desired_capacity("shop", "production", 3, "scale-in")
+    changes = store.list_events("shop", "production", kind="capacity")
+    desired = observed.desired(store)[("shop", "production")]
+    assert desired.initial == 2
+    assert desired.changes == ((changes[0].time, 5), (changes[1].time, 3))
+    assert desired.at(changes[0].time - 1) == 2 and desired.at(changes[1].time) == 3

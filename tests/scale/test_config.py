@@ -1,100 +1,173 @@
-"""`ScalingConfig.from_mapping`: the manifest's `[scaling]` section, its defaults and its errors."""
+"""The scaler and the bill take the manifest as `sprout.spec` validated it: one parser, exact messages.
+
+Each row is a `[scaling]` or `[cost]` mistake and the exact error `sprout validate` prints; what passes
+here is what the daemon's `Scaler` and `sprout cost` run with, so nothing can pass `validate` and then
+raise in the daemon.
+"""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
 import pytest
 
+from sprout.cost.prices import CostConfig
 from sprout.errors import ManifestError
-from sprout.scale.config import Limits, ScalingConfig, ScheduledAction, StepAdjustment, parse_duration
+from sprout.scale import Fleet, Limits, MetricSample, Scaler
+from sprout.spec import load_manifest, parse_manifest
+from sprout.spec.scaling import StepAdjustment
+
+APP = '[app]\nname = "shop"\nweb = "run"\n'
+CHANGE_HINT = 'write it like "+2", -1 or "+50%"'
+
+MISTAKES: list[tuple[str, str, list[str]]] = [
+    (
+        "step with neither bound",
+        "[[scaling.step]]\nchange = 1\n",
+        ['scaling.step[0]: give "lower", "upper" or both (the metric interval this step applies to)'],
+    ),
+    (
+        "step change that is no number",
+        '[[scaling.step]]\nlower = 1\nchange = "lots"\n',
+        [f"scaling.step[0]: change 'lots' is not a change; {CHANGE_HINT}"],
+    ),
+    (
+        "step change of zero percent",
+        '[[scaling.step]]\nlower = 1\nchange = "+0%"\n',
+        [f"scaling.step[0]: change 0 changes nothing; {CHANGE_HINT}"],
+    ),
+    (
+        "step change of zero",
+        "[[scaling.step]]\nlower = 1\nchange = 0\n",
+        [f"scaling.step[0]: change 0 changes nothing; {CHANGE_HINT}"],
+    ),
+    (
+        "step change fractional",
+        "[[scaling.step]]\nlower = 1\nchange = 1.5\n",
+        ["scaling.step[0].change: must be a whole number (got 1.5)"],
+    ),
+    (
+        "step change boolean",
+        "[[scaling.step]]\nlower = 1\nchange = true\n",
+        ["scaling.step[0].change: must be a whole number (got True)"],
+    ),
+    (
+        "step bounds reversed",
+        "[[scaling.step]]\nlower = 5\nupper = 1\nchange = 1\n",
+        ["scaling.step[0]: lower (5) must be below upper (1)"],
+    ),
+    (
+        "unknown metric",
+        '[scaling]\nmetric = "qps"\n',
+        ["scaling.metric: 'qps' is not one of requests_per_instance, concurrency, cpu, p95_latency"],
+    ),
+    ("target zero", "[scaling]\ntarget = 0\n", ["scaling.target: must be greater than 0 (got 0)"]),
+    (
+        "warmup not a duration",
+        '[scaling]\nwarmup = "soon"\n',
+        ['scaling.warmup: invalid duration \'soon\' (use e.g. "500ms", "2s", "10m")'],
+    ),
+    (
+        "misspelt key",
+        '[scaling]\ncolldown = "1m"\n',
+        ['scaling.colldown: unknown key in [scaling]; did you mean "cooldown"?'],
+    ),
+    (
+        "scale-out limit of zero percent",
+        "[scaling]\nmax_scale_out_percent = 0\n",
+        ["scaling.max_scale_out_percent: must be greater than 0 (got 0)"],
+    ),
+    (
+        "scale-out limit of zero instances",
+        "[scaling]\nmax_scale_out_instances = 0\n",
+        ["scaling.max_scale_out_instances: must be at least 1 (got 0)"],
+    ),
+    (
+        "schedule without a trigger",
+        "[[scaling.schedule]]\nmin = 1\n",
+        ['scaling.schedule[0]: give exactly one of "cron" or "at"'],
+    ),
+    (
+        "schedule with a bad cron",
+        '[[scaling.schedule]]\ncron = "61 * * * *"\nmin = 1\n',
+        [
+            'scaling.schedule[0].cron: invalid cron expression "61 * * * *" (5 fields: minute hour day month weekday)'
+        ],
+    ),
+    (
+        "schedule without a capacity",
+        '[[scaling.schedule]]\ncron = "* * * * *"\n',
+        ['scaling.schedule[0]: set at least one of "min", "max" or "desired"'],
+    ),
+    (
+        "price not a number",
+        '[cost.prices]\nsmall = "cheap"\n',
+        ["cost.prices.small: must be a number (got 'cheap')"],
+    ),
+    ("negative price", "[cost.prices]\nsmall = -1\n", ["cost.prices.small: must be at least 0 (got -1)"]),
+    (
+        "price as a boolean",
+        "[cost.prices]\nsmall = true\n",
+        ["cost.prices.small: must be a number (got True)"],
+    ),
+    ("empty currency", '[cost]\ncurrency = ""\n', ["cost.currency: must not be empty (got '')"]),
+    ("unknown cost key", '[cost]\nregion = "eu"\n', ["cost.region: unknown key in [cost]"]),
+]
 
 
-def test_defaults() -> None:
-    config = ScalingConfig.from_mapping({})
-    assert config == ScalingConfig(
-        metric="requests_per_instance",
-        target=None,
-        tolerance=0.1,
-        scale_in_stabilization=300.0,
-        warmup=30.0,
-        cooldown=0.0,
-        predictive=False,
-    )
-
-
-def test_full_section() -> None:
-    config = ScalingConfig.from_mapping(
-        {
-            "metric": "cpu",
-            "target": 60,
-            "tolerance": 0.05,
-            "scale_in_stabilization": "2m",
-            "warmup": "30s",
-            "cooldown": 90,
-            "predictive": True,
-            "step": [{"lower": 80, "change": "+50%"}, {"upper": 10, "change": -1}],
-            "schedule": [
-                {"cron": "30 19 * 6 *", "min": 8, "duration": "3h"},
-                {"at": "2026-12-24T18:00:00", "max": 2, "desired": 1},
-            ],
-        }
-    )
-    assert config.metric == "cpu"
-    assert (config.target, config.tolerance) == (60.0, 0.05)
-    assert (config.scale_in_stabilization, config.warmup, config.cooldown) == (120.0, 30.0, 90.0)
-    assert config.step == (
-        StepAdjustment(change=50.0, percent=True, lower=80.0),
-        StepAdjustment(change=-1.0, upper=10.0),
-    )
-    assert config.schedule == (
-        ScheduledAction(cron="30 19 * 6 *", minimum=8, duration=10800.0),
-        ScheduledAction(at=datetime(2026, 12, 24, 18, tzinfo=UTC), maximum=2, desired=1),
-    )
+@pytest.mark.parametrize(("case", "text", "expected"), MISTAKES, ids=[case for case, _, _ in MISTAKES])
+def test_mistake_has_exact_message(tmp_path: Path, case: str, text: str, expected: list[str]) -> None:
+    (tmp_path / "sprout.toml").write_text(APP + text)
+    with pytest.raises(ManifestError) as caught:
+        load_manifest(tmp_path)
+    assert caught.value.errors == expected
 
 
 @pytest.mark.parametrize(
-    ("section", "message"),
+    ("change", "expected"),
     [
-        (
-            {"metric": "qps"},
-            "scaling.metric: 'qps' is not one of requests_per_instance, concurrency, cpu, p95_latency",
-        ),
-        ({"target": 0}, "scaling.target: must be above 0, got 0.0"),
-        (
-            {"warmup": "soon"},
-            'scaling.warmup: \'soon\' is not a duration; write it like "300s", "5m" or "1h"',
-        ),
-        ({"colldown": "1m"}, "scaling.colldown: unknown key; known keys are cooldown, enabled, metric"),
-        ({"step": [{"lower": 1, "change": "lots"}]}, "scaling.step[0].change: 'lots' is not a change"),
-        ({"step": [{"change": 1}]}, "scaling.step[0]: give `lower`, `upper` or both"),
-        ({"schedule": [{"min": 1}]}, "scaling.schedule[0]: give exactly one of `cron` or `at`"),
-        (
-            {"schedule": [{"cron": "61 * * * *", "min": 1}]},
-            "scaling.schedule[0].cron: '61 * * * *' is not a valid cron",
-        ),
-        (
-            {"schedule": [{"at": "tomorrow", "min": 1}]},
-            "scaling.schedule[0].at: 'tomorrow' is not an ISO time",
-        ),
-        (
-            {"schedule": [{"cron": "* * * * *"}]},
-            "scaling.schedule[0]: set at least one of `min`, `max` or `desired`",
-        ),
+        ('"+50%"', StepAdjustment(lower=80, change=50, percent=True)),
+        ('"-25%"', StepAdjustment(lower=80, change=-25, percent=True)),
+        ('"+2"', StepAdjustment(lower=80, change=2)),
+        ("-1", StepAdjustment(lower=80, change=-1)),
+        ("50\npercent = true", StepAdjustment(lower=80, change=50, percent=True)),
     ],
 )
-def test_errors_name_the_field(section: dict[str, object], message: str) -> None:
-    with pytest.raises(ManifestError) as caught:
-        ScalingConfig.from_mapping(section)
-    assert message in str(caught.value)
+def test_documented_change_forms(tmp_path: Path, change: str, expected: StepAdjustment) -> None:
+    (tmp_path / "sprout.toml").write_text(APP + f"[[scaling.step]]\nlower = 80\nchange = {change}\n")
+    assert load_manifest(tmp_path).scaling.step == [expected]
 
 
-@pytest.mark.parametrize(
-    ("value", "seconds"),
-    [("300s", 300.0), ("5m", 300.0), ("1h", 3600.0), ("250ms", 0.25), (45, 45.0), ("2d", 172800.0)],
-)
-def test_durations(value: object, seconds: float) -> None:
-    assert parse_duration(value, "x") == seconds
+def test_the_daemon_runs_what_validate_accepts() -> None:
+    manifest = parse_manifest(
+        {
+            "app": {"name": "shop", "web": "run"},
+            "instances": {"min": 1, "max": 20},
+            "scaling": {"target": 1000, "step": [{"lower": 80, "change": "+50%"}]},
+        }
+    )
+    scaler = Scaler(manifest.scaling, Limits.of(manifest.instances))
+    decision = scaler.observe(0.0, MetricSample(request_rate=400.0), Fleet(4))
+    assert (decision.desired, decision.policy) == (6, "step")
+    assert decision.reason == "requests_per_instance 100 in step [80.0, None) asks for 6: 4 → 6"
+
+
+def test_schedule_times_without_an_offset_are_utc() -> None:
+    data: dict[str, Any] = {"app": {"name": "shop", "web": "run"}}
+    data["scaling"] = {"schedule": [{"at": "2026-12-24T18:00:00", "max": 2}]}
+    (entry,) = parse_manifest(data).scaling.schedule
+    assert entry.at == datetime(2026, 12, 24, 18, tzinfo=UTC)
+    assert entry.label == "at 2026-12-24T18:00:00+00:00"
+
+
+def test_prices_are_the_apps_own_cost_section_over_the_defaults() -> None:
+    data: dict[str, Any] = {"app": {"name": "shop", "web": "run"}}
+    data["cost"] = {"currency": "EUR", "prices": {"small": 0.02, "xlarge": 0.2}}
+    prices = CostConfig.of(parse_manifest(data).cost)
+    assert prices.currency == "EUR"
+    assert (prices.hourly("small"), prices.hourly("medium"), prices.hourly("xlarge")) == (0.02, 0.048, 0.2)
 
 
 def test_limits_validate_and_clamp() -> None:
@@ -102,22 +175,3 @@ def test_limits_validate_and_clamp() -> None:
     assert Limits(2, 5).clamp(0) == 2
     with pytest.raises(ManifestError, match="instances: need 0 <= min <= max, got min=3, max=2"):
         Limits(3, 2)
-
-
-def test_the_manifest_model_maps_one_to_one() -> None:
-    from sprout.spec.scaling import ScalingSection
-
-    section = ScalingSection.model_validate(
-        {
-            "target": 30,
-            "scale_in_stabilization": "1m",
-            "step": [{"lower": 80, "change": 50, "percent": True}],
-            "schedule": [{"at": "2026-06-14T19:30:00+00:00", "min": 8, "duration": "3h"}],
-        }
-    )
-    config = ScalingConfig.from_mapping(section.model_dump())
-    assert (config.target, config.scale_in_stabilization, config.enabled) == (30.0, 60.0, True)
-    assert config.step == (StepAdjustment(change=50.0, percent=True, lower=80.0),)
-    assert config.schedule == (
-        ScheduledAction(at=datetime(2026, 6, 14, 19, 30, tzinfo=UTC), minimum=8, duration=10800.0),
-    )

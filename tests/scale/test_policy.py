@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from sprout.scale import Decision, Fleet, Limits, MetricSample, Scaler, ScalingConfig, decide
-from sprout.scale.config import ScheduledAction, StepAdjustment
+from sprout.scale import Decision, Fleet, Limits, MetricSample, Scaler, decide
 from sprout.scale.model import Memory
+from sprout.spec.scaling import ScalingSection, ScheduleEntry, StepAdjustment
 
 T0 = datetime(2026, 6, 14, 18, 0, tzinfo=UTC).timestamp()
 
@@ -20,7 +20,7 @@ class Case:
     """A run of one scaler: per-second load, and what the decisions must show."""
 
     name: str
-    config: ScalingConfig
+    config: ScalingSection
     limits: Limits
     loads: list[float]
     launch_delay: int = 0
@@ -55,7 +55,7 @@ def noisy(level: float, seconds: int, noise: float = 0.06, seed: int = 7) -> lis
     return [level * (1 + rng.uniform(-noise, noise)) for _ in range(seconds)]
 
 
-TRACKING = ScalingConfig(target=50, scale_in_stabilization=300)
+TRACKING = ScalingSection(target=50, scale_in_stabilization=300)
 
 CASES = [
     Case(
@@ -67,12 +67,12 @@ CASES = [
         expect={t: 4 for t in range(0, 3600, 60)},
     ),
     Case(
-        "scale-out is immediate",
+        "scale-out is immediate, at most +4 (or x2) per decision",
         TRACKING,
         Limits(1, 20),
         [100.0] * 10 + [400.0] * 10,
         serving=2,
-        expect={9: 2, 10: 8, 19: 8},
+        expect={9: 2, 10: 6, 11: 8, 19: 8},
     ),
     Case(
         "scale-in waits for the stabilization window",
@@ -83,13 +83,13 @@ CASES = [
         expect={100: 8, 398: 8, 399: 2, 499: 2},
     ),
     Case(
-        "launching instances count: a spike launches once",
+        "launching instances count: a spike launches once, doubling per decision",
         TRACKING,
         Limits(1, 50),
         [100.0] * 5 + [1000.0] * 120,
         launch_delay=60,
         serving=2,
-        expect={5: 20, 6: 20, 30: 20, 64: 20, 65: 20, 124: 20},
+        expect={5: 6, 6: 12, 7: 20, 30: 20, 64: 20, 65: 20, 124: 20},
     ),
     Case(
         "max caps a spike",
@@ -117,12 +117,12 @@ CASES = [
     ),
     Case(
         "a cron action raises min before kick-off, a later one lowers it",
-        ScalingConfig(
+        ScalingSection(
             target=50,
             scale_in_stabilization=0,
             schedule=(
-                ScheduledAction(cron="30 18 * * *", minimum=8),
-                ScheduledAction(cron="0 19 * * *", minimum=2),
+                ScheduleEntry(cron="30 18 * * *", min=8),
+                ScheduleEntry(cron="0 19 * * *", min=2),
             ),
         ),
         Limits(2, 20),
@@ -132,12 +132,10 @@ CASES = [
     ),
     Case(
         "an `at` action with a duration holds only that long",
-        ScalingConfig(
+        ScalingSection(
             target=50,
             scale_in_stabilization=0,
-            schedule=(
-                ScheduledAction(at=datetime(2026, 6, 14, 18, 10, tzinfo=UTC), minimum=5, duration=120),
-            ),
+            schedule=(ScheduleEntry(at=datetime(2026, 6, 14, 18, 10, tzinfo=UTC), min=5, duration=120),),
         ),
         Limits(1, 20),
         [20.0] * 900,
@@ -146,7 +144,7 @@ CASES = [
     ),
     Case(
         "a scheduled max caps target tracking",
-        ScalingConfig(target=50, schedule=(ScheduledAction(cron="0 18 * * *", maximum=3),)),
+        ScalingSection(target=50, schedule=(ScheduleEntry(cron="0 18 * * *", max=3),)),
         Limits(1, 20),
         [500.0] * 10,
         serving=1,
@@ -154,10 +152,10 @@ CASES = [
     ),
     Case(
         "a scheduled desired is held for the stabilization window, then tracking takes over",
-        ScalingConfig(
+        ScalingSection(
             target=50,
             scale_in_stabilization=60,
-            schedule=(ScheduledAction(at=datetime(2026, 6, 14, 18, 1, tzinfo=UTC), desired=10),),
+            schedule=(ScheduleEntry(at=datetime(2026, 6, 14, 18, 1, tzinfo=UTC), desired=10),),
         ),
         Limits(1, 20),
         [50.0] * 300,
@@ -166,7 +164,8 @@ CASES = [
     ),
     Case(
         "step policy adds by percent; scale-ins wait for the cooldown",
-        ScalingConfig(
+        ScalingSection(
+            target=1000,  # target tracking asks for less than the steps throughout
             step=(
                 StepAdjustment(change=50, percent=True, lower=80),
                 StepAdjustment(change=-1, upper=20),
@@ -211,9 +210,9 @@ def test_tolerance_band_counts_launching_instances_for_absolute_metrics() -> Non
 
 def test_predictive_scales_ahead_of_a_ramp_and_never_below_tracking() -> None:
     ramp = [100.0 + 2.0 * t for t in range(300)]
-    reactive = replay(Case("reactive", ScalingConfig(target=50, warmup=60), Limits(1, 50), ramp, 60, 2))
+    reactive = replay(Case("reactive", ScalingSection(target=50, warmup=60), Limits(1, 50), ramp, 60, 2))
     ahead = replay(
-        Case("ahead", ScalingConfig(target=50, warmup=60, predictive=True), Limits(1, 50), ramp, 60, 2)
+        Case("ahead", ScalingSection(target=50, warmup=60, predictive=True), Limits(1, 50), ramp, 60, 2)
     )
     assert any(d.policy == "predictive" for d in ahead)
     assert all(
@@ -227,10 +226,10 @@ def test_predictive_scales_ahead_of_a_ramp_and_never_below_tracking() -> None:
 
 
 def test_predictive_never_goes_below_target_tracking() -> None:
-    config = ScalingConfig(target=50, predictive=True)
-    sample, fleet = MetricSample(request_rate=500.0), Fleet(2)
+    config = ScalingSection(target=50, predictive=True)
+    sample, fleet = MetricSample(request_rate=250.0), Fleet(2)
     decision = decide(config, Limits(1, 50), fleet, sample, T0, Memory(forecast=3.0))
-    assert (decision.desired, decision.policy) == (10, "target_tracking")
+    assert (decision.desired, decision.policy) == (5, "target_tracking")
 
 
 @pytest.mark.parametrize(
@@ -264,25 +263,25 @@ def test_decide_reasons(fleet: Fleet, expected_desired: int, expected_policy: st
 )
 def test_other_metrics(metric: str, sample: MetricSample, serving: int, expected: int) -> None:
     targets = {"cpu": 60.0, "p95_latency": 0.2, "concurrency": 10.0}
-    config = ScalingConfig(metric=metric, target=targets[metric])
+    config = ScalingSection(metric=metric, target=targets[metric])
     assert decide(config, Limits(1, 20), Fleet(serving), sample, T0, Memory()).desired == expected
 
 
 @pytest.mark.parametrize(
     ("config", "sample", "expected"),
     [
-        (ScalingConfig(target=50), MetricSample(request_rate=120.0), 3),
-        (ScalingConfig(target=50), MetricSample(), 0),
-        (ScalingConfig(step=(StepAdjustment(change=1, lower=10),)), MetricSample(request_rate=5.0), 1),
-        (ScalingConfig(step=(StepAdjustment(change=1, lower=10),)), MetricSample(), 0),
+        (ScalingSection(target=50), MetricSample(request_rate=120.0), 3),
+        (ScalingSection(target=50), MetricSample(), 0),
+        (ScalingSection(step=(StepAdjustment(change=1, lower=10),)), MetricSample(request_rate=5.0), 1),
+        (ScalingSection(step=(StepAdjustment(change=1, lower=10),)), MetricSample(), 0),
     ],
 )
-def test_scale_from_zero(config: ScalingConfig, sample: MetricSample, expected: int) -> None:
+def test_scale_from_zero(config: ScalingSection, sample: MetricSample, expected: int) -> None:
     assert decide(config, Limits(0, 10), Fleet(0), sample, T0, Memory()).desired == expected
 
 
 def test_disabled_scaling_keeps_the_fleet_within_bounds() -> None:
-    config = ScalingConfig(enabled=False, target=50)
+    config = ScalingSection(enabled=False, target=50)
     decision = decide(config, Limits(2, 20), Fleet(4), MetricSample(request_rate=1000.0), T0, Memory())
     assert (decision.desired, decision.policy, decision.reason) == (
         4,
@@ -290,3 +289,50 @@ def test_disabled_scaling_keeps_the_fleet_within_bounds() -> None:
         "scaling is disabled; no change",
     )
     assert decide(config, Limits(6, 20), Fleet(4), MetricSample(), T0, Memory()).desired == 6
+
+
+# The scale-out limit: one decision adds at most x(1 + percent/100) or + instances, whichever is larger
+# (the HPA's default: double or +4); min and scheduled capacity are not limited.
+@pytest.mark.parametrize(
+    ("settings", "limits", "serving", "rate", "expected", "reason_end"),
+    [
+        ({}, Limits(1, 50), 4, 8650.0, 8, "; limited to 8 (at most +100% or +4 per decision): 4 → 8"),
+        ({}, Limits(1, 50), 2, 8650.0, 6, "; limited to 6 (at most +100% or +4 per decision): 2 → 6"),
+        ({}, Limits(1, 50), 10, 8650.0, 20, "; limited to 20 (at most +100% or +4 per decision): 10 → 20"),
+        ({}, Limits(0, 50), 0, 8650.0, 4, "; limited to 4 (at most +100% or +4 per decision): 0 → 4"),
+        ({}, Limits(1, 50), 4, 400.0, 8, " needs 8.00 instances: 4 → 8"),
+        ({}, Limits(1, 10), 4, 8650.0, 8, "; limited to 8 (at most +100% or +4 per decision): 4 → 8"),
+        (
+            {},
+            Limits(1, 6),
+            4,
+            8650.0,
+            6,
+            "; limited to 8 (at most +100% or +4 per decision); capped at max 6",
+        ),
+        (
+            {"max_scale_out_percent": 50, "max_scale_out_instances": 1},
+            Limits(1, 50),
+            4,
+            8650.0,
+            6,
+            "; limited to 6 (at most +50% or +1 per decision): 4 → 6",
+        ),
+        ({}, Limits(12, 50), 4, 8650.0, 12, "; raised to min 12"),
+    ],
+)
+def test_scale_out_limit(
+    settings: dict[str, float], limits: Limits, serving: int, rate: float, expected: int, reason_end: str
+) -> None:
+    config = ScalingSection(target=50, **settings)
+    decision = decide(config, limits, Fleet(serving), MetricSample(request_rate=rate), T0, Memory())
+    assert decision.desired == expected
+    assert decision.reason.endswith(reason_end), decision.reason
+
+
+def test_a_scheduled_desired_is_not_limited() -> None:
+    config = ScalingSection(
+        target=50, schedule=[ScheduleEntry(at=datetime(2026, 6, 14, 17, 59, tzinfo=UTC), desired=16)]
+    )
+    scaler = Scaler(config, Limits(1, 20))
+    assert scaler.observe(T0, MetricSample(request_rate=50.0), Fleet(2)).desired == 16

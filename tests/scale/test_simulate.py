@@ -9,9 +9,10 @@ import pytest
 
 from sprout.cli.simulate_cmd import simulate_command
 from sprout.errors import UserError
-from sprout.scale.config import Limits, ScalingConfig
+from sprout.scale.config import Limits
 from sprout.scale.simulate import Scenario, default_config, simulate
 from sprout.scale.trace import Trace, load_trace
+from sprout.spec.scaling import ScalingSection
 
 DATA = Path(__file__).parent / "data"
 
@@ -19,17 +20,18 @@ DATA = Path(__file__).parent / "data"
 def test_model_on_a_hand_checked_trace() -> None:
     # 10 req/s, then 50 req/s, then 10 req/s, 10 s each; 10 req/s per instance, 5 s launch delay, target 7.
     trace = Trace("tiny", 10, (10.0, 50.0, 10.0))
-    scenario = Scenario(10.0, 5, ScalingConfig(target=7, scale_in_stabilization=5), Limits(1, 100))
+    scenario = Scenario(10.0, 5, ScalingSection(target=7, scale_in_stabilization=5), Limits(1, 100))
     result = simulate(trace, "sprout", scenario)
-    # Two instances for t=0..10, eight launched at t=10 serve from t=15 (t=10..14 violated),
-    # the 5 s window lets go at t=24: 11*2 + 14*8 + 5*2 instance-seconds.
-    assert (result.instance_seconds, result.violation_seconds, result.max_instances) == (144, 5, 8)
-    assert result.cost == pytest.approx(144 / 3600 * 0.024)
+    # Two instances for t=0..10; at t=10 the scale-out limit launches 4 (x2 or +4), at t=11 two more
+    # (serving from t=15 and t=16; t=10..14 violated); the 5 s window lets go at t=24:
+    # 11*2 + 4*13 + 2*13 + ... = 144 - 2 (the last two start a second later).
+    assert (result.instance_seconds, result.violation_seconds, result.max_instances) == (142, 5, 8)
+    assert result.cost == pytest.approx(142 / 3600 * 0.024)
 
 
 def test_fixed_peak_is_the_peak_fleet_all_along() -> None:
     trace = Trace("tiny", 10, (10.0, 50.0, 10.0))
-    scenario = Scenario(10.0, 5, ScalingConfig(target=7), Limits(1, 100))
+    scenario = Scenario(10.0, 5, ScalingSection(target=7), Limits(1, 100))
     result = simulate(trace, "fixed-peak", scenario)
     assert (result.instance_seconds, result.violation_seconds, result.max_instances) == (150, 0, 5)
 

@@ -1,10 +1,7 @@
 """`sprout cost`: spend so far, projected month, savings against fixed peak capacity, and `--advise`.
 
 The command reads its data through `CostSources` so that it does not depend on where lifetimes and
-metrics are kept; the CLI wires it to the state store:
-
-    def cost(since: ... = None, json_output: ... = False, advise: ... = False) -> None:
-        cost_command(since, json_output, advise, sources=CostSources(lifetimes=store.instance_lifetimes, ...))
+metrics are kept; `register` wires it to the state store (`sprout.cost.observed`).
 """
 
 from __future__ import annotations
@@ -12,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Annotated
@@ -20,9 +17,9 @@ from typing import Annotated
 import typer
 
 from sprout.cost.advise import EnvScaling, HourlyLoad, advise
+from sprout.cost.capacity import DesiredCapacity
 from sprout.cost.lifetimes import InstanceLifetime
-from sprout.cost.prices import CostConfig
-from sprout.cost.report import build_report, render_text
+from sprout.cost.report import Pricing, build_report, render_text
 from sprout.errors import UserError
 
 _AGO = re.compile(r"^(\d+)\s*([mhd])$")
@@ -37,12 +34,18 @@ def _no_settings() -> Sequence[EnvScaling]:
     return ()
 
 
+def _no_decisions() -> Mapping[tuple[str, str], DesiredCapacity]:
+    return {}
+
+
 @dataclass(frozen=True, slots=True)
 class CostSources:
-    """Where `sprout cost` gets its data: lifetimes, prices, hourly load and scaling settings, the clock."""
+    """Where `sprout cost` gets its data: lifetimes, each app's prices, desired capacity over time, hourly
+    load and scaling settings, the clock."""
 
     lifetimes: Callable[[], Sequence[InstanceLifetime]]
-    prices: CostConfig = field(default_factory=CostConfig)
+    prices: Pricing = field(default_factory=Pricing)
+    desired: Callable[[], Mapping[tuple[str, str], DesiredCapacity]] = _no_decisions
     hourly: Callable[[], Sequence[HourlyLoad]] = _no_history
     settings: Callable[[], Sequence[EnvScaling]] = _no_settings
     now: Callable[[], float] = time.time
@@ -82,7 +85,7 @@ def cost_command(
     start = parse_since(since, now, lifetimes)
     if start > now:
         raise UserError(f"cost --since: {since!r} is in the future; give a time before now")
-    report = build_report(lifetimes, sources.prices, start, now)
+    report = build_report(lifetimes, sources.prices, start, now, sources.desired())
     recommendations = advise(sources.hourly(), sources.settings(), sources.prices) if advise_flag else []
     if json_output:
         document = report.to_json()
@@ -96,9 +99,7 @@ def cost_command(
         if not recommendations:
             typer.echo("advice: nothing to change; the observed load gives no reason to (see docs/cost.md)")
         for r in recommendations:
-            typer.echo(
-                f"advice: {r.message} (saves about {r.monthly_saving:.2f} {sources.prices.currency}/month)"
-            )
+            typer.echo(f"advice: {r.message} (saves about {r.monthly_saving:.2f} {report.currency}/month)")
 
 
 def register(app: typer.Typer) -> None:
@@ -125,7 +126,8 @@ def register(app: typer.Typer) -> None:
         store = StateStore(Home.from_env().ensure().state_db)
         sources = CostSources(
             lifetimes=lambda: observed.lifetimes(store),
-            prices=observed.prices(store),
+            prices=observed.pricing(store),
+            desired=lambda: observed.desired(store),
             hourly=lambda: observed.hourly(store),
             settings=lambda: observed.settings(store),
         )

@@ -15,6 +15,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from sprout.cli.provider_cmd import PROVIDER, elsewhere
+from sprout.cli.spec_cmd import print_warnings
 from sprout.paths import Home
 from sprout.spec import Manifest, load_manifest
 from sprout.state import HistoryEntry, StateStore, Version
@@ -91,6 +92,7 @@ def register(app: typer.Typer) -> None:
                         soft_wrap=True,
                     )
             run(store, app_dir, env, target, DisplayExecutor(console))
+            print_warnings(console, manifest)
         finally:
             store.close()
 

@@ -45,6 +45,7 @@ def register(app: typer.Typer) -> None:
         console.print(f"[green]✓[/] {manifest_path(app_dir).name} is valid")
         for line in summary(manifest):
             console.print(f"  {line}", markup=False)
+        print_warnings(console, manifest)
 
     @app.command("schema")
     def schema() -> None:
@@ -55,6 +56,14 @@ def register(app: typer.Typer) -> None:
             "title": "sprout.toml",
         }
         typer.echo(json.dumps(document, indent=2))
+
+
+def print_warnings(console: Console, manifest: Manifest) -> None:
+    """Print what the manifest allows that can fail at its peak (`sprout.services.capacity`)."""
+    from sprout.services.capacity import capacity_warnings
+
+    for warning in capacity_warnings(manifest):
+        console.print(f"warning: {warning}", markup=False, soft_wrap=True)
 
 
 def load_manifest_text(text: str, path: Path) -> Manifest:

@@ -5,6 +5,11 @@ per-second figure (request rate, requests in flight, p95 over the last second) p
 serving instances' process trees (psutil). The `Scaler` (pure policies in `sprout.scale`) returns a
 desired capacity with its reason; a change is written to the state store with an event, and the
 reconcile loop launches or drains to match. No scaling while a release moves traffic between fleets.
+
+Each environment is judged on its own: an error in one (a stored manifest the scaler cannot read, a
+state it does not expect) is recorded as a `scale.error` event on that environment, once per distinct
+message, and every other environment goes on scaling. Readings taken across or right after a stall of
+the router are discarded (`sprout.scale.readings`).
 """
 
 from __future__ import annotations
@@ -22,19 +27,14 @@ from sprout.controlplane.groups import desired_groups, group_of
 from sprout.controlplane.routing import route_name
 from sprout.deploy.analysis import Window, latency_delta, quantile
 from sprout.router.client import RouterAdmin
-from sprout.scale.config import Limits, ScalingConfig
+from sprout.scale.config import Limits
 from sprout.scale.model import Fleet, MetricSample
+from sprout.scale.readings import judge_reading
 from sprout.scale.scaler import Scaler
-from sprout.spec.models import Manifest
 from sprout.state import Environment, StateStore
 from sprout.state.models import LoadHour
 
 log = logging.getLogger(__name__)
-
-
-def scaling_config(manifest: Manifest) -> ScalingConfig:
-    """The scaler's settings from a manifest's `[scaling]` section."""
-    return ScalingConfig.from_mapping(manifest.scaling.model_dump(mode="json"))
 
 
 def route_totals(metrics: Mapping[str, Any], route: str) -> dict[str, Any]:
@@ -96,13 +96,15 @@ class _Watch:
     desired: int
     """The desired capacity this autoscaler last saw or wrote: a different one was set by someone else."""
     totals: dict[str, Any] | None = None
-    at: float = 0.0
+    at: float | None = None
+    settle_until: float = 0.0
+    """Readings before this instant are discarded: the router stalled just before."""
     hour: _Hour | None = None
 
 
 def _scaler(env: Environment) -> Scaler:
     manifest = env.manifest
-    return Scaler(scaling_config(manifest), Limits(manifest.instances.min, manifest.instances.max))
+    return Scaler(manifest.scaling, Limits.of(manifest.instances))
 
 
 def _fleet(desired: int, serving: int, draining: int, releasing: bool) -> Fleet:
@@ -135,16 +137,37 @@ class Autoscaler:
         self._clock = clock
         self._watches: dict[str, _Watch] = {}
         self._processes: dict[int, psutil.Process] = {}
+        self._errors: dict[str, str] = {}
 
     def tick(self) -> None:
-        """One second of autoscaling for every environment that has it enabled."""
-        now = self._clock()
+        """One second of autoscaling for every environment that has it enabled, each on its own."""
         metrics = self._router().metrics()
+        # After the reading, not before: a router that stalled while answering must show as a gap.
+        now = self._clock()
         for env in self._store.list_environments():
-            if not env.manifest.scaling.enabled or env.current_version is None:
-                self._watches.pop(env.id, None)
-                continue
-            self._scale(env, metrics, now)
+            try:
+                if not env.manifest.scaling.enabled or env.current_version is None:
+                    self._watches.pop(env.id, None)
+                    continue
+                self._scale(env, metrics, now)
+            except Exception as exc:
+                self._failed(env, exc)
+            else:
+                self._errors.pop(env.id, None)
+
+    def _failed(self, env: Environment, exc: Exception) -> None:
+        """Record an environment's scaling error as an event on it, once per distinct message."""
+        message = f"{type(exc).__name__}: {exc}"
+        if self._errors.get(env.id) == message:
+            return
+        self._errors[env.id] = message
+        log.warning("%s: scaling failed: %s", env.id, message)
+        self._store.record_event(
+            env.app,
+            env.name,
+            "scale.error",
+            f"{env.id}: scaling stopped for this environment: {message}; fix its manifest and run `sprout up`",
+        )
 
     def _scale(self, env: Environment, metrics: Mapping[str, Any], now: float) -> None:
         watch = self._watches.get(env.id)
@@ -161,8 +184,11 @@ class Autoscaler:
             )
         totals = route_totals(metrics, route_name(env.app, env.name))
         previous, since = watch.totals, watch.at
-        watch.totals, watch.at = totals, now
-        if previous is None or now <= since:
+        verdict = judge_reading(since, now, watch.settle_until)
+        if verdict.settle_until > watch.settle_until:
+            self._store.record_event(env.app, env.name, "scale.stall", f"reading discarded: {verdict.reason}")
+        watch.totals, watch.at, watch.settle_until = totals, now, verdict.settle_until
+        if previous is None or since is None or now <= since:
             return
         window = Window.between(previous, totals)
         # Only the groups that take traffic are the fleet: a warm standby kept for rollback serves nothing.
@@ -192,6 +218,9 @@ class Autoscaler:
         self._account(
             env, watch, now - since, window.requests, len(serving), latency_delta(previous, totals), now
         )
+        if not verdict.usable:
+            log.info("%s: reading discarded: %s", env.id, verdict.reason)
+            return
         decision = watch.scaler.observe(now, sample, fleet)
         if fleet.releasing:
             return

@@ -112,7 +112,9 @@ class Controller:
         lifetimes = observed.lifetimes(self._store)
         month = datetime.fromtimestamp(now, UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
         since = max(month.timestamp(), min((life.start for life in lifetimes), default=now))
-        return build_report(lifetimes, observed.prices(self._store), since, now).to_json()
+        return build_report(
+            lifetimes, observed.pricing(self._store), since, now, observed.desired(self._store)
+        ).to_json()
 
     def apply(self, request: dict[str, Any]) -> dict[str, Any]:
         """Apply an app folder's manifest (and pushed version) to an environment; the plan or no changes."""

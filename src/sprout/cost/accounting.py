@@ -1,4 +1,4 @@
-"""Accounting: instance-seconds per app/env/version/zone/size and UTC day, and peak concurrent fleets."""
+"""Accounting: instance-seconds per app/env/version/zone/size and UTC day."""
 
 from __future__ import annotations
 
@@ -48,26 +48,3 @@ def usage(lifetimes: Iterable[InstanceLifetime], since: float, until: float) -> 
         for day, seconds in split_by_day(*span):
             totals[(life.app, life.env, life.version, life.zone, life.size, day)] += seconds
     return [UsageRow(*key, seconds) for key, seconds in sorted(totals.items())]
-
-
-def peak_fleets(
-    lifetimes: Iterable[InstanceLifetime], since: float, until: float
-) -> dict[tuple[str, str, str], int]:
-    """The most instances running at once inside [since, until), per app/env/size."""
-    events: dict[tuple[str, str, str], list[tuple[float, int]]] = defaultdict(list)
-    for life in lifetimes:
-        span = life.clipped(since, until)
-        if span is None:
-            continue
-        key = (life.app, life.env, life.size)
-        events[key] += [(span[0], 1), (span[1], -1)]
-    peaks: dict[tuple[str, str, str], int] = {}
-    for key, changes in events.items():
-        # At the same instant an instance that stops is counted before one that starts (a replacement).
-        changes.sort(key=lambda change: (change[0], change[1]))
-        running = peak = 0
-        for _, delta in changes:
-            running += delta
-            peak = max(peak, running)
-        peaks[key] = peak
-    return peaks

@@ -1,4 +1,4 @@
-"""Prices per instance-hour by size: defaults, and the manifest's `[cost]` section that overrides them.
+"""Prices per instance-hour by size: defaults, overridden size by size by an app's own `[cost]` section.
 
 The defaults are AWS EC2 On-Demand Linux prices in eu-central-1 (Frankfurt) for the burstable t3 family
 that matches each size (small = t3.small 2 vCPU/2 GiB, medium = t3.medium 2 vCPU/4 GiB, large = t3.large
@@ -13,15 +13,17 @@ currency = "EUR"
 small = 0.022
 xlarge = 0.18
 ```
+
+The section is parsed and checked by `sprout.spec` (`CostSection`); this module only prices.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
-from sprout.errors import ManifestError, UserError
+from sprout.errors import UserError
+from sprout.spec.models import CostSection
 
 DEFAULT_CURRENCY = "USD"
 DEFAULT_PRICES: Mapping[str, float] = {"small": 0.024, "medium": 0.048, "large": 0.096}
@@ -36,25 +38,9 @@ class CostConfig:
     prices: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_PRICES))
 
     @classmethod
-    def from_mapping(cls, data: Mapping[str, Any] | None) -> CostConfig:
-        """Build from the manifest's `[cost]` table; listed prices override the defaults size by size."""
-        data = data or {}
-        unknown = sorted(set(data) - {"currency", "prices"})
-        if unknown:
-            raise ManifestError(
-                "sprout.toml",
-                [f"cost.{key}: unknown key; known keys are currency, prices" for key in unknown],
-            )
-        prices = dict(DEFAULT_PRICES)
-        problems = []
-        for size, price in (data.get("prices") or {}).items():
-            if isinstance(price, bool) or not isinstance(price, int | float) or price < 0:
-                problems.append(f"cost.prices.{size}: expected a price per hour >= 0, got {price!r}")
-            else:
-                prices[str(size)] = float(price)
-        if problems:
-            raise ManifestError("sprout.toml", problems)
-        return cls(currency=str(data.get("currency", DEFAULT_CURRENCY)), prices=prices)
+    def of(cls, section: CostSection) -> CostConfig:
+        """The prices of a validated `[cost]` section: its listed prices override the defaults."""
+        return cls(currency=section.currency, prices={**DEFAULT_PRICES, **section.prices})
 
     def hourly(self, size: str) -> float:
         """The price of one instance-hour of `size`."""

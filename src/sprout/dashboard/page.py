@@ -54,9 +54,9 @@ live figures over the last {{ "%.1f"|format(report.window) }} s; this page reloa
 {% endfor %}
 <h2>Bill</h2>
 <p>{{ "%.2f"|format(bill.spend) }} {{ bill.currency }} this month so far ({{ "%.1f"|format(bill.instance_seconds / 3600) }} instance-hours since {{ bill.since }});
-projected {{ "%.2f"|format(bill.projected_month) }} {{ bill.currency }} for a month at the last 24 h's rate.
+projected {{ "%.2f"|format(bill.projected_month) }} {{ bill.currency }} for the month (spent so far + {{ "%.4f"|format(bill.rate_per_hour) }} {{ bill.currency }}/h observed x {{ "%.0f"|format(bill.hours_left_in_month) }} h left).
 A fleet fixed at each environment's peak would have cost {{ "%.2f"|format(bill.fixed_peak_spend) }} {{ bill.currency }}:
-autoscaling saved {{ "%.2f"|format(bill.savings) }} {{ bill.currency }}. <span class="muted">(<code>sprout cost --advise</code> for details and advice)</span></p>
+autoscaling saved {{ "%.2f"|format(bill.savings) }} {{ bill.currency }}{% if bill.above_desired_spend %}; {{ "%.2f"|format(bill.above_desired_spend) }} {{ bill.currency }} went to instances beyond desired capacity (release overlap, warm fleets){% endif %}. <span class="muted">(<code>sprout cost --advise</code> for details and advice)</span></p>
 <h2>Releases</h2>
 {% if deployments %}<table>
 <tr><th>#</th><th>environment</th><th>version</th><th>strategy</th><th>state</th><th>outcome</th><th>started</th><th>by</th><th>reason</th></tr>

@@ -1,6 +1,6 @@
 """Autoscaling: pure policies, the stateful scaler the daemon calls each second, and the simulator."""
 
-from sprout.scale.config import Limits, ScalingConfig
+from sprout.scale.config import Limits
 from sprout.scale.model import Decision, Fleet, MetricSample
 from sprout.scale.policy import decide
 from sprout.scale.scaler import Scaler
@@ -12,7 +12,6 @@ __all__ = [
     "Limits",
     "MetricSample",
     "Scaler",
-    "ScalingConfig",
     "choose_victims",
     "decide",
 ]

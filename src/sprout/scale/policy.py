@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import math
 
-from sprout.scale.config import Limits, ScalingConfig
+from sprout.scale.config import Limits
 from sprout.scale.model import Decision, Fleet, Memory, MetricSample
+from sprout.spec.scaling import ScalingSection
 
 # Guards `ceil` against float noise: 3.0000000001 instances is 3 instances.
 _EPSILON = 1e-9
@@ -42,9 +43,8 @@ def demand(metric: str, target: float, sample: MetricSample, serving: int) -> fl
     return serving * value / target
 
 
-def target_tracking(config: ScalingConfig, sample: MetricSample, fleet: Fleet) -> tuple[int, str]:
+def target_tracking(config: ScalingSection, sample: MetricSample, fleet: Fleet) -> tuple[int, str]:
     """HPA-style proportional recommendation with a tolerance band; launching instances count."""
-    assert config.target is not None
     needed = demand(config.metric, config.target, sample, fleet.serving)
     current = fleet.capacity
     if needed is None:
@@ -61,7 +61,7 @@ def target_tracking(config: ScalingConfig, sample: MetricSample, fleet: Fleet) -
     return max(0, math.ceil(needed - _EPSILON)), f"{shown} needs {needed:.2f} instances"
 
 
-def step_recommendation(config: ScalingConfig, sample: MetricSample, fleet: Fleet) -> tuple[int, str]:
+def step_recommendation(config: ScalingSection, sample: MetricSample, fleet: Fleet) -> tuple[int, str]:
     """The first matching step applied to the serving instances."""
     value = metric_value(config.metric, sample, fleet.serving)
     for step in config.step:
@@ -74,33 +74,37 @@ def step_recommendation(config: ScalingConfig, sample: MetricSample, fleet: Flee
 
 
 def recommend(
-    config: ScalingConfig, sample: MetricSample, fleet: Fleet, memory: Memory
+    config: ScalingSection, sample: MetricSample, fleet: Fleet, memory: Memory
 ) -> tuple[int, str, str]:
     """The policies' combined recommendation, its reason and the policy that set it."""
     if not config.enabled:
         return fleet.capacity, "scaling is disabled", "none"
     candidates: list[tuple[int, str, str]] = []
-    if config.target is not None:
-        tracked, why = target_tracking(config, sample, fleet)
-        candidates.append((tracked, why, "target_tracking"))
-        if config.predictive and memory.forecast is not None:
-            ahead = math.ceil(memory.forecast - _EPSILON)
-            # The tolerance band applies to forecasts too: noise must not buy an instance ahead of time.
-            if ahead > tracked and memory.forecast > fleet.capacity * (1.0 + config.tolerance):
-                candidates.append(
-                    (ahead, f"forecast {memory.forecast:.2f} instances in {config.warmup:g}s", "predictive")
-                )
+    tracked, why = target_tracking(config, sample, fleet)
+    candidates.append((tracked, why, "target_tracking"))
+    if config.predictive and memory.forecast is not None:
+        ahead = math.ceil(memory.forecast - _EPSILON)
+        # The tolerance band applies to forecasts too: noise must not buy an instance ahead of time.
+        if ahead > tracked and memory.forecast > fleet.capacity * (1.0 + config.tolerance):
+            candidates.append(
+                (ahead, f"forecast {memory.forecast:.2f} instances in {config.warmup:g}s", "predictive")
+            )
     if config.step:
         stepped, why = step_recommendation(config, sample, fleet)
         candidates.append((stepped, why, "step"))
-    if not candidates:
-        return fleet.capacity, "no metric policy", "none"
     # Out as soon as any policy asks; in only as far as all of them allow.
     return max(candidates, key=lambda c: c[0])
 
 
+def scale_out_limit(config: ScalingSection, current: int) -> int:
+    """The most instances one decision may ask for from `current`: x(1 + percent/100) or + instances,
+    whichever is larger (the Kubernetes HPA's default: double or add 4 per step)."""
+    grown = math.floor(current * (1.0 + config.max_scale_out_percent / 100.0) + _EPSILON)
+    return max(grown, current + config.max_scale_out_instances)
+
+
 def decide(
-    config: ScalingConfig, limits: Limits, fleet: Fleet, sample: MetricSample, now: float, memory: Memory
+    config: ScalingSection, limits: Limits, fleet: Fleet, sample: MetricSample, now: float, memory: Memory
 ) -> Decision:
     """Desired capacity for this second from the metrics, the fleet, the bounds and the scaler's memory."""
     current = fleet.capacity
@@ -123,6 +127,15 @@ def decide(
             "schedule",
         )
     recommendation = wanted
+    limit = scale_out_limit(config, current)
+    if wanted > limit and policy != "schedule":
+        # A metric reading is never trusted with more than one step at a time: a burst (a queue released
+        # after a stall, a misread counter) buys one doubling, and the next second judges again.
+        why = (
+            f"{why}; limited to {limit} (at most +{config.max_scale_out_percent:g}% or"
+            f" +{config.max_scale_out_instances} per decision)"
+        )
+        wanted = limit
     if wanted <= current:
         stabilized = wanted if memory.highest_recent is None else max(wanted, memory.highest_recent)
         cooling = memory.last_scale_in_at is not None and now - memory.last_scale_in_at < config.cooldown

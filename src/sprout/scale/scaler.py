@@ -10,22 +10,23 @@ from __future__ import annotations
 from collections import deque
 from datetime import UTC, datetime
 
-from sprout.scale.config import Limits, ScalingConfig
+from sprout.scale.config import Limits
 from sprout.scale.model import Decision, Fleet, Memory, MetricSample
 from sprout.scale.policy import decide, demand
 from sprout.scale.predictive import Holt
 from sprout.scale.schedule import NO_SCHEDULE, ScheduleState, active_schedule, next_change
+from sprout.spec.scaling import ScalingSection
 
 
 class Scaler:
     """One environment's scaler: `observe(now, sample, fleet)` once per second returns a `Decision`."""
 
-    def __init__(self, config: ScalingConfig, limits: Limits) -> None:
+    def __init__(self, config: ScalingSection, limits: Limits) -> None:
         self.config = config
         self.limits = limits
         self._window: deque[tuple[float, int]] = deque()
         self._fresh = True
-        self._holt = Holt() if config.predictive and config.target is not None else None
+        self._holt = Holt() if config.predictive else None
         self._last_scale_in_at: float | None = None
         self._schedule = NO_SCHEDULE
         self._schedule_from = float("inf")
@@ -45,7 +46,6 @@ class Scaler:
             window.popleft()
         forecast = None
         if self._holt is not None:
-            assert config.target is not None
             needed = demand(config.metric, config.target, sample, fleet.serving)
             if needed is not None:
                 self._holt.update(needed)

@@ -7,12 +7,13 @@ that fired last wins.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from croniter import croniter
 
-from sprout.scale.config import ScheduledAction
+from sprout.spec.scaling import ScheduleEntry
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,7 +30,7 @@ class ScheduleState:
 NO_SCHEDULE = ScheduleState()
 
 
-def last_firing(action: ScheduledAction, now: datetime) -> datetime | None:
+def last_firing(action: ScheduleEntry, now: datetime) -> datetime | None:
     """The latest time at or before `now` that the action fired, or None if it never has."""
     if action.at is not None:
         return action.at if action.at <= now else None
@@ -39,7 +40,7 @@ def last_firing(action: ScheduledAction, now: datetime) -> datetime | None:
     return fired
 
 
-def next_change(actions: tuple[ScheduledAction, ...], now: datetime) -> datetime | None:
+def next_change(actions: Sequence[ScheduleEntry], now: datetime) -> datetime | None:
     """The next instant after `now` at which an action fires or a `duration` ends."""
     candidates: list[datetime] = []
     for action in actions:
@@ -57,12 +58,12 @@ def next_change(actions: tuple[ScheduledAction, ...], now: datetime) -> datetime
     return min(candidates) if candidates else None
 
 
-def active_schedule(actions: tuple[ScheduledAction, ...], now: float) -> ScheduleState:
+def active_schedule(actions: Sequence[ScheduleEntry], now: float) -> ScheduleState:
     """The min/max/desired the schedule imposes at epoch second `now`."""
     if not actions:
         return NO_SCHEDULE
     at = datetime.fromtimestamp(now, UTC)
-    live: list[tuple[datetime, ScheduledAction]] = []
+    live: list[tuple[datetime, ScheduleEntry]] = []
     for action in actions:
         fired = last_firing(action, at)
         if fired is None:
@@ -75,10 +76,10 @@ def active_schedule(actions: tuple[ScheduledAction, ...], now: float) -> Schedul
     desired_at: float | None = None
     labels: list[str] = []
     for fired, action in live:
-        if action.minimum is not None:
-            minimum = action.minimum
-        if action.maximum is not None:
-            maximum = action.maximum
+        if action.min is not None:
+            minimum = action.min
+        if action.max is not None:
+            maximum = action.max
         if action.desired is not None:
             desired, desired_at = action.desired, fired.timestamp()
         labels.append(f"{action.label} since {fired.isoformat()}")

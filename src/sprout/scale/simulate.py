@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -26,10 +26,12 @@ from typing import Any
 from sprout.cost.prices import CostConfig
 from sprout.errors import UserError
 from sprout.scale.baselines import Asg, FixedPeak, Hpa, SimulatedPolicy
-from sprout.scale.config import Limits, ScalingConfig
+from sprout.scale.config import Limits
 from sprout.scale.model import Fleet, MetricSample
 from sprout.scale.scaler import Scaler
 from sprout.scale.trace import Trace
+from sprout.spec.models import Manifest
+from sprout.spec.scaling import ScalingSection
 
 POLICIES = ("sprout", "hpa", "asg", "fixed-peak")
 DEFAULT_START = datetime(2026, 6, 14, tzinfo=UTC).timestamp()
@@ -45,7 +47,7 @@ class Scenario:
 
     capacity: float
     launch_delay: int
-    config: ScalingConfig
+    config: ScalingSection
     limits: Limits
     size: str = "small"
     prices: CostConfig = field(default_factory=CostConfig)
@@ -54,7 +56,6 @@ class Scenario:
     @property
     def target_rate(self) -> float:
         """The target expressed in requests per second per instance, for the baselines."""
-        assert self.config.target is not None
         if self.config.metric == "cpu":
             return self.capacity * self.config.target / 100.0
         return self.config.target
@@ -92,14 +93,14 @@ class SimulationResult:
         }
 
 
-def default_config(capacity: float, launch_delay: int) -> ScalingConfig:
+def default_config(capacity: float, launch_delay: int) -> ScalingSection:
     """Sprout's settings without a manifest: the campaign settings recommended in docs/autoscaling.md.
 
     70 % target (headroom for a rise while instances launch), predictive on, warm-up = launch delay, and
     a 60 s scale-in stabilization window: scale-out reacts within a second, so a scale-in that proves
     premature costs little, while every minute of a longer window is paid for after each peak.
     """
-    return ScalingConfig(
+    return ScalingSection(
         metric="requests_per_instance",
         target=DEFAULT_UTILISATION * capacity,
         predictive=True,
@@ -108,20 +109,15 @@ def default_config(capacity: float, launch_delay: int) -> ScalingConfig:
     )
 
 
-def scenario_from_manifest(manifest: dict[str, Any], capacity: float, launch_delay: int) -> Scenario:
-    """A scenario from a parsed `sprout.toml`: `[scaling]`, `[instances]` min/max/size and `[cost]`."""
-    instances = manifest.get("instances") or {}
-    config = ScalingConfig.from_mapping(manifest.get("scaling") or {})
-    if config.target is None:
-        config = replace(config, target=default_config(capacity, launch_delay).target)
-    limits = Limits(int(instances.get("min", 1)), int(instances.get("max", 10_000)))
+def scenario_from_manifest(manifest: Manifest, capacity: float, launch_delay: int) -> Scenario:
+    """A scenario from a validated manifest: its `[scaling]`, `[instances]` min/max/size and `[cost]`."""
     return Scenario(
         capacity,
         launch_delay,
-        config,
-        limits,
-        str(instances.get("size", "small")),
-        CostConfig.from_mapping(manifest.get("cost")),
+        manifest.scaling,
+        Limits.of(manifest.instances),
+        manifest.instances.size,
+        CostConfig.of(manifest.cost),
     )
 
 
@@ -222,11 +218,11 @@ def expand_policies(policy: str) -> list[str]:
     return [policy]
 
 
-def load_manifest(path: Path) -> dict[str, Any]:
-    """The validated manifest at `path` as plain data, for its `[scaling]`, `[instances]` and `[cost]`."""
+def load_manifest(path: Path) -> Manifest:
+    """The validated manifest at `path`, for its `[scaling]`, `[instances]` and `[cost]`."""
     from sprout.spec import load_manifest as load_spec
 
-    return load_spec(path).model_dump(mode="json")
+    return load_spec(path)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from typing import Any, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import Field, StrictBool, ValidationInfo, field_validator, model_validator
 
@@ -188,6 +188,14 @@ class DatabaseResource(Section):
 
     engine: Literal["sqlite", "mysql", "postgres"] = "sqlite"
     url: str | None = Field(None, description="External database URL (like an RDS endpoint).")
+    pool_size: int = Field(
+        15,
+        ge=1,
+        description=(
+            "Connections one instance may hold open (its pool; default: SQLAlchemy's 5 + 10 overflow); "
+            "`plan` and `validate` warn when max instances x this can exceed the server's max_connections."
+        ),
+    )
 
     @model_validator(mode="after")
     def _url_matches_engine(self) -> Self:
@@ -245,8 +253,10 @@ class SecretRef(Section):
 class CostSection(Section):
     """Prices used by `sprout cost` (per instance-hour, by size)."""
 
-    currency: str = "USD"
-    prices: dict[str, float] = Field(default_factory=dict, description="Overrides the default price table.")
+    currency: str = Field("USD", min_length=1)
+    prices: dict[str, Annotated[float, Field(ge=0, strict=True)]] = Field(
+        default_factory=dict, description="Price per instance-hour by size; overrides the default table."
+    )
 
 
 class LogsSection(Section):
