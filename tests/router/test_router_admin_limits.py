@@ -19,6 +19,8 @@ import psutil
 import pytest
 
 from conftest import Router, wait_for
+from sprout.errors import AuthError
+from sprout.router.client import RouterAdmin
 
 ANNOUNCE_16_MIB = b"PUT /table HTTP/1.1\r\nHost: admin\r\nContent-Length: 16777216\r\n\r\n"
 UNAUTHORIZED = {"error": "missing or wrong bearer token; pass the router's admin token"}
@@ -73,6 +75,17 @@ def test_unauthenticated_16_mib_announcements_cost_nothing(start_router: Callabl
     print(f"router RSS grew by {grown / 1e6:.2f} MB for 100 unauthenticated 16 MiB announcements")
     assert grown < 20_000_000, f"router RSS grew by {grown} bytes"
     assert router.admin.ping()
+
+
+def test_a_refused_caller_that_sent_its_body_still_reads_its_401(start_router: Callable[..., Router]) -> None:
+    router = start_router()
+    with RouterAdmin(f"http://127.0.0.1:{router.admin_port}", "wrong-token") as admin:
+        for _ in range(5):
+            with pytest.raises(AuthError) as err:
+                admin.put_table({"routes": [], "padding": "x" * 200_000})
+            assert str(err.value) == (
+                f"router admin at http://127.0.0.1:{router.admin_port}: token rejected; use the router's --token-file"
+            )
 
 
 BAD_LENGTHS = [
