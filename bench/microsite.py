@@ -108,6 +108,7 @@ def start_instance(env: dict[str, str], zone: str, work: Path) -> tuple[subproce
 
 def start_router(work: Path) -> tuple[subprocess.Popen[str], int, RouterAdmin]:
     (work / "router.token").write_text("bench-token\n")
+    (work / "router.token").chmod(0o600)
     cmd = [
         sys.executable, "-m", "sprout.router", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0",
         "--token-file", str(work / "router.token"), "--state", str(work / "router.json"),

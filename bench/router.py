@@ -300,6 +300,7 @@ def run(args: argparse.Namespace, folder: Path, procs: Processes) -> None:
         ports["router"] = free_port()
         admin = free_port()
         (folder / "token").write_text(TOKEN)
+        (folder / "token").chmod(0o600)
         cmd = [PY]
         if args.profile:
             cmd += ["-m", "cProfile", "-o", str(folder / "router.prof")]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import re
 import time
 from typing import Any
 
@@ -141,3 +144,24 @@ def test_codes_and_sessions_expire(monkeypatch: pytest.MonkeyPatch) -> None:
     later = start + sessions_module.CODE_SECONDS + sessions_module.SESSION_SECONDS + 2
     monkeypatch.setattr(sessions_module.time, "monotonic", lambda: later)
     assert not book.lets_through(scope)
+
+
+def test_every_dashboard_response_sends_the_security_headers(client: TestClient) -> None:
+    code = client.post("/v1/dashboard/codes", headers=AUTH).json()["code"]
+    login = client.get(f"/dashboard/login?code={code}")
+    page = client.get("/dashboard")
+    expired = client.get(f"/dashboard/login?code={code}")
+    assert (login.status_code, page.status_code, expired.status_code) == (303, 200, 401)
+    # The page's one inline element is its style sheet: the policy allows exactly it, by hash, and no script.
+    styles = re.findall(r"<style>(.*?)</style>", page.text, re.S)
+    assert len(styles) == 1
+    digest = base64.b64encode(hashlib.sha256(styles[0].encode()).digest()).decode()
+    assert not re.search(r"(?i)<script|\son\w+=|\sstyle=|javascript:", page.text)
+    for response in (login, page, expired):
+        assert response.headers["content-security-policy"] == (
+            f"default-src 'none'; style-src 'sha256-{digest}'; base-uri 'none'; form-action 'none'; "
+            "frame-ancestors 'none'"
+        )
+        assert response.headers["x-frame-options"] == "DENY"
+        assert response.headers["referrer-policy"] == "no-referrer"
+        assert response.headers["x-content-type-options"] == "nosniff"

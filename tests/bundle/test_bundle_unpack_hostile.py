@@ -172,7 +172,7 @@ CASES = [
     Case(
         "too-many-entries",
         lambda s: [file_entry(f"f{i}") for i in range(6)],
-        "entry 'f5': too many entries (more than 5); bundle fewer files",
+        "entry 'f5': is one entry too many (more than 5); bundle fewer files" + REJECTED,
         limits={"max_entries": 5},
     ),
     Case(

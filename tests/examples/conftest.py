@@ -72,6 +72,7 @@ def start_router(tmp_path: Path) -> Iterator[Callable[[], RouterProcess]]:
 
     def start() -> RouterProcess:
         (tmp_path / "router.token").write_text("e2e-token\n")
+        (tmp_path / "router.token").chmod(0o600)
         cmd = [
             PY, "-m", "sprout.router", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0",
             "--token-file", str(tmp_path / "router.token"), "--state", str(tmp_path / "router-table.json"),

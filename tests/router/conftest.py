@@ -102,6 +102,7 @@ def spawn_router(folder: Path, *extra: str, state: Path | None = None, port: int
     """Start a router process with a test token and state/access-log files in `folder`."""
     token_file = folder / "router.token"
     token_file.write_text("test-token\n")
+    token_file.chmod(0o600)
     state = state or folder / "router-table.json"
     access_log = folder / "access.log"
     cmd = [

@@ -92,9 +92,11 @@ def test_routing_by_host_wildcard_default_and_errors(start_backend, start_router
         echoed = json.loads(
             get(client, router, "/headers", "a.localhost", headers={"X-Forwarded-For": "1.2.3.4"}).text
         )
-    assert echoed["x-forwarded-for"] == "1.2.3.4, 127.0.0.1"
+    # No trusted proxy is configured: the client's own X-Forwarded-For is replaced by its address.
+    assert echoed["x-forwarded-for"] == "127.0.0.1"
     assert echoed["x-forwarded-proto"] == "http"
     assert echoed["x-forwarded-host"] == "a.localhost"
+    assert echoed["x-real-ip"] == "127.0.0.1"
     assert echoed["x-request-id"]
     b.kill()
     with httpx.Client() as client:

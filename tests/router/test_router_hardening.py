@@ -1,4 +1,8 @@
-"""Acceptance 4: the smuggling/limits corpus (table-driven) and a property test on the parser path."""
+"""The smuggling/limits corpus and the header policy (table-driven), and a property test on the parser path.
+
+The header-policy table (issue 19, acceptance 4) pins the exact bytes the backend receives, from a
+client and from a configured trusted proxy.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from raw_backend import RawBackend
 
 from conftest import Backend, Router, group, route, spawn_backend, spawn_router, table, wait_for
 
@@ -103,6 +108,88 @@ def test_corpus(stack: tuple[Router, Backend], name: str, payload: bytes, status
     assert received.count(b"HTTP/1.1 ") == 1, received
     assert closed, f"{name}: connection left open"
     assert not any("smuggled" in line for line in backend.requests_seen())
+
+
+# What every request below carries, and what the router adds for a client at 127.0.0.1 it does not trust.
+BASE = b"Host: h.localhost\r\nX-Request-Id: rid-1\r\nConnection: close\r\n"
+OWN = (
+    b"X-Forwarded-For: 127.0.0.1\r\nX-Real-IP: 127.0.0.1\r\nX-Forwarded-Proto: http\r\n"
+    b"X-Forwarded-Host: h.localhost\r\nX-Request-Id: rid-1\r\n"
+)
+SPOOFED = (
+    b"Forwarded: for=6.6.6.6;proto=https\r\nX-Real-IP: 6.6.6.6\r\nX-Forwarded-For: 6.6.6.6\r\n"
+    b"X-Forwarded-Host: evil.example\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Port: 443\r\n"
+)
+UNDERSCORED = b"X_Forwarded_Host: evil.example\r\nX_Forwarded_For: 6.6.6.6\r\nX_Real_IP: 6.6.6.6\r\n"
+
+# (name, trusted peer, request, status, exact bytes the backend receives or None for nothing)
+HEADER_CORPUS = [
+    ("connection-names-host", False,
+     b"GET /p1 HTTP/1.1\r\nHost: h.localhost\r\nX-Request-Id: rid-1\r\nConnection: close, host, x-private\r\n"
+     b"X-Private: 1\r\nAccept: */*\r\n\r\n",
+     200, b"GET /p1 HTTP/1.1\r\nHost: h.localhost\r\nAccept: */*\r\n" + OWN + b"\r\n"),
+    ("underscore-transfer-encoding", False,
+     b"POST /p2 HTTP/1.1\r\n" + BASE + b"Transfer_Encoding: chunked\r\nContent-Length: 5\r\n\r\nhello", 400, None),
+    ("underscore-content-length", False,
+     b"POST /p3 HTTP/1.1\r\n" + BASE + b"Content_Length: 5\r\n\r\nhello", 400, None),
+    ("underscore-forwarding-dropped", False,
+     b"GET /p4 HTTP/1.1\r\n" + BASE + UNDERSCORED + b"X_Custom: kept\r\n\r\n",
+     200, b"GET /p4 HTTP/1.1\r\nHost: h.localhost\r\nX_Custom: kept\r\n" + OWN + b"\r\n"),
+    ("client-forwarding-overwritten", False,
+     b"POST /p5 HTTP/1.1\r\n" + BASE + SPOOFED + b"Content-Length: 2\r\n\r\nok",
+     200, b"POST /p5 HTTP/1.1\r\nHost: h.localhost\r\n" + OWN + b"Content-Length: 2\r\n\r\nok"),
+    ("host-list", False,
+     b"GET /p6 HTTP/1.1\r\nHost: h.localhost, other.localhost\r\nConnection: close\r\n\r\n", 400, None),
+    ("host-twice", False,
+     b"GET /p7 HTTP/1.1\r\nHost: h.localhost\r\nHost: other.localhost\r\nConnection: close\r\n\r\n", 400, None),
+    ("trusted-proxy-forwarding-kept", True,
+     b"GET /p8 HTTP/1.1\r\n" + BASE + SPOOFED + UNDERSCORED + b"\r\n",
+     200, b"GET /p8 HTTP/1.1\r\nHost: h.localhost\r\nX-Forwarded-For: 6.6.6.6, 127.0.0.1\r\nX-Real-IP: 6.6.6.6\r\n"
+     b"Forwarded: for=6.6.6.6;proto=https\r\nX-Forwarded-Port: 443\r\nX-Forwarded-Proto: https\r\n"
+     b"X-Forwarded-Host: evil.example\r\nX-Request-Id: rid-1\r\n\r\n"),
+    ("trusted-proxy-without-forwarding", True,
+     b"GET /p9 HTTP/1.1\r\n" + BASE + b"\r\n",
+     200, b"GET /p9 HTTP/1.1\r\nHost: h.localhost\r\n" + OWN + b"\r\n"),
+    ("trusted-proxy-underscore-framing", True,
+     b"POST /p10 HTTP/1.1\r\n" + BASE + b"Content_Length: 5\r\n\r\nhello", 400, None),
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def header_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Router, Router, RawBackend]]:
+    """A raw backend behind two routers: one trusts no one (the default), one trusts 127.0.0.1."""
+    backend = RawBackend()
+    routers: list[Router] = []
+    try:
+        for extra in ((), ("--trusted-proxy", "127.0.0.0/8")):
+            router = spawn_router(tmp_path_factory.mktemp("headers"), *extra)
+            routers.append(router)
+            target = {"id": "raw", "address": backend.address, "healthy": True}
+            router.admin.put_table(table(route("h", [{"name": "g", "targets": [target]}])))
+        yield routers[0], routers[1], backend
+    finally:
+        for router in routers:
+            router.kill()
+        backend.close()
+
+
+@pytest.mark.parametrize(
+    ("name", "trusted", "payload", "status", "sent"), HEADER_CORPUS, ids=[c[0] for c in HEADER_CORPUS]
+)
+def test_header_policy(
+    header_stack: tuple[Router, Router, RawBackend],
+    name: str,
+    trusted: bool,
+    payload: bytes,
+    status: int,
+    sent: bytes | None,
+) -> None:
+    plain, trusting, backend = header_stack
+    received, closed = exchange(trusting if trusted else plain, payload)
+    assert received.startswith(b"HTTP/1.1 %d " % status), (name, received[:200])
+    assert closed
+    path = payload.split(b" ", 2)[1]
+    assert backend.received.get(path) == sent
 
 
 def test_slowloris_gets_408(stack: tuple[Router, Backend]) -> None:

@@ -239,7 +239,8 @@ def test_request_head_sent_upstream_drops_connection_named_headers() -> None:
     sent = asyncio.run(run())
     assert sent == (
         b"GET /p?q=1 HTTP/1.1\r\nHost: a.localhost\r\nAccept: */*\r\nX-Forwarded-For: 127.0.0.1\r\n"
-        b"X-Forwarded-Proto: http\r\nX-Forwarded-Host: a.localhost\r\nX-Request-Id: rid-1\r\n\r\n"
+        b"X-Real-IP: 127.0.0.1\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: a.localhost\r\n"
+        b"X-Request-Id: rid-1\r\n\r\n"
     )
     assert not re.search(rb"(?i)x-private|\r\nte:|connection:", sent)
 
@@ -265,19 +266,20 @@ def test_common_request_head_sent_upstream() -> None:
     )
     assert re.fullmatch(
         rb"GET /p\?q=1 HTTP/1.1\r\nHost: a.localhost\r\nAccept-Encoding: gzip\r\nCache-Control: max-age=0\r\n"
-        rb"X-Forwarded-For: 127.0.0.1\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: a.localhost\r\n"
-        rb"X-Request-Id: [0-9a-f]{8}-[0-9a-f]+\r\n\r\n",
+        rb"X-Forwarded-For: 127.0.0.1\r\nX-Real-IP: 127.0.0.1\r\nX-Forwarded-Proto: http\r\n"
+        rb"X-Forwarded-Host: a.localhost\r\nX-Request-Id: [0-9a-f]{8}-[0-9a-f]+\r\n\r\n",
         sent,
     ), sent
 
 
 def test_request_head_with_forwarding_and_body_sent_upstream() -> None:
+    # The client is no trusted proxy (none is configured): its X-Forwarded-For is replaced, not extended.
     sent = request_head_sent(
         b"POST /f HTTP/1.1\r\nHost: a.localhost\r\nX-Forwarded-For: 10.0.0.1\r\nX-Request-Id: rid-1\r\n"
         b"Content-Length: 2\r\n\r\nok"
     )
     assert sent == (
-        b"POST /f HTTP/1.1\r\nHost: a.localhost\r\nX-Forwarded-For: 10.0.0.1, 127.0.0.1\r\n"
-        b"X-Forwarded-Proto: http\r\nX-Forwarded-Host: a.localhost\r\nX-Request-Id: rid-1\r\n"
-        b"Content-Length: 2\r\n\r\nok"
+        b"POST /f HTTP/1.1\r\nHost: a.localhost\r\nX-Forwarded-For: 127.0.0.1\r\n"
+        b"X-Real-IP: 127.0.0.1\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: a.localhost\r\n"
+        b"X-Request-Id: rid-1\r\nContent-Length: 2\r\n\r\nok"
     )

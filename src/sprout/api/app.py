@@ -170,15 +170,21 @@ def create_app(controller: Controller, releases: Releases, token: str) -> Starle
                 "<!doctype html><title>Sprout</title><p>This sign-in link has expired or was used already: "
                 "run <code>sprout dashboard</code> again.</p>",
                 status_code=401,
+                headers=_dashboard_headers(),
             )
-        response = RedirectResponse(PAGE, status_code=303)
+        response = RedirectResponse(PAGE, status_code=303, headers=_dashboard_headers())
         response.set_cookie(
             COOKIE, session, max_age=int(SESSION_SECONDS), path=PAGE, httponly=True, samesite="strict"
         )
         return response
 
     async def dashboard(request: Request) -> Response:
-        return HTMLResponse(await run_in_threadpool(_dashboard_page))
+        return HTMLResponse(await run_in_threadpool(_dashboard_page), headers=_dashboard_headers())
+
+    def _dashboard_headers() -> dict[str, str]:
+        from sprout.dashboard.page import SECURITY_HEADERS
+
+        return SECURITY_HEADERS
 
     def _dashboard_page() -> str:
         from sprout.dashboard.page import REFRESH, render

@@ -1,8 +1,8 @@
 """Pack an app folder into a deterministic, content-addressed tar.gz version bundle.
 
 The story: walk the tree in sorted order, drop what the ignore rules exclude (`.gitignore` and
-`.sproutignore` at any depth, plus a fixed list Sprout never ships), refuse symlinks that leave the tree,
-then write every file with fixed metadata (mtime, owner, mode) through a gzip stream with no timestamp or
+`.sproutignore` at any depth, plus a fixed list Sprout never ships), refuse symlinks that leave the tree
+and anything unpack would refuse (`bundle/rules.py`: names, sizes, counts), then write every file with fixed metadata (mtime, owner, mode) through a gzip stream with no timestamp or
 name. The same tree therefore always gives the same bytes and the same sha256, whatever the files' mtimes,
 owners or creation order.
 """
@@ -21,6 +21,7 @@ from typing import BinaryIO
 
 import pathspec
 
+from sprout.bundle import rules
 from sprout.bundle.digest import sha256_file
 from sprout.errors import BundleError
 
@@ -53,14 +54,25 @@ class _Rules:
 _ALWAYS = pathspec.GitIgnoreSpec.from_lines(ALWAYS_SKIPPED)
 
 
-def pack(app_dir: Path, out_dir: Path) -> PackedBundle:
-    """Pack `app_dir` into `out_dir/<sha256>.tar.gz`, deterministically, honouring ignore rules."""
+def pack(
+    app_dir: Path,
+    out_dir: Path,
+    *,
+    max_total_bytes: int = rules.MAX_TOTAL_BYTES,
+    max_entries: int = rules.MAX_ENTRIES,
+    max_file_bytes: int = rules.MAX_FILE_BYTES,
+) -> PackedBundle:
+    """Pack `app_dir` into `out_dir/<sha256>.tar.gz`, deterministically, honouring ignore rules.
+
+    The limits are unpack's (`safe_unpack` takes the same ones): what exceeds them is refused here.
+    """
     app_dir = app_dir.resolve()
     if not app_dir.is_dir():
         raise BundleError(f"{app_dir}: not a folder; give the app folder that holds sprout.toml")
     out_dir.mkdir(parents=True, exist_ok=True)
     out_dir = out_dir.resolve()
     files = sorted(_walk(app_dir, out_dir), key=lambda item: item[0])
+    _check_unpackable(app_dir, files, max_total_bytes, max_entries, max_file_bytes)
     fd, tmp_name = tempfile.mkstemp(prefix=".pack-", suffix=".tar.gz", dir=out_dir)
     tmp = Path(tmp_name)
     try:
@@ -79,6 +91,24 @@ def pack(app_dir: Path, out_dir: Path) -> PackedBundle:
         files=len(files),
         names=frozenset(rel for rel, _ in files),
     )
+
+
+def _check_unpackable(
+    root: Path, files: list[tuple[str, Path]], max_total_bytes: int, max_entries: int, max_file_bytes: int
+) -> None:
+    """Refuse the first file unpack would refuse, in archive order, with unpack's own words."""
+    total = 0
+    for count, (rel, path) in enumerate(files, 1):
+        problem = rules.count_problem(count, max_entries) or rules.path_problem(rel)
+        if problem is None:
+            size = path.stat().st_size
+            problem = rules.size_problem(size, total, max_file_bytes, max_total_bytes)
+            total += size
+        if problem is not None:
+            raise BundleError(
+                f"{root}: {rules.refusal(rel, problem)}; rename it, make it smaller or add it to "
+                ".sproutignore (no instance could unpack this version)"
+            )
 
 
 def _is_ignored(rel: str, is_dir: bool, rules: list[_Rules]) -> bool:

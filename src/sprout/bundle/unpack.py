@@ -16,7 +16,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
-import re
 import shutil
 import stat
 import tarfile
@@ -25,17 +24,15 @@ import zlib
 from pathlib import Path
 from typing import IO
 
+from sprout.bundle import rules
 from sprout.bundle.digest import CHUNK, check_sha256
+from sprout.bundle.rules import MAX_ENTRIES, MAX_FILE_BYTES, MAX_TOTAL_BYTES
 from sprout.errors import BundleError
 
-MAX_TOTAL_BYTES = 1024**3
-MAX_ENTRIES = 50_000
-MAX_FILE_BYTES = 512 * 1024**2
 # Honest headers (ustar, pax records, GNU long names) are a few KiB; anything bigger is an attack.
 HEADER_BYTES = 1024**2
 # Tar headers, pax records and padding around each entry; generous so honest archives never hit it.
 _OVERHEAD_PER_ENTRY = 8 * 1024
-_DRIVE = re.compile(r"^[A-Za-z]:")
 _SPECIAL_BITS = stat.S_ISUID | stat.S_ISGID | stat.S_ISVTX
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -190,11 +187,9 @@ def _extract(source: _HashingReader, tmp: Path, bundle: str, limits: _Limits) ->
                 if member is None:
                     break
                 limits.entries += 1
-                if limits.entries > limits.max_entries:
-                    raise BundleError(
-                        f"bundle {bundle}: entry {member.name!r}: too many entries "
-                        f"(more than {limits.max_entries}); bundle fewer files"
-                    )
+                problem = rules.count_problem(limits.entries, limits.max_entries)
+                if problem is not None:
+                    raise _rejected(bundle, member.name, problem)
                 parts = _check_member(member, bundle, limits)
                 _claim(kinds, parts, "dir" if member.isdir() else "file", member.name, bundle)
                 if member.isdir():
@@ -217,7 +212,7 @@ def _check_member(member: tarfile.TarInfo, bundle: str, limits: _Limits) -> list
     name = member.name
 
     def reject(problem: str) -> BundleError:
-        return BundleError(f"bundle {bundle}: entry {name!r}: {problem}; the bundle is rejected")
+        return _rejected(bundle, name, problem)
 
     if member.issym():
         raise reject(f"is a symlink (to {member.linkname!r}); bundles hold regular files and folders only")
@@ -233,27 +228,19 @@ def _check_member(member: tarfile.TarInfo, bundle: str, limits: _Limits) -> list
         raise reject(f"has unsupported type {member.type!r}; bundles hold regular files and folders only")
     if member.mode & _SPECIAL_BITS:
         raise reject(f"has setuid, setgid or sticky bits (mode {member.mode:o}), which are never allowed")
-    if not name:
-        raise reject("has an empty path")
-    if name.startswith("/"):
-        raise reject("has an absolute path")
-    if "\\" in name:
-        raise reject("has a backslash in its path")
-    if _DRIVE.match(name):
-        raise reject("has a drive letter in its path")
-    if any(ord(ch) < 0x20 or ch == "\x7f" for ch in name):
-        raise reject("has a control character in its path")
+    problem = rules.path_problem(name)
+    if problem is None and member.isreg():
+        problem = rules.size_problem(
+            member.size, limits.total_bytes, limits.max_file_bytes, limits.max_total_bytes
+        )
+    if problem is not None:
+        raise reject(problem)
     parts = [p for p in name.split("/") if p not in ("", ".")]
-    if ".." in parts:
-        raise reject("has a '..' component in its path")
-    if not parts:
-        raise reject("names the bundle root itself")
-    if member.isreg():
-        if member.size > limits.max_file_bytes:
-            raise reject(f"is {member.size} bytes, over the per-file limit of {limits.max_file_bytes}")
-        if limits.total_bytes + member.size > limits.max_total_bytes:
-            raise reject(f"takes the unpacked size over the limit of {limits.max_total_bytes} bytes")
     return parts
+
+
+def _rejected(bundle: str, name: str, problem: str) -> BundleError:
+    return BundleError(f"bundle {bundle}: {rules.refusal(name, problem)}; the bundle is rejected")
 
 
 def _claim(kinds: dict[str, str], parts: list[str], kind: str, name: str, bundle: str) -> None:

@@ -18,6 +18,7 @@ import typer
 from sprout import __version__
 from sprout.errors import UserError
 from sprout.spec import Manifest, load_manifest, manifest_path
+from sprout.terminal import printable
 
 if TYPE_CHECKING:
     from sprout.bundle import S3Store
@@ -351,7 +352,7 @@ def logs(
     target = _target(app_dir, env, None, region, need_bucket=False)
     group = f"/sprout/{target.manifest.app.name}/{env}"
     for event in read_events(target.client("logs"), group, time.time() - since, pattern, limit):
-        typer.echo(event.message if raw else describe(event))
+        typer.echo(printable(event.message if raw else describe(event)))
 
 
 @aws.command("boot")

@@ -9,6 +9,7 @@ from rich.console import Console
 
 from sprout.cli.client import ApiClient
 from sprout.errors import ServiceError
+from sprout.terminal import printable
 
 #: How often the release's record is read while it runs.
 POLL = 0.25
@@ -32,8 +33,10 @@ def follow_release(client: ApiClient, app: str, env: str, deployment_id: int) ->
                 break
             waiting = deployment["data"].get("waiting")
             progress.update(
-                f"{app}/{env}: release {deployment_id} ({deployment['strategy']}) at {deployment['state']}"
-                + (f": {waiting}" if waiting else "")
+                printable(
+                    f"{app}/{env}: release {deployment_id} ({deployment['strategy']}) at {deployment['state']}"
+                    + (f": {waiting}" if waiting else "")
+                )
             )
             time.sleep(POLL)
     duration = deployment["data"].get("duration")
@@ -42,5 +45,8 @@ def follow_release(client: ApiClient, app: str, env: str, deployment_id: int) ->
         raise ServiceError(
             f"{app}/{env}: release {deployment_id} {deployment['outcome']}{took}: {deployment['reason']}"
         )
-    console.print(f"{app}/{env}: release {deployment_id} succeeded{took}: {deployment['reason']}")
+    console.print(
+        printable(f"{app}/{env}: release {deployment_id} succeeded{took}: {deployment['reason']}"),
+        markup=False,
+    )
     return deployment

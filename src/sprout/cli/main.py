@@ -12,6 +12,7 @@ from rich.markup import escape
 
 from sprout import __version__
 from sprout.errors import SproutError
+from sprout.terminal import printable
 
 #: Each module defines `register(app: typer.Typer) -> None`, which adds these commands (help order).
 #: Only the module of the command being run is imported: a CLI that starts fast makes a rollback fast.
@@ -87,7 +88,9 @@ def run() -> None:
     except SproutError as exc:
         if os.environ.get("SPROUT_DEBUG"):
             raise
-        Console(stderr=True).print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        # Errors carry app text (test output, release reasons): no escape sequence reaches the terminal.
+        message = escape(printable(str(exc)))
+        Console(stderr=True).print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)

@@ -28,6 +28,7 @@ from sprout.paths import Home
 from sprout.providers.local import LocalProvider
 from sprout.spec import Manifest, load_manifest, resolve_secrets
 from sprout.state import StateStore
+from sprout.terminal import printable
 
 #: How often `up` polls the daemon while it waits for the fleet.
 POLL = 0.25
@@ -368,4 +369,5 @@ def _app_name(app_dir: Path) -> str | None:
 def _print_line(line: dict[str, Any]) -> None:
     stamp = datetime.fromtimestamp(line["ts"]).strftime("%H:%M:%S.%f")[:-3]
     who = line["instance"] or line["source"]
-    console.print(f"{stamp} {who} {line['version'] or '-'} {line['stream']}: {line['msg']}", markup=False)
+    text = f"{stamp} {who} {line['version'] or '-'} {line['stream']}: {line['msg']}"
+    console.print(printable(text), markup=False, highlight=False)

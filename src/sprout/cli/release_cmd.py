@@ -19,6 +19,7 @@ from sprout.cli.follow import follow_release
 from sprout.cli.provider_cmd import PROVIDER, elsewhere
 from sprout.errors import NotFoundError, SproutError, UserError
 from sprout.paths import Home
+from sprout.terminal import printable
 
 console = Console(highlight=False)
 
@@ -120,7 +121,7 @@ def deploy(
                 environ=os.environ,
             )
         if gate.skipped:
-            console.print(f"test gate: {gate.skipped}", markup=False)
+            console.print(printable(f"test gate: {gate.skipped}"), markup=False)
         elif not gate.passed:
             tail = "\n".join(f"  {line}" for line in gate.tail)
             raise TestsFailed(

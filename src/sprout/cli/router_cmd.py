@@ -56,6 +56,15 @@ def router_command(
     shutdown_timeout: float = typer.Option(
         _D.shutdown_timeout, help="Seconds in-flight requests get on SIGTERM."
     ),
+    trusted_proxy: list[str] = typer.Option(
+        [],
+        "--trusted-proxy",
+        help="Address or CIDR of a proxy in front whose forwarding headers are kept (repeatable; default none).",
+    ),
+    admin_max_connections: int = typer.Option(
+        _D.admin_max_connections, help="Admin connections served at once (more get 503)."
+    ),
+    admin_max_body: int = typer.Option(_D.admin_max_body, help="Largest admin request body (else 413)."),
 ) -> None:
     """Run the router until SIGTERM; prints 'router listening on … admin on …' when ready."""
     from sprout.errors import SproutError
@@ -74,6 +83,9 @@ def router_command(
         max_retries=max_retries,
         cache_bytes=cache_bytes,
         shutdown_timeout=shutdown_timeout,
+        trusted_proxies=tuple(trusted_proxy),
+        admin_max_connections=admin_max_connections,
+        admin_max_body=admin_max_body,
     )
     options = Options(
         listen=listen,

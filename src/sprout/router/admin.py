@@ -9,20 +9,26 @@ import logging
 from typing import Any
 
 from sprout.errors import NotFoundError, SproutError, UserError
+from sprout.router.config import RouterConfig
 from sprout.router.router import Router
 from sprout.router.table import parse_table
 
 log = logging.getLogger("sprout.router.admin")
-_MAX_BODY = 16 * 1024 * 1024
+#: Longest admin request head (request line and headers); the StreamReader limit of an admin connection.
+MAX_HEAD = 16 * 1024
 _REASONS = {
     200: "OK",
     400: "Bad Request",
     401: "Unauthorized",
     404: "Not Found",
     405: "Method Not Allowed",
+    408: "Request Timeout",
     413: "Payload Too Large",
+    431: "Request Header Fields Too Large",
     500: "Internal Server Error",
+    503: "Service Unavailable",
 }
+_UNAUTHORIZED = {"error": "missing or wrong bearer token; pass the router's admin token"}
 
 
 class _HttpError(Exception):
@@ -32,55 +38,69 @@ class _HttpError(Exception):
 
 
 class AdminServer:
-    """Routes admin requests to the Router; one request per connection keeps it simple and safe."""
+    """Routes admin requests to the Router; one request per connection keeps it simple and safe.
 
-    def __init__(self, router: Router, token: str) -> None:
+    Nothing but the head is read before the token is checked, so an unauthenticated caller costs a
+    head's worth of memory for at most `admin_header_timeout`; connections beyond
+    `admin_max_connections` are refused with 503 before anything is read.
+    """
+
+    def __init__(self, router: Router, token: str, config: RouterConfig) -> None:
         self.router = router
         self.token = token.encode()
+        self.config = config
+        self.active = 0
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """Serve one admin connection."""
-        try:
-            status, ctype, body = await self._serve(reader)
-        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError, TimeoutError):
-            writer.close()
+        if self.active >= self.config.admin_max_connections:
+            await _respond(writer, *_json(503, {"error": "too many admin connections; retry shortly"}))
             return
-        head = (
-            f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}\r\nContent-Type: {ctype}\r\n"
-            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
-        ).encode()
+        self.active += 1
         try:
-            writer.write(head + body)
-            await writer.drain()
-        except ConnectionError:
-            pass
+            try:
+                status, ctype, body = await self._serve(reader)
+            except (asyncio.IncompleteReadError, ConnectionError):
+                writer.close()
+                return
+            except asyncio.LimitOverrunError:
+                status, ctype, body = _json(431, {"error": f"request head over {MAX_HEAD} bytes"})
+            except TimeoutError:
+                status, ctype, body = _json(408, {"error": "request not received in time"})
+            await _respond(writer, status, ctype, body)
         finally:
-            writer.close()
+            self.active -= 1
 
     async def _serve(self, reader: asyncio.StreamReader) -> tuple[int, str, bytes]:
-        async with asyncio.timeout(30):
+        config = self.config
+        async with asyncio.timeout(config.admin_header_timeout):
             raw = await reader.readuntil(b"\r\n\r\n")
-            lines = raw.decode("latin-1").split("\r\n")
-            try:
-                method, target, _ = lines[0].split(" ", 2)
-            except ValueError:
-                return _json(400, {"error": "malformed request line"})
-            headers = {}
-            for line in lines[1:]:
-                if ":" in line:
-                    name, _, value = line.partition(":")
-                    headers[name.strip().lower()] = value.strip()
-            length = int(headers.get("content-length", "0") or 0)
-            if length > _MAX_BODY:
-                return _json(413, {"error": "body too large"})
-            body = await reader.readexactly(length) if length else b""
+        lines = raw.decode("latin-1").split("\r\n")
+        try:
+            method, target, _ = lines[0].split(" ", 2)
+        except ValueError:
+            return _json(400, {"error": "malformed request line"})
+        headers: dict[str, list[str]] = {}
+        for line in lines[1:]:
+            if ":" in line:
+                name, _, value = line.partition(":")
+                headers.setdefault(name.strip().lower(), []).append(value.strip())
         path = target.split("?", 1)[0]
         if path == "/healthz" and method == "GET":
             return _json(200, {"ok": True})
-        auth = headers.get("authorization", "")
-        if not auth.startswith("Bearer ") or not hmac.compare_digest(auth[7:].strip().encode(), self.token):
-            return _json(401, {"error": "missing or wrong bearer token; pass the router's admin token"})
+        auth = headers.get("authorization", [""])
+        if (
+            len(auth) != 1
+            or not auth[0].startswith("Bearer ")
+            or not hmac.compare_digest(auth[0][7:].strip().encode(), self.token)
+        ):
+            return _json(401, _UNAUTHORIZED)
         try:
+            length = body_length(headers, config.admin_max_body)
+            body = b""
+            if length:
+                async with asyncio.timeout(config.admin_body_timeout):
+                    body = await reader.readexactly(length)
             return self._dispatch(method, path, body)
         except _HttpError as exc:
             return _json(exc.status, {"error": str(exc)})
@@ -90,6 +110,12 @@ class AdminServer:
             return _json(400, {"error": str(exc)})
         except SproutError as exc:
             return _json(500, {"error": str(exc)})
+        except (asyncio.IncompleteReadError, ConnectionError, TimeoutError):
+            raise
+        except Exception:
+            # One bad request must never take the admin API (or the router) with it.
+            log.exception("admin %s %s failed", method, path)
+            return _json(500, {"error": f"internal error serving {method} {path}; see the router's log"})
 
     def _dispatch(self, method: str, path: str, body: bytes) -> tuple[int, str, bytes]:
         router = self.router
@@ -124,6 +150,38 @@ class AdminServer:
         else:
             raise _HttpError(404, f"no admin endpoint {method} {path}")
         raise _HttpError(405, f"method {method} not allowed on {path}")
+
+
+def body_length(headers: dict[str, list[str]], limit: int) -> int:
+    """The body size a request head announces; 400 for a malformed or repeated length, 413 over `limit`."""
+    if "transfer-encoding" in headers:
+        raise _HttpError(400, "Transfer-Encoding is not accepted by the admin API; send a Content-Length")
+    values = headers.get("content-length", [])
+    if not values:
+        return 0
+    if len(values) > 1:
+        raise _HttpError(400, "more than one Content-Length header")
+    value = values[0]
+    if not (value.isascii() and value.isdigit()) or len(value) > 18:
+        raise _HttpError(400, f"Content-Length {value[:40]!r} is not a byte count")
+    length = int(value)
+    if length > limit:
+        raise _HttpError(413, f"body of {length} bytes is over the admin limit of {limit}")
+    return length
+
+
+async def _respond(writer: asyncio.StreamWriter, status: int, ctype: str, body: bytes) -> None:
+    head = (
+        f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}\r\nContent-Type: {ctype}\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    ).encode()
+    try:
+        writer.write(head + body)
+        await writer.drain()
+    except ConnectionError:
+        pass
+    finally:
+        writer.close()
 
 
 def _body_json(body: bytes) -> Any:

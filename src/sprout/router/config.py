@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
+
+from sprout.errors import UserError
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +29,25 @@ class RouterConfig:
     # Edge cache (used only by routes with "cache": true).
     cache_bytes: int = 64 * 1024 * 1024
     cache_object_bytes: int = 1024 * 1024
+    # Peers whose Forwarded/X-Forwarded-*/X-Real-IP headers are believed (CIDRs); everyone else's are replaced.
+    trusted_proxies: tuple[str, ...] = ()
+    # Admin API: it authenticates from the head before reading a body, and bounds what a caller can hold.
+    admin_max_connections: int = 128
+    admin_max_body: int = 16 * 1024 * 1024
+    admin_header_timeout: float = 5.0
+    admin_body_timeout: float = 10.0
     # Process lifecycle.
     shutdown_timeout: float = 30.0
     access_log_flush: float = 1.0
+
+    def trusted_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        """`trusted_proxies` as networks; UserError naming an entry that is not an address or CIDR."""
+        networks = []
+        for entry in self.trusted_proxies:
+            try:
+                networks.append(ipaddress.ip_network(entry.strip(), strict=False))
+            except ValueError as exc:
+                raise UserError(
+                    f"--trusted-proxy {entry!r}: not an address or CIDR; give one like 10.0.0.5 or 10.0.0.0/24"
+                ) from exc
+        return tuple(networks)

@@ -18,10 +18,9 @@ if TYPE_CHECKING:
 
 _UNSEEN: Any = object()
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
-_REQUEST_HEAD = (
-    b"%s %s HTTP/1.1\r\n%sX-Forwarded-For: %s\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: %s\r\n"
-    b"X-Request-Id: %s\r\n%s\r\n"
-)
+# The forwarding headers up to X-Forwarded-Host's value are per connection (`forwarding_prefix`), so a
+# request pays one formatting slot for them; a client's own never reach it unless it is a trusted proxy.
+_REQUEST_HEAD = b"%s %s HTTP/1.1\r\n%s%s%s\r\nX-Request-Id: %s\r\n%s\r\n"
 
 
 class ClientProtocol(RequestHead, asyncio.Protocol):
@@ -30,6 +29,7 @@ class ClientProtocol(RequestHead, asyncio.Protocol):
     __slots__ = (
         "closed",
         "exchange",
+        "forwarding_prefix",
         "head_raw",
         "head_started",
         "http11",
@@ -77,6 +77,9 @@ class ClientProtocol(RequestHead, asyncio.Protocol):
         router = self.router
         peer = transport.get_extra_info("peername")
         self.peer = str(peer[0]).encode() if isinstance(peer, tuple) else b"unix"
+        self.forwarding_prefix = wire.forwarding_prefix(self.peer, self.peer, b"http", b"")
+        if router.trusted_networks and isinstance(peer, tuple):
+            self.trusted = router.is_trusted(str(peer[0]))
         sock = transport.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -168,7 +171,7 @@ class ClientProtocol(RequestHead, asyncio.Protocol):
         if self.connection:
             tokens = wire.connection_tokens(self.connection)
             upgrade = bool(self.upgrade) and b"upgrade" in tokens
-            named = tokens - {b"close", b"keep-alive", b"upgrade"}
+            named = tokens - wire.CONNECTION_KEEPS
             if named:
                 headers = wire.without_named(headers, named)
         body_mode = 2 if self.transfer_encoding else (1 if self.content_length not in (b"", b"0") else 0)
@@ -192,7 +195,12 @@ class ClientProtocol(RequestHead, asyncio.Protocol):
                 else:
                     ex.cache_key = key
             if ex.local is None:
-                xff = self.forwarded_for + b", " + self.peer if self.forwarded_for else self.peer
+                if self.trusted:
+                    prefix, fhost = wire.trusted_forwarding(
+                        self.forwarded_for, self.forwarding, self.peer, host
+                    )
+                else:
+                    prefix, fhost = self.forwarding_prefix, host
                 if body_mode == 1:
                     framing = b"Content-Length: %s\r\n" % self.content_length
                 elif body_mode == 2:
@@ -203,7 +211,7 @@ class ClientProtocol(RequestHead, asyncio.Protocol):
                     ex.upgrade = True
                     framing += b"Connection: upgrade\r\nUpgrade: %s\r\n" % self.upgrade
                 # End-to-end headers, the forwarding headers, then the framing lines.
-                ex.head = _REQUEST_HEAD % (method, url, b"".join(headers), xff, host, rid, framing)
+                ex.head = _REQUEST_HEAD % (method, url, b"".join(headers), prefix, fhost, rid, framing)
                 if self.expect and self.exchange is None and body_mode:
                     self.write(_CONTINUE)
         self._reset_request()

@@ -13,6 +13,7 @@ REASONS = {
     501: "transfer coding not implemented",
 }
 _cached = wire.cached
+_FORWARDING_CLASSES = wire.FORWARDING_CLASSES
 
 
 class Reject(Exception):
@@ -29,6 +30,7 @@ class RequestHead:
         "content_length",
         "expect",
         "forwarded_for",
+        "forwarding",
         "header_bytes",
         "headers",
         "host",
@@ -37,6 +39,7 @@ class RequestHead:
         "reject",
         "request_id",
         "transfer_encoding",
+        "trusted",
         "upgrade",
         "url",
     )
@@ -45,6 +48,8 @@ class RequestHead:
         self.max_request_line = max_request_line
         self.max_header_bytes = max_header_bytes
         self.reject = 0
+        # Whether the peer is a trusted proxy (set per connection): only then are its forwarding headers kept.
+        self.trusted = False
         self._reset_request()
 
     def _reset_request(self) -> None:
@@ -58,6 +63,8 @@ class RequestHead:
         self.connection: list[bytes] = []
         self.upgrade = b""
         self.forwarded_for = b""
+        # (class, name, value) of the forwarding headers a trusted proxy sent; None when there are none.
+        self.forwarding: list[tuple[int, bytes, bytes]] | None = None
         self.request_id = b""
         self.expect = False
         self.accept_encoding = b""
@@ -83,6 +90,9 @@ class RequestHead:
             if self.host:
                 self.reject = 400
                 raise Reject("duplicate Host header")
+            if b"," in value:
+                self.reject = 400
+                raise Reject("Host header with more than one value")
             self.host = value
             self.headers += (name, b": ", value, b"\r\n")
         elif cls == wire.CONTENT_LENGTH:
@@ -101,7 +111,8 @@ class RequestHead:
         elif cls == wire.UPGRADE:
             self.upgrade = value
         elif cls == wire.FORWARDED_FOR:
-            self.forwarded_for = self.forwarded_for + b", " + value if self.forwarded_for else value
+            if self.trusted:
+                self.forwarded_for = self.forwarded_for + b", " + value if self.forwarded_for else value
         elif cls == wire.REQUEST_ID:
             if len(value) <= 128 and value.isascii() and b" " not in value:
                 self.request_id = value
@@ -110,5 +121,13 @@ class RequestHead:
         elif cls == wire.ACCEPT_ENCODING:
             self.accept_encoding = value
             self.headers += (name, b": ", value, b"\r\n")
+        elif cls == wire.UNDERSCORE_FRAMING:
+            self.reject = 400
+            raise Reject("framing header with an underscore in its name")
+        elif cls in _FORWARDING_CLASSES:
+            if self.trusted:
+                if self.forwarding is None:
+                    self.forwarding = []
+                self.forwarding.append((cls, name, value))
         elif cls != wire.DROP:
             self.headers += (name, b": ", value, b"\r\n")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import itertools
 import logging
 import os
@@ -40,6 +41,7 @@ class Router:
         access_log: AccessLog | None,
     ) -> None:
         self.config = config
+        self.trusted_networks = config.trusted_networks()
         self.loop = loop
         self.state_path = state_path
         self.access_log = access_log
@@ -63,6 +65,14 @@ class Router:
         self._ticker: asyncio.Task[None] | None = None
 
     # -- hot-path helpers -----------------------------------------------------------------------------
+    def is_trusted(self, peer: str) -> bool:
+        """Whether a client address is one of the configured trusted proxies."""
+        try:
+            address = ipaddress.ip_address(peer)
+        except ValueError:
+            return False
+        return any(address in network for network in self.trusted_networks)
+
     def route_for(self, host: bytes) -> Route | None:
         """The route serving a raw Host header value, memoised per distinct value in `host_routes`."""
         hit = self.host_routes.get(host, _UNSEEN)

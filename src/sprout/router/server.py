@@ -17,7 +17,7 @@ import uvloop
 
 from sprout.errors import UserError
 from sprout.router.accesslog import AccessLog
-from sprout.router.admin import AdminServer
+from sprout.router.admin import MAX_HEAD, AdminServer
 from sprout.router.config import RouterConfig
 from sprout.router.proxy import ClientProtocol
 from sprout.router.router import Router
@@ -48,8 +48,12 @@ def split_address(value: str, what: str) -> tuple[str, int]:
 
 
 def read_or_create_token(path: Path) -> str:
-    """The admin token from `path`; a new random one is written (mode 0600) when the file is missing."""
+    """The admin token from `path`; a new random one is written (mode 0600) when the file is missing.
+
+    Like the API's token, a file other users can read is refused: whoever reads it drives the routing.
+    """
     try:
+        mode = path.stat().st_mode & 0o777
         token = path.read_text().strip()
     except FileNotFoundError:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -58,6 +62,8 @@ def read_or_create_token(path: Path) -> str:
         with os.fdopen(fd, "w") as f:
             f.write(token + "\n")
         return token
+    if mode & 0o077:
+        raise UserError(f"{path}: router token file has mode {mode:o}; run `chmod 600 {path}`")
     if not token:
         raise UserError(f"{path}: token file is empty; write a token in it or delete it to get a new one")
     return token
@@ -91,12 +97,14 @@ async def serve(options: Options, token: str, ready: Callable[[str], None]) -> N
     proxy_sock = _bind(host, port)
     admin_sock = _bind(ahost, aport, 128)
     server = await loop.create_server(lambda: ClientProtocol(router), sock=proxy_sock)
-    admin = AdminServer(router, token)
-    admin_server = await asyncio.start_server(admin.handle, sock=admin_sock)
+    admin = AdminServer(router, token, config)
+    admin_server = await asyncio.start_server(admin.handle, sock=admin_sock, limit=MAX_HEAD)
     unix_server = None
     if options.admin_socket is not None:
         options.admin_socket.unlink(missing_ok=True)
-        unix_server = await asyncio.start_unix_server(admin.handle, path=str(options.admin_socket))
+        unix_server = await asyncio.start_unix_server(
+            admin.handle, path=str(options.admin_socket), limit=MAX_HEAD
+        )
         os.chmod(options.admin_socket, 0o600)
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

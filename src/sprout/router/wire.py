@@ -19,6 +19,13 @@ SET_COOKIE = 10
 CACHE_CONTROL = 11
 VARY = 12
 ACCEPT_ENCODING = 13
+# Forwarding headers from the client: believed only from a trusted proxy, else replaced or dropped.
+FORWARDED_PROTO = 14
+FORWARDED_HOST = 15
+REAL_IP = 16
+FORWARDING = 17  # Forwarded, X-Forwarded-Port/-Prefix/…: passed on from a trusted proxy only
+UNDERSCORE_FRAMING = 18  # Content_Length, Transfer_Encoding: refused, servers differ on whether they frame
+FORWARDING_CLASSES = frozenset({FORWARDED_PROTO, FORWARDED_HOST, REAL_IP, FORWARDING})
 
 _BY_LOWER: dict[bytes, int] = {
     b"connection": CONNECTION,
@@ -31,8 +38,10 @@ _BY_LOWER: dict[bytes, int] = {
     b"content-length": CONTENT_LENGTH,
     b"host": HOST,
     b"x-forwarded-for": FORWARDED_FOR,
-    b"x-forwarded-proto": DROP,
-    b"x-forwarded-host": DROP,
+    b"x-forwarded-proto": FORWARDED_PROTO,
+    b"x-forwarded-host": FORWARDED_HOST,
+    b"x-real-ip": REAL_IP,
+    b"forwarded": FORWARDING,
     b"x-request-id": REQUEST_ID,
     b"x-cache": DROP,
     b"expect": EXPECT,
@@ -51,10 +60,65 @@ def header_class(name: bytes) -> int:
     """The class of a header name, case-insensitively."""
     cls = _CACHE.get(name)
     if cls is None:
-        cls = _BY_LOWER.get(name.lower(), KEEP)
+        cls = _classify(name.lower())
         if len(_CACHE) < _CACHE_MAX:
             _CACHE[name] = cls
     return cls
+
+
+def _classify(lower: bytes) -> int:
+    cls = _BY_LOWER.get(lower)
+    if cls is not None:
+        return cls
+    if lower.startswith(b"x-forwarded-"):
+        return FORWARDING
+    if b"_" in lower:
+        # Many servers (CGI/WSGI naming) read `X_Forwarded_Host` as `X-Forwarded-Host`: an underscore
+        # alias of a header the router interprets would slip past its policy, so it never passes.
+        dashed = lower.replace(b"_", b"-")
+        if dashed in (b"content-length", b"transfer-encoding"):
+            return UNDERSCORE_FRAMING
+        if dashed in _BY_LOWER or dashed.startswith(b"x-forwarded-"):
+            return DROP
+    return KEEP
+
+
+def forwarding_prefix(xff: bytes, real_ip: bytes, proto: bytes, passed: bytes) -> bytes:
+    """The forwarding header lines of a request head, up to the value of X-Forwarded-Host."""
+    return b"X-Forwarded-For: %s\r\nX-Real-IP: %s\r\n%sX-Forwarded-Proto: %s\r\nX-Forwarded-Host: " % (
+        xff,
+        real_ip,
+        passed,
+        proto,
+    )
+
+
+def trusted_forwarding(
+    forwarded_for: bytes, forwarding: list[tuple[int, bytes, bytes]] | None, peer: bytes, host: bytes
+) -> tuple[bytes, bytes]:
+    """(forwarding prefix, X-Forwarded-Host value) for a request from a trusted proxy.
+
+    The proxy's own values win and the peer is appended to X-Forwarded-For; what it did not send is the
+    router's own view, as for any client. Its other forwarding headers (Forwarded, X-Forwarded-Port…)
+    pass on unchanged.
+    """
+    xff = forwarded_for + b", " + peer if forwarded_for else peer
+    proto, fhost, real_ip = b"http", host, peer
+    lines: list[bytes] = []
+    for cls, name, value in forwarding or ():
+        if cls == FORWARDED_PROTO:
+            proto = value
+        elif cls == FORWARDED_HOST:
+            fhost = value
+        elif cls == REAL_IP:
+            real_ip = value
+        else:
+            lines += (name, b": ", value, b"\r\n")
+    return forwarding_prefix(xff, real_ip, proto, b"".join(lines)), fhost
+
+
+#: Connection tokens that never remove a header: connection options, and Host (the target needs it).
+CONNECTION_KEEPS = frozenset({b"close", b"keep-alive", b"upgrade", b"host"})
 
 
 def connection_tokens(values: list[bytes]) -> set[bytes]:
@@ -104,7 +168,7 @@ def response_framing(
         elif cls == UPGRADE:
             upgrade = value
     if connection:
-        named = connection_tokens(connection) - {b"close", b"keep-alive", b"upgrade"}
+        named = connection_tokens(connection) - CONNECTION_KEEPS
         if named:
             lines[1:] = without_named(lines[1:], named)
     return length, chunked, upgrade
