@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from sprout.deploy.engine import DONE, ReleaseEngine
-from sprout.errors import ConflictError
+from sprout.deploy.fleet import Group
+from sprout.errors import ConflictError, ServiceError
 from sprout.spec import parse_manifest
 from sprout.spec.models import Manifest
 from sprout.state.models import Deployment
@@ -326,3 +327,32 @@ def test_a_restarted_engine_resumes_from_any_step(store: StateStore, crash_after
     assert [g.version for g in fleet.state.values() if g.weight > 0] == ["v2"]
     assert len(store.list_deployments(APP, ENV, unfinished=True)) == 0
     assert 0 < d.data["duration"] < 60
+
+
+class FailingFleetFor(MemoryFleet):
+    """A fleet whose groups cannot be read for one environment (its provider is failing)."""
+
+    def __init__(self, broken: str) -> None:
+        super().__init__()
+        self.broken = broken
+
+    def groups(self, app: str, env: str) -> dict[str, Group]:
+        if env == self.broken:
+            raise ServiceError(f"{app}/{env}: provider unreachable")
+        return super().groups(app, env)
+
+
+def test_one_environment_failing_does_not_keep_another_warm_fleet(store: StateStore, tmp_path: Path) -> None:
+    clock, fleet, m = Clock(), FailingFleetFor("staging"), manifest("bluegreen")
+    store.upsert_environment(APP, "staging", m, tmp_path)
+    first_release(store, fleet, clock, m)
+    engine = make_engine(store, fleet, clock, m)
+    drive(engine, engine.start(APP, ENV, "v2", None, "alice"), clock, fleet)
+    clock.now += 601
+    engine.run_pass()
+    engine.run_pass()
+    assert {n: g.version for n, g in fleet.state.items()} == {"green": "v2"}
+    [failed] = store.list_events(APP, "staging", kind="release.retire_failed")
+    assert failed.message == (
+        "retiring the expired warm fleet failed: ServiceError: shop/staging: provider unreachable; retrying"
+    )

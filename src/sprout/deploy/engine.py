@@ -9,24 +9,22 @@ idempotent. Terminal deployments have state `done` and an outcome: succeeded, ab
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NoReturn
 
+from sprout.deploy.adopt import adopt_manifest
 from sprout.deploy.fleet import Fleet, Group
+from sprout.deploy.retire import Retirement
 from sprout.deploy.steps import FIRST_STEP, STEPS, Step, Transition
 from sprout.errors import ConflictError, NotFoundError, UserError
-from sprout.plan.planner import desired_capacity, settings_changes
 from sprout.spec.models import Manifest
 from sprout.state.models import Deployment
 from sprout.state.store import StateStore
 
 ManifestLookup = Callable[[str, str], Manifest]
-
-log = logging.getLogger(__name__)
 
 ABORTING = "aborting"
 DONE = "done"
@@ -61,7 +59,7 @@ class ReleaseEngine:
         self.clock = clock
         # Rollback, swap and retirement all read then change the warm fleet (API threads, release loop).
         self._warm_lock = threading.RLock()
-        self._retire_errors: dict[str, str] = {}
+        self.retirement = Retirement(store, fleet, clock, self._warm_lock)
 
     def start(
         self, app: str, env: str, version: str, strategy: str | None, user: str, note: str = ""
@@ -151,23 +149,7 @@ class ReleaseEngine:
         """The daemon's release loop, once: advance every unfinished release, then retire every warm
         fleet whose rollback window has passed, each environment on its own."""
         self.tick_all()
-        for environment in self.store.list_environments():
-            try:
-                self.retire_expired(environment.app, environment.name)
-            except Exception as exc:
-                # One environment's failure must not keep the others' old fleets running; retried next pass.
-                message = f"{type(exc).__name__}: {exc}"
-                if self._retire_errors.get(environment.id) != message:
-                    log.exception("retiring the warm fleet of %s failed", environment.id)
-                    self.store.record_event(
-                        environment.app,
-                        environment.name,
-                        "release.retire_failed",
-                        f"retiring the expired warm fleet failed: {message}; retrying",
-                    )
-                    self._retire_errors[environment.id] = message
-            else:
-                self._retire_errors.pop(environment.id, None)
+        self.retirement.run()
 
     def rollback(self, app: str, env: str, user: str, to: str | None = None) -> RollbackResult:
         """Back to the warm old fleet at once if one is kept, else release the earlier version anew."""
@@ -206,7 +188,7 @@ class ReleaseEngine:
                 )
                 return RollbackResult(instant=True, version=target.version)
         version = to or self._previous_version(app, env)
-        note = self._no_warm_fleet(app, env)
+        note = self.retirement.why_not_warm(app, env)
         deployment = self.start(app, env, version, None, user, note=f"rollback to {version}")
         return RollbackResult(instant=False, version=version, deployment=deployment, note=note)
 
@@ -245,29 +227,8 @@ class ReleaseEngine:
             return standby.version
 
     def retire_expired(self, app: str, env: str) -> list[str]:
-        """Remove warm fleets whose rollback window has passed (drained and stopped by the reconcile
-        loop), each recorded as a `release.retire` event; their names."""
-        with self._warm_lock:
-            now = self.clock()
-            expired = [
-                g
-                for g in self.fleet.groups(app, env).values()
-                if g.standby_until is not None and g.standby_until <= now
-            ]
-            for group in expired:
-                self.fleet.remove_group(app, env, group.name)
-                self.store.record_event(
-                    app,
-                    env,
-                    "release.retire",
-                    f"rollback window over: warm fleet {group.name} ({group.version}, "
-                    f"{group.capacity} instance(s)) retired",
-                    group=group.name,
-                    version=group.version,
-                    capacity=group.capacity,
-                    until=group.standby_until,
-                )
-        return [group.name for group in expired]
+        """Remove an environment's warm fleets whose rollback window has passed; their names."""
+        return self.retirement.expired(app, env)
 
     def _step(self, deployment: Deployment) -> Step:
         return Step(
@@ -360,31 +321,8 @@ class ReleaseEngine:
                 return entry.version
         raise UserError(f"{app}/{env}: no earlier version to roll back to (use --to vN)")
 
-    def _no_warm_fleet(self, app: str, env: str) -> str:
-        """Why a rollback cannot be a weight switch: the window passed, or no warm fleet was kept."""
-        retired = self.store.list_events(app, env, limit=1, kind="release.retire")
-        if retired:
-            event = retired[0]
-            when = time.strftime("%H:%M:%S", time.localtime(event.time))
-            return (
-                f"the rollback window has passed: warm fleet {event.data.get('group')} "
-                f"({event.data.get('version')}) was retired at {when}"
-            )
-        return "no warm fleet is kept (only blue/green and canary releases keep one, for rollback_window)"
-
     def _adopt_manifest(self, app: str, env: str, version: str) -> list[str]:
-        """Make the environment run with the manifest packed with `version`; the changes, as `plan` words them."""
-        environment = self.store.get_environment(app, env)
-        manifest = self.manifests(app, version)
-        if environment is None or environment.manifest_hash == manifest.digest():
-            return []
-        changes = [change.describe() for change in settings_changes(environment.manifest, manifest)]
-        self.store.upsert_environment(app, env, manifest, environment.app_dir)
-        capacity = desired_capacity(manifest, environment)
-        if capacity != environment.desired_capacity:
-            self.store.set_desired_capacity(app, env, capacity, f"{version}'s manifest")
-            changes.append(f"~ desired capacity: {environment.desired_capacity} → {capacity}")
-        return changes
+        return adopt_manifest(self.store, app, env, self.manifests(app, version), version)
 
     def _event(self, d: Deployment, message: str) -> None:
         self.store.record_event(d.app, d.env, "release.step", f"release {d.id}: {message}", deployment=d.id)
