@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from sprout.deploy.engine import DONE, ReleaseEngine
-from sprout.errors import ConflictError
+from sprout.deploy.fleet import Group
+from sprout.errors import ConflictError, ServiceError
 from sprout.spec import parse_manifest
 from sprout.spec.models import Manifest
 from sprout.state.models import Deployment
@@ -218,6 +219,25 @@ def test_instant_rollback_inside_the_window(store: StateStore) -> None:
     assert store.list_history(APP, ENV)[-1].action == "rollback"
 
 
+def test_the_release_loop_retires_the_warm_fleet_when_its_window_ends(store: StateStore) -> None:
+    clock, fleet, m = Clock(), MemoryFleet(), manifest("bluegreen")
+    first_release(store, fleet, clock, m)
+    engine = make_engine(store, fleet, clock, m)
+    drive(engine, engine.start(APP, ENV, "v2", None, "alice"), clock, fleet)
+    clock.now = (fleet.state["blue"].standby_until or 0.0) - 1
+    engine.run_pass()
+    assert {n: (g.version, g.weight) for n, g in fleet.state.items()} == {
+        "blue": ("v1", 0),
+        "green": ("v2", 100),
+    }
+    clock.now += 1
+    engine.run_pass()
+    assert {n: (g.version, g.weight) for n, g in fleet.state.items()} == {"green": ("v2", 100)}
+    [retired] = store.list_events(APP, ENV, kind="release.retire")
+    assert retired.message == "rollback window over: warm fleet blue (v1, 2 instance(s)) retired"
+    assert (retired.data["group"], retired.data["version"], retired.data["capacity"]) == ("blue", "v1", 2)
+
+
 def test_rollback_after_the_window_redeploys_the_earlier_version(store: StateStore) -> None:
     clock, fleet, m = Clock(), MemoryFleet(), manifest("bluegreen")
     first_release(store, fleet, clock, m)
@@ -227,10 +247,41 @@ def test_rollback_after_the_window_redeploys_the_earlier_version(store: StateSto
     assert engine.retire_expired(APP, ENV) == ["blue"]
     result = engine.rollback(APP, ENV, "alice")
     assert (result.instant, result.version) == (False, "v1")
+    assert re.fullmatch(
+        r"the rollback window has passed: warm fleet blue \(v1\) was retired at \d\d:\d\d:\d\d", result.note
+    )
     assert result.deployment is not None
     d = drive(engine, result.deployment, clock, fleet)
     assert d.outcome == "succeeded"
     assert [g.version for g in fleet.state.values() if g.weight > 0] == ["v1"]
+
+
+def test_a_release_applies_the_manifest_of_the_version_it_deploys(store: StateStore) -> None:
+    clock, fleet = Clock(), MemoryFleet()
+    changed = {
+        **manifest().model_dump(mode="json"),
+        "health": {"interval": "1s"},
+        "instances": {"min": 3, "max": 6},
+    }
+    manifests = {"v1": manifest(), "v3": parse_manifest(changed)}
+    store.add_version(APP, f"{3:064x}", 1000, manifests["v3"])
+    engine = ReleaseEngine(store, fleet, lambda app, version: manifests[version], clock)
+    drive(engine, engine.start(APP, ENV, "v1", None, "alice"), clock, fleet)
+    d = drive(engine, engine.start(APP, ENV, "v3", None, "alice"), clock, fleet)
+    env = store.get_environment(APP, ENV)
+    assert (env.manifest_hash, env.desired_capacity) == (manifests["v3"].digest(), 3)
+    assert d.data["manifest"] == manifests["v3"].digest()
+    entry = store.list_history(APP, ENV)[-1]
+    assert entry.manifest_hash == manifests["v3"].digest()
+    assert entry.diff_text.splitlines()[1:] == [
+        "~ health.interval: 2s → 1s",
+        "~ instances.min: 2 → 3",
+        "~ desired capacity: 2 → 3",
+    ]
+    # An instant rollback goes back to the warm fleet's version with its own manifest.
+    engine.rollback(APP, ENV, "alice")
+    env = store.get_environment(APP, ENV)
+    assert (env.current_version, env.manifest_hash) == ("v1", manifests["v1"].digest())
 
 
 def test_swap_switches_back_and_forth(store: StateStore) -> None:
@@ -276,3 +327,32 @@ def test_a_restarted_engine_resumes_from_any_step(store: StateStore, crash_after
     assert [g.version for g in fleet.state.values() if g.weight > 0] == ["v2"]
     assert len(store.list_deployments(APP, ENV, unfinished=True)) == 0
     assert 0 < d.data["duration"] < 60
+
+
+class FailingFleetFor(MemoryFleet):
+    """A fleet whose groups cannot be read for one environment (its provider is failing)."""
+
+    def __init__(self, broken: str) -> None:
+        super().__init__()
+        self.broken = broken
+
+    def groups(self, app: str, env: str) -> dict[str, Group]:
+        if env == self.broken:
+            raise ServiceError(f"{app}/{env}: provider unreachable")
+        return super().groups(app, env)
+
+
+def test_one_environment_failing_does_not_keep_another_warm_fleet(store: StateStore, tmp_path: Path) -> None:
+    clock, fleet, m = Clock(), FailingFleetFor("staging"), manifest("bluegreen")
+    store.upsert_environment(APP, "staging", m, tmp_path)
+    first_release(store, fleet, clock, m)
+    engine = make_engine(store, fleet, clock, m)
+    drive(engine, engine.start(APP, ENV, "v2", None, "alice"), clock, fleet)
+    clock.now += 601
+    engine.run_pass()
+    engine.run_pass()
+    assert {n: g.version for n, g in fleet.state.items()} == {"green": "v2"}
+    [failed] = store.list_events(APP, "staging", kind="release.retire_failed")
+    assert failed.message == (
+        "retiring the expired warm fleet failed: ServiceError: shop/staging: provider unreachable; retrying"
+    )

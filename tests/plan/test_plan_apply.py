@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import io
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -156,3 +158,40 @@ def test_managed_resources_are_recorded_as_wanted(store: StateStore, app_dir: Pa
         ("+ memcached node in zone a", {"resource": "memcached", "zone": "a"}),
         ("+ memcached node in zone b", {"resource": "memcached", "zone": "b"}),
     ]
+
+
+def test_an_apply_that_changes_no_desired_state_writes_no_history(store: StateStore, app_dir: Path) -> None:
+    push(store, "a")
+    apply_manifest(store, app_dir, "production", "v1", "alice")
+    # One instance is up, its sibling is still being launched by the reconcile loop: `plan` shows the
+    # difference, but applying it would record nothing new.
+    store.add_instance("shop", "production", "v1", "a", "127.0.0.1", 0, state="running")
+    result = apply_manifest(store, app_dir, "production", "v1", "alice")
+    assert result.plan.describe() == ["+ instances in zone b: 0 → 1"]
+    assert not result.changed and result.history_id is None
+    assert len(store.list_history()) == 1
+
+
+def test_concurrent_applies_of_one_change_write_one_history_row(tmp_path: Path, app_dir: Path) -> None:
+    setup = StateStore(tmp_path / "state.db")
+    push(setup, "a")
+    apply_manifest(setup, app_dir, "production", "v1", "alice")
+    stores = [StateStore(tmp_path / "state.db") for _ in range(4)]
+    try:
+        for interval in range(3, 9):
+            (app_dir / "sprout.toml").write_text(MANIFEST + f'[health]\ninterval = "{interval}s"\n')
+            barrier = threading.Barrier(len(stores))
+
+            def apply(store: StateStore, barrier: threading.Barrier = barrier) -> bool:
+                barrier.wait()
+                return apply_manifest(store, app_dir, "production", "v1", "bob").changed
+
+            with ThreadPoolExecutor(len(stores)) as pool:
+                changed = list(pool.map(apply, stores))
+            assert changed.count(True) == 1, (interval, changed)
+        history = setup.list_history("shop", "production")
+        assert [h.action for h in history] == ["create"] + ["update"] * 6
+    finally:
+        for store in stores:
+            store.close()
+        setup.close()

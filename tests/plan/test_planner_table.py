@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,7 @@ from sprout.plan import (
 )
 from sprout.spec import parse_manifest
 from sprout.state import Environment, Instance, Version
+from sprout.state.models import Group
 
 BASE: dict[str, Any] = {"app": {"name": "shop", "web": "run"}}
 
@@ -330,3 +333,25 @@ def test_plan_is_data() -> None:
 )
 def test_spread(total: int, zones: list[str], expected: dict[str, int]) -> None:
     assert spread(total, zones) == expected
+
+
+def test_a_warm_fleet_is_not_counted_and_is_noted() -> None:
+    # After a blue/green release: green (v2) serves 2, blue (v1) is kept warm at weight 0 until 14:05.
+    serving = [replace(i, version="v2", group_name="green") for i in fleet("a", "b")]
+    kept = [replace(i, id=f"i-warm{n:06x}", group_name="blue") for n, i in enumerate(fleet("a", "b"))]
+    warm = Group("blue", "v1", 2, 0, standby_until=1_000_000.0)
+    result = plan(
+        parse_manifest(BASE),
+        Path("/srv/shop"),
+        "production",
+        environment(BASE, "v2"),
+        serving + kept,
+        version("v2"),
+        [warm],
+    )
+    assert result.is_empty
+    assert result.describe()[0].startswith("no changes: shop/production already matches shop's manifest")
+    until = time.strftime("%H:%M:%S", time.localtime(1_000_000.0))
+    assert result.notes == (
+        f"warm fleet blue: 2 instance(s) of v1 kept for rollback until {until}, then retired (not counted above)",
+    )

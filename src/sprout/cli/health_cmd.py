@@ -16,7 +16,7 @@ from sprout.cli.client import ApiClient, connect
 from sprout.cli.ops_cmd import find_env, status_document
 from sprout.cli.release_cmd import app_name
 from sprout.controlplane.lifecycle import running_daemon
-from sprout.controlplane.status import health_report, number, share
+from sprout.controlplane.status import fleet_summary, health_report, number, share
 from sprout.errors import NotFoundError, ServiceError
 from sprout.paths import Home
 
@@ -75,7 +75,7 @@ def _print_report(report: dict[str, Any]) -> None:
         t = e["total"]
         console.print(
             f"\n[bold]{e['app']}/{e['env']}[/]  {e['url'] or ''}  version {e['version'] or '-'}  "
-            f"{e['healthy']}/{e['desired']} healthy  {t['rps']:.1f} req/s over {report['window']:.1f}s",
+            f"{fleet_summary(e)}  {t['rps']:.1f} req/s over {report['window']:.1f}s",
             soft_wrap=True,
         )
         # Fits 80 columns: a terminal's default width, and what Rich assumes when output is piped.

@@ -21,7 +21,7 @@ from sprout.cli.push_cmd import push
 from sprout.controlplane.lifecycle import running_daemon
 from sprout.controlplane.logquery import query_logs
 from sprout.controlplane.router_process import RouterProcess
-from sprout.controlplane.status import environments_status
+from sprout.controlplane.status import environments_status, fleet_summary
 from sprout.errors import NotFoundError, ServiceError, SproutError
 from sprout.logs.store import LogStore
 from sprout.paths import Home
@@ -118,7 +118,7 @@ def status(
     for e in doc["environments"]:
         console.print(
             f"\n[bold]{e['app']}/{e['env']}[/]  {e['url'] or ''}  version {e['version'] or '-'}  "
-            f"{e['healthy']}/{e['desired']} healthy"
+            f"{fleet_summary(e)}"
         )
         weights = {g["name"]: g["weight"] for g in e["groups"]}
         table = Table("id", "group", "zone", "version", "port", "pid", "state", "health", box=None)

@@ -170,7 +170,12 @@ def rollback(
         console.print(f"{name}/{env}: traffic is back on {result['version']} (warm fleet, no launch)")
         return
     deployment = result["deployment"]
-    console.print(f"{name}/{env}: redeploying {result['version']} (release {deployment['id']})")
+    why = f"{result['note']}; " if result.get("note") else ""
+    console.print(
+        f"{name}/{env}: {why}redeploying {result['version']} as a new release ({deployment['id']})",
+        markup=False,
+        soft_wrap=True,
+    )
     if wait:
         follow_release(client, name, env, int(deployment["id"]))
 

@@ -144,7 +144,7 @@ class Daemon:
         autoscaler = Autoscaler(store, running_router, lambda app, env: engine.active(app, env) is not None)
         log_store = LogStore(home.log_db)
         housekeeper = Housekeeper(home, store, log_store)
-        releases = Periodic("releases", engine.tick_all, RELEASE_INTERVAL, store)
+        releases = Periodic("releases", engine.run_pass, RELEASE_INTERVAL, store)
         tickers = [
             releases,
             Periodic("autoscaler", autoscaler.tick, AUTOSCALE_INTERVAL, store),

@@ -51,6 +51,7 @@ class ReleaseOps:
             "instant": result.instant,
             "version": result.version,
             "deployment": asdict(result.deployment) if result.deployment else None,
+            "note": result.note,
         }
 
     def swap(self, request: dict[str, Any]) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from sprout.controlplane.groups import desired_groups, group_of
@@ -44,8 +45,10 @@ def environment_status(
             in_place = False
         elif i.state == "running" and i.health == "healthy":
             healthy_in[group.name] = healthy_in.get(group.name, 0) + 1
-    desired = sum(group.capacity for group in groups)
-    healthy = sum(healthy_in.values())
+    warm = warm_fleets(groups, healthy_in)
+    kept = {fleet["group"] for fleet in warm}
+    desired = sum(group.capacity for group in groups if group.name not in kept)
+    healthy = sum(n for name, n in healthy_in.items() if name not in kept)
     converged = in_place and all(healthy_in.get(g.name, 0) >= g.capacity for g in groups)
     return {
         "app": env.app,
@@ -57,6 +60,7 @@ def environment_status(
         "desired": desired,
         "healthy": healthy,
         "converged": converged,
+        "warm": warm,
         "groups": [
             {"name": g.name, "version": g.version, "capacity": g.capacity, "weight": g.weight} for g in groups
         ],
@@ -79,6 +83,33 @@ def environment_status(
             for i in instances
         ],
     }
+
+
+def warm_fleets(groups: list[Group], healthy_in: dict[str, int]) -> list[dict[str, Any]]:
+    """The groups kept warm at weight 0 for an instant rollback: not desired, retired at `until`."""
+    return [
+        {
+            "group": g.name,
+            "version": g.version,
+            "capacity": g.capacity,
+            "healthy": healthy_in.get(g.name, 0),
+            "until": g.standby_until,
+        }
+        for g in groups
+        if g.standby_until is not None
+    ]
+
+
+def fleet_summary(env: dict[str, Any], utc: bool = False) -> str:
+    """`2/2 healthy` for people, with any warm fleet: `2/2 healthy, 2 warm (v1) until 14:05:03`."""
+    text = f"{env['healthy']}/{env['desired']} healthy"
+    for fleet in env.get("warm") or []:
+        stamp = (time.gmtime if utc else time.localtime)(fleet["until"])
+        text += (
+            f", {fleet['capacity']} warm ({fleet['version']}) until {time.strftime('%H:%M:%S', stamp)}"
+            + (" UTC" if utc else "")
+        )
+    return text
 
 
 def health_report(before: dict[str, Any], after: dict[str, Any], env: str | None = None) -> dict[str, Any]:
@@ -111,6 +142,7 @@ def health_report(before: dict[str, Any], after: dict[str, Any], env: str | None
                 "version": e["version"],
                 "healthy": e["healthy"],
                 "desired": e["desired"],
+                "warm": e.get("warm", []),
                 "instances": instances,
                 "total": _figures(total, seconds),
             }

@@ -9,7 +9,7 @@ from typing import Any
 
 import jinja2
 
-from sprout.controlplane.status import number, share
+from sprout.controlplane.status import fleet_summary, number, share
 
 #: Seconds between the page's own reloads (and so the window its live figures cover).
 REFRESH = 5
@@ -40,7 +40,7 @@ _TEMPLATE = (
 live figures over the last {{ "%.1f"|format(report.window) }} s; this page reloads every {{ refresh }} s.</p>
 {% for e in report.environments %}
 <h2>{{ e.app }}/{{ e.env }} — version {{ e.version or "-" }} —
-<span class="{{ 'ok' if e.healthy >= e.desired else 'bad' }}">{{ e.healthy }}/{{ e.desired }} healthy</span></h2>
+<span class="{{ 'ok' if e.healthy >= e.desired else 'bad' }}">{{ summary(e) }}</span></h2>
 <p>{% if e.url %}<a href="{{ e.url }}">{{ e.url }}</a>{% endif %}
 {% for g in groups[e.app ~ '/' ~ e.env] %} · group {{ g.name }} {{ g.version }} at {{ g.weight }}%{% endfor %}
 · {{ "%.1f"|format(e.total.rps) }} req/s</p>
@@ -118,6 +118,7 @@ def render(
         num=number,
         pct=share,
         when=_when,
+        summary=lambda e: fleet_summary(e, utc=True),
     )
 
 

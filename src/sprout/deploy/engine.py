@@ -9,12 +9,15 @@ idempotent. Terminal deployments have state `done` and an outcome: succeeded, ab
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NoReturn
 
+from sprout.deploy.adopt import adopt_manifest
 from sprout.deploy.fleet import Fleet, Group
+from sprout.deploy.retire import Retirement
 from sprout.deploy.steps import FIRST_STEP, STEPS, Step, Transition
 from sprout.errors import ConflictError, NotFoundError, UserError
 from sprout.spec.models import Manifest
@@ -36,6 +39,8 @@ class RollbackResult:
     instant: bool
     version: str
     deployment: Deployment | None = None
+    #: Why a rollback is a new release rather than a switch (the window passed, no warm fleet was kept).
+    note: str = ""
 
 
 class ReleaseEngine:
@@ -52,6 +57,9 @@ class ReleaseEngine:
         self.fleet = fleet
         self.manifests = manifests
         self.clock = clock
+        # Rollback, swap and retirement all read then change the warm fleet (API threads, release loop).
+        self._warm_lock = threading.RLock()
+        self.retirement = Retirement(store, fleet, clock, self._warm_lock)
 
     def start(
         self, app: str, env: str, version: str, strategy: str | None, user: str, note: str = ""
@@ -75,7 +83,13 @@ class ReleaseEngine:
                 "wait for it, or `sprout rollback` to stop it"
             )
         now = self.clock()
-        data = {"entered_at": now, "started": now, "holder": holder, "note": note}
+        data = {
+            "entered_at": now,
+            "started": now,
+            "holder": holder,
+            "note": note,
+            "manifest": manifest.digest(),
+        }
         deployment = self.store.create_deployment(
             app, env, version, strategy, user, state=FIRST_STEP, data=data
         )
@@ -131,83 +145,90 @@ class ReleaseEngine:
         running = self.store.list_deployments(app, env, unfinished=True)
         return running[-1] if running else None
 
+    def run_pass(self) -> None:
+        """The daemon's release loop, once: advance every unfinished release, then retire every warm
+        fleet whose rollback window has passed, each environment on its own."""
+        self.tick_all()
+        self.retirement.run()
+
     def rollback(self, app: str, env: str, user: str, to: str | None = None) -> RollbackResult:
         """Back to the warm old fleet at once if one is kept, else release the earlier version anew."""
-        cancelled = self._cancel_active(app, env, user)
-        environment = self.store.get_environment(app, env) or _missing(app, env)
-        if (
-            cancelled is not None
-            and to in (None, environment.current_version)
-            and environment.current_version
-        ):
-            return RollbackResult(instant=True, version=environment.current_version, deployment=cancelled)
-        now = self.clock()
-        groups = self.fleet.groups(app, env)
-        warm = [
-            g
-            for g in groups.values()
-            if g.standby_until is not None and g.standby_until > now and (to is None or g.version == to)
-        ]
-        if warm:
-            target = max(warm, key=lambda g: g.standby_until or 0.0)
-            live = [g for g in groups.values() if g.name != target.name and g.weight > 0]
-            self.fleet.set_weights(app, env, {target.name: 100, **{g.name: 0 for g in live}})
-            self.fleet.set_group(app, env, Group(target.name, target.version, target.capacity, 100))
-            for group in live:
-                self.fleet.remove_group(app, env, group.name)
+        with self._warm_lock:
+            cancelled = self._cancel_active(app, env, user)
+            environment = self.store.get_environment(app, env) or _missing(app, env)
+            if (
+                cancelled is not None
+                and to in (None, environment.current_version)
+                and environment.current_version
+            ):
+                return RollbackResult(instant=True, version=environment.current_version, deployment=cancelled)
+            now = self.clock()
+            groups = self.fleet.groups(app, env)
+            warm = [
+                g
+                for g in groups.values()
+                if g.standby_until is not None and g.standby_until > now and (to is None or g.version == to)
+            ]
+            if warm:
+                target = max(warm, key=lambda g: g.standby_until or 0.0)
+                live = [g for g in groups.values() if g.name != target.name and g.weight > 0]
+                self.fleet.set_weights(app, env, {target.name: 100, **{g.name: 0 for g in live}})
+                self.fleet.set_group(app, env, Group(target.name, target.version, target.capacity, 100))
+                for group in live:
+                    self.fleet.remove_group(app, env, group.name)
+                self.store.set_current_version(app, env, target.version)
+                changes = self._adopt_manifest(app, env, target.version)
+                self._history(
+                    user,
+                    app,
+                    env,
+                    "rollback",
+                    target.version,
+                    "\n".join([f"instant rollback to {target.version} (warm fleet {target.name})", *changes]),
+                )
+                return RollbackResult(instant=True, version=target.version)
+        version = to or self._previous_version(app, env)
+        note = self.retirement.why_not_warm(app, env)
+        deployment = self.start(app, env, version, None, user, note=f"rollback to {version}")
+        return RollbackResult(instant=False, version=version, deployment=deployment, note=note)
+
+    def swap(self, app: str, env: str, user: str) -> str:
+        """Blue/green: send all traffic to the warm fleet, keeping the live one warm in its place."""
+        with self._warm_lock:
+            now = self.clock()
+            groups = self.fleet.groups(app, env)
+            warm = [g for g in groups.values() if g.standby_until is not None and g.standby_until > now]
+            live = [g for g in groups.values() if g.weight > 0 and g.standby_until is None]
+            if not warm or not live:
+                raise UserError(f"{app}/{env}: nothing to swap (no warm fleet kept by a blue/green release)")
+            if self.active(app, env) is not None:
+                raise ConflictError(f"{app}/{env}: a release is in progress; swap after it finishes")
+            standby, current = warm[0], live[0]
+            self.fleet.set_weights(app, env, {standby.name: 100, current.name: 0})
+            self.fleet.set_group(app, env, Group(standby.name, standby.version, standby.capacity, 100))
+            self.fleet.set_group(
+                app, env, Group(current.name, current.version, current.capacity, 0, standby.standby_until)
+            )
+            self.store.set_current_version(app, env, standby.version)
+            changes = self._adopt_manifest(app, env, standby.version)
             self._history(
                 user,
                 app,
                 env,
-                "rollback",
-                target.version,
-                f"instant rollback to {target.version} (warm fleet {target.name})",
+                "swap",
+                standby.version,
+                "\n".join(
+                    [
+                        f"swap {current.name} ({current.version}) → {standby.name} ({standby.version})",
+                        *changes,
+                    ]
+                ),
             )
-            self.store.set_current_version(app, env, target.version)
-            return RollbackResult(instant=True, version=target.version)
-        version = to or self._previous_version(app, env)
-        deployment = self.start(app, env, version, None, user, note=f"rollback to {version}")
-        return RollbackResult(instant=False, version=version, deployment=deployment)
-
-    def swap(self, app: str, env: str, user: str) -> str:
-        """Blue/green: send all traffic to the warm fleet, keeping the live one warm in its place."""
-        now = self.clock()
-        groups = self.fleet.groups(app, env)
-        warm = [g for g in groups.values() if g.standby_until is not None and g.standby_until > now]
-        live = [g for g in groups.values() if g.weight > 0 and g.standby_until is None]
-        if not warm or not live:
-            raise UserError(f"{app}/{env}: nothing to swap (no warm fleet kept by a blue/green release)")
-        if self.active(app, env) is not None:
-            raise ConflictError(f"{app}/{env}: a release is in progress; swap after it finishes")
-        standby, current = warm[0], live[0]
-        self.fleet.set_weights(app, env, {standby.name: 100, current.name: 0})
-        self.fleet.set_group(app, env, Group(standby.name, standby.version, standby.capacity, 100))
-        self.fleet.set_group(
-            app, env, Group(current.name, current.version, current.capacity, 0, standby.standby_until)
-        )
-        self.store.set_current_version(app, env, standby.version)
-        self._history(
-            user,
-            app,
-            env,
-            "swap",
-            standby.version,
-            f"swap {current.name} ({current.version}) → {standby.name} ({standby.version})",
-        )
-        return standby.version
+            return standby.version
 
     def retire_expired(self, app: str, env: str) -> list[str]:
-        """Remove warm fleets whose rollback window has passed; their names."""
-        now = self.clock()
-        expired = [
-            g.name
-            for g in self.fleet.groups(app, env).values()
-            if g.standby_until is not None and g.standby_until <= now
-        ]
-        for name in expired:
-            self.fleet.remove_group(app, env, name)
-            self.store.record_event(app, env, "release.retire", f"rollback window over: group {name} removed")
-        return expired
+        """Remove an environment's warm fleets whose rollback window has passed; their names."""
+        return self.retirement.expired(app, env)
 
     def _step(self, deployment: Deployment) -> Step:
         return Step(
@@ -243,6 +264,7 @@ class ReleaseEngine:
                 d.id, state=ABORTING, step=d.step + 1, reason=transition.reason, data=data
             )
         self.store.set_current_version(d.app, d.env, d.version)
+        data["manifest_changes"] = self._adopt_manifest(d.app, d.env, d.version)
         return self._done(d, data, "succeeded", transition.reason)
 
     def _undo(self, deployment: Deployment) -> Deployment:
@@ -274,7 +296,8 @@ class ReleaseEngine:
             "deploy",
             d.version,
             f"{d.strategy} release of {d.version}: {outcome} in {duration:.1f}s ({reason})"
-            + (f"; {d.data['note']}" if d.data.get("note") else ""),
+            + (f"; {d.data['note']}" if d.data.get("note") else "")
+            + "".join(f"\n{line}" for line in _lines(data.get("manifest_changes"))),
         )
         return finished
 
@@ -292,7 +315,14 @@ class ReleaseEngine:
         for deployment in reversed(self.store.list_deployments(app, env)):
             if deployment.outcome == "succeeded" and deployment.version != current:
                 return deployment.version
+        # A version brought in by `sprout up` rather than a release is only in the audit history.
+        for entry in reversed(self.store.list_history(app, env)):
+            if entry.version and entry.version != current:
+                return entry.version
         raise UserError(f"{app}/{env}: no earlier version to roll back to (use --to vN)")
+
+    def _adopt_manifest(self, app: str, env: str, version: str) -> list[str]:
+        return adopt_manifest(self.store, app, env, self.manifests(app, version), version)
 
     def _event(self, d: Deployment, message: str) -> None:
         self.store.record_event(d.app, d.env, "release.step", f"release {d.id}: {message}", deployment=d.id)
@@ -303,6 +333,10 @@ class ReleaseEngine:
         self.store.append_history(
             user=user, app=app, env=env, action=action, manifest_hash=digest, version=version, diff_text=text
         )
+
+
+def _lines(value: object) -> list[str]:
+    return [str(line) for line in value] if isinstance(value, list) else []
 
 
 def _missing(app: str, env: str) -> NoReturn:

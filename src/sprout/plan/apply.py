@@ -57,9 +57,10 @@ def build_plan(store: StateStore, app_dir: Path, env: str, version: Version | st
     manifest = load_manifest(app_dir)
     current = store.get_environment(manifest.app.name, env)
     observed = store.list_instances(manifest.app.name, env, states=LIVE_STATES)
+    warm = [g for g in store.list_groups(manifest.app.name, env) if g.standby_until is not None]
     if not isinstance(version, Version):
         version = resolve_version(store, manifest, current, version)
-    return plan(manifest, app_dir, env, current, observed, version)
+    return plan(manifest, app_dir, env, current, observed, version, warm)
 
 
 def run(
@@ -74,5 +75,10 @@ def run(
 def apply_manifest(
     store: StateStore, app_dir: Path, env: str, version_label: str | None, user: str | None = None
 ) -> ApplyResult:
-    """Make an environment match an app folder's manifest in the state store; one history row if changed."""
-    return run(store, app_dir, env, version_label, ApplyExecutor(store, user or getpass.getuser()))
+    """Make an environment match an app folder's manifest in the state store; one history row if changed.
+
+    Planned and applied in one write transaction: of two concurrent applies the second plans against
+    what the first wrote, so it finds nothing left to do and records nothing.
+    """
+    with store.transaction():
+        return run(store, app_dir, env, version_label, ApplyExecutor(store, user or getpass.getuser()))

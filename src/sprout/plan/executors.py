@@ -21,7 +21,7 @@ from sprout.plan.actions import (
     UpdateSettings,
 )
 from sprout.plan.planner import Plan
-from sprout.state import HistoryEntry, StateStore
+from sprout.state import Environment, HistoryEntry, StateStore
 
 _STYLES = {"+": "green", "-": "red", "~": "yellow"}
 
@@ -45,6 +45,7 @@ class DisplayExecutor:
         if plan.is_empty:
             for line in plan.describe():
                 self.console.print(escape(line), highlight=False)
+            self._notes(plan)
             return None
         count = sum(not isinstance(a, Noop) for a in plan.actions)
         self.console.print(
@@ -55,7 +56,12 @@ class DisplayExecutor:
             self.console.print(
                 f"  [{style}]{escape(line)}[/]" if style else f"  {escape(line)}", highlight=False
             )
+        self._notes(plan)
         return None
+
+    def _notes(self, plan: Plan) -> None:
+        for note in plan.notes:
+            self.console.print(f"  [dim]({escape(note)})[/]", highlight=False, soft_wrap=True)
 
 
 class ApplyExecutor:
@@ -63,7 +69,9 @@ class ApplyExecutor:
 
     The manifest is written first for any non-empty plan (every action derives from it); each action
     then applies its own part. The control plane's reconcile loop turns the recorded desired state into
-    running instances, routes and resource nodes. An empty plan writes nothing.
+    running instances, routes and resource nodes. An empty plan writes nothing, and the history gets a
+    row only when the recorded desired state changed: a plan whose only lines are instances the reconcile
+    loop is still bringing to the desired count (a replacement launching) changes nothing to record.
     """
 
     def __init__(self, store: StateStore, user: str) -> None:
@@ -76,11 +84,14 @@ class ApplyExecutor:
             return None
         # Resolve every handler before the first write: an unknown action must change nothing.
         steps = [(self._handler(action), action) for action in plan.actions]
+        before = self.store.get_environment(plan.app, plan.env)
         self.store.upsert_environment(plan.app, plan.env, plan.manifest, plan.app_dir)
         for handler, action in steps:
             handler(plan, action)
         environment = self.store.get_environment(plan.app, plan.env)
         assert environment is not None
+        if before is not None and _desired(before) == _desired(environment):
+            return None
         return self.store.append_history(
             user=self.user,
             app=plan.app,
@@ -134,6 +145,11 @@ class ApplyExecutor:
 
     def _do_noop(self, plan: Plan, action: Noop) -> None:
         """A plan that also holds real actions carries no Noop; nothing to do."""
+
+
+def _desired(env: Environment) -> tuple[str, str | None, int]:
+    """What an apply can change about an environment: its manifest, version and fleet size."""
+    return env.manifest_hash, env.current_version, env.desired_capacity
 
 
 def _snake(name: str) -> str:

@@ -7,6 +7,7 @@ become their own actions; when nothing differs the plan is a single `Noop` that 
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ from sprout.plan.actions import (
 )
 from sprout.plan.settings import flat_settings
 from sprout.spec import Manifest
-from sprout.state.models import LIVE_STATES, Environment, Instance, Version
+from sprout.state.models import LIVE_STATES, Environment, Group, Instance, Version
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,8 @@ class Plan:
     app_dir: Path
     desired_capacity: int
     actions: tuple[Action, ...]
+    #: What the plan leaves alone on purpose, for people (a warm fleet kept for rollback).
+    notes: tuple[str, ...] = ()
 
     @property
     def is_empty(self) -> bool:
@@ -63,9 +66,16 @@ def plan(
     current: Environment | None,
     observed: Sequence[Instance],
     version: Version | None,
+    warm: Sequence[Group] = (),
 ) -> Plan:
-    """Compare what the manifest asks for with what is recorded and running; list what would change."""
+    """Compare what the manifest asks for with what is recorded and running; list what would change.
+
+    A warm fleet (a group kept at weight 0 for an instant rollback until its window ends) is not part
+    of the desired fleet: its instances are not counted, and the release loop retires it when due.
+    """
     app = manifest.app.name
+    kept = {group.name for group in warm}
+    observed = [i for i in observed if i.group_name not in kept]
     desired = desired_capacity(manifest, current)
     actions: list[Action] = []
     old_hosts = tuple(current.manifest.hosts) if current else ()
@@ -75,7 +85,7 @@ def plan(
     else:
         # Host changes read better as a routes change; a spelling-only change stays a setting.
         skip = {"router.hosts"} if routes else set()
-        actions.extend(c for c in _settings_changes(current.manifest, manifest) if c.field not in skip)
+        actions.extend(c for c in settings_changes(current.manifest, manifest) if c.field not in skip)
     if version is not None and (current is None or current.current_version != version.label):
         actions.append(SetVersion(current.current_version if current else None, version.label))
     actions.extend(_capacity_changes(manifest.instances.zones, desired, observed))
@@ -84,7 +94,7 @@ def plan(
     if not actions:
         assert current is not None
         actions.append(Noop(_unchanged_reason(current, manifest, desired)))
-    return Plan(app, env, manifest, app_dir, desired, tuple(actions))
+    return Plan(app, env, manifest, app_dir, desired, tuple(actions), tuple(_warm_note(g) for g in warm))
 
 
 def desired_capacity(manifest: Manifest, current: Environment | None) -> int:
@@ -104,7 +114,8 @@ def spread(total: int, zones: Sequence[str]) -> dict[str, int]:
     return {zone: share + (1 if index < extra else 0) for index, zone in enumerate(zones)}
 
 
-def _settings_changes(old: Manifest, new: Manifest) -> list[UpdateSettings]:
+def settings_changes(old: Manifest, new: Manifest) -> list[UpdateSettings]:
+    """Every manifest setting that differs between two manifests, by field path."""
     before, after = flat_settings(old), flat_settings(new)
     return [
         UpdateSettings(path, before.get(path), after.get(path))
@@ -142,6 +153,14 @@ def _resource_changes(old: Manifest | None, new: Manifest) -> list[Action]:
     started: list[Action] = [StartResource(kind, zone) for kind, zone in sorted(after - before, key=key)]
     stopped: list[Action] = [StopResource(kind, zone) for kind, zone in sorted(before - after, key=key)]
     return started + stopped
+
+
+def _warm_note(group: Group) -> str:
+    until = time.strftime("%H:%M:%S", time.localtime(group.standby_until or 0.0))
+    return (
+        f"warm fleet {group.name}: {group.capacity} instance(s) of {group.version} kept for rollback "
+        f"until {until}, then retired (not counted above)"
+    )
 
 
 def _unchanged_reason(current: Environment, manifest: Manifest, desired: int) -> str:

@@ -42,9 +42,32 @@ class Database:
         return conn
 
     @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction that takes the database's write lock up front (no upgrade deadlocks)."""
+    def transaction(self) -> Iterator[None]:
+        """One write transaction around several calls on this thread: reads inside see no other writer's
+        changes, the writes commit together or not at all, and other writers (threads or processes) wait."""
         conn = self._conn()
+        if getattr(self._local, "transaction", False):
+            yield
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        self._local.transaction = True
+        try:
+            yield
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        finally:
+            self._local.transaction = False
+        conn.execute("COMMIT")
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction that takes the database's write lock up front (no upgrade deadlocks);
+        inside `transaction()` it is part of that one."""
+        conn = self._conn()
+        if getattr(self._local, "transaction", False):
+            yield conn
+            return
         conn.execute("BEGIN IMMEDIATE")
         try:
             yield conn
