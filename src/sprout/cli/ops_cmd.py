@@ -25,8 +25,9 @@ from sprout.controlplane.status import environments_status
 from sprout.errors import NotFoundError, ServiceError, SproutError
 from sprout.logs.store import LogStore
 from sprout.paths import Home
+from sprout.plan.conflicts import refuse_host_conflicts_at
 from sprout.providers.local import LocalProvider
-from sprout.spec import Manifest, load_manifest, resolve_secrets
+from sprout.spec import Manifest, load_manifest, manifest_path, resolve_secrets
 from sprout.state import StateStore
 
 #: How often `up` polls the daemon while it waits for the fleet.
@@ -69,6 +70,7 @@ def up(
     home = Home.from_env().ensure()
     app_dir = app_dir.resolve()
     manifest = load_manifest(app_dir)
+    refuse_host_conflicts_at(home.state_db, manifest, env, str(manifest_path(app_dir)))
     pushed = push(app_dir, home, store)
     secrets = resolve_secrets(manifest, app_dir)
     client = ensure_daemon(home, router_port=port)

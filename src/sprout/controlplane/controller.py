@@ -29,7 +29,7 @@ from sprout.paths import Home
 from sprout.plan import ApplyResult, apply_manifest
 from sprout.providers.base import Provider
 from sprout.spec import Manifest, load_manifest, resolve_secrets
-from sprout.state import Deployment, Environment, StateStore
+from sprout.state import Deployment, Environment, Instance, StateStore
 from sprout.state.store import env_id
 
 
@@ -177,7 +177,7 @@ class Controller:
             found = self._store.get_environment(app, env)
             if found is None:
                 raise NotFoundError(f"{env_id(app, env)}: no such environment (see `sprout status`)")
-            instances = self._store.list_instances(app, env, states=("launching", "running", "draining"))
+            instances = self._instances_to_stop(app, env)
             self._abort_releases(app, env)
             self._store.delete_environment(app, env)
             self._secrets.forget(found.id)
@@ -185,8 +185,14 @@ class Controller:
                 app, env, "env.down", f"tearing down {found.id} ({len(instances)} instances)"
             )
             router = self._router.current()
-            if router is not None:
-                self._reconciler.push_table(self._router.admin(router))
+            try:
+                if router is not None:
+                    self._reconciler.push_table(self._router.admin(router))
+            except SproutError as exc:
+                # The processes must stop whatever the router says; the next pass pushes the table again.
+                self._store.record_event(
+                    app, env, "env.down", f"{found.id}: routing table not updated: {exc}"
+                )
             with ThreadPoolExecutor(max_workers=max(1, len(instances))) as pool:
                 list(pool.map(lambda i: self._provider.stop(i.id, STOP_GRACE), instances))
             for instance in instances:
@@ -204,6 +210,13 @@ class Controller:
             self._store.record_event(app, env, "env.removed", f"{found.id} removed")
             remaining = len(self._store.list_environments())
         return {"stopped": [i.id for i in instances], "services": services, "remaining": remaining}
+
+    def _instances_to_stop(self, app: str, env: str) -> list[Instance]:
+        """The environment's live instances, and any other of its instances whose process still runs
+        (one recorded failed or stopped while its agent lived on): `down` leaves none behind."""
+        live = ("launching", "running", "draining")
+        running = {o.instance_id for o in self._provider.observe() if o.state != "exited"}
+        return [i for i in self._store.list_instances(app, env) if i.state in live or i.id in running]
 
     def _abort_releases(self, app: str, env: str) -> None:
         """End an environment's unfinished releases (it is going away) and free its release lock."""
