@@ -251,3 +251,29 @@ def _wait(probe, timeout: float, why: str):  # type: ignore[no-untyped-def]
         if time.monotonic() > deadline:
             raise AssertionError(f"{why} within {timeout:.1f}s")
         time.sleep(0.2)
+
+
+@pytest.mark.slow
+def test_down_after_an_up_that_failed_before_recording_leaves_nothing_running(
+    home: Sprout, tmp_path: Path
+) -> None:
+    # The release command runs before the environment is recorded, with the memcached nodes it needs.
+    broken = app_copy(
+        tmp_path, "other", extra='\n[resources.sessions]\nengine = "memcached"\n', hosts=["other.localhost"]
+    )
+    edit_manifest(
+        broken,
+        'install = "python -m compileall -q hello"',
+        'install = "python -m compileall -q hello"\nrelease = "exit 3"',
+    )
+    failed = home.run("up", str(broken), "--port", str(home.port), check=False)
+    assert failed.returncode != 0 and "release" in failed.stderr, failed.stderr
+    nodes = _memcached_pids(home, "other")
+    assert len(nodes) == 2 and alive(nodes) == nodes
+    down = home.run("down", str(broken))
+    assert (
+        "other/production: no such environment; stopped what its `up` left running (0 instances, 2 service nodes)"
+        in down.stdout
+    )
+    assert _wait(lambda: not alive(nodes), 10, f"left running: {alive(nodes)}")
+    assert _wait(lambda: not processes_of(home.home), 10, f"left running: {processes_of(home.home)}")

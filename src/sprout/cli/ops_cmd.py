@@ -219,8 +219,18 @@ def down(
         console.print(f"{name}/{env}: stopped {len(result['stopped'])} instances")
         remaining = int(result["remaining"])
     else:
-        console.print(f"{name}/{env}: no such environment; nothing to stop")
         remaining = len(doc["environments"])
+        try:
+            # An `up` that failed before recording the environment may have left service nodes running.
+            left = client.delete(f"/v1/environments/{name}/{env}", user=getpass.getuser())
+            console.print(
+                f"{name}/{env}: no such environment; stopped what its `up` left running "
+                f"({len(left['stopped'])} instances, {len(left['services'])} service nodes)",
+                markup=False,
+                soft_wrap=True,
+            )
+        except NotFoundError:
+            console.print(f"{name}/{env}: no such environment; nothing to stop")
     if remaining:
         console.print(f"{remaining} environment(s) still running; the daemon and router stay up")
         return
