@@ -197,15 +197,17 @@ def test_admin_requires_token_and_reports(start_backend, start_router):
 def test_bad_table_is_rejected_and_old_one_kept(start_backend, start_router):
     a = start_backend()
     router = start_router()
-    router.admin.put_table(table(route("a", [group("g", [a], healthy=True)])))
+    good = route("a", [group("g", [a], healthy=True)])
+    router.admin.put_table(table(good))
     from sprout.errors import UserError
 
-    with pytest.raises(UserError, match="address"):
-        router.admin.put_table(
-            {
-                "routes": [
-                    {"name": "x", "groups": [{"name": "g", "targets": [{"id": "t", "address": "nope"}]}]}
-                ]
-            }
-        )
-    assert router.admin.get_table()["routes"][0]["name"] == "a"
+    with pytest.raises(UserError, match="expected a JSON object"):
+        router.admin.put_table({"routes": "none"})
+    assert [r["name"] for r in router.admin.get_table()["routes"]] == ["a"]
+    # A bad entry is rejected alone: the others are applied.
+    bad = {"name": "x", "groups": [{"name": "g", "targets": [{"id": "t", "address": "nope"}]}]}
+    answer = router.admin.put_table(table(good, bad))
+    assert answer["rejected"] == [
+        {"route": "x", "error": "groups.0.targets.0.address: Value error, must be host:port"}
+    ]
+    assert [r["name"] for r in router.admin.get_table()["routes"]] == ["a"]

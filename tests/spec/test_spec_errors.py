@@ -154,7 +154,12 @@ MISTAKES: list[tuple[str, str, list[str]]] = [
     (
         "zero interval",
         APP + "[health]\ninterval = 0\ntimeout = 0\n",
-        ["health: interval must be greater than 0"],
+        [
+            "health.interval: 0s is below the minimum of 250ms (shorter intervals spend the router's CPU on "
+            'health checks); set interval = "250ms" or more',
+            "health.timeout: 0s is below the minimum of 100ms (a shorter check fails whenever the instance "
+            'pauses for a moment); set timeout = "100ms" or more',
+        ],
     ),
     (
         "health path without slash",

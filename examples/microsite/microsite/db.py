@@ -39,6 +39,10 @@ order_items = sa.Table(
 )
 
 POOL_SIZE = 20
+#: Seconds PyMySQL may wait to connect, and for each read or write, before the request fails: a database
+#: that stops answering fails requests within these bounds instead of hanging them for the whole outage.
+#: A `?connect_timeout=…` (or read/write) in DATABASE_URL overrides its default.
+MYSQL_TIMEOUTS = {"connect_timeout": 3, "read_timeout": 5, "write_timeout": 5}
 _DRIVERS = {"mysql": "mysql+pymysql", "mariadb": "mysql+pymysql", "postgres": "postgresql+psycopg"}
 
 
@@ -55,4 +59,13 @@ def engine_from_url(url: str, pool_size: int = POOL_SIZE) -> sa.Engine:
         return sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
     # No overflow: overflow connections are closed on return, so a busy instance would reconnect on
     # almost every request; the app caps its worker threads at the pool size instead (see app.py).
-    return sa.create_engine(url, pool_size=pool_size, max_overflow=0, pool_pre_ping=True, pool_recycle=1800)
+    given = sa.engine.make_url(url).query
+    timeouts = {k: v for k, v in MYSQL_TIMEOUTS.items() if k not in given} if url.startswith("mysql") else {}
+    return sa.create_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=0,
+        pool_pre_ping=True,
+        pool_recycle=1800,
+        connect_args=timeouts,
+    )

@@ -25,8 +25,9 @@ from sprout.controlplane.status import environments_status, fleet_summary
 from sprout.errors import NotFoundError, ServiceError, SproutError
 from sprout.logs.store import LogStore
 from sprout.paths import Home
+from sprout.plan.conflicts import refuse_host_conflicts_at
 from sprout.providers.local import LocalProvider
-from sprout.spec import Manifest, load_manifest, resolve_secrets
+from sprout.spec import Manifest, load_manifest, manifest_path, resolve_secrets
 from sprout.state import StateStore
 from sprout.terminal import printable
 
@@ -70,6 +71,7 @@ def up(
     home = Home.from_env().ensure()
     app_dir = app_dir.resolve()
     manifest = load_manifest(app_dir)
+    refuse_host_conflicts_at(home.state_db, manifest, env, str(manifest_path(app_dir)))
     pushed = push(app_dir, home, store)
     secrets = resolve_secrets(manifest, app_dir)
     client = ensure_daemon(home, router_port=port)
@@ -218,8 +220,18 @@ def down(
         console.print(f"{name}/{env}: stopped {len(result['stopped'])} instances")
         remaining = int(result["remaining"])
     else:
-        console.print(f"{name}/{env}: no such environment; nothing to stop")
         remaining = len(doc["environments"])
+        try:
+            # An `up` that failed before recording the environment may have left service nodes running.
+            left = client.delete(f"/v1/environments/{name}/{env}", user=getpass.getuser())
+            console.print(
+                f"{name}/{env}: no such environment; stopped what its `up` left running "
+                f"({len(left['stopped'])} instances, {len(left['services'])} service nodes)",
+                markup=False,
+                soft_wrap=True,
+            )
+        except NotFoundError:
+            console.print(f"{name}/{env}: no such environment; nothing to stop")
     if remaining:
         console.print(f"{remaining} environment(s) still running; the daemon and router stay up")
         return

@@ -38,9 +38,17 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"wrote {path} for app {app_name!r}; check it with `sprout validate`")
 
     @app.command("validate")
-    def validate(app_dir: Path = APP_DIR) -> None:
-        """Check the manifest; print a summary, or every problem (exit code 2)."""
+    def validate(
+        app_dir: Path = APP_DIR,
+        env: str = typer.Option("production", "--env", "-e", help="Environment whose host names to check."),
+    ) -> None:
+        """Check the manifest (and its host names against the other environments); print a summary, or
+        every problem (exit code 2)."""
+        from sprout.paths import Home
+        from sprout.plan.conflicts import refuse_host_conflicts_at
+
         manifest = load_manifest(app_dir)
+        refuse_host_conflicts_at(Home.from_env().state_db, manifest, env, str(manifest_path(app_dir)))
         console = Console(highlight=False)
         console.print(f"[green]✓[/] {manifest_path(app_dir).name} is valid")
         for line in summary(manifest):

@@ -27,9 +27,10 @@ from sprout.errors import ConflictError, NotFoundError, SproutError, UserError
 from sprout.logs.store import LogStore
 from sprout.paths import Home
 from sprout.plan import ApplyResult, apply_manifest
+from sprout.plan.conflicts import refuse_host_conflicts
 from sprout.providers.base import Provider
-from sprout.spec import Manifest, load_manifest, resolve_secrets
-from sprout.state import Deployment, Environment, StateStore
+from sprout.spec import Manifest, load_manifest, manifest_path, resolve_secrets
+from sprout.state import Deployment, Environment, Instance, StateStore
 from sprout.state.store import env_id
 
 
@@ -123,6 +124,8 @@ class Controller:
         port = request.get("port")
         given = {str(k): str(v) for k, v in dict(request.get("secrets") or {}).items()}
         manifest = load_manifest(app_dir)
+        # Before the release command runs or anything starts (`apply_manifest` checks again under the lock).
+        refuse_host_conflicts(self._store, manifest, env_name, str(manifest_path(app_dir)))
         if any(name not in given for name in manifest.secrets):
             # Fail before anything changes when a secret can be read neither by the CLI nor the daemon.
             given = {**resolve_secrets(manifest, app_dir), **given}
@@ -178,8 +181,8 @@ class Controller:
         with self._reconciler.lock:
             found = self._store.get_environment(app, env)
             if found is None:
-                raise NotFoundError(f"{env_id(app, env)}: no such environment (see `sprout status`)")
-            instances = self._store.list_instances(app, env, states=("launching", "running", "draining"))
+                return self._down_leftovers(app, env)
+            instances = self._instances_to_stop(app, env)
             self._abort_releases(app, env)
             self._store.delete_environment(app, env)
             self._secrets.forget(found.id)
@@ -187,8 +190,14 @@ class Controller:
                 app, env, "env.down", f"tearing down {found.id} ({len(instances)} instances)"
             )
             router = self._router.current()
-            if router is not None:
-                self._reconciler.push_table(self._router.admin(router))
+            try:
+                if router is not None:
+                    self._reconciler.push_table(self._router.admin(router))
+            except SproutError as exc:
+                # The processes must stop whatever the router says; the next pass pushes the table again.
+                self._store.record_event(
+                    app, env, "env.down", f"{found.id}: routing table not updated: {exc}"
+                )
             with ThreadPoolExecutor(max_workers=max(1, len(instances))) as pool:
                 list(pool.map(lambda i: self._provider.stop(i.id, STOP_GRACE), instances))
             for instance in instances:
@@ -206,6 +215,36 @@ class Controller:
             self._store.record_event(app, env, "env.removed", f"{found.id} removed")
             remaining = len(self._store.list_environments())
         return {"stopped": [i.id for i in instances], "services": services, "remaining": remaining}
+
+    def _down_leftovers(self, app: str, env: str) -> dict[str, Any]:
+        """No such environment: stop what an `up` that never recorded it left running (the memcached
+        nodes its release command was given, instances still alive); NotFoundError when nothing is."""
+        instances = self._instances_to_stop(app, env)
+        services = self._resources.release(app, env)
+        if not instances and not services:
+            raise NotFoundError(f"{env_id(app, env)}: no such environment (see `sprout status`)")
+        with ThreadPoolExecutor(max_workers=max(1, len(instances))) as pool:
+            list(pool.map(lambda i: self._provider.stop(i.id, STOP_GRACE), instances))
+        for instance in instances:
+            self._store.update_instance(instance.id, state="stopped")
+        self._store.record_event(
+            app,
+            env,
+            "env.down",
+            f"{env_id(app, env)} was never recorded; stopped what its `up` left running "
+            f"({len(instances)} instances, {len(services)} service nodes)",
+        )
+        return {"stopped": [i.id for i in instances], "services": services, "remaining": self._remaining()}
+
+    def _remaining(self) -> int:
+        return len(self._store.list_environments())
+
+    def _instances_to_stop(self, app: str, env: str) -> list[Instance]:
+        """The environment's live instances, and any other of its instances whose process still runs
+        (one recorded failed or stopped while its agent lived on): `down` leaves none behind."""
+        live = ("launching", "running", "draining")
+        running = {o.instance_id for o in self._provider.observe() if o.state != "exited"}
+        return [i for i in self._store.list_instances(app, env) if i.state in live or i.id in running]
 
     def _abort_releases(self, app: str, env: str) -> None:
         """End an environment's unfinished releases (it is going away) and free its release lock."""

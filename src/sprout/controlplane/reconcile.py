@@ -29,7 +29,7 @@ from sprout.controlplane.groups import desired_groups, group_of
 from sprout.controlplane.instances import InstanceLauncher
 from sprout.controlplane.resources import Resources
 from sprout.controlplane.retire import STOP_GRACE, Retirer
-from sprout.controlplane.routing import build_table
+from sprout.controlplane.routing import build_table, route_name
 from sprout.errors import SproutError
 from sprout.providers.base import ObservedInstance, Provider
 from sprout.providers.local.placement import place
@@ -102,6 +102,8 @@ class Reconciler:
         self._thread: threading.Thread | None = None
         self._last_error = ""
         self._env_errors: dict[str, str] = {}
+        #: Environment id → why the router refused its routing entry at the last push.
+        self._rejected: dict[str, str] = {}
         self._unhealthy_since: dict[str, float] = {}
 
     # -- the loop ----------------------------------------------------------------------------------
@@ -173,7 +175,7 @@ class Reconciler:
                 self._pushed = admin.get_table()
             if table == self._pushed:
                 return False
-            admin.put_table(table)
+            answer = admin.put_table(table)
             self._pushed = table
             self._store.record_event(
                 None,
@@ -182,7 +184,27 @@ class Reconciler:
                 f"routing table pushed: {_describe_table(table)}",
                 routes=len(table["routes"]),
             )
+            self._record_rejected(envs, answer.get("rejected") or [])
             return True
+
+    def _record_rejected(self, envs: list[Environment], rejected: list[dict[str, str]]) -> None:
+        """An entry the router refused is an event of its environment alone (once per distinct reason)."""
+        by_route = {route_name(env.app, env.name): env for env in envs}
+        reasons: dict[str, str] = {}
+        for item in rejected:
+            env = by_route.get(item.get("route", ""))
+            if env is None:
+                continue
+            reasons[env.id] = error = str(item.get("error"))
+            if self._rejected.get(env.id) != error:
+                self._store.record_event(
+                    env.app,
+                    env.name,
+                    "router.rejected",
+                    f"{env.id}: the router refused its routing entry ({error}) and serves the other "
+                    "environments as before; fix the manifest and run `sprout up` again",
+                )
+        self._rejected = reasons
 
     def _env_failed(self, env: Environment, exc: SproutError, decided: _Pass) -> None:
         """One environment could not be synced: record why (once), and keep its instances out of the sweep."""

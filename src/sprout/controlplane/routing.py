@@ -6,10 +6,9 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from sprout.controlplane.groups import group_of
+from sprout.spec.rules import served_hosts
 from sprout.state import Environment, Instance
 from sprout.state.models import Group
-
-PRODUCTION = "production"
 
 
 def route_name(app: str, env: str) -> str:
@@ -19,10 +18,7 @@ def route_name(app: str, env: str) -> str:
 
 def env_hosts(env: Environment) -> list[str]:
     """The host names of an environment: the manifest's for production, `<env>.<host>` for the others."""
-    hosts = env.manifest.hosts
-    if env.name == PRODUCTION:
-        return list(hosts)
-    return [f"*.{env.name}.{h[2:]}" if h.startswith("*.") else f"{env.name}.{h}" for h in hosts]
+    return served_hosts(env.name, env.manifest.hosts)
 
 
 def default_environment(envs: Iterable[Environment]) -> str | None:

@@ -11,9 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sprout.errors import NotFoundError
+from sprout.plan.conflicts import refuse_host_conflicts
 from sprout.plan.executors import ApplyExecutor, Executor
 from sprout.plan.planner import Plan, plan
-from sprout.spec import Manifest, load_manifest
+from sprout.spec import Manifest, load_manifest, manifest_path
 from sprout.state import Environment, StateStore, Version
 from sprout.state.models import LIVE_STATES
 
@@ -55,6 +56,7 @@ def build_plan(store: StateStore, app_dir: Path, env: str, version: Version | st
     """The plan for applying an app folder's manifest (and a version or label) to an environment."""
     app_dir = app_dir.resolve()
     manifest = load_manifest(app_dir)
+    refuse_host_conflicts(store, manifest, env, str(manifest_path(app_dir)))
     current = store.get_environment(manifest.app.name, env)
     observed = store.list_instances(manifest.app.name, env, states=LIVE_STATES)
     warm = [g for g in store.list_groups(manifest.app.name, env) if g.standby_until is not None]

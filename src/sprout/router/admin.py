@@ -9,9 +9,9 @@ import logging
 from typing import Any
 
 from sprout.errors import NotFoundError, SproutError, UserError
+from sprout.router.admission import admit_table
 from sprout.router.config import RouterConfig
 from sprout.router.router import Router
-from sprout.router.table import parse_table
 
 log = logging.getLogger("sprout.router.admin")
 #: Longest admin request head (request line and headers); the StreamReader limit of an admin connection.
@@ -124,8 +124,11 @@ class AdminServer:
             if method == "GET":
                 return _json(200, router.table())
             if method == "PUT":
-                router.apply_table(parse_table(_body_json(body)))
-                return _json(200, router.table())
+                spec, rejected = admit_table(_body_json(body), router.spec)
+                router.apply_table(spec)
+                for rejection in rejected:
+                    log.warning("route %s rejected: %s", rejection.route, rejection.error)
+                return _json(200, {**router.table(), "rejected": [r.to_json() for r in rejected]})
         elif len(parts) == 3 and parts[0] == "routes" and parts[2] == "weights" and method == "PUT":
             weights = _body_json(body)
             if not isinstance(weights, dict):

@@ -53,7 +53,8 @@ class RouterAdmin:
         return dict(self._call("GET", "/table"))
 
     def put_table(self, table: dict[str, Any]) -> dict[str, Any]:
-        """Replace the whole table atomically; returns the table as the router stored it."""
+        """Replace the table atomically, entry by entry; returns the table in force and, under `rejected`,
+        the entries the router refused (`{"route": name, "error": why}`), whose previous entries it kept."""
         return dict(self._call("PUT", "/table", json=table))
 
     def set_weights(self, route: str, weights: dict[str, int]) -> dict[str, Any]:

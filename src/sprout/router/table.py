@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from sprout.errors import UserError
+from sprout.spec.rules import host_key, repeated_hosts
 
 
 class HealthSpec(BaseModel):
@@ -85,13 +86,18 @@ class RouteSpec(BaseModel):
     @field_validator("hosts")
     @classmethod
     def _hosts_are_lowercase(cls, value: list[str]) -> list[str]:
-        return [h.strip().lower() for h in value]
+        for host in repeated_hosts(value):
+            raise ValueError(f"host {host!r} is listed more than once")
+        return [host_key(h) for h in value]
 
     @model_validator(mode="after")
-    def _group_names_unique(self) -> RouteSpec:
+    def _names_unique(self) -> RouteSpec:
         names = [g.name for g in self.groups]
         if len(names) != len(set(names)):
             raise ValueError(f"route {self.name!r} has duplicate group names")
+        ids = [t.id for g in self.groups for t in g.targets]
+        if len(ids) != len(set(ids)):
+            raise ValueError(f"route {self.name!r} has duplicate target ids")
         return self
 
 

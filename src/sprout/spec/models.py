@@ -12,8 +12,9 @@ from pydantic import Field, StrictBool, ValidationInfo, field_validator, model_v
 from sprout.spec.aws import AwsSection
 from sprout.spec.base import Section
 from sprout.spec.kubernetes import KubernetesSection
+from sprout.spec.rules import repeated_hosts
 from sprout.spec.scaling import ScalingSection
-from sprout.spec.units import Duration, Size
+from sprout.spec.units import Duration, Size, format_duration
 
 #: Variables Sprout sets itself; `[env]` and `[secrets]` may not override them.
 RESERVED_ENV = frozenset({"PORT", "HOST", "DATABASE_URL", "SESSION_STORE_URL", "PATH", "VIRTUAL_ENV"})
@@ -90,6 +91,14 @@ def _install_input_problem(path: str) -> str | None:
     return None
 
 
+#: The shortest `[health]` durations accepted, and what goes wrong below each one.
+HEALTH_FLOORS: dict[str, tuple[float, str]] = {
+    "timeout": (0.1, "a shorter check fails whenever the instance pauses for a moment"),
+    "interval": (0.25, "shorter intervals spend the router's CPU on health checks"),
+    "grace": (1.0, "a shorter grace replaces every new instance before it can start"),
+}
+
+
 class HealthSection(Section):
     """How the router and the control plane decide that an instance is healthy."""
 
@@ -100,10 +109,20 @@ class HealthSection(Section):
     unhealthy_threshold: int = Field(3, ge=1, le=10)
     grace: Duration = Field(60.0, description="How long a new instance may take to become healthy.")
 
+    @field_validator("interval", "timeout", "grace")
+    @classmethod
+    def _above_floor(cls, value: float, info: ValidationInfo) -> float:
+        name = str(info.field_name)
+        floor, why = HEALTH_FLOORS[name]
+        if value < floor:
+            raise ValueError(
+                f"{format_duration(value)} is below the minimum of {format_duration(floor)} ({why}); "
+                f'set {name} = "{format_duration(floor)}" or more'
+            )
+        return value
+
     @model_validator(mode="after")
     def _timeout_below_interval(self) -> Self:
-        if self.interval <= 0:
-            raise ValueError("interval must be greater than 0")
         if self.timeout > self.interval:
             raise ValueError(f"timeout ({self.timeout:g}s) must not exceed interval ({self.interval:g}s)")
         return self
@@ -234,6 +253,8 @@ class RouterSection(Section):
         for host in value:
             if not _HOST.match(host):
                 raise ValueError(f'invalid host name "{host}" (e.g. "shop.example.com" or "*.example.com")')
+        for host in repeated_hosts(value):
+            raise ValueError(f'"{host}" is listed more than once; list each host name once')
         return value
 
 
