@@ -21,6 +21,7 @@ from fault_kit import Sprout, fill, kill_all, make_app, processes_of, tmpfs, wai
 
 from loopback import free_port
 from sprout.router.config import RouterConfig
+from sprout.state import StateStore
 
 HOME_SIZE = "48m"
 #: The daemon's router runs with the default header timeout; its sweep runs every 0.5 s.
@@ -134,10 +135,46 @@ def test_a_full_disk_degrades_serving_never_breaks_it_and_everything_resumes_whe
     kinds = wait_for("disk.full then disk.ok in the events", disk_events, 10)
     assert kinds.index("disk.full") < kinds.index("disk.ok")
     assert sprout.status()["daemon"]["disk"]["full_since"] is None
-    with sqlite3.connect(sprout.home / "state.db") as conn:
+    conn = sqlite3.connect(sprout.home / "state.db")
+    try:
         assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    finally:
+        conn.close()
     print(
         f"disk full: {len(during_ok)}/{REQUESTS} requests ok, 408 after {waited:.1f}s "
         f"(header timeout {HEADER_TIMEOUT:g}s); freed: {len(after_ok)}/{REQUESTS} ok, "
         f"all queryable {queryable:.1f}s after freeing"
     )
+
+
+def test_the_state_store_never_corrupts_on_a_full_disk_and_writes_again_once_freed(tmp_path: Path) -> None:
+    with tmpfs(tmp_path / "home", "2m") as home:
+        store = StateStore(home / "state.db")
+        ballast = fill(home)
+        written: list[int] = []
+        refused = 0
+        try:
+            # Whatever space SQLite still finds in its pages is used; then every write is refused whole.
+            for i in range(2000):
+                try:
+                    written.append(store.record_event(None, None, "fill", f"event {i} " + "x" * 2000).id)
+                except sqlite3.OperationalError as exc:
+                    assert str(exc) == "database or disk is full"
+                    refused += 1
+                    if refused >= 20:
+                        break
+            assert refused >= 20, "the disk never refused a write"
+        finally:
+            ballast.unlink()
+        after = store.record_event(None, None, "after", "written once space is back")
+        store.close()
+        conn = sqlite3.connect(home / "state.db")
+        try:
+            assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+            ids = [row[0] for row in conn.execute("SELECT id FROM events WHERE kind = 'fill' ORDER BY id")]
+        finally:
+            conn.close()
+        assert ids == written
+        reopened = StateStore(home / "state.db")
+        assert [e.message for e in reopened.list_events(kind="after")] == [after.message]
+        reopened.close()
