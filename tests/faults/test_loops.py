@@ -133,3 +133,21 @@ def test_a_loop_that_stops_passing_is_reported_stalled_after_3_periods_and_on_th
     assert "disk full since 1970-01-01 00:16:40 UTC" in page
     broken[0] = False
     assert loop.run_once() and not loop.health().stalled
+
+
+def test_a_loop_failing_thousands_of_times_in_a_row_keeps_backing_off_and_trying() -> None:
+    calls = [0]
+
+    def job() -> None:
+        calls[0] += 1
+        if calls[0] <= 1100:
+            raise OSError(28, "No space left on device")
+
+    loop = Loop("logs", job, 0.0001, backoff_max=0.0001)
+    loop.start()
+    try:
+        wait_for("a pass after 1100 failures", lambda: loop.health().last_pass, 30)
+    finally:
+        loop.stop()
+    health = loop.health()
+    assert health.failures == 0 and health.last_error == "OSError: [Errno 28] No space left on device"

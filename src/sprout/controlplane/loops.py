@@ -95,6 +95,8 @@ class Loop:
         self._last_error: str | None = None
         self._last_error_at: float | None = None
         self._failures = 0
+        # The error already reported in this run of failures (each distinct one is reported once).
+        self._reported: str | None = None
 
     def start(self) -> None:
         """Start the loop's thread."""
@@ -143,7 +145,7 @@ class Loop:
         if self._failures:
             _log(logging.INFO, "%s passes again after %d failed tries", self.name, self._failures)
         self._failures = 0
-        self._last_error = None
+        self._reported = None
         return True
 
     def _run(self) -> None:
@@ -157,26 +159,28 @@ class Loop:
             if self.run_once():
                 delay = self.period
             else:
-                delay = min(self._backoff_max, self.period * 2 ** (self._failures - 1))
+                delay = min(self._backoff_max, self.period * 2 ** min(self._failures - 1, 20))
 
     def _failed(self, exc: Exception) -> None:
         """Log and report an error of the job; nothing raised here may end the loop."""
         message = f"{type(exc).__name__}: {exc}"
-        repeated = message == self._last_error
         self._failures += 1
-        self._last_error = message
         self._last_error_at = self._clock()
-        if repeated:
+        if message == self._reported:
+            self._last_error = message
             return
+        self._reported = message
         _log(logging.ERROR, "%s failed; retrying", self.name, exc=exc)
-        if self._on_error is None:
-            return
-        try:
-            self._on_error(self.name, message, exc)
-        except Exception as hook_exc:
-            # Reporting failed too (state store locked, disk full): the log line above is the report.
-            _log(logging.ERROR, "%s: reporting its failure failed too: %s", self.name, hook_exc)
-            self._last_error = f"{message} (not recorded: {type(hook_exc).__name__}: {hook_exc})"
+        if self._on_error is not None:
+            try:
+                self._on_error(self.name, message, exc)
+            except Exception as hook_exc:
+                # Reporting failed too (state store locked, disk full): the log line above is the report,
+                # and the next failure tries to record it again.
+                _log(logging.ERROR, "%s: reporting its failure failed too: %s", self.name, hook_exc)
+                message = f"{message} (not recorded: {type(hook_exc).__name__}: {hook_exc})"
+                self._reported = None
+        self._last_error = message
 
 
 def _log(level: int, msg: str, *args: object, exc: BaseException | None = None) -> None:
