@@ -9,8 +9,12 @@ queryable in `sprout logs`, and the state store is intact.
 
 from __future__ import annotations
 
+import json
+import os
+import re
 import socket
 import sqlite3
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +24,9 @@ import pytest
 from fault_kit import Sprout, fill, kill_all, make_app, processes_of, tmpfs, wait_for
 
 from loopback import free_port
+from sprout.agent.logfile import InstanceLog
+from sprout.agent.spec import AgentSpec
+from sprout.agent.supervise import Supervisor
 from sprout.router.config import RouterConfig
 from sprout.state import StateStore
 
@@ -178,3 +185,65 @@ def test_the_state_store_never_corrupts_on_a_full_disk_and_writes_again_once_fre
         reopened = StateStore(home / "state.db")
         assert [e.message for e in reopened.list_events(kind="after")] == [after.message]
         reopened.close()
+
+
+def test_the_agent_keeps_reading_its_app_while_the_log_cannot_be_written_and_says_how_much_it_dropped(
+    tmp_path: Path,
+) -> None:
+    with tmpfs(tmp_path / "home", "1m") as home:
+        fields = {
+            "instance_id": "i-full",
+            "app": "hello",
+            "env": "production",
+            "version": "v1",
+            "bundle_sha256": "0" * 64,
+            "store_url": str(tmp_path),
+            "zone": "a",
+            "host": "127.0.0.1",
+            "port": 8000,
+            "web": "unused",
+            "health_path": "/healthz",
+            "log_file": str(home / "app.log"),
+            "cache_dir": str(tmp_path),
+        }
+        log = InstanceLog(AgentSpec(fields, "test"))
+        log.start_writing()
+        log.emit("system", "before the disk filled")
+        ballast = fill(home)
+        try:
+            # The app writes far more than a pipe holds: a pump that stopped reading would block it,
+            # one that closed the pipe would break it (exit 120: Python's flush of stdout failed).
+            app = Supervisor(
+                f"{sys.executable} -c \"import sys\nfor i in range(3000): print('line', i, flush=True)\"",
+                cwd=str(tmp_path),
+                env=os.environ,
+                grace=1.0,
+                emit=log.emit,
+            )
+            assert app.run() == 0
+            assert log.dropped >= 2900
+        finally:
+            ballast.unlink()
+        log.emit("system", "after the disk was freed")
+        log.close()
+        lines = []
+        for text in (home / "app.log").read_text().splitlines():
+            try:
+                lines.append(json.loads(text))
+            except ValueError:
+                # The line cut off when the disk filled: it stands alone (counted as dropped).
+                continue
+    messages = [line["msg"] for line in lines]
+    assert messages[0] == "before the disk filled" and messages[-1] == "after the disk was freed"
+    note = re.fullmatch(
+        r"(\d+) lines of output dropped since \d\d:\d\d:\d\d UTC: the log could not be written "
+        r"\(No space left on device\)",
+        messages[-2],
+    )
+    assert note is not None, messages[-2]
+    written = len(lines) - 3
+    # Every line the app printed and the agent's two (web started, web exited) was written or counted.
+    assert written + int(note.group(1)) == 3000 + 2
+    assert sum(1 for line in lines if line["stream"] == "stdout") == written - sum(
+        1 for m in messages[1:-2] if m.startswith("web ")
+    )
