@@ -27,6 +27,7 @@ from loopback import free_port
 from sprout.agent.logfile import InstanceLog
 from sprout.agent.spec import AgentSpec
 from sprout.agent.supervise import Supervisor
+from sprout.router.accesslog import AccessLog, Row
 from sprout.router.config import RouterConfig
 from sprout.state import StateStore
 
@@ -247,3 +248,48 @@ def test_the_agent_keeps_reading_its_app_while_the_log_cannot_be_written_and_say
     assert sum(1 for line in lines if line["stream"] == "stdout") == written - sum(
         1 for m in messages[1:-2] if m.startswith("web ")
     )
+
+
+def test_the_router_access_log_drops_and_counts_rows_while_full_and_resumes_when_freed(
+    tmp_path: Path,
+) -> None:
+    with tmpfs(tmp_path / "home", "1m") as home:
+        access = AccessLog(home / "router-access.log")
+
+        def row(n: int) -> Row:
+            return (
+                time.time(),
+                b"rid-%d" % n,
+                b"hello.localhost",
+                b"GET",
+                b"/",
+                200,
+                2,
+                0.001,
+                "t",
+                "v1",
+                "a",
+                0,
+            )
+
+        access.record(row(0))
+        access.flush()
+        ballast = fill(home)
+        try:
+            for n in range(1, 2001):
+                access.record(row(n))
+                if n % 100 == 0:
+                    access.flush()
+            assert access.dropped > 1500
+        finally:
+            ballast.unlink()
+        access.record(row(2001))
+        access.close()
+        ids = []
+        for text in (home / "router-access.log").read_text().splitlines():
+            try:
+                ids.append(json.loads(text)["request_id"])
+            except ValueError:
+                continue
+    assert ids[0] == "rid-0" and ids[-1] == "rid-2001"
+    assert len(ids) - 2 + access.dropped == 2000

@@ -67,15 +67,16 @@ class AccessLog:
                     separators=(",", ":"),
                 )
             )
-        data = ("\n" if self._torn else "") + "\n".join(lines) + "\n"
-        view = memoryview(data.encode())
+        lead = b"\n" if self._torn else b""
+        data = lead + ("\n".join(lines) + "\n").encode()
+        done = 0
         try:
-            while view:
-                written = os.write(self._fd, view)
+            while done < len(data):
+                done += os.write(self._fd, memoryview(data)[done:])
                 self._torn = True
-                view = view[written:]
         except OSError as exc:
-            self.dropped += len(rows)
+            # The rows whose whole line made it to the file are kept; the rest are dropped.
+            self.dropped += len(rows) - data.count(b"\n", len(lead), done)
             if not self._failing:
                 self._failing = True
                 log.error("access log %s: %s; dropping rows until writes succeed again", self.path, exc)
