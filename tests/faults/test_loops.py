@@ -12,7 +12,7 @@ from pathlib import Path
 
 from fault_kit import fill, tmpfs, wait_for
 
-from sprout.controlplane.daemon import AUTOSCALE_INTERVAL, LOG_INTERVAL, RELEASE_INTERVAL, _error_hook
+from sprout.controlplane.daemon import AUTOSCALE_INTERVAL, LOG_INTERVAL, RELEASE_INTERVAL, error_hook
 from sprout.controlplane.disk import CHECK_INTERVAL, DiskWatch
 from sprout.controlplane.housekeeping import HOUSEKEEPING_INTERVAL
 from sprout.controlplane.loops import STALL_PERIODS, Loop
@@ -38,7 +38,7 @@ def test_every_loop_survives_a_full_disk_in_its_job_and_its_error_path(tmp_path:
         store = StateStore(home / "state.db")
         logs = LogStore(home / "logs.db")
         disk = DiskWatch(home, store)
-        report = _error_hook(store, disk)
+        report = error_hook(store, disk)
         app_log = home / "app.log"
         ingester = LogIngester(logs, lambda: [(app_log, "instance")], LOG_INTERVAL, on_error=report)
 

@@ -15,6 +15,7 @@ import logging
 import os
 import signal
 import socket
+import sqlite3
 import sys
 import threading
 import time
@@ -131,7 +132,7 @@ class Daemon:
         secrets = SecretBook()
         launcher = InstanceLauncher(home, store, provider, resources, secrets)
         disk = self.disk = DiskWatch(home.root, store)
-        report = _error_hook(store, disk)
+        report = error_hook(store, disk)
         reconciler = Reconciler(
             store,
             provider,
@@ -258,7 +259,11 @@ class Daemon:
         api.join(timeout=API_SHUTDOWN_TIMEOUT + 2)
         parts.ingester.stop()
         parts.log_store.close()
-        parts.store.record_event(None, None, "daemon.stop", f"daemon pid {os.getpid()} stopped")
+        try:
+            parts.store.record_event(None, None, "daemon.stop", f"daemon pid {os.getpid()} stopped")
+        except sqlite3.Error as exc:
+            # A locked or full state store must not keep a stopping daemon from finishing its stop.
+            log.error("daemon.stop not recorded: %s", exc)
         daemon_file(self.home).unlink(missing_ok=True)
         return 0
 
@@ -296,7 +301,7 @@ class Daemon:
         return router.admin(handle)
 
 
-def _error_hook(store: StateStore, disk: DiskWatch) -> ErrorHook:
+def error_hook(store: StateStore, disk: DiskWatch) -> ErrorHook:
     """How every loop reports a failure: tell the disk watch (a full disk?), then record an event."""
 
     def report(name: str, message: str, exc: BaseException) -> None:
