@@ -24,7 +24,7 @@ from sprout.controlplane.housekeeping import (
     retention_cutoffs,
 )
 from sprout.controlplane.lifecycle import start_daemon
-from sprout.controlplane.periodic import Periodic
+from sprout.controlplane.loops import Loop
 from sprout.controlplane.process import free_port
 from sprout.logs.record import LogRecord, format_line
 from sprout.logs.store import LogStore
@@ -313,9 +313,9 @@ def test_bundles_of_old_unused_versions_leave_the_homes_artifact_store(
 # -- the daemon runs it ----------------------------------------------------------------------------
 
 
-def test_periodic_first_run_comes_after_its_own_delay(store: StateStore) -> None:
+def test_periodic_first_run_comes_after_its_own_delay() -> None:
     runs: list[float] = []
-    ticker = Periodic("count", lambda: runs.append(time.monotonic()), 60.0, store, first_delay=0.01)
+    ticker = Loop("count", lambda: runs.append(time.monotonic()), 60.0, first_delay=0.01)
     ticker.start()
     deadline = time.monotonic() + 5
     while not runs and time.monotonic() < deadline:

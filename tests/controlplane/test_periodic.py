@@ -1,4 +1,4 @@
-"""The daemon's periodic jobs: a nudge runs the job at once, a stop ends the thread without waiting out a tick."""
+"""The daemon's supervised loops: a nudge runs the job at once, a stop ends the thread without waiting out a tick."""
 
 from __future__ import annotations
 
@@ -6,14 +6,13 @@ import threading
 import time
 from pathlib import Path
 
-from sprout.controlplane.periodic import Periodic
+from sprout.controlplane.loops import Loop, event_hook
 from sprout.state import StateStore
 
 
-def test_a_nudge_runs_the_job_now_not_at_the_next_tick(tmp_path: Path) -> None:
-    store = StateStore(tmp_path / "state.db")
+def test_a_nudge_runs_the_job_now_not_at_the_next_tick() -> None:
     ran = threading.Event()
-    ticker = Periodic("count", ran.set, 60.0, store)
+    ticker = Loop("count", ran.set, 60.0, first_delay=60.0)
     ticker.start()
     try:
         assert not ran.wait(0.2), "nothing runs before the first tick"
@@ -33,7 +32,7 @@ def test_a_failing_job_is_recorded_once_and_retried(tmp_path: Path) -> None:
         calls.append(1)
         raise RuntimeError("database is locked")
 
-    ticker = Periodic("flaky", job, 0.01, store)
+    ticker = Loop("flaky", job, 0.01, on_error=event_hook(store), backoff_max=0.01)
     ticker.start()
     deadline = time.monotonic() + 5
     while len(calls) < 3 and time.monotonic() < deadline:

@@ -3,6 +3,9 @@
 Writing starts in two steps so the app can start first: until `start_writing()` the records are
 kept in memory with their own timestamps (the record formatter's import is the slowest part of the
 agent's start), then they are flushed in order and every later record goes straight to the file.
+
+A record that cannot be written (a full disk) is dropped and counted, never raised: the app's output
+keeps flowing. The first record written afterwards is a `system` line saying how many were lost.
 """
 
 from __future__ import annotations
@@ -29,6 +32,12 @@ class InstanceLog:
         self._pending: list[tuple[float, str, str]] = []
         # Guards the switch from keeping to writing; reentrant because a signal handler may emit.
         self._switch = threading.RLock()
+        #: Records dropped since the last one written, when the first of them was, and why.
+        self.dropped = 0
+        self._dropped_since = 0.0
+        self._drop_reason = ""
+        # A failed write may have left half a line: the next write starts on a new line.
+        self._torn = False
 
     def emit(self, stream: str, msg: str) -> None:
         """Append one line from `stream` (stdout, stderr or system)."""
@@ -40,9 +49,7 @@ class InstanceLog:
                 if format_record is None:
                     self._pending.append((ts, stream, msg))
                     return
-        fd = self._fd
-        if fd is not None:
-            os.write(fd, format_record(ts, stream, msg))
+        self._append(format_record, ts, stream, msg)
 
     def start_writing(self) -> None:
         """Load the record format, write what was kept, and write every later record at once."""
@@ -64,11 +71,42 @@ class InstanceLog:
             self._flush(format_record)
 
     def _flush(self, format_record: Callable[[float, str, str], bytes]) -> None:
-        fd = self._fd
         while self._pending:
             ts, stream, msg = self._pending.pop(0)
-            if fd is not None:
-                os.write(fd, format_record(ts, stream, msg))
+            self._append(format_record, ts, stream, msg)
+
+    def _append(
+        self, format_record: Callable[[float, str, str], bytes], ts: float, stream: str, msg: str
+    ) -> None:
+        """Write one record, after the note of what was dropped before it; drop and count it if it fails."""
+        if self._fd is None:
+            return
+        if self.dropped:
+            since = time.strftime("%H:%M:%S", time.gmtime(self._dropped_since))
+            note = f"{self.dropped} lines of output dropped since {since} UTC: the log could not be written ({self._drop_reason})"
+            if self._write(format_record(ts, "system", note)):
+                self.dropped = 0
+        if self.dropped or not self._write(format_record(ts, stream, msg)):
+            if not self.dropped:
+                self._dropped_since = ts
+            self.dropped += 1
+
+    def _write(self, data: bytes) -> bool:
+        """Write one whole line (one os.write when it fits); False when the file refused it."""
+        fd = self._fd
+        if fd is None:
+            return True
+        view = memoryview(b"\n" + data if self._torn else data)
+        try:
+            while view:
+                written = os.write(fd, view)
+                self._torn = True
+                view = view[written:]
+        except OSError as exc:
+            self._drop_reason = exc.strerror or str(exc)
+            return False
+        self._torn = False
+        return True
 
     def close(self) -> None:
         """Flush what is kept and stop writing; later emits are dropped."""

@@ -24,7 +24,15 @@ def pump_lines(proc: subprocess.Popen[bytes], emit: Callable[[str, str], None]) 
 
 
 def _pump(pipe: IO[bytes], stream: str, emit: Callable[[str, str], None]) -> None:
-    """Read `pipe` to its end, emitting each line without its line ending."""
+    """Read `pipe` to its end, emitting each line without its line ending, whatever emitting does.
+
+    The pipe is read until the app closes it, even when a line cannot be logged: a pump that stopped
+    reading would leave the app blocked on a full pipe, and one that closed it would break its output.
+    """
     with pipe:
         while line := pipe.readline(MAX_LINE):
-            emit(stream, line.decode("utf-8", errors="replace").rstrip("\r\n"))
+            try:
+                emit(stream, line.decode("utf-8", errors="replace").rstrip("\r\n"))
+            except Exception:
+                # The log counts what it cannot write; whatever else fails here costs this line only.
+                continue

@@ -38,6 +38,7 @@ from starlette.routing import Route
 from sprout.api.auth import BearerAuth
 from sprout.controlplane.status import health_report
 from sprout.dashboard.sessions import COOKIE, PAGE, SESSION_SECONDS, DashboardSessions
+from sprout.diskfull import is_disk_full
 from sprout.errors import ConflictError, NotFoundError, ServiceError, SproutError, UserError
 
 log = logging.getLogger(__name__)
@@ -213,6 +214,10 @@ def create_app(controller: Controller, releases: Releases, token: str) -> Starle
         return JSONResponse({"error": f"{request.method} {request.url.path}: {exc.detail}"}, exc.status_code)
 
     async def unexpected(request: Request, exc: Exception) -> Response:
+        if is_disk_full(exc):
+            log.error("API %s %s failed: disk full (%s)", request.method, request.url.path, exc)
+            message = f"{request.method} {request.url.path}: disk full ({exc}); free space under SPROUT_HOME and retry"
+            return JSONResponse({"error": message, "kind": "ServiceError", "exit_code": 4}, 507)
         log.exception("API %s %s failed", request.method, request.url.path)
         return JSONResponse({"error": f"internal error: {type(exc).__name__}; see logs/daemon.log"}, 500)
 

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import time
+from typing import Any
+
 import typer
 from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
 
+from sprout.cli.client import ApiClient
+from sprout.controlplane.disk import stamp
 from sprout.controlplane.lifecycle import daemon_log, running_daemon, start_daemon, stop_daemon
 from sprout.controlplane.router_process import RouterProcess
+from sprout.errors import SproutError
 from sprout.paths import Home
 
 console = Console(highlight=False)
@@ -47,13 +55,17 @@ def stop() -> None:
 
 @daemon_app.command("status")
 def status() -> None:
-    """Whether the daemon runs: pid, uptime, API URL; and the router."""
+    """Whether the daemon runs: pid, uptime, API URL, its loops (last good pass, stalled?); the router."""
     home = Home.from_env()
     info = running_daemon(home)
     if info is None:
         console.print(f"daemon: not running (log: {daemon_log(home)})")
     else:
         console.print(f"daemon: pid {info.record.pid}, up {info.record.uptime():.0f}s, API {info.api_url}")
+        try:
+            print_loops(ApiClient.for_daemon(home, info).get("/v1/status")["daemon"])
+        except SproutError as exc:
+            console.print(f"loops: unknown ({exc})", markup=False)
     router = RouterProcess(home).current()
     if router is None:
         console.print("router: not running")
@@ -61,3 +73,33 @@ def status() -> None:
         console.print(f"router: pid {router.record.pid}, up {router.record.uptime():.0f}s, {router.url}")
     if info is None:
         raise typer.Exit(1)
+
+
+def print_disk(daemon: dict[str, Any]) -> None:
+    """One line when the daemon saw the disk under SPROUT_HOME full."""
+    full_since = (daemon.get("disk") or {}).get("full_since")
+    if full_since:
+        console.print(
+            f"[bold red]disk full since {stamp(full_since)}[/]: app output and access-log rows are dropped "
+            "and counted; free space under SPROUT_HOME"
+        )
+
+
+def print_loops(daemon: dict[str, Any]) -> None:
+    """The daemon's supervised loops (last good pass, last error, stalled?) and a full disk, for people."""
+    print_disk(daemon)
+    loops = daemon.get("loops") or []
+    if not loops:
+        return
+    now = time.time()
+    table = Table("loop", "every", "last good pass", "state", "last error", box=None)
+    for loop in loops:
+        last = loop["last_pass"]
+        table.add_row(
+            loop["name"],
+            f"{loop['period']:g}s",
+            f"{now - last:.1f}s ago" if last else "not yet",
+            "[bold red]STALLED[/]" if loop["stalled"] else "ok",
+            escape(loop["last_error"] or ""),
+        )
+    console.print(table)

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from sprout import __version__
-from sprout.errors import SproutError
+from sprout.errors import ServiceError, SproutError
 from sprout.terminal import printable
 
 #: Each module defines `register(app: typer.Typer) -> None`, which adds these commands (help order).
@@ -105,6 +105,15 @@ def run() -> None:
         if callable(show) and isinstance(code, int):
             show()
             sys.exit(code)
+        from sprout.diskfull import is_disk_full
+
+        if is_disk_full(exc) and not os.environ.get("SPROUT_DEBUG"):
+            Console(stderr=True).print(
+                f"[bold red]error:[/] disk full ({escape(str(exc))}); free space there and run the command again",
+                highlight=False,
+                soft_wrap=True,
+            )
+            sys.exit(ServiceError.exit_code)
         raise
     if isinstance(code, int) and code:
         sys.exit(code)

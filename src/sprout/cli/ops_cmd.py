@@ -12,9 +12,11 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from sprout.cli.client import APPLY_TIMEOUT, ApiClient, ensure_daemon
+from sprout.cli.daemon_cmd import print_disk
 from sprout.cli.follow import follow_release
 from sprout.cli.provider_cmd import PROVIDER, elsewhere
 from sprout.cli.push_cmd import push
@@ -109,6 +111,7 @@ def status(
     d = doc["daemon"]
     if d.get("pid"):
         console.print(f"daemon: pid {d['pid']}, up {d['uptime']:.0f}s, API {d['api_url']}")
+        _print_loop_trouble(d)
     else:
         console.print(
             "daemon: not running (state shown as last recorded; start it with `sprout daemon start`)"
@@ -138,6 +141,18 @@ def status(
             )
         if e["instances"]:
             console.print(table)
+
+
+def _print_loop_trouble(daemon: dict[str, Any]) -> None:
+    """A full disk and any stalled loop, one line each (`sprout daemon status` shows every loop)."""
+    print_disk(daemon)
+    for loop in daemon.get("loops") or []:
+        if loop["stalled"]:
+            last = f"{time.time() - loop['last_pass']:.0f}s ago" if loop["last_pass"] else "never"
+            console.print(
+                f"[bold red]loop {loop['name']} stalled[/]: last good pass {last} (every {loop['period']:g}s); "
+                f"last error: {escape(loop['last_error'] or '-')}",
+            )
 
 
 def logs(

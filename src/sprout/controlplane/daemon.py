@@ -15,6 +15,7 @@ import logging
 import os
 import signal
 import socket
+import sqlite3
 import sys
 import threading
 import time
@@ -29,11 +30,12 @@ from sprout.api.app import create_app
 from sprout.api.auth import ensure_token
 from sprout.controlplane.autoscale import Autoscaler
 from sprout.controlplane.controller import Controller
+from sprout.controlplane.disk import CHECK_INTERVAL, DiskWatch
 from sprout.controlplane.fleet import ControlPlaneFleet
 from sprout.controlplane.housekeeping import HOUSEKEEPING_FIRST_DELAY, HOUSEKEEPING_INTERVAL, Housekeeper
 from sprout.controlplane.instances import InstanceLauncher, SecretBook
 from sprout.controlplane.lifecycle import daemon_file
-from sprout.controlplane.periodic import Periodic
+from sprout.controlplane.loops import ErrorHook, Loop
 from sprout.controlplane.process import ProcessRecord, record_to_json, write_json
 from sprout.controlplane.reconcile import Reconciler
 from sprout.controlplane.releases import ReleaseOps
@@ -89,7 +91,7 @@ class Parts:
 
     store: StateStore
     reconciler: Reconciler
-    tickers: list[Periodic]
+    tickers: list[Loop]
     log_store: LogStore
     ingester: LogIngester
     app: Starlette
@@ -106,6 +108,9 @@ class Daemon:
         self.stopping = threading.Event()
         self.started_at = time.time()
         self.api_url = ""
+        #: Every supervised loop, for the status report (filled by `wire`).
+        self.loops: list[Loop] = []
+        self.disk: DiskWatch | None = None
 
     def wire(self) -> Parts:
         """Build every part and adopt or start the router (explicit wiring, no globals)."""
@@ -126,8 +131,15 @@ class Daemon:
         resources = Resources(home, store)
         secrets = SecretBook()
         launcher = InstanceLauncher(home, store, provider, resources, secrets)
+        disk = self.disk = DiskWatch(home.root, store)
+        report = error_hook(store, disk)
         reconciler = Reconciler(
-            store, provider, launcher, resources, lambda: self._router_admin(router, store, reconciler)
+            store,
+            provider,
+            launcher,
+            resources,
+            lambda: self._router_admin(router, store, reconciler),
+            on_error=report,
         )
 
         def running_router() -> RouterAdmin:
@@ -144,17 +156,26 @@ class Daemon:
         autoscaler = Autoscaler(store, running_router, lambda app, env: engine.active(app, env) is not None)
         log_store = LogStore(home.log_db)
         housekeeper = Housekeeper(home, store, log_store)
-        releases = Periodic("releases", engine.run_pass, RELEASE_INTERVAL, store)
+        releases = Loop(
+            "releases", engine.run_pass, RELEASE_INTERVAL, first_delay=RELEASE_INTERVAL, on_error=report
+        )
         tickers = [
             releases,
-            Periodic("autoscaler", autoscaler.tick, AUTOSCALE_INTERVAL, store),
-            Periodic(
+            Loop(
+                "autoscaler",
+                autoscaler.tick,
+                AUTOSCALE_INTERVAL,
+                first_delay=AUTOSCALE_INTERVAL,
+                on_error=report,
+            ),
+            Loop(
                 "housekeeping",
                 housekeeper.run,
                 HOUSEKEEPING_INTERVAL,
-                store,
                 first_delay=HOUSEKEEPING_FIRST_DELAY,
+                on_error=report,
             ),
+            Loop("disk", disk.check, CHECK_INTERVAL, on_error=report),
         ]
         # A release waiting for healthy instances takes its next step as soon as the loop sees them.
         reconciler.on_health_change = releases.nudge
@@ -179,12 +200,14 @@ class Daemon:
             quiesce,
             self.stopping.set,
         )
+        ingester = LogIngester(log_store, lambda: discover_logs(home), interval=LOG_INTERVAL, on_error=report)
+        self.loops = [reconciler.loop, ingester.loop, *tickers]
         return Parts(
             store=store,
             reconciler=reconciler,
             tickers=tickers,
             log_store=log_store,
-            ingester=LogIngester(log_store, lambda: discover_logs(home), interval=LOG_INTERVAL),
+            ingester=ingester,
             app=create_app(
                 controller, ReleaseOps(store, engine, releases.nudge), ensure_token(home.token_file)
             ),
@@ -235,9 +258,12 @@ class Daemon:
         server.should_exit = True
         api.join(timeout=API_SHUTDOWN_TIMEOUT + 2)
         parts.ingester.stop()
-        parts.ingester.ingest_once()
         parts.log_store.close()
-        parts.store.record_event(None, None, "daemon.stop", f"daemon pid {os.getpid()} stopped")
+        try:
+            parts.store.record_event(None, None, "daemon.stop", f"daemon pid {os.getpid()} stopped")
+        except sqlite3.Error as exc:
+            # A locked or full state store must not keep a stopping daemon from finishing its stop.
+            log.error("daemon.stop not recorded: %s", exc)
         daemon_file(self.home).unlink(missing_ok=True)
         return 0
 
@@ -249,6 +275,8 @@ class Daemon:
             "started_at": self.started_at,
             "uptime": time.time() - self.started_at,
             "api_url": self.api_url,
+            "loops": [loop.health().to_json() for loop in self.loops],
+            "disk": self.disk.report() if self.disk is not None else {"full_since": None},
         }
 
     def _record(self) -> ProcessRecord:
@@ -271,6 +299,16 @@ class Daemon:
                 port=handle.port,
             )
         return router.admin(handle)
+
+
+def error_hook(store: StateStore, disk: DiskWatch) -> ErrorHook:
+    """How every loop reports a failure: tell the disk watch (a full disk?), then record an event."""
+
+    def report(name: str, message: str, exc: BaseException) -> None:
+        disk.noticed(exc)
+        store.record_event(None, None, f"{name}.error", message)
+
+    return report
 
 
 def _version_manifest(store: StateStore, app: str, version: str) -> Manifest:

@@ -1,6 +1,6 @@
 """Housekeeping: what a long-running home stops needing is removed, on a schedule, conservatively.
 
-Each run (`Housekeeper.run`, a `Periodic` of the daemon) does four things in this order:
+Each run (`Housekeeper.run`, a supervised `Loop` of the daemon) does four things in this order:
 
 1. Log lines older than their environment's `[logs] retention_days` leave the log store; lines of no
    known environment (the router's, a deleted environment's) keep the longest retention of any.

@@ -27,6 +27,7 @@ from typing import Any
 
 from sprout.controlplane.groups import desired_groups, group_of
 from sprout.controlplane.instances import InstanceLauncher
+from sprout.controlplane.loops import ErrorHook, Loop, event_hook
 from sprout.controlplane.resources import Resources
 from sprout.controlplane.retire import STOP_GRACE, Retirer
 from sprout.controlplane.routing import build_table, route_name
@@ -83,24 +84,22 @@ class Reconciler:
         router: Callable[[], RouterAdmin],
         interval: float = INTERVAL,
         clock: Callable[[], float] = time.time,
+        on_error: ErrorHook | None = None,
     ) -> None:
         self._store = store
         self._provider = provider
         self._launcher = launcher
         self._resources = resources
         self._router = router
-        self._interval = interval
         self._clock = clock
         self.lock = threading.RLock()
         self._backoff: dict[str, _Backoff] = {}
         self._retirer = Retirer(store, provider)
         self._pushed: dict[str, Any] | None = None
-        self._stop = threading.Event()
-        self._wake = threading.Event()
         #: Called after a pass that recorded a health change (the daemon wakes the release engine with it).
         self.on_health_change: Callable[[], None] = _nothing
-        self._thread: threading.Thread | None = None
-        self._last_error = ""
+        # Level-triggered: a failed pass is logged and the next one retries from scratch.
+        self.loop = Loop("reconcile", self.run_once, interval, on_error=on_error or event_hook(store))
         self._env_errors: dict[str, str] = {}
         #: Environment id → why the router refused its routing entry at the last push.
         self._rejected: dict[str, str] = {}
@@ -110,34 +109,15 @@ class Reconciler:
 
     def start(self) -> None:
         """Run passes in a background thread until `stop()`."""
-        self._thread = threading.Thread(target=self._loop, name="reconcile", daemon=True)
-        self._thread.start()
+        self.loop.start()
 
     def nudge(self) -> None:
         """Run a pass now rather than at the next tick (the desired state just changed)."""
-        self._wake.set()
+        self.loop.nudge()
 
     def stop(self) -> None:
         """Stop the loop after the current pass; in-flight retirements finish on their own threads."""
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.run_once()
-                self._last_error = ""
-            except Exception as exc:
-                # Level-triggered: the next pass retries from scratch; log each distinct failure once.
-                message = f"{type(exc).__name__}: {exc}"
-                if message != self._last_error:
-                    log.exception("reconcile pass failed")
-                    self._store.record_event(None, None, "reconcile.error", message)
-                    self._last_error = message
-            self._wake.wait(self._interval)
-            self._wake.clear()
+        self.loop.stop()
 
     # -- one pass ----------------------------------------------------------------------------------
 

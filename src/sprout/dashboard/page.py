@@ -38,6 +38,8 @@ _TEMPLATE = (
 <h1>Sprout</h1>
 <p class="muted">daemon pid {{ daemon.pid }}, up {{ "%.0f"|format(daemon.uptime or 0) }} s; router {{ report.router }};
 live figures over the last {{ "%.1f"|format(report.window) }} s; this page reloads every {{ refresh }} s.</p>
+{% if (daemon.disk or {}).full_since %}<p class="bad">disk full since {{ when(daemon.disk.full_since) }}: app output and access-log rows are dropped; free space under SPROUT_HOME</p>{% endif %}
+<p>loops: {% for l in daemon.loops or [] %}<span class="{{ 'bad' if l.stalled else 'ok' }}" title="{{ l.last_error or '' }}">{{ l.name }} {{ "stalled" if l.stalled else "ok" }}</span>{{ ", " if not loop.last }}{% endfor %}</p>
 {% for e in report.environments %}
 <h2>{{ e.app }}/{{ e.env }} — version {{ e.version or "-" }} —
 <span class="{{ 'ok' if e.healthy >= e.desired else 'bad' }}">{{ summary(e) }}</span></h2>

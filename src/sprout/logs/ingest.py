@@ -1,13 +1,14 @@
-"""A background thread that keeps the log store up to date with every discovered log file."""
+"""A supervised loop that keeps the log store up to date with every discovered log file."""
 
 from __future__ import annotations
 
 import logging
 import sqlite3
-import threading
 from collections.abc import Callable
 from pathlib import Path
 
+from sprout.controlplane.loops import ErrorHook, Loop
+from sprout.diskfull import is_disk_full
 from sprout.logs.store import LogStore
 
 DEFAULT_INTERVAL = 0.5
@@ -21,50 +22,46 @@ Discover = Callable[[], list[tuple[Path, str]]]
 class LogIngester:
     """Every `interval` seconds, ingest each (path, source kind) that `discover` returns into `store`."""
 
-    def __init__(self, store: LogStore, discover: Discover, interval: float = DEFAULT_INTERVAL) -> None:
+    def __init__(
+        self,
+        store: LogStore,
+        discover: Discover,
+        interval: float = DEFAULT_INTERVAL,
+        on_error: ErrorHook | None = None,
+    ) -> None:
         self.store = store
         self.discover = discover
         self.interval = interval
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        #: Its failures (the discover callback's, a full disk's) never end ingestion.
+        self.loop = Loop("logs", self.ingest_once, interval, on_error=on_error)
+        self._started = False
 
     def ingest_once(self) -> int:
         """One pass over every discovered file; return how many lines were stored.
 
         A file that cannot be read this pass is logged and retried on the next one, so one bad file
-        never stalls the others.
+        never stalls the others; a full disk fails the whole pass (every file would fail the same way),
+        and the lines are stored once space returns.
         """
         added = 0
         for path, kind in self.discover():
             try:
                 added += self.store.ingest_file(path, kind)
             except (OSError, sqlite3.Error) as exc:
+                if is_disk_full(exc):
+                    raise
                 log.warning("log ingest: cannot read %s (%s); retrying next pass", path, exc)
         return added
 
     def start(self) -> None:
-        """Start the background thread (once)."""
-        if self._thread is not None:
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="sprout-log-ingester", daemon=True)
-        self._thread.start()
+        """Start the background loop (once)."""
+        if not self._started:
+            self._started = True
+            self.loop.start()
 
     def stop(self) -> None:
-        """Stop the thread after a final pass, so lines written before the stop are stored."""
-        if self._thread is None:
+        """Stop the loop, then make a final pass, so lines written before the stop are stored."""
+        if not self._started:
             return
-        self._stop.set()
-        self._thread.join(_STOP_TIMEOUT)
-        self._thread = None
-
-    def _run(self) -> None:
-        while True:
-            try:
-                self.ingest_once()
-            except Exception:
-                # The discover callback belongs to the caller; its failure must not end ingestion.
-                log.exception("log ingest: pass failed; retrying in %.1fs", self.interval)
-            if self._stop.is_set():
-                return
-            self._stop.wait(self.interval)
+        self.loop.stop(_STOP_TIMEOUT)
+        self.loop.run_once()

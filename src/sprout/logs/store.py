@@ -162,7 +162,9 @@ class LogStore:
                 self._save_offset(str(path), source_kind, _Position(st.st_ino, st.st_dev, offset + end, head))
                 self._conn.execute("COMMIT")
             except BaseException:
-                self._conn.execute("ROLLBACK")
+                # SQLite may have rolled back already (a full disk); the first error is the one to raise.
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
                 raise
         return len(rows), len(data) == READ_CHUNK
 

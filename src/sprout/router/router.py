@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import itertools
 import logging
@@ -26,6 +27,9 @@ from sprout.router.target import State, Target
 from sprout.router.upstream import Pool
 
 log = logging.getLogger("sprout.router")
+#: The timer task's tick, and how often it sweeps connections for their timeouts.
+TICK = 0.25
+SWEEP_EVERY = 0.5
 _UNSEEN = object()
 _RETIRED_KEEP = 1000
 
@@ -265,20 +269,34 @@ class Router:
         self._ticker = self.loop.create_task(self._tick())
 
     async def _tick(self) -> None:
+        """Forever: enforce timeouts, close idle upstream connections, flush the access log.
+
+        Nothing may end it: without it no header, idle or response timeout is enforced any more. A
+        failing step is logged (once per distinct error) and the next tick tries again.
+        """
         last_sweep = last_flush = self.clock
+        last_error = ""
         while True:
-            await asyncio.sleep(0.25)
-            now = self.clock = self.loop.time()
-            if now - last_sweep >= 0.5:
-                last_sweep = now
-                for client in list(self.clients):
-                    client.check_timeouts(now)
-                for target in self.targets.values():
-                    if target.pool is not None and target.pool.idle:
-                        target.pool.close_idle()
-            if self.access_log is not None and now - last_flush >= self.config.access_log_flush:
-                last_flush = now
-                self.access_log.flush()
+            await asyncio.sleep(TICK)
+            try:
+                now = self.clock = self.loop.time()
+                if now - last_sweep >= SWEEP_EVERY:
+                    last_sweep = now
+                    for client in list(self.clients):
+                        client.check_timeouts(now)
+                    for target in self.targets.values():
+                        if target.pool is not None and target.pool.idle:
+                            target.pool.close_idle()
+                if self.access_log is not None and now - last_flush >= self.config.access_log_flush:
+                    last_flush = now
+                    self.access_log.flush()
+                last_error = ""
+            except Exception as exc:
+                message = f"{type(exc).__name__}: {exc}"
+                if message != last_error:
+                    last_error = message
+                    with contextlib.suppress(Exception):
+                        log.exception("router timers: a tick failed; the next one retries")
 
     def in_flight(self) -> int:
         """Requests in progress on all client connections."""
