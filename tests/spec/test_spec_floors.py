@@ -3,13 +3,16 @@ each with its exact message (field, problem, fix); values at the floors are acce
 
 from __future__ import annotations
 
+import json
+import sqlite3
 from pathlib import Path
 
 import pytest
 
 from sprout.errors import ManifestError
-from sprout.spec import load_manifest
+from sprout.spec import load_manifest, parse_manifest
 from sprout.spec.models import HEALTH_FLOORS
+from sprout.state import StateStore
 
 APP = '[app]\nname = "shop"\nweb = "run"\n'
 TIMEOUT = (
@@ -93,3 +96,23 @@ def test_a_host_listed_twice_is_refused(tmp_path: Path, hosts: str, expected: st
     with pytest.raises(ManifestError) as caught:
         load_manifest(tmp_path)
     assert caught.value.errors == [f"router.hosts: {expected}; list each host name once"]
+
+
+def test_an_environment_stored_before_the_floors_is_read_at_them(tmp_path: Path) -> None:
+    """A manifest recorded by an older Sprout keeps its environment running: read at the floors."""
+    path = tmp_path / "sprout.toml"
+    path.write_text(APP + '[health]\ninterval = "1s"\ntimeout = "100ms"\ngrace = "30s"\n')
+    store = StateStore(tmp_path / "state.db")
+    env = store.upsert_environment("shop", "production", load_manifest(path), tmp_path)
+    old = env.manifest_json.replace('"interval": 1.0', '"interval": 0.001').replace(
+        '"grace": 30.0', '"grace": 0.0'
+    )
+    assert old != env.manifest_json
+    with sqlite3.connect(tmp_path / "state.db") as db:
+        db.execute("UPDATE environments SET manifest_json = ? WHERE id = ?", (old, env.id))
+    stored = store.get_environment("shop", "production")
+    assert stored is not None
+    health = stored.manifest.health
+    assert (health.interval, health.timeout, health.grace) == (0.25, 0.1, 1.0)
+    with pytest.raises(ManifestError, match=r"health\.interval: 1ms is below the minimum of 250ms"):
+        parse_manifest(json.loads(old))

@@ -37,10 +37,10 @@ def load_manifest(path: Path, raw: bytes | None = None) -> Manifest:
     return parse_manifest(data, source=str(path))
 
 
-def parse_manifest(data: Mapping[str, Any], source: str = MANIFEST_NAME) -> Manifest:
-    """Validate already-parsed manifest data; `source` names it in errors."""
+def parse_manifest(data: Mapping[str, Any], source: str = MANIFEST_NAME, stored: bool = False) -> Manifest:
+    """Validate already-parsed manifest data; `source` names it in errors; `stored`: read from the state."""
     try:
-        return Manifest.model_validate(data)
+        return Manifest.model_validate(data, context={"stored": stored})
     except ValidationError as exc:
         raise ManifestError(source, [_describe(error) for error in exc.errors()]) from exc
 

@@ -45,7 +45,7 @@ class Environment:
         """The manifest last applied to this environment (secret references only)."""
         from sprout.spec import parse_manifest
 
-        return parse_manifest(json.loads(self.manifest_json), source=f"state of {self.id}")
+        return parse_manifest(json.loads(self.manifest_json), source=f"state of {self.id}", stored=True)
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> Environment:
@@ -87,7 +87,9 @@ class Version:
         """The manifest packed with this version."""
         from sprout.spec import parse_manifest
 
-        return parse_manifest(json.loads(self.manifest_json), source=f"version {self.app} {self.label}")
+        return parse_manifest(
+            json.loads(self.manifest_json), source=f"version {self.app} {self.label}", stored=True
+        )
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> Version:
