@@ -127,6 +127,9 @@ def test_a_loop_that_stops_passing_is_reported_stalled_after_3_periods_and_on_th
             "projected_month": 0,
             "fixed_peak_spend": 0,
             "savings": 0,
+            "rate_per_hour": 0,
+            "hours_left_in_month": 100.0,
+            "above_desired_spend": 0,
         },
     )
     assert '<span class="bad" title="RuntimeError: upstream gone">reconcile stalled</span>' in page
