@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sprout.controlplane.status import health_report
+from sprout.report import health_report
 from sprout.router.metrics import Stats
 
 

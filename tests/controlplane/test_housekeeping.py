@@ -24,10 +24,10 @@ from sprout.controlplane.housekeeping import (
     retention_cutoffs,
 )
 from sprout.controlplane.lifecycle import start_daemon
-from sprout.controlplane.loops import Loop
 from sprout.controlplane.process import free_port
 from sprout.logs.record import LogRecord, format_line
 from sprout.logs.store import LogStore
+from sprout.loops import Loop
 from sprout.paths import Home
 from sprout.spec import Manifest, parse_manifest
 from sprout.state import Instance, StateStore, Version

@@ -6,7 +6,7 @@ import threading
 import time
 from pathlib import Path
 
-from sprout.controlplane.loops import Loop, event_hook
+from sprout.loops import Loop, event_hook
 from sprout.state import StateStore
 
 

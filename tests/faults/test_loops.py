@@ -15,12 +15,12 @@ from fault_kit import fill, tmpfs, wait_for
 from sprout.controlplane.daemon import AUTOSCALE_INTERVAL, LOG_INTERVAL, RELEASE_INTERVAL, error_hook
 from sprout.controlplane.disk import CHECK_INTERVAL, DiskWatch
 from sprout.controlplane.housekeeping import HOUSEKEEPING_INTERVAL
-from sprout.controlplane.loops import STALL_PERIODS, Loop
 from sprout.controlplane.reconcile import INTERVAL as RECONCILE_INTERVAL
 from sprout.dashboard.page import render
 from sprout.logs.ingest import LogIngester
 from sprout.logs.record import LogRecord, format_line
 from sprout.logs.store import LogStore
+from sprout.loops import STALL_PERIODS, Loop
 from sprout.state import StateStore
 
 #: Every loop the daemon runs, with its period (housekeeping's is shortened: the test cannot wait 600 s).

@@ -130,7 +130,8 @@ def test_module_entry_point_runs(tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "sprout.scale.simulate",
+            "sprout",
+            "simulate",
             "--trace",
             str(trace),
             "--capacity",
@@ -149,7 +150,8 @@ def test_module_entry_point_runs(tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "sprout.scale.simulate",
+            "sprout",
+            "simulate",
             "--trace",
             str(tmp_path / "no.csv"),
             "--capacity",

@@ -36,10 +36,10 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Route
 
 from sprout.api.auth import BearerAuth
-from sprout.controlplane.status import health_report
 from sprout.dashboard.sessions import COOKIE, PAGE, SESSION_SECONDS, DashboardSessions
 from sprout.diskfull import is_disk_full
 from sprout.errors import ConflictError, NotFoundError, ServiceError, SproutError, UserError
+from sprout.report import health_report
 
 log = logging.getLogger(__name__)
 

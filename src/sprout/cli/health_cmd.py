@@ -16,9 +16,9 @@ from sprout.cli.client import ApiClient, connect
 from sprout.cli.ops_cmd import find_env, status_document
 from sprout.cli.release_cmd import app_name
 from sprout.controlplane.lifecycle import running_daemon
-from sprout.controlplane.status import fleet_summary, health_report, number, share
 from sprout.errors import NotFoundError, ServiceError
 from sprout.paths import Home
+from sprout.report import fleet_summary, health_report, number, share
 
 console = Console(highlight=False)
 

@@ -23,12 +23,13 @@ from sprout.cli.push_cmd import push
 from sprout.controlplane.lifecycle import running_daemon
 from sprout.controlplane.logquery import query_logs
 from sprout.controlplane.router_process import RouterProcess
-from sprout.controlplane.status import environments_status, fleet_summary
+from sprout.controlplane.status import environments_status
 from sprout.errors import NotFoundError, ServiceError, SproutError
 from sprout.logs.store import LogStore
 from sprout.paths import Home
 from sprout.plan.conflicts import refuse_host_conflicts_at
 from sprout.providers.local import LocalProvider
+from sprout.report import fleet_summary
 from sprout.spec import Manifest, load_manifest, manifest_path, resolve_secrets
 from sprout.state import StateStore
 from sprout.terminal import printable

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from sprout.errors import SproutError, UserError
+from sprout.errors import UserError
 from sprout.scale.config import Limits
 from sprout.scale.simulate import (
     Scenario,
@@ -76,21 +75,3 @@ def simulate_command(
 def register(app: typer.Typer) -> None:
     """Add `sprout simulate` to the CLI."""
     app.command("simulate")(simulate_command)
-
-
-def main() -> None:
-    """Run `simulate_command` as a program (`python -m sprout.scale.simulate ...`)."""
-    app = typer.Typer(add_completion=False)
-    app.command()(simulate_command)
-    try:
-        app(standalone_mode=False)
-    except SproutError as error:
-        typer.echo(f"error: {error}", err=True)
-        sys.exit(error.exit_code)
-    except Exception as error:  # click's usage errors carry their own exit code
-        exit_code = getattr(error, "exit_code", None)
-        show = getattr(error, "show", None)
-        if exit_code is None or show is None:
-            raise
-        show()
-        sys.exit(exit_code)

@@ -35,7 +35,6 @@ from sprout.controlplane.fleet import ControlPlaneFleet
 from sprout.controlplane.housekeeping import HOUSEKEEPING_FIRST_DELAY, HOUSEKEEPING_INTERVAL, Housekeeper
 from sprout.controlplane.instances import InstanceLauncher, SecretBook
 from sprout.controlplane.lifecycle import daemon_file
-from sprout.controlplane.loops import ErrorHook, Loop
 from sprout.controlplane.process import ProcessRecord, record_to_json, write_json
 from sprout.controlplane.reconcile import Reconciler
 from sprout.controlplane.releases import ReleaseOps
@@ -45,6 +44,7 @@ from sprout.deploy.engine import ReleaseEngine
 from sprout.errors import NotFoundError, ServiceError
 from sprout.logs.ingest import LogIngester
 from sprout.logs.store import LogStore
+from sprout.loops import ErrorHook, Loop
 from sprout.paths import Home
 from sprout.process_start import Start
 from sprout.providers.local import LocalProvider

@@ -27,11 +27,11 @@ from typing import Any
 
 from sprout.controlplane.groups import desired_groups, group_of
 from sprout.controlplane.instances import InstanceLauncher
-from sprout.controlplane.loops import ErrorHook, Loop, event_hook
 from sprout.controlplane.resources import Resources
 from sprout.controlplane.retire import STOP_GRACE, Retirer
 from sprout.controlplane.routing import build_table, route_name
 from sprout.errors import SproutError
+from sprout.loops import ErrorHook, Loop, event_hook
 from sprout.providers.base import ObservedInstance, Provider
 from sprout.providers.local.placement import place
 from sprout.router.client import RouterAdmin

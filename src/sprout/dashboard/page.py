@@ -9,7 +9,7 @@ from typing import Any
 
 import jinja2
 
-from sprout.controlplane.status import fleet_summary, number, share
+from sprout.report import fleet_summary, number, share
 
 #: Seconds between the page's own reloads (and so the window its live figures cover).
 REFRESH = 5

@@ -7,9 +7,9 @@ import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
-from sprout.controlplane.loops import ErrorHook, Loop
 from sprout.diskfull import is_disk_full
 from sprout.logs.store import LogStore
+from sprout.loops import ErrorHook, Loop
 
 DEFAULT_INTERVAL = 0.5
 _STOP_TIMEOUT = 10.0

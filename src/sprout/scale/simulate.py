@@ -223,9 +223,3 @@ def load_manifest(path: Path) -> Manifest:
     from sprout.spec import load_manifest as load_spec
 
     return load_spec(path)
-
-
-if __name__ == "__main__":
-    from sprout.cli.simulate_cmd import main
-
-    main()
