@@ -143,6 +143,16 @@ def test_a_stopped_worker_is_replaced_and_traffic_flows_within_5s(front: Front) 
     assert f"worker pid {worker.pid} answered no probe for {HANG_TIMEOUT:.1f}s (hung)" in front.log()
 
 
+def test_the_supervisor_is_small_no_asyncio_no_proxy_no_cli() -> None:
+    probe = (
+        "import sys, sprout.router.__main__; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('asyncio', 'uvloop', 'httpx', 'typer')"
+        " or m.startswith(('sprout.cli', 'sprout.router.proxy', 'sprout.router.server'))))"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
+
+
 def test_a_crash_looping_worker_is_restarted_with_a_growing_delay(front: Front) -> None:
     pid = 0
     for _ in range(3):
@@ -153,6 +163,28 @@ def test_a_crash_looping_worker_is_restarted_with_a_growing_delay(front: Front) 
     log = front.log()
     assert "starting a new one in 0.25s (crash loop)" in log
     assert "starting a new one in 0.50s (crash loop)" in log
+
+
+def test_the_supervisor_survives_running_out_of_file_descriptors(front: Front) -> None:
+    supervisor = psutil.Process(front.supervisor)
+    worker = worker_of(front.supervisor)
+    soft, hard = supervisor.rlimit(psutil.RLIMIT_NOFILE)
+    try:
+        supervisor.rlimit(psutil.RLIMIT_NOFILE, (supervisor.num_fds(), hard))
+        # It cannot probe: no verdict, the serving worker is left alone beyond the hang timeout.
+        wait_for(lambda: "cannot probe worker" in front.log(), time.monotonic() + 10, "a failed probe")
+        time.sleep(HANG_TIMEOUT + 1.0)
+        assert worker.is_running() and worker_of(front.supervisor).pid == worker.pid
+        # It cannot start a worker either: it says so and tries again; connections wait in the backlog.
+        worker.kill()
+        wait_for(lambda: "cannot start a worker" in front.log(), time.monotonic() + 10, "a failed start")
+        with PacedLoad(front.handle.port, HOST, rate=10.0, seconds=1.0) as load:
+            load.at(1.0)
+            supervisor.rlimit(psutil.RLIMIT_NOFILE, (soft, hard))
+    finally:
+        supervisor.rlimit(psutil.RLIMIT_NOFILE, (soft, hard))
+    assert load.ok() == 10, load.snapshot()
+    assert worker_of(front.supervisor).pid != worker.pid
 
 
 def test_a_worker_refused_its_files_stops_the_router_with_its_error(tmp_path: Path) -> None:

@@ -203,7 +203,14 @@ class Supervisor:
 
     def _send_probe(self, worker: Worker, now: float) -> None:
         host, port = self.admin.getsockname()[:2]
-        probe = socket.socket(self.admin.family, socket.SOCK_STREAM)
+        worker.next_probe = now + PROBE_INTERVAL
+        try:
+            probe = socket.socket(self.admin.family, socket.SOCK_STREAM)
+        except OSError as exc:
+            # Our own failure (out of file descriptors): no verdict on the worker, which may serve well.
+            say(f"cannot probe worker pid {worker.proc.pid} ({exc}); not counting it against the worker")
+            worker.answered = now
+            return
         try:
             # The supervisor owns the listener: the kernel completes the handshake even if the worker
             # is stuck, so only the answer tells whether it serves.
@@ -213,7 +220,6 @@ class Supervisor:
             probe.setblocking(False)
         except OSError:
             probe.close()
-            worker.next_probe = now + PROBE_INTERVAL
             return
         worker.probe = probe
 
