@@ -234,7 +234,8 @@ class Supervisor:
         worker.reply += chunk
         if chunk and b"\r\n" not in worker.reply:
             return
-        if worker.reply.startswith(b"HTTP/1.1 200 "):
+        # Any answer proves the worker's loop runs (liveness); its status is the admin API's business.
+        if worker.reply.startswith(b"HTTP/1."):
             worker.answered = now
             worker.ready = True
         worker.close_probe()
