@@ -249,6 +249,8 @@ class Supervisor:
             grace = self.options.config.shutdown_timeout + STOP_MARGIN
             say(f"stopping: worker pid {worker.proc.pid} gets up to {grace:.0f}s to finish")
             worker.proc.terminate()
+            # A stopped worker would keep the SIGTERM pending until it is killed: let it act on it.
+            worker.proc.send_signal(signal.SIGCONT)
             try:
                 worker.proc.wait(grace)
             except subprocess.TimeoutExpired:
