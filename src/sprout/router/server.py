@@ -84,7 +84,6 @@ async def serve(
         config.shutdown_timeout,
     )
     server.close()
-    proxy_sock.close()
     deadline = loop.time() + config.shutdown_timeout
     while True:
         for client in list(router.clients):
@@ -95,7 +94,6 @@ async def serve(
     for client in list(router.clients):
         client.close()
     admin_server.close()
-    admin_sock.close()
     if unix_server is not None:
         unix_server.close()
         options.admin_socket.unlink(missing_ok=True)  # type: ignore[union-attr]
