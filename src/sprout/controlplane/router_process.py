@@ -1,8 +1,13 @@
 """The router as a separate process: start it when missing, adopt it after a restart, stop it on `down`.
 
 The router runs in its own session so it outlives the daemon: a crashed or restarted control plane never
-interrupts traffic. Its identity (pid + start time + the token file in its command line) is recorded in
+interrupts traffic. "The router process" is the router's supervisor (`python -m sprout.router`): it holds
+the listening sockets and replaces its worker itself when the worker dies or hangs, with or without a
+daemon, so a live supervisor is a running router even while its worker is being replaced (the daemon
+starts nothing then; admin calls wait in the backlog for the new worker). Only a supervisor that is gone
+is started again. Its identity (pid + start time + the token file in its command line) is recorded in
 `run/router.json`, together with its ports, so a later daemon adopts it instead of starting a second one.
+Stopping it (SIGTERM) stops its worker too; a worker never outlives its supervisor.
 """
 
 from __future__ import annotations
@@ -112,7 +117,7 @@ class RouterProcess:
             return self._admin
 
     def stop(self) -> bool:
-        """Stop the recorded router (SIGTERM, then SIGKILL); True when none runs afterwards."""
+        """Stop the recorded router, supervisor and worker (SIGTERM, then SIGKILL); True when none runs."""
         with self._lock:
             self._reap()
             record = record_from_json(read_json(self._record_file))

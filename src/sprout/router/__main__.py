@@ -1,16 +1,10 @@
-"""`python -m sprout.router`: the router command without the rest of the CLI."""
+"""`python -m sprout.router`: the router (its supervisor and a worker), without the rest of the CLI."""
 
 from __future__ import annotations
 
-import typer
+import sys
 
-from sprout.cli.router_cmd import router_command
-
-
-def main() -> None:
-    """Run `router_command` as a standalone Typer app."""
-    typer.run(router_command)
-
+from sprout.router.supervisor import main
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main(sys.argv[1:]))

@@ -1,4 +1,4 @@
-"""Running the router process: listeners, admin API, restore from the state file, graceful shutdown."""
+"""Running a router worker: serve the inherited listeners and admin API, restore the table, shut down gracefully."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import signal
 import socket
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import uvloop
@@ -18,33 +17,12 @@ import uvloop
 from sprout.errors import UserError
 from sprout.router.accesslog import AccessLog
 from sprout.router.admin import MAX_HEAD, AdminServer
-from sprout.router.config import RouterConfig
+from sprout.router.options import ADMIN_BACKLOG, BACKLOG, Options
 from sprout.router.proxy import ClientProtocol
 from sprout.router.router import Router
 from sprout.router.table import load_table
 
 log = logging.getLogger("sprout.router")
-
-
-@dataclass(frozen=True)
-class Options:
-    """Where the router listens and keeps its files."""
-
-    listen: str = "127.0.0.1:8080"
-    admin: str = "127.0.0.1:8081"
-    admin_socket: Path | None = None
-    token_file: Path | None = None
-    state: Path | None = None
-    access_log: Path | None = None
-    config: RouterConfig = field(default_factory=RouterConfig)
-
-
-def split_address(value: str, what: str) -> tuple[str, int]:
-    """`host:port` → (host, port); UserError naming the option when malformed."""
-    host, sep, port = value.rpartition(":")
-    if not sep or not port.isdigit() or int(port) > 65535:
-        raise UserError(f"{what} {value!r}: expected host:port such as 127.0.0.1:8080")
-    return host.strip("[]") or "127.0.0.1", int(port)
 
 
 def read_or_create_token(path: Path) -> str:
@@ -69,22 +47,18 @@ def read_or_create_token(path: Path) -> str:
     return token
 
 
-def _bind(host: str, port: int, backlog: int = 4096) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        raise UserError(f"cannot listen on {host}:{port}: {exc.strerror}; pick a free port") from exc
-    sock.listen(backlog)
-    sock.setblocking(False)
-    return sock
+async def serve(
+    options: Options,
+    token: str,
+    ready: Callable[[str], None],
+    proxy_sock: socket.socket,
+    admin_sock: socket.socket,
+) -> None:
+    """Serve the listening sockets until SIGTERM/SIGINT, then stop accepting and let in-flight requests finish.
 
-
-async def serve(options: Options, token: str, ready: Callable[[str], None]) -> None:
-    """Run until SIGTERM/SIGINT, then stop accepting and let in-flight requests finish (bounded)."""
+    The sockets are the supervisor's (bound once, shared by every worker): a worker never binds, so the
+    backlog asked for is passed again here, where asyncio would otherwise re-listen with its default 100.
+    """
     loop = asyncio.get_running_loop()
     config = options.config
     access_log = AccessLog(options.access_log) if options.access_log is not None else None
@@ -92,13 +66,13 @@ async def serve(options: Options, token: str, ready: Callable[[str], None]) -> N
     if options.state is not None:
         router.apply_table(load_table(options.state), persist=False, restored=True)
     router.start_ticker()
-    host, port = split_address(options.listen, "--listen")
-    ahost, aport = split_address(options.admin, "--admin")
-    proxy_sock = _bind(host, port)
-    admin_sock = _bind(ahost, aport, 128)
-    server = await loop.create_server(lambda: ClientProtocol(router), sock=proxy_sock)
-    admin = AdminServer(router, token, config)
-    admin_server = await asyncio.start_server(admin.handle, sock=admin_sock, limit=MAX_HEAD)
+    proxy_sock.setblocking(False)
+    admin_sock.setblocking(False)
+    server = await loop.create_server(lambda: ClientProtocol(router), sock=proxy_sock, backlog=BACKLOG)
+    admin = AdminServer(router, token, options.config)
+    admin_server = await asyncio.start_server(
+        admin.handle, sock=admin_sock, backlog=ADMIN_BACKLOG, limit=MAX_HEAD
+    )
     unix_server = None
     if options.admin_socket is not None:
         options.admin_socket.unlink(missing_ok=True)
@@ -136,8 +110,8 @@ async def serve(options: Options, token: str, ready: Callable[[str], None]) -> N
     await router.close()
 
 
-def run(options: Options) -> None:
-    """Start the router on uvloop and block until it has shut down."""
+def run(options: Options, proxy_sock: socket.socket, admin_sock: socket.socket) -> None:
+    """Serve the given listening sockets on uvloop and block until shut down."""
     if options.token_file is None:
         raise UserError("router: --token-file is required (the admin API token is read from it)")
     token = read_or_create_token(options.token_file)
@@ -148,4 +122,4 @@ def run(options: Options) -> None:
     def ready(line: str) -> None:
         print(line, flush=True)
 
-    uvloop.run(serve(options, token, ready))
+    uvloop.run(serve(options, token, ready, proxy_sock, admin_sock))

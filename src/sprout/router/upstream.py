@@ -31,6 +31,7 @@ class UpstreamConnection(asyncio.Protocol):
         "parser",
         "paused",
         "pool",
+        "sock",
         "special",
         "transport",
         "tunnel",
@@ -50,12 +51,14 @@ class UpstreamConnection(asyncio.Protocol):
         self.closed = False
         self.tunnel = False
         self.paused = False
+        self.sock: socket.socket | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
         sock = transport.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self.sock = sock
 
     def data_received(self, data: bytes) -> None:
         ex = self.exchange
@@ -75,7 +78,13 @@ class UpstreamConnection(asyncio.Protocol):
             ex.upstream_failed(f"invalid response from {self.pool.target.address}: {exc}", protocol=True)
             return
         ex = self.exchange
-        if ex is not None and not ex.resp_hold:
+        if ex is None:
+            return
+        if self.sock is not None:
+            # Mid-response, ACK at once: an upstream that writes head and body apart (uvicorn,
+            # http.server) holds the body under Nagle until the head is ACKed, a 40 ms delayed ACK.
+            self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
+        if not ex.resp_hold:
             ex.flush_response()
 
     def connection_lost(self, exc: Exception | None) -> None:
