@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import stat
+import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from sprout.errors import UserError
+
+#: Bits no file or folder Sprout writes under its home grants to group or others.
+PRIVATE_UMASK = 0o077
+#: The cache folder (in the shared cache or the temp dir) of a root Sprout, whose apps run as other users.
+APP_USERS_CACHE = "app-users"
 
 
 @dataclass(frozen=True)
@@ -22,9 +33,26 @@ class Home:
         return cls(root, Path(shared).expanduser().resolve() if shared else None)
 
     def ensure(self) -> Home:
-        """Create the home's folders (private to the user) and return self."""
-        for folder in (self.root, self.artifacts, self.instances, self.envs, self.cache, self.run, self.logs):
+        """Create the home's folders private to the user, tighten an existing home that others could read
+        (with a notice on stderr), make every file this process and its children write private (umask
+        077), and return self."""
+        os.umask(os.umask(PRIVATE_UMASK) | PRIVATE_UMASK)
+        folders = [self.root, self.artifacts, self.instances, self.envs, self.run, self.logs]
+        if self.cache.is_relative_to(self.root):
+            folders.append(self.cache)
+        else:
+            _ensure_shared_cache(self.cache)
+        loose = [folder for folder in folders if _open_to_others(folder)]
+        for folder in folders:
             folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if loose:
+            tightened = _tighten(self.root)
+            print(
+                f"notice: {self.root}: {loose[0]} was open to other users "
+                f"(mode {stat.S_IMODE(loose[0].stat().st_mode) | 0o077:04o} or looser); made it and the "
+                f"{tightened} entries under the home owner-only (folders 0700, files 0600)",
+                file=sys.stderr,
+            )
         return self
 
     @property
@@ -55,8 +83,15 @@ class Home:
     @property
     def cache(self) -> Path:
         """Unpacked bundles and their virtualenvs, one folder per bundle hash (content-addressed and
-        locked per hash, so several homes may share one: $SPROUT_CACHE_DIR)."""
-        return self.shared_cache or self.root / "cache"
+        locked per hash, so several homes may share one: $SPROUT_CACHE_DIR).
+
+        Under root, apps run as users of their own who must read their bundle but cannot enter the home:
+        the cache is then `app-users/` in $SPROUT_CACHE_DIR, else in a folder of the temp dir named after
+        the home (a cache: losing it costs a bootstrap)."""
+        if os.geteuid() != 0:
+            return self.shared_cache or self.root / "cache"
+        digest = hashlib.sha256(str(self.root).encode()).hexdigest()[:12]
+        return (self.shared_cache or Path(tempfile.gettempdir()) / f"sprout-cache-{digest}") / APP_USERS_CACHE
 
     @property
     def run(self) -> Path:
@@ -80,3 +115,39 @@ class Home:
     def env_dir(self, app: str, env: str) -> Path:
         """The data folder of one app environment."""
         return self.envs / app / env
+
+
+def _open_to_others(path: Path) -> bool:
+    """Whether the existing `path` grants group or others any access."""
+    try:
+        return bool(os.lstat(path).st_mode & PRIVATE_UMASK)
+    except FileNotFoundError:
+        return False
+
+
+def _tighten(root: Path) -> int:
+    """Take group and others' bits off everything under `root` (symlinks untouched); how many changed."""
+    changed = 0
+    for folder, dirs, files in os.walk(root):
+        for path in [folder, *(os.path.join(folder, name) for name in dirs + files)]:
+            mode = os.lstat(path).st_mode
+            if stat.S_ISLNK(mode) or not mode & PRIVATE_UMASK:
+                continue
+            os.chmod(path, stat.S_IMODE(mode) & ~PRIVATE_UMASK)
+            changed += 1
+    return changed
+
+
+def _ensure_shared_cache(cache: Path) -> None:
+    """Create a cache outside the home that app users can enter but only this user can change; refuse
+    one that another user owns or may write (it could hold code that then runs as the app)."""
+    for folder in (cache.parent, cache):
+        folder.mkdir(parents=True, exist_ok=True, mode=0o711)
+        info = os.lstat(folder)
+        if stat.S_ISLNK(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o022:
+            raise UserError(
+                f"{folder}: the bundle cache must be a folder of this user that no one else may write "
+                f"(it is owned by uid {info.st_uid}, mode {stat.S_IMODE(info.st_mode):04o}); remove it, "
+                "or set SPROUT_CACHE_DIR to a folder of your own"
+            )
+        os.chmod(folder, stat.S_IMODE(info.st_mode) | 0o711)

@@ -28,7 +28,7 @@ def _manifest(**resources: object) -> object:
 
 
 def test_defaults_are_sqlite_files_in_the_env_folder(resources: Resources, tmp_path: Path) -> None:
-    env = resources.instance_env("shop", "production", _manifest())
+    env = resources.instance_env("shop", "production", _manifest(), {})
     folder = tmp_path / "home" / "envs" / "shop" / "production"
     assert env == {
         "DATABASE_URL": f"sqlite:///{folder / 'database.sqlite3'}",
@@ -39,9 +39,9 @@ def test_defaults_are_sqlite_files_in_the_env_folder(resources: Resources, tmp_p
 @pytest.mark.skipif(shutil.which("memcached") is None, reason="memcached is not installed")
 def test_managed_memcached_nodes_are_kept_and_released(resources: Resources) -> None:
     manifest = _manifest(sessions={"engine": "memcached"})
-    url = resources.instance_env("shop", "production", manifest)["SESSION_STORE_URL"]
+    url = resources.instance_env("shop", "production", manifest, {})["SESSION_STORE_URL"]
     assert url.startswith("memcached://a=127.0.0.1:") and ",b=127.0.0.1:" in url
-    assert resources.instance_env("shop", "production", manifest)["SESSION_STORE_URL"] == url
+    assert resources.instance_env("shop", "production", manifest, {})["SESSION_STORE_URL"] == url
     pids = resources.managed_pids("shop", "production")
     assert len(pids) == 2
 
@@ -50,7 +50,7 @@ def test_managed_memcached_nodes_are_kept_and_released(resources: Resources) -> 
     victim.kill()
     victim.wait(5)  # our child (the test started it): reap it so it is gone, not a zombie
     resources.sync("shop", "production", manifest)
-    assert resources.instance_env("shop", "production", manifest)["SESSION_STORE_URL"] == url
+    assert resources.instance_env("shop", "production", manifest, {})["SESSION_STORE_URL"] == url
     assert pids[0] not in resources.managed_pids("shop", "production")
 
     # No longer wanted: stopped.

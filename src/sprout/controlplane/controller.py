@@ -28,7 +28,7 @@ from sprout.logs.store import LogStore
 from sprout.paths import Home
 from sprout.plan import ApplyResult, apply_manifest
 from sprout.providers.base import Provider
-from sprout.spec import Manifest, load_manifest, resolve_secrets
+from sprout.spec import Manifest, load_manifest, resolve_secrets, secret_keys
 from sprout.state import Deployment, Environment, StateStore
 from sprout.state.store import env_id
 
@@ -121,7 +121,7 @@ class Controller:
         port = request.get("port")
         given = {str(k): str(v) for k, v in dict(request.get("secrets") or {}).items()}
         manifest = load_manifest(app_dir)
-        if any(name not in given for name in manifest.secrets):
+        if any(name not in given for name in secret_keys(manifest)):
             # Fail before anything changes when a secret can be read neither by the CLI nor the daemon.
             given = {**resolve_secrets(manifest, app_dir), **given}
         self._router.ensure(int(port) if port else None)

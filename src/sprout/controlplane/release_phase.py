@@ -37,9 +37,10 @@ def run_release_phase(
     if not command:
         return False
     app = version.app
+    secrets = dict(secrets)
     env_vars = {
         **version.manifest.env,
-        **resources.instance_env(app, env, manifest),
+        **resources.instance_env(app, env, manifest, secrets),
         **secrets,
         "SPROUT_APP": app,
         "SPROUT_ENV": env,

@@ -15,7 +15,7 @@ from sprout.paths import Home
 from sprout.services import memcached
 from sprout.services.database import database_url, ensure_database
 from sprout.services.sessions import session_store_url
-from sprout.spec import Manifest
+from sprout.spec import DATABASE_PASSWORD, Manifest
 from sprout.state import StateStore
 
 
@@ -26,22 +26,29 @@ class Resources:
         self._home = home
         self._store = store
 
-    def instance_env(self, app: str, env: str, manifest: Manifest) -> dict[str, str]:
-        """DATABASE_URL and SESSION_STORE_URL for a new instance, provisioning what is missing."""
+    def instance_env(self, app: str, env: str, manifest: Manifest, secrets: dict[str, str]) -> dict[str, str]:
+        """DATABASE_URL and SESSION_STORE_URL for a new instance, provisioning what is missing.
+
+        `secrets` are the environment's resolved secrets: the database password is taken out of them and,
+        when there is one, DATABASE_URL (which then holds it) moves into them instead of the returned
+        variables, so it reaches the instance only as a secret.
+        """
         env_dir = self._home.env_dir(app, env)
         env_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         database = manifest.resources.database
-        db_url = database_url(database.engine, database.url, env_dir)
+        password = secrets.pop(DATABASE_PASSWORD, None)
+        db_url = database_url(database.engine, database.url, env_dir, password)
         if ensure_database(db_url) and database.engine != "sqlite":
             self._store.record_event(app, env, "resource.database", f"created database {_redact(db_url)}")
         sessions = manifest.resources.sessions
         nodes = None
         if sessions.engine == "memcached" and not sessions.url:
             nodes = self._memcached_nodes(app, env, manifest)
-        return {
-            "DATABASE_URL": db_url,
-            "SESSION_STORE_URL": session_store_url(sessions.engine, env_dir, nodes=nodes, url=sessions.url),
+        variables = {
+            "SESSION_STORE_URL": session_store_url(sessions.engine, env_dir, nodes=nodes, url=sessions.url)
         }
+        (secrets if password is not None else variables)["DATABASE_URL"] = db_url
+        return variables
 
     def sync(self, app: str, env: str, manifest: Manifest) -> None:
         """Keep managed services as the manifest wants them: restart lost nodes, stop unwanted ones."""

@@ -32,6 +32,8 @@ class InstanceSpec:
     secret_names: tuple[str, ...] = ()
     #: The files keying a shared dependency layer (`[app] install_inputs`); None: a venv per bundle.
     install_inputs: tuple[str, ...] | None = None
+    #: The unprivileged user the app runs as (created on demand by a root agent); None: the agent's user.
+    run_as: str | None = None
 
     def to_json(self) -> dict[str, object]:
         """A JSON-ready mapping (the instance's spec file)."""

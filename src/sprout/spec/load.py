@@ -14,10 +14,18 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from sprout.errors import ManifestError, UserError
-from sprout.spec.models import Manifest
+from sprout.spec.models import Manifest, SecretRef
 from sprout.spec.source import MANIFEST_NAME, manifest_path
 
-__all__ = ["MANIFEST_NAME", "load_manifest", "manifest_path", "parse_manifest", "resolve_secrets"]
+__all__ = [
+    "DATABASE_PASSWORD",
+    "MANIFEST_NAME",
+    "load_manifest",
+    "manifest_path",
+    "parse_manifest",
+    "resolve_secrets",
+    "secret_keys",
+]
 
 
 def load_manifest(path: Path, raw: bytes | None = None) -> Manifest:
@@ -150,23 +158,40 @@ def _model_in(annotation: Any) -> type[BaseModel] | None:
     return None
 
 
+#: The key of `[resources.database] password` among resolved secrets (never a valid variable name, so it
+#: cannot clash with `[secrets]`); it becomes part of DATABASE_URL, not a variable of its own.
+DATABASE_PASSWORD = "resources.database.password"
+
+
+def secret_keys(manifest: Manifest) -> list[str]:
+    """The keys `resolve_secrets` gives values for: `[secrets]` names, then the database password's key."""
+    keys = list(manifest.secrets)
+    if manifest.resources.database.password is not None:
+        keys.append(DATABASE_PASSWORD)
+    return keys
+
+
 def resolve_secrets(
     manifest: Manifest, base_dir: Path, environ: Mapping[str, str] | None = None
 ) -> dict[str, str]:
-    """The secrets' values, read now from the environment or files; never persisted by Sprout."""
+    """The secrets' values (`[secrets]` and the database password), read now from the environment or
+    files; never persisted by Sprout."""
     environ = os.environ if environ is None else environ
+    refs: list[tuple[str, str, SecretRef]] = [
+        (name, f"secrets.{name}", ref) for name, ref in manifest.secrets.items()
+    ]
+    if manifest.resources.database.password is not None:
+        refs.append((DATABASE_PASSWORD, DATABASE_PASSWORD, manifest.resources.database.password))
     values: dict[str, str] = {}
-    for name, ref in manifest.secrets.items():
+    for key, where, ref in refs:
         if ref.env is not None:
             if ref.env not in environ:
-                raise UserError(
-                    f"secrets.{name}: environment variable {ref.env} is not set (export it first)"
-                )
-            values[name] = environ[ref.env]
+                raise UserError(f"{where}: environment variable {ref.env} is not set (export it first)")
+            values[key] = environ[ref.env]
         elif ref.file is not None:
             path = (base_dir / ref.file).expanduser()
             try:
-                values[name] = path.read_text(encoding="utf-8").rstrip("\n")
+                values[key] = path.read_text(encoding="utf-8").rstrip("\n")
             except OSError as exc:
-                raise UserError(f"secrets.{name}: cannot read {path}: {exc.strerror}") from exc
+                raise UserError(f"{where}: cannot read {path}: {exc.strerror}") from exc
     return values

@@ -175,6 +175,19 @@ class DeploySection(Section):
     canary: CanaryAnalysis = Field(default_factory=CanaryAnalysis)
 
 
+class SecretRef(Section):
+    """Where a secret's value comes from; the value itself is never stored."""
+
+    env: str | None = Field(None, description="Read from this environment variable at deploy time.")
+    file: str | None = Field(None, description="Read from this file (relative to the manifest).")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Self:
+        if (self.env is None) == (self.file is None):
+            raise ValueError('give exactly one of "env" or "file"')
+        return self
+
+
 class SessionsResource(Section):
     """Where the app keeps sessions: `SESSION_STORE_URL`."""
 
@@ -187,11 +200,37 @@ class DatabaseResource(Section):
     """The app's database: `DATABASE_URL`."""
 
     engine: Literal["sqlite", "mysql", "postgres"] = "sqlite"
-    url: str | None = Field(None, description="External database URL (like an RDS endpoint).")
+    url: str | None = Field(
+        None, description="External database URL (like an RDS endpoint), without a password."
+    )
+    password: SecretRef | None = Field(
+        None,
+        description=(
+            'The password for `url`, as a secret reference: "env:VAR", "file:PATH" or a table; '
+            "Sprout adds it to DATABASE_URL when an instance starts and never stores it."
+        ),
+    )
+
+    @field_validator("password", mode="before")
+    @classmethod
+    def _password_shorthand(cls, value: object) -> object:
+        return secret_ref_shorthand(value, "password")
+
+    @field_validator("url")
+    @classmethod
+    def _no_literal_password(cls, value: str | None) -> str | None:
+        if value is not None and _url_password(value):
+            raise ValueError(
+                "holds a literal password; remove it from the url and give it as a secret: "
+                'password = "env:DB_PASSWORD" (or "file:PATH") in [resources.database]'
+            )
+        return value
 
     @model_validator(mode="after")
     def _url_matches_engine(self) -> Self:
         if self.url is None:
+            if self.password is not None:
+                raise ValueError("password is set without a url; add the url it is the password of")
             return self
         schemes = {
             "sqlite": ("sqlite",),
@@ -203,7 +242,29 @@ class DatabaseResource(Section):
             raise ValueError(
                 f'url "{self.url}" does not match engine "{self.engine}" (expected {schemes[0]}://…)'
             )
+        if self.password is not None and self.engine == "sqlite":
+            raise ValueError("password is set for a sqlite database, which has none; remove it")
         return self
+
+
+def _url_password(url: str) -> bool:
+    """Whether `url` carries a password in its userinfo (`scheme://user:password@host`)."""
+    _, sep, rest = url.partition("://")
+    if not sep:
+        return False
+    authority = rest.split("/", 1)[0]
+    userinfo, at, _ = authority.rpartition("@")
+    return bool(at) and ":" in userinfo
+
+
+def secret_ref_shorthand(value: object, name: str) -> object:
+    """`"env:VAR"` / `"file:PATH"` as the table form of a `SecretRef`; other values unchanged."""
+    if not isinstance(value, str):
+        return value
+    kind, _, target = value.partition(":")
+    if kind not in ("env", "file") or not target:
+        raise ValueError(f'secret "{name}": use "env:NAME", "file:PATH" or a table')
+    return {kind: target}
 
 
 class Resources(Section):
@@ -227,19 +288,6 @@ class RouterSection(Section):
             if not _HOST.match(host):
                 raise ValueError(f'invalid host name "{host}" (e.g. "shop.example.com" or "*.example.com")')
         return value
-
-
-class SecretRef(Section):
-    """Where a secret's value comes from; the value itself is never stored."""
-
-    env: str | None = Field(None, description="Read from this environment variable at deploy time.")
-    file: str | None = Field(None, description="Read from this file (relative to the manifest).")
-
-    @model_validator(mode="after")
-    def _one_source(self) -> Self:
-        if (self.env is None) == (self.file is None):
-            raise ValueError('give exactly one of "env" or "file"')
-        return self
 
 
 class CostSection(Section):
@@ -295,16 +343,7 @@ class Manifest(Section):
     def _secret_shorthand(cls, value: object) -> object:
         if not isinstance(value, dict):
             return value
-        expanded: dict[str, object] = {}
-        for name, ref in value.items():
-            if isinstance(ref, str):
-                kind, _, target = ref.partition(":")
-                if kind not in ("env", "file") or not target:
-                    raise ValueError(f'secret "{name}": use "env:NAME", "file:PATH" or a table')
-                expanded[name] = {kind: target}
-            else:
-                expanded[name] = ref
-        return expanded
+        return {name: secret_ref_shorthand(ref, name) for name, ref in value.items()}
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Self:
@@ -318,6 +357,11 @@ class Manifest(Section):
     def hosts(self) -> list[str]:
         """The router host names of this app (default `<name>.localhost`)."""
         return self.router.hosts or [f"{self.app.name}.localhost"]
+
+    def secret_files(self) -> list[str]:
+        """The files `file:` secrets name (relative to the manifest), which never enter a bundle."""
+        refs = [*self.secrets.values(), self.resources.database.password]
+        return sorted({ref.file for ref in refs if ref is not None and ref.file is not None})
 
     def digest(self) -> str:
         """A stable sha256 of the manifest's meaning (same settings, same hash)."""
