@@ -1,9 +1,12 @@
-"""Suite-wide settings: pip's and matplotlib's caches under /tmp, and an opt-in bundle cache shared across per-test homes."""
+"""Suite-wide settings: pip's and matplotlib's caches under /tmp, an opt-in bundle cache shared across
+per-test homes, and (under root) the removal of the caches a test's homes kept outside them."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,3 +26,20 @@ def shared_bundle_cache(monkeypatch: pytest.MonkeyPatch) -> Path:
     path = _SHARED / "bundle-cache"
     monkeypatch.setenv("SPROUT_CACHE_DIR", str(path))
     return path
+
+
+@pytest.fixture(autouse=True)
+def _root_caches_removed(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Under root, a home's bundle cache lives in the temp dir, outside the home (see `Home.cache`):
+    remove those of the homes a test made in its tmp_path (they would outlive it)."""
+    if os.geteuid() != 0 or "tmp_path" not in request.fixturenames:
+        yield
+        return
+    from sprout.paths import Home
+
+    base: Path = request.getfixturevalue("tmp_path")
+    yield
+    folders = [base, *(p for p in base.glob("*") if p.is_dir()), *(p for p in base.glob("*/*") if p.is_dir())]
+    for folder in folders:
+        # Without a shared cache, the cache's parent is the home's own folder in the temp dir.
+        shutil.rmtree(Home(folder.resolve()).cache.parent, ignore_errors=True)

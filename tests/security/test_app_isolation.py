@@ -15,7 +15,6 @@ import pytest
 from e2e_kit import Sprout, app_process, kill_all, processes_of
 
 from loopback import free_port
-from sprout.paths import Home
 
 pytestmark = [
     pytest.mark.slow,
@@ -53,12 +52,6 @@ def two_apps(tmp_path: Path) -> Iterator[tuple[Sprout, Path, Path]]:
             if sprout.home.exists():
                 sprout.run("down", str(app), check=False, timeout=90)
         kill_all(processes_of(sprout.home))
-        shutil.rmtree(_cache_base(sprout.home), ignore_errors=True)
-
-
-def _cache_base(home: Path) -> Path:
-    """The folder outside the home that holds a root Sprout's bundle cache."""
-    return Home(home.resolve()).cache.parent
 
 
 def test_an_app_can_open_neither_the_api_token_nor_another_apps_environment(
