@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import stat
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,7 +12,7 @@ from sprout.errors import UserError
 
 #: Bits no file or folder Sprout writes under its home grants to group or others.
 PRIVATE_UMASK = 0o077
-#: The cache folder (in the shared cache or the temp dir) of a root Sprout, whose apps run as other users.
+#: The cache folder (in the shared cache) of a root Sprout, whose apps run as other users.
 APP_USERS_CACHE = "app-users"
 
 
@@ -41,7 +39,7 @@ class Home:
         if self.cache.is_relative_to(self.root):
             folders.append(self.cache)
         else:
-            _ensure_shared_cache(self.cache)
+            _ensure_app_side(self.cache)
         loose = [folder for folder in folders if _open_to_others(folder)]
         for folder in folders:
             folder.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -85,13 +83,24 @@ class Home:
         """Unpacked bundles and their virtualenvs, one folder per bundle hash (content-addressed and
         locked per hash, so several homes may share one: $SPROUT_CACHE_DIR).
 
-        Under root, apps run as users of their own who must read their bundle but cannot enter the home:
-        the cache is then `app-users/` in $SPROUT_CACHE_DIR, else in a folder of the temp dir named after
-        the home (a cache: losing it costs a bootstrap)."""
+        Under root, apps run as users of their own who read their bundle but cannot enter the home: the
+        cache is then `app-users/` in $SPROUT_CACHE_DIR, else `cache/` in the apps folder."""
         if os.geteuid() != 0:
             return self.shared_cache or self.root / "cache"
-        digest = hashlib.sha256(str(self.root).encode()).hexdigest()[:12]
-        return (self.shared_cache or Path(tempfile.gettempdir()) / f"sprout-cache-{digest}") / APP_USERS_CACHE
+        return self.shared_cache / APP_USERS_CACHE if self.shared_cache else self.apps / "cache"
+
+    @property
+    def apps(self) -> Path:
+        """Under root, what apps running as users of their own may enter (the bundle cache, their HOME
+        and SQLite folders): `<home>-apps`, beside the home, which stays 0700."""
+        return self.root.with_name(self.root.name + "-apps")
+
+    def app_data_dir(self, app: str, env: str) -> Path:
+        """Where an app environment's embedded SQLite database and session store live: the environment's
+        folder, or under root (its app runs as another user) a folder of that user in the apps folder."""
+        if os.geteuid() != 0:
+            return self.env_dir(app, env)
+        return self.apps / "envs" / app / env
 
     @property
     def run(self) -> Path:
@@ -138,9 +147,10 @@ def _tighten(root: Path) -> int:
     return changed
 
 
-def _ensure_shared_cache(cache: Path) -> None:
-    """Create a cache outside the home that app users can enter but only this user can change; refuse
-    one that another user owns or may write (it could hold code that then runs as the app)."""
+def _ensure_app_side(cache: Path) -> None:
+    """Create the cache outside the home (and its parent, the apps folder or the shared cache) so that app
+    users can enter it but only this user can change it; refuse one that another user owns or may write
+    (it could hold code that then runs as an app)."""
     for folder in (cache.parent, cache):
         folder.mkdir(parents=True, exist_ok=True, mode=0o711)
         info = os.lstat(folder)

@@ -105,8 +105,11 @@ def run_install(install: str, *, cwd: Path, env: Mapping[str, str], emit: Emit) 
         )
 
 
-def run_command(command: str, *, cwd: Path, env: Mapping[str, str], emit: Emit) -> int:
-    """Run `command` through `sh -c` in its own process group, logging its output; return its exit code."""
+def run_command(
+    command: str, *, cwd: Path, env: Mapping[str, str], emit: Emit, user: tuple[int, int] | None = None
+) -> int:
+    """Run `command` through `sh -c` in its own process group (as `user`: uid and gid, when given),
+    logging its output; return its exit code."""
     if not cwd.is_dir():
         raise BundleError(f"{cwd}: the unpacked bundle folder is missing; delete the cache folder and retry")
     proc = subprocess.Popen(
@@ -117,6 +120,9 @@ def run_command(command: str, *, cwd: Path, env: Mapping[str, str], emit: Emit) 
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         process_group=0,
+        user=user[0] if user is not None else None,
+        group=user[1] if user is not None else None,
+        extra_groups=[] if user is not None else None,
     )
     threads = pump_lines(proc, emit)
     try:

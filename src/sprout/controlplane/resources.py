@@ -7,8 +7,10 @@ missing; `engine = "memcached"` without a URL gets managed nodes, one per zone, 
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
+from sprout.agent.appuser import ensure_user, user_name
 from sprout.controlplane.process import read_json, write_json
 from sprout.errors import ServiceError
 from sprout.paths import Home
@@ -37,7 +39,8 @@ class Resources:
         env_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         database = manifest.resources.database
         password = secrets.pop(DATABASE_PASSWORD, None)
-        db_url = database_url(database.engine, database.url, env_dir, password)
+        data_dir = self._data_dir(app, env)
+        db_url = database_url(database.engine, database.url, data_dir, password)
         if ensure_database(db_url) and database.engine != "sqlite":
             self._store.record_event(app, env, "resource.database", f"created database {_redact(db_url)}")
         sessions = manifest.resources.sessions
@@ -45,10 +48,23 @@ class Resources:
         if sessions.engine == "memcached" and not sessions.url:
             nodes = self._memcached_nodes(app, env, manifest)
         variables = {
-            "SESSION_STORE_URL": session_store_url(sessions.engine, env_dir, nodes=nodes, url=sessions.url)
+            "SESSION_STORE_URL": session_store_url(sessions.engine, data_dir, nodes=nodes, url=sessions.url)
         }
         (secrets if password is not None else variables)["DATABASE_URL"] = db_url
         return variables
+
+    def _data_dir(self, app: str, env: str) -> Path:
+        """The folder of the environment's SQLite files; under root, one of the user its app runs as."""
+        folder = self._home.app_data_dir(app, env)
+        if folder == self._home.env_dir(app, env):
+            return folder
+        user = ensure_user(user_name(app), str(self._home.cache))
+        for parent in (folder.parent.parent, folder.parent):
+            parent.mkdir(parents=True, exist_ok=True, mode=0o711)
+            parent.chmod(0o711)
+        folder.mkdir(exist_ok=True, mode=0o700)
+        os.chown(folder, user.uid, user.gid)
+        return folder
 
     def sync(self, app: str, env: str, manifest: Manifest) -> None:
         """Keep managed services as the manifest wants them: restart lost nodes, stop unwanted ones."""
