@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import pwd
 import shutil
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -30,6 +33,11 @@ def _manifest(**resources: object) -> object:
 def test_defaults_are_sqlite_files_in_the_env_folder(resources: Resources, tmp_path: Path) -> None:
     env = resources.instance_env("shop", "production", _manifest(), {})
     folder = tmp_path / "home" / "envs" / "shop" / "production"
+    if os.geteuid() == 0:
+        # The app runs as its own user, who cannot enter the home: the folder is that user's, beside it.
+        folder = tmp_path / "home-apps" / "envs" / "shop" / "production"
+        assert folder.stat().st_uid == pwd.getpwnam("sprout-shop").pw_uid
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700
     assert env == {
         "DATABASE_URL": f"sqlite:///{folder / 'database.sqlite3'}",
         "SESSION_STORE_URL": f"sqlite:///{folder / 'sessions.sqlite3'}",

@@ -19,7 +19,6 @@ import pwd
 import stat
 import subprocess
 import time
-from dataclasses import dataclass
 
 from sprout.errors import SproutError
 
@@ -32,14 +31,17 @@ HOMES = "users"
 CREATE_TIMEOUT = 30.0
 
 
-@dataclass(frozen=True)
 class AppUser:
-    """The unprivileged user an app runs as, and its writable folder."""
+    """The unprivileged user an app runs as, and its writable folder (a plain class: the agent imports
+    it before every app start, and dataclasses cost import time)."""
 
-    name: str
-    uid: int
-    gid: int
-    home: str
+    __slots__ = ("gid", "home", "name", "uid")
+
+    def __init__(self, name: str, uid: int, gid: int, home: str) -> None:
+        self.name = name
+        self.uid = uid
+        self.gid = gid
+        self.home = home
 
 
 def user_name(app: str) -> str:

@@ -16,17 +16,14 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 from types import FrameType
-from typing import TYPE_CHECKING
 
+from sprout.agent.appuser import AppUser, ensure_user
 from sprout.agent.cache import Prepared, cached
 from sprout.agent.env import app_env, missing_secrets
 from sprout.agent.logfile import InstanceLog
 from sprout.agent.spec import AgentSpec
 from sprout.agent.supervise import Supervisor
 from sprout.errors import SproutError, UserError
-
-if TYPE_CHECKING:
-    from sprout.agent.appuser import AppUser
 
 #: Exit status of an agent whose bootstrap failed (the app never ran).
 BOOTSTRAP_FAILED = 70
@@ -136,8 +133,6 @@ def _app_user(spec: AgentSpec, log: InstanceLog) -> AppUser | None:
     """The user the spec says the app runs as, created if missing; None: the agent's own user."""
     if spec.run_as is None:
         return None
-    from sprout.agent.appuser import ensure_user
-
     user = ensure_user(spec.run_as, spec.cache_dir)
     log.emit("system", f"the app runs as user {user.name} (uid {user.uid})")
     return user
