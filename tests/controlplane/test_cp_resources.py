@@ -66,3 +66,13 @@ def test_managed_memcached_nodes_are_kept_and_released(resources: Resources) -> 
     resources.sync("shop", "production", _manifest())
     assert resources.managed_pids("shop", "production") == []
     assert not [pid for pid in current if psutil.pid_exists(pid) and psutil.Process(pid).status() != "zombie"]
+
+
+def test_a_session_store_password_makes_its_url_a_secret(resources: Resources) -> None:
+    manifest = _manifest(
+        sessions={"engine": "redis", "url": "redis://127.0.0.1:6379/0", "password": "env:SESSIONS_PASSWORD"}
+    )
+    secrets = {"API_KEY": "k", "resources.sessions.password": "p@ss/word"}
+    env = resources.instance_env("shop", "production", manifest, secrets)
+    assert "SESSION_STORE_URL" not in env
+    assert secrets == {"API_KEY": "k", "SESSION_STORE_URL": "redis://:p%40ss%2Fword@127.0.0.1:6379/0"}

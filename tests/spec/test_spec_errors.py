@@ -331,6 +331,26 @@ MISTAKES: list[tuple[str, str, list[str]]] = [
         ['resources.database.password: secret "password": use "env:NAME", "file:PATH" or a table'],
     ),
     (
+        "literal session store password",
+        APP + '[resources.sessions]\nengine = "redis"\nurl = "redis://:hunter2@127.0.0.1:6379/0"\n',
+        [
+            "resources.sessions.url: holds a literal password; remove it from the url and give it as a "
+            'secret: password = "env:SESSIONS_PASSWORD" (or "file:PATH") in [resources.sessions]'
+        ],
+    ),
+    (
+        "session store password for memcached",
+        APP + '[resources.sessions]\nengine = "memcached"\nurl = "memcached://h:1"\npassword = "env:P"\n',
+        ['resources.sessions: password is set for engine "memcached", which takes none; remove it'],
+    ),
+    (
+        "database password for a url without a user",
+        APP + '[resources.database]\nengine = "mysql"\nurl = "mysql://h/shop"\npassword = "env:P"\n',
+        [
+            'resources.database: url "mysql://h/shop" names no user for its password; write it as mysql://user@host/name'
+        ],
+    ),
+    (
         "database password without url",
         APP + '[resources.database]\nengine = "mysql"\npassword = "env:DB_PASSWORD"\n',
         ["resources.database: password is set without a url; add the url it is the password of"],

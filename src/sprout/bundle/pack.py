@@ -91,7 +91,7 @@ def pack(app_dir: Path, out_dir: Path) -> PackedBundle:
 
 def secret_files(app_dir: Path) -> frozenset[Path]:
     """The resolved paths of the files `file:` secrets of `app_dir`'s manifest name (`[secrets]` and
-    `[resources.database] password`); read from the raw TOML so that packing needs no validation."""
+    the resources' `password`s); read from the raw TOML so that packing needs no validation."""
     try:
         data = tomllib.loads((app_dir / MANIFEST_NAME).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
@@ -100,9 +100,11 @@ def secret_files(app_dir: Path) -> frozenset[Path]:
     secrets = data.get("secrets")
     if isinstance(secrets, dict):
         refs.extend(secrets.values())
-    database = data.get("resources", {}).get("database") if isinstance(data.get("resources"), dict) else None
-    if isinstance(database, dict):
-        refs.append(database.get("password"))
+    resources = data.get("resources")
+    for table in ("database", "sessions"):
+        section = resources.get(table) if isinstance(resources, dict) else None
+        if isinstance(section, dict):
+            refs.append(section.get("password"))
     paths = set()
     for ref in refs:
         target = ref.get("file") if isinstance(ref, dict) else None

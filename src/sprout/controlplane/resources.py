@@ -15,9 +15,9 @@ from sprout.controlplane.process import read_json, write_json
 from sprout.errors import ServiceError
 from sprout.paths import Home
 from sprout.services import memcached
-from sprout.services.database import database_url, ensure_database
+from sprout.services.database import database_url, ensure_database, with_password
 from sprout.services.sessions import session_store_url
-from sprout.spec import DATABASE_PASSWORD, Manifest
+from sprout.spec import DATABASE_PASSWORD, SESSIONS_PASSWORD, Manifest
 from sprout.state import StateStore
 
 
@@ -31,9 +31,9 @@ class Resources:
     def instance_env(self, app: str, env: str, manifest: Manifest, secrets: dict[str, str]) -> dict[str, str]:
         """DATABASE_URL and SESSION_STORE_URL for a new instance, provisioning what is missing.
 
-        `secrets` are the environment's resolved secrets: the database password is taken out of them and,
-        when there is one, DATABASE_URL (which then holds it) moves into them instead of the returned
-        variables, so it reaches the instance only as a secret.
+        `secrets` are the environment's resolved secrets: the database's and the session store's passwords
+        are taken out of them and, when there is one, the URL that then holds it moves into them instead
+        of the returned variables, so it reaches the instance only as a secret.
         """
         env_dir = self._home.env_dir(app, env)
         env_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -44,13 +44,18 @@ class Resources:
         if ensure_database(db_url) and database.engine != "sqlite":
             self._store.record_event(app, env, "resource.database", f"created database {_redact(db_url)}")
         sessions = manifest.resources.sessions
+        sessions_password = secrets.pop(SESSIONS_PASSWORD, None)
         nodes = None
         if sessions.engine == "memcached" and not sessions.url:
             nodes = self._memcached_nodes(app, env, manifest)
-        variables = {
-            "SESSION_STORE_URL": session_store_url(sessions.engine, data_dir, nodes=nodes, url=sessions.url)
-        }
+        sessions_url = sessions.url
+        if sessions_url is not None and sessions_password is not None:
+            sessions_url = with_password(sessions_url, sessions_password)
+        variables: dict[str, str] = {}
         (secrets if password is not None else variables)["DATABASE_URL"] = db_url
+        (secrets if sessions_password is not None else variables)["SESSION_STORE_URL"] = session_store_url(
+            sessions.engine, data_dir, nodes=nodes, url=sessions_url
+        )
         return variables
 
     def _data_dir(self, app: str, env: str) -> Path:

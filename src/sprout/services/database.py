@@ -49,14 +49,10 @@ def database_url(engine: str, url: str | None, env_dir: Path, password: str | No
 
 
 def with_password(url: str, password: str) -> str:
-    """`url` with `password` (percent-encoded) after its user name."""
+    """`url` with `password` (percent-encoded) in its userinfo, after its user name if it has one."""
     scheme, _, rest = url.partition("://")
     authority, slash, path = rest.partition("/")
-    userinfo, at, host = authority.rpartition("@")
-    if not at:
-        raise UserError(
-            f"[resources.database] url {url!r} names no user for its password; write it as {scheme}://user@host/name"
-        )
+    userinfo, _, host = authority.rpartition("@")
     return f"{scheme}://{userinfo}:{quote(password, safe='')}@{host}{slash}{path}"
 
 

@@ -10,6 +10,7 @@ from sprout.spec.source import MANIFEST_NAME, manifest_path
 if TYPE_CHECKING:
     from sprout.spec.load import (
         DATABASE_PASSWORD,
+        SESSIONS_PASSWORD,
         load_manifest,
         parse_manifest,
         resolve_secrets,
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DATABASE_PASSWORD",
     "MANIFEST_NAME",
+    "SESSIONS_PASSWORD",
     "Manifest",
     "load_manifest",
     "manifest_path",
@@ -37,6 +39,7 @@ _MODELS = {
     "resolve_secrets": "sprout.spec.load",
     "secret_keys": "sprout.spec.load",
     "DATABASE_PASSWORD": "sprout.spec.load",
+    "SESSIONS_PASSWORD": "sprout.spec.load",
 }
 
 

@@ -20,6 +20,7 @@ from sprout.spec.source import MANIFEST_NAME, manifest_path
 __all__ = [
     "DATABASE_PASSWORD",
     "MANIFEST_NAME",
+    "SESSIONS_PASSWORD",
     "load_manifest",
     "manifest_path",
     "parse_manifest",
@@ -161,29 +162,36 @@ def _model_in(annotation: Any) -> type[BaseModel] | None:
 #: The key of `[resources.database] password` among resolved secrets (never a valid variable name, so it
 #: cannot clash with `[secrets]`); it becomes part of DATABASE_URL, not a variable of its own.
 DATABASE_PASSWORD = "resources.database.password"
+#: The same for `[resources.sessions] password`, which becomes part of SESSION_STORE_URL.
+SESSIONS_PASSWORD = "resources.sessions.password"
 
 
 def secret_keys(manifest: Manifest) -> list[str]:
-    """The keys `resolve_secrets` gives values for: `[secrets]` names, then the database password's key."""
-    keys = list(manifest.secrets)
-    if manifest.resources.database.password is not None:
-        keys.append(DATABASE_PASSWORD)
-    return keys
+    """The keys `resolve_secrets` gives values for: `[secrets]` names, then the resources' passwords' keys."""
+    return [key for key, _ in _refs(manifest)]
+
+
+def _refs(manifest: Manifest) -> list[tuple[str, SecretRef]]:
+    """Every secret reference of the manifest, by its key among resolved secrets."""
+    refs = list(manifest.secrets.items())
+    for key, ref in (
+        (DATABASE_PASSWORD, manifest.resources.database.password),
+        (SESSIONS_PASSWORD, manifest.resources.sessions.password),
+    ):
+        if ref is not None:
+            refs.append((key, ref))
+    return refs
 
 
 def resolve_secrets(
     manifest: Manifest, base_dir: Path, environ: Mapping[str, str] | None = None
 ) -> dict[str, str]:
-    """The secrets' values (`[secrets]` and the database password), read now from the environment or
+    """The secrets' values (`[secrets]` and the resources' passwords), read now from the environment or
     files; never persisted by Sprout."""
     environ = os.environ if environ is None else environ
-    refs: list[tuple[str, str, SecretRef]] = [
-        (name, f"secrets.{name}", ref) for name, ref in manifest.secrets.items()
-    ]
-    if manifest.resources.database.password is not None:
-        refs.append((DATABASE_PASSWORD, DATABASE_PASSWORD, manifest.resources.database.password))
     values: dict[str, str] = {}
-    for key, where, ref in refs:
+    for key, ref in _refs(manifest):
+        where = key if key.startswith("resources.") else f"secrets.{key}"
         if ref.env is not None:
             if ref.env not in environ:
                 raise UserError(f"{where}: environment variable {ref.env} is not set (export it first)")

@@ -192,8 +192,35 @@ class SessionsResource(Section):
     """Where the app keeps sessions: `SESSION_STORE_URL`."""
 
     engine: Literal["sqlite", "memcached", "redis"] = "sqlite"
-    url: str | None = Field(None, description="An external store; default: Sprout manages one.")
+    url: str | None = Field(
+        None, description="An external store, without a password; default: Sprout manages one."
+    )
+    password: SecretRef | None = Field(
+        None,
+        description=(
+            'The password for `url` (e.g. Redis AUTH), as a secret reference: "env:VAR", "file:PATH" or '
+            "a table; Sprout adds it to SESSION_STORE_URL when an instance starts and never stores it."
+        ),
+    )
     memory: Size = Field(64 * 1024 * 1024, description="Memory per managed memcached node.")
+
+    @field_validator("password", mode="before")
+    @classmethod
+    def _password_shorthand(cls, value: object) -> object:
+        return secret_ref_shorthand(value, "password")
+
+    @field_validator("url")
+    @classmethod
+    def _no_literal_password(cls, value: str | None) -> str | None:
+        return refuse_literal_password(value, "resources.sessions", "SESSIONS_PASSWORD")
+
+    @model_validator(mode="after")
+    def _password_needs_url(self) -> Self:
+        if self.password is not None and self.url is None:
+            raise ValueError("password is set without a url; add the url it is the password of")
+        if self.password is not None and self.engine != "redis":
+            raise ValueError(f'password is set for engine "{self.engine}", which takes none; remove it')
+        return self
 
 
 class DatabaseResource(Section):
@@ -219,12 +246,7 @@ class DatabaseResource(Section):
     @field_validator("url")
     @classmethod
     def _no_literal_password(cls, value: str | None) -> str | None:
-        if value is not None and _url_password(value):
-            raise ValueError(
-                "holds a literal password; remove it from the url and give it as a secret: "
-                'password = "env:DB_PASSWORD" (or "file:PATH") in [resources.database]'
-            )
-        return value
+        return refuse_literal_password(value, "resources.database", "DB_PASSWORD")
 
     @model_validator(mode="after")
     def _url_matches_engine(self) -> Self:
@@ -244,7 +266,21 @@ class DatabaseResource(Section):
             )
         if self.password is not None and self.engine == "sqlite":
             raise ValueError("password is set for a sqlite database, which has none; remove it")
+        if self.password is not None and "@" not in self.url.partition("://")[2].split("/", 1)[0]:
+            raise ValueError(
+                f'url "{self.url}" names no user for its password; write it as {scheme}://user@host/name'
+            )
         return self
+
+
+def refuse_literal_password(url: str | None, table: str, variable: str) -> str | None:
+    """`url` unchanged, unless it carries a password: then the error that says how to give it instead."""
+    if url is not None and _url_password(url):
+        raise ValueError(
+            "holds a literal password; remove it from the url and give it as a secret: "
+            f'password = "env:{variable}" (or "file:PATH") in [{table}]'
+        )
+    return url
 
 
 def _url_password(url: str) -> bool:
@@ -360,7 +396,7 @@ class Manifest(Section):
 
     def secret_files(self) -> list[str]:
         """The files `file:` secrets name (relative to the manifest), which never enter a bundle."""
-        refs = [*self.secrets.values(), self.resources.database.password]
+        refs = [*self.secrets.values(), self.resources.database.password, self.resources.sessions.password]
         return sorted({ref.file for ref in refs if ref is not None and ref.file is not None})
 
     def digest(self) -> str:
