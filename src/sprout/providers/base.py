@@ -41,6 +41,9 @@ class InstanceSpec:
         data["env_vars"] = dict(self.env_vars)
         data["secret_names"] = list(self.secret_names)
         data["install_inputs"] = None if self.install_inputs is None else list(self.install_inputs)
+        if self.run_as is None:
+            # Absent rather than null: specs of instances that run as the agent's user stay as they were.
+            del data["run_as"]
         return data
 
     @classmethod
