@@ -40,15 +40,15 @@ class Home:
             folders.append(self.cache)
         else:
             _ensure_app_side(self.cache)
-        loose = [folder for folder in folders if _open_to_others(folder)]
+        loose = [(folder, mode) for folder in folders if (mode := _mode(folder)) is not None and mode & 0o077]
         for folder in folders:
             folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         if loose:
+            folder, mode = loose[0]
             tightened = _tighten(self.root)
             print(
-                f"notice: {self.root}: {loose[0]} was open to other users "
-                f"(mode {stat.S_IMODE(loose[0].stat().st_mode) | 0o077:04o} or looser); made it and the "
-                f"{tightened} entries under the home owner-only (folders 0700, files 0600)",
+                f"notice: {folder} was open to other users (mode {mode:04o}); made the home {self.root} "
+                f"owner-only: {tightened} entries changed (folders 0700, files 0600)",
                 file=sys.stderr,
             )
         return self
@@ -126,12 +126,12 @@ class Home:
         return self.envs / app / env
 
 
-def _open_to_others(path: Path) -> bool:
-    """Whether the existing `path` grants group or others any access."""
+def _mode(path: Path) -> int | None:
+    """The permission bits of `path`, or None when it does not exist."""
     try:
-        return bool(os.lstat(path).st_mode & PRIVATE_UMASK)
+        return stat.S_IMODE(os.lstat(path).st_mode)
     except FileNotFoundError:
-        return False
+        return None
 
 
 def _tighten(root: Path) -> int:

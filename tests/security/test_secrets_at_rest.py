@@ -82,7 +82,10 @@ def test_up_leaves_no_secret_in_the_home_the_state_store_or_the_bundle(
         up = sprout.run("up", str(app), "--port", str(sprout.port))
         assert "2/2 healthy" in up.stdout
         # The loose home was tightened, and said so.
-        assert f"notice: {home.resolve()}: {home.resolve()} was open to other users" in pushed.stderr
+        assert (
+            f"notice: {home.resolve()} was open to other users (mode 0755); made the home {home.resolve()} "
+            "owner-only: " in pushed.stderr
+        )
         assert stat.S_IMODE(home.stat().st_mode) == 0o700
 
         # The values reached the app: its environment holds them, and DATABASE_URL logs in.
@@ -118,6 +121,10 @@ def test_up_leaves_no_secret_in_the_home_the_state_store_or_the_bundle(
             assert "sprout.toml" in names and not [n for n in names if n.startswith("secrets")]
         cache = Home(home.resolve()).cache
         assert not list(cache.rglob("token.txt"))
+        size = (home / "state.db").stat().st_size
+        print(
+            f"\n[acceptance 1] {len(files)} files under the home, all owner-only, none holding any of the 3 values; state.db {size} bytes"
+        )
     finally:
         sprout.run("down", str(app), check=False, timeout=90)
         kill_all(processes_of(home))
