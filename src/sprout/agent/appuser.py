@@ -67,19 +67,21 @@ def ensure_user(name: str, cache_dir: str) -> AppUser:
     return AppUser(name=name, uid=entry.pw_uid, gid=entry.pw_gid, home=home)
 
 
-def share_with_app_users(path: str, cache_dir: str) -> None:
-    """Let other users read `path`'s tree (a bundle's cache folder or dependency layer) and reach it from
-    `cache_dir`; only when apps run as users of their own (root)."""
-    if os.geteuid() != 0:
-        return
+def settle_modes(path: str, cache_dir: str) -> None:
+    """Give `path`'s tree (a bundle's cache folder or dependency layer) the modes its readers need: under
+    root, readable by every app user and reachable from `cache_dir`; otherwise the user's alone, like
+    everything else Sprout writes (unpacking keeps a bundle's 0644/0755)."""
+    shared = os.geteuid() == 0
+    folder_mode, exec_mode, file_mode = (0o755, 0o755, 0o644) if shared else (0o700, 0o700, 0o600)
     for folder, _, files in os.walk(path):
-        os.chmod(folder, 0o755)
+        os.chmod(folder, folder_mode)
         for name in files:
             full = os.path.join(folder, name)
             mode = os.lstat(full).st_mode
             if stat.S_ISREG(mode):
-                # Executables stay executable for everyone; everything else becomes readable.
-                os.chmod(full, 0o755 if mode & stat.S_IXUSR else 0o644)
+                os.chmod(full, exec_mode if mode & stat.S_IXUSR else file_mode)
+    if not shared:
+        return
     parent = os.path.dirname(os.path.abspath(path))
     top = os.path.abspath(cache_dir)
     while parent.startswith(top):
