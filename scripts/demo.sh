@@ -5,6 +5,8 @@
 # The example's own manifest is the production showcase (MariaDB + memcached across zones); the demo runs
 # a copy of the example without its [resources.*] tables, so nothing but Python is needed.
 set -euo pipefail
+# Everything the demo writes under its home is private to the user, like what Sprout writes itself.
+umask 077
 cd "$(dirname "$0")/.."
 export SPROUT_HOME="${SPROUT_HOME:-$PWD/.sprout}"
 SPROUT=.venv/bin/sprout

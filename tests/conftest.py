@@ -1,8 +1,11 @@
-"""Suite-wide settings: pip's and matplotlib's caches under /tmp, and an opt-in bundle cache shared across per-test homes."""
+"""Suite-wide settings: pip's and matplotlib's caches under /tmp, an opt-in bundle cache shared across
+per-test homes, and (under root) tmp_path folders app users can pass through."""
 
 from __future__ import annotations
 
 import os
+import shutil
+import stat
 import tempfile
 from pathlib import Path
 
@@ -23,3 +26,38 @@ def shared_bundle_cache(monkeypatch: pytest.MonkeyPatch) -> Path:
     path = _SHARED / "bundle-cache"
     monkeypatch.setenv("SPROUT_CACHE_DIR", str(path))
     return path
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    """Under root, apps run as users of their own, who must pass through the folders on the way to a test's
+    home (to its `<home>-apps` folder): pytest's own temp root is private and shared by every session,
+    so a root run without --basetemp gets a folder of its own that others may pass through."""
+    if os.geteuid() != 0 or config.option.basetemp:
+        return
+    base = Path(tempfile.mkdtemp(prefix="sprout-pytest-"))
+    base.chmod(0o711)
+    config.option.basetemp = str(base / "t")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Remove that folder after a run that passed (a failed run's files stay for a look)."""
+    basetemp = session.config.option.basetemp
+    if (
+        os.geteuid() == 0
+        and basetemp
+        and exitstatus == 0
+        and Path(basetemp).parent.name.startswith("sprout-pytest-")
+    ):
+        shutil.rmtree(Path(basetemp).parent, ignore_errors=True)
+
+
+@pytest.fixture(autouse=True)
+def _tmp_path_reachable_by_app_users(request: pytest.FixtureRequest) -> None:
+    """Under root, let others pass through (not list) a test's tmp_path and its parent, which pytest
+    makes private, on the way to the test's `<home>-apps` folder."""
+    if os.geteuid() != 0 or "tmp_path" not in request.fixturenames:
+        return
+    path: Path = request.getfixturevalue("tmp_path")
+    for folder in (path.parent, path):
+        folder.chmod(stat.S_IMODE(folder.stat().st_mode) | 0o111)

@@ -3,8 +3,17 @@
 from __future__ import annotations
 
 import os
+import stat
+import sys
 from dataclasses import dataclass
 from pathlib import Path
+
+from sprout.errors import UserError
+
+#: Bits no file or folder Sprout writes under its home grants to group or others.
+PRIVATE_UMASK = 0o077
+#: The cache folder (in the shared cache) of a root Sprout, whose apps run as other users.
+APP_USERS_CACHE = "app-users"
 
 
 @dataclass(frozen=True)
@@ -22,9 +31,26 @@ class Home:
         return cls(root, Path(shared).expanduser().resolve() if shared else None)
 
     def ensure(self) -> Home:
-        """Create the home's folders (private to the user) and return self."""
-        for folder in (self.root, self.artifacts, self.instances, self.envs, self.cache, self.run, self.logs):
+        """Create the home's folders private to the user, tighten an existing home that others could read
+        (with a notice on stderr), make every file this process and its children write private (umask
+        077), and return self."""
+        os.umask(os.umask(PRIVATE_UMASK) | PRIVATE_UMASK)
+        folders = [self.root, self.artifacts, self.instances, self.envs, self.run, self.logs]
+        if self.cache.is_relative_to(self.root):
+            folders.append(self.cache)
+        else:
+            _ensure_app_side(self.cache)
+        loose = [(folder, mode) for folder in folders if (mode := _mode(folder)) is not None and mode & 0o077]
+        for folder in folders:
             folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if loose:
+            folder, mode = loose[0]
+            tightened = _tighten(self.root)
+            print(
+                f"notice: {folder} was open to other users (mode {mode:04o}); made the home {self.root} "
+                f"owner-only: {tightened} entries changed (folders 0700, files 0600)",
+                file=sys.stderr,
+            )
         return self
 
     @property
@@ -55,8 +81,26 @@ class Home:
     @property
     def cache(self) -> Path:
         """Unpacked bundles and their virtualenvs, one folder per bundle hash (content-addressed and
-        locked per hash, so several homes may share one: $SPROUT_CACHE_DIR)."""
-        return self.shared_cache or self.root / "cache"
+        locked per hash, so several homes may share one: $SPROUT_CACHE_DIR).
+
+        Under root, apps run as users of their own who read their bundle but cannot enter the home: the
+        cache is then `app-users/` in $SPROUT_CACHE_DIR, else `cache/` in the apps folder."""
+        if os.geteuid() != 0:
+            return self.shared_cache or self.root / "cache"
+        return self.shared_cache / APP_USERS_CACHE if self.shared_cache else self.apps / "cache"
+
+    @property
+    def apps(self) -> Path:
+        """Under root, what apps running as users of their own may enter (the bundle cache, their HOME
+        and SQLite folders): `<home>-apps`, beside the home, which stays 0700."""
+        return self.root.with_name(self.root.name + "-apps")
+
+    def app_data_dir(self, app: str, env: str) -> Path:
+        """Where an app environment's embedded SQLite database and session store live: the environment's
+        folder, or under root (its app runs as another user) a folder of that user in the apps folder."""
+        if os.geteuid() != 0:
+            return self.env_dir(app, env)
+        return self.apps / "envs" / app / env
 
     @property
     def run(self) -> Path:
@@ -80,3 +124,40 @@ class Home:
     def env_dir(self, app: str, env: str) -> Path:
         """The data folder of one app environment."""
         return self.envs / app / env
+
+
+def _mode(path: Path) -> int | None:
+    """The permission bits of `path`, or None when it does not exist."""
+    try:
+        return stat.S_IMODE(os.lstat(path).st_mode)
+    except FileNotFoundError:
+        return None
+
+
+def _tighten(root: Path) -> int:
+    """Take group and others' bits off everything under `root` (symlinks untouched); how many changed."""
+    changed = 0
+    for folder, dirs, files in os.walk(root):
+        for path in [folder, *(os.path.join(folder, name) for name in dirs + files)]:
+            mode = os.lstat(path).st_mode
+            if stat.S_ISLNK(mode) or not mode & PRIVATE_UMASK:
+                continue
+            os.chmod(path, stat.S_IMODE(mode) & ~PRIVATE_UMASK)
+            changed += 1
+    return changed
+
+
+def _ensure_app_side(cache: Path) -> None:
+    """Create the cache outside the home (and its parent, the apps folder or the shared cache) so that app
+    users can enter it but only this user can change it; refuse one that another user owns or may write
+    (it could hold code that then runs as an app)."""
+    for folder in (cache.parent, cache):
+        folder.mkdir(parents=True, exist_ok=True, mode=0o711)
+        info = os.lstat(folder)
+        if stat.S_ISLNK(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o022:
+            raise UserError(
+                f"{folder}: the bundle cache must be a folder of this user that no one else may write "
+                f"(it is owned by uid {info.st_uid}, mode {stat.S_IMODE(info.st_mode):04o}); remove it, "
+                "or set SPROUT_CACHE_DIR to a folder of your own"
+            )
+        os.chmod(folder, stat.S_IMODE(info.st_mode) | 0o711)

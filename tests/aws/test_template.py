@@ -251,3 +251,20 @@ def test_user_data_is_valid_base64_input_and_within_the_16k_limit() -> None:
     script = render("full")["Resources"]["BlueLaunchTemplate"]["Properties"]["LaunchTemplateData"]["UserData"]
     text = script["Fn::Base64"]["Fn::Sub"]
     assert len(base64.b64encode(text.encode())) < 16 * 1024
+
+
+def test_an_external_url_with_a_password_is_refused_not_half_done() -> None:
+    m = parse_manifest(
+        {
+            "app": {"name": "tiny", "web": "x"},
+            "resources": {"database": {"engine": "mysql", "url": "mysql://u@db/x", "password": "env:P"}},
+        }
+    )
+    from sprout.providers.aws import render_template
+
+    with pytest.raises(UserError) as caught:
+        render_template(m, "prod", SHA, "bucket-x", "0")
+    assert str(caught.value) == (
+        "[resources.database] password: the aws provider does not carry an external url's password yet; "
+        "leave out url and password (Sprout then creates it on RDS, with a managed secret)"
+    )

@@ -234,3 +234,27 @@ def test_missing_app_folder_is_refused(tmp_path: Path) -> None:
     with pytest.raises(BundleError) as err:
         pack(tmp_path / "nope", tmp_path / "out")
     assert str(err.value) == f"{tmp_path / 'nope'}: not a folder; give the app folder that holds sprout.toml"
+
+
+def test_files_of_file_secrets_are_left_out_even_through_a_symlink(tmp_path: Path) -> None:
+    app = tmp_path / "app"
+    (app / "secrets").mkdir(parents=True)
+    (app / "app.py").write_text("print('hi')\n")
+    for name in ("token.txt", "db.txt", "signing.key"):
+        (app / "secrets" / name).write_text(f"value of {name}\n")
+    (app / "token-link.txt").symlink_to("secrets/token.txt")
+    (app / "sprout.toml").write_text(
+        '[app]\nname = "shop"\nweb = "python app.py"\n\n'
+        '[secrets]\nTOKEN = "file:secrets/token.txt"\nKEY = { file = "./secrets/signing.key" }\n\n'
+        '[resources.database]\nengine = "mysql"\nurl = "mysql://shop@h/shop"\npassword = "file:secrets/db.txt"\n'
+    )
+    packed = pack(app, tmp_path / "out")
+    assert sorted(packed.names) == ["app.py", "sprout.toml"]
+    assert packed.secrets_left_out == (
+        "secrets/db.txt",
+        "secrets/signing.key",
+        "secrets/token.txt",
+        "token-link.txt",
+    )
+    with tarfile.open(packed.path) as tar:
+        assert sorted(tar.getnames()) == ["app.py", "sprout.toml"]

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import pwd
 import shutil
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,8 +31,13 @@ def _manifest(**resources: object) -> object:
 
 
 def test_defaults_are_sqlite_files_in_the_env_folder(resources: Resources, tmp_path: Path) -> None:
-    env = resources.instance_env("shop", "production", _manifest())
+    env = resources.instance_env("shop", "production", _manifest(), {})
     folder = tmp_path / "home" / "envs" / "shop" / "production"
+    if os.geteuid() == 0:
+        # The app runs as its own user, who cannot enter the home: the folder is that user's, beside it.
+        folder = tmp_path / "home-apps" / "envs" / "shop" / "production"
+        assert folder.stat().st_uid == pwd.getpwnam("sprout-shop").pw_uid
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700
     assert env == {
         "DATABASE_URL": f"sqlite:///{folder / 'database.sqlite3'}",
         "SESSION_STORE_URL": f"sqlite:///{folder / 'sessions.sqlite3'}",
@@ -39,9 +47,9 @@ def test_defaults_are_sqlite_files_in_the_env_folder(resources: Resources, tmp_p
 @pytest.mark.skipif(shutil.which("memcached") is None, reason="memcached is not installed")
 def test_managed_memcached_nodes_are_kept_and_released(resources: Resources) -> None:
     manifest = _manifest(sessions={"engine": "memcached"})
-    url = resources.instance_env("shop", "production", manifest)["SESSION_STORE_URL"]
+    url = resources.instance_env("shop", "production", manifest, {})["SESSION_STORE_URL"]
     assert url.startswith("memcached://a=127.0.0.1:") and ",b=127.0.0.1:" in url
-    assert resources.instance_env("shop", "production", manifest)["SESSION_STORE_URL"] == url
+    assert resources.instance_env("shop", "production", manifest, {})["SESSION_STORE_URL"] == url
     pids = resources.managed_pids("shop", "production")
     assert len(pids) == 2
 
@@ -50,7 +58,7 @@ def test_managed_memcached_nodes_are_kept_and_released(resources: Resources) -> 
     victim.kill()
     victim.wait(5)  # our child (the test started it): reap it so it is gone, not a zombie
     resources.sync("shop", "production", manifest)
-    assert resources.instance_env("shop", "production", manifest)["SESSION_STORE_URL"] == url
+    assert resources.instance_env("shop", "production", manifest, {})["SESSION_STORE_URL"] == url
     assert pids[0] not in resources.managed_pids("shop", "production")
 
     # No longer wanted: stopped.
@@ -58,3 +66,13 @@ def test_managed_memcached_nodes_are_kept_and_released(resources: Resources) -> 
     resources.sync("shop", "production", _manifest())
     assert resources.managed_pids("shop", "production") == []
     assert not [pid for pid in current if psutil.pid_exists(pid) and psutil.Process(pid).status() != "zombie"]
+
+
+def test_a_session_store_password_makes_its_url_a_secret(resources: Resources) -> None:
+    manifest = _manifest(
+        sessions={"engine": "redis", "url": "redis://127.0.0.1:6379/0", "password": "env:SESSIONS_PASSWORD"}
+    )
+    secrets = {"API_KEY": "k", "resources.sessions.password": "p@ss/word"}
+    env = resources.instance_env("shop", "production", manifest, secrets)
+    assert "SESSION_STORE_URL" not in env
+    assert secrets == {"API_KEY": "k", "SESSION_STORE_URL": "redis://:p%40ss%2Fword@127.0.0.1:6379/0"}

@@ -19,6 +19,9 @@ pytestmark = pytest.mark.slow
 
 def test_up_status_no_changes_auth_canary_logs_and_down(sprout: Sprout) -> None:
     released = sprout.app_dir.parent / "released.txt"
+    # The release command runs as the app's own user under root: the test's marker is open to it.
+    released.touch()
+    released.chmod(0o666)
     edit_manifest(
         sprout.app_dir,
         'web = "python -m hello"',

@@ -29,6 +29,7 @@ from release_kit import (
 )
 
 from loopback import free_port
+from sprout.paths import Home
 
 pytestmark = pytest.mark.slow
 
@@ -312,7 +313,7 @@ def test_a_code_only_release_reuses_the_installed_dependencies(
         rel.run("deploy", str(app))
         assert count.read_text() == "installed\n" * 2
         assert rel.environment(APP)["version"] == "v3"
-        cache = rel.home / "cache"
+        cache = Home(rel.home.resolve()).cache  # beside the home under root (see docs/security.md)
         links = {p.name: os.readlink(p / "venv") for p in cache.iterdir() if (p / ".ready").is_file()}
     finally:
         kill_all(processes_of(rel.home))

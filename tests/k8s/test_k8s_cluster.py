@@ -16,9 +16,11 @@ from sprout.providers.kubernetes.cluster import (
     keep_replicas,
     kubeconfig_path,
 )
+from sprout.providers.kubernetes.config import instance_spec
 from sprout.providers.kubernetes.context import RenderContext
 from sprout.providers.kubernetes.hpapatch import patch_body
 from sprout.providers.kubernetes.notes import notes
+from sprout.spec import parse_manifest
 
 
 def test_no_kubeconfig_is_a_clear_user_error(tmp_path: Path) -> None:
@@ -135,3 +137,26 @@ def test_keep_replicas_carries_the_hpas_count_over() -> None:
     service = {"kind": "Service", "metadata": {"name": "a"}, "spec": {}}
     assert keep_replicas(service, live) is service
     assert keep_replicas(autoscaled, {"spec": {}}) is autoscaled
+
+
+def test_a_resource_url_with_a_password_comes_from_the_secret_not_the_config_map() -> None:
+    shop = parse_manifest(
+        {
+            "app": {"name": "shop", "web": "x"},
+            "resources": {
+                "database": {"engine": "mysql", "url": "mysql://shop@db/shop", "password": "env:DB_PASSWORD"},
+                "sessions": {"engine": "redis", "url": "redis://cache:6379/0"},
+            },
+        }
+    )
+    ctx = RenderContext(shop, "production", "v7", SHA, STORE, IMAGE, "shop-production")
+    spec = instance_spec(ctx)
+    assert "DATABASE_URL" not in spec.env_vars and spec.secret_names == ("DATABASE_URL",)
+    assert spec.env_vars["SESSION_STORE_URL"] == "redis://cache:6379/0"
+    found = notes(ctx)
+    assert (
+        "resources.database.password: the Secret's DATABASE_URL is the whole url with its password" in found
+    )
+    assert (
+        "secrets: create Secret 'shop-secrets' in namespace 'shop-production' with keys DATABASE_URL" in found
+    )

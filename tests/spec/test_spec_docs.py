@@ -62,9 +62,9 @@ def expected_rows(model: type[BaseModel] = Manifest, prefix: str = "") -> dict[s
             rows[path] = f"`{json.dumps(default)}`"
         inner = _inner_model(annotation)
         if inner is not None:
-            rows |= expected_rows(
-                inner, f"{path}[]." if get_origin(annotation) is list else f"{path}.<NAME>."
-            )
+            origin = get_origin(annotation)
+            sub = {list: f"{path}[].", dict: f"{path}.<NAME>."}.get(origin, f"{path}.")
+            rows |= expected_rows(inner, sub)
     return rows
 
 

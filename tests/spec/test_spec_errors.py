@@ -323,6 +323,44 @@ MISTAKES: list[tuple[str, str, list[str]]] = [
         ['(top level): "KEY" defined in both [env] and [secrets] (keep one)'],
     ),
     (
+        "literal database password",
+        APP + '[resources.database]\nengine = "mysql"\nurl = "mysql://shop:hunter2@127.0.0.1/shop"\n',
+        [
+            "resources.database.url: holds a literal password; remove it from the url and give it as a "
+            'secret: password = "env:DB_PASSWORD" (or "file:PATH") in [resources.database]'
+        ],
+    ),
+    (
+        "database password reference scheme",
+        APP + '[resources.database]\nengine = "mysql"\nurl = "mysql://shop@h/shop"\npassword = "hunter2"\n',
+        ['resources.database.password: secret "password": use "env:NAME", "file:PATH" or a table'],
+    ),
+    (
+        "literal session store password",
+        APP + '[resources.sessions]\nengine = "redis"\nurl = "redis://:hunter2@127.0.0.1:6379/0"\n',
+        [
+            "resources.sessions.url: holds a literal password; remove it from the url and give it as a "
+            'secret: password = "env:SESSIONS_PASSWORD" (or "file:PATH") in [resources.sessions]'
+        ],
+    ),
+    (
+        "session store password for memcached",
+        APP + '[resources.sessions]\nengine = "memcached"\nurl = "memcached://h:1"\npassword = "env:P"\n',
+        ['resources.sessions: password is set for engine "memcached", which takes none; remove it'],
+    ),
+    (
+        "database password for a url without a user",
+        APP + '[resources.database]\nengine = "mysql"\nurl = "mysql://h/shop"\npassword = "env:P"\n',
+        [
+            'resources.database: url "mysql://h/shop" names no user for its password; write it as mysql://user@host/name'
+        ],
+    ),
+    (
+        "database password without url",
+        APP + '[resources.database]\nengine = "mysql"\npassword = "env:DB_PASSWORD"\n',
+        ["resources.database: password is set without a url; add the url it is the password of"],
+    ),
+    (
         "price in words",
         APP + '[cost.prices]\nsmall = "cheap"\n',
         ["cost.prices.small: must be a number (got 'cheap')"],

@@ -21,6 +21,7 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from sprout.agent.appuser import settle_modes
 from sprout.agent.cache import READY, Prepared, cache_root, cached
 from sprout.agent.deps import deps_key, link_deps
 from sprout.agent.env import base_env
@@ -112,5 +113,6 @@ def _bootstrap(
             env.update(env_vars)
             run_install(install, cwd=root / "app", env=env, emit=emit)
     marker.update(seconds=round(time.monotonic() - started, 3), at=time.time())
+    settle_modes(str(root), str(cache_dir))
     write_marker(root / READY, marker)
     emit("system", f"bundle {sha256[:12]}: ready in {marker['seconds']}s")

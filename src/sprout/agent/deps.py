@@ -21,6 +21,7 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from sprout.agent.appuser import settle_modes
 from sprout.agent.cache import DEPS, READY, deps_root
 from sprout.agent.env import base_env
 from sprout.agent.install import Emit, InstallError, create_venv, exclusive_lock, run_install, write_marker
@@ -110,5 +111,6 @@ def _install(
     env.update(env_vars)
     run_install(install, cwd=app_dir, env=env, emit=emit)
     seconds = round(time.monotonic() - started, 3)
+    settle_modes(str(root), str(root.parent.parent))
     write_marker(root / READY, {"key": key, "install": install, "seconds": seconds, "at": time.time()})
     emit("system", f"{label}: installed in {seconds}s")

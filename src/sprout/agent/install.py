@@ -50,7 +50,7 @@ def exclusive_lock(path: Path, on_wait: Callable[[], None]) -> Iterator[None]:
 
 def create_venv(venv: Path, *, with_pip: bool) -> None:
     """Create an isolated virtualenv; with pip only when an `install` command may need it (pip costs ~3 s)."""
-    command = [sys.executable, "-m", "venv", str(venv)]
+    command = [venv_python(), "-m", "venv", str(venv)]
     if not with_pip:
         command.insert(3, "--without-pip")
     result = subprocess.run(command, capture_output=True, text=True, check=False)
@@ -59,6 +59,39 @@ def create_venv(venv: Path, *, with_pip: bool) -> None:
             f"cannot create the virtualenv {venv}: {result.stderr.strip() or result.stdout.strip()}; "
             "check that Python's venv module (and ensurepip) is installed on this machine"
         )
+
+
+def venv_python() -> str:
+    """The interpreter virtualenvs are made from: Sprout's own, or under root (whose apps run as users of
+    their own) one that every user can run, Sprout's own if it is."""
+    if os.geteuid() != 0:
+        return sys.executable
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    own = os.path.realpath(getattr(sys, "_base_executable", sys.executable))
+    candidates = [own, *(os.path.join(folder, version) for folder in ("/usr/local/bin", "/usr/bin"))]
+    for candidate in candidates:
+        real = os.path.realpath(candidate)
+        # The interpreter and its standard library (beside it, under its prefix) must be reachable.
+        if (
+            os.path.isfile(real)
+            and _reachable_by_all(real)
+            and _reachable_by_all(os.path.dirname(os.path.dirname(real)))
+        ):
+            return real
+    raise SproutError(
+        f"no {version} that app users can run: Sprout's own ({own}) is in a folder other users cannot "
+        f"enter; install {version} system-wide (e.g. /usr/bin/{version} with its venv module)"
+    )
+
+
+def _reachable_by_all(path: str) -> bool:
+    """Whether any user can reach `path`: every folder on the way is searchable by others."""
+    parts = path.split(os.sep)
+    for depth in range(2, len(parts) + 1):
+        mode = os.stat(os.sep.join(parts[:depth]) or os.sep).st_mode
+        if not mode & 0o001:
+            return False
+    return True
 
 
 def run_install(install: str, *, cwd: Path, env: Mapping[str, str], emit: Emit) -> None:
@@ -72,8 +105,11 @@ def run_install(install: str, *, cwd: Path, env: Mapping[str, str], emit: Emit) 
         )
 
 
-def run_command(command: str, *, cwd: Path, env: Mapping[str, str], emit: Emit) -> int:
-    """Run `command` through `sh -c` in its own process group, logging its output; return its exit code."""
+def run_command(
+    command: str, *, cwd: Path, env: Mapping[str, str], emit: Emit, user: tuple[int, int] | None = None
+) -> int:
+    """Run `command` through `sh -c` in its own process group (as `user`: uid and gid, when given),
+    logging its output; return its exit code."""
     if not cwd.is_dir():
         raise BundleError(f"{cwd}: the unpacked bundle folder is missing; delete the cache folder and retry")
     proc = subprocess.Popen(
@@ -84,6 +120,9 @@ def run_command(command: str, *, cwd: Path, env: Mapping[str, str], emit: Emit) 
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         process_group=0,
+        user=user[0] if user is not None else None,
+        group=user[1] if user is not None else None,
+        extra_groups=[] if user is not None else None,
     )
     threads = pump_lines(proc, emit)
     try:

@@ -17,6 +17,7 @@ import time
 from collections.abc import Mapping, Sequence
 from types import FrameType
 
+from sprout.agent.appuser import AppUser, ensure_user
 from sprout.agent.cache import Prepared, cached
 from sprout.agent.env import app_env, missing_secrets
 from sprout.agent.logfile import InstanceLog
@@ -92,6 +93,7 @@ def _run(spec: AgentSpec, environ: Mapping[str, str], log: InstanceLog) -> int:
             )
         if prepared is None:
             prepared = _bootstrap(spec, environ, log)
+        user = _app_user(spec, log)
         # From here a stop signal is kept for the supervisor instead of interrupting (see on_stop).
         bootstrapping = False
     except _StoppedDuringBootstrap as stop:
@@ -102,12 +104,16 @@ def _run(spec: AgentSpec, environ: Mapping[str, str], log: InstanceLog) -> int:
         return BOOTSTRAP_FAILED
     source = "cache" if prepared.cached else "a fresh bootstrap"
     log.emit("system", f"bundle ready from {source} in {time.monotonic() - started:.3f}s")
+    env = app_env(spec, environ, prepared.venv)
+    if user is not None:
+        env.update(HOME=user.home, USER=user.name, LOGNAME=user.name, TMPDIR=user.home)
     supervisor = Supervisor(
         spec.web,
         cwd=prepared.app_dir,
-        env=app_env(spec, environ, prepared.venv),
+        env=env,
         grace=spec.grace,
         emit=log.emit,
+        user=(user.uid, user.gid) if user is not None else None,
     )
     if pending is not None:
         supervisor.stop(pending)
@@ -121,6 +127,15 @@ def _run(spec: AgentSpec, environ: Mapping[str, str], log: InstanceLog) -> int:
     status = supervisor.wait()
     log.emit("system", f"agent exiting with status {status}")
     return status
+
+
+def _app_user(spec: AgentSpec, log: InstanceLog) -> AppUser | None:
+    """The user the spec says the app runs as, created if missing; None: the agent's own user."""
+    if spec.run_as is None:
+        return None
+    user = ensure_user(spec.run_as, spec.cache_dir)
+    log.emit("system", f"the app runs as user {user.name} (uid {user.uid})")
+    return user
 
 
 def _bootstrap(spec: AgentSpec, environ: Mapping[str, str], log: InstanceLog) -> Prepared:

@@ -29,6 +29,7 @@ class AgentSpec:
         "instance_id",
         "log_file",
         "port",
+        "run_as",
         "secret_names",
         "store_url",
         "version",
@@ -80,3 +81,7 @@ class AgentSpec:
         if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
             raise UserError(f"{source}: secret_names must be a list of names")
         self.secret_names: tuple[str, ...] = tuple(names)
+        run_as = data.get("run_as")
+        if run_as is not None and (not isinstance(run_as, str) or not run_as):
+            raise UserError(f"{source}: run_as must be a user name or null, not {run_as!r}")
+        self.run_as: str | None = run_as

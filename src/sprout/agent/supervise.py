@@ -47,8 +47,10 @@ class Supervisor:
         env: Mapping[str, str],
         grace: float,
         emit: Callable[[str, str], None],
+        user: tuple[int, int] | None = None,
     ) -> None:
         self.command = command
+        self.user = user
         self.cwd = cwd
         self.env = dict(env)
         self.grace = grace
@@ -74,6 +76,10 @@ class Supervisor:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             process_group=0,
+            # (uid, gid): the app drops to its own user; no supplementary groups of the agent follow it.
+            user=self.user[0] if self.user is not None else None,
+            group=self.user[1] if self.user is not None else None,
+            extra_groups=[] if self.user is not None else None,
         )
         self._proc = proc
         self.emit("system", f"web started (pid {proc.pid}): {self.command}")

@@ -2,7 +2,9 @@
 
 The story: walk the tree in sorted order, drop what the ignore rules exclude (`.gitignore` and
 `.sproutignore` at any depth, plus a fixed list Sprout never ships), refuse symlinks that leave the tree
-and anything unpack would refuse (`bundle/rules.py`: names, sizes, counts), then write every file with fixed metadata (mtime, owner, mode) through a gzip stream with no timestamp or
+and anything unpack would refuse (`bundle/rules.py`: names, sizes, counts), leave out the files the
+manifest's `file:` secrets name (secrets never enter a bundle), then write every file with fixed metadata
+(mtime, owner, mode) through a gzip stream with no timestamp or
 name. The same tree therefore always gives the same bytes and the same sha256, whatever the files' mtimes,
 owners or creation order.
 """
@@ -14,6 +16,7 @@ import os
 import stat
 import tarfile
 import tempfile
+import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +27,7 @@ import pathspec
 from sprout.bundle import rules
 from sprout.bundle.digest import sha256_file
 from sprout.errors import BundleError
+from sprout.spec.source import MANIFEST_NAME
 
 # 1980-01-01T00:00:00Z: the earliest time every archive format and tool accepts (zip, wheels, pip).
 FIXED_MTIME = 315532800
@@ -41,6 +45,8 @@ class PackedBundle:
     files: int
     names: frozenset[str] = frozenset()
     """The bundle's file paths, relative to the app folder."""
+    secrets_left_out: tuple[str, ...] = ()
+    """Files of the app folder left out because `file:` secrets name them (relative to the folder)."""
 
 
 @dataclass(frozen=True)
@@ -71,7 +77,9 @@ def pack(
         raise BundleError(f"{app_dir}: not a folder; give the app folder that holds sprout.toml")
     out_dir.mkdir(parents=True, exist_ok=True)
     out_dir = out_dir.resolve()
-    files = sorted(_walk(app_dir, out_dir), key=lambda item: item[0])
+    secrets = secret_files(app_dir)
+    left_out: list[str] = []
+    files = sorted(_walk(app_dir, out_dir, secrets, left_out), key=lambda item: item[0])
     _check_unpackable(app_dir, files, max_total_bytes, max_entries, max_file_bytes)
     fd, tmp_name = tempfile.mkstemp(prefix=".pack-", suffix=".tar.gz", dir=out_dir)
     tmp = Path(tmp_name)
@@ -90,6 +98,7 @@ def pack(
         size=final.stat().st_size,
         files=len(files),
         names=frozenset(rel for rel, _ in files),
+        secrets_left_out=tuple(sorted(left_out)),
     )
 
 
@@ -111,6 +120,32 @@ def _check_unpackable(
             )
 
 
+def secret_files(app_dir: Path) -> frozenset[Path]:
+    """The resolved paths of the files `file:` secrets of `app_dir`'s manifest name (`[secrets]` and
+    the resources' `password`s); read from the raw TOML so that packing needs no validation."""
+    try:
+        data = tomllib.loads((app_dir / MANIFEST_NAME).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return frozenset()
+    refs: list[object] = []
+    secrets = data.get("secrets")
+    if isinstance(secrets, dict):
+        refs.extend(secrets.values())
+    resources = data.get("resources")
+    for table in ("database", "sessions"):
+        section = resources.get(table) if isinstance(resources, dict) else None
+        if isinstance(section, dict):
+            refs.append(section.get("password"))
+    paths = set()
+    for ref in refs:
+        target = ref.get("file") if isinstance(ref, dict) else None
+        if isinstance(ref, str) and ref.startswith("file:"):
+            target = ref[len("file:") :]
+        if isinstance(target, str) and target:
+            paths.add((app_dir / target).expanduser().resolve())
+    return frozenset(paths)
+
+
 def _is_ignored(rel: str, is_dir: bool, rules: list[_Rules]) -> bool:
     """Whether the path `rel` (posix, relative to the app root) is excluded by the rules that apply."""
     probe = rel + "/" if is_dir else rel
@@ -128,8 +163,10 @@ def _is_ignored(rel: str, is_dir: bool, rules: list[_Rules]) -> bool:
     return ignored
 
 
-def _walk(root: Path, out_dir: Path) -> Iterator[tuple[str, Path]]:
-    """Yield (archive name, source path) for every regular file to pack."""
+def _walk(
+    root: Path, out_dir: Path, secrets: frozenset[Path], left_out: list[str]
+) -> Iterator[tuple[str, Path]]:
+    """Yield (archive name, source path) for every regular file to pack; secret files go to `left_out`."""
     stack: list[tuple[Path, str, list[_Rules]]] = [(root, "", [])]
     while stack:
         folder, rel_folder, inherited = stack.pop()
@@ -140,6 +177,9 @@ def _walk(root: Path, out_dir: Path) -> Iterator[tuple[str, Path]]:
             rel = f"{rel_folder}/{entry.name}" if rel_folder else entry.name
             path = Path(entry.path)
             if path == out_dir:
+                continue
+            if secrets and path.resolve() in secrets:
+                left_out.append(rel)
                 continue
             if entry.is_symlink():
                 if _is_ignored(rel, entry.is_dir(), rules):

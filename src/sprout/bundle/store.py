@@ -102,7 +102,8 @@ class FolderStore:
             with os.fdopen(fd, "wb") as out, open(path, "rb") as src:
                 shutil.copyfileobj(src, out, CHUNK)
             _verify_download(tmp, sha256, str(path))
-            os.chmod(tmp, 0o644)
+            # As readable as the user's other files (mkstemp's are 0600): 0644 by default, 0600 in a home.
+            os.chmod(tmp, 0o644 & ~_umask())
             os.replace(tmp, final)
         except BaseException:
             tmp.unlink(missing_ok=True)
@@ -288,3 +289,10 @@ def prune(store: ArtifactStore, keep: int, in_use: set[str], ordered: list[str])
             store.delete(sha256)
             deleted.append(sha256)
     return deleted
+
+
+def _umask() -> int:
+    """This process's umask (reading it means setting it, so it is set straight back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask

@@ -31,15 +31,20 @@ class PushResult:
     files: int
     store_url: str
     unchanged: bool
+    secrets_left_out: tuple[str, ...] = ()
 
     def describe(self) -> str:
         """One line for people: `pushed microsite v3 (sha256 abcd1234…, 12.3 KiB, 42 files)`."""
         if self.unchanged:
-            return f"unchanged: {self.version} (same content as {self.app} {self.version}, sha256 {self.sha256[:12]}…)"
-        return (
-            f"pushed {self.app} {self.version} "
-            f"(sha256 {self.sha256[:12]}…, {human_size(self.size)}, {self.files} file{'' if self.files == 1 else 's'})"
-        )
+            line = f"unchanged: {self.version} (same content as {self.app} {self.version}, sha256 {self.sha256[:12]}…)"
+        else:
+            line = (
+                f"pushed {self.app} {self.version} "
+                f"(sha256 {self.sha256[:12]}…, {human_size(self.size)}, {self.files} file{'' if self.files == 1 else 's'})"
+            )
+        if self.secrets_left_out:
+            line += f"\nnot packed (file: secrets never enter a bundle): {', '.join(self.secrets_left_out)}"
+        return line
 
 
 def push(app_dir: Path, home: Home, store_url: str | None = None) -> PushResult:
@@ -76,6 +81,7 @@ def push(app_dir: Path, home: Home, store_url: str | None = None) -> PushResult:
         files=packed.files,
         store_url=store.url,
         unchanged=known is not None,
+        secrets_left_out=packed.secrets_left_out,
     )
 
 

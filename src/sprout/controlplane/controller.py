@@ -29,7 +29,7 @@ from sprout.paths import Home
 from sprout.plan import ApplyResult, apply_manifest
 from sprout.plan.conflicts import refuse_host_conflicts
 from sprout.providers.base import Provider
-from sprout.spec import Manifest, load_manifest, manifest_path, resolve_secrets
+from sprout.spec import Manifest, load_manifest, manifest_path, resolve_secrets, secret_keys
 from sprout.state import Deployment, Environment, Instance, StateStore
 from sprout.state.store import env_id
 
@@ -126,7 +126,7 @@ class Controller:
         manifest = load_manifest(app_dir)
         # Before the release command runs or anything starts (`apply_manifest` checks again under the lock).
         refuse_host_conflicts(self._store, manifest, env_name, str(manifest_path(app_dir)))
-        if any(name not in given for name in manifest.secrets):
+        if any(name not in given for name in secret_keys(manifest)):
             # Fail before anything changes when a secret can be read neither by the CLI nor the daemon.
             given = {**resolve_secrets(manifest, app_dir), **given}
         self._router.ensure(int(port) if port else None)

@@ -12,13 +12,14 @@ import os
 import threading
 from collections.abc import Mapping
 
+from sprout.agent.appuser import user_name
 from sprout.bundle import FolderStore
 from sprout.controlplane.resources import Resources
 from sprout.errors import NotFoundError, ServiceError, SproutError
 from sprout.paths import Home
 from sprout.providers.base import InstanceSpec, Provider
 from sprout.providers.local import free_port
-from sprout.spec import resolve_secrets
+from sprout.spec import resolve_secrets, secret_keys
 from sprout.state import Environment, Instance, StateStore, new_instance_id
 
 HOST = "127.0.0.1"
@@ -46,7 +47,7 @@ class SecretBook:
 
     def values(self, env: Environment) -> dict[str, str]:
         """The secrets of an environment's manifest: given values first, else read now."""
-        wanted = env.manifest.secrets
+        wanted = secret_keys(env.manifest)
         with self._lock:
             given = self._given.get(env.id, {})
         if all(name in given for name in wanted):
@@ -74,7 +75,7 @@ class InstanceLauncher:
         # What runs is the version's own (its command, install, [env]); where it runs is the environment's.
         manifest = version.manifest
         secrets = self._secrets.values(env)
-        env_vars = {**manifest.env, **self._resources.instance_env(env.app, env.name, env.manifest)}
+        env_vars = {**manifest.env, **self._resources.instance_env(env.app, env.name, env.manifest, secrets)}
         port = free_port(HOST)
         # Recorded first: a daemon that dies right after the launch still knows the process it started.
         instance = self._store.add_instance(
@@ -106,6 +107,8 @@ class InstanceLauncher:
             grace=APP_STOP_GRACE,
             env_vars=env_vars,
             secret_names=tuple(sorted(secrets)),
+            # Root runs no app as itself: each app gets a user of its own (see sprout.agent.appuser).
+            run_as=user_name(env.app) if os.geteuid() == 0 else None,
         )
         try:
             process = self._provider.launch(spec, secrets)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
+from sprout.agent.appuser import user_name
 from sprout.bundle import FolderStore
 from sprout.controlplane.resources import Resources
 from sprout.deploy.oneoff import run_oneoff
@@ -37,9 +38,10 @@ def run_release_phase(
     if not command:
         return False
     app = version.app
+    secrets = dict(secrets)
     env_vars = {
         **version.manifest.env,
-        **resources.instance_env(app, env, manifest),
+        **resources.instance_env(app, env, manifest, secrets),
         **secrets,
         "SPROUT_APP": app,
         "SPROUT_ENV": env,
@@ -61,6 +63,8 @@ def run_release_phase(
             environ=os.environ,
             env_vars=env_vars,
             emit=emit,
+            # Like its instances, an app's release command never runs as root.
+            run_as=user_name(app) if os.geteuid() == 0 else None,
         )
     store.record_event(
         app,

@@ -7,15 +7,17 @@ missing; `engine = "memcached"` without a URL gets managed nodes, one per zone, 
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
+from sprout.agent.appuser import ensure_user, user_name
 from sprout.controlplane.process import read_json, write_json
 from sprout.errors import ServiceError
 from sprout.paths import Home
 from sprout.services import memcached
-from sprout.services.database import database_url, ensure_database
+from sprout.services.database import database_url, ensure_database, with_password
 from sprout.services.sessions import session_store_url
-from sprout.spec import Manifest
+from sprout.spec import DATABASE_PASSWORD, SESSIONS_PASSWORD, Manifest
 from sprout.state import StateStore
 
 
@@ -26,22 +28,48 @@ class Resources:
         self._home = home
         self._store = store
 
-    def instance_env(self, app: str, env: str, manifest: Manifest) -> dict[str, str]:
-        """DATABASE_URL and SESSION_STORE_URL for a new instance, provisioning what is missing."""
+    def instance_env(self, app: str, env: str, manifest: Manifest, secrets: dict[str, str]) -> dict[str, str]:
+        """DATABASE_URL and SESSION_STORE_URL for a new instance, provisioning what is missing.
+
+        `secrets` are the environment's resolved secrets: the database's and the session store's passwords
+        are taken out of them and, when there is one, the URL that then holds it moves into them instead
+        of the returned variables, so it reaches the instance only as a secret.
+        """
         env_dir = self._home.env_dir(app, env)
         env_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         database = manifest.resources.database
-        db_url = database_url(database.engine, database.url, env_dir)
+        password = secrets.pop(DATABASE_PASSWORD, None)
+        data_dir = self._data_dir(app, env)
+        db_url = database_url(database.engine, database.url, data_dir, password)
         if ensure_database(db_url) and database.engine != "sqlite":
             self._store.record_event(app, env, "resource.database", f"created database {_redact(db_url)}")
         sessions = manifest.resources.sessions
+        sessions_password = secrets.pop(SESSIONS_PASSWORD, None)
         nodes = None
         if sessions.engine == "memcached" and not sessions.url:
             nodes = self._memcached_nodes(app, env, manifest)
-        return {
-            "DATABASE_URL": db_url,
-            "SESSION_STORE_URL": session_store_url(sessions.engine, env_dir, nodes=nodes, url=sessions.url),
-        }
+        sessions_url = sessions.url
+        if sessions_url is not None and sessions_password is not None:
+            sessions_url = with_password(sessions_url, sessions_password)
+        variables: dict[str, str] = {}
+        (secrets if password is not None else variables)["DATABASE_URL"] = db_url
+        (secrets if sessions_password is not None else variables)["SESSION_STORE_URL"] = session_store_url(
+            sessions.engine, data_dir, nodes=nodes, url=sessions_url
+        )
+        return variables
+
+    def _data_dir(self, app: str, env: str) -> Path:
+        """The folder of the environment's SQLite files; under root, one of the user its app runs as."""
+        folder = self._home.app_data_dir(app, env)
+        if folder == self._home.env_dir(app, env):
+            return folder
+        user = ensure_user(user_name(app), str(self._home.cache))
+        for parent in (folder.parent.parent, folder.parent):
+            parent.mkdir(parents=True, exist_ok=True, mode=0o711)
+            parent.chmod(0o711)
+        folder.mkdir(exist_ok=True, mode=0o700)
+        os.chown(folder, user.uid, user.gid)
+        return folder
 
     def sync(self, app: str, env: str, manifest: Manifest) -> None:
         """Keep managed services as the manifest wants them: restart lost nodes, stop unwanted ones."""

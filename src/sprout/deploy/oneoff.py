@@ -7,6 +7,7 @@ instances serve from. Its output is kept (the tail for error reports) and passed
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 import time
@@ -15,6 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from sprout.agent.appuser import ensure_user
 from sprout.agent.bootstrap import prepare
 from sprout.agent.env import base_env
 from sprout.agent.install import run_command
@@ -52,8 +54,10 @@ def run_oneoff(
     env_vars: Mapping[str, str],
     emit: Emit | None = None,
     scratch_vars: Callable[[Path], Mapping[str, str]] | None = None,
+    run_as: str | None = None,
 ) -> OneOff:
-    """Bootstrap the bundle, then run `command` in a copy of it with `env_vars` (and `scratch_vars`)."""
+    """Bootstrap the bundle, then run `command` in a copy of it with `env_vars` (and `scratch_vars`);
+    `run_as`: the app's own user to run it as (see `sprout.agent.appuser`), None: this process's user."""
     started = time.monotonic()
     tail: deque[str] = deque(maxlen=TAIL_LINES)
 
@@ -79,6 +83,14 @@ def run_oneoff(
         env.update(env_vars)
         if scratch_vars is not None:
             env.update(scratch_vars(Path(scratch)))
+        user = None
+        if run_as is not None:
+            app_user = ensure_user(run_as, str(cache_dir))
+            # The scratch copy becomes the user's; its HOME and TMPDIR are its own folder, as for `web`.
+            for folder in (Path(scratch), *Path(scratch).rglob("*")):
+                os.lchown(folder, app_user.uid, app_user.gid)
+            env.update(HOME=app_user.home, USER=app_user.name, LOGNAME=app_user.name, TMPDIR=app_user.home)
+            user = (app_user.uid, app_user.gid)
         keep("system", f"running: {command}")
-        code = run_command(command, cwd=workdir, env=env, emit=keep)
+        code = run_command(command, cwd=workdir, env=env, emit=keep, user=user)
     return OneOff(command, code, round(time.monotonic() - started, 3), tuple(tail))

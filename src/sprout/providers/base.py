@@ -32,6 +32,8 @@ class InstanceSpec:
     secret_names: tuple[str, ...] = ()
     #: The files keying a shared dependency layer (`[app] install_inputs`); None: a venv per bundle.
     install_inputs: tuple[str, ...] | None = None
+    #: The unprivileged user the app runs as (created on demand by a root agent); None: the agent's user.
+    run_as: str | None = None
 
     def to_json(self) -> dict[str, object]:
         """A JSON-ready mapping (the instance's spec file)."""
@@ -39,6 +41,9 @@ class InstanceSpec:
         data["env_vars"] = dict(self.env_vars)
         data["secret_names"] = list(self.secret_names)
         data["install_inputs"] = None if self.install_inputs is None else list(self.install_inputs)
+        if self.run_as is None:
+            # Absent rather than null: specs of instances that run as the agent's user stay as they were.
+            del data["run_as"]
         return data
 
     @classmethod

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from urllib.parse import quote
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, make_url
@@ -35,15 +36,24 @@ def sqlite_url(env_dir: Path) -> str:
     return f"sqlite:///{(env_dir / 'database.sqlite3').resolve()}"
 
 
-def database_url(engine: str, url: str | None, env_dir: Path) -> str:
-    """The DATABASE_URL an environment's instances get for its `[resources.database]`."""
+def database_url(engine: str, url: str | None, env_dir: Path, password: str | None = None) -> str:
+    """The DATABASE_URL an environment's instances get for its `[resources.database]` (`password`: the
+    resolved value of its `password` secret, put into the URL's userinfo)."""
     if engine == "sqlite":
         return normalise_url(url) if url else sqlite_url(env_dir)
     if engine not in ENGINES:
         raise UserError(f"[resources.database] engine {engine!r} is unknown; use one of {', '.join(ENGINES)}")
     if not url:
         raise UserError(f"[resources.database] engine {engine!r} needs a url, e.g. {engine}://user@host/name")
-    return normalise_url(url)
+    return normalise_url(with_password(url, password) if password is not None else url)
+
+
+def with_password(url: str, password: str) -> str:
+    """`url` with `password` (percent-encoded) in its userinfo, after its user name if it has one."""
+    scheme, _, rest = url.partition("://")
+    authority, slash, path = rest.partition("/")
+    userinfo, _, host = authority.rpartition("@")
+    return f"{scheme}://{userinfo}:{quote(password, safe='')}@{host}{slash}{path}"
 
 
 def ensure_database(url: str) -> bool:

@@ -8,10 +8,27 @@ from typing import TYPE_CHECKING, Any
 from sprout.spec.source import MANIFEST_NAME, manifest_path
 
 if TYPE_CHECKING:
-    from sprout.spec.load import load_manifest, parse_manifest, resolve_secrets
+    from sprout.spec.load import (
+        DATABASE_PASSWORD,
+        SESSIONS_PASSWORD,
+        load_manifest,
+        parse_manifest,
+        resolve_secrets,
+        secret_keys,
+    )
     from sprout.spec.models import Manifest
 
-__all__ = ["MANIFEST_NAME", "Manifest", "load_manifest", "manifest_path", "parse_manifest", "resolve_secrets"]
+__all__ = [
+    "DATABASE_PASSWORD",
+    "MANIFEST_NAME",
+    "SESSIONS_PASSWORD",
+    "Manifest",
+    "load_manifest",
+    "manifest_path",
+    "parse_manifest",
+    "resolve_secrets",
+    "secret_keys",
+]
 
 #: Names that need the pydantic models, imported on first use: `sprout.spec.source` and `units`
 #: work without them (a CLI command that needs no validation starts faster).
@@ -20,6 +37,9 @@ _MODELS = {
     "load_manifest": "sprout.spec.load",
     "parse_manifest": "sprout.spec.load",
     "resolve_secrets": "sprout.spec.load",
+    "secret_keys": "sprout.spec.load",
+    "DATABASE_PASSWORD": "sprout.spec.load",
+    "SESSIONS_PASSWORD": "sprout.spec.load",
 }
 
 

@@ -14,10 +14,19 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from sprout.errors import ManifestError, UserError
-from sprout.spec.models import Manifest
+from sprout.spec.models import Manifest, SecretRef
 from sprout.spec.source import MANIFEST_NAME, manifest_path
 
-__all__ = ["MANIFEST_NAME", "load_manifest", "manifest_path", "parse_manifest", "resolve_secrets"]
+__all__ = [
+    "DATABASE_PASSWORD",
+    "MANIFEST_NAME",
+    "SESSIONS_PASSWORD",
+    "load_manifest",
+    "manifest_path",
+    "parse_manifest",
+    "resolve_secrets",
+    "secret_keys",
+]
 
 
 def load_manifest(path: Path, raw: bytes | None = None) -> Manifest:
@@ -150,23 +159,47 @@ def _model_in(annotation: Any) -> type[BaseModel] | None:
     return None
 
 
+#: The key of `[resources.database] password` among resolved secrets (never a valid variable name, so it
+#: cannot clash with `[secrets]`); it becomes part of DATABASE_URL, not a variable of its own.
+DATABASE_PASSWORD = "resources.database.password"
+#: The same for `[resources.sessions] password`, which becomes part of SESSION_STORE_URL.
+SESSIONS_PASSWORD = "resources.sessions.password"
+
+
+def secret_keys(manifest: Manifest) -> list[str]:
+    """The keys `resolve_secrets` gives values for: `[secrets]` names, then the resources' passwords' keys."""
+    return [key for key, _ in _refs(manifest)]
+
+
+def _refs(manifest: Manifest) -> list[tuple[str, SecretRef]]:
+    """Every secret reference of the manifest, by its key among resolved secrets."""
+    refs = list(manifest.secrets.items())
+    for key, ref in (
+        (DATABASE_PASSWORD, manifest.resources.database.password),
+        (SESSIONS_PASSWORD, manifest.resources.sessions.password),
+    ):
+        if ref is not None:
+            refs.append((key, ref))
+    return refs
+
+
 def resolve_secrets(
     manifest: Manifest, base_dir: Path, environ: Mapping[str, str] | None = None
 ) -> dict[str, str]:
-    """The secrets' values, read now from the environment or files; never persisted by Sprout."""
+    """The secrets' values (`[secrets]` and the resources' passwords), read now from the environment or
+    files; never persisted by Sprout."""
     environ = os.environ if environ is None else environ
     values: dict[str, str] = {}
-    for name, ref in manifest.secrets.items():
+    for key, ref in _refs(manifest):
+        where = key if key.startswith("resources.") else f"secrets.{key}"
         if ref.env is not None:
             if ref.env not in environ:
-                raise UserError(
-                    f"secrets.{name}: environment variable {ref.env} is not set (export it first)"
-                )
-            values[name] = environ[ref.env]
+                raise UserError(f"{where}: environment variable {ref.env} is not set (export it first)")
+            values[key] = environ[ref.env]
         elif ref.file is not None:
             path = (base_dir / ref.file).expanduser()
             try:
-                values[name] = path.read_text(encoding="utf-8").rstrip("\n")
+                values[key] = path.read_text(encoding="utf-8").rstrip("\n")
             except OSError as exc:
-                raise UserError(f"secrets.{name}: cannot read {path}: {exc.strerror}") from exc
+                raise UserError(f"{where}: cannot read {path}: {exc.strerror}") from exc
     return values

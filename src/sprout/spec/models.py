@@ -198,19 +198,61 @@ class DeploySection(Section):
     canary: CanaryAnalysis = Field(default_factory=CanaryAnalysis)
 
 
+class SecretRef(Section):
+    """Where a secret's value comes from; the value itself is never stored."""
+
+    env: str | None = Field(None, description="Read from this environment variable at deploy time.")
+    file: str | None = Field(None, description="Read from this file (relative to the manifest).")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Self:
+        if (self.env is None) == (self.file is None):
+            raise ValueError('give exactly one of "env" or "file"')
+        return self
+
+
 class SessionsResource(Section):
     """Where the app keeps sessions: `SESSION_STORE_URL`."""
 
     engine: Literal["sqlite", "memcached", "redis"] = "sqlite"
-    url: str | None = Field(None, description="An external store; default: Sprout manages one.")
+    url: str | None = Field(
+        None, description="An external store, without a password; default: Sprout manages one."
+    )
+    password: SecretRef | None = Field(
+        None,
+        description=(
+            'The password for `url` (e.g. Redis AUTH), as a secret reference: "env:VAR", "file:PATH" or '
+            "a table; Sprout adds it to SESSION_STORE_URL when an instance starts and never stores it."
+        ),
+    )
     memory: Size = Field(64 * 1024 * 1024, description="Memory per managed memcached node.")
+
+    @field_validator("password", mode="before")
+    @classmethod
+    def _password_shorthand(cls, value: object) -> object:
+        return secret_ref_shorthand(value, "password")
+
+    @field_validator("url")
+    @classmethod
+    def _no_literal_password(cls, value: str | None) -> str | None:
+        return refuse_literal_password(value, "resources.sessions", "SESSIONS_PASSWORD")
+
+    @model_validator(mode="after")
+    def _password_needs_url(self) -> Self:
+        if self.password is not None and self.url is None:
+            raise ValueError("password is set without a url; add the url it is the password of")
+        if self.password is not None and self.engine != "redis":
+            raise ValueError(f'password is set for engine "{self.engine}", which takes none; remove it')
+        return self
 
 
 class DatabaseResource(Section):
     """The app's database: `DATABASE_URL`."""
 
     engine: Literal["sqlite", "mysql", "postgres"] = "sqlite"
-    url: str | None = Field(None, description="External database URL (like an RDS endpoint).")
+    url: str | None = Field(
+        None, description="External database URL (like an RDS endpoint), without a password."
+    )
     pool_size: int = Field(
         15,
         ge=1,
@@ -219,10 +261,29 @@ class DatabaseResource(Section):
             "`plan` and `validate` warn when max instances x this can exceed the server's max_connections."
         ),
     )
+    password: SecretRef | None = Field(
+        None,
+        description=(
+            'The password for `url`, as a secret reference: "env:VAR", "file:PATH" or a table; '
+            "Sprout adds it to DATABASE_URL when an instance starts and never stores it."
+        ),
+    )
+
+    @field_validator("password", mode="before")
+    @classmethod
+    def _password_shorthand(cls, value: object) -> object:
+        return secret_ref_shorthand(value, "password")
+
+    @field_validator("url")
+    @classmethod
+    def _no_literal_password(cls, value: str | None) -> str | None:
+        return refuse_literal_password(value, "resources.database", "DB_PASSWORD")
 
     @model_validator(mode="after")
     def _url_matches_engine(self) -> Self:
         if self.url is None:
+            if self.password is not None:
+                raise ValueError("password is set without a url; add the url it is the password of")
             return self
         schemes = {
             "sqlite": ("sqlite",),
@@ -234,7 +295,43 @@ class DatabaseResource(Section):
             raise ValueError(
                 f'url "{self.url}" does not match engine "{self.engine}" (expected {schemes[0]}://…)'
             )
+        if self.password is not None and self.engine == "sqlite":
+            raise ValueError("password is set for a sqlite database, which has none; remove it")
+        if self.password is not None and "@" not in self.url.partition("://")[2].split("/", 1)[0]:
+            raise ValueError(
+                f'url "{self.url}" names no user for its password; write it as {scheme}://user@host/name'
+            )
         return self
+
+
+def refuse_literal_password(url: str | None, table: str, variable: str) -> str | None:
+    """`url` unchanged, unless it carries a password: then the error that says how to give it instead."""
+    if url is not None and _url_password(url):
+        raise ValueError(
+            "holds a literal password; remove it from the url and give it as a secret: "
+            f'password = "env:{variable}" (or "file:PATH") in [{table}]'
+        )
+    return url
+
+
+def _url_password(url: str) -> bool:
+    """Whether `url` carries a password in its userinfo (`scheme://user:password@host`)."""
+    _, sep, rest = url.partition("://")
+    if not sep:
+        return False
+    authority = rest.split("/", 1)[0]
+    userinfo, at, _ = authority.rpartition("@")
+    return bool(at) and ":" in userinfo
+
+
+def secret_ref_shorthand(value: object, name: str) -> object:
+    """`"env:VAR"` / `"file:PATH"` as the table form of a `SecretRef`; other values unchanged."""
+    if not isinstance(value, str):
+        return value
+    kind, _, target = value.partition(":")
+    if kind not in ("env", "file") or not target:
+        raise ValueError(f'secret "{name}": use "env:NAME", "file:PATH" or a table')
+    return {kind: target}
 
 
 class Resources(Section):
@@ -260,19 +357,6 @@ class RouterSection(Section):
         for host in repeated_hosts(value):
             raise ValueError(f'"{host}" is listed more than once; list each host name once')
         return value
-
-
-class SecretRef(Section):
-    """Where a secret's value comes from; the value itself is never stored."""
-
-    env: str | None = Field(None, description="Read from this environment variable at deploy time.")
-    file: str | None = Field(None, description="Read from this file (relative to the manifest).")
-
-    @model_validator(mode="after")
-    def _one_source(self) -> Self:
-        if (self.env is None) == (self.file is None):
-            raise ValueError('give exactly one of "env" or "file"')
-        return self
 
 
 class CostSection(Section):
@@ -330,16 +414,7 @@ class Manifest(Section):
     def _secret_shorthand(cls, value: object) -> object:
         if not isinstance(value, dict):
             return value
-        expanded: dict[str, object] = {}
-        for name, ref in value.items():
-            if isinstance(ref, str):
-                kind, _, target = ref.partition(":")
-                if kind not in ("env", "file") or not target:
-                    raise ValueError(f'secret "{name}": use "env:NAME", "file:PATH" or a table')
-                expanded[name] = {kind: target}
-            else:
-                expanded[name] = ref
-        return expanded
+        return {name: secret_ref_shorthand(ref, name) for name, ref in value.items()}
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Self:
@@ -353,6 +428,11 @@ class Manifest(Section):
     def hosts(self) -> list[str]:
         """The router host names of this app (default `<name>.localhost`)."""
         return self.router.hosts or [f"{self.app.name}.localhost"]
+
+    def secret_files(self) -> list[str]:
+        """The files `file:` secrets name (relative to the manifest), which never enter a bundle."""
+        refs = [*self.secrets.values(), self.resources.database.password, self.resources.sessions.password]
+        return sorted({ref.file for ref in refs if ref is not None and ref.file is not None})
 
     def digest(self) -> str:
         """A stable sha256 of the manifest's meaning (same settings, same hash)."""

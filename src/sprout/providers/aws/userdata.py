@@ -58,6 +58,16 @@ def boot_config(ctx: RenderContext, data: DataRefs) -> BootConfig:
     manifest = ctx.manifest
     env_vars = {name: _literal(value) for name, value in manifest.env.items()}
     resources = manifest.resources
+    for table, resource, managed in (
+        ("database", resources.database, "RDS, with a managed secret"),
+        ("sessions", resources.sessions, "ElastiCache"),
+    ):
+        if resource.url and resource.password is not None:
+            # Refused, not half done: instances would get the url without its password.
+            raise UserError(
+                f"[resources.{table}] password: the aws provider does not carry an external url's password "
+                f"yet; leave out url and password (Sprout then creates it on {managed})"
+            )
     if resources.database.url:
         env_vars["DATABASE_URL"] = _literal(resources.database.url)
     if resources.sessions.url:

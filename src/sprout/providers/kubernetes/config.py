@@ -9,6 +9,7 @@ from kubernetes.client import V1ConfigMap, V1ObjectMeta
 
 from sprout.providers.base import InstanceSpec
 from sprout.providers.kubernetes.context import APP_PORT, CACHE_DIR, Colour, RenderContext
+from sprout.spec.models import Manifest
 
 #: The key of the spec template inside the ConfigMap (and its file name when mounted).
 SPEC_KEY = "spec.json"
@@ -20,10 +21,8 @@ def instance_spec(ctx: RenderContext) -> InstanceSpec:
     """The spec every pod of this rendering starts from; `instance_id` and `zone` are filled per pod."""
     manifest = ctx.manifest
     env_vars = dict(manifest.env)
-    if manifest.resources.database.url:
-        env_vars["DATABASE_URL"] = manifest.resources.database.url
-    if manifest.resources.sessions.url:
-        env_vars["SESSION_STORE_URL"] = manifest.resources.sessions.url
+    for name, url in resource_urls(manifest).items():
+        env_vars[name] = url
     return InstanceSpec(
         instance_id=PENDING,
         app=ctx.app,
@@ -44,8 +43,30 @@ def instance_spec(ctx: RenderContext) -> InstanceSpec:
         grace=manifest.deploy.drain,
         env_vars=env_vars,
         # Names only: the values come from the Secret through envFrom.
-        secret_names=tuple(sorted(manifest.secrets)),
+        secret_names=tuple(secret_names(manifest)),
     )
+
+
+def resource_urls(manifest: Manifest) -> dict[str, str]:
+    """DATABASE_URL and SESSION_STORE_URL from the resources' URLs, but not those with a password."""
+    return {name: url for name, url, secret in _resource_urls(manifest) if url and not secret}
+
+
+def secret_names(manifest: Manifest) -> list[str]:
+    """The names the pods read from the Secret: `[secrets]`, and each resource URL that has a password
+    (a URL with a password is a secret: the pods read it whole from the Secret, never the ConfigMap)."""
+    return sorted(
+        [*manifest.secrets, *(name for name, url, secret in _resource_urls(manifest) if url and secret)]
+    )
+
+
+def _resource_urls(manifest: Manifest) -> list[tuple[str, str | None, bool]]:
+    """(variable, url, whether it has a password) of the database and the session store."""
+    database, sessions = manifest.resources.database, manifest.resources.sessions
+    return [
+        ("DATABASE_URL", database.url, database.password is not None),
+        ("SESSION_STORE_URL", sessions.url, sessions.password is not None),
+    ]
 
 
 def spec_json(ctx: RenderContext) -> str:

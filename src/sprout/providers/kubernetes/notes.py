@@ -10,6 +10,7 @@ from sprout.providers.kubernetes.autoscaler import (
     P95_METRIC,
     REQUESTS_METRIC,
 )
+from sprout.providers.kubernetes.config import secret_names
 from sprout.providers.kubernetes.context import RenderContext
 
 
@@ -29,6 +30,11 @@ def notes(ctx: RenderContext) -> list[str]:
             f"resources.sessions: engine {resources.sessions.engine!r} without a url; Sprout does not run session "
             "stores on Kubernetes, so set [resources.sessions] url (SESSION_STORE_URL is left unset)"
         )
+    for table, name in (("database", "DATABASE_URL"), ("sessions", "SESSION_STORE_URL")):
+        if name in secret_names(manifest):
+            found.append(
+                f"resources.{table}.password: the Secret's {name} is the whole url with its password"
+            )
     if urlparse(ctx.store_url).scheme != "s3":
         found.append(
             f"artifact store {ctx.store_url!r} is a folder: pods can only fetch bundles from it if it is mounted "
@@ -86,8 +92,8 @@ def notes(ctx: RenderContext) -> list[str]:
             )
     if manifest.router.cache_static:
         found.append("router.cache_static: the edge cache is the ingress controller's job on Kubernetes")
-    if manifest.secrets:
-        names = ", ".join(sorted(manifest.secrets))
+    if secret_names(manifest):
+        names = ", ".join(secret_names(manifest))
         found.append(
             f"secrets: create Secret {ctx.secret!r} in namespace {ctx.namespace!r} with keys {names}"
         )

@@ -32,7 +32,7 @@ from kubernetes.client import (
     V1VolumeMount,
 )
 
-from sprout.providers.kubernetes.config import SPEC_KEY, spec_digest
+from sprout.providers.kubernetes.config import SPEC_KEY, secret_names, spec_digest
 from sprout.providers.kubernetes.context import (
     APP_PORT,
     CACHE_DIR,
@@ -156,7 +156,7 @@ def app_container(ctx: RenderContext) -> V1Container:
     """The agent: bootstraps the bundle and runs `web` on :8080, exactly as on a machine."""
     readiness, liveness, startup = probes(ctx)
     env_from = None
-    if ctx.manifest.secrets:
+    if secret_names(ctx.manifest):
         # optional: false: a missing Secret keeps the pod from starting instead of running without it.
         env_from = [V1EnvFromSource(secret_ref=V1SecretEnvSource(name=ctx.secret, optional=False))]
     return V1Container(
