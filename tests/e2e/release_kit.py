@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import subprocess
 import sys
@@ -196,8 +197,12 @@ def cli(sprout: Sprout, *args: str) -> subprocess.Popen[str]:
 
 
 def expected_processes(sprout: Sprout, status: dict[str, object]) -> set[int]:
-    """The pids `sprout status --json` accounts for: daemon, router, each instance's agent and its app."""
-    pids = {int(status["daemon"]["pid"]), int(status["router"]["pid"])}  # type: ignore[index]
+    """The pids `sprout status --json` accounts for: daemon, router (its supervisor and worker), each
+    instance's agent and its app."""
+    router = int(status["router"]["pid"])  # type: ignore[index]
+    pids = {int(status["daemon"]["pid"]), router}  # type: ignore[index]
+    with contextlib.suppress(psutil.NoSuchProcess):
+        pids.update(p.pid for p in psutil.Process(router).children(recursive=True))
     for env in status["environments"]:  # type: ignore[attr-defined]
         for instance in env["instances"]:
             if instance["pid"]:
