@@ -7,8 +7,10 @@ declares.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -89,10 +91,16 @@ def test_up_uploads_the_bundle_and_shows_the_plan_before_asking(aws: str, app: P
     result = sprout("aws", "up", str(app), "--env", "prod", stdin="n\n")
     assert result.returncode != 0  # declined at the prompt
     assert "created bucket sprout-123456789012-eu-central-1" in result.stdout
-    assert "stack sprout-hello-prod: create, 37 change(s)" in result.stdout
+    assert "stack sprout-hello-prod: create, 40 change(s)" in result.stdout
     assert "apply these changes?" in result.stdout
     objects = client("s3").list_objects_v2(Bucket="sprout-123456789012-eu-central-1")["Contents"]  # type: ignore[attr-defined]
-    assert len(objects) == 1 and objects[0]["Key"].startswith("hello/bundles/")
+    keys = sorted(o["Key"] for o in objects)
+    # The bundle, and the running Sprout as a wheel and a wheelhouse, each under its own sha256.
+    assert [k.split("/")[1] for k in keys] == ["bundles", "sprout", "sprout"]
+    wheel = next(k for k in keys if k.endswith(".whl"))
+    assert re.fullmatch(r"hello/sprout/[0-9a-f]{64}/sprout_deploy-[0-9.]+-py3-none-any\.whl", wheel)
+    body = client("s3").get_object(Bucket="sprout-123456789012-eu-central-1", Key=wheel)["Body"].read()  # type: ignore[attr-defined]
+    assert hashlib.sha256(body).hexdigest() == wheel.split("/")[2]
 
 
 def test_deploy_without_a_stack_says_to_run_up_first(aws: str, app: Path) -> None:

@@ -16,13 +16,14 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from sprout import __version__
-from sprout.errors import UserError
+from sprout.errors import ServiceError, UserError
 from sprout.spec import Manifest, load_manifest, manifest_path
 
 if TYPE_CHECKING:
     from sprout.bundle import S3Store
     from sprout.providers.aws.deploy import Deployer
     from sprout.providers.aws.deploystate import DeployState
+    from sprout.providers.aws.wheels import Runtime
 
 aws = typer.Typer(
     name="aws",
@@ -103,11 +104,48 @@ def _store_secrets(target: Target) -> None:
     typer.echo(f"secrets {', '.join(sorted(target.manifest.secrets))} stored in Secrets Manager as {name}")
 
 
+def _runtime(target: Target | None, out: Path) -> Runtime:
+    """Build the running Sprout's wheel and wheelhouse; with a target, store them next to its bundles."""
+    from sprout.providers.aws.wheels import build_runtime
+
+    runtime, files = build_runtime(out)
+    if target is None:
+        return runtime
+    s3 = target.client("s3")
+    for key, path in files.items():
+        full = f"{target.manifest.app.name}/{key}"
+        try:
+            s3.head_object(Bucket=target.bucket, Key=full)
+            continue
+        except Exception as exc:
+            from sprout.providers.aws.clients import error_code
+
+            if error_code(exc) not in ("404", "NoSuchKey", "NotFound"):
+                raise _aws_error(
+                    f"s3://{target.bucket}/{full}", exc, "check the bucket's permissions"
+                ) from exc
+        s3.upload_file(str(path), target.bucket, full)
+    typer.echo(
+        f"sprout {runtime.wheel_sha256[:12]} (wheelhouse {runtime.wheelhouse_sha256[:12]}) "
+        f"in s3://{target.bucket}/{target.manifest.app.name}/sprout/"
+    )
+    return runtime
+
+
+def _aws_error(resource: str, exc: BaseException, step: str) -> ServiceError:
+    """An AWS failure as one line: the resource, AWS's own words, the next step."""
+    from sprout.providers.aws.clients import error_code
+
+    code = error_code(exc)
+    message = str(getattr(exc, "response", {}).get("Error", {}).get("Message", "")) if code else str(exc)
+    return ServiceError(f"{resource}: {code + ': ' if code else ''}{message}; {step}")
+
+
 def _echo(line: str) -> None:
     typer.echo(line)
 
 
-def _render(target: Target, sha256: str) -> dict[str, object]:
+def _render(target: Target, sha256: str, runtime: Runtime) -> dict[str, object]:
     """The template; for a live stack, with its live colour and bundle so `up` never changes the code."""
     from sprout.providers.aws.context import Colour
     from sprout.providers.aws.fleetapi import AwsFleet
@@ -132,7 +170,7 @@ def _render(target: Target, sha256: str) -> dict[str, object]:
         )
         live = fleet.live()
         sha256 = fleet.bundle_of(live) or sha256
-    return render_template(target.manifest, target.env, sha256, target.bucket, __version__, live)
+    return render_template(target.manifest, target.env, sha256, target.bucket, __version__, runtime, live)
 
 
 @aws.command("render")
@@ -149,7 +187,8 @@ def render(
     target = Target(app_dir.resolve(), load_manifest(manifest_path(app_dir)), env, region or "", bucket)
     with tempfile.TemporaryDirectory() as tmp:
         _, sha256 = _pack(target, Path(tmp))
-    text = template_json(render_template(target.manifest, env, sha256, bucket, __version__))
+        runtime = _runtime(None, Path(tmp) / "sprout")
+    text = template_json(render_template(target.manifest, env, sha256, bucket, __version__, runtime))
     if out is None:
         typer.echo(text)
     else:
@@ -165,8 +204,12 @@ def plan(
     from sprout.providers.aws.stack import Stack
 
     target = _target(app_dir, env, bucket, region)
+    from sprout.providers.aws.local import check_no_local_addresses
+
+    check_no_local_addresses(target.manifest)
     with tempfile.TemporaryDirectory() as tmp:
         _, sha256 = _pack(target, Path(tmp))
+        runtime = _runtime(None, Path(tmp) / "sprout")
     stack = Stack(
         target.client("cloudformation"),
         target.client("s3"),
@@ -174,7 +217,7 @@ def plan(
         target.bucket,
         target.manifest.app.name,
     )
-    typer.echo(stack.plan(_render(target, sha256)).describe())
+    typer.echo(stack.plan(_render(target, sha256, runtime)).describe())
 
 
 @aws.command("up")
@@ -189,12 +232,16 @@ def up(
     from sprout.providers.aws.stack import Stack, ensure_bucket
 
     target = _target(app_dir, env, bucket, region)
+    from sprout.providers.aws.local import check_no_local_addresses
+
+    check_no_local_addresses(target.manifest)
     if ensure_bucket(target.client("s3"), target.bucket, target.region):
         typer.echo(f"created bucket {target.bucket}")
     _store_secrets(target)
     with tempfile.TemporaryDirectory() as tmp:
         path, sha256 = _pack(target, Path(tmp))
         _store(target).put(path)
+        runtime = _runtime(target, Path(tmp) / "sprout")
     typer.echo(f"bundle {sha256[:12]} in s3://{target.bucket}/{target.manifest.app.name}/bundles/")
     stack = Stack(
         target.client("cloudformation"),
@@ -203,7 +250,7 @@ def up(
         target.bucket,
         target.manifest.app.name,
     )
-    planned = stack.plan(_render(target, sha256))
+    planned = stack.plan(_render(target, sha256, runtime))
     typer.echo(planned.describe())
     if not planned.changes:
         return
@@ -302,7 +349,12 @@ def deploy(
 ) -> None:
     """Blue/green (or canary) deploy of the app folder to the idle colour, then shift the listener."""
     target = _target(app_dir, env, bucket, region)
+    from sprout.providers.aws.local import check_no_local_addresses
+
+    check_no_local_addresses(target.manifest)
     deployer = _deployer(target)
+    with tempfile.TemporaryDirectory() as tmp:
+        deployer.runtime = _runtime(target, Path(tmp))
     if resume:
         state = deployer.states.load()
         if state is None:
@@ -360,13 +412,27 @@ def boot(
         Path("/etc/sprout/boot.json"), "--config", help="The boot config user data wrote."
     ),
     sha256: str = typer.Option(..., "--bundle-sha256", help="The bundle this instance runs."),
+    state_dir: Path | None = typer.Option(None, "--state-dir", help="Where the agent keeps its files."),
+    store: str | None = typer.Option(None, "--store", help="Fetch the bundle here (user data put it there)."),
+    host: str | None = typer.Option(None, "--host", help="The app's listen address."),
+    port: int | None = typer.Option(None, "--port", help="The app's port (the target groups')."),
 ) -> None:
     """Run on an EC2 instance at start (user data): identity from IMDS, secrets, logs, then the agent."""
+    from dataclasses import replace
+
     from sprout.providers.aws.boot import boot as run_boot
     from sprout.providers.aws.bootconfig import BootConfig
     from sprout.providers.aws.imds import identity
 
-    raise typer.Exit(run_boot(BootConfig.load(config), sha256, identity(), os.environ))
+    loaded = BootConfig.load(config)
+    loaded = replace(
+        loaded,
+        state_dir=str(state_dir) if state_dir else loaded.state_dir,
+        store_url=store or loaded.store_url,
+        host=host or loaded.host,
+        port=port or loaded.port,
+    )
+    raise typer.Exit(run_boot(loaded, sha256, identity(), os.environ))
 
 
 def register(app: typer.Typer) -> None:

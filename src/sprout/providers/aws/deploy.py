@@ -24,9 +24,13 @@ from sprout.providers.aws.canary import window
 from sprout.providers.aws.context import Colour, other
 from sprout.providers.aws.deploystate import DeployState, S3StateStore
 from sprout.providers.aws.fleetapi import AwsFleet, Size
+from sprout.providers.aws.wheels import Runtime
 from sprout.spec import Manifest
 from sprout.spec.models import CanaryAnalysis
 
+#: The default health timeout on AWS: an instance boots (Python, Sprout, the app's install) before the
+#: load balancer's health checks count, so one machine's 2 minutes would fail healthy deploys.
+AWS_HEALTH_TIMEOUT = 900.0
 #: A canary step with too little traffic to judge waits this many intervals, then moves on (noted).
 CANARY_PATIENCE = 3
 
@@ -42,9 +46,10 @@ class Timing:
 
     @classmethod
     def of(cls, manifest: Manifest) -> Timing:
-        """The timing of a manifest."""
+        """The timing of a manifest; an unset health timeout is AWS-sized (a boot takes minutes)."""
         d = manifest.deploy
-        return cls(d.drain, d.rollback_window, d.health_timeout, d.canary)
+        health = d.health_timeout if "health_timeout" in d.model_fields_set else AWS_HEALTH_TIMEOUT
+        return cls(d.drain, d.rollback_window, health, d.canary)
 
 
 class Deployer:
@@ -58,6 +63,7 @@ class Deployer:
         timing: Timing,
         cloudwatch: Any = None,
         clock: Callable[[], float] = time.time,
+        runtime: Runtime | None = None,
     ) -> None:
         self.fleet = fleet
         self.states = states
@@ -65,6 +71,7 @@ class Deployer:
         self.timing = timing
         self.cloudwatch = cloudwatch
         self.clock = clock
+        self.runtime = runtime
 
     def _save(self, state: DeployState) -> DeployState:
         self.states.save(state)
@@ -135,7 +142,7 @@ class Deployer:
         return s.moved("launch", now, f"bundle {s.sha256[:12]} is in {self.artifacts.url}")
 
     def _step_launch(self, s: DeployState, now: float) -> DeployState:
-        version = self.fleet.launch_version(s.target, s.sha256)
+        version = self.fleet.launch_version(s.target, s.sha256, self.runtime)
         return s.moved(
             "scale_up", now, f"{s.target}: launch template version {version}", launch_version=version
         )

@@ -10,6 +10,7 @@ from sprout.errors import ServiceError
 from sprout.providers.aws.context import COLOURS, Colour
 from sprout.providers.aws.refs import StackRefs
 from sprout.providers.aws.userdata import BUNDLE_LINE, with_bundle
+from sprout.providers.aws.wheels import Runtime
 
 
 @dataclass(frozen=True)
@@ -104,8 +105,8 @@ class AwsFleet:
             DesiredCapacity=size.desired,
         )
 
-    def launch_version(self, colour: Colour, sha256: str) -> int:
-        """A new launch template version booting bundle `sha256`, now used by the colour's group."""
+    def launch_version(self, colour: Colour, sha256: str, runtime: Runtime | None = None) -> int:
+        """A new launch template version booting bundle `sha256` (on `runtime`), now used by the colour's group."""
         template_id = self.refs.launch_templates[colour]
         latest = self.ec2.describe_launch_template_versions(
             LaunchTemplateId=template_id, Versions=["$Latest"]
@@ -116,7 +117,9 @@ class AwsFleet:
             LaunchTemplateId=template_id,
             SourceVersion=str(latest["LaunchTemplateVersions"][0]["VersionNumber"]),
             VersionDescription=f"sprout bundle {sha256[:12]}",
-            LaunchTemplateData={"UserData": base64.b64encode(with_bundle(script, sha256).encode()).decode()},
+            LaunchTemplateData={
+                "UserData": base64.b64encode(with_bundle(script, sha256, runtime).encode()).decode()
+            },
         )
         version = int(created["LaunchTemplateVersion"]["VersionNumber"])
         self.autoscaling.update_auto_scaling_group(
