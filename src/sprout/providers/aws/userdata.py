@@ -49,7 +49,9 @@ STATE="$ROOT/var/lib/sprout"
 BOOT_LOG="$ROOT/var/log/sprout-boot.log"
 EMPTY_SHA256=e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855
 mkdir -p "$(dirname "$BOOT_LOG")"
+exec 3>&1
 exec > >(tee -a "$BOOT_LOG") 2>&1
+TEE_PID=$!
 echo "sprout boot: <<app>>/<<env>> <<colour>>, bundle ${BUNDLE_SHA256:0:12}, sprout ${SPROUT_WHEEL_SHA256:0:12}"
 
 TOKEN=$(curl -sS --fail -X PUT -H "X-aws-ec2-metadata-token-ttl-seconds: 21600" "$IMDS/latest/api/token")
@@ -93,6 +95,9 @@ on_exit() {
     echo "sprout boot: failed with status $status"
     signal FAILURE
   fi
+  # Stop writing through tee and let it finish, so the boot log holds every line before it ships.
+  exec >&3 2>&3
+  wait "$TEE_PID" 2>/dev/null || true
   ship_boot_log
 }
 trap on_exit EXIT
