@@ -21,8 +21,10 @@ import zipfile
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 from sprout.errors import UserError
+from sprout.providers.aws.clients import error_code, reported
 
 DISTRIBUTION = "sprout-deploy"
 #: Every file in a built zip gets this timestamp, so equal content zips to equal bytes.
@@ -209,3 +211,17 @@ def build_runtime(out: Path) -> tuple[Runtime, dict[str, Path]]:
     (out / name).write_bytes(wheel)
     (out / "wheelhouse.tar").write_bytes(house)
     return runtime, {runtime.wheel_key: out / name, runtime.wheelhouse_key: out / "wheelhouse.tar"}
+
+
+def upload(s3: Any, bucket: str, prefix: str, files: dict[str, Path]) -> None:
+    """Store the runtime's files under `prefix`, skipping those already there (their keys hold their hash)."""
+    for key, path in files.items():
+        full = f"{prefix}/{key}"
+        with reported(f"s3://{bucket}/{full}", "check the bucket's permissions and run the command again"):
+            try:
+                s3.head_object(Bucket=bucket, Key=full)
+                continue
+            except Exception as exc:
+                if error_code(exc) not in ("404", "NoSuchKey", "NotFound"):
+                    raise
+            s3.upload_file(str(path), bucket, full)
