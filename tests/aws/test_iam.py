@@ -18,6 +18,8 @@ ALLOWED = {
         ]
     ],
     "cloudformation:SignalResource": [[{"Ref": "AWS::StackId"}]],
+    # The one-off release instance reports its result there.
+    "s3:PutObject": [[{"Fn::Sub": f"arn:${{AWS::Partition}}:s3:::{BUCKET}/{{app}}/releases/prod/*"}]],
     "logs:CreateLogStream": [[{"Fn::GetAtt": ["LogGroup", "Arn"]}]],
     "logs:PutLogEvents": [[{"Fn::GetAtt": ["LogGroup", "Arn"]}]],
     "secretsmanager:GetSecretValue": [

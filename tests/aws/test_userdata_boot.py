@@ -10,14 +10,17 @@ Sprout needs comes out of the verified wheelhouse.
 
 from __future__ import annotations
 
+import base64
 import getpass
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -33,7 +36,7 @@ from sprout.providers.aws.wheels import Runtime, build_runtime
 from sprout.spec import load_manifest
 
 from .conftest import REGION, SIGNALS, client
-from .fleet_setup import BUCKET, packed
+from .fleet_setup import BUCKET, build_fleet, deployer, packed
 from .helpers import ROOT
 
 INSTANCE = "i-0123456789abcdef0"
@@ -186,23 +189,29 @@ def boot(aws: str, imds: str, tmp_path: Path) -> Iterator[Boot]:
     )
     root = tmp_path / "root"
     port = free_port()
+    env = boot_env(aws, imds, root, port)
+    try:
+        yield Boot(script, env, root, port, sha, runtime)
+    finally:
+        stop_agent(root)
+
+
+def boot_env(moto: str, imds: str, root: Path, port: int) -> dict[str, str]:
+    """The environment that moves the user data under `root`, to loopback endpoints, with no package index."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "VIRTUAL_ENV", "PYTHON"))}
     env.update(
         PATH=f"{Path(__file__).parent / 'bin'}:{env['PATH']}",
         PIP_NO_INDEX="1",
         SPROUT_ROOT=str(root),
         AWS_EC2_METADATA_SERVICE_ENDPOINT=imds,
-        SPROUT_S3_URL=f"{aws}/{BUCKET}",
-        SPROUT_LOGS_URL=aws,
-        SPROUT_CFN_URL=aws,
+        SPROUT_S3_URL=f"{moto}/{BUCKET}",
+        SPROUT_LOGS_URL=moto,
+        SPROUT_CFN_URL=moto,
         SPROUT_USER=getpass.getuser(),
         SPROUT_APP_HOST="127.0.0.1",
         SPROUT_APP_PORT=str(port),
     )
-    try:
-        yield Boot(script, env, root, port, sha, runtime)
-    finally:
-        stop_agent(root)
+    return env
 
 
 def boot_log(stream: str) -> list[str]:
@@ -254,3 +263,71 @@ def test_a_wheel_that_does_not_match_its_sha256_stops_the_boot_and_signals_failu
     assert SIGNALS == [(STACK_ID, "BlueGroup", INSTANCE, "FAILURE")]
     lines = boot_log(f"{INSTANCE}/boot")
     assert refusal in lines and "sprout boot: failed with status 1" in lines
+
+
+@pytest.mark.slow
+def test_a_deploy_runs_the_release_command_once_on_a_one_off_instance(
+    aws: str, imds: str, tmp_path: Path
+) -> None:
+    app = tmp_path / "hello"
+    shutil.copytree(ROOT / "examples" / "hello", app)
+    text = (app / "sprout.toml").read_text()
+    release = "python -c \"print('migrated', 6 * 7)\""
+    (app / "sprout.toml").write_text(
+        text.replace("[health]", f"release = {json.dumps(release)}\n\n[health]", 1)
+    )
+    manifest = load_manifest(app / "sprout.toml")
+    assert manifest.app.release == release
+    refs = build_fleet(manifest, "1" * 64)
+    runtime, files = build_runtime(tmp_path / "runtime")
+    for key, path in files.items():
+        client("s3").upload_file(str(path), BUCKET, f"hello/{key}")  # type: ignore[attr-defined]
+    client("logs").create_log_group(logGroupName=GROUP)  # type: ignore[attr-defined]
+    deploying = deployer(manifest, refs, time.time)
+    deploying.runtime, deploying.release_command = runtime, manifest.app.release
+    bundle, sha = packed(app, tmp_path / "out")
+
+    state = deploying.start("hello", "prod", sha, "bluegreen", bundle)
+    while state.step != "wait_release":
+        state = deploying.advance(state)
+    ec2 = client("ec2")
+    instance = state.release_instance
+    encoded = ec2.describe_instance_attribute(InstanceId=instance, Attribute="userData")["UserData"]["Value"]  # type: ignore[attr-defined]
+    script = re.sub(
+        r"\$\{([A-Za-z0-9:.]+)\}",
+        lambda m: {
+            "AWS::Region": REGION,
+            "AWS::URLSuffix": "amazonaws.com",
+            "AWS::StackId": STACK_ID,
+            "LogGroup": GROUP,
+        }[m.group(1)],
+        base64.b64decode(encoded).decode(),
+    ).replace("${!", "${")
+    assert f"SPROUT_RELEASE=releases/prod/{state.id}.json" in script.splitlines()
+    assert deploying.advance(state).step == "wait_release"  # no result yet: the deploy waits
+
+    # The instance boots in release mode: the command runs once, its result lands in S3; no agent starts.
+    (tmp_path / "release.sh").write_text(script)
+    ran = subprocess.run(
+        ["bash", str(tmp_path / "release.sh")],
+        env=boot_env(aws, imds, tmp_path / "root", free_port()),
+        capture_output=True,
+        text=True,
+        timeout=280,
+        start_new_session=True,
+    )
+    assert ran.returncode == 0, (ran.stdout + ran.stderr)[-4000:]
+    assert "release stdout: migrated 42" in ran.stdout
+    assert not (tmp_path / "root" / "agent.pid").exists()
+    assert SIGNALS == []  # a release instance is no member of a group CloudFormation waits for
+
+    state = deploying.advance(state)
+    assert state.step == "scale_up", state.events
+    assert re.fullmatch(
+        rf"\d\d:\d\d:\d\d release `{re.escape(release)}` exited 0 in [0-9.]+s; {instance} terminated",
+        state.events[-1],
+    )
+    described = ec2.describe_instances(InstanceIds=[instance])["Reservations"][0]["Instances"][0]  # type: ignore[attr-defined]
+    assert described["State"]["Name"] in ("shutting-down", "terminated")
+    releases = ec2.describe_instances(Filters=[{"Name": "tag:sprout:role", "Values": ["release"]}])  # type: ignore[attr-defined]
+    assert sum(len(r["Instances"]) for r in releases["Reservations"]) == 1

@@ -309,6 +309,7 @@ def _deployer(target: Target) -> Deployer:
         _store(target),
         Timing.of(target.manifest),
         cloudwatch=target.client("cloudwatch"),
+        release_command=target.manifest.app.release,
     )
 
 
@@ -416,6 +417,28 @@ def boot(
         port=port or loaded.port,
     )
     raise typer.Exit(run_boot(loaded, sha256, identity(), os.environ))
+
+
+@aws.command("release")
+def release(
+    config: Path = typer.Option(
+        Path("/etc/sprout/boot.json"), "--config", help="The boot config user data wrote."
+    ),
+    sha256: str = typer.Option(..., "--bundle-sha256", help="The bundle whose release command runs."),
+    state_dir: Path = typer.Option(Path("/var/lib/sprout"), "--state-dir", help="Where the cache lives."),
+    store: str | None = typer.Option(None, "--store", help="Fetch the bundle here (user data put it there)."),
+    result: str = typer.Option(..., "--result", help="s3:// URL for the result (exit code, output tail)."),
+) -> None:
+    """Run on a deploy's one-off release instance (user data): the release command, once; store its result."""
+    from dataclasses import replace
+
+    from sprout.providers.aws.bootconfig import BootConfig
+    from sprout.providers.aws.imds import identity
+    from sprout.providers.aws.release import run_release
+
+    loaded = BootConfig.load(config)
+    loaded = replace(loaded, state_dir=str(state_dir), store_url=store or loaded.store_url)
+    raise typer.Exit(run_release(loaded, sha256, identity(), os.environ, result))
 
 
 def register(app: typer.Typer) -> None:

@@ -30,6 +30,16 @@ def add_instance_role(
             "Resource": artifact_arns(ctx),
         },
         {
+            "Sid": "WriteReleaseResults",
+            "Effect": "Allow",
+            "Action": ["s3:PutObject"],
+            "Resource": [
+                Sub(
+                    f"arn:${{AWS::Partition}}:s3:::{ctx.bundle_bucket}/{ctx.bundle_prefix}/releases/{ctx.env}/*"
+                )
+            ],
+        },
+        {
             "Sid": "SignalBoot",
             "Effect": "Allow",
             "Action": ["cloudformation:SignalResource"],

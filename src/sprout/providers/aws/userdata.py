@@ -35,6 +35,8 @@ SPROUT_WHEEL=<<wheel_key>>
 SPROUT_WHEEL_SHA256=<<wheel_sha256>>
 SPROUT_WHEELHOUSE=<<wheelhouse_key>>
 SPROUT_WHEELHOUSE_SHA256=<<wheelhouse_sha256>>
+SPROUT_MODE=serve
+SPROUT_RELEASE=
 ROOT="${SPROUT_ROOT:-}"
 REGION=<<region>>
 IMDS="${AWS_EC2_METADATA_SERVICE_ENDPOINT:-http://169.254.169.254}"
@@ -84,6 +86,7 @@ print(json.dumps({"logGroupName": sys.argv[2], "logStreamName": sys.argv[3],
     "$BOOT_LOG" "<<log_group>>" "$stream")" || echo "sprout boot: the boot log did not reach CloudWatch Logs"
 }
 signal() {
+  [ "$SPROUT_MODE" = serve ] || return 0
   aws_curl cloudformation -X POST "$CFN_URL/" -o /dev/null --data-urlencode Action=SignalResource \\
     --data-urlencode Version=2010-05-15 --data-urlencode "StackName=<<stack_id>>" \\
     --data-urlencode "LogicalResourceId=<<group>>" --data-urlencode "UniqueId=$INSTANCE_ID" \\
@@ -127,6 +130,12 @@ chown -R "$RUN_AS" "$STATE"
 cat > "$ROOT/etc/sprout/boot.json" <<'SPROUT_BOOT_JSON'
 <<boot_json>>
 SPROUT_BOOT_JSON
+# A deploy's one-off release instance runs the release command once, stores its result and is terminated.
+if [ "$SPROUT_MODE" = release ]; then
+  "$ROOT/opt/sprout/bin/sprout" aws release --config "$ROOT/etc/sprout/boot.json" --bundle-sha256 "$BUNDLE_SHA256" \
+    --state-dir "$STATE" --store "$STATE/store" --result "s3://<<bucket>>/<<prefix>>/$SPROUT_RELEASE"
+  exit 0
+fi
 cat > "$ROOT/etc/systemd/system/sprout.service" <<SPROUT_UNIT
 [Unit]
 Description=Sprout agent for <<app>>/<<env>>
@@ -194,6 +203,7 @@ def boot_config(ctx: RenderContext, data: DataRefs) -> BootConfig:
             if manifest.app.install_inputs is None
             else [_literal(p) for p in manifest.app.install_inputs]
         ),
+        release=_literal(manifest.app.release) if manifest.app.release else None,
     )
 
 
@@ -238,6 +248,12 @@ _RUNTIME_LINES = {
     "SPROUT_WHEELHOUSE": "wheelhouse_key",
     "SPROUT_WHEELHOUSE_SHA256": "wheelhouse_sha256",
 }
+
+
+def for_release(resolved_script: str, result_key: str) -> str:
+    """The user data of a one-off release instance: run the release command, store its result at `result_key`."""
+    updated = re.sub(r"^SPROUT_MODE=\S*$", "SPROUT_MODE=release", resolved_script, count=1, flags=re.M)
+    return re.sub(r"^SPROUT_RELEASE=\S*$", f"SPROUT_RELEASE={result_key}", updated, count=1, flags=re.M)
 
 
 def with_bundle(resolved_script: str, sha256: str, runtime: Runtime | None = None) -> str:
