@@ -38,6 +38,7 @@ from sprout.spec import load_manifest
 from .conftest import REGION, SIGNALS, client
 from .fleet_setup import BUCKET, build_fleet, deployer, packed
 from .helpers import ROOT
+from .test_deploy_moto import sizes, weights
 
 INSTANCE = "i-0123456789abcdef0"
 ZONE = f"{REGION}a"
@@ -266,13 +267,14 @@ def test_a_wheel_that_does_not_match_its_sha256_stops_the_boot_and_signals_failu
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("code", [0, 3])
 def test_a_deploy_runs_the_release_command_once_on_a_one_off_instance(
-    aws: str, imds: str, tmp_path: Path
+    aws: str, imds: str, tmp_path: Path, code: int
 ) -> None:
     app = tmp_path / "hello"
     shutil.copytree(ROOT / "examples" / "hello", app)
     text = (app / "sprout.toml").read_text()
-    release = "python -c \"print('migrated', 6 * 7)\""
+    release = f"python -c \"print('migrated', 6 * 7); raise SystemExit({code})\""
     (app / "sprout.toml").write_text(
         text.replace("[health]", f"release = {json.dumps(release)}\n\n[health]", 1)
     )
@@ -316,17 +318,23 @@ def test_a_deploy_runs_the_release_command_once_on_a_one_off_instance(
         timeout=280,
         start_new_session=True,
     )
-    assert ran.returncode == 0, (ran.stdout + ran.stderr)[-4000:]
+    assert ran.returncode == code, (ran.stdout + ran.stderr)[-4000:]
     assert "release stdout: migrated 42" in ran.stdout
     assert not (tmp_path / "root" / "agent.pid").exists()
     assert SIGNALS == []  # a release instance is no member of a group CloudFormation waits for
 
     state = deploying.advance(state)
-    assert state.step == "scale_up", state.events
-    assert re.fullmatch(
-        rf"\d\d:\d\d:\d\d release `{re.escape(release)}` exited 0 in [0-9.]+s; {instance} terminated",
-        state.events[-1],
-    )
+    if code == 0:
+        assert state.step == "scale_up", state.events
+        assert re.fullmatch(
+            rf"\d\d:\d\d:\d\d release `{re.escape(release)}` exited 0 in [0-9.]+s; {instance} terminated",
+            state.events[-1],
+        )
+    else:
+        # A failed release stops the deploy before any instance of the new colour runs or traffic moves.
+        assert (state.step, state.status) == ("finished", "failed")
+        assert state.reason == f"release `{release}` exited 3 on {instance}: migrated 42; weights unchanged"
+        assert weights(refs) == {"blue": 100, "green": 0} and sizes(refs)["green"] == (0, 4, 0)
     described = ec2.describe_instances(InstanceIds=[instance])["Reservations"][0]["Instances"][0]  # type: ignore[attr-defined]
     assert described["State"]["Name"] in ("shutting-down", "terminated")
     releases = ec2.describe_instances(Filters=[{"Name": "tag:sprout:role", "Values": ["release"]}])  # type: ignore[attr-defined]

@@ -176,7 +176,10 @@ class Deployer:
         self.fleet.terminate(s.release_instance)
         code, seconds = int(found["exit_code"]), float(found["seconds"])
         if code != 0:
-            tail = " | ".join(found.get("tail", [])[-5:])
+            # The command's own last lines; Sprout's bootstrap lines ("[sprout] …") say nothing about why.
+            tail = " | ".join(
+                [line for line in found.get("tail", []) if not line.startswith("[sprout]")][-5:]
+            )
             return self._fail(
                 s,
                 now,
