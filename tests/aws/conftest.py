@@ -129,3 +129,12 @@ def _moto_signal_resource() -> Iterator[None]:
         yield
     finally:
         del CloudFormationResponse.signal_resource  # type: ignore[attr-defined]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _moto_template_gaps() -> Iterator[None]:
+    """moto's CloudFormation creates Sprout's whole template (see moto_gaps for what is filled in)."""
+    from .moto_gaps import moto_template_support
+
+    with moto_template_support():
+        yield

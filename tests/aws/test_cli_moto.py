@@ -1,8 +1,8 @@
-"""`sprout aws deploy`, `rollback` and `up` as a user runs them, against moto.
+"""`sprout aws up`, `status`, `deploy`, `rollback` and `down --purge` as a user runs them, against moto.
 
-moto cannot execute the full template, so the fleet is built in moto directly (`fleet_setup`) and a
-small stack carries the outputs the commands discover it by — exactly the outputs `template.build`
-declares.
+One test runs them all on the whole rendered template (moto's gaps filled in by `moto_gaps`, never in
+the template); the others build the fleet in moto directly (`fleet_setup`) under a small stack that
+carries the outputs the commands discover it by — exactly the outputs `template.build` declares.
 """
 
 from __future__ import annotations
@@ -179,3 +179,46 @@ def test_an_aws_failure_is_one_line_naming_the_resource_and_the_next_step(aws: s
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
     assert result.stderr.startswith("error: stack sprout-hello-prod: ListenerNotFound: ")
     assert result.stderr.rstrip().endswith("; check the AWS credentials and region")
+
+
+@pytest.mark.slow
+def test_up_status_deploy_rollback_down_purge_on_the_whole_template(aws: str, app: Path) -> None:
+    up = sprout("aws", "up", str(app), "--env", "prod", "--yes")
+
+    assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-3000:]
+    assert "stack sprout-hello-prod: CREATE_COMPLETE" in up.stdout
+    cfn = client("cloudformation")
+    outputs = {
+        o["OutputKey"] for o in cfn.describe_stacks(StackName="sprout-hello-prod")["Stacks"][0]["Outputs"]
+    }  # type: ignore[attr-defined]
+    assert {"Url", "ListenerArn", "BlueGroup", "GreenGroup", "LogGroup"} <= outputs
+
+    status = sprout("aws", "status", str(app), "--env", "prod")
+    assert status.returncode == 0, status.stderr
+    lines = status.stdout.splitlines()
+    assert lines[0] == "stack sprout-hello-prod: CREATE_COMPLETE"
+    assert lines[2].startswith("  blue: weight 100, 2 running (min 2, max 4), bundle ")
+    assert lines[3].startswith("  green: weight 0, 0 running (min 0, max 4)")
+
+    deployed = sprout("aws", "deploy", str(app), "--env", "prod", "--no-wait-hold")
+    assert deployed.returncode == 0, deployed.stdout[-3000:] + deployed.stderr[-3000:]
+    assert "weights: green 100, blue 0" in deployed.stdout
+    rolled = sprout("aws", "rollback", str(app), "--env", "prod")
+    assert rolled.returncode == 0, rolled.stderr
+    assert "rolled back: weights blue 100, green 0" in rolled.stdout
+
+    down = sprout("aws", "down", str(app), "--env", "prod", "--purge", "--yes")
+    assert down.returncode == 0, down.stdout[-3000:] + down.stderr[-3000:]
+    assert "stack sprout-hello-prod: DELETE_COMPLETE" in down.stdout
+    assert re.search(
+        r"deleted access-log bucket sprout-hello-prod-accesslogbucket-\w+ \(0 object\(s\)\)", down.stdout
+    )
+    live = [
+        s
+        for s in cfn.list_stacks()["StackSummaries"]  # type: ignore[attr-defined]
+        if s["StackName"] == "sprout-hello-prod" and s["StackStatus"] != "DELETE_COMPLETE"
+    ]
+    assert live == []
+    s3 = client("s3")
+    assert s3.list_objects_v2(Bucket=BUCKET, Prefix="hello/").get("KeyCount") == 0  # type: ignore[attr-defined]
+    assert [b["Name"] for b in s3.list_buckets()["Buckets"]] == [BUCKET]  # type: ignore[attr-defined]

@@ -1,8 +1,7 @@
 """`sprout aws render` and `plan` (a CloudFormation change set on moto), and the stack's apply/delete loop.
 
-moto computes change sets for the whole template, but its CloudFormation cannot create every resource
-the real template holds (a listener with a weighted ForwardConfig fails inside moto), so apply and
-delete are exercised on a small template of resources moto does create.
+moto computes change sets for the whole template; apply and delete of the whole template run in
+test_cli_moto, here on a small template of resources moto creates as they are.
 """
 
 from __future__ import annotations

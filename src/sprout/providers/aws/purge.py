@@ -30,6 +30,16 @@ def empty(s3: Any, bucket: str, prefix: str = "") -> int:
     return deleted
 
 
+def _exists(s3: Any, bucket: str) -> bool:
+    try:
+        s3.head_bucket(Bucket=bucket)
+    except Exception as exc:
+        if error_code(exc) in ("404", "NoSuchBucket", "NotFound"):
+            return False
+        raise
+    return True
+
+
 def purge(
     s3: Any,
     secrets: Any,
@@ -41,7 +51,7 @@ def purge(
 ) -> None:
     """Remove the environment's objects, its access-log bucket and its secret."""
     report(f"purged {empty(s3, bucket, prefix + '/')} object(s) under s3://{bucket}/{prefix}/")
-    if log_bucket:
+    if log_bucket and _exists(s3, log_bucket):
         count = empty(s3, log_bucket)
         with reported(f"bucket {log_bucket}", "delete it by hand once empty"):
             try:

@@ -214,16 +214,19 @@ class Stack:
             return "DELETE_COMPLETE"
         for attempt in range(1, attempts + 1):
             seen = {e["EventId"] for e in self._events()}
-            self.cfn.delete_stack(StackName=self.name)
             try:
+                self.cfn.delete_stack(StackName=self.name)
                 return self._wait(report, seen, poll, sleep)
-            except ServiceError:
+            except Exception as exc:
+                if not isinstance(exc, ServiceError) and error_code(exc) != "DependencyViolation":
+                    raise
                 if attempt == attempts:
                     raise ServiceError(
                         f"stack {self.name}: still DELETE_FAILED after {attempts} attempts; remove what the "
                         "events above name by hand, then run `sprout aws down` again"
                     ) from None
-                report(f"stack {self.name}: deletion failed; retrying ({attempt + 1}/{attempts})")
+                report(f"stack {self.name}: deletion failed ({exc}); retrying ({attempt + 1}/{attempts})")
+                sleep(poll)
         return "DELETE_COMPLETE"
 
     def _events(self) -> list[dict[str, Any]]:
