@@ -32,6 +32,7 @@ import pytest
 from sprout import __version__
 from sprout.bundle import S3Store
 from sprout.providers.aws import render_template
+from sprout.providers.aws.logs import boot_tail
 from sprout.providers.aws.wheels import Runtime, build_runtime
 from sprout.spec import load_manifest
 
@@ -264,6 +265,11 @@ def test_a_wheel_that_does_not_match_its_sha256_stops_the_boot_and_signals_failu
     assert SIGNALS == [(STACK_ID, "BlueGroup", INSTANCE, "FAILURE")]
     lines = boot_log(f"{INSTANCE}/boot")
     assert refusal in lines and "sprout boot: failed with status 1" in lines
+    # What a failed `sprout aws up` quotes under its error line.
+    assert boot_tail(client("logs"), GROUP, 2) == [
+        f"{INSTANCE}/boot: {refusal}",
+        f"{INSTANCE}/boot: sprout boot: failed with status 1",
+    ]
 
 
 @pytest.mark.slow

@@ -16,7 +16,7 @@ import typer
 
 from sprout import __version__
 from sprout.cli.aws_instance_cmd import add_instance_commands
-from sprout.errors import UserError
+from sprout.errors import ServiceError, UserError
 from sprout.providers.aws.clients import reported
 from sprout.spec import Manifest, load_manifest, manifest_path
 
@@ -232,7 +232,14 @@ def up(
     if not yes and not typer.confirm("apply these changes?"):
         raise typer.Abort()
     with reported(f"stack {target.stack}", step):
-        status = stack.apply(planned, _echo)
+        try:
+            status = stack.apply(planned, _echo)
+        except ServiceError as exc:
+            from sprout.providers.aws.logs import boot_tail
+
+            # Most often no instance got healthy: its boot log says why.
+            tail = boot_tail(target.client("logs"), f"/sprout/{target.manifest.app.name}/{target.env}")
+            raise ServiceError("\n".join([str(exc), *tail])) from exc
     typer.echo(f"stack {target.stack}: {status}")
     for key, value in sorted(stack.outputs().items()):
         typer.echo(f"  {key}: {value}")
