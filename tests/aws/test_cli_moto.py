@@ -156,6 +156,7 @@ def test_status_deploy_rollback_then_down_purge_leaves_nothing(aws: str, app: Pa
     assert down.returncode == 0, down.stderr
     assert "stack sprout-hello-prod: DELETE_COMPLETE" in down.stdout
     assert f"deleted access-log bucket {log_bucket} (1 object(s))" in down.stdout
+    assert re.search(r"^change set sprout-\d{8}-\d{6}: deleted \(never executed\)$", down.stdout, re.M)
     live = [
         st
         for st in cfn.list_stacks()["StackSummaries"]  # type: ignore[attr-defined]
@@ -222,3 +223,6 @@ def test_up_status_deploy_rollback_down_purge_on_the_whole_template(aws: str, ap
     s3 = client("s3")
     assert s3.list_objects_v2(Bucket=BUCKET, Prefix="hello/").get("KeyCount") == 0  # type: ignore[attr-defined]
     assert [b["Name"] for b in s3.list_buckets()["Buckets"]] == [BUCKET]  # type: ignore[attr-defined]
+    # No change set is left to execute (moto keeps the executed one's record; AWS drops it with the stack).
+    sets = cfn.list_change_sets(StackName="sprout-hello-prod")["Summaries"]  # type: ignore[attr-defined]
+    assert [c["ExecutionStatus"] for c in sets] == ["EXECUTE_COMPLETE"]

@@ -212,6 +212,7 @@ class Stack:
         status = self.raw_status()
         if status in (None, "DELETE_COMPLETE"):
             return "DELETE_COMPLETE"
+        self._delete_pending_change_sets(report)
         for attempt in range(1, attempts + 1):
             seen = {e["EventId"] for e in self._events()}
             try:
@@ -228,6 +229,16 @@ class Stack:
                 report(f"stack {self.name}: deletion failed ({exc}); retrying ({attempt + 1}/{attempts})")
                 sleep(poll)
         return "DELETE_COMPLETE"
+
+    def _delete_pending_change_sets(self, report: Callable[[str], None]) -> None:
+        """Delete the change sets nobody executed (plans); CloudFormation drops executed ones itself."""
+        pages = self.cfn.get_paginator("list_change_sets").paginate(StackName=self.name)
+        for page in pages:
+            for summary in page.get("Summaries", []):
+                if summary.get("ExecutionStatus") == "EXECUTE_COMPLETE":
+                    continue
+                self.cfn.delete_change_set(StackName=self.name, ChangeSetName=summary["ChangeSetName"])
+                report(f"change set {summary['ChangeSetName']}: deleted (never executed)")
 
     def _events(self) -> list[dict[str, Any]]:
         try:
