@@ -38,6 +38,7 @@ def moto_endpoint() -> Iterator[str]:
 def aws(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> str:
     """Dummy credentials, AWS_ENDPOINT_URL at moto, an empty backend and a private SPROUT_HOME."""
     httpx.post(f"{moto_endpoint}/moto-api/reset").raise_for_status()
+    SIGNALS.clear()
     for name, value in {
         "AWS_ENDPOINT_URL": moto_endpoint,
         "AWS_ACCESS_KEY_ID": "testing",
@@ -96,3 +97,44 @@ def _moto_launch_template_versions() -> Iterator[None]:
         yield
     finally:
         LaunchTemplates.create_launch_template_version = original  # type: ignore[method-assign]
+
+
+#: The SignalResource calls moto received: (stack, logical id, unique id, status).
+SIGNALS: list[tuple[str, str, str, str]] = []
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _moto_signal_resource() -> Iterator[None]:
+    """Give moto's CloudFormation the SignalResource action it lacks, recording each signal.
+
+    Booting instances send it when their app is healthy (the stack's CreationPolicy waits for it);
+    moto 5 answers NotImplementedError, so the boot test could not see what an instance signalled.
+    """
+    from moto.cloudformation.responses import CloudFormationResponse
+    from moto.core.responses import EmptyResult
+
+    def signal_resource(self: Any) -> Any:
+        SIGNALS.append(
+            (
+                self._get_param("StackName"),
+                self._get_param("LogicalResourceId"),
+                self._get_param("UniqueId"),
+                self._get_param("Status"),
+            )
+        )
+        return EmptyResult()
+
+    CloudFormationResponse.signal_resource = signal_resource  # type: ignore[attr-defined]
+    try:
+        yield
+    finally:
+        del CloudFormationResponse.signal_resource  # type: ignore[attr-defined]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _moto_template_gaps() -> Iterator[None]:
+    """moto's CloudFormation creates Sprout's whole template (see moto_gaps for what is filled in)."""
+    from .moto_gaps import moto_template_support
+
+    with moto_template_support():
+        yield

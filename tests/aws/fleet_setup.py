@@ -19,6 +19,7 @@ from sprout.providers.aws.userdata import script
 from sprout.spec import Manifest
 
 from .conftest import REGION
+from .helpers import RUNTIME
 
 BUCKET = "sprout-123456789012-eu-central-1"
 
@@ -68,7 +69,7 @@ def build_fleet(manifest: Manifest, live_sha: str) -> StackRefs:
             }
         ],
     )["Listeners"][0]["ListenerArn"]
-    ctx = RenderContext(manifest, "prod", live_sha, BUCKET, "0.0.0-test")
+    ctx = RenderContext(manifest, "prod", live_sha, BUCKET, "0.0.0-test", RUNTIME)
     user_data = base64.b64encode(script(ctx, DataRefs()).encode()).decode()
     templates = {}
     groups = {}

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from sprout.providers.aws import render_template
+from sprout.providers.aws.wheels import Runtime
 from sprout.spec import Manifest, load_manifest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -15,6 +16,14 @@ GOLDEN = Path(__file__).parent / "golden"
 SHA = "5" * 64
 BUCKET = "sprout-123456789012-eu-central-1"
 VERSION = "0.0.0-test"
+#: A fixed Sprout wheel and wheelhouse, so renders (and the golden files) do not change with the code.
+RUNTIME = Runtime(
+    python="python3.11",
+    wheel_key=f"sprout/{'6' * 64}/sprout_deploy-0.0.0-py3-none-any.whl",
+    wheel_sha256="6" * 64,
+    wheelhouse_key=f"sprout/{'7' * 64}/wheelhouse.tar",
+    wheelhouse_sha256="7" * 64,
+)
 
 
 def app_dir(name: str) -> Path:
@@ -30,7 +39,7 @@ def manifest(name: str) -> Manifest:
 
 def render(name: str, **kwargs: Any) -> dict[str, Any]:
     """The template of an app with the fixed test inputs."""
-    return render_template(manifest(name), "prod", SHA, BUCKET, VERSION, **kwargs)
+    return render_template(manifest(name), "prod", SHA, BUCKET, VERSION, RUNTIME, **kwargs)
 
 
 def regenerate() -> bool:

@@ -11,7 +11,15 @@ from .helpers import BUCKET, render
 
 #: Per action, the resource lists it may be granted on (one alternative per statement).
 ALLOWED = {
-    "s3:GetObject": [[{"Fn::Sub": f"arn:${{AWS::Partition}}:s3:::{BUCKET}/{{app}}/bundles/*"}]],
+    "s3:GetObject": [
+        [
+            {"Fn::Sub": f"arn:${{AWS::Partition}}:s3:::{BUCKET}/{{app}}/bundles/*"},
+            {"Fn::Sub": f"arn:${{AWS::Partition}}:s3:::{BUCKET}/{{app}}/sprout/*"},
+        ]
+    ],
+    "cloudformation:SignalResource": [[{"Ref": "AWS::StackId"}]],
+    # The one-off release instance reports its result there.
+    "s3:PutObject": [[{"Fn::Sub": f"arn:${{AWS::Partition}}:s3:::{BUCKET}/{{app}}/releases/prod/*"}]],
     "logs:CreateLogStream": [[{"Fn::GetAtt": ["LogGroup", "Arn"]}]],
     "logs:PutLogEvents": [[{"Fn::GetAtt": ["LogGroup", "Arn"]}]],
     "secretsmanager:GetSecretValue": [
@@ -34,7 +42,11 @@ def statements(template: dict[str, Any]) -> list[dict[str, Any]]:
         if resource["Type"] == "AWS::IAM::Role":
             for policy in props.get("Policies", []):
                 found.extend(policy["PolicyDocument"]["Statement"])
-            assert "ManagedPolicyArns" not in props, "managed policies are wider than the role needs"
+            # Session Manager's managed policy only when `[aws] ssm` opts in.
+            assert props.get("ManagedPolicyArns", []) in (
+                [],
+                [{"Fn::Sub": "arn:${AWS::Partition}:iam::aws:policy/AmazonSSMManagedInstanceCore"}],
+            )
         elif resource["Type"] in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
             found.extend(props["PolicyDocument"]["Statement"])
     return found
@@ -78,7 +90,14 @@ def test_app_secrets_are_readable_only_by_name_of_this_environment() -> None:
     template = render("lottery")
     assert app_secrets(template) == ["LOTTERY_ADMIN_TOKEN"]
     sids = [s["Sid"] for s in statements(template)]
-    assert "ReadAppSecrets" in sids and "ReadDatabaseSecret" not in sids
+    assert "ReadAppSecrets" in sids
+    app_secret = next(s for s in statements(template) if s["Sid"] == "ReadAppSecrets")
+    assert app_secret["Resource"] == [
+        {
+            "Fn::Sub": "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:"
+            "sprout/lottery/prod-??????"
+        }
+    ]
 
 
 def test_role_is_assumable_by_ec2_only() -> None:

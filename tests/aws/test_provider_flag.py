@@ -31,7 +31,7 @@ def test_render_provider_aws_is_the_aws_template() -> None:
 def test_plan_provider_aws_creates_a_change_set(aws: str) -> None:
     result = sprout("plan", str(DATA / "minimal"), "--env", "prod", "--provider", "aws")
     assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines()[0].startswith("stack sprout-tiny-prod: create, 37 change(s)")
+    assert result.stdout.splitlines()[0].startswith("stack sprout-tiny-prod: create, 40 change(s)")
     sets = client("cloudformation").list_change_sets(StackName="sprout-tiny-prod")["Summaries"]  # type: ignore[attr-defined]
     assert [s["Status"] for s in sets] == ["CREATE_COMPLETE"]
 

@@ -1,8 +1,7 @@
 """`sprout aws render` and `plan` (a CloudFormation change set on moto), and the stack's apply/delete loop.
 
-moto computes change sets for the whole template, but its CloudFormation cannot create every resource
-the real template holds (a listener with a weighted ForwardConfig fails inside moto), so apply and
-delete are exercised on a small template of resources moto does create.
+moto computes change sets for the whole template; apply and delete of the whole template run in
+test_cli_moto, here on a small template of resources moto creates as they are.
 """
 
 from __future__ import annotations
@@ -11,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 from sprout.providers.aws.stack import Stack, bucket_name, ensure_bucket
 
@@ -50,7 +50,7 @@ def test_plan_creates_a_change_set_and_prints_it(aws: str) -> None:
     result = sprout("aws", "plan", str(DATA / "minimal"), "--env", "prod", "--region", REGION)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0].startswith("stack sprout-tiny-prod: create, 37 change(s) (change set sprout-")
+    assert lines[0].startswith("stack sprout-tiny-prod: create, 40 change(s) (change set sprout-")
     assert any(line.split() == ["+", "BlueGroup", "AWS::AutoScaling::AutoScalingGroup"] for line in lines)
     assert any(
         line.split() == ["+", "HttpListener", "AWS::ElasticLoadBalancingV2::Listener"] for line in lines
@@ -81,3 +81,19 @@ def test_apply_reports_progress_and_delete_removes_the_stack(aws: str) -> None:
     assert stack.delete(progress.append, poll=0.05) == "DELETE_COMPLETE"
     assert stack.status() is None
     assert s3.head_bucket(Bucket=bucket)  # type: ignore[attr-defined]  # the bucket outlives the stack
+
+
+def test_render_and_plan_refuse_an_address_of_this_machine_with_exit_2(aws: str, tmp_path: Path) -> None:
+    (tmp_path / "sprout.toml").write_text(
+        '[app]\nname = "tiny"\nweb = "python -m http.server $PORT"\n'
+        '[env]\nREPORTS_URL = "http://localhost:9000/reports"\n'
+    )
+    message = (
+        "[env] REPORTS_URL: localhost is this machine, not an address AWS can reach; remove it (the stack's "
+        "DATABASE_URL and SESSION_STORE_URL come from its own services) or give a host the instances reach"
+    )
+    for command in ("render", "plan"):
+        result = sprout("aws", command, str(tmp_path), "--env", "prod")
+        assert result.returncode == 2, result.stderr
+        assert message in result.stderr
+    assert client("cloudformation").list_stacks()["StackSummaries"] == []  # type: ignore[attr-defined]

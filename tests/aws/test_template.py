@@ -9,16 +9,17 @@ from typing import Any
 import pytest
 from cfnlint.api import ManualArgs, lint
 
-from sprout.errors import UserError
-from sprout.providers.aws import template_json
+from sprout.errors import ManifestError, UserError
+from sprout.providers.aws import render_template, template_json
 from sprout.providers.aws.boot import instance_spec
 from sprout.providers.aws.bootconfig import BootConfig
 from sprout.providers.aws.imds import Identity
 from sprout.providers.aws.userdata import with_bundle
+from sprout.providers.aws.wheels import Runtime
 from sprout.providers.base import InstanceSpec
 from sprout.spec import parse_manifest
 
-from .helpers import GOLDEN, SHA, regenerate, render
+from .helpers import GOLDEN, RUNTIME, SHA, manifest, regenerate, render
 
 APPS = ["microsite", "lottery", "campaign", "minimal", "full"]
 
@@ -40,8 +41,9 @@ def test_template_passes_cfn_lint_with_no_errors(app: str) -> None:
 def test_template_matches_golden_snapshot(app: str) -> None:
     text = template_json(render(app)) + "\n"
     golden = GOLDEN / f"{app}.json"
-    if regenerate() or not golden.exists():
+    if regenerate():
         golden.write_text(text)
+    assert golden.exists(), f"no golden file {golden}; write it with SPROUT_UPDATE_GOLDEN=1 and review it"
     assert text == golden.read_text(), (
         f"template changed; rerun with SPROUT_UPDATE_GOLDEN=1 if intended ({golden})"
     )
@@ -89,20 +91,42 @@ def test_one_auto_scaling_group_per_colour_idle_at_zero() -> None:
     assert green["MinSize"] == "0"
     # Desired capacity starts at min and is left to autoscaling: a stack update never resets it.
     assert "DesiredCapacity" not in blue and "DesiredCapacity" not in green
-    assert blue["HealthCheckGracePeriod"] == 300
+    assert blue["HealthCheckGracePeriod"] == 600
     for group in (blue, green):
         assert group["HealthCheckType"] == "ELB"
         assert len(group["VPCZoneIdentifier"]) == 2
     assert blue["TargetGroupARNs"] == [{"Ref": "BlueTargetGroup"}]
 
 
-def test_user_data_installs_pinned_sprout_and_runs_the_agent_on_the_s3_bundle() -> None:
+def user_data(template: dict[str, Any], colour: str = "Blue") -> str:
+    data = template["Resources"][f"{colour}LaunchTemplate"]["Properties"]["LaunchTemplateData"]
+    text: str = data["UserData"]["Fn::Base64"]["Fn::Sub"]
+    return text
+
+
+def test_user_data_installs_sprout_from_the_store_verified_and_never_by_name() -> None:
     template = render("microsite")
-    data = template["Resources"]["BlueLaunchTemplate"]["Properties"]["LaunchTemplateData"]
-    script = data["UserData"]["Fn::Base64"]["Fn::Sub"]
-    assert 'pip install --quiet "sprout==0.0.0-test"' in script
+    script = user_data(template)
+    # The one pip of Sprout's own, offline from the fetched wheelhouse; nothing names a package to an index.
+    pip_lines = [line for line in script.splitlines() if 'bin/pip" install' in line]
+    assert "sprout==" not in script and "sprout-deploy" not in script
+    assert pip_lines == [
+        'PIP_CONFIG_FILE=/dev/null "$ROOT/opt/sprout/bin/pip" install --quiet --no-index --disable-pip-version-check \\'
+    ]
     assert f"BUNDLE_SHA256={SHA}" in script
-    assert "sprout aws boot --config /etc/sprout/boot.json --bundle-sha256 $BUNDLE_SHA256" in script
+    assert f"SPROUT_WHEEL={RUNTIME.wheel_key}" in script
+    assert f"SPROUT_WHEEL_SHA256={RUNTIME.wheel_sha256}" in script
+    assert f"SPROUT_WHEELHOUSE_SHA256={RUNTIME.wheelhouse_sha256}" in script
+    fetches = [line for line in script.splitlines() if line.startswith("fetch ")]
+    assert fetches == [
+        'fetch "$SPROUT_WHEEL" "$SPROUT_WHEEL_SHA256" "$WHEEL_FILE"',
+        'fetch "$SPROUT_WHEELHOUSE" "$SPROUT_WHEELHOUSE_SHA256" "$STATE/wheels/wheelhouse.tar"',
+        'fetch "bundles/$BUNDLE_SHA256.tar.gz" "$BUNDLE_SHA256" "$STATE/store/bundles/$BUNDLE_SHA256.tar.gz"',
+    ]
+    assert 'if ! echo "$2  $3" | sha256sum --check --quiet -; then' in script
+    assert 'exec > >(tee -a "$BOOT_LOG") 2>&1' in script and "trap on_exit EXIT" in script
+    assert '--data-urlencode "LogicalResourceId=BlueGroup"' in script
+    assert '--data-urlencode "LogicalResourceId=GreenGroup"' in user_data(template, "Green")
     boot = json.loads(script.split("<<'SPROUT_BOOT_JSON'\n", 1)[1].split("\nSPROUT_BOOT_JSON", 1)[0])
     assert boot["store_url"] == "s3://sprout-123456789012-eu-central-1/microsite"
     assert boot["log_group"] == "${LogGroup}"
@@ -110,9 +134,15 @@ def test_user_data_installs_pinned_sprout_and_runs_the_agent_on_the_s3_bundle() 
         "engine": "memcached",
         "discovery": "${SessionCache.ConfigurationEndpoint.Address}:${SessionCache.ConfigurationEndpoint.Port}",
     }
-    # The microsite names an external database by url: no RDS, the url is passed through.
-    assert boot["database"] is None and boot["env_vars"]["DATABASE_URL"].startswith("mysql://")
-    assert data["MetadataOptions"]["HttpTokens"] == "required"
+    # The microsite's local database url stays on one machine: on AWS the stack's RDS provides it.
+    assert boot["database"]["host"] == "${Database.Endpoint.Address}"
+    assert "DATABASE_URL" not in boot["env_vars"]
+    assert (
+        template["Resources"]["BlueLaunchTemplate"]["Properties"]["LaunchTemplateData"]["MetadataOptions"][
+            "HttpTokens"
+        ]
+        == "required"
+    )
     # The agent on the instance reuses the dependency layer the manifest keys, as on one machine.
     config = BootConfig.from_json(boot)
     spec = instance_spec(config, SHA, Identity("i-0abc", "eu-central-1a"), session_url=None)
@@ -120,11 +150,27 @@ def test_user_data_installs_pinned_sprout_and_runs_the_agent_on_the_s3_bundle() 
     assert InstanceSpec.from_json(json.loads(json.dumps(spec.to_json()))) == spec
 
 
+@pytest.mark.parametrize("app", APPS)
+def test_no_address_of_this_machine_reaches_the_template(app: str) -> None:
+    text = template_json(render(app))
+    assert "127.0.0.1" not in text and "localhost" not in text
+
+
 def test_a_new_bundle_replaces_only_the_bundle_line() -> None:
     script = "#!/bin/bash\nBUNDLE_SHA256=" + SHA + "\necho $BUNDLE_SHA256\n"
     assert (
         with_bundle(script, "a" * 64) == "#!/bin/bash\nBUNDLE_SHA256=" + "a" * 64 + "\necho $BUNDLE_SHA256\n"
     )
+    full = user_data(render("minimal")).replace("${!", "${")
+    newer = Runtime("python3.11", "sprout/k1/w.whl", "8" * 64, "sprout/k2/wheelhouse.tar", "9" * 64)
+    moved = with_bundle(full, "a" * 64, newer)
+    assert [line for line in moved.splitlines() if line.startswith(("SPROUT_WHEEL", "BUNDLE_"))] == [
+        "BUNDLE_SHA256=" + "a" * 64,
+        "SPROUT_WHEEL=sprout/k1/w.whl",
+        "SPROUT_WHEEL_SHA256=" + "8" * 64,
+        "SPROUT_WHEELHOUSE=sprout/k2/wheelhouse.tar",
+        "SPROUT_WHEELHOUSE_SHA256=" + "9" * 64,
+    ]
     with pytest.raises(UserError, match="no BUNDLE_SHA256 line"):
         with_bundle("#!/bin/bash\n", "a" * 64)
 
@@ -174,6 +220,7 @@ def test_security_groups_admit_only_the_tier_in_front() -> None:
             "ToPort": 8080,
             "IpProtocol": "tcp",
             "SourceSecurityGroupId": {"Fn::GetAtt": ["LoadBalancerSecurityGroup", "GroupId"]},
+            "Description": "the app port, from the load balancer",
         }
     ]
     for name, port in (("CacheFromInstances", 11211), ("DatabaseFromInstances", 3306)):
@@ -227,24 +274,20 @@ def test_existing_network_is_used_as_given() -> None:
             "aws": {"vpc_id": "vpc-0abc", "subnets": ["subnet-01", "subnet-02"]},
         }
     )
-    from sprout.providers.aws import render_template
-
-    template = render_template(m, "prod", SHA, "bucket-x", "0")
+    template = render_template(m, "prod", SHA, "bucket-x", "0", RUNTIME)
     assert "Vpc" not in template["Resources"]
     assert template["Resources"]["BlueGroup"]["Properties"]["VPCZoneIdentifier"] == ["subnet-01", "subnet-02"]
     bad = parse_manifest({"app": {"name": "tiny", "web": "x"}, "aws": {"subnets": ["subnet-01"]}})
     with pytest.raises(
         UserError, match=r"\[aws\]: an existing network needs vpc_id and at least two subnets"
     ):
-        render_template(bad, "prod", SHA, "bucket-x", "0")
+        render_template(bad, "prod", SHA, "bucket-x", "0", RUNTIME)
 
 
 def test_unknown_instance_size_is_a_user_error() -> None:
     m = parse_manifest({"app": {"name": "tiny", "web": "x"}, "instances": {"size": "huge"}})
-    from sprout.providers.aws import render_template
-
     with pytest.raises(UserError, match=r'no instance type for size "huge"'):
-        render_template(m, "prod", SHA, "bucket-x", "0")
+        render_template(m, "prod", SHA, "bucket-x", "0", RUNTIME)
 
 
 def test_user_data_is_valid_base64_input_and_within_the_16k_limit() -> None:
@@ -260,11 +303,97 @@ def test_an_external_url_with_a_password_is_refused_not_half_done() -> None:
             "resources": {"database": {"engine": "mysql", "url": "mysql://u@db/x", "password": "env:P"}},
         }
     )
-    from sprout.providers.aws import render_template
-
     with pytest.raises(UserError) as caught:
-        render_template(m, "prod", SHA, "bucket-x", "0")
+        render_template(m, "prod", SHA, "bucket-x", "0", RUNTIME)
     assert str(caught.value) == (
         "[resources.database] password: the aws provider does not carry an external url's password yet; "
         "leave out url and password (Sprout then creates it on RDS, with a managed secret)"
+    )
+
+
+def test_live_group_waits_for_boot_signals_and_rolls_on_launch_template_changes() -> None:
+    template = render("microsite")
+    blue, green = template["Resources"]["BlueGroup"], template["Resources"]["GreenGroup"]
+    assert blue["CreationPolicy"] == {"ResourceSignal": {"Count": 2, "Timeout": "PT15M"}}
+    assert "CreationPolicy" not in green  # the idle colour starts with no instance to wait for
+    assert blue["UpdatePolicy"] == {
+        "AutoScalingRollingUpdate": {
+            "MaxBatchSize": 1,
+            "MinInstancesInService": 2,
+            "PauseTime": "PT15M",
+            "WaitOnResourceSignals": True,
+        }
+    }
+    assert blue["Properties"]["LaunchTemplate"]["Version"] == {
+        "Fn::GetAtt": ["BlueLaunchTemplate", "LatestVersionNumber"]
+    }
+    statements = template["Resources"]["InstanceRole"]["Properties"]["Policies"][0]["PolicyDocument"][
+        "Statement"
+    ]
+    signal = next(s for s in statements if s["Sid"] == "SignalBoot")
+    assert signal["Action"] == ["cloudformation:SignalResource"] and signal["Resource"] == [
+        {"Ref": "AWS::StackId"}
+    ]
+
+
+def test_alb_and_cloudfront_take_their_own_certificates() -> None:
+    template = render("full")
+    https = template["Resources"]["HttpsListener"]["Properties"]
+    assert https["Certificates"] == [
+        {"CertificateArn": "arn:aws:acm:eu-west-1:123456789012:certificate/1a2b3c4d"}
+    ]
+    viewer = template["Resources"]["Cdn"]["Properties"]["DistributionConfig"]["ViewerCertificate"]
+    assert viewer["AcmCertificateArn"] == "arn:aws:acm:us-east-1:123456789012:certificate/0f1e2d3c"
+    m = manifest("minimal").model_dump()
+    m["aws"]["certificate_arn"] = "arn:aws:acm:us-east-1:123456789012:certificate/0f1e2d3c"
+    with pytest.raises(ManifestError, match=r"certificate_arn must be an ACM certificate in eu-central-1"):
+        parse_manifest(m)
+
+
+def test_with_a_certificate_only_https_reaches_the_load_balancer() -> None:
+    m = manifest("minimal").model_dump()
+    m["aws"]["certificate_arn"] = "arn:aws:acm:eu-central-1:123456789012:certificate/0f1e2d3c"
+    template = render_template(parse_manifest(m), "prod", SHA, "bucket-x", "0", RUNTIME)
+    listeners = resources(template, "AWS::ElasticLoadBalancingV2::Listener")
+    assert sorted(listeners) == ["HttpsListener"]
+    ingress = template["Resources"]["LoadBalancerSecurityGroup"]["Properties"]["SecurityGroupIngress"]
+    assert [(r["FromPort"], r["Description"]) for r in ingress] == [(443, "HTTPS from anywhere")]
+    # The opt-in redirect (the full example) opens 80 for the redirect only, and says so.
+    full = render("full")
+    redirect = full["Resources"]["HttpListener"]["Properties"]["DefaultActions"][0]
+    assert redirect["RedirectConfig"] == {"Port": "443", "Protocol": "HTTPS", "StatusCode": "HTTP_301"}
+    assert full["Resources"]["LoadBalancerSecurityGroup"]["Metadata"]["checkov"]["skip"] == [
+        {"id": "CKV_AWS_260", "comment": "HTTP from anywhere, answered only with a redirect to HTTPS"}
+    ]
+
+
+def test_access_logs_kms_log_group_and_ssm_opt_in() -> None:
+    template = render("full")
+    attributes = {
+        a["Key"]: a["Value"]
+        for a in template["Resources"]["LoadBalancer"]["Properties"]["LoadBalancerAttributes"]
+    }
+    assert attributes["access_logs.s3.enabled"] == "true"
+    assert attributes["access_logs.s3.bucket"] == {"Ref": "AccessLogBucket"}
+    policy = template["Resources"]["AccessLogBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"][0]
+    assert policy["Principal"] == {"AWS": {"Fn::Sub": "arn:${AWS::Partition}:iam::156460612806:root"}}
+    assert template["Resources"]["AccessLogBucket"]["DeletionPolicy"] == "Retain"
+    group = template["Resources"]["LogGroup"]["Properties"]
+    assert group["KmsKeyId"] == {"Fn::GetAtt": ["LogKey", "Arn"]}
+    assert template["Resources"]["LogKey"]["Properties"]["EnableKeyRotation"] is True
+    role = template["Resources"]["InstanceRole"]["Properties"]
+    assert role["ManagedPolicyArns"] == [
+        {"Fn::Sub": "arn:${AWS::Partition}:iam::aws:policy/AmazonSSMManagedInstanceCore"}
+    ]
+    assert "ManagedPolicyArns" not in render("microsite")["Resources"]["InstanceRole"]["Properties"]
+
+
+def test_a_local_address_in_env_is_refused_naming_the_key() -> None:
+    m = manifest("minimal").model_dump()
+    m["env"] = {"CACHE_URL": "redis://127.0.0.1:6379/0"}
+    with pytest.raises(UserError) as caught:
+        render_template(parse_manifest(m), "prod", SHA, "bucket-x", "0", RUNTIME)
+    assert str(caught.value) == (
+        "[env] CACHE_URL: 127.0.0.1 is this machine, not an address AWS can reach; remove it (the stack's "
+        "DATABASE_URL and SESSION_STORE_URL come from its own services) or give a host the instances reach"
     )

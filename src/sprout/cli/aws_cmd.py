@@ -6,7 +6,6 @@ Credentials and endpoints come from the standard boto3 chain; `AWS_ENDPOINT_URL`
 
 from __future__ import annotations
 
-import os
 import tempfile
 import time
 from dataclasses import dataclass
@@ -16,7 +15,9 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from sprout import __version__
-from sprout.errors import UserError
+from sprout.cli.aws_instance_cmd import add_instance_commands
+from sprout.errors import ServiceError, UserError
+from sprout.providers.aws.clients import reported
 from sprout.spec import Manifest, load_manifest, manifest_path
 from sprout.terminal import printable
 
@@ -24,6 +25,8 @@ if TYPE_CHECKING:
     from sprout.bundle import S3Store
     from sprout.providers.aws.deploy import Deployer
     from sprout.providers.aws.deploystate import DeployState
+    from sprout.providers.aws.stack import Stack
+    from sprout.providers.aws.wheels import Runtime
 
 aws = typer.Typer(
     name="aws",
@@ -71,7 +74,8 @@ def _target(
         from sprout.providers.aws.clients import client
         from sprout.providers.aws.stack import bucket_name
 
-        account = client("sts", region).get_caller_identity()["Account"]
+        with reported(f"aws sts in {region}", "configure AWS credentials (AWS_PROFILE or `aws configure`)"):
+            account = client("sts", region).get_caller_identity()["Account"]
         bucket = bucket_name(str(account), region)
     return Target(app_dir.resolve(), manifest, env, region, bucket or "")
 
@@ -84,6 +88,18 @@ def _pack(target: Target, out: Path) -> tuple[Path, str]:
     packed = pack(target.app_dir, out)
     check_install_inputs(manifest_path(target.app_dir), target.manifest.app.install_inputs, packed.names)
     return packed.path, packed.sha256
+
+
+def _stack(target: Target) -> Stack:
+    from sprout.providers.aws.stack import Stack
+
+    return Stack(
+        target.client("cloudformation"),
+        target.client("s3"),
+        target.stack,
+        target.bucket,
+        target.manifest.app.name,
+    )
 
 
 def _store(target: Target) -> S3Store:
@@ -104,25 +120,32 @@ def _store_secrets(target: Target) -> None:
     typer.echo(f"secrets {', '.join(sorted(target.manifest.secrets))} stored in Secrets Manager as {name}")
 
 
+def _runtime(target: Target | None, out: Path) -> Runtime:
+    """Build the running Sprout's wheel and wheelhouse; with a target, store them next to its bundles."""
+    from sprout.providers.aws.wheels import build_runtime, upload
+
+    runtime, files = build_runtime(out)
+    if target is not None:
+        upload(target.client("s3"), target.bucket, target.manifest.app.name, files)
+        typer.echo(
+            f"sprout {runtime.wheel_sha256[:12]} (wheelhouse {runtime.wheelhouse_sha256[:12]}) "
+            f"in s3://{target.bucket}/{target.manifest.app.name}/sprout/"
+        )
+    return runtime
+
+
 def _echo(line: str) -> None:
     typer.echo(line)
 
 
-def _render(target: Target, sha256: str) -> dict[str, object]:
+def _render(target: Target, sha256: str, runtime: Runtime) -> dict[str, object]:
     """The template; for a live stack, with its live colour and bundle so `up` never changes the code."""
     from sprout.providers.aws.context import Colour
     from sprout.providers.aws.fleetapi import AwsFleet
     from sprout.providers.aws.refs import StackRefs
-    from sprout.providers.aws.stack import Stack
     from sprout.providers.aws.template import render_template
 
-    stack = Stack(
-        target.client("cloudformation"),
-        target.client("s3"),
-        target.stack,
-        target.bucket,
-        target.manifest.app.name,
-    )
+    stack = _stack(target)
     live: Colour = "blue"
     if stack.status():
         fleet = AwsFleet(
@@ -133,7 +156,7 @@ def _render(target: Target, sha256: str) -> dict[str, object]:
         )
         live = fleet.live()
         sha256 = fleet.bundle_of(live) or sha256
-    return render_template(target.manifest, target.env, sha256, target.bucket, __version__, live)
+    return render_template(target.manifest, target.env, sha256, target.bucket, __version__, runtime, live)
 
 
 @aws.command("render")
@@ -150,7 +173,8 @@ def render(
     target = Target(app_dir.resolve(), load_manifest(manifest_path(app_dir)), env, region or "", bucket)
     with tempfile.TemporaryDirectory() as tmp:
         _, sha256 = _pack(target, Path(tmp))
-    text = template_json(render_template(target.manifest, env, sha256, bucket, __version__))
+        runtime = _runtime(None, Path(tmp) / "sprout")
+    text = template_json(render_template(target.manifest, env, sha256, bucket, __version__, runtime))
     if out is None:
         typer.echo(text)
     else:
@@ -163,19 +187,17 @@ def plan(
     app_dir: Path = APP_DIR, env: str = ENV, bucket: str | None = BUCKET, region: str | None = REGION
 ) -> None:
     """Create a CloudFormation change set for the app and print it (nothing is changed)."""
-    from sprout.providers.aws.stack import Stack
 
     target = _target(app_dir, env, bucket, region)
+    from sprout.providers.aws.local import check_no_local_addresses
+
+    check_no_local_addresses(target.manifest)
     with tempfile.TemporaryDirectory() as tmp:
         _, sha256 = _pack(target, Path(tmp))
-    stack = Stack(
-        target.client("cloudformation"),
-        target.client("s3"),
-        target.stack,
-        target.bucket,
-        target.manifest.app.name,
-    )
-    typer.echo(stack.plan(_render(target, sha256)).describe())
+        runtime = _runtime(None, Path(tmp) / "sprout")
+    stack = _stack(target)
+    with reported(f"stack {target.stack}", "fix what AWS names and run `sprout aws plan` again"):
+        typer.echo(stack.plan(_render(target, sha256, runtime)).describe())
 
 
 @aws.command("up")
@@ -187,30 +209,38 @@ def up(
     yes: bool = typer.Option(False, "--yes", "-y", help="Apply without asking."),
 ) -> None:
     """Create or update the stack: bucket, bundle upload, change set, execute, wait with progress."""
-    from sprout.providers.aws.stack import Stack, ensure_bucket
+    from sprout.providers.aws.stack import ensure_bucket
 
     target = _target(app_dir, env, bucket, region)
+    from sprout.providers.aws.local import check_no_local_addresses
+
+    check_no_local_addresses(target.manifest)
     if ensure_bucket(target.client("s3"), target.bucket, target.region):
         typer.echo(f"created bucket {target.bucket}")
     _store_secrets(target)
     with tempfile.TemporaryDirectory() as tmp:
         path, sha256 = _pack(target, Path(tmp))
         _store(target).put(path)
+        runtime = _runtime(target, Path(tmp) / "sprout")
     typer.echo(f"bundle {sha256[:12]} in s3://{target.bucket}/{target.manifest.app.name}/bundles/")
-    stack = Stack(
-        target.client("cloudformation"),
-        target.client("s3"),
-        target.stack,
-        target.bucket,
-        target.manifest.app.name,
-    )
-    planned = stack.plan(_render(target, sha256))
+    stack = _stack(target)
+    step = "see the stack events above, fix what AWS names and run `sprout aws up` again"
+    with reported(f"stack {target.stack}", step):
+        planned = stack.plan(_render(target, sha256, runtime))
     typer.echo(planned.describe())
     if not planned.changes:
         return
     if not yes and not typer.confirm("apply these changes?"):
         raise typer.Abort()
-    status = stack.apply(planned, _echo)
+    with reported(f"stack {target.stack}", step):
+        try:
+            status = stack.apply(planned, _echo)
+        except ServiceError as exc:
+            from sprout.providers.aws.logs import boot_tail
+
+            # Most often no instance got healthy: its boot log says why.
+            tail = boot_tail(target.client("logs"), f"/sprout/{target.manifest.app.name}/{target.env}")
+            raise ServiceError("\n".join([str(exc), *tail])) from exc
     typer.echo(f"stack {target.stack}: {status}")
     for key, value in sorted(stack.outputs().items()):
         typer.echo(f"  {key}: {value}")
@@ -227,35 +257,46 @@ def down(
     ),
     yes: bool = typer.Option(False, "--yes", "-y", help="Delete without asking."),
 ) -> None:
-    """Delete the stack; the bucket and the database's final snapshot stay (--purge: the app's objects and secrets)."""
-    from sprout.providers.aws.stack import Stack
+    """Delete the stack; the bucket and the database's final snapshot stay (--purge: the app's objects, access logs, secret)."""
+    from sprout.providers.aws.purge import purge as purge_all
+    from sprout.providers.aws.secrets import secret_name
 
     target = _target(app_dir, env, bucket, region)
     if not yes and not typer.confirm(f"delete stack {target.stack}?"):
         raise typer.Abort()
-    stack = Stack(
-        target.client("cloudformation"),
-        target.client("s3"),
-        target.stack,
-        target.bucket,
-        target.manifest.app.name,
-    )
-    typer.echo(f"stack {target.stack}: {stack.delete(_echo)}")
+    stack = _stack(target)
+    with reported(f"stack {target.stack}", "see the events above, then run `sprout aws down` again"):
+        log_bucket = stack.physical_id("AccessLogBucket") if purge else None
+        typer.echo(f"stack {target.stack}: {stack.delete(_echo)}")
     if purge:
-        s3 = target.client("s3")
-        prefix = f"{target.manifest.app.name}/"
-        deleted = 0
-        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=target.bucket, Prefix=prefix):
-            for obj in page.get("Contents", []):
-                s3.delete_object(Bucket=target.bucket, Key=obj["Key"])
-                deleted += 1
-        typer.echo(f"purged {deleted} object(s) under s3://{target.bucket}/{prefix}")
-        if target.manifest.secrets:
-            from sprout.providers.aws.secrets import secret_name
+        name = secret_name(target.manifest.app.name, target.env)
+        purge_all(
+            target.client("s3"),
+            target.client("secretsmanager"),
+            target.bucket,
+            target.manifest.app.name,
+            log_bucket,
+            name if target.manifest.secrets else None,
+            _echo,
+        )
 
-            name = secret_name(target.manifest.app.name, target.env)
-            target.client("secretsmanager").delete_secret(SecretId=name, ForceDeleteWithoutRecovery=True)
-            typer.echo(f"deleted secret {name}")
+
+@aws.command("status")
+def status(
+    app_dir: Path = APP_DIR, env: str = ENV, bucket: str | None = BUCKET, region: str | None = REGION
+) -> None:
+    """Show the stack, each colour's weight, size and bundle, healthy hosts per zone, and the last release."""
+    from sprout.providers.aws.status import describe
+
+    target = _target(app_dir, env, bucket, region)
+    deployer = _deployer(target)
+    stack = _stack(target)
+    with reported(f"stack {target.stack}", "check the AWS credentials and region"):
+        lines = describe(
+            target.stack, stack.raw_status() or "", stack.outputs(), deployer.fleet, deployer.states.load()
+        )
+    for line in lines:
+        typer.echo(line)
 
 
 def _deployer(target: Target) -> Deployer:
@@ -263,15 +304,8 @@ def _deployer(target: Target) -> Deployer:
     from sprout.providers.aws.deploystate import S3StateStore
     from sprout.providers.aws.fleetapi import AwsFleet
     from sprout.providers.aws.refs import StackRefs
-    from sprout.providers.aws.stack import Stack
 
-    stack = Stack(
-        target.client("cloudformation"),
-        target.client("s3"),
-        target.stack,
-        target.bucket,
-        target.manifest.app.name,
-    )
+    stack = _stack(target)
     if not stack.status():
         raise UserError(f"stack {target.stack} does not exist; run `sprout aws up` first")
     refs = StackRefs.from_outputs(target.stack, stack.outputs())
@@ -283,6 +317,7 @@ def _deployer(target: Target) -> Deployer:
         _store(target),
         Timing.of(target.manifest),
         cloudwatch=target.client("cloudwatch"),
+        release_command=target.manifest.app.release,
     )
 
 
@@ -303,7 +338,12 @@ def deploy(
 ) -> None:
     """Blue/green (or canary) deploy of the app folder to the idle colour, then shift the listener."""
     target = _target(app_dir, env, bucket, region)
+    from sprout.providers.aws.local import check_no_local_addresses
+
+    check_no_local_addresses(target.manifest)
     deployer = _deployer(target)
+    with tempfile.TemporaryDirectory() as tmp:
+        deployer.runtime = _runtime(target, Path(tmp))
     if resume:
         state = deployer.states.load()
         if state is None:
@@ -316,7 +356,8 @@ def deploy(
                 target.manifest.app.name, env, sha256, target.manifest.deploy.strategy, path
             )
         _report(state)
-    state = deployer.run(state, report=_report, through_hold=wait_hold)
+    with reported(f"{target.stack} deployment", "run `sprout aws deploy --resume` once AWS is reachable"):
+        state = deployer.run(state, report=_report, through_hold=wait_hold)
     typer.echo(f"deployment {state.id}: {state.status}")
     if state.status in ("failed", "rolled_back"):
         raise typer.Exit(1)
@@ -329,10 +370,12 @@ def rollback(
     """Shift the listener back to the previous colour (bringing it back first if it was retired)."""
     target = _target(app_dir, env, bucket, region)
     deployer = _deployer(target)
-    state = deployer.rollback()
+    with reported(f"{target.stack} rollback", "run `sprout aws rollback` again once AWS is reachable"):
+        state = deployer.rollback()
     _report(state)
     if state.active:
-        state = deployer.run(state, report=_report, through_hold=False)
+        with reported(f"{target.stack} rollback", "run `sprout aws deploy --resume` to finish it"):
+            state = deployer.run(state, report=_report, through_hold=False)
     typer.echo(f"deployment {state.id}: {state.status}")
 
 
@@ -355,19 +398,7 @@ def logs(
         typer.echo(printable(event.message if raw else describe(event)))
 
 
-@aws.command("boot")
-def boot(
-    config: Path = typer.Option(
-        Path("/etc/sprout/boot.json"), "--config", help="The boot config user data wrote."
-    ),
-    sha256: str = typer.Option(..., "--bundle-sha256", help="The bundle this instance runs."),
-) -> None:
-    """Run on an EC2 instance at start (user data): identity from IMDS, secrets, logs, then the agent."""
-    from sprout.providers.aws.boot import boot as run_boot
-    from sprout.providers.aws.bootconfig import BootConfig
-    from sprout.providers.aws.imds import identity
-
-    raise typer.Exit(run_boot(BootConfig.load(config), sha256, identity(), os.environ))
+add_instance_commands(aws)
 
 
 def register(app: typer.Typer) -> None:

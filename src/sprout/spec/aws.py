@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from pydantic import Field, StrictBool, field_validator
+from pydantic import Field, StrictBool, field_validator, model_validator
 
 from sprout.spec.base import Section
 
@@ -21,7 +21,19 @@ class AwsSection(Section):
         default_factory=lambda: {"small": "t3.small", "medium": "t3.medium", "large": "t3.large"}
     )
     hosted_zone: str | None = None
-    certificate_arn: str | None = Field(None, pattern=r"^arn:aws[a-z-]*:acm:")
+    certificate_arn: str | None = Field(
+        None, pattern=r"^arn:aws[a-z-]*:acm:", description="The ALB's certificate, in the stack's region."
+    )
+    cdn_certificate_arn: str | None = Field(
+        None,
+        pattern=r"^arn:aws[a-z-]*:acm:us-east-1:",
+        description="CloudFront's certificate for the hosts; CloudFront takes it from us-east-1 only.",
+    )
+    http_redirect: StrictBool = Field(
+        False,
+        description="With a certificate, also listen on port 80 to redirect to HTTPS (opens 80 to the world).",
+    )
+    ssm: StrictBool = Field(False, description="Let AWS Systems Manager Session Manager reach the instances.")
     cdn: StrictBool = False
     key_name: str | None = None
     tags: dict[str, str] = Field(default_factory=dict)
@@ -40,3 +52,13 @@ class AwsSection(Section):
             if not re.match(r"^subnet-[0-9a-f]+$", subnet):
                 raise ValueError(f'"{subnet}" is not a subnet id (e.g. "subnet-0abc123")')
         return value
+
+    @model_validator(mode="after")
+    def _certificate_in_region(self) -> AwsSection:
+        # The load balancer takes a certificate from its own region only (CloudFront's is cdn_certificate_arn).
+        if self.certificate_arn and f":acm:{self.region}:" not in self.certificate_arn:
+            raise ValueError(
+                f"certificate_arn must be an ACM certificate in {self.region} (the load balancer's region); "
+                "CloudFront's us-east-1 certificate goes in cdn_certificate_arn"
+            )
+        return self

@@ -86,8 +86,8 @@ def instance_spec(config: BootConfig, sha256: str, who: Identity, session_url: s
     )
 
 
-def boot(config: BootConfig, sha256: str, who: Identity, environ: Mapping[str, str]) -> int:
-    """Bootstrap and run this instance to the end; return the agent's exit status."""
+def instance_secrets(config: BootConfig) -> dict[str, str]:
+    """The app's `[secrets]` and `DATABASE_URL`, read from Secrets Manager now."""
     secrets: dict[str, str] = {}
     if config.app_secret:
         secrets.update(
@@ -96,6 +96,12 @@ def boot(config: BootConfig, sha256: str, who: Identity, environ: Mapping[str, s
     url = database_url(config)
     if url:
         secrets["DATABASE_URL"] = url
+    return secrets
+
+
+def boot(config: BootConfig, sha256: str, who: Identity, environ: Mapping[str, str]) -> int:
+    """Bootstrap and run this instance to the end; return the agent's exit status."""
+    secrets = instance_secrets(config)
     spec = instance_spec(config, sha256, who, session_store_url(config))
     spec_file = Path(config.state_dir) / "spec.json"
     spec_file.parent.mkdir(parents=True, exist_ok=True)

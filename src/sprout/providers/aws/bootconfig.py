@@ -33,6 +33,7 @@ class BootConfig:
     app_secret: str | None = None
     secret_names: list[str] = field(default_factory=list)
     install_inputs: list[str] | None = None
+    release: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready mapping."""

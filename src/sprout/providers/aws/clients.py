@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
-from sprout.errors import UserError
+from sprout.errors import ServiceError, SproutError, UserError
 
 
 def client(service: str, region: str) -> Any:
@@ -27,3 +29,18 @@ def error_code(exc: BaseException) -> str:
     if isinstance(response, dict):
         return str(response.get("Error", {}).get("Code", ""))
     return ""
+
+
+@contextmanager
+def reported(resource: str, step: str) -> Iterator[None]:
+    """Turn any AWS failure inside into one ServiceError line: the resource, AWS's words, the next step."""
+    try:
+        yield
+    except SproutError:
+        raise
+    except Exception as exc:
+        code = error_code(exc)
+        response: Any = getattr(exc, "response", None)
+        message = str(response.get("Error", {}).get("Message", "")) if isinstance(response, dict) else ""
+        words = f"{code}: {message}" if code else (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise ServiceError(f"{resource}: {words}; {step}") from exc

@@ -9,6 +9,7 @@ from typing import Literal
 from troposphere import Tags
 
 from sprout.errors import UserError
+from sprout.providers.aws.wheels import Runtime
 from sprout.spec import Manifest
 
 Colour = Literal["blue", "green"]
@@ -39,6 +40,7 @@ class RenderContext:
     version_sha256: str
     bundle_bucket: str
     sprout_version: str
+    runtime: Runtime
     live: Colour = "blue"
 
     def __post_init__(self) -> None:

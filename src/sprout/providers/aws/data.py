@@ -14,6 +14,7 @@ from troposphere.rds import DBInstance, DBSubnetGroup
 from sprout.providers.aws.context import ZONE_COUNT, RenderContext
 from sprout.providers.aws.network import Network
 from sprout.providers.aws.security import CACHE_PORTS, DB_PORTS, SecurityGroups
+from sprout.providers.aws.skips import skip_checks
 
 CACHE_NODE_TYPE = "cache.t3.micro"
 DB_INSTANCE_CLASS = "db.t3.micro"
@@ -71,7 +72,7 @@ def _cache(t: Template, ctx: RenderContext, network: Network, group: SecurityGro
             "engine": "memcached",
             "discovery": "${SessionCache.ConfigurationEndpoint.Address}:${SessionCache.ConfigurationEndpoint.Port}",
         }
-    t.add_resource(
+    group = t.add_resource(
         ReplicationGroup(
             "SessionCache",
             ReplicationGroupDescription=f"{ctx.stack_name} session store",
@@ -80,15 +81,21 @@ def _cache(t: Template, ctx: RenderContext, network: Network, group: SecurityGro
             NumCacheClusters=ZONE_COUNT,
             AutomaticFailoverEnabled=True,
             MultiAZEnabled=True,
+            AtRestEncryptionEnabled=True,
+            TransitEncryptionEnabled=True,
             Port=CACHE_PORTS["redis"],
             CacheSubnetGroupName=Ref(subnets),
             SecurityGroupIds=[GetAtt(group, "GroupId")],
             Tags=ctx.tags(),
         )
     )
+    skip_checks(
+        group,
+        {"CKV_AWS_31": "only the instances' security group reaches the cache; sessions need no AUTH token"},
+    )
     return {
         "engine": "redis",
-        "url": "redis://${SessionCache.PrimaryEndPoint.Address}:${SessionCache.PrimaryEndPoint.Port}/0",
+        "url": "rediss://${SessionCache.PrimaryEndPoint.Address}:${SessionCache.PrimaryEndPoint.Port}/0",
     }
 
 
@@ -107,7 +114,7 @@ def _database(t: Template, ctx: RenderContext, network: Network, group: Security
             Tags=ctx.tags(),
         )
     )
-    t.add_resource(
+    db = t.add_resource(
         DBInstance(
             "Database",
             # Deleting the stack keeps a final snapshot; `sprout aws down --purge` is the explicit way out.
@@ -127,8 +134,16 @@ def _database(t: Template, ctx: RenderContext, network: Network, group: Security
             PubliclyAccessible=False,
             BackupRetentionPeriod=7,
             Port=str(DB_PORTS[engine]),
+            EnableIAMDatabaseAuthentication=True,
+            CopyTagsToSnapshot=True,
             Tags=ctx.tags(),
         )
+    )
+    skip_checks(
+        db,
+        {
+            "CKV_AWS_118": "Enhanced Monitoring costs extra per instance; the standard RDS metrics are in CloudWatch"
+        },
     )
     return {
         "engine": engine,

@@ -2,7 +2,8 @@
 
 The steps, in order, each saved before the next runs (so a crashed or interrupted deploy resumes
 where it stopped): upload the bundle to S3 → a new launch template version for the idle colour →
-scale the idle group to the live size → wait until its instances are InService and healthy targets
+with an `[app] release` command, one instance from that version runs it once and reports (a failure
+stops the deploy, weights untouched; see `release`) → scale the idle group to the live size → wait until its instances are InService and healthy targets
 → shift the listener weights (0/100 at once, or the canary steps with CloudWatch analysis between) →
 wait the deregistration delay → keep the old colour for the rollback window → scale it to 0 (and move
 the scheduled actions to the new live colour). A health timeout aborts before any weight moves.
@@ -22,11 +23,16 @@ from sprout.deploy.analysis import Verdict, judge
 from sprout.errors import BundleError, ConflictError, NotFoundError
 from sprout.providers.aws.canary import window
 from sprout.providers.aws.context import Colour, other
-from sprout.providers.aws.deploystate import DeployState, S3StateStore
+from sprout.providers.aws.deploystate import DeployState, S3StateStore, Step
 from sprout.providers.aws.fleetapi import AwsFleet, Size
+from sprout.providers.aws.release import result_key
+from sprout.providers.aws.wheels import Runtime
 from sprout.spec import Manifest
 from sprout.spec.models import CanaryAnalysis
 
+#: The default health timeout on AWS: an instance boots (Python, Sprout, the app's install) before the
+#: load balancer's health checks count, so one machine's 2 minutes would fail healthy deploys.
+AWS_HEALTH_TIMEOUT = 900.0
 #: A canary step with too little traffic to judge waits this many intervals, then moves on (noted).
 CANARY_PATIENCE = 3
 
@@ -42,9 +48,10 @@ class Timing:
 
     @classmethod
     def of(cls, manifest: Manifest) -> Timing:
-        """The timing of a manifest."""
+        """The timing of a manifest; an unset health timeout is AWS-sized (a boot takes minutes)."""
         d = manifest.deploy
-        return cls(d.drain, d.rollback_window, d.health_timeout, d.canary)
+        health = d.health_timeout if "health_timeout" in d.model_fields_set else AWS_HEALTH_TIMEOUT
+        return cls(d.drain, d.rollback_window, health, d.canary)
 
 
 class Deployer:
@@ -58,6 +65,8 @@ class Deployer:
         timing: Timing,
         cloudwatch: Any = None,
         clock: Callable[[], float] = time.time,
+        runtime: Runtime | None = None,
+        release_command: str | None = None,
     ) -> None:
         self.fleet = fleet
         self.states = states
@@ -65,6 +74,8 @@ class Deployer:
         self.timing = timing
         self.cloudwatch = cloudwatch
         self.clock = clock
+        self.runtime = runtime
+        self.release_command = release_command
 
     def _save(self, state: DeployState) -> DeployState:
         self.states.save(state)
@@ -135,9 +146,49 @@ class Deployer:
         return s.moved("launch", now, f"bundle {s.sha256[:12]} is in {self.artifacts.url}")
 
     def _step_launch(self, s: DeployState, now: float) -> DeployState:
-        version = self.fleet.launch_version(s.target, s.sha256)
+        version = self.fleet.launch_version(s.target, s.sha256, self.runtime)
+        following: Step = "release" if self.release_command else "scale_up"
         return s.moved(
-            "scale_up", now, f"{s.target}: launch template version {version}", launch_version=version
+            following, now, f"{s.target}: launch template version {version}", launch_version=version
+        )
+
+    def _step_release(self, s: DeployState, now: float) -> DeployState:
+        instance = self.fleet.run_release(s.target, s.launch_version or 0, result_key(s.env, s.id))
+        return s.moved(
+            "wait_release",
+            now,
+            f"release: `{self.release_command}` runs once on {instance}",
+            release_instance=instance,
+        )
+
+    def _step_wait_release(self, s: DeployState, now: float) -> DeployState:
+        found = self.states.read_json(result_key(s.env, s.id))
+        if found is None:
+            if now - s.step_started < self.timing.health_timeout:
+                return s
+            self.fleet.terminate(s.release_instance)
+            return self._fail(
+                s,
+                now,
+                f"release: no result from {s.release_instance} after {self.timing.health_timeout:g}s "
+                f"(its boot log is the stream {s.release_instance}/boot); weights unchanged",
+            )
+        self.fleet.terminate(s.release_instance)
+        code, seconds = int(found["exit_code"]), float(found["seconds"])
+        if code != 0:
+            # The command's own last lines; Sprout's bootstrap lines ("[sprout] …") say nothing about why.
+            tail = " | ".join(
+                [line for line in found.get("tail", []) if not line.startswith("[sprout]")][-5:]
+            )
+            return self._fail(
+                s,
+                now,
+                f"release `{found['command']}` exited {code} on {s.release_instance}: {tail}; weights unchanged",
+            )
+        return s.moved(
+            "scale_up",
+            now,
+            f"release `{found['command']}` exited 0 in {seconds:.1f}s; {s.release_instance} terminated",
         )
 
     def _step_scale_up(self, s: DeployState, now: float) -> DeployState:

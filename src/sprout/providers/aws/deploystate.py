@@ -12,7 +12,19 @@ from sprout.providers.aws.clients import error_code
 from sprout.providers.aws.context import Colour
 
 Status = Literal["running", "holding", "done", "failed", "rolled_back"]
-Step = Literal["upload", "launch", "scale_up", "wait_healthy", "shift", "drain", "hold", "retire", "finished"]
+Step = Literal[
+    "upload",
+    "launch",
+    "release",
+    "wait_release",
+    "scale_up",
+    "wait_healthy",
+    "shift",
+    "drain",
+    "hold",
+    "retire",
+    "finished",
+]
 
 
 @dataclass(frozen=True)
@@ -31,6 +43,7 @@ class DeployState:
     step_started: float = 0.0
     canary_index: int = 0
     launch_version: int | None = None
+    release_instance: str = ""
     previous_sha256: str = ""
     reason: str = ""
     events: list[str] = field(default_factory=list)
@@ -57,7 +70,19 @@ class S3StateStore:
     def __init__(self, s3: Any, bucket: str, app: str, env: str) -> None:
         self.s3 = s3
         self.bucket = bucket
+        self.app = app
         self.key = f"{app}/deploys/{env}.json"
+
+    def read_json(self, key: str) -> dict[str, Any] | None:
+        """Another JSON object of the app's prefix (a release result), or None while there is none."""
+        try:
+            body = self.s3.get_object(Bucket=self.bucket, Key=f"{self.app}/{key}")["Body"].read()
+        except Exception as exc:
+            if error_code(exc) in ("NoSuchKey", "404"):
+                return None
+            raise ServiceError(f"s3://{self.bucket}/{self.app}/{key}: cannot read it ({exc})") from exc
+        found: dict[str, Any] = json.loads(body)
+        return found
 
     def load(self) -> DeployState | None:
         """The saved state, or None when the environment was never deployed this way."""

@@ -15,6 +15,7 @@ from troposphere.route53 import AliasTarget, RecordSetType
 
 from sprout.providers.aws.context import RenderContext
 from sprout.providers.aws.loadbalancer import LoadBalancerRefs
+from sprout.providers.aws.skips import skip_checks
 
 #: AWS managed policies: cache by the origin's Cache-Control (with query strings), forward all viewer headers.
 CACHE_POLICY_ORIGIN_HEADERS = "4cc15a8a-d715-48a4-82b8-cc0b614638fe"
@@ -37,8 +38,8 @@ def zone_hosts(ctx: RenderContext) -> list[str]:
 
 def cdn_serves_hosts(ctx: RenderContext) -> bool:
     """Whether CloudFront can answer for the hosts: it needs their certificate in us-east-1."""
-    arn = ctx.manifest.aws.certificate_arn or ""
-    return ctx.manifest.aws.cdn and ":us-east-1:" in arn and bool(zone_hosts(ctx))
+    aws = ctx.manifest.aws
+    return aws.cdn and aws.cdn_certificate_arn is not None and bool(zone_hosts(ctx))
 
 
 def add_cdn(t: Template, ctx: RenderContext, lb: LoadBalancerRefs) -> Distribution | None:
@@ -50,12 +51,12 @@ def add_cdn(t: Template, ctx: RenderContext, lb: LoadBalancerRefs) -> Distributi
         extra = {
             "Aliases": zone_hosts(ctx),
             "ViewerCertificate": ViewerCertificate(
-                AcmCertificateArn=ctx.manifest.aws.certificate_arn,
+                AcmCertificateArn=ctx.manifest.aws.cdn_certificate_arn,
                 SslSupportMethod="sni-only",
                 MinimumProtocolVersion="TLSv1.2_2021",
             ),
         }
-    return t.add_resource(
+    cdn = t.add_resource(
         Distribution(
             "Cdn",
             DistributionConfig=DistributionConfig(
@@ -89,6 +90,14 @@ def add_cdn(t: Template, ctx: RenderContext, lb: LoadBalancerRefs) -> Distributi
             Tags=ctx.tags(),
         )
     )
+    skip_checks(
+        cdn,
+        {
+            "CKV_AWS_68": "a WAF web ACL is billed per month and rule; attach one to the distribution if needed",
+            "CKV_AWS_86": "the load balancer behind it logs every request that reaches the app",
+        },
+    )
+    return cdn
 
 
 def add_dns(t: Template, ctx: RenderContext, lb: LoadBalancerRefs, cdn: Distribution | None) -> None:

@@ -15,6 +15,12 @@ from troposphere.ec2 import (
     TagSpecifications,
 )
 from troposphere.iam import InstanceProfile
+from troposphere.policies import (
+    AutoScalingRollingUpdate,
+    CreationPolicy,
+    ResourceSignal,
+    UpdatePolicy,
+)
 
 from sprout.errors import UserError
 from sprout.providers.aws.context import COLOURS, Colour, RenderContext, title
@@ -22,10 +28,12 @@ from sprout.providers.aws.data import DataRefs
 from sprout.providers.aws.loadbalancer import LoadBalancerRefs
 from sprout.providers.aws.network import Network
 from sprout.providers.aws.security import SecurityGroups
-from sprout.providers.aws.userdata import user_data
+from sprout.providers.aws.userdata import BOOT_HEALTH_TIMEOUT, user_data
 
-#: Seconds a fresh EC2 instance gets before ELB health counts: first boot installs Python and Sprout.
-BOOT_GRACE = 300
+#: Seconds a fresh EC2 instance gets before ELB health counts: as long as its boot waits for the app.
+BOOT_GRACE = BOOT_HEALTH_TIMEOUT
+#: How long CloudFormation waits for a booting instance's signal (the boot waits 10 min for health).
+BOOT_SIGNAL_MINUTES = 15
 #: Amazon Linux 2023, resolved by CloudFormation from the public SSM parameter at deploy time.
 AMI_PARAMETER = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
 
@@ -48,6 +56,31 @@ def instance_type(ctx: RenderContext) -> str:
             f'add {size} = "t3.small" or similar'
         )
     return types[size]
+
+
+def boot_policies(ctx: RenderContext, live: bool) -> dict[str, object]:
+    """CloudFormation waits for each booting instance's signal (sent once its app is healthy).
+
+    On creation the live colour's first `[instances] min` hosts must signal, so `aws up` fails when none
+    gets healthy; a launch template change replaces instances one by one, each waiting for its signal.
+    """
+    instances = ctx.manifest.instances
+    wait = f"PT{BOOT_SIGNAL_MINUTES}M"
+    policies: dict[str, object] = {
+        "UpdatePolicy": UpdatePolicy(
+            AutoScalingRollingUpdate=AutoScalingRollingUpdate(
+                MaxBatchSize=1,
+                MinInstancesInService=min(instances.min, instances.max - 1) if live else 0,
+                PauseTime=wait,
+                WaitOnResourceSignals=True,
+            )
+        )
+    }
+    if live and instances.min > 0:
+        policies["CreationPolicy"] = CreationPolicy(
+            ResourceSignal=ResourceSignal(Count=instances.min, Timeout=wait)
+        )
+    return policies
 
 
 def add_fleet(
@@ -82,7 +115,7 @@ def add_fleet(
                     IamInstanceProfile=IamInstanceProfile(Arn=GetAtt(profile, "Arn")),
                     SecurityGroupIds=[GetAtt(groups.instances, "GroupId")],
                     MetadataOptions=MetadataOptions(HttpTokens="required", HttpPutResponseHopLimit=1),
-                    UserData=user_data(ctx, data),
+                    UserData=user_data(ctx, data, colour),
                     TagSpecifications=[
                         TagSpecifications(ResourceType="instance", Tags=ctx.tags(**{"sprout:colour": colour}))
                     ],
@@ -99,6 +132,7 @@ def add_fleet(
         asgs[colour] = t.add_resource(
             AutoScalingGroup(
                 f"{title(colour)}Group",
+                **boot_policies(ctx, live),
                 VPCZoneIdentifier=network.private_subnets,
                 LaunchTemplate=LaunchTemplateSpecification(
                     LaunchTemplateId=Ref(lt), Version=GetAtt(lt, "LatestVersionNumber")

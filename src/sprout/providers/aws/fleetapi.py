@@ -9,7 +9,8 @@ from typing import Any
 from sprout.errors import ServiceError
 from sprout.providers.aws.context import COLOURS, Colour
 from sprout.providers.aws.refs import StackRefs
-from sprout.providers.aws.userdata import BUNDLE_LINE, with_bundle
+from sprout.providers.aws.userdata import BUNDLE_LINE, for_release, with_bundle
+from sprout.providers.aws.wheels import Runtime
 
 
 @dataclass(frozen=True)
@@ -104,8 +105,8 @@ class AwsFleet:
             DesiredCapacity=size.desired,
         )
 
-    def launch_version(self, colour: Colour, sha256: str) -> int:
-        """A new launch template version booting bundle `sha256`, now used by the colour's group."""
+    def launch_version(self, colour: Colour, sha256: str, runtime: Runtime | None = None) -> int:
+        """A new launch template version booting bundle `sha256` (on `runtime`), now used by the colour's group."""
         template_id = self.refs.launch_templates[colour]
         latest = self.ec2.describe_launch_template_versions(
             LaunchTemplateId=template_id, Versions=["$Latest"]
@@ -116,7 +117,9 @@ class AwsFleet:
             LaunchTemplateId=template_id,
             SourceVersion=str(latest["LaunchTemplateVersions"][0]["VersionNumber"]),
             VersionDescription=f"sprout bundle {sha256[:12]}",
-            LaunchTemplateData={"UserData": base64.b64encode(with_bundle(script, sha256).encode()).decode()},
+            LaunchTemplateData={
+                "UserData": base64.b64encode(with_bundle(script, sha256, runtime).encode()).decode()
+            },
         )
         version = int(created["LaunchTemplateVersion"]["VersionNumber"])
         self.autoscaling.update_auto_scaling_group(
@@ -124,6 +127,33 @@ class AwsFleet:
             LaunchTemplate={"LaunchTemplateId": template_id, "Version": str(version)},
         )
         return version
+
+    def run_release(self, colour: Colour, version: int, result_key: str) -> str:
+        """Start the one-off release instance from the colour's launch template `version`; return its id."""
+        template_id = self.refs.launch_templates[colour]
+        found = self.ec2.describe_launch_template_versions(
+            LaunchTemplateId=template_id, Versions=[str(version)]
+        )
+        script = base64.b64decode(
+            found["LaunchTemplateVersions"][0]["LaunchTemplateData"]["UserData"]
+        ).decode()
+        subnets = str(self._group(colour).get("VPCZoneIdentifier", "")).split(",")
+        started = self.ec2.run_instances(
+            LaunchTemplate={"LaunchTemplateId": template_id, "Version": str(version)},
+            MinCount=1,
+            MaxCount=1,
+            SubnetId=subnets[0],
+            UserData=for_release(script, result_key),
+            InstanceInitiatedShutdownBehavior="terminate",
+            TagSpecifications=[
+                {"ResourceType": "instance", "Tags": [{"Key": "sprout:role", "Value": "release"}]}
+            ],
+        )
+        return str(started["Instances"][0]["InstanceId"])
+
+    def terminate(self, instance_id: str) -> None:
+        """Terminate an instance (the release instance once its result is in)."""
+        self.ec2.terminate_instances(InstanceIds=[instance_id])
 
     def bundle_of(self, colour: Colour) -> str:
         """The bundle sha256 the colour's group launches now ('' when its user data names none)."""

@@ -10,9 +10,12 @@ from sprout.providers.aws.context import RenderContext
 from sprout.providers.aws.secrets import secret_arn_pattern
 
 
-def bundle_arn(ctx: RenderContext) -> Sub:
-    """The ARN pattern of this app's bundles (and nothing else in the bucket)."""
-    return Sub(f"arn:${{AWS::Partition}}:s3:::{ctx.bundle_bucket}/{ctx.bundle_prefix}/bundles/*")
+def artifact_arns(ctx: RenderContext) -> list[Sub]:
+    """The ARN patterns of this app's bundles and Sprout wheels (and nothing else in the bucket)."""
+    return [
+        Sub(f"arn:${{AWS::Partition}}:s3:::{ctx.bundle_bucket}/{ctx.bundle_prefix}/{folder}/*")
+        for folder in ("bundles", "sprout")
+    ]
 
 
 def add_instance_role(
@@ -20,7 +23,28 @@ def add_instance_role(
 ) -> InstanceProfile:
     """Create the role and its instance profile; `secret_arn` is the database secret, if any."""
     statements: list[dict[str, object]] = [
-        {"Sid": "ReadBundles", "Effect": "Allow", "Action": ["s3:GetObject"], "Resource": [bundle_arn(ctx)]},
+        {
+            "Sid": "ReadArtifacts",
+            "Effect": "Allow",
+            "Action": ["s3:GetObject"],
+            "Resource": artifact_arns(ctx),
+        },
+        {
+            "Sid": "WriteReleaseResults",
+            "Effect": "Allow",
+            "Action": ["s3:PutObject"],
+            "Resource": [
+                Sub(
+                    f"arn:${{AWS::Partition}}:s3:::{ctx.bundle_bucket}/{ctx.bundle_prefix}/releases/{ctx.env}/*"
+                )
+            ],
+        },
+        {
+            "Sid": "SignalBoot",
+            "Effect": "Allow",
+            "Action": ["cloudformation:SignalResource"],
+            "Resource": [Ref("AWS::StackId")],
+        },
         {
             "Sid": "WriteLogs",
             "Effect": "Allow",
@@ -46,6 +70,12 @@ def add_instance_role(
                 "Resource": [secret_arn_pattern(ctx.app, ctx.env)],
             }
         )
+    # Session Manager is opt-in (`[aws] ssm = true`): without it no one has a shell on an instance.
+    managed = (
+        {"ManagedPolicyArns": [Sub("arn:${AWS::Partition}:iam::aws:policy/AmazonSSMManagedInstanceCore")]}
+        if ctx.manifest.aws.ssm
+        else {}
+    )
     role = t.add_resource(
         Role(
             "InstanceRole",
@@ -66,6 +96,7 @@ def add_instance_role(
                 )
             ],
             Tags=ctx.tags(),
+            **managed,
         )
     )
     return t.add_resource(InstanceProfile("InstanceProfile", Roles=[Ref(role)]))

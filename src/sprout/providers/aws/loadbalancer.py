@@ -20,9 +20,11 @@ from troposphere.elasticloadbalancingv2 import (
     TargetGroupTuple,
 )
 
+from sprout.providers.aws.accesslogs import access_log_prefix, add_access_log_bucket
 from sprout.providers.aws.context import APP_PORT, COLOURS, Colour, RenderContext, title
 from sprout.providers.aws.network import Network
 from sprout.providers.aws.security import SecurityGroups
+from sprout.providers.aws.skips import skip_checks
 
 #: The ELB limits a health check must stay within (seconds / counts).
 INTERVAL_RANGE = (5, 300)
@@ -69,17 +71,23 @@ def weights(live: Colour) -> dict[Colour, int]:
 def add_load_balancer(
     t: Template, ctx: RenderContext, network: Network, groups: SecurityGroups
 ) -> LoadBalancerRefs:
-    """Create the ALB, the two target groups and the listener(s)."""
+    """Create the ALB (with access logs), the two target groups and the listener(s)."""
+    logs, logs_policy = add_access_log_bucket(t, ctx)
+    attributes = {
+        "routing.http.drop_invalid_header_fields.enabled": "true",
+        "access_logs.s3.enabled": "true",
+        "access_logs.s3.bucket": Ref(logs),
+        "access_logs.s3.prefix": access_log_prefix(ctx),
+    }
     alb = t.add_resource(
         LoadBalancer(
             "LoadBalancer",
+            DependsOn=logs_policy.title,
             Type="application",
             Scheme="internet-facing",
             Subnets=network.public_subnets,
             SecurityGroups=[GetAtt(groups.alb, "GroupId")],
-            LoadBalancerAttributes=[
-                LoadBalancerAttributes(Key="routing.http.drop_invalid_header_fields.enabled", Value="true")
-            ],
+            LoadBalancerAttributes=[LoadBalancerAttributes(Key=k, Value=v) for k, v in attributes.items()],
             Tags=ctx.tags(),
         )
     )
@@ -125,24 +133,29 @@ def add_load_balancer(
                 DefaultActions=[forward],
             )
         )
-        t.add_resource(
-            Listener(
-                "HttpListener",
-                LoadBalancerArn=Ref(alb),
-                Port=80,
-                Protocol="HTTP",
-                DefaultActions=[
-                    Action(
-                        Type="redirect",
-                        RedirectConfig=RedirectConfig(Protocol="HTTPS", Port="443", StatusCode="HTTP_301"),
-                    )
-                ],
+        if ctx.manifest.aws.http_redirect:
+            t.add_resource(
+                Listener(
+                    "HttpListener",
+                    LoadBalancerArn=Ref(alb),
+                    Port=80,
+                    Protocol="HTTP",
+                    DefaultActions=[
+                        Action(
+                            Type="redirect",
+                            RedirectConfig=RedirectConfig(
+                                Protocol="HTTPS", Port="443", StatusCode="HTTP_301"
+                            ),
+                        )
+                    ],
+                )
             )
-        )
     else:
         listener = t.add_resource(
             Listener(
                 "HttpListener", LoadBalancerArn=Ref(alb), Port=80, Protocol="HTTP", DefaultActions=[forward]
             )
         )
+        reason = "no certificate yet: plain HTTP until [aws] certificate_arn names one"
+        skip_checks(listener, {"CKV_AWS_2": reason, "CKV_AWS_103": reason})
     return LoadBalancerRefs(alb=alb, listener=listener, target_groups=target_groups)

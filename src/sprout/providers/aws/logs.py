@@ -170,3 +170,20 @@ def describe(event: LogEvent) -> str:
     if not isinstance(obj, dict):
         return f"{when} {event.message}"
     return f"{when} {obj.get('instance', '-')} {obj.get('stream', '-')}: {obj.get('msg', '')}"
+
+
+def boot_tail(client: Any, group: str, lines: int = 10) -> list[str]:
+    """The last lines of the newest instance boot log (`<instance>/boot`) in `group`, for a failed `up`."""
+    try:
+        streams = client.describe_log_streams(logGroupName=group)["logStreams"]
+    except Exception:
+        return []
+    boots = sorted(
+        (s for s in streams if s["logStreamName"].endswith("/boot")),
+        key=lambda s: s.get("lastEventTimestamp") or s.get("creationTime") or 0,
+    )
+    if not boots:
+        return []
+    name = boots[-1]["logStreamName"]
+    events = client.get_log_events(logGroupName=group, logStreamName=name, limit=lines, startFromHead=False)
+    return [f"{name}: {e['message']}" for e in events["events"]]

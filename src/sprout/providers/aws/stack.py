@@ -23,6 +23,8 @@ FAILED_STATES = (
     "DELETE_FAILED",
     "UPDATE_FAILED",
 )
+#: How many times `down` asks CloudFormation to delete a stack whose deletion failed.
+DELETE_ATTEMPTS = 3
 NO_CHANGES = ("didn't contain changes", "No updates are to be performed")
 
 
@@ -176,15 +178,67 @@ class Stack:
         self.cfn.execute_change_set(StackName=self.name, ChangeSetName=plan.change_set)
         return self._wait(report, seen, poll, sleep)
 
+    def raw_status(self) -> str | None:
+        """CloudFormation's own status of the stack (REVIEW_IN_PROGRESS: only a plan), or None."""
+        try:
+            stacks = self.cfn.describe_stacks(StackName=self.name)["Stacks"]
+        except Exception as exc:
+            if "does not exist" in str(exc):
+                return None
+            raise ServiceError(f"stack {self.name}: {exc}") from exc
+        return str(stacks[0]["StackStatus"]) if stacks else None
+
+    def physical_id(self, logical_id: str) -> str | None:
+        """The physical id of one of the stack's resources, or None when it has none."""
+        try:
+            found = self.cfn.describe_stack_resource(StackName=self.name, LogicalResourceId=logical_id)
+        except Exception:
+            return None
+        value = found.get("StackResourceDetail", {}).get("PhysicalResourceId")
+        return str(value) if value else None
+
     def delete(
-        self, report: Callable[[str], None], poll: float = 5.0, sleep: Callable[[float], None] = time.sleep
+        self,
+        report: Callable[[str], None],
+        poll: float = 5.0,
+        sleep: Callable[[float], None] = time.sleep,
+        attempts: int = DELETE_ATTEMPTS,
     ) -> str:
-        """Delete the stack and wait (the bucket is not part of it and stays)."""
-        if self.status() is None:
+        """Delete the stack (and so its change sets) and wait; a failed deletion is retried.
+
+        A first deletion often fails on a dependency AWS releases a little later (an ALB's network
+        interfaces, a NAT gateway's address); the retry then finishes it. The bucket is not part of it.
+        """
+        status = self.raw_status()
+        if status in (None, "DELETE_COMPLETE"):
             return "DELETE_COMPLETE"
-        seen = {e["EventId"] for e in self._events()}
-        self.cfn.delete_stack(StackName=self.name)
-        return self._wait(report, seen, poll, sleep)
+        self._delete_pending_change_sets(report)
+        for attempt in range(1, attempts + 1):
+            seen = {e["EventId"] for e in self._events()}
+            try:
+                self.cfn.delete_stack(StackName=self.name)
+                return self._wait(report, seen, poll, sleep)
+            except Exception as exc:
+                if not isinstance(exc, ServiceError) and error_code(exc) != "DependencyViolation":
+                    raise
+                if attempt == attempts:
+                    raise ServiceError(
+                        f"stack {self.name}: still DELETE_FAILED after {attempts} attempts; remove what the "
+                        "events above name by hand, then run `sprout aws down` again"
+                    ) from None
+                report(f"stack {self.name}: deletion failed ({exc}); retrying ({attempt + 1}/{attempts})")
+                sleep(poll)
+        return "DELETE_COMPLETE"
+
+    def _delete_pending_change_sets(self, report: Callable[[str], None]) -> None:
+        """Delete the change sets nobody executed (plans); CloudFormation drops executed ones itself."""
+        pages = self.cfn.get_paginator("list_change_sets").paginate(StackName=self.name)
+        for page in pages:
+            for summary in page.get("Summaries", []):
+                if summary.get("ExecutionStatus") == "EXECUTE_COMPLETE":
+                    continue
+                self.cfn.delete_change_set(StackName=self.name, ChangeSetName=summary["ChangeSetName"])
+                report(f"change set {summary['ChangeSetName']}: deleted (never executed)")
 
     def _events(self) -> list[dict[str, Any]]:
         try:

@@ -13,10 +13,12 @@ from sprout.providers.aws.dns_cdn import add_cdn, add_dns, cdn_serves_hosts, zon
 from sprout.providers.aws.fleet import add_fleet
 from sprout.providers.aws.iam import add_instance_role
 from sprout.providers.aws.loadbalancer import add_load_balancer
+from sprout.providers.aws.local import check_no_local_addresses
 from sprout.providers.aws.loggroup import add_log_group
 from sprout.providers.aws.network import add_network
 from sprout.providers.aws.scaling import add_scaling
 from sprout.providers.aws.security import add_security_groups
+from sprout.providers.aws.wheels import Runtime
 from sprout.spec import Manifest
 
 
@@ -31,6 +33,8 @@ def build(ctx: RenderContext) -> Template:
                 "app": ctx.app,
                 "env": ctx.env,
                 "bundle_sha256": ctx.version_sha256,
+                "sprout_wheel_sha256": ctx.runtime.wheel_sha256,
+                "wheelhouse_sha256": ctx.runtime.wheelhouse_sha256,
                 "live": ctx.live,
                 "manifest_sha256": ctx.manifest.digest(),
             }
@@ -82,10 +86,12 @@ def render_template(
     version_sha256: str,
     bundle_bucket: str,
     sprout_version: str,
+    runtime: Runtime,
     live: Colour = "blue",
 ) -> dict[str, Any]:
     """The CloudFormation template (a JSON-ready dict) that runs `manifest` as environment `env` on AWS."""
-    ctx = RenderContext(manifest, env, version_sha256, bundle_bucket, sprout_version, live)
+    check_no_local_addresses(manifest)
+    ctx = RenderContext(manifest, env, version_sha256, bundle_bucket, sprout_version, runtime, live)
     template: dict[str, Any] = build(ctx).to_dict()
     return template
 
