@@ -14,7 +14,6 @@ cannot more than double a fleet in one decision (real daemon, router, agents and
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import sqlite3
@@ -26,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 import pytest
 from e2e_kit import Sprout, edit_manifest, kill_all, processes_of
 
@@ -182,16 +182,22 @@ def test_a_router_stall_under_load_does_not_more_than_double_the_fleet(busy: Spr
     edit_manifest(busy.app_dir, "target = 5", "target = 2")
     busy.run("up", str(busy.app_dir), "--port", str(busy.port))
     wait_for("4 healthy", 40, lambda: busy.environment(app="busy")["healthy"] == 4)
-    router_pid = int(busy.router()["pid"])
+    # The whole router stalls: its supervisor and its worker (stopping the worker alone would have the
+    # supervisor replace it after 3 s, which tests/faults/test_router_faults.py covers).
+    supervisor = psutil.Process(int(busy.router()["pid"]))
+    router = [supervisor, *supervisor.children()]
+    assert len(router) == 2, router
     with OpenLoad(busy.port, rate=6.0) as load:
         time.sleep(3.0)  # steady: 6 req/s needs 3 instances at 2 each; min holds 4
         stalled_at = time.time()
-        os.kill(router_pid, signal.SIGSTOP)
+        for proc in router:
+            proc.send_signal(signal.SIGSTOP)
         load.rate = 24.0
         try:
             time.sleep(STALL_SECONDS)
         finally:
-            os.kill(router_pid, signal.SIGCONT)
+            for proc in reversed(router):
+                proc.send_signal(signal.SIGCONT)
         stall = wait_for(
             "the scale.stall event",
             15,

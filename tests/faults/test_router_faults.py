@@ -143,6 +143,22 @@ def test_a_stopped_worker_is_replaced_and_traffic_flows_within_5s(front: Front) 
     assert f"worker pid {worker.pid} answered no probe for {HANG_TIMEOUT:.1f}s (hung)" in front.log()
 
 
+def test_a_whole_router_stopped_together_keeps_its_worker_when_continued(front: Front) -> None:
+    # SIGSTOP of supervisor and worker together (a paused machine): the worker's silence is not its own,
+    # so the supervisor, continued, probes it afresh instead of killing it for the time both were stopped.
+    supervisor = psutil.Process(front.supervisor)
+    worker = worker_of(front.supervisor)
+    supervisor.suspend()
+    worker.suspend()
+    time.sleep(HANG_TIMEOUT + 2.0)
+    worker.resume()
+    supervisor.resume()
+    admin = front.routers.admin(front.handle)
+    wait_for(admin.ping, time.monotonic() + 5, "the worker answering again")
+    time.sleep(HANG_TIMEOUT + 1.0)
+    assert [child.pid for child in supervisor.children()] == [worker.pid]
+
+
 def test_the_supervisor_is_small_no_asyncio_no_proxy_no_cli() -> None:
     probe = (
         "import sys, sprout.router.__main__; "

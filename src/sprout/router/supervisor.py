@@ -42,6 +42,8 @@ STOP_MARGIN = 5.0
 USER_ERROR_EXIT = 2
 #: Longest sleep of the loop without any event, so that a lost wake-up costs at most this.
 _TICK = 1.0
+#: A pass that comes this long after the previous one means the supervisor itself did not run.
+_FROZEN_AFTER = _TICK + 1.0
 _PROBE = b"GET /healthz HTTP/1.1\r\nHost: supervisor\r\nConnection: close\r\n\r\n"
 
 
@@ -92,6 +94,7 @@ class Supervisor:
         #: Quick deaths in a row (a worker that lived STABLE_AFTER resets it).
         self.failures = 0
         self.start_at = 0.0
+        self._seen = time.monotonic()
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
@@ -131,9 +134,15 @@ class Supervisor:
         readable, _, _ = select.select(waits, [], [], timeout)
         if self._wake_r in readable:
             self._drain_wakeups()
+        now, seen = time.monotonic(), self._seen
+        self._seen = now
         if worker is None:
             return
-        now = time.monotonic()
+        if now - seen > _FROZEN_AFTER and worker.ready:
+            # The supervisor was stopped or starved along with its worker (SIGSTOP of the whole router, a
+            # paused machine): the worker's silence was not its own, so it gets a fresh HANG_TIMEOUT.
+            worker.close_probe()
+            worker.answered = worker.next_probe = now
         if worker.proc.poll() is not None:
             self._exited(worker, now)
             return
