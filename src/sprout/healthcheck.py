@@ -57,8 +57,8 @@ def wrong_path_message(path: str, status: int) -> str:
     """Why waiting stopped early: the health path answers a 4xx on every check."""
     return (
         f"every health check of GET {path} answered {status} for {WRONG_PATH_INTERVALS} intervals: "
-        f"the path is wrong, not slow; set [health] path in sprout.toml to a path the app answers "
-        f"with 2xx/3xx and run `sprout up` again"
+        "the path is wrong, not slow; set [health] path in sprout.toml to a path the app answers with "
+        "2xx/3xx (or make the app answer this one) and try again"
     )
 
 

@@ -1,0 +1,122 @@
+"""Say why: a wrong health path fails `up` fast with the path and the code; a taken port is one line, exit 2."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+
+import psutil
+import pytest
+from e2e_kit import Sprout, edit_manifest
+
+from loopback import free_port
+
+pytestmark = pytest.mark.slow
+
+#: Issue 21's bound for `up` on a health path that answers 404.
+WRONG_PATH_BOUND = 45.0
+WRONG_PATH_ERROR = (
+    "error: hello/production: every health check of GET /nope answered 404 for 3 intervals: the path is "
+    "wrong, not slow; set [health] path in sprout.toml to a path the app answers with 2xx/3xx (or make "
+    "the app answer this one) and try again\n"
+)
+
+
+def test_a_health_path_answering_404_fails_up_fast_naming_path_and_code(sprout: Sprout) -> None:
+    edit_manifest(sprout.app_dir, 'path = "/healthz"', 'path = "/nope"')
+    started = time.monotonic()
+    result = sprout.run("up", str(sprout.app_dir), "--port", str(sprout.port), check=False, timeout=90)
+    took = time.monotonic() - started
+    print(f"up on a 404 health path failed after {took:.1f}s")
+    assert took < WRONG_PATH_BOUND, took
+    assert result.returncode == 4, result.stderr
+    assert result.stderr == WRONG_PATH_ERROR
+
+    # `status` shows each instance's last check, in words and in the JSON document.
+    instances = sprout.environment()["instances"]
+    assert instances
+    for instance in instances:
+        check = instance["check"]
+        assert (check["path"], check["status"], check["ok"], check["error"]) == ("/nope", 404, False, None)
+        assert check["repeats"] >= 3 and check["latency_ms"] >= 0
+    text = sprout.run("status").stdout
+    for instance in instances:
+        assert f"  {instance['id']} last check: GET /nope answered 404 in " in text
+    # The events say it too, once per instance and outcome.
+    events = _events(sprout)
+    failed = [e["message"] for e in events if e["kind"] == "instance.check_failed"]
+    for instance in instances:
+        mine = [m for m in failed if m.startswith(f"{instance['id']}: ")]
+        assert len(mine) == 1, failed
+        assert mine[0].startswith(f"{instance['id']}: health check failed: GET /nope answered 404 in ")
+
+
+def test_a_release_whose_health_path_answers_404_is_aborted_naming_path_and_code(sprout: Sprout) -> None:
+    sprout.up()
+    # Version 2 moved its health page: /healthz now answers 404.
+    code = sprout.app_dir / "hello" / "__main__.py"
+    code.write_text(code.read_text().replace('self.path == "/healthz"', 'self.path == "/health"'))
+    started = time.monotonic()
+    result = sprout.run("deploy", str(sprout.app_dir), check=False)
+    print(
+        f"deploy of a version answering 404 on its health path failed after {time.monotonic() - started:.1f}s"
+    )
+    assert result.returncode == 4, result.stderr
+    first_line = result.stderr.splitlines()[0]
+    assert first_line.startswith("error: hello/production: release 1 aborted in ")
+    assert first_line.endswith(
+        ": new instances failed the health check /healthz: every health check of GET /healthz answered 404 for "
+        "3 intervals: the path is wrong, not slow; set [health] path in sprout.toml to a path the app "
+        "answers with 2xx/3xx (or make the app answer this one) and try again"
+    )
+    # The version that served before still serves, at full strength again.
+    assert sprout.get().status_code == 200
+    assert {i["version"] for i in sprout.wait_converged(60)["instances"]} == {"v1"}
+
+
+def test_a_port_held_by_another_program_is_one_line_exit_2_and_nothing_saved(sprout: Sprout) -> None:
+    sprout.up()
+    assert sprout.router()["port"] == sprout.port
+    sprout.run("down", str(sprout.app_dir))
+
+    held = socket.socket()
+    held.bind(("127.0.0.1", free_port()))
+    held.listen(8)
+    taken = held.getsockname()[1]
+    try:
+        result = sprout.run("up", str(sprout.app_dir), "--port", str(taken), check=False)
+    finally:
+        held.close()
+    assert result.returncode == 2, result.stderr
+    me = psutil.Process(os.getpid()).name()
+    assert result.stderr == (
+        f"error: router: port {taken} is already in use by {me} (pid {os.getpid()}); stop that program "
+        "or pick another port with `sprout up --port N`\n"
+    )
+    assert "Traceback" not in result.stdout + result.stderr
+    # Nothing saved: the recorded port is still the previous one, and nothing of this home runs.
+    assert sprout.router() == {"port": sprout.port}
+    assert not sprout.status()["daemon"]["running"]
+
+    # A plain `up` uses the saved (previous) port.
+    again = sprout.run("up", str(sprout.app_dir))
+    assert f"URL: http://hello.localhost:{sprout.port}/" in again.stdout
+    assert sprout.get().status_code == 200
+    assert sprout.router()["port"] == sprout.port
+
+
+def _events(sprout: Sprout) -> list[dict[str, object]]:
+    import httpx
+
+    api = sprout.daemon()["api_url"]
+    answer = httpx.get(
+        f"{api}/v1/events",
+        params={"app": "hello", "env": "production", "limit": "200"},
+        headers={"Authorization": f"Bearer {sprout.token()}"},
+        timeout=10,
+        trust_env=False,
+    )
+    answer.raise_for_status()
+    return list(json.loads(answer.text)["events"])
