@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import time
+from datetime import datetime
+from typing import Any
 
+import httpx
 import psutil
 import pytest
 from e2e_kit import Sprout, edit_manifest
@@ -51,6 +55,43 @@ def test_a_health_path_answering_404_fails_up_fast_naming_path_and_code(sprout: 
         mine = [m for m in failed if m.startswith(f"{instance['id']}: ")]
         assert len(mine) == 1, failed
         assert mine[0].startswith(f"{instance['id']}: health check failed: GET /nope answered 404 in ")
+    # The dashboard's instance rows carry it.
+    link = sprout.run("dashboard", "--print").stdout.strip()
+    with httpx.Client(trust_env=False, follow_redirects=True, timeout=10) as browser_session:
+        page = browser_session.get(link).text
+    for instance in instances:
+        assert instance["id"] in page
+    assert page.count('<span class="bad">last check: GET /nope answered 404 in ') == len(instances)
+
+
+def test_a_crash_looping_environment_backs_off_and_says_so(sprout: Sprout) -> None:
+    edit_manifest(sprout.app_dir, 'web = "python -m hello"', "web = \"python -c 'raise SystemExit(3)'\"")
+    result = sprout.run("up", str(sprout.app_dir), "--port", str(sprout.port), check=False)
+    assert result.returncode == 4, result.stderr
+    assert "instances failed before any became healthy" in result.stderr
+
+    def failing() -> dict[str, Any] | None:
+        found: dict[str, Any] | None = sprout.environment()["failing"]
+        return found
+
+    first = failing()
+    assert first is not None and first["failures"] >= 3
+    # Launches wait longer after each round of failures (1 s, doubling, up to 30 s).
+    deadline = time.monotonic() + 30
+    while (failing() or {}).get("retry_every", 0) < 4 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    later = failing()
+    assert later is not None and later["since"] == first["since"] and later["retry_every"] >= 4, later
+    since = datetime.fromtimestamp(later["since"]).strftime("%H:%M:%S")
+    text = sprout.run("status").stdout
+    line = next(line for line in text.splitlines() if line.startswith("failing since "))
+    assert re.fullmatch(
+        rf"failing since {since} \(\d+ instances failed\), retrying every [\d.]+s; `sprout down` stops it",
+        line,
+    ), line
+    # `sprout down` stops it.
+    sprout.run("down", str(sprout.app_dir))
+    assert sprout.status()["environments"] == []
 
 
 def test_a_release_whose_health_path_answers_404_is_aborted_naming_path_and_code(sprout: Sprout) -> None:
@@ -108,8 +149,6 @@ def test_a_port_held_by_another_program_is_one_line_exit_2_and_nothing_saved(spr
 
 
 def _events(sprout: Sprout) -> list[dict[str, object]]:
-    import httpx
-
     api = sprout.daemon()["api_url"]
     answer = httpx.get(
         f"{api}/v1/events",
