@@ -133,6 +133,9 @@ class Reconciler:
                 else:
                     self._env_errors.pop(env.id, None)
             self._stop_orphans(observed, decided)
+            for gone in set(self._backoff) - {env.id for env in envs}:
+                # A removed environment's failures are not those of one created later under its name.
+                del self._backoff[gone]
             for gone in set(self._unhealthy_since) - decided.live_ids:
                 del self._unhealthy_since[gone]
             for gone in set(self._told) - decided.live_ids:
