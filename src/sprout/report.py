@@ -40,7 +40,9 @@ def health_report(before: dict[str, Any], after: dict[str, Any], env: str | None
                 total.add(stats)
                 figures = {"router_state": doc["state"], **_figures(stats, seconds)}
             instances.append(
-                {k: i[k] for k in ("id", "group", "zone", "version", "state", "health")} | figures
+                {k: i[k] for k in ("id", "group", "zone", "version", "state", "health")}
+                | {"check": i.get("check")}
+                | figures
             )
         environments.append(
             {

@@ -25,6 +25,7 @@ from sprout.controlplane.logquery import query_logs
 from sprout.controlplane.router_process import RouterProcess
 from sprout.controlplane.status import environments_status
 from sprout.errors import NotFoundError, ServiceError, SproutError
+from sprout.healthcheck import describe_check, wrong_path, wrong_path_message
 from sprout.logs.store import LogStore
 from sprout.paths import Home
 from sprout.plan.conflicts import refuse_host_conflicts_at
@@ -126,6 +127,8 @@ def status(
             f"\n[bold]{e['app']}/{e['env']}[/]  {e['url'] or ''}  version {e['version'] or '-'}  "
             f"{fleet_summary(e)}"
         )
+        if e.get("failing"):
+            _print_failing(e["failing"])
         weights = {g["name"]: g["weight"] for g in e["groups"]}
         table = Table("id", "group", "zone", "version", "port", "pid", "state", "health", box=None)
         for i in e["instances"]:
@@ -142,6 +145,19 @@ def status(
             )
         if e["instances"]:
             console.print(table)
+        for i in e["instances"]:
+            if i.get("check") and not i["check"]["ok"]:
+                console.print(f"  {i['id']} last check: {escape(describe_check(i['check']))}", soft_wrap=True)
+
+
+def _print_failing(failing: dict[str, Any]) -> None:
+    """The line of an environment whose instances keep failing: since when, how often it retries."""
+    since = datetime.fromtimestamp(failing["since"]).strftime("%H:%M:%S")
+    console.print(
+        f"[bold red]failing since {since}[/] ({failing['failures']} instances failed), retrying every "
+        f"{failing['retry_every']:g}s; `sprout down` stops it",
+        soft_wrap=True,
+    )
 
 
 def _print_loop_trouble(daemon: dict[str, Any]) -> None:
@@ -281,14 +297,36 @@ def _wait_healthy(client: ApiClient, manifest: Manifest, env: str) -> None:
                 )
                 if found["converged"]:
                     break
+                _fail_on_wrong_path(name, env, found)
                 _fail_on_crash_loop(client, name, env, started, found)
             if time.monotonic() > deadline:
                 raise ServiceError(
-                    f"{name}/{env}: instances not healthy after {limit:.0f}s; "
+                    f"{name}/{env}: instances not healthy after {limit:.0f}s{_last_checks(found)}; "
                     f"see `sprout logs {found['app_dir'] if found else ''}` and `sprout status`"
                 )
             time.sleep(POLL)
     console.print(f"{name}/{env}: {found['healthy']}/{found['desired']} healthy")
+
+
+def _unhealthy(found: dict[str, Any]) -> list[dict[str, Any]]:
+    """The environment's live instances that are not healthy."""
+    return [
+        i for i in found["instances"] if i["state"] in ("launching", "running") and i["health"] != "healthy"
+    ]
+
+
+def _last_checks(found: dict[str, Any] | None) -> str:
+    """`: i-1 GET /x answered 500 in 2 ms; …` for the instances not healthy, or nothing."""
+    shown = [f"{i['id']} {describe_check(i.get('check'))}" for i in _unhealthy(found)] if found else []
+    return (" (last checks: " + "; ".join(shown) + ")") if shown else ""
+
+
+def _fail_on_wrong_path(app: str, env: str, found: dict[str, Any]) -> None:
+    """Give up early when every check answers the same 4xx: the path is wrong, waiting cannot help."""
+    live = _unhealthy(found)
+    wrong = wrong_path(i.get("check") for i in live) if live and not found["healthy"] else None
+    if wrong is not None:
+        raise ServiceError(f"{app}/{env}: {wrong_path_message(*wrong)}")
 
 
 def _fail_on_crash_loop(client: ApiClient, app: str, env: str, since: float, found: dict[str, Any]) -> None:

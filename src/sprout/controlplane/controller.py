@@ -69,7 +69,9 @@ class Controller:
         """The daemon, the router, and every environment with its URL and instances."""
         router = self._router.current()
         port = router.port if router else self._router.saved_port()
-        environments = environments_status(self._store, port)
+        environments = environments_status(
+            self._store, port, self._reconciler.checks(), self._reconciler.failing()
+        )
         return {
             "daemon": self._daemon_info(),
             "router": {

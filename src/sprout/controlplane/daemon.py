@@ -34,14 +34,14 @@ from sprout.controlplane.disk import CHECK_INTERVAL, DiskWatch
 from sprout.controlplane.fleet import ControlPlaneFleet
 from sprout.controlplane.housekeeping import HOUSEKEEPING_FIRST_DELAY, HOUSEKEEPING_INTERVAL, Housekeeper
 from sprout.controlplane.instances import InstanceLauncher, SecretBook
-from sprout.controlplane.lifecycle import daemon_file
+from sprout.controlplane.lifecycle import REFUSED, daemon_file
 from sprout.controlplane.process import ProcessRecord, record_to_json, write_json
 from sprout.controlplane.reconcile import Reconciler
 from sprout.controlplane.releases import ReleaseOps
 from sprout.controlplane.resources import Resources
 from sprout.controlplane.router_process import RouterProcess
 from sprout.deploy.engine import ReleaseEngine
-from sprout.errors import NotFoundError, ServiceError
+from sprout.errors import NotFoundError, ServiceError, UserError
 from sprout.logs.ingest import LogIngester
 from sprout.logs.store import LogStore
 from sprout.loops import ErrorHook, Loop
@@ -82,7 +82,12 @@ def main(argv: list[str] | None = None) -> int:
     if lock is None:
         log.error("another daemon already serves %s; exiting", home.root)
         return 3
-    return Daemon(home, args.api_port, args.router_port).run()
+    try:
+        return Daemon(home, args.api_port, args.router_port).run()
+    except UserError as exc:
+        # One line the starting `sprout` reads back (`lifecycle.start_daemon`), not a traceback.
+        print(f"{REFUSED}{exc}", file=sys.stderr, flush=True)
+        return exc.exit_code
 
 
 @dataclass
@@ -150,7 +155,14 @@ class Daemon:
             return router.admin(found)
 
         fleet = ControlPlaneFleet(
-            home, store, running_router, resources, secrets, reconciler.lock, reconciler.nudge
+            home,
+            store,
+            running_router,
+            resources,
+            secrets,
+            reconciler.lock,
+            reconciler.nudge,
+            reconciler.checks,
         )
         engine = ReleaseEngine(store, fleet, lambda app, version: _version_manifest(store, app, version))
         autoscaler = Autoscaler(store, running_router, lambda app, env: engine.active(app, env) is not None)

@@ -23,6 +23,7 @@ from sprout.controlplane.resources import Resources
 from sprout.controlplane.routing import route_name
 from sprout.deploy.fleet import GroupHealth
 from sprout.errors import NotFoundError, SproutError
+from sprout.healthcheck import describe_check, wrong_path, wrong_path_message
 from sprout.paths import Home
 from sprout.router.client import RouterAdmin
 from sprout.state import Environment, StateStore
@@ -44,6 +45,7 @@ class ControlPlaneFleet:
         secrets: SecretBook,
         lock: threading.RLock,
         changed: Callable[[], None] = lambda: None,
+        checks: Callable[[], Mapping[str, Mapping[str, Any]]] = dict,
     ) -> None:
         self._home = home
         self._store = store
@@ -54,6 +56,8 @@ class ControlPlaneFleet:
         self._lock = lock
         # Wakes the reconcile loop: a group written now is launched now, not at the next tick.
         self._changed = changed
+        # The router's last health check of each instance, as the reconcile loop last read it.
+        self._checks = checks
 
     def groups(self, app: str, env: str) -> dict[str, Group]:
         return {g.name: g for g in desired_groups(self._store, self._environment(app, env))}
@@ -101,12 +105,20 @@ class ControlPlaneFleet:
         healthy = sum(1 for i in live if i.state == "running" and i.health == "healthy")
         failed = [i for i in mine if i.state in ("failed", "stopped") and i.created_at >= since]
         failure = None
+        checks = self._checks()
         if failed or (live and healthy < group.capacity):
             path = self._environment(app, env).manifest.health.path
             witness = (failed or [i for i in live if i.health != "healthy"] or live)[-1]
-            failure = f"GET {path} on {witness.id} did not answer 2xx/3xx{self._last_lines(witness)}"
+            check = checks.get(witness.id)
+            why = describe_check(check) if check else f"GET {path} did not answer 2xx/3xx"
+            failure = f"{witness.id}: {why}{self._last_lines(witness)}"
         # One crash is retried by the reconcile loop; a whole round of them is the version's fault.
         failed_count = len(failed) if len(failed) >= max(group.capacity, 1) else 0
+        wrong = wrong_path(checks.get(i.id) for i in live) if live and not healthy else None
+        if wrong is not None:
+            # Every check answers the same 4xx: waiting out the health timeout cannot help.
+            failure = wrong_path_message(*wrong)
+            failed_count = max(len(live), 1)
         return GroupHealth(group.capacity, healthy, len(live) - healthy, failed_count, failure)
 
     def metrics(self, app: str, env: str) -> dict[str, Mapping[str, Any]]:

@@ -20,11 +20,13 @@ from sprout.controlplane.process import (
     spawn_detached,
     terminate,
 )
-from sprout.errors import ServiceError
+from sprout.errors import ServiceError, UserError
 from sprout.paths import Home
 
 START_TIMEOUT = 20.0
 STOP_TIMEOUT = 30.0
+#: How a daemon that refused to start (a user error, exit 2) begins its last log line.
+REFUSED = "refused: "
 
 
 @dataclass(frozen=True)
@@ -77,12 +79,21 @@ def start_daemon(home: Home, api_port: int | None = None, router_port: int | Non
             found = running_daemon(home)
             if found is not None:
                 return found
+            refusal = _refusal(log_path) if child.returncode == UserError.exit_code else None
+            if refusal is not None:
+                raise UserError(refusal)
             raise ServiceError(
                 f"daemon: exited with code {child.returncode} while starting; "
                 f"last lines of {log_path}:\n{log_tail(log_path)}"
             )
         time.sleep(0.05)
     raise ServiceError(f"daemon: did not come up within {START_TIMEOUT:.0f}s; see {log_path}")
+
+
+def _refusal(log_path: Path) -> str | None:
+    """The one-line reason a daemon refused to start, from the last line of its log."""
+    lines = log_tail(log_path, 1).splitlines()
+    return lines[-1].removeprefix(REFUSED) if lines and lines[-1].startswith(REFUSED) else None
 
 
 def stop_daemon(home: Home, timeout: float = STOP_TIMEOUT) -> bool:

@@ -25,12 +25,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from sprout.controlplane.backoff import Backoff
 from sprout.controlplane.groups import desired_groups, group_of
 from sprout.controlplane.instances import InstanceLauncher
 from sprout.controlplane.resources import Resources
 from sprout.controlplane.retire import STOP_GRACE, Retirer
 from sprout.controlplane.routing import build_table, route_name
 from sprout.errors import SproutError
+from sprout.healthcheck import describe_check
 from sprout.loops import ErrorHook, Loop, event_hook
 from sprout.providers.base import ObservedInstance, Provider
 from sprout.providers.local.placement import place
@@ -42,25 +44,6 @@ from sprout.state.models import LIVE_STATES, Group
 log = logging.getLogger(__name__)
 
 INTERVAL = 0.5
-#: Back-off after instances die before becoming healthy: first delay, doubling, capped.
-BACKOFF_FIRST = 1.0
-BACKOFF_MAX = 30.0
-
-
-@dataclass
-class _Backoff:
-    """Crash-loop protection of one environment: launches wait while its instances keep dying young."""
-
-    failures: int = 0
-    not_before: float = 0.0
-
-    def failed(self, now: float) -> None:
-        self.failures += 1
-        self.not_before = now + min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** (self.failures - 1))
-
-    def succeeded(self) -> None:
-        self.failures = 0
-        self.not_before = 0.0
 
 
 @dataclass
@@ -93,7 +76,7 @@ class Reconciler:
         self._router = router
         self._clock = clock
         self.lock = threading.RLock()
-        self._backoff: dict[str, _Backoff] = {}
+        self._backoff: dict[str, Backoff] = {}
         self._retirer = Retirer(store, provider)
         self._pushed: dict[str, Any] | None = None
         #: Called after a pass that recorded a health change (the daemon wakes the release engine with it).
@@ -104,6 +87,10 @@ class Reconciler:
         #: Environment id → why the router refused its routing entry at the last push.
         self._rejected: dict[str, str] = {}
         self._unhealthy_since: dict[str, float] = {}
+        #: Instance id → the router's last health check of it (replaced whole by each pass).
+        self._checks: dict[str, dict[str, Any]] = {}
+        #: Instance id → the failing check outcome last recorded as an event (one event per new outcome).
+        self._told: dict[str, tuple[Any, ...]] = {}
 
     # -- the loop ----------------------------------------------------------------------------------
 
@@ -119,6 +106,15 @@ class Reconciler:
         """Stop the loop after the current pass; in-flight retirements finish on their own threads."""
         self.loop.stop()
 
+    def checks(self) -> dict[str, dict[str, Any]]:
+        """Instance id → the router's last health check of it, as of the last pass."""
+        return self._checks
+
+    def failing(self) -> dict[str, dict[str, Any]]:
+        """Environment id → `{since, retry_every, failures}` for each environment whose launches back off."""
+        reports = {env_id: backoff.report() for env_id, backoff in list(self._backoff.items())}
+        return {env_id: report for env_id, report in reports.items() if report is not None}
+
     # -- one pass ----------------------------------------------------------------------------------
 
     def run_once(self) -> None:
@@ -126,7 +122,7 @@ class Reconciler:
         with self.lock:
             admin = self._router()
             observed = {o.instance_id: o for o in self._provider.observe()}
-            health = _router_health(admin)
+            health, self._checks = _router_health(admin)
             decided = _Pass()
             envs = self._store.list_environments()
             for env in envs:
@@ -137,8 +133,13 @@ class Reconciler:
                 else:
                     self._env_errors.pop(env.id, None)
             self._stop_orphans(observed, decided)
+            for gone in set(self._backoff) - {env.id for env in envs}:
+                # A removed environment's failures are not those of one created later under its name.
+                del self._backoff[gone]
             for gone in set(self._unhealthy_since) - decided.live_ids:
                 del self._unhealthy_since[gone]
+            for gone in set(self._told) - decided.live_ids:
+                del self._told[gone]
             self.push_table(admin)
             for instance, drain in decided.retire:
                 self._retirer.begin(admin, instance, drain)
@@ -210,7 +211,7 @@ class Reconciler:
         """Converge one environment."""
         manifest = env.manifest
         now = self._clock()
-        backoff = self._backoff.setdefault(env.id, _Backoff())
+        backoff = self._backoff.setdefault(env.id, Backoff())
         self._resources.sync(env.app, env.name, manifest)
         live: list[Instance] = []
         for instance in self._store.list_instances(env.app, env.name, states=(*LIVE_STATES, "draining")):
@@ -227,6 +228,7 @@ class Reconciler:
             was = instance.health
             instance = self._record_health(env, instance, health.get(instance.id), backoff)
             decided.health_changed = decided.health_changed or instance.health != was
+            self._tell_failing_check(env, instance)
             age = now - (instance.started_at or instance.created_at)
             if (
                 self._still_unhealthy_for_a_while(instance, manifest.health, now)
@@ -241,7 +243,8 @@ class Reconciler:
                     env.app,
                     env.name,
                     "instance.replace",
-                    f"{instance.id} {why}; replacing it",
+                    f"{instance.id} {why}; replacing it; last check: "
+                    f"{describe_check(self._checks.get(instance.id))}",
                     instance=instance.id,
                 )
                 if instance.health != "unhealthy":
@@ -283,7 +286,7 @@ class Reconciler:
         return now - since >= health.interval * health.unhealthy_threshold
 
     def _converge(
-        self, env: Environment, live: list[Instance], backoff: _Backoff, now: float, decided: _Pass
+        self, env: Environment, live: list[Instance], backoff: Backoff, now: float, decided: _Pass
     ) -> None:
         """Per desired group: launch what is missing, retire the surplus and the superseded version."""
         groups = self._follow_desired_capacity(env, desired_groups(self._store, env))
@@ -303,7 +306,7 @@ class Reconciler:
         env: Environment,
         group: Group,
         members: list[Instance],
-        backoff: _Backoff,
+        backoff: Backoff,
         now: float,
         decided: _Pass,
     ) -> None:
@@ -354,7 +357,7 @@ class Reconciler:
             (self._store.update_instance(instance.id, state="draining"), env.manifest.deploy.drain)
         )
 
-    def _mark_exited(self, env: Environment, instance: Instance, backoff: _Backoff, now: float) -> None:
+    def _mark_exited(self, env: Environment, instance: Instance, backoff: Backoff, now: float) -> None:
         was_healthy = instance.health == "healthy"
         self._store.update_instance(instance.id, state="failed", health="unhealthy")
         self._store.record_event(
@@ -370,7 +373,7 @@ class Reconciler:
         self._provider.stop(instance.id, 0.0)
 
     def _record_health(
-        self, env: Environment, instance: Instance, healthy: bool | None, backoff: _Backoff
+        self, env: Environment, instance: Instance, healthy: bool | None, backoff: Backoff
     ) -> Instance:
         """Copy the router's view of one instance into the state store, with an event on each change."""
         if healthy is None:
@@ -387,6 +390,29 @@ class Reconciler:
             if instance.state == "launching":
                 fields["state"] = "running"
         return self._store.update_instance(instance.id, **fields) if fields else instance
+
+    def _tell_failing_check(self, env: Environment, instance: Instance) -> None:
+        """An event when an instance's checks start failing in a new way (a new status or error).
+
+        A launching instance that does not listen yet is starting, not failing: only an answer (a status
+        outside 2xx/3xx) counts until it was healthy once.
+        """
+        check = self._checks.get(instance.id)
+        if check is None or check.get("ok"):
+            self._told.pop(instance.id, None)
+            return
+        if instance.state == "launching" and check.get("status") is None:
+            return
+        outcome = (check.get("path"), check.get("status"), check.get("error"))
+        if self._told.get(instance.id) != outcome:
+            self._told[instance.id] = outcome
+            self._store.record_event(
+                env.app,
+                env.name,
+                "instance.check_failed",
+                f"{instance.id}: health check failed: {describe_check({**check, 'repeats': 1})}",
+                instance=instance.id,
+            )
 
     def _stop_orphans(self, observed: Mapping[str, ObservedInstance], decided: _Pass) -> None:
         """Stop every live process the state store does not count as part of a live environment."""
@@ -434,18 +460,22 @@ def _surplus(instances: list[Instance], count: int) -> list[Instance]:
     return chosen
 
 
-def _router_health(admin: RouterAdmin) -> dict[str, bool]:
-    """Target id → healthy, as the router's active and passive checks see it right now.
+def _router_health(admin: RouterAdmin) -> tuple[dict[str, bool], dict[str, dict[str, Any]]]:
+    """Target id → healthy, as the router's active and passive checks see it right now; and its last check.
 
-    Targets still being admitted (`adding`) are left out: they are not unhealthy, just not known yet.
+    Targets still being admitted (`adding`) are left out of the first: they are not unhealthy, just not
+    known yet. Their last check is kept: it says why they are not healthy yet.
     """
     found: dict[str, bool] = {}
+    checks: dict[str, dict[str, Any]] = {}
     for route in admin.health().get("routes", {}).values():
         for group in route.get("groups", {}).values():
             for target_id, target in group.get("targets", {}).items():
                 if target.get("state") != "adding":
                     found[target_id] = bool(target.get("healthy"))
-    return found
+                if target.get("check"):
+                    checks[target_id] = dict(target["check"])
+    return found, checks
 
 
 def _describe_table(table: Mapping[str, Any]) -> str:

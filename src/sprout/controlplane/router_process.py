@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sprout.api.auth import ensure_token
+from sprout.controlplane.portuse import port_in_use, port_taken
 from sprout.controlplane.process import (
     ProcessRecord,
     free_port,
@@ -128,7 +129,12 @@ class RouterProcess:
             return gone
 
     def _start(self, port: int) -> RouterHandle:
+        """Start a router on `port`; a port held by another program is refused before anything is saved."""
+        if port_taken("127.0.0.1", port):
+            raise port_in_use(port)
         ensure_token(self._token_file)
+        # Put back on failure: a port the router could not take must not become the saved one.
+        previous = {"port": self.saved_port()}
         admin_port = free_port()
         marker = str(self._token_file)
         cmd = [
@@ -154,6 +160,9 @@ class RouterProcess:
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             if self._child.poll() is not None:
+                write_json(self._record_file, previous)
+                if port_taken("127.0.0.1", port):
+                    raise port_in_use(port)
                 raise ServiceError(
                     f"router: exited with code {self._child.returncode} while starting on port {port} "
                     f"(is the port in use? pass --port); last lines of {log_path}:\n{log_tail(log_path)}"
@@ -162,6 +171,7 @@ class RouterProcess:
                 return handle
             time.sleep(0.05)
         terminate(record, 2.0)
+        write_json(self._record_file, previous)
         raise ServiceError(f"router: admin API did not answer within {START_TIMEOUT:.0f}s; see {log_path}")
 
     def _reap(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from sprout.controlplane.groups import desired_groups, group_of
@@ -12,20 +13,34 @@ from sprout.state.models import Group
 SHOWN_STATES = ("launching", "running", "draining")
 
 
-def environments_status(store: StateStore, port: int | None) -> list[dict[str, Any]]:
-    """Every environment with its URLs (when the router port is known) and its instances."""
+def environments_status(
+    store: StateStore,
+    port: int | None,
+    checks: Mapping[str, Mapping[str, Any]] | None = None,
+    failing: Mapping[str, Mapping[str, Any]] | None = None,
+) -> list[dict[str, Any]]:
+    """Every environment with its URLs (when the router port is known) and its instances.
+
+    The daemon adds what only it knows: each instance's last health check (`checks`, by instance id)
+    and each environment whose launches back off (`failing`, by environment id).
+    """
     envs = store.list_environments()
     default = default_environment(envs)
-    return [
-        environment_status(
+    docs = []
+    for env in envs:
+        doc = environment_status(
             env,
             store.list_instances(env.app, env.name, states=SHOWN_STATES),
             desired_groups(store, env),
             port,
             env.id == default,
         )
-        for env in envs
-    ]
+        doc["failing"] = dict(failing[env.id]) if failing and env.id in failing else None
+        for instance in doc["instances"]:
+            check = (checks or {}).get(instance["id"])
+            instance["check"] = dict(check) if check else None
+        docs.append(doc)
+    return docs
 
 
 def environment_status(

@@ -9,6 +9,7 @@ from typing import Any
 
 import jinja2
 
+from sprout.healthcheck import describe_check
 from sprout.report import fleet_summary, number, share
 
 #: Seconds between the page's own reloads (and so the window its live figures cover).
@@ -51,7 +52,7 @@ live figures over the last {{ "%.1f"|format(report.window) }} s; this page reloa
 <th>2xx</th><th>3xx</th><th>4xx</th><th>5xx</th><th>p50 ms</th><th>p99 ms</th><th>in flight</th></tr>
 {% for row in e.instances + [dict(e.total, id="total")] %}
 <tr><td>{{ row.id }}</td><td>{{ row.zone or "" }}</td><td>{{ row.version or "" }}</td>
-<td class="{{ 'ok' if row.health == 'healthy' else ('bad' if row.health else '') }}">{{ row.state or "" }} {{ row.health or "" }}</td>
+<td class="{{ 'ok' if row.health == 'healthy' else ('bad' if row.health else '') }}"{% if row.check %} title="last check: {{ check(row.check) }}"{% endif %}>{{ row.state or "" }} {{ row.health or "" }}{% if row.check and not row.check.ok %}<br><span class="bad">last check: {{ check(row.check) }}</span>{% endif %}</td>
 <td class="{{ 'ok' if row.router_state == 'healthy' else ('bad' if row.router_state else '') }}">{{ row.router_state or ("" if row.id == "total" else "unrouted") }}</td>
 <td class="n">{{ num(row.rps, 1) }}</td>
 {% for c in ("2xx", "3xx", "4xx", "5xx") %}<td class="n{{ ' bad' if c == '5xx' and (row.percent or {}).get(c) }}">{{ pct((row.percent or {}).get(c)) }}</td>{% endfor %}
@@ -121,6 +122,7 @@ def render(
         pct=share,
         when=_when,
         summary=lambda e: fleet_summary(e, utc=True),
+        check=describe_check,
     )
 
 

@@ -3,15 +3,53 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 from sprout.router.table import HealthSpec
 from sprout.router.target import State, Target
 
 
-async def probe(host: str, port: int, spec: HealthSpec) -> bool:
+@dataclass(frozen=True)
+class CheckResult:
+    """One check's outcome: the status the target answered, or why it answered none."""
+
+    path: str
+    ok: bool
+    status: int | None
+    error: str | None
+    latency: float
+    at: float
+
+    def same_outcome(self, other: CheckResult | None) -> bool:
+        """The same answer as `other` (same status, or the same failure), latency aside."""
+        return other is not None and (self.path, self.status, self.error) == (
+            other.path,
+            other.status,
+            other.error,
+        )
+
+    def to_json(self, repeats: int) -> dict[str, Any]:
+        """The check as the admin API shows it; `repeats` counts checks in a row with this outcome."""
+        return {
+            "path": self.path,
+            "ok": self.ok,
+            "status": self.status,
+            "error": self.error,
+            "latency_ms": round(self.latency * 1000, 1),
+            "at": self.at,
+            "repeats": repeats,
+        }
+
+
+async def probe(host: str, port: int, spec: HealthSpec) -> CheckResult:
     """One check: GET the health path and compare the status with the expected range."""
     writer: asyncio.StreamWriter | None = None
+    started = time.monotonic()
+    status: int | None = None
+    error: str | None = None
     try:
         async with asyncio.timeout(spec.timeout):
             reader, writer = await asyncio.open_connection(host, port)
@@ -20,16 +58,25 @@ async def probe(host: str, port: int, spec: HealthSpec) -> bool:
                 "Connection: close\r\n\r\n".encode()
             )
             line = await reader.readline()
-    except (OSError, TimeoutError, asyncio.IncompleteReadError, ValueError):
-        return False
+        parts = line.split(b" ", 2)
+        if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or not parts[1].isdigit():
+            error = "closed without an HTTP answer" if not line else "answered something other than HTTP"
+        else:
+            status = int(parts[1])
+    except TimeoutError:
+        error = f"no answer within {spec.timeout:g}s"
+    except ConnectionRefusedError:
+        error = "connection refused"
+    except OSError as exc:
+        error = (exc.strerror or str(exc) or type(exc).__name__).lower()
+    except (asyncio.IncompleteReadError, ValueError):
+        error = "closed without an HTTP answer"
     finally:
         if writer is not None:
             writer.close()
-    parts = line.split(b" ", 2)
-    if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or not parts[1].isdigit():
-        return False
     low, high = spec.expected_status
-    return low <= int(parts[1]) <= high
+    ok = status is not None and low <= status <= high
+    return CheckResult(spec.path, ok, status, error, time.monotonic() - started, time.time())
 
 
 async def check_loop(target: Target, spec_of: Callable[[Target], HealthSpec | None]) -> None:
@@ -38,6 +85,7 @@ async def check_loop(target: Target, spec_of: Callable[[Target], HealthSpec | No
         spec = spec_of(target)
         if spec is None:
             return
-        ok = await probe(target.host, target.port, spec)
-        target.record_check(ok, spec.healthy_threshold, spec.unhealthy_threshold)
+        result = await probe(target.host, target.port, spec)
+        target.note_check(result)
+        target.record_check(result.ok, spec.healthy_threshold, spec.unhealthy_threshold)
         await asyncio.sleep(spec.interval)

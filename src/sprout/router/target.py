@@ -11,6 +11,7 @@ from sprout.router.metrics import Stats
 
 if TYPE_CHECKING:
     from sprout.router.exchange import Exchange
+    from sprout.router.health import CheckResult
     from sprout.router.upstream import Pool
 
 log = logging.getLogger("sprout.router")
@@ -31,12 +32,14 @@ class Target:
 
     __slots__ = (
         "address",
+        "check_repeats",
         "exchanges",
         "fails",
         "group",
         "group_stats",
         "host",
         "id",
+        "last_check",
         "on_change",
         "passes",
         "pool",
@@ -65,6 +68,8 @@ class Target:
         self.exchanges: set[Exchange] = set()
         self.pool: Pool | None = None
         self.on_change = on_change
+        self.last_check: CheckResult | None = None
+        self.check_repeats = 0
 
     @property
     def in_flight(self) -> int:
@@ -82,6 +87,11 @@ class Target:
         """Put the target in rotation (only from adding or unhealthy)."""
         if self.state in (State.ADDING, State.UNHEALTHY):
             self._move(State.HEALTHY, why)
+
+    def note_check(self, result: CheckResult) -> None:
+        """Keep the last active check's outcome, counting how many checks in a row gave it."""
+        self.check_repeats = self.check_repeats + 1 if result.same_outcome(self.last_check) else 1
+        self.last_check = result
 
     def record_check(self, ok: bool, healthy_threshold: int, unhealthy_threshold: int) -> None:
         """Count one active check result and move state when a threshold is reached."""
@@ -128,4 +138,5 @@ class Target:
             "version": self.version,
             "group": self.group,
             "route": self.route,
+            "check": self.last_check.to_json(self.check_repeats) if self.last_check else None,
         }
