@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from sprout.cli.client import APPLY_TIMEOUT, ApiClient, ensure_daemon
+from sprout.cli.console import cli_console
 from sprout.cli.daemon_cmd import print_disk
 from sprout.cli.follow import follow_release
 from sprout.cli.provider_cmd import PROVIDER, elsewhere
@@ -42,7 +42,7 @@ DAEMON_EXIT_TIMEOUT = 30.0
 #: Instances that die before any is healthy after which `up` stops waiting and shows the logs.
 CRASH_LOOP_DEATHS = 3
 
-console = Console(highlight=False)
+console = cli_console()
 
 
 def register(app: typer.Typer) -> None:

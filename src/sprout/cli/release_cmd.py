@@ -12,16 +12,16 @@ import os
 from pathlib import Path
 
 import typer
-from rich.console import Console
 
 from sprout.cli.client import connect
+from sprout.cli.console import cli_console
 from sprout.cli.follow import follow_release
 from sprout.cli.provider_cmd import PROVIDER, elsewhere
 from sprout.errors import NotFoundError, SproutError, UserError
 from sprout.paths import Home
 from sprout.terminal import printable
 
-console = Console(highlight=False)
+console = cli_console()
 
 APP_DIR = typer.Argument(Path("."), help="The app folder (with sprout.toml).")
 ENV = typer.Option("production", "--env", "-e", help="Environment name.")
