@@ -11,6 +11,7 @@ with `sprout down` at the end.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import subprocess
@@ -83,12 +84,10 @@ def main() -> int:
     def traffic() -> None:
         with httpx.Client() as client:
             while not stop.is_set():
-                try:
+                with contextlib.suppress(httpx.HTTPError):
                     client.get(
                         f"http://127.0.0.1:{args.port}/", headers={"Host": "hello.localhost"}, timeout=2
                     )
-                except httpx.HTTPError:
-                    pass
                 time.sleep(0.05)
 
     try:
@@ -104,7 +103,7 @@ def main() -> int:
         shoot(env, out / "dashboard-rollback.png")
         instance = next(
             line.split()[0]
-            for line in sprout("status", str(app), env=env).splitlines()
+            for line in sprout("status", env=env).splitlines()
             if line.strip().startswith("i-")
         )
         shoot(env, out / "dashboard-logs.png", f"/dashboard/logs?instance={instance}")

@@ -27,7 +27,7 @@ h1 { font-size: 1.3rem; } h2 { font-size: 1.1rem; margin-top: 1.8rem; }
 table { border-collapse: collapse; margin: .4rem 0 1rem; }
 th, td { padding: .2rem .7rem; text-align: left; border-bottom: 1px solid #dde5dc; }
 th { background: #eef4ec; } td.n { text-align: right; font-variant-numeric: tabular-nums; }
-.ok { color: #1b7a2f; } .bad { color: #b3261e; font-weight: 600; } .muted { color: #6b766c; }
+td.t { white-space: nowrap; } .ok { color: #1b7a2f; } .bad { color: #b3261e; font-weight: 600; } .muted { color: #6b766c; }
 """
 
 _TEMPLATE = (
@@ -78,12 +78,12 @@ autoscaling saved {{ money(bill.savings) }} {{ bill.currency }}{% if bill.fixed_
 <tr><th>#</th><th>environment</th><th>version</th><th>strategy</th><th>state</th><th>outcome</th><th>started</th><th>by</th><th>reason</th></tr>
 {% for d in releases %}<tr><td>{{ d.id }}</td><td>{{ d.app }}/{{ d.env }}</td><td>{{ d.version }}</td><td>{{ d.strategy }}</td>
 <td>{{ d.state }}</td><td class="{{ 'bad' if d.outcome and d.outcome not in ('succeeded', 'instant') }}">{{ d.outcome or "" }}</td>
-<td>{{ when(d.started_at) }}</td><td>{{ d.user }}</td><td>{{ d.reason or "" }}</td></tr>
+<td class="t">{{ when(d.started_at) }}</td><td>{{ d.user }}</td><td>{{ d.reason or "" }}</td></tr>
 {% endfor %}</table>{% else %}<p class="muted">none yet</p>{% endif %}
 <h2>Events</h2>
 {% if events %}<table>
 <tr><th>time</th><th>environment</th><th>kind</th><th>what</th></tr>
-{% for ev in events %}<tr><td>{{ when(ev.time) }}</td><td>{{ ev.app or "" }}{{ "/" ~ ev.env if ev.env }}</td><td>{{ ev.kind }}</td><td>{{ ev.message }}{% if ev.count > 1 %} <span class="muted">(and {{ ev.count - 1 }} more like it since {{ clock(ev.first) }})</span>{% endif %}</td></tr>
+{% for ev in events %}<tr><td class="t">{{ when(ev.time) }}</td><td>{{ ev.app or "" }}{{ "/" ~ ev.env if ev.env }}</td><td>{{ ev.kind }}</td><td>{{ ev.message }}{% if ev.count > 1 %} <span class="muted">(and {{ ev.count - 1 }} more like it since {{ clock(ev.first) }})</span>{% endif %}</td></tr>
 {% endfor %}</table>{% else %}<p class="muted">none yet</p>{% endif %}
 </body>
 </html>
@@ -106,7 +106,7 @@ _LOG_TEMPLATE = (
 (<code>sprout logs --instance {{ instance }} -f</code> follows it)</p>
 {% if lines %}<table>
 <tr><th>time</th><th>version</th><th>stream</th><th>line</th></tr>
-{% for line in lines %}<tr><td>{{ when(line.ts) }}</td><td>{{ line.version or "-" }}</td><td>{{ line.stream }}</td><td><code>{{ text(line.msg) }}</code></td></tr>
+{% for line in lines %}<tr><td class="t">{{ when(line.ts) }}</td><td>{{ line.version or "-" }}</td><td>{{ line.stream }}</td><td><code>{{ text(line.msg) }}</code></td></tr>
 {% endfor %}</table>{% else %}<p class="muted">no lines from this instance in the log store</p>{% endif %}
 </body>
 </html>

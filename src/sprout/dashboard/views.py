@@ -1,5 +1,5 @@
 """What the dashboard shows people: money to four significant digits, releases a rollback undid, and
-routine events folded into one row per run."""
+routine events folded into one row per kind."""
 
 from __future__ import annotations
 
@@ -68,18 +68,18 @@ def releases(deployments: list[dict[str, Any]], rollbacks: list[dict[str, Any]])
 
 
 def folded(events: Iterable[dict[str, Any]], limit: int) -> list[dict[str, Any]]:
-    """Events newest first, each run of one routine kind in one environment as one row with its count."""
+    """Events newest first; the routine ones of one kind in one environment as one row (the newest) with
+    their count and the time of the oldest."""
     rows: list[dict[str, Any]] = []
+    routine: dict[tuple[str, str | None, str | None], dict[str, Any]] = {}
     for event in sorted(events, key=lambda e: e["time"], reverse=True):
-        previous = rows[-1] if rows else None
-        if (
-            previous is not None
-            and event["kind"] in ROUTINE
-            and (previous["kind"], previous["app"], previous["env"])
-            == (event["kind"], event["app"], event["env"])
-        ):
-            previous["count"] += 1
-            previous["first"] = event["time"]
+        key = (event["kind"], event["app"], event["env"])
+        if event["kind"] in ROUTINE and key in routine:
+            routine[key]["count"] += 1
+            routine[key]["first"] = event["time"]
             continue
-        rows.append(dict(event, count=1, first=event["time"]))
+        row = dict(event, count=1, first=event["time"])
+        if event["kind"] in ROUTINE:
+            routine[key] = row
+        rows.append(row)
     return rows[:limit]
