@@ -28,6 +28,7 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "sprout.cli.health_cmd": ("health", "open", "dashboard", "apply"),
     "sprout.cli.release_cmd": ("deploy", "rollback", "swap", "scale"),
     "sprout.cli.daemon_cmd": ("daemon",),
+    "sprout.cli.prune_cmd": ("prune",),
     "sprout.cli.aws_cmd": ("aws",),
     "sprout.cli.k8s_cmd": ("k8s",),
     "sprout.cli.provider_cmd": ("render",),
