@@ -36,6 +36,10 @@ def run_demo(folder: Path, port: int, timeout: float = TIMEOUT) -> dict[str, obj
     started = time.monotonic()
     pid, master = pty.fork()
     if pid == 0:
+        # As a terminal's shell starts a command: Ctrl-C's signal at its default, even when this script
+        # runs as a background job (which inherits SIGINT ignored, and bash cannot trap an ignored signal).
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        signal.signal(signal.SIGQUIT, signal.SIG_DFL)
         os.chdir(folder)
         os.execvp("make", ["make", "--no-print-directory", "demo", f"PORT={port}"])
     output = b""
