@@ -39,11 +39,15 @@ def main(argv: list[str]) -> int:
     with contextlib.suppress(OSError):
         os.tcsetpgrp(tty, pid)
     while True:
-        try:
-            _, status = os.waitpid(pid, 0)
+        _, status = os.waitpid(pid, os.WUNTRACED)
+        if not os.WIFSTOPPED(status):
             break
-        except InterruptedError:
-            continue
+        # Ctrl-Z stopped the command: stop as a whole job, as the shell expects of make, and on `fg`
+        # hand the terminal back to the command and let it go on.
+        os.tcsetpgrp(tty, os.getpgrp())
+        os.kill(0, signal.SIGTSTP)
+        os.tcsetpgrp(tty, pid)
+        os.killpg(pid, signal.SIGCONT)
     os.tcsetpgrp(tty, os.getpgrp())
     os.close(tty)
     code = os.waitstatus_to_exitcode(status)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import re
+import sys
 from pathlib import Path
 
 import psutil
@@ -48,3 +49,22 @@ def test_ctrl_c_ends_the_demo_with_exit_0(tmp_path: Path, monkeypatch: pytest.Mo
         except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
             continue
     assert left == []
+
+
+def test_ctrl_c_reaches_the_command_and_not_make(tmp_path: Path) -> None:
+    script = tmp_path / "demo.sh"
+    script.write_text(
+        'stop() { echo "torn down"; kill "$W"; exit 0; }\n'
+        "trap stop INT\n"
+        "sleep 1000 &\nW=$!\necho 'URL: http://x/'; echo 'press Ctrl-C'\nwait \"$W\"\n"
+    )
+    (tmp_path / "Makefile").write_text(
+        f"demo:\n\t@{sys.executable} {REPO / 'scripts' / 'foreground.py'} bash {script}\n"
+    )
+    bench = _bench()
+    result = bench.run_demo(tmp_path, 0, timeout=DEADLINE)  # type: ignore[attr-defined]
+    output = result["output"]
+    assert result["exit_code"] == 0, output
+    assert "torn down" in output
+    # Without the hand-over make gets the terminal's SIGINT too: "make: *** [Makefile:2: demo] Interrupt".
+    assert "Interrupt" not in output and "***" not in output, output
