@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import getpass
 import json
@@ -95,7 +96,7 @@ def up(
         )
     except SproutError:
         if started_daemon:
-            _stop_if_unused(home, client)
+            _stop_if_unused(home, client, manifest.app.name, env)
         raise
     if result.get("changed"):
         console.print(result.get("plan") or "", markup=False)
@@ -281,12 +282,15 @@ def down(
     console.print("no environments left: router and daemon stopped")
 
 
-def _stop_if_unused(home: Home, client: ApiClient) -> None:
-    """After a failed first `up`: stop the daemon and router it started when no environment is left
-    (a failure must not leave processes running for nothing)."""
+def _stop_if_unused(home: Home, client: ApiClient, app: str, env: str) -> None:
+    """After a failed first `up`: stop what it left running (service nodes started for the release
+    phase), then the daemon and router it started, when no environment is left (a failure must not leave
+    processes running for nothing)."""
     try:
         if client.get("/v1/status")["environments"]:
             return
+        with contextlib.suppress(NotFoundError):
+            client.delete(f"/v1/environments/{app}/{env}", user=getpass.getuser())
         daemon = running_daemon(home)
         client.post("/v1/shutdown", {"router": True})
     except SproutError:
