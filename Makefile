@@ -15,7 +15,9 @@ PYTEST_ARGS ?=
 $(RUN_STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Sprout needs Python >= 3.11")'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	@$(BIN)/python -m pip install --quiet --disable-pip-version-check -e .
+	@echo "installing Sprout's runtime dependencies (log: $(VENV)/install.log) …"
+	@$(BIN)/python -m pip install --no-compile --disable-pip-version-check -e . > $(VENV)/install.log 2>&1 \
+		|| { tail -n 30 $(VENV)/install.log; echo "pip install failed; see $(VENV)/install.log"; exit 1; }
 	@touch $(RUN_STAMP)
 
 $(DEV_STAMP): $(RUN_STAMP) pyproject.toml
@@ -26,7 +28,7 @@ $(DEV_STAMP): $(RUN_STAMP) pyproject.toml
 setup: $(DEV_STAMP) ## create .venv and install Sprout with its test tools
 
 demo: $(RUN_STAMP) ## run the microsite on embedded defaults; Ctrl-C tears it down
-	@PORT=$(PORT) bash scripts/demo.sh
+	@PORT=$(PORT) $(BIN)/python scripts/foreground.py bash scripts/demo.sh
 
 services: ## install/start the services the tests need (memcached, MariaDB, PostgreSQL, Redis)
 	bash scripts/services.sh

@@ -9,6 +9,8 @@ set -euo pipefail
 umask 077
 cd "$(dirname "$0")/.."
 export SPROUT_HOME="${SPROUT_HOME:-$PWD/.sprout}"
+# The app's dependencies install faster without byte-compiling every file (Python compiles what it imports).
+export PIP_NO_COMPILE="${PIP_NO_COMPILE:-1}"
 SPROUT=.venv/bin/sprout
 SOURCE="${APP:-examples/microsite}"
 APP_DIR="$SPROUT_HOME/demo/$(basename "$SOURCE")"
@@ -39,8 +41,15 @@ cleanup() {
   echo "demo: tearing down …"
   # tee -p keeps `down` writing (to the log) when the terminal is gone, so it finishes the teardown.
   "$SPROUT" down "$APP_DIR" 2>&1 | tee -p -a "$SPROUT_HOME/demo-teardown.log"
+  TORN_DOWN=${PIPESTATUS[0]}
 }
-trap cleanup INT TERM HUP EXIT
+# Ctrl-C is how the demo ends: a clean teardown exits 0 (a failed one with `down`'s status).
+stop() {
+  cleanup
+  exit "$TORN_DOWN"
+}
+trap stop INT TERM HUP
+trap cleanup EXIT
 
 echo "demo: $SOURCE on embedded defaults (SQLite database and sessions); state in $SPROUT_HOME"
 "$SPROUT" up "$APP_DIR" --port "${PORT:-8080}"

@@ -54,6 +54,14 @@ class Plane:
                                  "strategy": "bluegreen", "state": "done", "outcome": "succeeded",
                                  "started_at": 0.0, "user": "ann", "reason": None}]}  # fmt: skip
 
+    def rollbacks(self, query: dict[str, str]) -> dict[str, Any]:
+        return {"rollbacks": []}
+
+    def logs(self, query: dict[str, str]) -> dict[str, Any]:
+        lines = [{"id": 1, "ts": 0.0, "source": "instance", "stream": "stderr", "instance": "i-abc123",
+                  "version": "v7", "msg": "boom <script>alert(2)</script>\x1b[31m red"}]  # fmt: skip
+        return {"lines": [line for line in lines if line["instance"] == query.get("instance")], "last_id": 1}
+
 
 @pytest.fixture
 def client() -> TestClient:
@@ -96,10 +104,10 @@ def test_a_code_signs_in_once_and_the_cookie_opens_only_the_page(client: TestCli
         "i-abc123",
         "group blue v7 at 100%",
         "bluegreen",
-        "1.50 EUR this month so far (2.0 instance-hours since 2026-11-01T00:00:00Z)",
-        "projected 9.25 EUR",
-        "would have cost 2.00 EUR",
-        "autoscaling saved 0.50 EUR",
+        "1.500 EUR this month so far (2.0 instance-hours since 2026-11-01 00:00 UTC)",
+        "projected 9.250 EUR",
+        "would have cost 2.000 EUR",
+        "autoscaling saved 0.5000 EUR (25%)",
     ):
         assert text in page.text, text
     # Live figures: 10 more requests between the two readings, none failed in between.
@@ -109,7 +117,8 @@ def test_a_code_signs_in_once_and_the_cookie_opens_only_the_page(client: TestCli
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page.text
     # The cookie opens nothing of the API, and only reads the page.
     for method, path in [("GET", "/v1/status"), ("GET", "/v1/health"), ("POST", "/v1/shutdown"),
-                         ("POST", "/v1/dashboard/codes"), ("POST", "/dashboard")]:  # fmt: skip
+                         ("POST", "/v1/dashboard/codes"), ("POST", "/dashboard"),
+                         ("POST", "/dashboard/logs"), ("GET", "/v1/logs")]:  # fmt: skip
         assert client.request(method, path).status_code == 401, (method, path)
 
 

@@ -46,6 +46,8 @@ def test_plan_for_a_new_environment_shows_the_unpushed_folder(tmp_path: Path) ->
         "  + instances in zone a: 0 → 1",
         "  + instances in zone b: 0 → 1",
         "  + routes: shop.localhost",
+        "  (database: SQLite file database.sqlite3 of this environment, created on first use)",
+        "  (sessions: SQLite file sessions.sqlite3 of this environment, created on first use)",
     ]
     state = StateStore(home / "state.db")
     try:

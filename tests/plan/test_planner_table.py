@@ -355,3 +355,42 @@ def test_a_warm_fleet_is_not_counted_and_is_noted() -> None:
     assert result.notes == (
         f"warm fleet blue: 2 instance(s) of v1 kept for rollback until {until}, then retired (not counted above)",
     )
+
+
+def test_a_new_secret_shows_no_unset_sources_and_a_release_and_resources_are_named() -> None:
+    recorded = with_(app={"name": "shop", "web": "python app.py", "release": "python -m migrate"})
+    changed = with_(
+        app={"name": "shop", "web": "python app.py", "release": "python -m migrate"},
+        secrets={"KEY": "env:A"},
+        resources={
+            "sessions": {"engine": "memcached"},
+            "database": {"engine": "mysql", "url": "mysql://db:3306/shop"},
+        },
+    )
+    result = plan(
+        parse_manifest(changed),
+        Path("/srv/shop"),
+        "production",
+        environment(recorded, "v1"),
+        fleet("a", "b"),
+        version("v2"),
+    )
+    described = result.describe()
+    assert '+ secrets.KEY.env = "A"' in described
+    assert [line for line in described if line.startswith(("+ secrets", "~ secrets"))] == [
+        '+ secrets.KEY.env = "A"'
+    ]
+    assert result.notes == (
+        "release command `python -m migrate` runs once for v2 before it takes traffic",
+        "database: mysql at mysql://db:3306/shop, external",
+        "sessions: memcached, one node in each of zones a, b, started by Sprout",
+    )
+    unchanged = plan(
+        parse_manifest(recorded),
+        Path("/srv/shop"),
+        "production",
+        environment(recorded, "v1"),
+        fleet("a", "b"),
+        version("v1"),
+    )
+    assert unchanged.notes == ()

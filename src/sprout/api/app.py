@@ -18,6 +18,7 @@ Routes (all JSON, all under the token):
 Dashboard (HTML, read-only; see sprout.dashboard.sessions for why it signs in differently):
   GET    /dashboard/login?code=…         trade a code for a session cookie, then to /dashboard
   GET    /dashboard                      the page, for a browser with a live session
+  GET    /dashboard/logs?instance=…      one instance's last log lines, read-only, same session
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Route
 
 from sprout.api.auth import BearerAuth
-from sprout.dashboard.sessions import COOKIE, PAGE, SESSION_SECONDS, DashboardSessions
+from sprout.dashboard.sessions import COOKIE, LOGS, PAGE, SESSION_SECONDS, DashboardSessions
 from sprout.diskfull import is_disk_full
 from sprout.errors import ConflictError, NotFoundError, ServiceError, SproutError, UserError
 from sprout.report import health_report
@@ -97,6 +98,10 @@ class Releases(Protocol):
 
     def deployments(self, query: dict[str, str]) -> dict[str, Any]:
         """List releases."""
+        ...
+
+    def rollbacks(self, query: dict[str, str]) -> dict[str, Any]:
+        """List instant rollbacks."""
         ...
 
 
@@ -182,6 +187,16 @@ def create_app(controller: Controller, releases: Releases, token: str) -> Starle
     async def dashboard(request: Request) -> Response:
         return HTMLResponse(await run_in_threadpool(_dashboard_page), headers=_dashboard_headers())
 
+    async def dashboard_logs(request: Request) -> Response:
+        instance = request.query_params.get("instance", "")
+        return HTMLResponse(await run_in_threadpool(_log_page, instance), headers=_dashboard_headers())
+
+    def _log_page(instance: str) -> str:
+        from sprout.dashboard.page import LOG_LINES, render_log
+
+        lines = controller.logs({"instance": instance, "limit": str(LOG_LINES)})["lines"] if instance else []
+        return render_log(instance, lines)
+
     def _dashboard_headers() -> dict[str, str]:
         from sprout.dashboard.page import SECURITY_HEADERS
 
@@ -199,8 +214,10 @@ def create_app(controller: Controller, releases: Releases, token: str) -> Starle
         readings["last"] = now
         report = health_report(before, now)
         deployments = releases.deployments({"limit": "10"})["deployments"]
-        events = controller.events({"limit": "15"})["events"]
-        return render(report, now, deployments, events, controller.bill())
+        # Routine events fold into one row per run: read more than the rows shown.
+        events = controller.events({"limit": "60"})["events"]
+        rollbacks = releases.rollbacks({"limit": "10"})["rollbacks"]
+        return render(report, now, deployments, events, controller.bill(), rollbacks)
 
     async def sprout_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, SproutError)
@@ -237,6 +254,7 @@ def create_app(controller: Controller, releases: Releases, token: str) -> Starle
         Route("/v1/dashboard/codes", dashboard_code, methods=["POST"]),
         Route(f"{PAGE}/login", dashboard_login, methods=["GET"]),
         Route(PAGE, dashboard, methods=["GET"]),
+        Route(LOGS, dashboard_logs, methods=["GET"]),
     ]
     return Starlette(
         routes=routes,

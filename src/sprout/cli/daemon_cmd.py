@@ -6,18 +6,18 @@ import time
 from typing import Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from sprout.cli.client import ApiClient
+from sprout.cli.console import cli_console
 from sprout.controlplane.disk import stamp
 from sprout.controlplane.lifecycle import daemon_log, running_daemon, start_daemon, stop_daemon
 from sprout.controlplane.router_process import RouterProcess
 from sprout.errors import SproutError
 from sprout.paths import Home
 
-console = Console(highlight=False)
+console = cli_console()
 daemon_app = typer.Typer(help="Start, stop and inspect the control-plane daemon.", no_args_is_help=True)
 
 

@@ -5,16 +5,15 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from rich.console import Console
-
 from sprout.cli.client import ApiClient
+from sprout.cli.console import cli_console
 from sprout.errors import ServiceError
 from sprout.terminal import printable
 
 #: How often the release's record is read while it runs.
 POLL = 0.25
 
-console = Console(highlight=False)
+console = cli_console()
 
 
 def follow_release(client: ApiClient, app: str, env: str, deployment_id: int) -> dict[str, Any]:

@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from sprout.cli.client import ApiClient, connect
+from sprout.cli.console import cli_console
 from sprout.cli.ops_cmd import find_env, status_document
 from sprout.cli.release_cmd import app_name
 from sprout.controlplane.lifecycle import running_daemon
@@ -20,7 +20,7 @@ from sprout.errors import NotFoundError, ServiceError
 from sprout.paths import Home
 from sprout.report import fleet_summary, health_report, number, share
 
-console = Console(highlight=False)
+console = cli_console()
 
 
 def register(app: typer.Typer) -> None:

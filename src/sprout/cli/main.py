@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import importlib
+import itertools
 import os
 import sys
+from typing import Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
+from typer.core import TyperOption
 
 from sprout import __version__
-from sprout.errors import ServiceError, SproutError
+from sprout.errors import ServiceError, SproutError, UserError
 from sprout.terminal import printable
 
 #: Each module defines `register(app: typer.Typer) -> None`, which adds these commands (help order).
@@ -25,6 +28,7 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "sprout.cli.health_cmd": ("health", "open", "dashboard", "apply"),
     "sprout.cli.release_cmd": ("deploy", "rollback", "swap", "scale"),
     "sprout.cli.daemon_cmd": ("daemon",),
+    "sprout.cli.prune_cmd": ("prune",),
     "sprout.cli.aws_cmd": ("aws",),
     "sprout.cli.k8s_cmd": ("k8s",),
     "sprout.cli.provider_cmd": ("render",),
@@ -32,6 +36,19 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "sprout.cli.simulate_cmd": ("simulate",),
     "sprout.cli.cost_cmd": ("cost",),
 }
+
+
+_typed_label = TyperOption.display_type_rich
+
+
+def _flag_label(option: TyperOption, ctx: Any) -> str | None:
+    """The type column of `--help`: nothing for a flag (`--debug`, not `--debug <bool>`)."""
+    return None if option.is_flag else _typed_label(option, ctx)
+
+
+# Typer labels every option with its type, flags included, which reads as if `--debug true` were asked
+# for; a flag takes no value, so its help shows none.
+TyperOption.display_type_rich = _flag_label  # type: ignore[method-assign,assignment]
 
 app = typer.Typer(
     name="sprout",
@@ -75,6 +92,20 @@ def load_commands(command: str | None = None) -> typer.Typer:
     return app
 
 
+#: Words people write after a flag as if it took a value (`--debug true`).
+_FLAG_VALUES = {"true", "false", "yes", "no", "on", "off", "1", "0"}
+
+
+def _check_flag_values(args: list[str]) -> None:
+    """Refuse `--debug true` (click would read `true` as a command) with the line to write instead."""
+    for flag, word in itertools.pairwise(args):
+        if flag == "--debug" and word.lower() in _FLAG_VALUES:
+            raise UserError(
+                f"command line: `--debug` is a flag and takes no value (got `{word}`); "
+                "write `sprout --debug COMMAND …`"
+            )
+
+
 def _command_name(args: list[str]) -> str | None:
     """The command a command line asks for: its first word that is not an option."""
     return next((arg for arg in args if not arg.startswith("-")), None)
@@ -83,6 +114,7 @@ def _command_name(args: list[str]) -> str | None:
 def run() -> None:
     """Entry point: run the CLI, turning SproutError into one clear line and its exit code."""
     try:
+        _check_flag_values(sys.argv[1:])
         # Without standalone mode click returns a `typer.Exit(n)` raised by a command as n.
         code = load_commands(_command_name(sys.argv[1:]))(standalone_mode=False)
     except SproutError as exc:

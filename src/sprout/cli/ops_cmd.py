@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import difflib
 import getpass
 import json
 import time
@@ -11,11 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from sprout.cli.client import APPLY_TIMEOUT, ApiClient, ensure_daemon
+from sprout.cli.console import cli_console
 from sprout.cli.daemon_cmd import print_disk
 from sprout.cli.follow import follow_release
 from sprout.cli.provider_cmd import PROVIDER, elsewhere
@@ -24,7 +26,7 @@ from sprout.controlplane.lifecycle import running_daemon
 from sprout.controlplane.logquery import query_logs
 from sprout.controlplane.router_process import RouterProcess
 from sprout.controlplane.status import environments_status
-from sprout.errors import NotFoundError, ServiceError, SproutError
+from sprout.errors import NotFoundError, ServiceError, SproutError, UserError
 from sprout.healthcheck import describe_check, wrong_path, wrong_path_message
 from sprout.logs.store import LogStore
 from sprout.paths import Home
@@ -43,7 +45,7 @@ DAEMON_EXIT_TIMEOUT = 30.0
 #: Instances that die before any is healthy after which `up` stops waiting and shows the logs.
 CRASH_LOOP_DEATHS = 3
 
-console = Console(highlight=False)
+console = cli_console()
 
 
 def register(app: typer.Typer) -> None:
@@ -78,19 +80,25 @@ def up(
     refuse_host_conflicts_at(home.state_db, manifest, env, str(manifest_path(app_dir)))
     pushed = push(app_dir, home, store)
     secrets = resolve_secrets(manifest, app_dir)
+    started_daemon = running_daemon(home) is None
     client = ensure_daemon(home, router_port=port)
-    result = client.post(
-        "/v1/apply",
-        {
-            "app_dir": str(app_dir),
-            "env": env,
-            "port": port,
-            "user": getpass.getuser(),
-            "version": pushed.version,
-            "secrets": secrets,
-        },
-        timeout=APPLY_TIMEOUT,
-    )
+    try:
+        result = client.post(
+            "/v1/apply",
+            {
+                "app_dir": str(app_dir),
+                "env": env,
+                "port": port,
+                "user": getpass.getuser(),
+                "version": pushed.version,
+                "secrets": secrets,
+            },
+            timeout=APPLY_TIMEOUT,
+        )
+    except SproutError:
+        if started_daemon:
+            _stop_if_unused(home, client, manifest.app.name, env)
+        raise
     if result.get("changed"):
         console.print(result.get("plan") or "", markup=False)
     else:
@@ -239,8 +247,13 @@ def down(
 
         aws_cmd.down(app_dir, env, None, None, False, False)
         return
-    home = Home.from_env().ensure()
-    name = app_name or load_manifest(app_dir.resolve()).app.name
+    home = Home.from_env()
+    name = app_name or _down_name(app_dir, home)
+    if not home.root.exists():
+        # An unused home: nothing can run from it, and `down` leaves no folders behind.
+        console.print(f"{name}/{env}: nothing is running")
+        return
+    home.ensure()
     if running_daemon(home) is None and _nothing_runs(home):
         stopped = RouterProcess(home).current() is not None and RouterProcess(home).stop()
         console.print(f"{name}/{env}: nothing is running" + ("; router stopped" if stopped else ""))
@@ -263,7 +276,12 @@ def down(
                 soft_wrap=True,
             )
         except NotFoundError:
-            console.print(f"{name}/{env}: no such environment; nothing to stop")
+            console.print(
+                f"{name}/{env}: no such environment; nothing to stop"
+                + _other_environments(name, env, doc["environments"]),
+                markup=False,
+                soft_wrap=True,
+            )
     if remaining:
         console.print(f"{remaining} environment(s) still running; the daemon and router stay up")
         return
@@ -278,6 +296,25 @@ def down(
                 f"daemon pid {daemon.record.pid} did not exit; stop it with `sprout daemon stop`"
             )
     console.print("no environments left: router and daemon stopped")
+
+
+def _stop_if_unused(home: Home, client: ApiClient, app: str, env: str) -> None:
+    """After a failed first `up`: stop what it left running (service nodes started for the release
+    phase), then the daemon and router it started, when no environment is left (a failure must not leave
+    processes running for nothing)."""
+    try:
+        if client.get("/v1/status")["environments"]:
+            return
+        with contextlib.suppress(NotFoundError):
+            client.delete(f"/v1/environments/{app}/{env}", user=getpass.getuser())
+        daemon = running_daemon(home)
+        client.post("/v1/shutdown", {"router": True})
+    except SproutError:
+        # The failure being reported matters more than this cleanup; `sprout down` does it later.
+        return
+    deadline = time.monotonic() + DAEMON_EXIT_TIMEOUT
+    while daemon is not None and daemon.record.alive() and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def _wait_healthy(client: ApiClient, manifest: Manifest, env: str) -> None:
@@ -423,6 +460,47 @@ def _nothing_runs(home: Home) -> bool:
         finally:
             store.close()
     return not [o for o in LocalProvider(home).observe() if o.state == "running"]
+
+
+def _down_name(app_dir: Path, home: Home) -> str:
+    """The app `down` stops: the folder's manifest's; without one, say how to name it and what runs."""
+    try:
+        return load_manifest(app_dir.resolve()).app.name
+    except UserError as exc:
+        if manifest_path(app_dir.resolve()).exists():
+            raise
+        known = _recorded_environments(home)
+        raise UserError(
+            f"{exc}; to stop an app by name, `sprout down --app NAME [--env ENV]`"
+            + (f" (environments here: {', '.join(known)})" if known else "")
+        ) from exc
+
+
+def _recorded_environments(home: Home) -> list[str]:
+    """`app/env` of every environment the home's state store records, without creating anything."""
+    if not home.state_db.exists():
+        return []
+    store = StateStore(home.state_db)
+    try:
+        return sorted(f"{e.app}/{e.name}" for e in store.list_environments())
+    finally:
+        store.close()
+
+
+def _other_environments(app: str, env: str, environments: list[dict[str, Any]]) -> str:
+    """`; running: a/production, b/staging; did you mean `--app a`?` for a `down` that named none of them."""
+    if not environments:
+        return ""
+    names = sorted(f"{e['app']}/{e['env']}" for e in environments)
+    text = f"; running: {', '.join(names)}"
+    apps = sorted({e["app"] for e in environments})
+    close = difflib.get_close_matches(app, apps, n=1, cutoff=0.6)
+    if app in apps:
+        envs = sorted(e["env"] for e in environments if e["app"] == app)
+        text += f"; did you mean `--env {envs[0]}`?"
+    elif close:
+        text += f"; did you mean `--app {close[0]}`?"
+    return text
 
 
 def _app_name(app_dir: Path) -> str | None:

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import typer
 from rich import box
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from sprout.cli.console import cli_console
 from sprout.cli.provider_cmd import PROVIDER, elsewhere
 from sprout.cli.spec_cmd import print_warnings
 from sprout.paths import Home
@@ -78,7 +78,7 @@ def register(app: typer.Typer) -> None:
 
         home = Home.from_env().ensure()
         manifest = load_manifest(app_dir)
-        console = Console(highlight=False)
+        console = cli_console()
         store = StateStore(home.state_db)
         try:
             target: Version | str | None = version
@@ -113,7 +113,7 @@ def register(app: typer.Typer) -> None:
         if as_json:
             typer.echo(json.dumps(history_json(entries), indent=2))
             return
-        console = Console(highlight=False)
+        console = cli_console()
         if not entries:
             where = f"{manifest.app.name}/{env}" if env else manifest.app.name
             console.print(

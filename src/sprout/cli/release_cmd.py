@@ -12,16 +12,16 @@ import os
 from pathlib import Path
 
 import typer
-from rich.console import Console
 
 from sprout.cli.client import connect
+from sprout.cli.console import cli_console
 from sprout.cli.follow import follow_release
 from sprout.cli.provider_cmd import PROVIDER, elsewhere
 from sprout.errors import NotFoundError, SproutError, UserError
 from sprout.paths import Home
 from sprout.terminal import printable
 
-console = Console(highlight=False)
+console = cli_console()
 
 APP_DIR = typer.Argument(Path("."), help="The app folder (with sprout.toml).")
 ENV = typer.Option("production", "--env", "-e", help="Environment name.")
@@ -110,6 +110,7 @@ def deploy(
     else:
         from sprout.deploy.gate import run_test_gate
 
+        log_path = home.logs / f"test-{name}-{label}.log"
         with console.status(f"{name} {label}: running the app's tests (test gate)"):
             gate = run_test_gate(
                 app=name,
@@ -119,14 +120,25 @@ def deploy(
                 cache_dir=home.cache,
                 manifest=record.manifest,
                 environ=os.environ,
+                log_path=log_path,
             )
         if gate.skipped:
             console.print(printable(f"test gate: {gate.skipped}"), markup=False)
         elif not gate.passed:
+            why = f"`{record.manifest.app.test}` exited {gate.code} after {gate.seconds:.1f}s"
+            state.append_history(
+                user=getpass.getuser(),
+                app=name,
+                env=env,
+                action="blocked",
+                manifest_hash=record.manifest.digest(),
+                version=label,
+                diff_text=f"blocked by tests: {why}; not deployed (log: {log_path})",
+            )
             tail = "\n".join(f"  {line}" for line in gate.tail)
             raise TestsFailed(
-                f"{name} {label}: the app's tests failed (`{record.manifest.app.test}` exited {gate.code} "
-                f"after {gate.seconds:.1f}s); not deployed. Last lines:\n{tail}"
+                f"{name} {label}: the app's tests failed ({why}); not deployed. Their last lines:\n{tail}\n"
+                f"The whole run, install output included: {log_path}"
             )
         else:
             console.print(f"test gate: passed in {gate.seconds:.1f}s")

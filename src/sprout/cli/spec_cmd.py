@@ -9,6 +9,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from sprout.cli.console import cli_console
 from sprout.errors import UserError
 from sprout.spec import MANIFEST_NAME, Manifest, load_manifest, manifest_path, parse_manifest
 from sprout.spec.units import format_duration
@@ -49,7 +50,7 @@ def register(app: typer.Typer) -> None:
 
         manifest = load_manifest(app_dir)
         refuse_host_conflicts_at(Home.from_env().state_db, manifest, env, str(manifest_path(app_dir)))
-        console = Console(highlight=False)
+        console = cli_console()
         console.print(f"[green]✓[/] {manifest_path(app_dir).name} is valid")
         for line in summary(manifest):
             console.print(f"  {line}", markup=False)

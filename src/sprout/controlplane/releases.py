@@ -65,6 +65,28 @@ class ReleaseOps:
         found = self._store.list_deployments(query.get("app") or None, query.get("env") or None, limit=limit)
         return {"deployments": [asdict(d) for d in found]}
 
+    def rollbacks(self, query: dict[str, str]) -> dict[str, Any]:
+        """The latest instant rollbacks (switches to a warm fleet, in the audit history), oldest first."""
+        limit = int(query.get("limit") or 20)
+        found = [
+            e
+            for e in self._store.list_history(query.get("app") or None, query.get("env") or None)
+            if e.action == "rollback"
+        ][-limit:]
+        return {
+            "rollbacks": [
+                {
+                    "time": e.time,
+                    "app": e.app,
+                    "env": e.env,
+                    "version": e.version,
+                    "user": e.user,
+                    "summary": e.diff_text.splitlines()[0] if e.diff_text else "rollback",
+                }
+                for e in found
+            ]
+        }
+
 
 def _target(request: dict[str, Any]) -> tuple[str, str]:
     app = request.get("app")

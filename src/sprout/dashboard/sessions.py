@@ -19,6 +19,8 @@ from starlette.types import Scope
 COOKIE = "sprout_dashboard"
 PAGE = "/dashboard"
 LOGIN = "/dashboard/login"
+#: The read-only log view of one instance, opened from the page with the same session.
+LOGS = "/dashboard/logs"
 CODE_SECONDS = 60.0
 SESSION_SECONDS = 12 * 3600.0
 
@@ -62,13 +64,13 @@ class DashboardSessions:
             return any(hmac.compare_digest(given, s.encode()) and t > now for s, t in self._sessions.items())
 
     def lets_through(self, scope: Scope) -> bool:
-        """Requests the bearer middleware passes without the token: the sign-in link, and the page for
-        a signed-in browser. Nothing else of the API opens with the cookie."""
+        """Requests the bearer middleware passes without the token: the sign-in link, and the page and its
+        log view for a signed-in browser. Nothing else of the API opens with the cookie."""
         if scope["type"] != "http" or scope["method"] not in ("GET", "HEAD"):
             return False
         if scope["path"] == LOGIN:
             return True  # the handler itself answers 401 to a bad code
-        return scope["path"] == PAGE and self.signed_in(scope)
+        return scope["path"] in (PAGE, LOGS) and self.signed_in(scope)
 
     def _prune(self, now: float) -> None:
         self._codes = {c: t for c, t in self._codes.items() if t > now}

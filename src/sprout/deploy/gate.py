@@ -3,16 +3,18 @@
 It runs as a one-off (`deploy/oneoff.py`): the bundle bootstrapped exactly as an instance would be,
 so the tests see the code and dependencies production will, and the instances launched afterwards
 find the cache ready; the tests run in a throw-away copy with a SQLite database and session store of
-their own.
+their own. The whole run (bootstrap and install output included) goes to a log file; a failure reports
+the test command's own last lines, which is what a person needs first.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from sprout.deploy.oneoff import run_oneoff
+from sprout.deploy.oneoff import TAIL_LINES, run_oneoff
 from sprout.spec.models import Manifest
 
 
@@ -24,7 +26,10 @@ class GateResult:
     seconds: float
     code: int | None = None
     tail: tuple[str, ...] = ()
+    """The test command's own last lines (not the bootstrap's)."""
     skipped: str | None = None
+    log: Path | None = None
+    """Where the whole run's output is, bootstrap and install included."""
 
 
 def run_test_gate(
@@ -36,25 +41,52 @@ def run_test_gate(
     cache_dir: Path,
     manifest: Manifest,
     environ: Mapping[str, str],
+    log_path: Path | None = None,
     emit: Callable[[str, str], None] | None = None,
 ) -> GateResult:
-    """Run the version's `[app] test` command in an isolated copy of its bundle; passed when it exits 0."""
+    """Run the version's `[app] test` command in an isolated copy of its bundle; passed when it exits 0.
+    Its whole output goes to `log_path` when given."""
     command = manifest.app.test
     if not command:
         return GateResult(passed=True, seconds=0.0, skipped="the manifest has no [app] test command")
-    result = run_oneoff(
-        command,
-        sha256=sha256,
-        store_url=store_url,
-        cache_dir=cache_dir,
-        install=manifest.app.install,
-        install_inputs=manifest.app.install_inputs,
-        environ=environ,
-        env_vars={**manifest.env, "SPROUT_APP": app, "SPROUT_ENV": "test", "SPROUT_VERSION": version},
-        emit=emit,
-        scratch_vars=lambda scratch: {
-            "DATABASE_URL": f"sqlite:///{scratch}/test.sqlite3",
-            "SESSION_STORE_URL": f"sqlite:///{scratch}/sessions.sqlite3",
-        },
+    tests_tail: deque[str] = deque(maxlen=TAIL_LINES)
+    started = False
+    log = log_path.open("w", encoding="utf-8") if log_path is not None else None
+
+    def keep(stream: str, line: str) -> None:
+        nonlocal started
+        if log is not None:
+            log.write(f"{stream}: {line}\n")
+        if started:
+            tests_tail.append(line if stream != "system" else f"[sprout] {line}")
+        # The one-off announces the command once the bundle is ready: what follows is the tests' own.
+        started = started or (stream == "system" and line == f"running: {command}")
+        if emit is not None:
+            emit(stream, line)
+
+    try:
+        result = run_oneoff(
+            command,
+            sha256=sha256,
+            store_url=store_url,
+            cache_dir=cache_dir,
+            install=manifest.app.install,
+            install_inputs=manifest.app.install_inputs,
+            environ=environ,
+            env_vars={**manifest.env, "SPROUT_APP": app, "SPROUT_ENV": "test", "SPROUT_VERSION": version},
+            emit=keep,
+            scratch_vars=lambda scratch: {
+                "DATABASE_URL": f"sqlite:///{scratch}/test.sqlite3",
+                "SESSION_STORE_URL": f"sqlite:///{scratch}/sessions.sqlite3",
+            },
+        )
+    finally:
+        if log is not None:
+            log.close()
+    return GateResult(
+        passed=result.ok,
+        seconds=result.seconds,
+        code=result.code,
+        tail=tuple(tests_tail) if started else result.tail,
+        log=log_path,
     )
-    return GateResult(passed=result.ok, seconds=result.seconds, code=result.code, tail=result.tail)

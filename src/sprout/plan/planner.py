@@ -24,7 +24,7 @@ from sprout.plan.actions import (
     UpdateRoutes,
     UpdateSettings,
 )
-from sprout.plan.settings import flat_settings
+from sprout.plan.settings import UNSET, flat_settings
 from sprout.spec import Manifest
 from sprout.state.models import LIVE_STATES, Environment, Group, Instance, Version
 
@@ -94,7 +94,33 @@ def plan(
     if not actions:
         assert current is not None
         actions.append(Noop(_unchanged_reason(current, manifest, desired)))
-    return Plan(app, env, manifest, app_dir, desired, tuple(actions), tuple(_warm_note(g) for g in warm))
+    notes = [_warm_note(g) for g in warm]
+    new_version = next((a.new for a in actions if isinstance(a, SetVersion)), None)
+    if new_version is not None and manifest.app.release:
+        notes.append(
+            f"release command `{manifest.app.release}` runs once for {new_version} before it takes traffic"
+        )
+    if current is None or current.manifest.resources != manifest.resources:
+        notes.extend(resource_notes(manifest))
+    return Plan(app, env, manifest, app_dir, desired, tuple(actions), tuple(notes))
+
+
+def resource_notes(manifest: Manifest) -> list[str]:
+    """The environment's database and session store, as people read them: what Sprout creates, what is
+    reached by URL."""
+    database, sessions = manifest.resources.database, manifest.resources.sessions
+    zones = ", ".join(manifest.instances.zones)
+    if database.url:
+        db = f"database: {database.engine} at {database.url}, external"
+    else:
+        db = "database: SQLite file database.sqlite3 of this environment, created on first use"
+    if sessions.url:
+        store = f"sessions: {sessions.engine} at {sessions.url}, external"
+    elif sessions.engine == "memcached":
+        store = f"sessions: memcached, one node in each of zones {zones}, started by Sprout"
+    else:
+        store = "sessions: SQLite file sessions.sqlite3 of this environment, created on first use"
+    return [db, store]
 
 
 def desired_capacity(manifest: Manifest, current: Environment | None) -> int:
@@ -117,10 +143,12 @@ def spread(total: int, zones: Sequence[str]) -> dict[str, int]:
 def settings_changes(old: Manifest, new: Manifest) -> list[UpdateSettings]:
     """Every manifest setting that differs between two manifests, by field path."""
     before, after = flat_settings(old), flat_settings(new)
+    # A key set on neither side (a new secret's other source, say) is no change for people.
+    quiet = {None, UNSET}
     return [
         UpdateSettings(path, before.get(path), after.get(path))
         for path in sorted(before.keys() | after.keys())
-        if before.get(path) != after.get(path)
+        if before.get(path) != after.get(path) and not {before.get(path), after.get(path)} <= quiet
     ]
 
 

@@ -25,6 +25,8 @@ def duration_paths(model: type[BaseModel] = Manifest, prefix: str = "") -> froze
 
 
 _DURATIONS = duration_paths()
+#: How a key without a value is shown.
+UNSET = "(unset)"
 
 
 def flat_settings(manifest: Manifest) -> dict[str, str]:
@@ -45,7 +47,7 @@ def _flatten(value: Any, path: str, out: dict[str, str]) -> None:
 def display(path: str, value: Any) -> str:
     """A value as the manifest would spell it: durations as "2s", strings quoted, None as (unset)."""
     if value is None:
-        return "(unset)"
+        return UNSET
     if path in _DURATIONS and isinstance(value, int | float):
         return format_duration(float(value))
     if isinstance(value, float) and value.is_integer():
