@@ -131,6 +131,7 @@ def test_a_loop_that_stops_passing_is_reported_stalled_after_3_periods_and_on_th
             "hours_left_in_month": 100.0,
             "above_desired_spend": 0,
         },
+        [],
     )
     assert '<span class="bad" title="RuntimeError: upstream gone">reconcile stalled</span>' in page
     assert "disk full since 1970-01-01 00:16:40 UTC" in page
