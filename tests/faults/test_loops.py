@@ -123,7 +123,7 @@ def test_a_loop_that_stops_passing_is_reported_stalled_after_3_periods_and_on_th
             "spend": 0,
             "currency": "EUR",
             "instance_seconds": 0,
-            "since": "-",
+            "since": "2026-12-01T00:00:00Z",
             "projected_month": 0,
             "fixed_peak_spend": 0,
             "savings": 0,
