@@ -43,7 +43,8 @@ def test_each_target_shows_its_last_check(start_backend, start_router):
         assert seen["refused"]["error"] == "connection refused"
         assert (seen["silent"]["ok"], seen["silent"]["status"]) == (False, None)
         assert seen["silent"]["error"] == "no answer within 0.3s"
-        assert seen["silent"]["latency_ms"] >= 300
+        # About the timeout: the event loop's timer may fire a hair before 0.3 s as another clock measures it.
+        assert seen["silent"]["latency_ms"] >= 270
 
         # The failing backend recovers: its last check says so.
         httpx.post(f"http://{failing.address}/control/ok")
