@@ -102,13 +102,7 @@ class Stack:
 
     def status(self) -> str | None:
         """The stack's status, or None when there is no such stack (or only a never-executed plan)."""
-        try:
-            stacks = self.cfn.describe_stacks(StackName=self.name)["Stacks"]
-        except Exception as exc:
-            if "does not exist" in str(exc):
-                return None
-            raise ServiceError(f"stack {self.name}: {exc}") from exc
-        status = str(stacks[0]["StackStatus"]) if stacks else None
+        status = self.raw_status()
         return None if status in (None, "REVIEW_IN_PROGRESS", "DELETE_COMPLETE") else status
 
     def outputs(self) -> dict[str, str]:
