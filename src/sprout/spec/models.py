@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Any, ClassVar, Literal, Self
 
 from pydantic import Field, StrictBool, ValidationInfo, field_validator, model_validator
 
@@ -211,8 +211,29 @@ class SecretRef(Section):
         return self
 
 
-class SessionsResource(Section):
+class _UrlWithSecretPassword(Section):
+    """A resource reached by `url`, whose password is a secret reference and never a literal in the url."""
+
+    #: The field path and a suggested variable, named in the refusal of a literal password.
+    _where: ClassVar[str]
+    _variable: ClassVar[str]
+
+    @field_validator("password", mode="before", check_fields=False)
+    @classmethod
+    def _password_shorthand(cls, value: object) -> object:
+        return secret_ref_shorthand(value, "password")
+
+    @field_validator("url", check_fields=False)
+    @classmethod
+    def _no_literal_password(cls, value: str | None) -> str | None:
+        return refuse_literal_password(value, cls._where, cls._variable)
+
+
+class SessionsResource(_UrlWithSecretPassword):
     """Where the app keeps sessions: `SESSION_STORE_URL`."""
+
+    _where = "resources.sessions"
+    _variable = "SESSIONS_PASSWORD"
 
     engine: Literal["sqlite", "memcached", "redis"] = "sqlite"
     url: str | None = Field(
@@ -227,16 +248,6 @@ class SessionsResource(Section):
     )
     memory: Size = Field(64 * 1024 * 1024, description="Memory per managed memcached node.")
 
-    @field_validator("password", mode="before")
-    @classmethod
-    def _password_shorthand(cls, value: object) -> object:
-        return secret_ref_shorthand(value, "password")
-
-    @field_validator("url")
-    @classmethod
-    def _no_literal_password(cls, value: str | None) -> str | None:
-        return refuse_literal_password(value, "resources.sessions", "SESSIONS_PASSWORD")
-
     @model_validator(mode="after")
     def _password_needs_url(self) -> Self:
         if self.password is not None and self.url is None:
@@ -246,8 +257,11 @@ class SessionsResource(Section):
         return self
 
 
-class DatabaseResource(Section):
+class DatabaseResource(_UrlWithSecretPassword):
     """The app's database: `DATABASE_URL`."""
+
+    _where = "resources.database"
+    _variable = "DB_PASSWORD"
 
     engine: Literal["sqlite", "mysql", "postgres"] = "sqlite"
     url: str | None = Field(
@@ -268,16 +282,6 @@ class DatabaseResource(Section):
             "Sprout adds it to DATABASE_URL when an instance starts and never stores it."
         ),
     )
-
-    @field_validator("password", mode="before")
-    @classmethod
-    def _password_shorthand(cls, value: object) -> object:
-        return secret_ref_shorthand(value, "password")
-
-    @field_validator("url")
-    @classmethod
-    def _no_literal_password(cls, value: str | None) -> str | None:
-        return refuse_literal_password(value, "resources.database", "DB_PASSWORD")
 
     @model_validator(mode="after")
     def _url_matches_engine(self) -> Self:
