@@ -176,15 +176,13 @@ class ReleaseEngine:
                 self.fleet.set_group(app, env, Group(target.name, target.version, target.capacity, 100))
                 for group in live:
                     self.fleet.remove_group(app, env, group.name)
-                self.store.set_current_version(app, env, target.version)
-                changes = self._adopt_manifest(app, env, target.version)
-                self._history(
+                self._now_serving(
                     user,
                     app,
                     env,
                     "rollback",
                     target.version,
-                    "\n".join([f"instant rollback to {target.version} (warm fleet {target.name})", *changes]),
+                    f"instant rollback to {target.version} (warm fleet {target.name})",
                 )
                 return RollbackResult(instant=True, version=target.version)
         version = to or self._previous_version(app, env)
@@ -209,20 +207,13 @@ class ReleaseEngine:
             self.fleet.set_group(
                 app, env, Group(current.name, current.version, current.capacity, 0, standby.standby_until)
             )
-            self.store.set_current_version(app, env, standby.version)
-            changes = self._adopt_manifest(app, env, standby.version)
-            self._history(
+            self._now_serving(
                 user,
                 app,
                 env,
                 "swap",
                 standby.version,
-                "\n".join(
-                    [
-                        f"swap {current.name} ({current.version}) → {standby.name} ({standby.version})",
-                        *changes,
-                    ]
-                ),
+                f"swap {current.name} ({current.version}) → {standby.name} ({standby.version})",
             )
             return standby.version
 
@@ -320,6 +311,12 @@ class ReleaseEngine:
             if entry.version and entry.version != current:
                 return entry.version
         raise UserError(f"{app}/{env}: no earlier version to roll back to (use --to vN)")
+
+    def _now_serving(self, user: str, app: str, env: str, action: str, version: str, line: str) -> None:
+        """An instant switch made `version` serve: it is current, its manifest applies, history says so."""
+        self.store.set_current_version(app, env, version)
+        changes = self._adopt_manifest(app, env, version)
+        self._history(user, app, env, action, version, "\n".join([line, *changes]))
 
     def _adopt_manifest(self, app: str, env: str, version: str) -> list[str]:
         return adopt_manifest(self.store, app, env, self.manifests(app, version), version)
