@@ -83,11 +83,6 @@ class Target:
         self.state = state
         self.on_change(self)
 
-    def mark_healthy(self, why: str) -> None:
-        """Put the target in rotation (only from adding or unhealthy)."""
-        if self.state in (State.ADDING, State.UNHEALTHY):
-            self._move(State.HEALTHY, why)
-
     def note_check(self, result: CheckResult) -> None:
         """Keep the last active check's outcome, counting how many checks in a row gave it."""
         self.check_repeats = self.check_repeats + 1 if result.same_outcome(self.last_check) else 1
