@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from sprout.providers.aws.boot import database_url
 from sprout.providers.aws.bootconfig import BootConfig
+from sprout.providers.aws.dbuser import app_database_url
 from sprout.providers.aws.logs import LogShipper, batches, event_for, read_events
 
 from .conftest import REGION, client
@@ -50,9 +50,9 @@ def test_batches_respect_put_log_events_limits() -> None:
     assert len(event_for("z" * 300_000, 0.0).message) == 262_144 - 26
 
 
-def test_database_url_is_assembled_from_the_rds_secret(aws: str) -> None:
+def test_database_url_is_assembled_from_the_app_users_secret(aws: str) -> None:
     arn = client("secretsmanager").create_secret(  # type: ignore[attr-defined]
-        Name="rds!db-1", SecretString=json.dumps({"username": "sprout", "password": "p@ss:/word"})
+        Name="shop-app-db", SecretString=json.dumps({"username": "shop_app", "password": "p@ss:/word"})
     )["ARN"]
     config = BootConfig(
         app="shop",
@@ -64,9 +64,15 @@ def test_database_url_is_assembled_from_the_rds_secret(aws: str) -> None:
         port=8080,
         region=REGION,
         log_group="/sprout/shop/prod",
-        database={"engine": "mysql", "host": "db.example", "port": "3306", "name": "shop", "secret_arn": arn},
+        database={
+            "engine": "mysql",
+            "host": "db.example",
+            "port": "3306",
+            "name": "shop",
+            "app_secret_arn": arn,
+        },
     )
-    assert database_url(config) == "mysql://sprout:p%40ss%3A%2Fword@db.example:3306/shop"
+    assert app_database_url(config) == "mysql://shop_app:p%40ss%3A%2Fword@db.example:3306/shop"
 
 
 def test_app_secrets_round_trip_through_secrets_manager(aws: str) -> None:

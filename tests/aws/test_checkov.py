@@ -43,7 +43,7 @@ def scan(template: dict[str, Any], folder: Path) -> dict[str, Any]:
     return report
 
 
-@pytest.mark.parametrize("app", ["microsite", "lottery", "full"])
+@pytest.mark.parametrize("app", ["microsite", "lottery", "full", "acm"])
 def test_checkov_fails_nothing_and_every_skip_has_a_reason(app: str, tmp_path: Path) -> None:
     template = render(app)
     report = scan(template, tmp_path)

@@ -23,7 +23,7 @@ ALLOWED = {
     "logs:CreateLogStream": [[{"Fn::GetAtt": ["LogGroup", "Arn"]}]],
     "logs:PutLogEvents": [[{"Fn::GetAtt": ["LogGroup", "Arn"]}]],
     "secretsmanager:GetSecretValue": [
-        [{"Fn::GetAtt": ["Database", "MasterUserSecret.SecretArn"]}],
+        [{"Fn::GetAtt": ["Database", "MasterUserSecret.SecretArn"]}, {"Ref": "AppDatabaseSecret"}],
         [
             {
                 "Fn::Sub": "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:"

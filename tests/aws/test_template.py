@@ -21,7 +21,8 @@ from sprout.spec import parse_manifest
 
 from .helpers import GOLDEN, RUNTIME, SHA, manifest, regenerate, render
 
-APPS = ["microsite", "lottery", "campaign", "minimal", "full"]
+APPS = ["microsite", "lottery", "campaign", "minimal", "full", "acm"]
+REGIONS = {"full": "eu-west-1", "acm": "us-east-1"}
 
 
 def resources(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
@@ -31,7 +32,7 @@ def resources(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
 @pytest.mark.parametrize("app", APPS)
 def test_template_passes_cfn_lint_with_no_errors(app: str) -> None:
     template = render(app)
-    region = "eu-west-1" if app == "full" else "eu-central-1"
+    region = REGIONS.get(app, "eu-central-1")
     matches = lint(template_json(template), config=ManualArgs(regions=[region]))
     errors = [f"{m.rule.id} {m.message} ({m.path})" for m in matches if m.rule.id.startswith("E")]
     assert errors == []
@@ -199,6 +200,17 @@ def test_memcached_spans_zones_and_rds_is_multi_az_with_a_managed_secret() -> No
     assert db["Properties"]["MultiAZ"] is True and db["Properties"]["ManageMasterUserPassword"] is True
     assert db["DeletionPolicy"] == "Snapshot"
     assert "MasterUserPassword" not in db["Properties"]
+    # The app's own login: a generated password in its own secret; instances learn both secrets' ARNs.
+    app_secret = template["Resources"]["AppDatabaseSecret"]
+    generate = app_secret["Properties"]["GenerateSecretString"]
+    assert json.loads(generate["SecretStringTemplate"]) == {"username": "shop_app"}
+    assert generate["GenerateStringKey"] == "password" and generate["ExcludePunctuation"] is True
+    policy = template["Resources"]["InstanceRole"]["Properties"]["Policies"][0]["PolicyDocument"]
+    read = next(s for s in policy["Statement"] if s["Sid"] == "ReadDatabaseSecrets")
+    assert read["Resource"] == [
+        {"Fn::GetAtt": ["Database", "MasterUserSecret.SecretArn"]},
+        {"Ref": "AppDatabaseSecret"},
+    ]
 
 
 def test_redis_sessions_are_a_multi_az_replication_group() -> None:
@@ -348,6 +360,35 @@ def test_alb_and_cloudfront_take_their_own_certificates() -> None:
     m["aws"]["certificate_arn"] = "arn:aws:acm:us-east-1:123456789012:certificate/0f1e2d3c"
     with pytest.raises(ManifestError, match=r"certificate_arn must be an ACM certificate in eu-central-1"):
         parse_manifest(m)
+
+
+def test_a_created_certificate_is_dns_validated_in_the_zone_and_serves_alb_and_cloudfront() -> None:
+    template = render("acm")
+    cert = template["Resources"]["Certificate"]
+    assert cert["Type"] == "AWS::CertificateManager::Certificate"
+    props = cert["Properties"]
+    assert (props["DomainName"], props["SubjectAlternativeNames"]) == (
+        "shop.example.com",
+        ["www.example.com"],
+    )
+    assert props["ValidationMethod"] == "DNS"
+    assert props["DomainValidationOptions"] == [
+        {"DomainName": host, "HostedZoneId": "Z0123456789ABCDEFGHIJ"}
+        for host in ("shop.example.com", "www.example.com")
+    ]
+    https = template["Resources"]["HttpsListener"]["Properties"]
+    assert https["Certificates"] == [{"CertificateArn": {"Ref": "Certificate"}}]
+    # In us-east-1 the same certificate serves CloudFront.
+    viewer = template["Resources"]["Cdn"]["Properties"]["DistributionConfig"]["ViewerCertificate"]
+    assert viewer["AcmCertificateArn"] == {"Ref": "Certificate"}
+    m = manifest("acm").model_dump()
+    m["aws"]["hosted_zone_id"] = None
+    with pytest.raises(ManifestError, match=r"create_certificate needs hosted_zone and hosted_zone_id"):
+        parse_manifest(m)
+    m = manifest("acm").model_dump()
+    m["router"]["hosts"] = ["shop.example.net"]
+    with pytest.raises(UserError, match=r"none of \[router\] hosts is in hosted_zone 'example.com'"):
+        render_template(parse_manifest(m), "prod", SHA, "bucket-x", "0", RUNTIME)
 
 
 def test_with_a_certificate_only_https_reaches_the_load_balancer() -> None:

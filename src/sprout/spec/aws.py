@@ -21,6 +21,9 @@ class AwsSection(Section):
         default_factory=lambda: {"small": "t3.small", "medium": "t3.medium", "large": "t3.large"}
     )
     hosted_zone: str | None = None
+    hosted_zone_id: str | None = Field(
+        None, pattern=r"^Z[A-Z0-9]+$", description="The Route53 id of hosted_zone (for create_certificate)."
+    )
     certificate_arn: str | None = Field(
         None, pattern=r"^arn:aws[a-z-]*:acm:", description="The ALB's certificate, in the stack's region."
     )
@@ -28,6 +31,11 @@ class AwsSection(Section):
         None,
         pattern=r"^arn:aws[a-z-]*:acm:us-east-1:",
         description="CloudFront's certificate for the hosts; CloudFront takes it from us-east-1 only.",
+    )
+    create_certificate: StrictBool = Field(
+        False,
+        description="Create a DNS-validated ACM certificate for the hosts in hosted_zone (the load "
+        "balancer's; CloudFront's too when the region is us-east-1).",
     )
     http_redirect: StrictBool = Field(
         False,
@@ -61,4 +69,16 @@ class AwsSection(Section):
                 f"certificate_arn must be an ACM certificate in {self.region} (the load balancer's region); "
                 "CloudFront's us-east-1 certificate goes in cdn_certificate_arn"
             )
+        if self.create_certificate and self.certificate_arn:
+            raise ValueError("create_certificate and certificate_arn exclude each other: keep one")
+        if self.create_certificate and not (self.hosted_zone and self.hosted_zone_id):
+            raise ValueError(
+                "create_certificate needs hosted_zone and hosted_zone_id (Route53 → Hosted zones → Hosted "
+                "zone ID): ACM validates through records CloudFormation writes there"
+            )
         return self
+
+    @property
+    def https(self) -> bool:
+        """Whether the load balancer has a certificate (given or created) and so listens on HTTPS."""
+        return bool(self.certificate_arn or self.create_certificate)

@@ -15,37 +15,28 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 from types import FrameType
-from urllib.parse import quote
 
-from sprout.errors import ServiceError
 from sprout.providers.aws.bootconfig import BootConfig
 from sprout.providers.aws.clients import client
+from sprout.providers.aws.dbuser import app_database_url, can_log_in, ensure_app_user
 from sprout.providers.aws.discovery import discover
 from sprout.providers.aws.imds import Identity
 from sprout.providers.aws.logs import LogShipper
 from sprout.providers.aws.secrets import fetch_secrets
 from sprout.providers.base import InstanceSpec
 
-URL_SCHEMES = {"mysql": "mysql", "postgres": "postgresql"}
-
 
 def database_url(config: BootConfig) -> str | None:
-    """`DATABASE_URL` built from the database's endpoint and its Secrets Manager secret, if there is one."""
-    db = config.database
-    if not db:
+    """The app user's `DATABASE_URL` on the stack's database, if there is one; the user is made if missing.
+
+    The first boot after `up` runs before any release phase, so it is the one that creates the user.
+    """
+    if not config.database:
         return None
-    try:
-        value = client("secretsmanager", config.region).get_secret_value(SecretId=db["secret_arn"])
-        secret = json.loads(value["SecretString"])
-        user, password = secret["username"], secret["password"]
-    except Exception as exc:
-        raise ServiceError(
-            f"database secret {db['secret_arn']}: cannot read it ({exc}); check the instance role"
-        ) from exc
-    scheme = URL_SCHEMES[db["engine"]]
-    return (
-        f"{scheme}://{quote(user, safe='')}:{quote(password, safe='')}@{db['host']}:{db['port']}/{db['name']}"
-    )
+    url = app_database_url(config)
+    if not can_log_in(url, config.database["engine"]):
+        ensure_app_user(config)
+    return url
 
 
 def session_store_url(config: BootConfig) -> str | None:

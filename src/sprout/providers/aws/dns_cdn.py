@@ -13,6 +13,7 @@ from troposphere.cloudfront import (
 )
 from troposphere.route53 import AliasTarget, RecordSetType
 
+from sprout.providers.aws.certificate import cdn_certificate_arn, zone_hosts
 from sprout.providers.aws.context import RenderContext
 from sprout.providers.aws.loadbalancer import LoadBalancerRefs
 from sprout.providers.aws.skips import skip_checks
@@ -24,22 +25,10 @@ ORIGIN_REQUEST_ALL_VIEWER = "216adef6-5c7f-47e4-b989-5492eafa07d3"
 CLOUDFRONT_ZONE_ID = "Z2FDTNDATAQYW2"
 
 
-def zone_hosts(ctx: RenderContext) -> list[str]:
-    """The `[router] hosts` that belong to `[aws] hosted_zone` (wildcards excluded)."""
-    zone = (ctx.manifest.aws.hosted_zone or "").rstrip(".")
-    if not zone:
-        return []
-    return [
-        h
-        for h in ctx.manifest.router.hosts
-        if not h.startswith("*") and (h == zone or h.endswith("." + zone))
-    ]
-
-
 def cdn_serves_hosts(ctx: RenderContext) -> bool:
     """Whether CloudFront can answer for the hosts: it needs their certificate in us-east-1."""
     aws = ctx.manifest.aws
-    return aws.cdn and aws.cdn_certificate_arn is not None and bool(zone_hosts(ctx))
+    return aws.cdn and cdn_certificate_arn(ctx) is not None and bool(zone_hosts(ctx))
 
 
 def add_cdn(t: Template, ctx: RenderContext, lb: LoadBalancerRefs) -> Distribution | None:
@@ -51,7 +40,7 @@ def add_cdn(t: Template, ctx: RenderContext, lb: LoadBalancerRefs) -> Distributi
         extra = {
             "Aliases": zone_hosts(ctx),
             "ViewerCertificate": ViewerCertificate(
-                AcmCertificateArn=ctx.manifest.aws.cdn_certificate_arn,
+                AcmCertificateArn=cdn_certificate_arn(ctx),
                 SslSupportMethod="sni-only",
                 MinimumProtocolVersion="TLSv1.2_2021",
             ),
@@ -69,9 +58,7 @@ def add_cdn(t: Template, ctx: RenderContext, lb: LoadBalancerRefs) -> Distributi
                         Id="alb",
                         DomainName=GetAtt(lb.alb, "DNSName"),
                         CustomOriginConfig=CustomOriginConfig(
-                            OriginProtocolPolicy="https-only"
-                            if ctx.manifest.aws.certificate_arn
-                            else "http-only",
+                            OriginProtocolPolicy="https-only" if ctx.manifest.aws.https else "http-only",
                             OriginSSLProtocols=["TLSv1.2"],
                         ),
                     )

@@ -19,9 +19,9 @@ def artifact_arns(ctx: RenderContext) -> list[Sub]:
 
 
 def add_instance_role(
-    t: Template, ctx: RenderContext, log_group: LogGroup, secret_arn: object | None
+    t: Template, ctx: RenderContext, log_group: LogGroup, secret_arns: tuple[object, ...]
 ) -> InstanceProfile:
-    """Create the role and its instance profile; `secret_arn` is the database secret, if any."""
+    """Create the role and its instance profile; `secret_arns` are the database's secrets, if any."""
     statements: list[dict[str, object]] = [
         {
             "Sid": "ReadArtifacts",
@@ -52,13 +52,14 @@ def add_instance_role(
             "Resource": [GetAtt(log_group, "Arn")],
         },
     ]
-    if secret_arn is not None:
+    if secret_arns:
+        # The master secret too: the first boot after `up` and each release phase make the app's user.
         statements.append(
             {
-                "Sid": "ReadDatabaseSecret",
+                "Sid": "ReadDatabaseSecrets",
                 "Effect": "Allow",
                 "Action": ["secretsmanager:GetSecretValue"],
-                "Resource": [secret_arn],
+                "Resource": list(secret_arns),
             }
         )
     if ctx.manifest.secrets:

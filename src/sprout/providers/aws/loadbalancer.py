@@ -21,6 +21,7 @@ from troposphere.elasticloadbalancingv2 import (
 )
 
 from sprout.providers.aws.accesslogs import access_log_prefix, add_access_log_bucket
+from sprout.providers.aws.certificate import certificate_arn
 from sprout.providers.aws.context import APP_PORT, COLOURS, Colour, RenderContext, title
 from sprout.providers.aws.network import Network
 from sprout.providers.aws.security import SecurityGroups
@@ -120,8 +121,8 @@ def add_load_balancer(
             ]
         ),
     )
-    certificate = ctx.manifest.aws.certificate_arn
-    if certificate:
+    certificate = certificate_arn(ctx)
+    if certificate is not None:
         listener = t.add_resource(
             Listener(
                 "HttpsListener",
@@ -156,6 +157,6 @@ def add_load_balancer(
                 "HttpListener", LoadBalancerArn=Ref(alb), Port=80, Protocol="HTTP", DefaultActions=[forward]
             )
         )
-        reason = "no certificate yet: plain HTTP until [aws] certificate_arn names one"
+        reason = "no certificate yet: plain HTTP until [aws] certificate_arn or create_certificate gives one"
         skip_checks(listener, {"CKV_AWS_2": reason, "CKV_AWS_103": reason})
     return LoadBalancerRefs(alb=alb, listener=listener, target_groups=target_groups)

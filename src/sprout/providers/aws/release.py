@@ -3,7 +3,8 @@
 A deploy starts one instance from the new launch template version with the same user data in release
 mode: it boots as any instance (verified artifacts, Sprout offline, secrets), then `sprout aws
 release` runs `[app] release` in a copy of the bundle with the instance's DATABASE_URL,
-SESSION_STORE_URL, `[env]` and secrets, and stores the exit code and the output's tail as
+SESSION_STORE_URL, `[env]` and secrets (the app's own database user created or updated first, with the
+master login read at that moment), and stores the exit code and the output's tail as
 `<app>/releases/<env>/<deploy id>.json` in the bundle bucket. The deploy reads it, terminates the
 instance, and moves on only on exit code 0.
 """
@@ -21,6 +22,7 @@ from sprout.errors import UserError
 from sprout.providers.aws.boot import instance_secrets, session_store_url
 from sprout.providers.aws.bootconfig import BootConfig
 from sprout.providers.aws.clients import client, reported
+from sprout.providers.aws.dbuser import ensure_app_user
 from sprout.providers.aws.imds import Identity
 
 #: Lines of the release command's output kept in its result.
@@ -41,6 +43,9 @@ def run_release(
     parsed = urlparse(result_url)
     if parsed.scheme != "s3":
         raise UserError(f"aws release: --result {result_url!r} must be an s3:// URL")
+    if config.database:
+        # Each release brings the app's own user up to date with the master login read just now.
+        ensure_app_user(config)
     env_vars = dict(config.env_vars)
     env_vars.update(instance_secrets(config))
     session = session_store_url(config)

@@ -78,8 +78,8 @@ def add_security_groups(t: Template, ctx: RenderContext, network: Network) -> Se
 def listen_ports(ctx: RenderContext) -> dict[int, str]:
     """The ports the world reaches the load balancer on: 443 with a certificate (80 only to redirect)."""
     aws = ctx.manifest.aws
-    if not aws.certificate_arn:
-        return {80: "HTTP from anywhere (no certificate: set [aws] certificate_arn for HTTPS)"}
+    if not aws.https:
+        return {80: "HTTP from anywhere (no certificate: set [aws] certificate_arn or create_certificate)"}
     ports = {443: "HTTPS from anywhere"}
     if aws.http_redirect:
         ports[80] = "HTTP from anywhere, answered only with a redirect to HTTPS"

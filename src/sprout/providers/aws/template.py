@@ -7,9 +7,10 @@ from typing import Any
 
 from troposphere import GetAtt, Output, Ref, Sub, Template
 
+from sprout.providers.aws.certificate import add_certificate, zone_hosts
 from sprout.providers.aws.context import COLOURS, Colour, RenderContext, title
 from sprout.providers.aws.data import add_data
-from sprout.providers.aws.dns_cdn import add_cdn, add_dns, cdn_serves_hosts, zone_hosts
+from sprout.providers.aws.dns_cdn import add_cdn, add_dns, cdn_serves_hosts
 from sprout.providers.aws.fleet import add_fleet
 from sprout.providers.aws.iam import add_instance_role
 from sprout.providers.aws.loadbalancer import add_load_balancer
@@ -42,16 +43,17 @@ def build(ctx: RenderContext) -> Template:
     )
     network = add_network(t, ctx)
     groups = add_security_groups(t, ctx, network)
+    add_certificate(t, ctx)
     lb = add_load_balancer(t, ctx, network, groups)
     log_group = add_log_group(t, ctx)
     data = add_data(t, ctx, network, groups)
-    profile = add_instance_role(t, ctx, log_group, data.secret_arn)
+    profile = add_instance_role(t, ctx, log_group, data.secret_arns)
     fleet = add_fleet(t, ctx, network, groups, lb, profile, data)
     add_scaling(t, ctx, lb, fleet)
     cdn = add_cdn(t, ctx, lb)
     add_dns(t, ctx, lb, cdn)
 
-    scheme = "https" if ctx.manifest.aws.certificate_arn else "http"
+    scheme = "https" if ctx.manifest.aws.https else "http"
     hosts = zone_hosts(ctx)
     if hosts and (cdn is None or cdn_serves_hosts(ctx)):
         url: object = f"{scheme}://{hosts[0]}"
