@@ -8,6 +8,8 @@ import json
 import logging
 from typing import Any
 
+from prometheus_client import CONTENT_TYPE_LATEST
+
 from sprout.errors import NotFoundError, SproutError, UserError
 from sprout.router.admission import admit_table
 from sprout.router.config import RouterConfig
@@ -147,7 +149,7 @@ class AdminServer:
         elif parts == ["health"] and method == "GET":
             return _json(200, router.health())
         elif parts == ["metrics"] and method == "GET":
-            return 200, "text/plain; version=0.0.4; charset=utf-8", router.metrics_text().encode()
+            return 200, CONTENT_TYPE_LATEST, router.metrics_text().encode()
         elif parts == ["metrics.json"] and method == "GET":
             return _json(200, router.metrics_json())
         else:

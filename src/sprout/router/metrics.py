@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.utils import floatToGoString
+
+if TYPE_CHECKING:
+    from sprout.router.router import Router
 
 BUCKETS: tuple[float, ...] = (
     0.001,
@@ -120,41 +126,78 @@ class Stats:
         }
 
 
-def _labels(labels: dict[str, str]) -> str:
-    def esc(v: str) -> str:
-        return v.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+class RouterCollector:
+    """The router's counters as Prometheus metrics, read at scrape time (the hot path only counts)."""
 
-    return ",".join(f'{k}="{esc(v)}"' for k, v in labels.items())
+    def __init__(self, router: Router) -> None:
+        self._router = router
+
+    def collect(self) -> Iterator[Metric]:
+        """Every family: per route (environment), group and target; target health; open connections."""
+        router = self._router
+        routes: dict[str, Stats] = {}
+        for (route, _), stats in router.group_stats.items():
+            routes.setdefault(route, Stats()).add(stats)
+        yield from _families("route", ["route"], [([name], stats) for name, stats in routes.items()])
+        yield from _families(
+            "group", ["route", "group"], [([r, g], stats) for (r, g), stats in router.group_stats.items()]
+        )
+        targets = [*router.retired.values(), *router.targets.values()]
+        yield from _families(
+            "target",
+            ["route", "group", "target", "version"],
+            [([t.route, t.group, t.id, t.version], t.stats) for t in targets],
+        )
+        healthy = GaugeMetricFamily(
+            "sprout_router_target_healthy",
+            "1 while the target passes its health checks and takes traffic, else 0.",
+            labels=["route", "group", "target"],
+        )
+        weight = GaugeMetricFamily(
+            "sprout_router_group_weight", "The group's traffic weight.", labels=["route", "group"]
+        )
+        members = GaugeMetricFamily(
+            "sprout_router_group_healthy_targets",
+            "Targets of the group taking traffic.",
+            labels=["route", "group"],
+        )
+        for name, live in router.routes.items():
+            for group in live.groups:
+                weight.add_metric([name, group.name], group.weight)
+                members.add_metric([name, group.name], len(group.healthy))
+                healthy_ids = {t.id for t in group.healthy}
+                for target in group.targets:
+                    healthy.add_metric([name, group.name, target.id], int(target.id in healthy_ids))
+        yield from (healthy, weight, members)
+        yield GaugeMetricFamily(
+            "sprout_router_connections", "Open client connections.", value=len(router.clients)
+        )
+        yield GaugeMetricFamily(
+            "sprout_router_start_time_seconds",
+            "When this router worker started (Unix time).",
+            value=router.started,
+        )
 
 
-def prometheus_text(series: list[tuple[str, dict[str, str], Stats]], extra: dict[str, float]) -> str:
-    """Render (kind, labels, stats) rows in the Prometheus text exposition format 0.0.4."""
-    out: list[str] = []
-    for kind in ("target", "group"):
-        rows = [(labels, stats) for k, labels, stats in series if k == kind]
-        base = f"sprout_router_{kind}"
-        out.append(f"# HELP {base}_requests_total Requests answered, by status class.")
-        out.append(f"# TYPE {base}_requests_total counter")
-        for labels, stats in rows:
-            for i, cls in enumerate(CLASSES):
-                out.append(
-                    f"{base}_requests_total{{{_labels({**labels, 'class': cls})}}} {stats.by_class[i]}"
-                )
-        out.append(f"# HELP {base}_in_flight Requests in flight.")
-        out.append(f"# TYPE {base}_in_flight gauge")
-        for labels, stats in rows:
-            out.append(f"{base}_in_flight{{{_labels(labels)}}} {stats.in_flight}")
-        out.append(f"# HELP {base}_request_duration_seconds Time from request head to response end.")
-        out.append(f"# TYPE {base}_request_duration_seconds histogram")
-        for labels, stats in rows:
-            acc = 0
-            for i, n in enumerate(stats.latency):
-                acc += n
-                le = str(BUCKETS[i]) if i < len(BUCKETS) else "+Inf"
-                out.append(f"{base}_request_duration_seconds_bucket{{{_labels({**labels, 'le': le})}}} {acc}")
-            out.append(f"{base}_request_duration_seconds_sum{{{_labels(labels)}}} {stats.total}")
-            out.append(f"{base}_request_duration_seconds_count{{{_labels(labels)}}} {stats.count}")
-    for name, value in extra.items():
-        out.append(f"# TYPE sprout_router_{name} gauge")
-        out.append(f"sprout_router_{name} {value}")
-    return "\n".join(out) + "\n"
+def _families(kind: str, labels: list[str], rows: Iterable[tuple[list[str], Stats]]) -> Iterator[Metric]:
+    """Requests by status class, in flight and the latency histogram of one kind of series."""
+    base = f"sprout_router_{kind}"
+    requests = CounterMetricFamily(
+        f"{base}_requests", "Requests answered, by status class.", labels=[*labels, "class"]
+    )
+    in_flight = GaugeMetricFamily(f"{base}_in_flight", "Requests in flight.", labels=labels)
+    latency = HistogramMetricFamily(
+        f"{base}_request_duration_seconds", "Time from request head to response end.", labels=labels
+    )
+    bounds = [*map(floatToGoString, BUCKETS), "+Inf"]
+    for values, stats in rows:
+        for i, cls in enumerate(CLASSES):
+            requests.add_metric([*values, cls], stats.by_class[i])
+        in_flight.add_metric(values, stats.in_flight)
+        cumulative = 0
+        buckets = []
+        for bound, n in zip(bounds, stats.latency, strict=True):
+            cumulative += n
+            buckets.append((bound, float(cumulative)))
+        latency.add_metric(values, buckets, stats.total)
+    yield from (requests, in_flight, latency)
