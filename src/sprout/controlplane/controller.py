@@ -175,23 +175,31 @@ class Controller:
                     "router.default",
                     f"default route moved to {found.id}" + (f" from {previous.id}" if previous else ""),
                 )
-                self._store.append_history(
-                    user=user,
-                    app=app,
-                    env=env,
-                    action="default-route",
-                    manifest_hash=found.manifest_hash,
-                    version=found.current_version,
-                    diff_text=f"~ default route: {previous.id if previous else 'none'} → {found.id}",
-                )
-            router = self._router.current()
-            if router is not None:
-                try:
-                    self._reconciler.push_table(self._router.admin(router))
-                except SproutError as exc:
-                    # Recorded already; the next reconcile pass pushes the table again.
-                    self._store.record_event(app, env, "router.default", f"routing table not updated: {exc}")
+                move = f"~ default route: {previous.id if previous else 'none'} → {found.id}"
+                self._history(found, user, "default-route", move)
+            self._push_table_now(found, "router.default")
         return {"app": app, "env": env, "previous": previous.id if previous else None}
+
+    def _push_table_now(self, env: Environment, kind: str) -> None:
+        """Send the routing table to a running router now; a failure is an event (the next pass retries)."""
+        router = self._router.current()
+        try:
+            if router is not None:
+                self._reconciler.push_table(self._router.admin(router))
+        except SproutError as exc:
+            self._store.record_event(env.app, env.name, kind, f"{env.id}: routing table not updated: {exc}")
+
+    def _history(self, env: Environment, user: str, action: str, diff_text: str) -> None:
+        """One audit history row about an environment, at its manifest and version."""
+        self._store.append_history(
+            user=user,
+            app=env.app,
+            env=env.name,
+            action=action,
+            manifest_hash=env.manifest_hash,
+            version=env.current_version,
+            diff_text=diff_text,
+        )
 
     def _default_route_from(self, manifest: Manifest, app: str, env: str, user: str) -> None:
         """`[router] default_route = true`: every apply of the environment takes the default route."""
@@ -230,29 +238,14 @@ class Controller:
             self._store.record_event(
                 app, env, "env.down", f"tearing down {found.id} ({len(instances)} instances)"
             )
-            router = self._router.current()
-            try:
-                if router is not None:
-                    self._reconciler.push_table(self._router.admin(router))
-            except SproutError as exc:
-                # The processes must stop whatever the router says; the next pass pushes the table again.
-                self._store.record_event(
-                    app, env, "env.down", f"{found.id}: routing table not updated: {exc}"
-                )
+            # The processes must stop whatever the router says.
+            self._push_table_now(found, "env.down")
             with ThreadPoolExecutor(max_workers=max(1, len(instances))) as pool:
                 list(pool.map(lambda i: self._provider.stop(i.id, STOP_GRACE), instances))
             for instance in instances:
                 self._store.update_instance(instance.id, state="stopped")
             services = self._resources.release(app, env)
-            self._store.append_history(
-                user=user,
-                app=app,
-                env=env,
-                action="down",
-                manifest_hash=found.manifest_hash,
-                version=found.current_version,
-                diff_text=_down_diff(found, len(instances)),
-            )
+            self._history(found, user, "down", _down_diff(found, len(instances)))
             self._store.record_event(app, env, "env.removed", f"{found.id} removed")
             remaining = len(self._store.list_environments())
         return {"stopped": [i.id for i in instances], "services": services, "remaining": remaining}
