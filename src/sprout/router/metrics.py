@@ -6,6 +6,7 @@ from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
+from prometheus_client import generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.utils import floatToGoString
 
@@ -101,6 +102,14 @@ class Stats:
         self.total += other.total
         self.in_flight += other.in_flight
 
+    def copy(self) -> Stats:
+        """These counters as they are now, in a new object."""
+        copy = Stats()
+        copy.by_class = self.by_class[:]
+        copy.latency = self.latency[:]
+        copy.count, copy.total, copy.in_flight = self.count, self.total, self.in_flight
+        return copy
+
     def snapshot(self) -> dict[str, Any]:
         """The counters as the `/metrics.json` document of one target or group."""
         cumulative = []
@@ -126,27 +135,44 @@ class Stats:
         }
 
 
-class RouterCollector:
-    """The router's counters as Prometheus metrics, read at scrape time (the hot path only counts)."""
+class Reading:
+    """A copy of the router's counters and target health, taken on the event loop in one go (~1 ms for
+    hundreds of targets); turning it into Prometheus text happens later, off the loop."""
 
     def __init__(self, router: Router) -> None:
-        self._router = router
+        self.routes: dict[str, Stats] = {}
+        self.groups: list[tuple[list[str], Stats]] = []
+        for (route, group), stats in router.group_stats.items():
+            self.routes.setdefault(route, Stats()).add(stats)
+            self.groups.append(([route, group], stats.copy()))
+        self.targets = [
+            ([t.route, t.group, t.id, t.version], t.stats.copy())
+            for t in [*router.retired.values(), *router.targets.values()]
+        ]
+        #: (route, group, weight, [(target id, taking traffic)]) of the table in force.
+        self.members = [
+            (name, g.name, g.weight, [(t.id, t in g.healthy) for t in g.targets])
+            for name, live in router.routes.items()
+            for g in live.groups
+        ]
+        self.connections = len(router.clients)
+        self.started = router.started
+
+
+class RouterCollector:
+    """A reading of the router's counters as Prometheus metric families."""
+
+    def __init__(self, reading: Reading) -> None:
+        self._reading = reading
 
     def collect(self) -> Iterator[Metric]:
         """Every family: per route (environment), group and target; target health; open connections."""
-        router = self._router
-        routes: dict[str, Stats] = {}
-        for (route, _), stats in router.group_stats.items():
-            routes.setdefault(route, Stats()).add(stats)
-        yield from _families("route", ["route"], [([name], stats) for name, stats in routes.items()])
+        reading = self._reading
+        yield from _families("route", ["route"], [([name], stats) for name, stats in reading.routes.items()])
+        yield from _families("group", ["route", "group"], reading.groups)
+        # No latency histogram per target: it would be most of the page (`/metrics.json` has them).
         yield from _families(
-            "group", ["route", "group"], [([r, g], stats) for (r, g), stats in router.group_stats.items()]
-        )
-        targets = [*router.retired.values(), *router.targets.values()]
-        yield from _families(
-            "target",
-            ["route", "group", "target", "version"],
-            [([t.route, t.group, t.id, t.version], t.stats) for t in targets],
+            "target", ["route", "group", "target", "version"], reading.targets, histogram=False
         )
         healthy = GaugeMetricFamily(
             "sprout_router_target_healthy",
@@ -161,26 +187,26 @@ class RouterCollector:
             "Targets of the group taking traffic.",
             labels=["route", "group"],
         )
-        for name, live in router.routes.items():
-            for group in live.groups:
-                weight.add_metric([name, group.name], group.weight)
-                members.add_metric([name, group.name], len(group.healthy))
-                healthy_ids = {t.id for t in group.healthy}
-                for target in group.targets:
-                    healthy.add_metric([name, group.name, target.id], int(target.id in healthy_ids))
+        for route, group, share, targets in reading.members:
+            weight.add_metric([route, group], share)
+            members.add_metric([route, group], sum(up for _, up in targets))
+            for target, up in targets:
+                healthy.add_metric([route, group, target], int(up))
         yield from (healthy, weight, members)
         yield GaugeMetricFamily(
-            "sprout_router_connections", "Open client connections.", value=len(router.clients)
+            "sprout_router_connections", "Open client connections.", value=reading.connections
         )
         yield GaugeMetricFamily(
             "sprout_router_start_time_seconds",
             "When this router worker started (Unix time).",
-            value=router.started,
+            value=reading.started,
         )
 
 
-def _families(kind: str, labels: list[str], rows: Iterable[tuple[list[str], Stats]]) -> Iterator[Metric]:
-    """Requests by status class, in flight and the latency histogram of one kind of series."""
+def _families(
+    kind: str, labels: list[str], rows: Iterable[tuple[list[str], Stats]], histogram: bool = True
+) -> Iterator[Metric]:
+    """Requests by status class, in flight and (with `histogram`) the latency of one kind of series."""
     base = f"sprout_router_{kind}"
     requests = CounterMetricFamily(
         f"{base}_requests", "Requests answered, by status class.", labels=[*labels, "class"]
@@ -194,10 +220,17 @@ def _families(kind: str, labels: list[str], rows: Iterable[tuple[list[str], Stat
         for i, cls in enumerate(CLASSES):
             requests.add_metric([*values, cls], stats.by_class[i])
         in_flight.add_metric(values, stats.in_flight)
+        if not histogram:
+            continue
         cumulative = 0
         buckets = []
         for bound, n in zip(bounds, stats.latency, strict=True):
             cumulative += n
             buckets.append((bound, float(cumulative)))
         latency.add_metric(values, buckets, stats.total)
-    yield from (requests, in_flight, latency)
+    yield from (requests, in_flight, latency) if histogram else (requests, in_flight)
+
+
+def exposition(reading: Reading) -> bytes:
+    """The Prometheus text of a reading; the slow part of a scrape, so it runs off the event loop."""
+    return generate_latest(RouterCollector(reading))

@@ -13,15 +13,13 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
-from prometheus_client import CollectorRegistry, generate_latest
-
 from sprout.errors import NotFoundError, UserError
 from sprout.router.accesslog import AccessLog
 from sprout.router.balancer import Group
 from sprout.router.cache import EdgeCache
 from sprout.router.config import RouterConfig
 from sprout.router.health import check_loop
-from sprout.router.metrics import RouterCollector, Stats
+from sprout.router.metrics import Stats
 from sprout.router.proxy import ClientProtocol
 from sprout.router.routes import Route
 from sprout.router.table import HealthSpec, HostMatcher, TableSpec, save_table, table_to_dict
@@ -70,8 +68,6 @@ class Router:
         rid_format = os.urandom(4).hex().encode() + b"-%x"
         self.request_ids = map(rid_format.__mod__, itertools.count(1))
         self._ticker: asyncio.Task[None] | None = None
-        self._registry = CollectorRegistry(auto_describe=False)
-        self._registry.register(RouterCollector(self))
 
     # -- hot-path helpers -----------------------------------------------------------------------------
     def is_trusted(self, peer: str) -> bool:
@@ -366,7 +362,3 @@ class Router:
             "targets": targets,
             "groups": groups,
         }
-
-    def metrics_text(self) -> str:
-        """Prometheus text exposition of the same counters, with per-route totals and target health."""
-        return generate_latest(self._registry).decode()
