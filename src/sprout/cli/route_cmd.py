@@ -8,6 +8,7 @@ import typer
 
 from sprout.cli.client import ensure_daemon
 from sprout.cli.console import cli_console
+from sprout.cli.ops_cmd import status_document
 from sprout.errors import UserError
 from sprout.paths import Home
 
@@ -21,13 +22,13 @@ def default(
 ) -> None:
     """Move the router's default route (e.g. http://127.0.0.1:PORT/) to APP/ENV, or show where it is."""
     home = Home.from_env().ensure()
-    client = ensure_daemon(home)
     if target is not None:
         app, slash, env = target.partition("/")
         if not slash or not app or not env or "/" in env:
             raise UserError(f"route default: {target!r} is not APP/ENV (e.g. shop/production)")
-        client.post("/v1/default-route", {"app": app, "env": env, "user": getpass.getuser()})
-    doc = client.get("/v1/status")
+        # The daemon records the choice and pushes the table to the router at once.
+        ensure_daemon(home).post("/v1/default-route", {"app": app, "env": env, "user": getpass.getuser()})
+    doc = status_document(home)
     port = doc["router"]["port"]
     found = next((e for e in doc["environments"] if e.get("default")), None)
     if found is None:

@@ -9,7 +9,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from sprout.controlplane.status import environments_status
-from sprout.loops import LoopHealth
+from sprout.loops import STALL_PERIODS, LoopHealth
 from sprout.state import StateStore
 
 
@@ -29,7 +29,7 @@ class DaemonCollector:
     def _loop_families(self) -> Iterator[Metric]:
         stalled = GaugeMetricFamily(
             "sprout_daemon_loop_stalled",
-            "1 when the loop has not passed for 3 periods, else 0.",
+            f"1 when the loop has not passed for {STALL_PERIODS} periods, else 0.",
             labels=["loop"],
         )
         age = GaugeMetricFamily(
