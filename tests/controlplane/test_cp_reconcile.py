@@ -311,7 +311,8 @@ def test_hosts_per_environment_and_default_route(world: World) -> None:
     routes = {r["name"]: r for r in world.router.table["routes"]}
     assert routes["hello-production"]["hosts"] == ["hello.localhost"]
     assert routes["hello-staging"]["hosts"] == ["staging.hello.localhost"]
-    assert [r["name"] for r in routes.values() if r["default"]] == ["hello-staging"]
+    # The first environment up keeps the default route: a newer one does not take it.
+    assert [r["name"] for r in routes.values() if r["default"]] == ["hello-production"]
     # The router accepts the table exactly as the control plane builds it.
     parsed = parse_table(world.router.table)
     assert table_to_dict(parsed) == world.router.table

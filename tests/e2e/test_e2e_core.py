@@ -47,7 +47,7 @@ def test_up_status_no_changes_auth_canary_logs_and_down(sprout: Sprout) -> None:
         assert response.text.startswith("Hello from Sprout: hello v1 on ")
         seen.add(response.text.split()[6])
     assert seen == {i["id"] for i in instances}
-    # The newest environment is the router's default route: the plain loopback URL serves it too.
+    # The first environment up is the router's default route: the plain loopback URL serves it too.
     assert sprout.get("/", host=f"127.0.0.1:{sprout.port}").status_code == 200
 
     # A second up with nothing changed reports no changes and touches nothing.

@@ -8,6 +8,7 @@ import time
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import get, group, route, table, wait_for, wait_healthy
 from sprout.errors import AuthError, ServiceError
@@ -183,7 +184,12 @@ def test_admin_requires_token_and_reports(start_backend, start_router):
     assert t["requests"]["2xx"] == 20 and t["in_flight"] == 0
     assert 0 < t["latency"]["p50"] <= t["latency"]["p99"]
     assert m["groups"]["a/g"]["requests"]["2xx"] == 20
-    assert 'sprout_router_target_requests_total{route="a",group="g"' in router.admin.metrics_text()
+    families = {f.name: f for f in text_string_to_metric_families(router.admin.metrics_text())}
+    counted = {
+        (s.labels["route"], s.labels["group"], s.labels["class"]): s.value
+        for s in families["sprout_router_target_requests"].samples
+    }
+    assert counted[("a", "g", "2xx")] == 20
     detail = router.admin.target(f"g-{a.port}")
     assert set(detail) >= {"id", "state", "healthy", "in_flight", "zone", "version", "group", "route"}
     time.sleep(1.5)

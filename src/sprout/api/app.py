@@ -14,6 +14,8 @@ Routes (all JSON, all under the token):
   POST   /v1/swap                        {app, env, user?} blue/green: traffic to the warm fleet
   GET    /v1/deployments                 recorded releases
   POST   /v1/dashboard/codes             a one-time sign-in code for the dashboard (`sprout dashboard`)
+  POST   /v1/default-route               {app, env, user?} the environment the router serves for unknown hosts
+  GET    /metrics                        Prometheus text: loop health, fleet sizes, release outcomes
 
 Dashboard (HTML, read-only; see sprout.dashboard.sessions for why it signs in differently):
   GET    /dashboard/login?code=…         trade a code for a session cookie, then to /dashboard
@@ -28,6 +30,7 @@ import logging
 import time
 from typing import Any, Protocol
 
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -80,6 +83,10 @@ class Controller(Protocol):
         """Stop the daemon (and optionally the router)."""
         ...
 
+    def set_default_route(self, app: str, env: str, user: str) -> dict[str, Any]:
+        """Make the router's default route serve an environment."""
+        ...
+
 
 class Releases(Protocol):
     """What the API needs from the release engine."""
@@ -118,8 +125,11 @@ def error_status(exc: SproutError) -> int:
     return 500
 
 
-def create_app(controller: Controller, releases: Releases, token: str) -> Starlette:
-    """The API application for one controller and release engine, guarded by `token`."""
+def create_app(
+    controller: Controller, releases: Releases, token: str, metrics: CollectorRegistry | None = None
+) -> Starlette:
+    """The API application for one controller and release engine, guarded by `token`; `/metrics` serves
+    the `metrics` registry when given."""
     sessions = DashboardSessions()
     # The dashboard's previous reading: its live figures cover the time since (about one reload).
     readings: dict[str, dict[str, Any]] = {}
@@ -165,6 +175,20 @@ def create_app(controller: Controller, releases: Releases, token: str) -> Starle
 
     async def deployments(request: Request) -> Response:
         return JSONResponse(await run_in_threadpool(releases.deployments, dict(request.query_params)))
+
+    async def prometheus(request: Request) -> Response:
+        assert metrics is not None
+        body = await run_in_threadpool(generate_latest, metrics)
+        return Response(body, headers={"content-type": CONTENT_TYPE_LATEST})
+
+    async def default_route(request: Request) -> Response:
+        body = await _json_body(request)
+        if not isinstance(body.get("app"), str) or not isinstance(body.get("env"), str):
+            raise UserError("default-route: the request needs `app` and `env` (strings)")
+        user = str(body.get("user") or "unknown")
+        return JSONResponse(
+            await run_in_threadpool(controller.set_default_route, body["app"], body["env"], user)
+        )
 
     async def dashboard_code(request: Request) -> Response:
         return JSONResponse({"code": sessions.new_code(), "path": f"{PAGE}/login"})
@@ -251,11 +275,14 @@ def create_app(controller: Controller, releases: Releases, token: str) -> Starle
         Route("/v1/rollback", rollback, methods=["POST"]),
         Route("/v1/swap", swap, methods=["POST"]),
         Route("/v1/deployments", deployments, methods=["GET"]),
+        Route("/v1/default-route", default_route, methods=["POST"]),
         Route("/v1/dashboard/codes", dashboard_code, methods=["POST"]),
         Route(f"{PAGE}/login", dashboard_login, methods=["GET"]),
         Route(PAGE, dashboard, methods=["GET"]),
         Route(LOGS, dashboard_logs, methods=["GET"]),
     ]
+    if metrics is not None:
+        routes.append(Route("/metrics", prometheus, methods=["GET"]))
     return Starlette(
         routes=routes,
         middleware=[Middleware(BearerAuth, token=token, lets_through=sessions.lets_through)],

@@ -33,6 +33,7 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "sprout.cli.k8s_cmd": ("k8s",),
     "sprout.cli.provider_cmd": ("render",),
     "sprout.cli.router_cmd": ("router",),
+    "sprout.cli.route_cmd": ("route",),
     "sprout.cli.simulate_cmd": ("simulate",),
     "sprout.cli.cost_cmd": ("cost",),
 }

@@ -133,7 +133,7 @@ def status(
     for e in doc["environments"]:
         console.print(
             f"\n[bold]{e['app']}/{e['env']}[/]  {e['url'] or ''}  version {e['version'] or '-'}  "
-            f"{fleet_summary(e)}"
+            f"{fleet_summary(e)}" + ("  (default route)" if e.get("default") else "")
         )
         if e.get("failing"):
             _print_failing(e["failing"])
@@ -389,15 +389,17 @@ def _print_urls(client: ApiClient, app: str, env: str) -> None:
     doc = client.get("/v1/status")
     found = find_env(doc, app, env)
     port = doc["router"]["port"]
-    if not found or not found["url"]:
-        return
-    host = found["hosts"][0]
-    console.print(f"URL: {found['url']}", soft_wrap=True)
-    console.print(f"  curl --resolve {host}:{port}:127.0.0.1 {found['url']}", soft_wrap=True)
     default = next((e for e in doc["environments"] if e.get("default")), None)
-    if default is found:
+    if found and found["url"]:
+        host = found["hosts"][0]
+        console.print(f"URL: {found['url']}", soft_wrap=True)
+        console.print(f"  curl --resolve {host}:{port}:127.0.0.1 {found['url']}", soft_wrap=True)
+    if port and default is not None:
         console.print(
-            f"  or http://127.0.0.1:{port}/ (the router's default route serves {app}/{env})", soft_wrap=True
+            f"default route: http://127.0.0.1:{port}/ serves {default['app']}/{default['env']}"
+            + ("" if default is found else f" (`sprout route default {app}/{env}` moves it here)"),
+            soft_wrap=True,
+            markup=False,
         )
 
 

@@ -80,6 +80,7 @@ web = "python -m http.server --bind $HOST $PORT"
 # hosts = ["{name}.localhost"]
 # cache_static = false        # cache `Cache-Control: public` GET responses at the edge
 # max_body = "10MiB"
+# default_route = false      # `up` makes http://127.0.0.1:PORT/ (no known host) serve this environment
 
 # [env]                       # plain settings, visible in the state store
 # LOG_LEVEL = "info"

@@ -140,6 +140,7 @@ class Controller:
             new_version = current is not None and bool(version) and version != current.current_version
             if current is None or not new_version or not self._store.list_groups(app, env_name):
                 result = apply_manifest(self._store, app_dir, env_name, version, user)
+                self._default_route_from(manifest, app, env_name, user)
                 return {"app": app, "env": env_name, **result_fields(result)}
             holder = self._store.lock_holder(env_id(app, env_name))
             if holder is not None:
@@ -149,6 +150,7 @@ class Controller:
                 )
             # Releases manage this environment's groups: settings now, the new version as a release.
             result = apply_manifest(self._store, app_dir, env_name, current.current_version, user)
+            self._default_route_from(manifest, app, env_name, user)
         deployment = self._start_release(app, env_name, str(version), user)
         fields = result_fields(result)
         plan = "" if fields["plan"].startswith("no changes") else fields["plan"] + "\n"
@@ -160,6 +162,51 @@ class Controller:
             "plan": plan + f"~ release {version} ({deployment.strategy}): deployment {deployment.id} started",
             "deployment": deployment.id,
         }
+
+    def set_default_route(self, app: str, env: str, user: str) -> dict[str, Any]:
+        """Make the router's default route serve `app/env` (recorded in the state store, pushed at once)."""
+        with self._reconciler.lock:
+            previous = next((e for e in self._store.list_environments() if e.default_route), None)
+            found = self._store.set_default_route(app, env)
+            if previous is None or previous.id != found.id:
+                self._store.record_event(
+                    app,
+                    env,
+                    "router.default",
+                    f"default route moved to {found.id}" + (f" from {previous.id}" if previous else ""),
+                )
+                move = f"~ default route: {previous.id if previous else 'none'} → {found.id}"
+                self._history(found, user, "default-route", move)
+            self._push_table_now(found, "router.default")
+        return {"app": app, "env": env, "previous": previous.id if previous else None}
+
+    def _push_table_now(self, env: Environment, kind: str) -> None:
+        """Send the routing table to a running router now; a failure is an event (the next pass retries)."""
+        router = self._router.current()
+        try:
+            if router is not None:
+                self._reconciler.push_table(self._router.admin(router))
+        except SproutError as exc:
+            self._store.record_event(env.app, env.name, kind, f"{env.id}: routing table not updated: {exc}")
+
+    def _history(self, env: Environment, user: str, action: str, diff_text: str) -> None:
+        """One audit history row about an environment, at its manifest and version."""
+        self._store.append_history(
+            user=user,
+            app=env.app,
+            env=env.name,
+            action=action,
+            manifest_hash=env.manifest_hash,
+            version=env.current_version,
+            diff_text=diff_text,
+        )
+
+    def _default_route_from(self, manifest: Manifest, app: str, env: str, user: str) -> None:
+        """`[router] default_route = true`: every apply of the environment takes the default route."""
+        if manifest.router.default_route:
+            found = self._store.get_environment(app, env)
+            if found is not None and not found.default_route:
+                self.set_default_route(app, env, user)
 
     def _release_phase_first(
         self, app: str, env: str, label: object, manifest: Manifest, secrets: dict[str, str]
@@ -191,29 +238,14 @@ class Controller:
             self._store.record_event(
                 app, env, "env.down", f"tearing down {found.id} ({len(instances)} instances)"
             )
-            router = self._router.current()
-            try:
-                if router is not None:
-                    self._reconciler.push_table(self._router.admin(router))
-            except SproutError as exc:
-                # The processes must stop whatever the router says; the next pass pushes the table again.
-                self._store.record_event(
-                    app, env, "env.down", f"{found.id}: routing table not updated: {exc}"
-                )
+            # The processes must stop whatever the router says.
+            self._push_table_now(found, "env.down")
             with ThreadPoolExecutor(max_workers=max(1, len(instances))) as pool:
                 list(pool.map(lambda i: self._provider.stop(i.id, STOP_GRACE), instances))
             for instance in instances:
                 self._store.update_instance(instance.id, state="stopped")
             services = self._resources.release(app, env)
-            self._store.append_history(
-                user=user,
-                app=app,
-                env=env,
-                action="down",
-                manifest_hash=found.manifest_hash,
-                version=found.current_version,
-                diff_text=_down_diff(found, len(instances)),
-            )
+            self._history(found, user, "down", _down_diff(found, len(instances)))
             self._store.record_event(app, env, "env.removed", f"{found.id} removed")
             remaining = len(self._store.list_environments())
         return {"stopped": [i.id for i in instances], "services": services, "remaining": remaining}

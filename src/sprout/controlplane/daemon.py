@@ -35,6 +35,7 @@ from sprout.controlplane.fleet import ControlPlaneFleet
 from sprout.controlplane.housekeeping import HOUSEKEEPING_FIRST_DELAY, HOUSEKEEPING_INTERVAL, Housekeeper
 from sprout.controlplane.instances import InstanceLauncher, SecretBook
 from sprout.controlplane.lifecycle import REFUSED, daemon_file
+from sprout.controlplane.metrics import daemon_registry
 from sprout.controlplane.process import ProcessRecord, record_to_json, write_json
 from sprout.controlplane.reconcile import Reconciler
 from sprout.controlplane.releases import ReleaseOps
@@ -221,7 +222,10 @@ class Daemon:
             log_store=log_store,
             ingester=ingester,
             app=create_app(
-                controller, ReleaseOps(store, engine, releases.nudge), ensure_token(home.token_file)
+                controller,
+                ReleaseOps(store, engine, releases.nudge),
+                ensure_token(home.token_file),
+                daemon_registry(store, lambda: [loop.health() for loop in self.loops]),
             ),
             router_port=handle.port,
         )

@@ -22,9 +22,8 @@ def env_hosts(env: Environment) -> list[str]:
 
 
 def default_environment(envs: Iterable[Environment]) -> str | None:
-    """The id of the environment the router serves for unknown hosts: the most recently created one."""
-    newest = max(envs, key=lambda e: (e.created_at, e.id), default=None)
-    return newest.id if newest else None
+    """The id of the environment the router serves for unknown hosts (the state store's choice), if any."""
+    return next((e.id for e in envs if e.default_route), None)
 
 
 def build_table(
@@ -33,8 +32,8 @@ def build_table(
     """The whole table: per environment its desired groups (weights, versions) and their live instances.
 
     Instances not yet seen healthy are included with `healthy: false`, so the router's own checks admit
-    them; draining, stopped and failed instances are left out, so the router drains them. The most
-    recently created environment is the default route.
+    them; draining, stopped and failed instances are left out, so the router drains them. The default
+    route serves the environment the state store names (`sprout route default`).
     """
     envs = sorted(envs, key=lambda e: e.id)
     members: dict[tuple[str, str, str], list[Instance]] = {}

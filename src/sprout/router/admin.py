@@ -8,9 +8,12 @@ import json
 import logging
 from typing import Any
 
+from prometheus_client import CONTENT_TYPE_LATEST
+
 from sprout.errors import NotFoundError, SproutError, UserError
 from sprout.router.admission import admit_table
 from sprout.router.config import RouterConfig
+from sprout.router.metrics import Reading, exposition
 from sprout.router.router import Router
 
 log = logging.getLogger("sprout.router.admin")
@@ -101,6 +104,10 @@ class AdminServer:
             if length:
                 async with asyncio.timeout(config.admin_body_timeout):
                     body = await reader.readexactly(length)
+            if path == "/metrics" and method == "GET":
+                reading = Reading(self.router)
+                text = await asyncio.get_running_loop().run_in_executor(None, exposition, reading)
+                return 200, CONTENT_TYPE_LATEST, text
             return self._dispatch(method, path, body)
         except _HttpError as exc:
             return _json(exc.status, {"error": str(exc)})
@@ -146,8 +153,6 @@ class AdminServer:
             return _json(200, router.find_target(parts[1]).describe())
         elif parts == ["health"] and method == "GET":
             return _json(200, router.health())
-        elif parts == ["metrics"] and method == "GET":
-            return 200, "text/plain; version=0.0.4; charset=utf-8", router.metrics_text().encode()
         elif parts == ["metrics.json"] and method == "GET":
             return _json(200, router.metrics_json())
         else:

@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.utils import floatToGoString
+
+if TYPE_CHECKING:
+    from sprout.router.router import Router
 
 BUCKETS: tuple[float, ...] = (
     0.001,
@@ -95,6 +102,14 @@ class Stats:
         self.total += other.total
         self.in_flight += other.in_flight
 
+    def copy(self) -> Stats:
+        """These counters as they are now, in a new object."""
+        copy = Stats()
+        copy.by_class = self.by_class[:]
+        copy.latency = self.latency[:]
+        copy.count, copy.total, copy.in_flight = self.count, self.total, self.in_flight
+        return copy
+
     def snapshot(self) -> dict[str, Any]:
         """The counters as the `/metrics.json` document of one target or group."""
         cumulative = []
@@ -120,41 +135,102 @@ class Stats:
         }
 
 
-def _labels(labels: dict[str, str]) -> str:
-    def esc(v: str) -> str:
-        return v.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+class Reading:
+    """A copy of the router's counters and target health, taken on the event loop in one go (~1 ms for
+    hundreds of targets); turning it into Prometheus text happens later, off the loop."""
 
-    return ",".join(f'{k}="{esc(v)}"' for k, v in labels.items())
+    def __init__(self, router: Router) -> None:
+        self.routes: dict[str, Stats] = {}
+        self.groups: list[tuple[list[str], Stats]] = []
+        for (route, group), stats in router.group_stats.items():
+            self.routes.setdefault(route, Stats()).add(stats)
+            self.groups.append(([route, group], stats.copy()))
+        self.targets = [
+            ([t.route, t.group, t.id, t.version], t.stats.copy())
+            for t in [*router.retired.values(), *router.targets.values()]
+        ]
+        #: (route, group, weight, [(target id, taking traffic)]) of the table in force.
+        self.members = [
+            (name, g.name, g.weight, [(t.id, t in g.healthy) for t in g.targets])
+            for name, live in router.routes.items()
+            for g in live.groups
+        ]
+        self.connections = len(router.clients)
+        self.started = router.started
 
 
-def prometheus_text(series: list[tuple[str, dict[str, str], Stats]], extra: dict[str, float]) -> str:
-    """Render (kind, labels, stats) rows in the Prometheus text exposition format 0.0.4."""
-    out: list[str] = []
-    for kind in ("target", "group"):
-        rows = [(labels, stats) for k, labels, stats in series if k == kind]
-        base = f"sprout_router_{kind}"
-        out.append(f"# HELP {base}_requests_total Requests answered, by status class.")
-        out.append(f"# TYPE {base}_requests_total counter")
-        for labels, stats in rows:
-            for i, cls in enumerate(CLASSES):
-                out.append(
-                    f"{base}_requests_total{{{_labels({**labels, 'class': cls})}}} {stats.by_class[i]}"
-                )
-        out.append(f"# HELP {base}_in_flight Requests in flight.")
-        out.append(f"# TYPE {base}_in_flight gauge")
-        for labels, stats in rows:
-            out.append(f"{base}_in_flight{{{_labels(labels)}}} {stats.in_flight}")
-        out.append(f"# HELP {base}_request_duration_seconds Time from request head to response end.")
-        out.append(f"# TYPE {base}_request_duration_seconds histogram")
-        for labels, stats in rows:
-            acc = 0
-            for i, n in enumerate(stats.latency):
-                acc += n
-                le = str(BUCKETS[i]) if i < len(BUCKETS) else "+Inf"
-                out.append(f"{base}_request_duration_seconds_bucket{{{_labels({**labels, 'le': le})}}} {acc}")
-            out.append(f"{base}_request_duration_seconds_sum{{{_labels(labels)}}} {stats.total}")
-            out.append(f"{base}_request_duration_seconds_count{{{_labels(labels)}}} {stats.count}")
-    for name, value in extra.items():
-        out.append(f"# TYPE sprout_router_{name} gauge")
-        out.append(f"sprout_router_{name} {value}")
-    return "\n".join(out) + "\n"
+class RouterCollector:
+    """A reading of the router's counters as Prometheus metric families."""
+
+    def __init__(self, reading: Reading) -> None:
+        self._reading = reading
+
+    def collect(self) -> Iterator[Metric]:
+        """Every family: per route (environment), group and target; target health; open connections."""
+        reading = self._reading
+        yield from _families("route", ["route"], [([name], stats) for name, stats in reading.routes.items()])
+        yield from _families("group", ["route", "group"], reading.groups)
+        # No latency histogram per target: it would be most of the page (`/metrics.json` has them).
+        yield from _families(
+            "target", ["route", "group", "target", "version"], reading.targets, histogram=False
+        )
+        healthy = GaugeMetricFamily(
+            "sprout_router_target_healthy",
+            "1 while the target passes its health checks and takes traffic, else 0.",
+            labels=["route", "group", "target"],
+        )
+        weight = GaugeMetricFamily(
+            "sprout_router_group_weight", "The group's traffic weight.", labels=["route", "group"]
+        )
+        members = GaugeMetricFamily(
+            "sprout_router_group_healthy_targets",
+            "Targets of the group taking traffic.",
+            labels=["route", "group"],
+        )
+        for route, group, share, targets in reading.members:
+            weight.add_metric([route, group], share)
+            members.add_metric([route, group], sum(up for _, up in targets))
+            for target, up in targets:
+                healthy.add_metric([route, group, target], int(up))
+        yield from (healthy, weight, members)
+        yield GaugeMetricFamily(
+            "sprout_router_connections", "Open client connections.", value=reading.connections
+        )
+        yield GaugeMetricFamily(
+            "sprout_router_start_time_seconds",
+            "When this router worker started (Unix time).",
+            value=reading.started,
+        )
+
+
+def _families(
+    kind: str, labels: list[str], rows: Iterable[tuple[list[str], Stats]], histogram: bool = True
+) -> Iterator[Metric]:
+    """Requests by status class, in flight and (with `histogram`) the latency of one kind of series."""
+    base = f"sprout_router_{kind}"
+    requests = CounterMetricFamily(
+        f"{base}_requests", "Requests answered, by status class.", labels=[*labels, "class"]
+    )
+    in_flight = GaugeMetricFamily(f"{base}_in_flight", "Requests in flight.", labels=labels)
+    latency = HistogramMetricFamily(
+        f"{base}_request_duration_seconds", "Time from request head to response end.", labels=labels
+    )
+    bounds = [*map(floatToGoString, BUCKETS), "+Inf"]
+    for values, stats in rows:
+        for i, cls in enumerate(CLASSES):
+            requests.add_metric([*values, cls], stats.by_class[i])
+        in_flight.add_metric(values, stats.in_flight)
+        if not histogram:
+            continue
+        cumulative = 0
+        buckets = []
+        for bound, n in zip(bounds, stats.latency, strict=True):
+            cumulative += n
+            buckets.append((bound, float(cumulative)))
+        latency.add_metric(values, buckets, stats.total)
+    yield from (requests, in_flight, latency) if histogram else (requests, in_flight)
+
+
+def exposition(reading: Reading) -> bytes:
+    """The Prometheus text of a reading; the slow part of a scrape, so it runs off the event loop."""
+    return generate_latest(RouterCollector(reading))

@@ -19,7 +19,7 @@ from sprout.router.balancer import Group
 from sprout.router.cache import EdgeCache
 from sprout.router.config import RouterConfig
 from sprout.router.health import check_loop
-from sprout.router.metrics import Stats, prometheus_text
+from sprout.router.metrics import Stats
 from sprout.router.proxy import ClientProtocol
 from sprout.router.routes import Route
 from sprout.router.table import HealthSpec, HostMatcher, TableSpec, save_table, table_to_dict
@@ -59,7 +59,8 @@ class Router:
         self._matcher = HostMatcher(self.spec)
         #: Route (or None) per raw Host header value seen; read directly by the client protocol.
         self.host_routes: dict[bytes, Route | None] = {}
-        self._group_stats: dict[tuple[str, str], Stats] = {}
+        #: Counters per (route, group); kept when a group leaves the table so totals stay monotonic.
+        self.group_stats: dict[tuple[str, str], Stats] = {}
         self._health_tasks: dict[str, asyncio.Task[None]] = {}
         self._drain_tasks: dict[str, asyncio.Task[None]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -120,7 +121,7 @@ class Router:
             groups: list[Group] = []
             for gspec in rspec.groups:
                 members: list[Target] = []
-                stats = self._group_stats.setdefault((rspec.name, gspec.name), Stats())
+                stats = self.group_stats.setdefault((rspec.name, gspec.name), Stats())
                 for tspec in gspec.targets:
                     host, port = tspec.host_port()
                     target = old_targets.get(tspec.id)
@@ -351,7 +352,7 @@ class Router:
             )
             targets[target.id] = doc
         groups = {}
-        for (route, group), stats in self._group_stats.items():
+        for (route, group), stats in self.group_stats.items():
             doc = stats.snapshot()
             doc.update(route=route, group=group)
             groups[f"{route}/{group}"] = doc
@@ -361,18 +362,3 @@ class Router:
             "targets": targets,
             "groups": groups,
         }
-
-    def metrics_text(self) -> str:
-        """Prometheus text exposition of the same counters."""
-        series: list[tuple[str, dict[str, str], Stats]] = []
-        for target in [*self.retired.values(), *self.targets.values()]:
-            labels = {
-                "route": target.route,
-                "group": target.group,
-                "target": target.id,
-                "version": target.version,
-            }
-            series.append(("target", labels, target.stats))
-        for (route, group), stats in self._group_stats.items():
-            series.append(("group", {"route": route, "group": group}, stats))
-        return prometheus_text(series, {"connections": float(len(self.clients))})

@@ -351,6 +351,9 @@ class RouterSection(Section):
     hosts: list[str] = Field(default_factory=list, description='Default: ["<app>.localhost"].')
     cache_static: StrictBool = Field(False, description="Cache `Cache-Control: public` GET responses.")
     max_body: Size = Field(10 * 1024 * 1024, description="Largest request body accepted.")
+    default_route: StrictBool = Field(
+        False, description="`sprout up` of this environment makes the router's default route serve it."
+    )
 
     @field_validator("hosts")
     @classmethod

@@ -74,6 +74,14 @@ class Journal(Database):
         )
         return [Deployment.from_row(row) for row in rows]
 
+    def release_outcomes(self) -> list[tuple[str, str, str | None, int]]:
+        """How many releases each environment had, by outcome (None: not finished yet)."""
+        rows = self._read(
+            "SELECT app, env, CASE WHEN finished_at IS NULL THEN NULL ELSE COALESCE(outcome, 'unknown') END"
+            " AS result, COUNT(*) AS n FROM deployments GROUP BY app, env, result ORDER BY app, env, result"
+        )
+        return [(row["app"], row["env"], row["result"], row["n"]) for row in rows]
+
     # -- release locks -----------------------------------------------------------------------------
 
     def acquire_lock(self, env_id: str, holder: str) -> bool:

@@ -39,6 +39,8 @@ class Environment:
     status: str
     created_at: float
     updated_at: float
+    #: The router's default route (requests for no known host) serves this environment.
+    default_route: bool = False
 
     @cached_property
     def manifest(self) -> Manifest:
@@ -62,6 +64,7 @@ class Environment:
             status=row["status"],
             created_at=row["created_at"],
             updated_at=row["updated_at"],
+            default_route=bool(row["default_route"]),
         )
 
 

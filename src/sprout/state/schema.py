@@ -145,8 +145,17 @@ ALTER TABLE versions ADD COLUMN manifest_source TEXT;
 CREATE INDEX versions_by_manifest_source ON versions (manifest_source);
 """
 
+# The environment the router's default route serves (at most one), chosen by the user or the first `up`;
+# it stays put when other environments come and go. An existing store keeps the newest, as before.
+_V5 = """
+ALTER TABLE environments ADD COLUMN default_route INTEGER NOT NULL DEFAULT 0;
+CREATE UNIQUE INDEX environments_one_default_route ON environments (default_route) WHERE default_route = 1;
+UPDATE environments SET default_route = 1
+ WHERE id = (SELECT id FROM environments ORDER BY created_at DESC, id DESC LIMIT 1);
+"""
+
 #: Migration N (1-based) brings a database from user_version N-1 to N. Append; never edit a shipped one.
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4)
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5)
 
 
 def connect(path: Path) -> sqlite3.Connection:

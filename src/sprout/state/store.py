@@ -64,7 +64,10 @@ class StateStore(Journal):
         return [row["name"] for row in self._read("SELECT name FROM apps ORDER BY name")]
 
     def upsert_environment(self, app: str, env: str, manifest: Manifest, app_dir: Path) -> Environment:
-        """Create an environment or replace its manifest; a new one starts at the manifest's capacity."""
+        """Create an environment or replace its manifest; a new one starts at the manifest's capacity.
+
+        With no environment serving the router's default route yet, this one takes it.
+        """
         now = time.time()
         with self._write() as conn:
             conn.execute("INSERT OR IGNORE INTO apps (name, created_at) VALUES (?, ?)", (app, now))
@@ -85,6 +88,19 @@ class StateStore(Journal):
                     now,
                 ),
             )
+            conn.execute(
+                "UPDATE environments SET default_route = 1 WHERE id = ?"
+                " AND NOT EXISTS (SELECT 1 FROM environments WHERE default_route = 1)",
+                (env_id(app, env),),
+            )
+        return self._environment(app, env)
+
+    def set_default_route(self, app: str, env: str) -> Environment:
+        """Make the router's default route serve this environment, and no other."""
+        self._environment(app, env)
+        with self._write() as conn:
+            conn.execute("UPDATE environments SET default_route = 0 WHERE default_route = 1")
+            conn.execute("UPDATE environments SET default_route = 1 WHERE id = ?", (env_id(app, env),))
         return self._environment(app, env)
 
     def get_environment(self, app: str, env: str) -> Environment | None:

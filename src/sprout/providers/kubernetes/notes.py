@@ -92,6 +92,8 @@ def notes(ctx: RenderContext) -> list[str]:
             )
     if manifest.router.cache_static:
         found.append("router.cache_static: the edge cache is the ingress controller's job on Kubernetes")
+    if manifest.router.default_route:
+        found.append("router.default_route: the default backend is the ingress controller's; not rendered")
     if secret_names(manifest):
         names = ", ".join(secret_names(manifest))
         found.append(

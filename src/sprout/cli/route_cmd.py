@@ -1,0 +1,48 @@
+"""`sprout route default`: which environment the router serves for requests naming no known host."""
+
+from __future__ import annotations
+
+import getpass
+
+import typer
+
+from sprout.cli.client import ensure_daemon
+from sprout.cli.console import cli_console
+from sprout.cli.ops_cmd import status_document
+from sprout.errors import UserError
+from sprout.paths import Home
+
+console = cli_console()
+
+
+def default(
+    target: str | None = typer.Argument(
+        None, metavar="[APP/ENV]", help="The environment to serve; without it, show the current one."
+    ),
+) -> None:
+    """Move the router's default route (e.g. http://127.0.0.1:PORT/) to APP/ENV, or show where it is."""
+    home = Home.from_env().ensure()
+    if target is not None:
+        app, slash, env = target.partition("/")
+        if not slash or not app or not env or "/" in env:
+            raise UserError(f"route default: {target!r} is not APP/ENV (e.g. shop/production)")
+        # The daemon records the choice and pushes the table to the router at once.
+        ensure_daemon(home).post("/v1/default-route", {"app": app, "env": env, "user": getpass.getuser()})
+    doc = status_document(home)
+    port = doc["router"]["port"]
+    found = next((e for e in doc["environments"] if e.get("default")), None)
+    if found is None:
+        console.print("default route: none (`sprout route default APP/ENV` sets it)", markup=False)
+        return
+    console.print(
+        f"default route: http://127.0.0.1:{port}/ serves {found['app']}/{found['env']}", markup=False
+    )
+
+
+def register(app: typer.Typer) -> None:
+    """Add the `route` command group to the `sprout` CLI."""
+    route = typer.Typer(
+        help="The router's routes: where requests for no known host go.", no_args_is_help=True
+    )
+    route.command("default")(default)
+    app.add_typer(route, name="route")
