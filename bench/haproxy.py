@@ -8,9 +8,9 @@ kills every process it started by PID at the end.
 1. engine: two uvicorn backends behind (a) a bare HAProxy (one backend, two servers, no log) and (b) the
    HAProxy Sprout runs for `--engine haproxy` (its generated config, the route and targets set over the
    runtime API, the access log written): `wrk -t2` at -c64 and -c256, rounds alternated, medians printed
-   with the engine/bare ratios (goal: req/s ≥ 0.95×, p99 ≤ 1.2×).
+   with the engine/bare ratios (goal: req/s ≥ 0.95x, p99 ≤ 1.2x).
 2. releases: `sprout up --engine haproxy` of examples/hello (2 instances, blue/green, 2 s drain) under its
-   own SPROUT_HOME, then `--releases` × `sprout deploy` while `wrk -c64` runs through HAProxy for the whole
+   own SPROUT_HOME, then `--releases` x `sprout deploy` while `wrk -c64` runs through HAProxy for the whole
    time; prints wrk's non-2xx and socket-error counts (goal: 0 and 0).
 """
 
@@ -32,7 +32,6 @@ sys.path.insert(0, str(REPO / "src"))
 sys.path.insert(0, str(REPO / "bench"))
 
 from router import Processes, free_port, wait_port  # noqa: E402
-
 from sprout.router.config import RouterConfig  # noqa: E402
 from sprout.router.haproxy.admin import HaproxyAdmin  # noqa: E402
 from sprout.router.haproxy.config import Layout, find_haproxy, write_config  # noqa: E402
@@ -147,7 +146,7 @@ def bench_engine(args: argparse.Namespace, folder: Path, procs: Processes) -> No
                 results.setdefault((name, connections), []).append(wrk(port, connections, args.duration))
     lines = access.read_text(errors="replace").count("\n")
     print(
-        f"\n[engine] {args.rounds} rounds × {args.duration}s, wrk -t2; medians; load {os.getloadavg()[0]:.1f}"
+        f"\n[engine] {args.rounds} rounds x {args.duration}s, wrk -t2; medians; load {os.getloadavg()[0]:.1f}"
     )
     print(f"{'':8} {'c':>4} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
     for connections in (64, 256):
@@ -164,7 +163,7 @@ def bench_engine(args: argparse.Namespace, folder: Path, procs: Processes) -> No
         p99 = med["engine"]["p99"] / med["bare"]["p99"] if med["bare"]["p99"] else float("inf")
         verdict = "ok" if ratio >= 0.95 and p99 <= 1.2 else "MISSED"
         print(
-            f"  -c{connections}: engine/bare req/s {ratio:.3f} (goal ≥ 0.95), p99 {p99:.2f}× (goal ≤ 1.2): {verdict}"
+            f"  -c{connections}: engine/bare req/s {ratio:.3f} (goal ≥ 0.95), p99 {p99:.2f}x (goal ≤ 1.2): {verdict}"
         )
     print(f"  access log: {lines} lines written by the engine")
 
