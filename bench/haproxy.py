@@ -227,6 +227,8 @@ def main() -> None:
         sys.exit("bench/haproxy.py: wrk is missing; install it with `apt-get install wrk`")
     find_haproxy()
     folder = Path(tempfile.mkdtemp(prefix="sprout-bench-haproxy-", dir="/tmp"))
+    # Under root the apps run as users of their own, who must pass through it to their folders.
+    folder.chmod(0o711)
     procs = Processes(folder)
     try:
         if "engine" in args.only:

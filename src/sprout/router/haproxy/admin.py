@@ -44,6 +44,8 @@ class HaproxyAdmin(RouterControl):
         #: Target id → monotonic deadline of its drain.
         self._drains: dict[str, float] = {}
         self._drained: dict[str, dict[str, Any]] = {}
+        #: Targets seen up since they were added: only those are `unhealthy` when down, others `adding`.
+        self._seen_up: set[str] = set()
         #: Cumulative counters per target and per (route, group), fed by the deltas of `show stat`.
         self._seen: dict[tuple[str, str], tuple[int, ...]] = {}
         self._target_stats: dict[str, Stats] = {}
@@ -294,13 +296,13 @@ class HaproxyAdmin(RouterControl):
     def target(self, target_id: str) -> dict[str, Any]:
         with self._lock:
             self._progress()
+            if target_id in self._drained:
+                return self._drained[target_id]
             for row in self._stat_rows():
                 if row["svname"] == target_id:
                     if target_id in self._drains:
                         return self._describe(row, "draining")
-                    return self._describe(row, _state(row))
-            if target_id in self._drained:
-                return self._drained[target_id]
+                    return self._describe(row, self._state(row))
             raise NotFoundError(f"target {target_id!r}: unknown to this router")
 
     def _describe(self, row: dict[str, str], state: str) -> dict[str, Any]:
@@ -359,7 +361,7 @@ class HaproxyAdmin(RouterControl):
                 groups = {}
                 for g in route.groups:
                     targets = {
-                        t.id: self._describe(rows[t.id], _state(rows[t.id]))
+                        t.id: self._describe(rows[t.id], self._state(rows[t.id]))
                         for t in g.targets
                         if t.id in rows
                     }
@@ -375,6 +377,18 @@ class HaproxyAdmin(RouterControl):
                 }
             draining = {i: self._describe(rows[i], "draining") for i in self._drains if i in rows}
             return {"routes": routes, "draining": draining}
+
+    def _state(self, row: dict[str, str]) -> str:
+        """A server's state in the embedded router's words."""
+        status = row.get("status", "")
+        if status.startswith("UP") or status == "no check":
+            self._seen_up.add(row["svname"])
+            return "healthy"
+        if status in ("DRAIN", "NOLB"):
+            return "draining"
+        if status.startswith("MAINT"):
+            return "drained"
+        return "unhealthy" if row["svname"] in self._seen_up else "adding"
 
     def _count(self, row: dict[str, str]) -> None:
         """Add what a server answered since the last reading to its target's and its group's counters."""
@@ -401,29 +415,35 @@ class HaproxyAdmin(RouterControl):
             stats.total += delta * seconds
         target.in_flight = int(row.get("scur") or 0)
 
-    def _read_counters(self) -> None:
+    def _read_counters(self) -> dict[str, dict[str, str]]:
+        """Fold the counters of `show stat` in; its rows by target id. Targets gone and not recently
+        drained are forgotten (their requests stay counted in their group)."""
         for stats in self._group_stats.values():
             stats.in_flight = 0
-        for row in self._stat_rows():
+        rows = {row["svname"]: row for row in self._stat_rows()}
+        for target_id, row in rows.items():
             self._count(row)
-            route, _, group = self._group_of(row["svname"]).partition("/")
+            route, _, group = self._group_of(target_id).partition("/")
             self._group_stats[(route, group)].in_flight += int(row.get("scur") or 0)
+        for target_id in set(self._target_stats) - rows.keys() - self._drained.keys():
+            del self._target_stats[target_id]
+            self._seen_up.discard(target_id)
+        return rows
 
     def metrics(self) -> dict[str, Any]:
         with self._lock:
             self._progress()
-            self._read_counters()
+            rows = self._read_counters()
             targets = {}
             for target_id, stats in self._target_stats.items():
                 route, _, group = self._group_of(target_id).partition("/")
                 spec = self._target_spec(target_id)
-                state = (
-                    "drained"
-                    if target_id in self._drained
-                    else "draining"
-                    if target_id in self._drains
-                    else "healthy"
-                )
+                if target_id in self._drained or target_id not in rows:
+                    state = "drained"
+                elif target_id in self._drains:
+                    state = "draining"
+                else:
+                    state = self._state(rows[target_id])
                 targets[target_id] = {
                     **stats.snapshot(),
                     "route": route,
@@ -461,18 +481,6 @@ class HaproxyAdmin(RouterControl):
             return "Name: HAProxy" in self.api.ask("show info")
         except ServiceError:
             return False
-
-
-def _state(row: dict[str, str]) -> str:
-    """A server's state in the embedded router's words."""
-    status = row.get("status", "")
-    if status.startswith("UP") or status == "no check":
-        return "healthy"
-    if status in ("DRAIN", "NOLB"):
-        return "draining"
-    if status.startswith("MAINT"):
-        return "drained"
-    return "adding" if row.get("check_status") in ("", "INI") else "unhealthy"
 
 
 def _server_weights(route: RouteSpec) -> list[tuple[Any, int]]:
