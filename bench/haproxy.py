@@ -17,6 +17,7 @@ kills every process it started by PID at the end.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import shutil
@@ -212,9 +213,25 @@ def bench_releases(args: argparse.Namespace, folder: Path, procs: Processes) -> 
             f"non-2xx {report['non2xx']:.0f}, socket errors {report['sockerr']:.0f}; "
             f"release median {statistics.median(took):.1f}s; load {os.getloadavg()[0]:.1f}"
         )
+        if report["non2xx"]:
+            print(f"  non-2xx in the access log: {not_ok(home / 'logs' / 'router-access.log')}")
     finally:
         subprocess.run([sys.executable, "-m", "sprout", "down", str(app)], env=env, capture_output=True,
                        timeout=120, cwd=folder)  # fmt: skip
+
+
+def not_ok(access: Path) -> dict[str, int]:
+    """Answers other than 2xx in an access log, counted by status and target."""
+    found: dict[str, int] = {}
+    for line in access.read_text(errors="replace").splitlines():
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        if not 200 <= int(row.get("status", 0)) < 300:
+            key = f"{row.get('status')} {row.get('target')}"
+            found[key] = found.get(key, 0) + 1
+    return found
 
 
 def main() -> None:

@@ -134,15 +134,18 @@ class HaproxyAdmin(RouterControl):
             servers = self._servers()
             slots = self._assign_slots(spec, servers)
             targets_wanted: dict[str, tuple[str, str]] = {}
-            for route in spec.routes:
-                slot = slots[route.name]
-                for group, weight in _server_weights(route):
-                    for target in group.targets:
-                        targets_wanted[target.id] = (slot, target.address)
-                        up = target.healthy or restored
-                        self._place(
-                            slot, route, target.id, target.address, weight, up, servers.get(target.id)
-                        )
+            placements = [
+                (weight, slots[route.name], route, target)
+                for route in spec.routes
+                for group, weight in _server_weights(route)
+                for target in group.targets
+            ]
+            # Weights are set one server at a time: raising before lowering means a swap never leaves a
+            # backend with every weight at 0 (a 503) between two commands.
+            for weight, slot, route, target in sorted(placements, key=lambda p: p[0] == 0):
+                targets_wanted[target.id] = (slot, target.address)
+                up = target.healthy or restored
+                self._place(slot, route, target.id, target.address, weight, up, servers.get(target.id))
             api.sync_map(layout.map("routes"), {slots[r.name]: r.name for r in spec.routes})
             api.sync_map(layout.map("check"), {slots[r.name]: r.health.path for r in spec.routes})
             api.sync_map(
