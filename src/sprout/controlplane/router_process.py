@@ -204,23 +204,8 @@ class RouterProcess:
             self._record_file,
             {**record_to_json(record), "port": port, "admin_port": admin_port, "engine": engine},
         )
-        admin = self.admin(handle)
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self._child.poll() is not None:
-                write_json(self._record_file, previous)
-                if port_taken("127.0.0.1", port):
-                    raise port_in_use(port)
-                raise ServiceError(
-                    f"router: exited with code {self._child.returncode} while starting on port {port} "
-                    f"(is the port in use? pass --port); last lines of {log_path}:\n{log_tail(log_path)}"
-                )
-            if admin.ping():
-                return handle
-            time.sleep(0.05)
-        terminate(record, 2.0)
-        write_json(self._record_file, previous)
-        raise ServiceError(f"router: admin API did not answer within {START_TIMEOUT:.0f}s; see {log_path}")
+        self._wait_started(self.admin(handle), self._child, record, port, previous, log_path)
+        return handle
 
     def _start_haproxy(self, port: int, previous: Mapping[str, object]) -> RouterHandle:
         """Start HAProxy from a fresh config on `port`, then give it the saved routing table."""
@@ -235,24 +220,37 @@ class RouterProcess:
         handle = RouterHandle(record, port, 0, adopted=False, engine="haproxy")
         write_json(self._record_file, {**record_to_json(record), "port": port, "engine": "haproxy"})
         admin = HaproxyAdmin(layout)
+        self._wait_started(admin, self._child, record, port, previous, log_path)
+        admin.apply(load_table(layout.table), restored=True)
+        self._admin = admin
+        return handle
+
+    def _wait_started(
+        self,
+        admin: RouterControl,
+        child: subprocess.Popen[bytes],
+        record: ProcessRecord,
+        port: int,
+        previous: Mapping[str, object],
+        log_path: Path,
+    ) -> None:
+        """Wait until the new router answers; on failure put the saved settings back and say why."""
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
-            if self._child.poll() is not None:
+            if child.poll() is not None:
                 write_json(self._record_file, previous)
                 if port_taken("127.0.0.1", port):
                     raise port_in_use(port)
                 raise ServiceError(
-                    f"haproxy: exited with code {self._child.returncode} while starting on port {port}; "
-                    f"last lines of {log_path}:\n{log_tail(log_path)}"
+                    f"router: exited with code {child.returncode} while starting on port {port} "
+                    f"(is the port in use? pass --port); last lines of {log_path}:\n{log_tail(log_path)}"
                 )
             if admin.ping():
-                admin.apply(load_table(layout.table), restored=True)
-                self._admin = admin
-                return handle
+                return
             time.sleep(0.05)
         terminate(record, 2.0)
         write_json(self._record_file, previous)
-        raise ServiceError(f"haproxy: runtime API did not answer within {START_TIMEOUT:.0f}s; see {log_path}")
+        raise ServiceError(f"router: it did not answer within {START_TIMEOUT:.0f}s; see {log_path}")
 
     def _reap(self) -> None:
         """Collect our own exited child so it does not linger as a zombie."""

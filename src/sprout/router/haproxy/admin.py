@@ -15,13 +15,20 @@ import time
 from bisect import bisect_left
 from typing import Any
 
-from sprout.errors import NotFoundError, ServiceError, UserError
+from sprout.errors import NotFoundError, ServiceError
 from sprout.router.admission import Rejection, admit_table
 from sprout.router.client import RouterControl
 from sprout.router.haproxy.config import SLOTS, Layout, slot_names
 from sprout.router.haproxy.runtime import RuntimeApi
 from sprout.router.metrics import BUCKETS, Stats, prometheus_text
-from sprout.router.table import RouteSpec, TableSpec, load_table, save_table, table_to_dict
+from sprout.router.table import (
+    RouteSpec,
+    TableSpec,
+    load_table,
+    save_table,
+    table_to_dict,
+    with_weights,
+)
 
 #: Server names HAProxy accepts (a target id becomes one).
 _SERVER_NAME = re.compile(r"^[A-Za-z0-9_.:-]+$")
@@ -69,18 +76,7 @@ class HaproxyAdmin(RouterControl):
 
     def set_weights(self, route: str, weights: dict[str, int]) -> dict[str, Any]:
         with self._lock:
-            rspec = next((r for r in self._spec.routes if r.name == route), None)
-            if rspec is None:
-                raise NotFoundError(f"route {route!r}: no such route; GET /table lists the routes")
-            names = {g.name for g in rspec.groups}
-            unknown = sorted(set(weights) - names)
-            if unknown:
-                raise UserError(f"route {route!r}: unknown groups {unknown}; its groups are {sorted(names)}")
-            if any(not isinstance(w, int) or isinstance(w, bool) or w < 0 for w in weights.values()):
-                raise UserError(f"route {route!r}: weights must be integers >= 0")
-            groups = [g.model_copy(update={"weight": weights.get(g.name, g.weight)}) for g in rspec.groups]
-            updated = rspec.model_copy(update={"groups": groups})
-            self.apply(TableSpec(routes=[updated if r.name == route else r for r in self._spec.routes]))
+            self.apply(with_weights(self._spec, route, weights))
             return table_to_dict(self._spec)
 
     def drain(self, target_id: str, timeout: float | None = None) -> dict[str, Any]:
