@@ -33,6 +33,8 @@ class Sprout:
     app_dir: Path
     port: int
     extra_env: dict[str, str] = field(default_factory=dict)
+    #: The data plane `up` asks for (`--engine`); None leaves the default.
+    engine: str | None = None
 
     def env(self) -> dict[str, str]:
         return {**os.environ, "SPROUT_HOME": str(self.home), **self.extra_env}
@@ -55,7 +57,8 @@ class Sprout:
         return result
 
     def up(self) -> subprocess.CompletedProcess[str]:
-        return self.run("up", str(self.app_dir), "--port", str(self.port))
+        engine = ("--engine", self.engine) if self.engine else ()
+        return self.run("up", str(self.app_dir), "--port", str(self.port), *engine)
 
     def status(self) -> dict[str, Any]:
         return dict(json.loads(self.run("status", "--json").stdout))

@@ -37,9 +37,11 @@ APP = "relapp"
 
 
 @pytest.fixture
-def rel(tmp_path: Path, shared_bundle_cache: Path) -> Iterator[Sprout]:
-    """relapp v1 up with 2 instances; `sprout down` and a kill of any leftover process at the end."""
-    instance = Sprout(home=tmp_path / "home", app_dir=make_relapp(tmp_path), port=free_port())
+def rel(tmp_path: Path, shared_bundle_cache: Path, request: pytest.FixtureRequest) -> Iterator[Sprout]:
+    """relapp v1 up with 2 instances (on the engine a test asks for through `indirect`, else the default);
+    `sprout down` and a kill of any leftover process at the end."""
+    engine = getattr(request, "param", None)
+    instance = Sprout(home=tmp_path / "home", app_dir=make_relapp(tmp_path), port=free_port(), engine=engine)
     try:
         instance.up()
         yield instance
@@ -62,6 +64,7 @@ def serving(sprout: Sprout) -> list[dict[str, object]]:
     return [g for g in sprout.environment(APP)["groups"] if g["weight"] > 0]
 
 
+@pytest.mark.parametrize("rel", ["sprout", "haproxy"], indirect=True)
 def test_bluegreen_rollback_inside_the_window_is_instant(rel: Sprout) -> None:
     with VersionLoad(rel.port) as load:
         load.wait_all("v1", seconds=0.5)

@@ -15,7 +15,11 @@ from typing import Any
 import httpx
 import pytest
 
-from sprout.router.client import RouterAdmin
+from loopback import free_port
+from sprout.router.client import RouterAdmin, RouterControl
+from sprout.router.config import RouterConfig
+from sprout.router.haproxy.admin import HaproxyAdmin
+from sprout.router.haproxy.config import Layout, find_haproxy, write_config
 
 HERE = Path(__file__).parent
 PY = sys.executable
@@ -69,7 +73,7 @@ class Router:
     token: str
     state: Path
     access_log: Path
-    admin: RouterAdmin
+    admin: RouterControl
     args: list[str] = field(default_factory=list)
 
     @property
@@ -131,6 +135,48 @@ def spawn_router(folder: Path, *extra: str, state: Path | None = None, port: int
         RouterAdmin(f"http://{admin_at}", "test-token"),
         list(extra),
     )
+
+
+def spawn_haproxy(folder: Path) -> Router:
+    """Start the HAProxy engine as the control plane does (generated config, runtime API socket)."""
+    layout = Layout(folder / "haproxy")
+    port = free_port()
+    config = write_config(layout, f"127.0.0.1:{port}", RouterConfig())
+    access_log = folder / "access.log"
+    with open(access_log, "ab") as out, open(folder / "haproxy.err", "ab") as err:
+        proc = subprocess.Popen([find_haproxy(), "-db", "-f", str(config)], stdout=out, stderr=err, text=True)
+    admin = HaproxyAdmin(layout)
+    try:
+        wait_for(admin.ping, 10, "the HAProxy runtime API")
+    except Exception:
+        _stop(proc)
+        raise
+    return Router(proc, port, 0, "", layout.table, access_log, admin)
+
+
+@pytest.fixture(params=["sprout", "haproxy"])
+def engine(request: pytest.FixtureRequest) -> str:
+    """Each data plane in turn, for the suites about behaviour both engines must show."""
+    return str(request.param)
+
+
+@pytest.fixture
+def start_engine(
+    tmp_path: Path, engine: str, start_router: Callable[..., Router]
+) -> Iterator[Callable[[], Router]]:
+    """Starts the router of the test's engine (the embedded router, or HAProxy through its runtime API)."""
+    started: list[Router] = []
+
+    def start() -> Router:
+        if engine == "sprout":
+            return start_router()
+        router = spawn_haproxy(tmp_path)
+        started.append(router)
+        return router
+
+    yield start
+    for router in started:
+        _stop(router.proc)
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Acceptance 1: balancing, weights, health thresholds, plus headers, errors, cache and admin auth."""
+"""Acceptance 1: balancing, weights, health thresholds (on both engines), plus headers, errors, cache and admin auth."""
 
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ from sprout.errors import AuthError, ServiceError
 from sprout.router.client import RouterAdmin
 
 
-def test_balancing_spreads_requests(start_backend, start_router):
+def test_balancing_spreads_requests(start_backend, start_engine):
     backends = [start_backend("v1") for _ in range(3)]
-    router = start_router()
+    router = start_engine()
     router.admin.put_table(table(route("shop", [group("blue", backends)])))
     wait_healthy(router, [f"blue-{b.port}" for b in backends])
     seen = collections.Counter()
@@ -30,9 +30,9 @@ def test_balancing_spreads_requests(start_backend, start_router):
     assert min(seen.values()) >= 15, seen
 
 
-def test_weights_move_traffic(start_backend, start_router):
+def test_weights_move_traffic(start_backend, start_engine):
     blue, green = start_backend("v1"), start_backend("v2")
-    router = start_router()
+    router = start_engine()
     router.admin.put_table(table(route("shop", [group("blue", [blue], 100), group("green", [green], 0)])))
     wait_healthy(router, [f"blue-{blue.port}", f"green-{green.port}"])
     with httpx.Client() as client:
@@ -46,9 +46,9 @@ def test_weights_move_traffic(start_backend, start_router):
     assert versions["v1"] > 50 and versions["v2"] > 50, versions
 
 
-def test_unhealthy_targets_get_nothing_and_thresholds_hold(start_backend, start_router):
+def test_unhealthy_targets_get_nothing_and_thresholds_hold(start_backend, start_engine):
     good, bad = start_backend("v1"), start_backend("v1")
-    router = start_router()
+    router = start_engine()
     httpx.post(f"http://{bad.address}/control/fail")
     router.admin.put_table(
         table(route("shop", [group("blue", [good, bad])], health={"healthy_threshold": 3}))

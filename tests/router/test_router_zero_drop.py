@@ -1,4 +1,7 @@
-"""Acceptance 2: zero dropped requests under steady load during weight swaps, drains and a kill -9."""
+"""Acceptance 2: zero dropped requests under steady load during weight swaps, drains and a kill -9.
+
+Each runs against both engines: the embedded router and HAProxy driven through its runtime API.
+"""
 
 from __future__ import annotations
 
@@ -85,10 +88,10 @@ class Load:
         return elapsed
 
 
-def test_weight_swaps_drop_nothing(start_backend, start_router):
+def test_weight_swaps_drop_nothing(start_backend, start_engine):
     blue = [start_backend("v1") for _ in range(2)]
     green = [start_backend("v2") for _ in range(2)]
-    router = start_router()
+    router = start_engine()
     router.admin.put_table(table(route("z", [group("blue", blue, 100), group("green", green, 0)])))
     wait_for(
         lambda: all(g["healthy"] == 2 for g in router.admin.health()["routes"]["z"]["groups"].values()), 10
@@ -107,9 +110,9 @@ def test_weight_swaps_drop_nothing(start_backend, start_router):
     assert groups["z/blue"]["requests"]["2xx"] > 1000 and groups["z/green"]["requests"]["2xx"] > 1000
 
 
-def test_removing_targets_with_drain_drops_nothing(start_backend, start_router):
+def test_removing_targets_with_drain_drops_nothing(start_backend, start_engine):
     backends = [start_backend("v1") for _ in range(3)]
-    router = start_router()
+    router = start_engine()
     ids = [f"g-{b.port}" for b in backends]
     router.admin.put_table(table(route("z", [group("g", backends)], drain_timeout=10)))
     wait_for(lambda: router.admin.health()["routes"]["z"]["groups"]["g"]["healthy"] == 3, 10)
@@ -127,9 +130,9 @@ def test_removing_targets_with_drain_drops_nothing(start_backend, start_router):
     assert router.admin.target(ids[1])["state"] == "drained"
 
 
-def test_kill_9_of_one_backend_drops_no_get(start_backend, start_router):
+def test_kill_9_of_one_backend_drops_no_get(start_backend, start_engine):
     a, b = start_backend("v1"), start_backend("v1")
-    router = start_router()
+    router = start_engine()
     router.admin.put_table(table(route("z", [group("g", [a, b])])))
     wait_for(lambda: router.admin.health()["routes"]["z"]["groups"]["g"]["healthy"] == 2, 10)
     load = Load(router.url, "z.localhost")

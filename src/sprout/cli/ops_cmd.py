@@ -62,6 +62,11 @@ def up(
     port: int | None = typer.Option(
         None, "--port", "-p", help="Router port (default: the saved one, else 8080)."
     ),
+    engine: str | None = typer.Option(
+        None,
+        "--engine",
+        help="Data plane: sprout (the embedded router) or haproxy (Debian's HAProxy); saved like --port.",
+    ),
     wait: bool = typer.Option(True, "--wait/--no-wait", help="Wait until the fleet is healthy."),
     store: str | None = typer.Option(
         None, "--store", envvar="SPROUT_STORE", help="Artifact store URL (default: a folder in SPROUT_HOME)."
@@ -75,6 +80,8 @@ def up(
         aws_cmd.up(app_dir, env, None, None, False)
         return
     home = Home.from_env().ensure()
+    if engine is not None:
+        RouterProcess(home).choose_engine(engine)
     app_dir = app_dir.resolve()
     manifest = load_manifest(app_dir)
     refuse_host_conflicts_at(home.state_db, manifest, env, str(manifest_path(app_dir)))

@@ -26,7 +26,7 @@ import psutil
 from sprout.controlplane.groups import desired_groups, group_of
 from sprout.controlplane.routing import route_name
 from sprout.deploy.analysis import Window, latency_delta, quantile
-from sprout.router.client import RouterAdmin
+from sprout.router.client import RouterControl
 from sprout.scale.config import Limits
 from sprout.scale.model import Fleet, MetricSample
 from sprout.scale.readings import judge_reading
@@ -127,7 +127,7 @@ class Autoscaler:
     def __init__(
         self,
         store: StateStore,
-        router: Callable[[], RouterAdmin],
+        router: Callable[[], RouterControl],
         releasing: Callable[[str, str], bool],
         clock: Callable[[], float] = time.time,
     ) -> None:

@@ -49,7 +49,7 @@ from sprout.loops import ErrorHook, Loop
 from sprout.paths import Home
 from sprout.process_start import Start
 from sprout.providers.local import LocalProvider
-from sprout.router.client import RouterAdmin
+from sprout.router.client import RouterControl
 from sprout.spec import Manifest
 from sprout.state import StateStore
 
@@ -148,7 +148,7 @@ class Daemon:
             on_error=report,
         )
 
-        def running_router() -> RouterAdmin:
+        def running_router() -> RouterControl:
             # Only the reconcile loop restarts a missing router; the others wait for it.
             found = router.current()
             if found is None:
@@ -300,7 +300,9 @@ class Daemon:
 
         return ProcessRecord(os.getpid(), Start.of(psutil.Process()), str(self.home.root))
 
-    def _router_admin(self, router: RouterProcess, store: StateStore, reconciler: Reconciler) -> RouterAdmin:
+    def _router_admin(
+        self, router: RouterProcess, store: StateStore, reconciler: Reconciler
+    ) -> RouterControl:
         """The router's admin client, restarting the router first if it died."""
         handle = router.current()
         if handle is None:

@@ -25,7 +25,7 @@ from sprout.deploy.fleet import GroupHealth
 from sprout.errors import NotFoundError, SproutError
 from sprout.healthcheck import describe_check, wrong_path, wrong_path_message
 from sprout.paths import Home
-from sprout.router.client import RouterAdmin
+from sprout.router.client import RouterControl
 from sprout.state import Environment, StateStore
 from sprout.state.models import Group, Instance
 
@@ -40,7 +40,7 @@ class ControlPlaneFleet:
         self,
         home: Home,
         store: StateStore,
-        router: Callable[[], RouterAdmin],
+        router: Callable[[], RouterControl],
         resources: Resources,
         secrets: SecretBook,
         lock: threading.RLock,

@@ -43,16 +43,21 @@ class ProcessRecord:
 
 
 def spawn_detached(
-    cmd: Sequence[str], log_path: Path, marker: str, env: Mapping[str, str] | None = None
+    cmd: Sequence[str],
+    log_path: Path,
+    marker: str,
+    env: Mapping[str, str] | None = None,
+    stdout: Path | None = None,
 ) -> tuple[subprocess.Popen[bytes], ProcessRecord]:
-    """Start `cmd` in its own session (it outlives its parent), output appended to `log_path`."""
+    """Start `cmd` in its own session (it outlives its parent), output appended to `log_path`
+    (or only its stderr, when its stdout is appended to `stdout`)."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "ab") as log:
+    with open(log_path, "ab") as log, open(stdout or os.devnull, "ab") as out:
         proc = subprocess.Popen(
             list(cmd),
             stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
+            stdout=out if stdout is not None else log,
+            stderr=log if stdout is not None else subprocess.STDOUT,
             start_new_session=True,
             env=dict(env) if env is not None else None,
             close_fds=True,

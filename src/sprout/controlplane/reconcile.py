@@ -36,7 +36,7 @@ from sprout.healthcheck import describe_check
 from sprout.loops import ErrorHook, Loop, event_hook
 from sprout.providers.base import ObservedInstance, Provider
 from sprout.providers.local.placement import place
-from sprout.router.client import RouterAdmin
+from sprout.router.client import RouterControl
 from sprout.spec.models import HealthSection
 from sprout.state import Environment, Instance, StateStore
 from sprout.state.models import LIVE_STATES, Group
@@ -64,7 +64,7 @@ class Reconciler:
         provider: Provider,
         launcher: InstanceLauncher,
         resources: Resources,
-        router: Callable[[], RouterAdmin],
+        router: Callable[[], RouterControl],
         interval: float = INTERVAL,
         clock: Callable[[], float] = time.time,
         on_error: ErrorHook | None = None,
@@ -146,7 +146,7 @@ class Reconciler:
         if decided.health_changed:
             self.on_health_change()
 
-    def push_table(self, admin: RouterAdmin) -> bool:
+    def push_table(self, admin: RouterControl) -> bool:
         """Send the routing table to the router when it differs from the last one sent; True if sent."""
         with self.lock:
             envs = self._store.list_environments()
@@ -460,7 +460,7 @@ def _surplus(instances: list[Instance], count: int) -> list[Instance]:
     return chosen
 
 
-def _router_health(admin: RouterAdmin) -> tuple[dict[str, bool], dict[str, dict[str, Any]]]:
+def _router_health(admin: RouterControl) -> tuple[dict[str, bool], dict[str, dict[str, Any]]]:
     """Target id → healthy, as the router's active and passive checks see it right now; and its last check.
 
     Targets still being admitted (`adding`) are left out of the first: they are not unhealthy, just not

@@ -11,7 +11,7 @@ import threading
 import time
 
 from sprout.providers.base import Provider
-from sprout.router.client import RouterAdmin
+from sprout.router.client import RouterControl
 from sprout.state import Instance, StateStore
 
 log = logging.getLogger(__name__)
@@ -34,7 +34,7 @@ class Retirer:
         with self._lock:
             return instance_id in self._threads
 
-    def begin(self, admin: RouterAdmin, instance: Instance, drain: float) -> None:
+    def begin(self, admin: RouterControl, instance: Instance, drain: float) -> None:
         """Start retiring `instance` unless that is already under way."""
         with self._lock:
             if instance.id in self._threads:
@@ -53,7 +53,7 @@ class Retirer:
         for thread in threads:
             thread.join(max(0.0, deadline - time.monotonic()))
 
-    def _retire(self, admin: RouterAdmin, instance: Instance, drain: float) -> None:
+    def _retire(self, admin: RouterControl, instance: Instance, drain: float) -> None:
         try:
             if drain > 0:
                 try:

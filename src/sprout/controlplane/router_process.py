@@ -8,6 +8,10 @@ starts nothing then; admin calls wait in the backlog for the new worker). Only a
 is started again. Its identity (pid + start time + the token file in its command line) is recorded in
 `run/router.json`, together with its ports, so a later daemon adopts it instead of starting a second one.
 Stopping it (SIGTERM) stops its worker too; a worker never outlives its supervisor.
+
+With the HAProxy engine (`sprout up --engine haproxy`, saved beside the port) "the router process" is
+HAProxy itself, started from a generated config and driven through its runtime API socket; a new one is
+given the saved table at once, as the embedded router restores its own state file.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,11 +39,17 @@ from sprout.controlplane.process import (
 )
 from sprout.errors import ServiceError, UserError
 from sprout.paths import Home
-from sprout.router.client import RouterAdmin
+from sprout.router.client import RouterAdmin, RouterControl
+from sprout.router.config import RouterConfig
+from sprout.router.haproxy.admin import HaproxyAdmin
+from sprout.router.haproxy.config import Layout, find_haproxy, write_config
+from sprout.router.table import load_table
 
 DEFAULT_PORT = 8080
 START_TIMEOUT = 10.0
 STOP_TIMEOUT = 15.0
+#: The data planes `sprout up --engine` offers; the first is the default.
+ENGINES = ("sprout", "haproxy")
 
 
 @dataclass(frozen=True)
@@ -49,6 +60,7 @@ class RouterHandle:
     port: int
     admin_port: int
     adopted: bool
+    engine: str = "sprout"
 
     @property
     def url(self) -> str:
@@ -69,7 +81,8 @@ class RouterProcess:
         self._record_file = home.run / "router.json"
         self._token_file = home.run / "router.token"
         self._child: subprocess.Popen[bytes] | None = None
-        self._admin: RouterAdmin | None = None
+        self._admin: RouterControl | None = None
+        self._haproxy = Layout(home.run / "haproxy")
         # The reconcile loop, the release and scaling tickers and API calls share this object.
         self._lock = threading.RLock()
 
@@ -83,6 +96,27 @@ class RouterProcess:
         data = read_json(self._record_file)
         return int(data["port"]) if data and data.get("port") else None
 
+    def saved_engine(self) -> str:
+        """The engine the routers of this home run (`sprout` unless `--engine` chose another)."""
+        data = read_json(self._record_file) or {}
+        return str(data.get("engine") or ENGINES[0])
+
+    def choose_engine(self, engine: str) -> None:
+        """Save the engine for the next router start; UserError when it is unknown, not installed, or a
+        router of another engine is running."""
+        if engine not in ENGINES:
+            raise UserError(f"--engine {engine!r}: unknown engine; choose one of {', '.join(ENGINES)}")
+        if engine == "haproxy":
+            find_haproxy()
+        with self._lock:
+            handle = self.current()
+            if handle is not None and handle.engine != engine:
+                raise UserError(
+                    f"router: the {handle.engine} engine is running, not {engine}; "
+                    "run `sprout down` first to change engines"
+                )
+            write_json(self._record_file, {**(read_json(self._record_file) or {}), "engine": engine})
+
     def current(self) -> RouterHandle | None:
         """The recorded router when it still runs, else None."""
         with self._lock:
@@ -92,7 +126,11 @@ class RouterProcess:
             if data is None or record is None or not record.alive():
                 return None
             return RouterHandle(
-                record, int(data["port"]), int(data["admin_port"]), adopted=self._child is None
+                record,
+                int(data["port"]),
+                int(data.get("admin_port") or 0),
+                adopted=self._child is None,
+                engine=str(data.get("engine") or ENGINES[0]),
             )
 
     def ensure(self, port: int | None) -> RouterHandle:
@@ -108,13 +146,17 @@ class RouterProcess:
                 return handle
             return self._start(port or self.saved_port() or DEFAULT_PORT)
 
-    def admin(self, handle: RouterHandle) -> RouterAdmin:
+    def admin(self, handle: RouterHandle) -> RouterControl:
         """A client of the router's admin API (one per router process, reused across passes)."""
         with self._lock:
-            if self._admin is None or self._admin.base_url != handle.admin_url:
+            url = f"unix:{self._haproxy.socket}" if handle.engine == "haproxy" else handle.admin_url
+            if self._admin is None or self._admin.base_url != url:
                 if self._admin is not None:
                     self._admin.close()
-                self._admin = RouterAdmin(handle.admin_url, ensure_token(self._token_file))
+                if handle.engine == "haproxy":
+                    self._admin = HaproxyAdmin(self._haproxy)
+                else:
+                    self._admin = RouterAdmin(handle.admin_url, ensure_token(self._token_file))
             return self._admin
 
     def stop(self) -> bool:
@@ -125,7 +167,7 @@ class RouterProcess:
             gone = True if record is None else terminate(record, STOP_TIMEOUT)
             self._reap()
             data = read_json(self._record_file) or {}
-            write_json(self._record_file, {"port": data.get("port")})
+            write_json(self._record_file, {"port": data.get("port"), "engine": data.get("engine")})
             return gone
 
     def _start(self, port: int) -> RouterHandle:
@@ -134,7 +176,10 @@ class RouterProcess:
             raise port_in_use(port)
         ensure_token(self._token_file)
         # Put back on failure: a port the router could not take must not become the saved one.
-        previous = {"port": self.saved_port()}
+        engine = self.saved_engine()
+        previous = {"port": self.saved_port(), "engine": engine}
+        if engine == "haproxy":
+            return self._start_haproxy(port, previous)
         admin_port = free_port()
         marker = str(self._token_file)
         cmd = [
@@ -155,24 +200,57 @@ class RouterProcess:
         log_path = self._home.logs / "router.log"
         self._child, record = spawn_detached(cmd, log_path, marker)
         handle = RouterHandle(record, port, admin_port, adopted=False)
-        write_json(self._record_file, {**record_to_json(record), "port": port, "admin_port": admin_port})
-        admin = self.admin(handle)
+        write_json(
+            self._record_file,
+            {**record_to_json(record), "port": port, "admin_port": admin_port, "engine": engine},
+        )
+        self._wait_started(self.admin(handle), self._child, record, port, previous, log_path)
+        return handle
+
+    def _start_haproxy(self, port: int, previous: Mapping[str, object]) -> RouterHandle:
+        """Start HAProxy from a fresh config on `port`, then give it the saved routing table."""
+        layout = self._haproxy
+        config = write_config(layout, f"127.0.0.1:{port}", RouterConfig())
+        layout.socket.unlink(missing_ok=True)
+        log_path = self._home.logs / "haproxy.log"
+        # `-db`: stay in the foreground (this session is its supervisor); the access log is its stdout.
+        cmd = [find_haproxy(), "-db", "-f", str(config)]
+        access = self._home.logs / "router-access.log"
+        self._child, record = spawn_detached(cmd, log_path, str(config), stdout=access)
+        handle = RouterHandle(record, port, 0, adopted=False, engine="haproxy")
+        write_json(self._record_file, {**record_to_json(record), "port": port, "engine": "haproxy"})
+        admin = HaproxyAdmin(layout)
+        self._wait_started(admin, self._child, record, port, previous, log_path)
+        admin.apply(load_table(layout.table), restored=True)
+        self._admin = admin
+        return handle
+
+    def _wait_started(
+        self,
+        admin: RouterControl,
+        child: subprocess.Popen[bytes],
+        record: ProcessRecord,
+        port: int,
+        previous: Mapping[str, object],
+        log_path: Path,
+    ) -> None:
+        """Wait until the new router answers; on failure put the saved settings back and say why."""
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
-            if self._child.poll() is not None:
+            if child.poll() is not None:
                 write_json(self._record_file, previous)
                 if port_taken("127.0.0.1", port):
                     raise port_in_use(port)
                 raise ServiceError(
-                    f"router: exited with code {self._child.returncode} while starting on port {port} "
+                    f"router: exited with code {child.returncode} while starting on port {port} "
                     f"(is the port in use? pass --port); last lines of {log_path}:\n{log_tail(log_path)}"
                 )
             if admin.ping():
-                return handle
+                return
             time.sleep(0.05)
         terminate(record, 2.0)
         write_json(self._record_file, previous)
-        raise ServiceError(f"router: admin API did not answer within {START_TIMEOUT:.0f}s; see {log_path}")
+        raise ServiceError(f"router: it did not answer within {START_TIMEOUT:.0f}s; see {log_path}")
 
     def _reap(self) -> None:
         """Collect our own exited child so it does not linger as a zombie."""

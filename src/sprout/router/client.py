@@ -1,8 +1,13 @@
-"""`RouterAdmin`: the control plane's synchronous client for the router's admin API."""
+"""`RouterAdmin`: the control plane's synchronous client for the router's admin API.
+
+`RouterControl` is what the control plane needs of any engine; `RouterAdmin` serves it for the embedded
+router, `sprout.router.haproxy.admin.HaproxyAdmin` for HAProxy.
+"""
 
 from __future__ import annotations
 
 import time
+from abc import ABC, abstractmethod
 from typing import Any
 
 import httpx
@@ -10,7 +15,64 @@ import httpx
 from sprout.errors import AuthError, NotFoundError, ServiceError, UserError
 
 
-class RouterAdmin:
+class RouterControl(ABC):
+    """The router operations the control plane uses, whatever engine serves the traffic."""
+
+    base_url: str
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release the client's connections."""
+
+    @abstractmethod
+    def get_table(self) -> dict[str, Any]:
+        """The routing table in force."""
+
+    @abstractmethod
+    def put_table(self, table: dict[str, Any]) -> dict[str, Any]:
+        """Replace the table atomically, entry by entry; returns the table in force and, under `rejected`,
+        the entries the router refused (`{"route": name, "error": why}`), whose previous entries it kept."""
+
+    @abstractmethod
+    def set_weights(self, route: str, weights: dict[str, int]) -> dict[str, Any]:
+        """Set group weights of one route, e.g. {"blue": 0, "green": 100}."""
+
+    @abstractmethod
+    def drain(self, target_id: str, timeout: float | None = None) -> dict[str, Any]:
+        """Take a target out of rotation; in-flight requests get up to `timeout` seconds."""
+
+    @abstractmethod
+    def target(self, target_id: str) -> dict[str, Any]:
+        """One target: id, state, healthy, in_flight, zone, version, group, route."""
+
+    def wait_drained(self, target_id: str, timeout: float) -> bool:
+        """Poll until the target's state is `drained`; False if `timeout` seconds pass first."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.target(target_id)["state"] == "drained":
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.05)
+
+    @abstractmethod
+    def health(self) -> dict[str, Any]:
+        """Health per route, group and target."""
+
+    @abstractmethod
+    def metrics(self) -> dict[str, Any]:
+        """The `/metrics.json` snapshot."""
+
+    @abstractmethod
+    def metrics_text(self) -> str:
+        """The Prometheus text exposition."""
+
+    @abstractmethod
+    def ping(self) -> bool:
+        """True when the router's control interface answers."""
+
+
+class RouterAdmin(RouterControl):
     """Calls the admin API at `base_url` with the bearer `token`; errors become Sprout errors."""
 
     def __init__(self, base_url: str, token: str, timeout: float = 10.0) -> None:
@@ -69,16 +131,6 @@ class RouterAdmin:
     def target(self, target_id: str) -> dict[str, Any]:
         """One target: id, state, healthy, in_flight, zone, version, group, route."""
         return dict(self._call("GET", f"/targets/{target_id}"))
-
-    def wait_drained(self, target_id: str, timeout: float) -> bool:
-        """Poll until the target's state is `drained`; False if `timeout` seconds pass first."""
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.target(target_id)["state"] == "drained":
-                return True
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(0.05)
 
     def health(self) -> dict[str, Any]:
         """Health per route, group and target."""

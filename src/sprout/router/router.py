@@ -13,7 +13,7 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
-from sprout.errors import NotFoundError, UserError
+from sprout.errors import NotFoundError
 from sprout.router.accesslog import AccessLog
 from sprout.router.balancer import Group
 from sprout.router.cache import EdgeCache
@@ -22,7 +22,7 @@ from sprout.router.health import check_loop
 from sprout.router.metrics import Stats
 from sprout.router.proxy import ClientProtocol
 from sprout.router.routes import Route
-from sprout.router.table import HealthSpec, HostMatcher, TableSpec, save_table, table_to_dict
+from sprout.router.table import HealthSpec, HostMatcher, TableSpec, save_table, table_to_dict, with_weights
 from sprout.router.target import State, Target
 from sprout.router.upstream import Pool
 
@@ -185,20 +185,7 @@ class Router:
 
     def set_weights(self, route_name: str, weights: dict[str, int]) -> None:
         """Change group weights of one route (the rest of the table is unchanged)."""
-        rspec = next((r for r in self.spec.routes if r.name == route_name), None)
-        if rspec is None:
-            raise NotFoundError(f"route {route_name!r}: no such route; GET /table lists the routes")
-        names = {g.name for g in rspec.groups}
-        unknown = sorted(set(weights) - names)
-        if unknown:
-            raise UserError(f"route {route_name!r}: unknown groups {unknown}; its groups are {sorted(names)}")
-        if any(not isinstance(w, int) or isinstance(w, bool) or w < 0 for w in weights.values()):
-            raise UserError(f"route {route_name!r}: weights must be integers >= 0")
-        groups = [g.model_copy(update={"weight": weights.get(g.name, g.weight)}) for g in rspec.groups]
-        new_route = rspec.model_copy(update={"groups": groups})
-        self.apply_table(
-            TableSpec(routes=[new_route if r.name == route_name else r for r in self.spec.routes])
-        )
+        self.apply_table(with_weights(self.spec, route_name, weights))
 
     def drain(self, target_id: str, timeout: float | None) -> None:
         """Take a target out of the table and drain it (optionally with its own deadline)."""

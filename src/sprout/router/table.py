@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from sprout.errors import UserError
+from sprout.errors import NotFoundError, UserError
 from sprout.spec.rules import host_key, repeated_hosts
 
 
@@ -175,6 +175,22 @@ class HostMatcher:
             if host.endswith(suffix):
                 return route
         return self._default
+
+
+def with_weights(table: TableSpec, route_name: str, weights: dict[str, int]) -> TableSpec:
+    """`table` with group weights of one route changed; NotFoundError/UserError naming what is wrong."""
+    rspec = next((r for r in table.routes if r.name == route_name), None)
+    if rspec is None:
+        raise NotFoundError(f"route {route_name!r}: no such route; GET /table lists the routes")
+    names = {g.name for g in rspec.groups}
+    unknown = sorted(set(weights) - names)
+    if unknown:
+        raise UserError(f"route {route_name!r}: unknown groups {unknown}; its groups are {sorted(names)}")
+    if any(not isinstance(w, int) or isinstance(w, bool) or w < 0 for w in weights.values()):
+        raise UserError(f"route {route_name!r}: weights must be integers >= 0")
+    groups = [g.model_copy(update={"weight": weights.get(g.name, g.weight)}) for g in rspec.groups]
+    new_route = rspec.model_copy(update={"groups": groups})
+    return TableSpec(routes=[new_route if r.name == route_name else r for r in table.routes])
 
 
 def save_table(path: Path, table: TableSpec) -> None:

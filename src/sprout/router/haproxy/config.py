@@ -1,0 +1,130 @@
+"""The HAProxy engine's static side: finding the binary and rendering the config it starts with.
+
+HAProxy 2.6 cannot add a backend at runtime, so the config declares a fixed pool of backend slots
+(`SLOTS`); each route (environment) is given a free slot when it first appears, and its groups are
+servers of that one backend, weighted so that each group gets its share. Everything that changes with
+the routing table lives in runtime maps and dynamic servers, so no routing change ever needs a reload.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import jinja2
+
+from sprout.errors import UserError
+from sprout.router.config import RouterConfig
+
+#: Backends declared up front: the most routes (environments) one HAProxy engine can serve.
+SLOTS = 64
+#: Environment variable naming the HAProxy binary (a path, or a name looked up on PATH).
+BINARY_ENV = "SPROUT_HAPROXY"
+#: Where Debian installs it; searched after PATH, which often lacks the sbin folders for a normal user.
+_SYSTEM_DIRS = ("/usr/sbin", "/usr/local/sbin")
+MISSING = (
+    "HAProxy is not installed; install Debian's package with `sudo apt-get install haproxy` (2.6 or newer)"
+)
+
+#: The access log line, in the keys of the embedded router's (the log store reads either the same way).
+#: `%Ta` is milliseconds; the `e-3` suffix keeps it a JSON number of seconds.
+_LOG_FIELDS = (
+    ('{"time":', "%Ts.%ms"),
+    (',"request_id":', '"%ID"'),
+    (',"host":', '"%{+E}[capture.req.hdr(0)]"'),
+    (',"method":', '"%HM"'),
+    (',"path":', '"%{+E}HU"'),
+    (',"status":', "%ST"),
+    (',"bytes":', "%B"),
+    (',"duration":', "%Ta%[str(e-3)]"),
+    (',"target":', '"%s"'),
+    (',"version":', '"%[srv_name,map({version},)]"'),
+    (',"zone":', '"%[srv_name,map({zone},)]"'),
+    (',"retries":', "%rc}"),
+)
+
+
+def find_haproxy() -> str:
+    """The HAProxy binary to run: `$SPROUT_HAPROXY`, else `haproxy` on PATH or in the sbin folders."""
+    name = os.environ.get(BINARY_ENV)
+    if name:
+        found = shutil.which(name)
+    else:
+        path = os.pathsep.join([os.environ.get("PATH", ""), *_SYSTEM_DIRS])
+        found = shutil.which("haproxy", path=path)
+    if found is None:
+        where = f" ({BINARY_ENV}={name} not found)" if name else ""
+        raise UserError(f"--engine haproxy: {MISSING}{where}")
+    return found
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The files of one HAProxy engine under a Sprout home's run folder."""
+
+    root: Path
+
+    @property
+    def config(self) -> Path:
+        """The generated config file."""
+        return self.root / "haproxy.cfg"
+
+    @property
+    def socket(self) -> Path:
+        """The runtime API's unix socket."""
+        return self.root / "haproxy.sock"
+
+    @property
+    def table(self) -> Path:
+        """The routing table last applied (restored into a new HAProxy at start)."""
+        return self.root / "table.json"
+
+    def map(self, name: str) -> Path:
+        """One runtime map file (written empty at start, then filled over the runtime API)."""
+        return self.root / f"{name}.map"
+
+
+#: The runtime maps: host → slot, `.suffix` → slot, "default" → slot, slot → route, slot → health path,
+#: slot → body limit, target → group, version and zone.
+MAPS = ("hosts", "suffixes", "default", "routes", "check", "max_body", "group", "version", "zone")
+
+
+def slot_names() -> list[str]:
+    """The backend slots the config declares."""
+    return [f"slot{i}" for i in range(SLOTS)]
+
+
+def render(layout: Layout, listen: str, config: RouterConfig) -> str:
+    """The HAProxy config for a router listening on `listen` with `config`'s limits."""
+    maps = {name: str(layout.map(name)) for name in MAPS}
+    log_format = "".join(key + value for key, value in _LOG_FIELDS)
+    log_format = log_format.replace("{version}", maps["version"]).replace("{zone}", maps["zone"])
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("sprout.router.haproxy", "."),
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,
+        keep_trailing_newline=True,
+    )
+    return env.get_template("haproxy.cfg.j2").render(
+        socket=layout.socket,
+        listen=listen,
+        config=config,
+        bufsize=max(16384, config.max_header_bytes + 1024),
+        maxconn=min(config.max_connections, (resource.getrlimit(resource.RLIMIT_NOFILE)[0] - 100) // 2),
+        maps=maps,
+        slots=slot_names(),
+        log_format=log_format.replace('"', '\\"'),
+        ms=lambda seconds: f"{int(seconds * 1000)}ms",
+    )
+
+
+def write_config(layout: Layout, listen: str, config: RouterConfig) -> Path:
+    """Write the config and empty maps (a new HAProxy starts empty; the saved table is applied after)."""
+    layout.root.mkdir(parents=True, exist_ok=True)
+    for name in MAPS:
+        layout.map(name).write_text("")
+    layout.config.write_text(render(layout, listen, config))
+    return layout.config
