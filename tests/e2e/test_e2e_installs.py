@@ -9,10 +9,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from e2e_kit import Sprout, kill_all, processes_of
+from e2e_kit import Sprout, private_sprout
 from release_kit import cli
 
-from loopback import free_port
+from sprout.paths import Home
 from sprout.state import StateStore
 
 #: How long the app's install takes: any boot shorter than this did not run it.
@@ -81,13 +81,8 @@ def vendored(tmp_path: Path) -> Iterator[Sprout]:
     (app / "install.sh").write_text(INSTALL)
     (app / "composer.lock").write_text("hello from vendor v1")
     (app / "index.php").write_text(INDEX.replace("{code}", "code 1"))
-    sprout = Sprout(home=tmp_path / "home", app_dir=app, port=free_port())
-    try:
+    with private_sprout(app, tmp_path / "home") as sprout:
         yield sprout
-    finally:
-        if sprout.home.exists():
-            sprout.run("down", str(app), check=False, timeout=90)
-        kill_all(processes_of(sprout.home))
 
 
 def _answer(port: int) -> dict[str, object]:
@@ -153,7 +148,8 @@ def test_a_code_only_release_boots_from_the_cached_vendor_folder(vendored: Sprou
     home = Path(env["HOME"])
     assert home.name == "home" and home.parent.name == instance_id
     assert Path(env["TMPDIR"]) == home.parent / "tmp"
-    assert not any((vendored.home / "cache").glob("*/venv"))
+    cache = Home(vendored.home).cache
+    assert list(cache.glob("*/app/vendor")) and not list(cache.glob("*/venv"))
 
     # A changed install input installs again, and the new vendor/ is the one served.
     (vendored.app_dir / "composer.lock").write_text("hello from vendor v3")

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from e2e_kit import Sprout, kill_all, processes_of
+from e2e_kit import Sprout, private_sprout
 
-from loopback import free_port
+from sprout.paths import Home
 
 FLASKR = Path(__file__).resolve().parent / "apps" / "flaskr"
 HOST = "flaskr.localhost"
@@ -21,13 +21,8 @@ def flaskr(tmp_path: Path) -> Iterator[Sprout]:
     """A private Sprout with a copy of the ported flaskr; everything it started is stopped at the end."""
     app = tmp_path / "app"
     shutil.copytree(FLASKR, app, ignore=shutil.ignore_patterns("__pycache__", "instance"))
-    sprout = Sprout(home=tmp_path / "home", app_dir=app, port=free_port())
-    try:
+    with private_sprout(app, tmp_path / "home") as sprout:
         yield sprout
-    finally:
-        if sprout.home.exists():
-            sprout.run("down", str(app), check=False, timeout=90)
-        kill_all(processes_of(sprout.home))
 
 
 def _posts(sprout: Sprout) -> tuple[str, list[str]]:
@@ -73,7 +68,6 @@ def test_ported_flaskr_keeps_its_data_across_three_releases_and_a_rollback(flask
     assert _posts(flaskr) == ("v2", ["first", "second", "third"])
 
     # The data lives in the environment's folder, not in any version's (replaced) app folder.
-    # (`<home>/envs/flaskr/production/`; under root, the app user's folder `<home>/apps/envs/…`).
-    [database] = flaskr.home.rglob("flaskr/production/database.sqlite3")
+    database = Path(Home(flaskr.home).app_data_dir("flaskr", "production")) / "database.sqlite3"
     assert database.stat().st_size > 0
-    assert not list((flaskr.home / "cache").glob("*/app/instance/flaskr.sqlite"))
+    assert not list(Home(flaskr.home).cache.glob("*/app/instance/flaskr.sqlite"))
