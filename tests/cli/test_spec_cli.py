@@ -84,6 +84,23 @@ def test_validate_prints_a_summary(tmp_path: Path) -> None:
     assert "  router     hello.localhost" in lines
 
 
+def test_validate_warns_of_a_relative_sqlite_path_and_the_starter_shows_an_absolute_one(
+    tmp_path: Path,
+) -> None:
+    manifest = '[app]\nname = "hello"\nweb = "run"\n[resources.database]\nurl = "sqlite:///data.db"\n'
+    (tmp_path / "sprout.toml").write_text(manifest)
+    done = sprout("validate", str(tmp_path), home=tmp_path / "home")
+    assert done.returncode == 0, done.stderr
+    assert (
+        'warning: resources.database: url "sqlite:///data.db" is a relative path, so every version would get '
+        "a new, empty database in its own app folder; write an absolute path with four slashes "
+        '("sqlite:////srv/data/data.db") or remove url for the environment\'s own file (see docs/porting.md)'
+    ) in done.stdout.replace("\n", " ")
+    (tmp_path / "sprout.toml").write_text(manifest.replace("sqlite:///data.db", "sqlite:////srv/data.db"))
+    assert "warning" not in sprout("validate", str(tmp_path), home=tmp_path / "home").stdout
+    assert 'url = "sqlite:////srv/shop/data.db"' in starter_manifest("shop")
+
+
 def test_validate_lists_every_error_and_exits_2(tmp_path: Path) -> None:
     path = tmp_path / "sprout.toml"
     path.write_text('[app]\nname = "hello"\n[health]\nintervall = "2s"\n')

@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
+import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -255,6 +256,22 @@ def test_cache_keeps_live_and_newest_versions_skips_a_bootstrap_and_prunes_unlin
         ["deps", *(sha(n) for n in (1, 4, 5, 6, 7, 8)), *(f"{sha(n)}.lock" for n in (1, 4, 5, 6, 7, 8))]
     )
     assert housekeeper(home, store, log_store).run() == Removed(), "nothing left to do"
+
+
+def test_a_layer_linked_only_by_a_versions_deps_link_is_kept(
+    home: Home, store: StateStore, log_store: LogStore
+) -> None:
+    # A version of a non-Python app (`python = false`) has no venv: its `deps` link alone keeps its layer.
+    cache = home.cache
+    push(store, 1)
+    deps_layer(cache, "k-php")
+    deps_layer(cache, "k-orphan")
+    cached_version(cache, sha(1))
+    shutil.rmtree(cache / sha(1) / "venv")
+    (cache / sha(1) / "deps").symlink_to(os.path.join("..", "deps", "k-php"), target_is_directory=True)
+
+    assert housekeeper(home, store, log_store).run() == Removed(deps_dirs=1, deps_bytes=500)
+    assert sorted(p.name for p in (cache / "deps").iterdir()) == ["k-php", "k-php.lock"]
 
 
 def test_a_cache_folder_started_from_recently_stays_though_nothing_records_it(

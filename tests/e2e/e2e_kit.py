@@ -10,7 +10,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -92,6 +93,21 @@ class Sprout:
                 return found
             time.sleep(0.2)
         raise AssertionError(f"not converged to {healthy} healthy within {timeout}s: {found}")
+
+
+@contextmanager
+def private_sprout(app: Path, home: Path) -> Iterator[Sprout]:
+    """A private Sprout (home, the app folder, a free router port); `down` and a kill of any leftover
+    process of the home at the end, whatever happened."""
+    from loopback import free_port
+
+    sprout = Sprout(home=home, app_dir=app, port=free_port())
+    try:
+        yield sprout
+    finally:
+        if home.exists():
+            sprout.run("down", str(app), check=False, timeout=90)
+        kill_all(processes_of(home))
 
 
 def make_app(tmp_path: Path, manifest_extra: str = "") -> Path:

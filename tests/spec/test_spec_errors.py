@@ -106,6 +106,30 @@ MISTAKES: list[tuple[str, str, list[str]]] = [
         ["app.install_inputs: 'requirements.txt' is listed more than once"],
     ),
     (
+        "install outputs without inputs",
+        INSTALL + 'install_outputs = ["vendor"]\n',
+        [
+            "app.install_outputs: set without install_inputs; list the files that decide what install makes "
+            '(e.g. install_inputs = ["composer.lock"]), or remove install_outputs'
+        ],
+    ),
+    (
+        "install output is the app folder",
+        INSTALL + 'install_inputs = ["composer.lock"]\ninstall_outputs = ["vendor", "."]\n',
+        [
+            "app.install_outputs: '.' is the app folder itself; name a folder inside the app folder, "
+            "relative to sprout.toml"
+        ],
+    ),
+    (
+        "not python, inputs but no outputs",
+        INSTALL + 'install_inputs = ["composer.lock"]\npython = false\n',
+        [
+            "app: install_inputs with python = false caches only install_outputs; list the folders install "
+            'makes (e.g. install_outputs = ["vendor"])'
+        ],
+    ),
+    (
         "install inputs as a string",
         INSTALL + 'install_inputs = "requirements.txt"\n',
         ["app.install_inputs: must be a list (got 'requirements.txt')"],

@@ -27,6 +27,8 @@ USER_PREFIX = "sprout-"
 MAX_NAME = 32
 #: The cache folder that holds one HOME (and TMPDIR) folder per app user.
 HOMES = "users"
+#: The folder in an app user's HOME folder that holds the HOME and TMPDIR of each of its instances.
+INSTANCES = "instances"
 #: How long a start waits for a `useradd` that another instance of the same app is running.
 CREATE_TIMEOUT = 30.0
 

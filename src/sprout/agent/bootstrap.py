@@ -3,13 +3,15 @@
 The story, once per bundle hash: take an exclusive file lock beside the cache folder (a second instance
 of the same version waits here), and if the folder is not yet complete, clear any half-done attempt,
 fetch the bundle from the artifact store (which verifies its sha256), unpack it safely, create a
-virtualenv, run the app's `install` command in the unpacked folder, and write the `.ready` marker last.
+virtualenv (unless the bundle's manifest says `python = false`), run the app's `install` command in the
+unpacked folder, and write the `.ready` marker last.
 The marker is the only proof of a complete folder, so an install that crashed is simply done again.
 A later instance finds the marker without taking the lock and starts at once.
 
 When the manifest lists `install_inputs`, the virtualenv step is the shared dependency layer's instead
 (`sprout.agent.deps`): the bundle's `venv` becomes a relative symlink to a layer that an earlier version
-with the same inputs may already have installed, so a release that changes only code installs nothing.
+with the same inputs may already have installed, and the folders `[app] install_outputs` names are
+hard-linked from it, so a release that changes only code installs nothing.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from pathlib import Path
 
 from sprout.agent.appuser import settle_modes
 from sprout.agent.cache import READY, Prepared, cache_root, cached
-from sprout.agent.deps import deps_key, link_deps
+from sprout.agent.deps import bundle_install, deps_key, link_deps
 from sprout.agent.env import base_env
 from sprout.agent.install import Emit, create_venv, exclusive_lock, run_install, write_marker
 
@@ -91,25 +93,28 @@ def _bootstrap(
     safe_unpack(archive, root / "app", expected_sha256=sha256)
     archive.unlink()
     emit("system", f"bundle {sha256[:12]}: verified and unpacked")
-    venv = root / "venv"
+    python, outputs = bundle_install(root / "app")
     marker: dict[str, object] = {"sha256": sha256}
     if install and install_inputs is not None:
-        key = deps_key(root / "app", install, install_inputs)
+        key = deps_key(root / "app", install, install_inputs, outputs, python=python)
         link_deps(
-            venv,
+            root,
             cache_dir=cache_dir,
             key=key,
-            app_dir=root / "app",
             install=install,
+            python=python,
+            outputs=outputs,
             environ=environ,
             env_vars=env_vars,
             emit=emit,
         )
         marker["deps"] = key
     else:
-        create_venv(venv, with_pip=bool(install))
+        venv = root / "venv"
+        if python:
+            create_venv(venv, with_pip=bool(install))
         if install:
-            env = base_env(environ, str(venv))
+            env = base_env(environ, str(venv) if python else None)
             env.update(env_vars)
             run_install(install, cwd=root / "app", env=env, emit=emit)
     marker.update(seconds=round(time.monotonic() - started, 3), at=time.time())

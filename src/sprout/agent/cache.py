@@ -1,8 +1,10 @@
-"""The cache layout: `<cache_dir>/<sha256>/` holds `app/`, `venv/` and, last, `.ready`.
+"""The cache layout: `<cache_dir>/<sha256>/` holds `app/`, `venv/` (a Python app's) and, last, `.ready`.
 
-A bundle whose manifest declares `[app] install_inputs` gets its virtualenv from a shared dependency
-layer instead: `<cache_dir>/deps/<key>/` holds `venv/` and, last, `.ready`, and the bundle's `venv` is a
-relative symlink to it, so everything that runs the app through `Prepared.venv` is unchanged.
+A bundle whose manifest declares `[app] install_inputs` gets what `install` makes from a shared
+dependency layer instead: `<cache_dir>/deps/<key>/` holds `venv/` (a Python app's), `outputs/` (the
+folders `[app] install_outputs` names) and, last, `.ready`. The bundle's `venv` is a relative symlink
+to the layer's, the output folders are hard-linked copies in its `app/`, and its `deps` symlink names
+the layer it came from, so housekeeping keeps that layer while the bundle is cached.
 """
 
 from __future__ import annotations
@@ -16,14 +18,15 @@ DEPS = "deps"
 
 
 class Prepared:
-    """A complete cache folder of one bundle: the unpacked app and its virtualenv."""
+    """A complete cache folder of one bundle: the unpacked app and its virtualenv (None: not Python)."""
 
     __slots__ = ("app_dir", "cached", "root", "venv")
 
     def __init__(self, root: str, *, cached: bool) -> None:
         self.root = root
         self.app_dir = os.path.join(root, "app")
-        self.venv = os.path.join(root, "venv")
+        venv = os.path.join(root, "venv")
+        self.venv: str | None = venv if os.path.lexists(venv) else None
         self.cached = cached
 
 
@@ -43,6 +46,7 @@ def cached(cache_dir: str, sha256: str) -> Prepared | None:
     if not os.path.isfile(os.path.join(root, READY)):
         return None
     # A shared dependency layer deleted by hand leaves the bundle's venv symlink dangling: bootstrap again.
-    if not os.path.isdir(os.path.join(root, "venv")):
+    venv = os.path.join(root, "venv")
+    if os.path.lexists(venv) and not os.path.isdir(venv):
         return None
     return Prepared(root, cached=True)

@@ -32,13 +32,20 @@ PASSTHROUGH_PREFIXES = ("LC_", "PIP_")
 DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
 
 
-def base_env(environ: Mapping[str, str], venv: str) -> dict[str, str]:
-    """The environment for any command of the bundle: passthrough variables, the venv's bin first on PATH."""
+def base_env(environ: Mapping[str, str], venv: str | None) -> dict[str, str]:
+    """The environment for any command of the bundle: passthrough variables and, for a Python app (one
+    with a `venv`), the venv's bin first on PATH and Python's variables; none of them for another app."""
     env = {
         name: value
         for name, value in environ.items()
-        if name in PASSTHROUGH or name.startswith(PASSTHROUGH_PREFIXES)
+        if name in PASSTHROUGH or (name.startswith(PASSTHROUGH_PREFIXES) and (venv or name[:4] != "PIP_"))
     }
+    if venv is None:
+        # An activated virtualenv that Sprout itself was started from is no business of this app either.
+        own = os.path.join(environ["VIRTUAL_ENV"], "bin") if environ.get("VIRTUAL_ENV") else None
+        path = (environ.get("PATH") or DEFAULT_PATH).split(os.pathsep)
+        env["PATH"] = os.pathsep.join(part for part in path if part != own)
+        return env
     env["PATH"] = f"{os.path.join(venv, 'bin')}{os.pathsep}{environ.get('PATH') or DEFAULT_PATH}"
     env["VIRTUAL_ENV"] = venv
     # Logs are read line by line while the app runs; a block-buffered stdout would hold them back.
@@ -48,7 +55,7 @@ def base_env(environ: Mapping[str, str], venv: str) -> dict[str, str]:
     return env
 
 
-def app_env(spec: AgentSpec, environ: Mapping[str, str], venv: str) -> dict[str, str]:
+def app_env(spec: AgentSpec, environ: Mapping[str, str], venv: str | None) -> dict[str, str]:
     """The `web` command's environment: base, the spec's variables, the contract, then the secrets."""
     env = base_env(environ, venv)
     env.update(spec.env_vars)

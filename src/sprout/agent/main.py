@@ -17,7 +17,7 @@ import time
 from collections.abc import Mapping, Sequence
 from types import FrameType
 
-from sprout.agent.appuser import AppUser, ensure_user
+from sprout.agent.appuser import INSTANCES, AppUser, ensure_user
 from sprout.agent.cache import Prepared, cached
 from sprout.agent.env import app_env, missing_secrets
 from sprout.agent.logfile import InstanceLog
@@ -94,6 +94,7 @@ def _run(spec: AgentSpec, environ: Mapping[str, str], log: InstanceLog) -> int:
         if prepared is None:
             prepared = _bootstrap(spec, environ, log)
         user = _app_user(spec, log)
+        own = _own_folders(spec, user)
         # From here a stop signal is kept for the supervisor instead of interrupting (see on_stop).
         bootstrapping = False
     except _StoppedDuringBootstrap as stop:
@@ -107,6 +108,7 @@ def _run(spec: AgentSpec, environ: Mapping[str, str], log: InstanceLog) -> int:
     env = app_env(spec, environ, prepared.venv)
     if user is not None:
         env.update(HOME=user.home, USER=user.name, LOGNAME=user.name, TMPDIR=user.home)
+    env.update(own)
     supervisor = Supervisor(
         spec.web,
         cwd=prepared.app_dir,
@@ -127,6 +129,23 @@ def _run(spec: AgentSpec, environ: Mapping[str, str], log: InstanceLog) -> int:
     status = supervisor.wait()
     log.emit("system", f"agent exiting with status {status}")
     return status
+
+
+def _own_folders(spec: AgentSpec, user: AppUser | None) -> dict[str, str]:
+    """HOME and TMPDIR of this instance alone, made if missing; none when the spec names no instance folder."""
+    if spec.instance_dir is None:
+        return {}
+    # Apps keep sockets, caches and lock files in HOME and TMPDIR (gunicorn's control socket): instances
+    # sharing the agent's would collide. An app user cannot enter the Sprout home: its instance's folders
+    # are then in the user's own folder (housekeeping removes them with the instance's).
+    base = spec.instance_dir if user is None else os.path.join(user.home, INSTANCES, spec.instance_id)
+    own = {"HOME": os.path.join(base, "home"), "TMPDIR": os.path.join(base, "tmp")}
+    for path in own.values():
+        os.makedirs(path, mode=0o700, exist_ok=True)
+        if user is not None:
+            for folder in (os.path.dirname(base), base, path):
+                os.chown(folder, user.uid, user.gid)
+    return own
 
 
 def _app_user(spec: AgentSpec, log: InstanceLog) -> AppUser | None:

@@ -26,6 +26,7 @@ class AgentSpec:
         "host",
         "install",
         "install_inputs",
+        "instance_dir",
         "instance_id",
         "log_file",
         "port",
@@ -85,3 +86,7 @@ class AgentSpec:
         if run_as is not None and (not isinstance(run_as, str) or not run_as):
             raise UserError(f"{source}: run_as must be a user name or null, not {run_as!r}")
         self.run_as: str | None = run_as
+        instance_dir = data.get("instance_dir")
+        if instance_dir is not None and (not isinstance(instance_dir, str) or not instance_dir):
+            raise UserError(f"{source}: instance_dir must be a folder path or null, not {instance_dir!r}")
+        self.instance_dir: str | None = instance_dir

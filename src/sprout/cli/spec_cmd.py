@@ -68,10 +68,13 @@ def register(app: typer.Typer) -> None:
 
 
 def print_warnings(console: Console, manifest: Manifest) -> None:
-    """Print what the manifest allows that can fail at its peak (`sprout.services.capacity`)."""
+    """Print what the manifest allows that can fail at its peak (`sprout.services.capacity`) or that
+    loses data silently (a relative SQLite path)."""
     from sprout.services.capacity import capacity_warnings
+    from sprout.services.database import relative_sqlite_warning
 
-    for warning in capacity_warnings(manifest):
+    sqlite = relative_sqlite_warning(manifest.resources.database.url)
+    for warning in [*capacity_warnings(manifest), *([sqlite] if sqlite else [])]:
         console.print(f"warning: {warning}", markup=False, soft_wrap=True)
 
 

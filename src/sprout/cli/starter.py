@@ -16,6 +16,8 @@ name = "{name}"
 web = "python -m http.server --bind $HOST $PORT"
 # install = "pip install -r requirements.txt"   # once per bundle at bootstrap, cached per version
 # install_inputs = ["requirements.txt"]         # unchanged files: reuse the last version's venv
+# install_outputs = ["node_modules"]            # folders install makes, reused with the venv
+# python = true                                 # false (PHP, Node): no virtualenv, no Python variables
 # release = "python -m {module}.migrate"          # once per deploy, before traffic moves
 # test = "python -m pytest -q"                    # the app's own tests gate every release
 
@@ -74,7 +76,8 @@ web = "python -m http.server --bind $HOST $PORT"
 
 # [resources.database]        # DATABASE_URL
 # engine = "sqlite"           # sqlite | mysql | postgres
-# url = "sqlite:///data.db"   # external database (like an RDS endpoint)
+# url = "sqlite:////srv/{name}/data.db"  # an external database (like an RDS endpoint); SQLite: an
+#                             # absolute path (4 slashes), never one relative to the replaced app folder
 
 # [router]
 # hosts = ["{name}.localhost"]

@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
+from sprout.agent.appuser import HOMES, INSTANCES, user_name
 from sprout.agent.cache import DEPS, READY
 from sprout.bundle.store import FolderStore, bundle_key, prune
 from sprout.logs.store import LogStore
@@ -180,6 +181,10 @@ def remove_instance_dirs(home: Home, instances: Iterable[Instance]) -> tuple[int
             continue
         size += tree_size(folder)
         shutil.rmtree(folder, ignore_errors=True)
+        # Under root, the app user's HOME and TMPDIR for this instance (see sprout.agent.main).
+        shutil.rmtree(
+            home.cache / HOMES / user_name(instance.app) / INSTANCES / instance.id, ignore_errors=True
+        )
         count += 1
     return count, size
 
@@ -236,16 +241,18 @@ def prune_deps(cache_dir: Path) -> tuple[int, int]:
 
 
 def linked_layers(cache_dir: Path) -> set[str]:
-    """Keys of the dependency layers some version folder's `venv` symlink resolves into."""
+    """Keys of the dependency layers some version folder's `venv` or `deps` symlink resolves into."""
     deps = (cache_dir / DEPS).resolve()
     keys: set[str] = set()
     for entry in cache_dir.iterdir():
-        venv = entry / "venv"
-        if not _SHA256.match(entry.name) or not venv.is_symlink():
+        if not _SHA256.match(entry.name):
             continue
-        target = Path(os.path.realpath(venv))
-        if target.is_relative_to(deps) and target != deps:
-            keys.add(target.relative_to(deps).parts[0])
+        for link in (entry / "venv", entry / DEPS):
+            if not link.is_symlink():
+                continue
+            target = Path(os.path.realpath(link))
+            if target.is_relative_to(deps) and target != deps:
+                keys.add(target.relative_to(deps).parts[0])
     return keys
 
 

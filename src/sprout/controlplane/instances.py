@@ -109,6 +109,7 @@ class InstanceLauncher:
             secret_names=tuple(sorted(secrets)),
             # Root runs no app as itself: each app gets a user of its own (see sprout.agent.appuser).
             run_as=user_name(env.app) if os.geteuid() == 0 else None,
+            instance_dir=str(self._home.instance_dir(instance.id)),
         )
         try:
             process = self._provider.launch(spec, secrets)

@@ -34,6 +34,8 @@ class InstanceSpec:
     install_inputs: tuple[str, ...] | None = None
     #: The unprivileged user the app runs as (created on demand by a root agent); None: the agent's user.
     run_as: str | None = None
+    #: The instance's own folder: the app's HOME and TMPDIR are made in it; None: the agent's own.
+    instance_dir: str | None = None
 
     def to_json(self) -> dict[str, object]:
         """A JSON-ready mapping (the instance's spec file)."""
@@ -44,6 +46,8 @@ class InstanceSpec:
         if self.run_as is None:
             # Absent rather than null: specs of instances that run as the agent's user stay as they were.
             del data["run_as"]
+        if self.instance_dir is None:
+            del data["instance_dir"]
         return data
 
     @classmethod

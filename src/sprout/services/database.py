@@ -48,6 +48,22 @@ def database_url(engine: str, url: str | None, env_dir: Path, password: str | No
     return normalise_url(with_password(url, password) if password is not None else url)
 
 
+def relative_sqlite_warning(url: str | None) -> str | None:
+    """The warning for a SQLite `url` with a relative path, which each version would resolve in its own
+    app folder (a new, empty database per version); None for any other url."""
+    if url is None or not url.startswith("sqlite:///"):
+        return None
+    path = url[len("sqlite:///") :]
+    if not path or path.startswith("/") or path == ":memory:":
+        return None
+    return (
+        f'resources.database: url "{url}" is a relative path, so every version would get a new, empty '
+        "database in its own app folder; write an absolute path with four slashes "
+        f'("sqlite:////srv/data/{Path(path).name}") or remove url for the environment\'s own file '
+        "(see docs/porting.md)"
+    )
+
+
 def with_password(url: str, password: str) -> str:
     """`url` with `password` (percent-encoded) in its userinfo, after its user name if it has one."""
     scheme, _, rest = url.partition("://")

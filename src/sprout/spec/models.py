@@ -41,6 +41,20 @@ class AppSection(Section):
             "versions whose files and command are unchanged share one virtualenv instead of installing again."
         ),
     )
+    install_outputs: tuple[str, ...] | None = Field(
+        None,
+        description=(
+            "Folders (relative to the app folder) that `install` makes, such as vendor or node_modules; "
+            "cached with the install inputs' key, so a code-only version gets them back without installing."
+        ),
+    )
+    python: StrictBool = Field(
+        True,
+        description=(
+            "false: the app is not Python; no virtualenv is made and no Python variables "
+            "(VIRTUAL_ENV, PYTHON*, PIP_*, a venv on PATH) are set for its commands."
+        ),
+    )
     release: str | None = Field(None, description="Run once per deploy before traffic moves (migrations).")
     test: str | None = Field(None, description="The app's own tests; a failure stops a release.")
 
@@ -68,22 +82,56 @@ class AppSection(Section):
             raise ValueError(
                 'must list at least 1 file (e.g. ["requirements.txt"]); remove the key to install every version afresh'
             )
-        for path in value:
-            problem = _install_input_problem(path)
-            if problem:
-                raise ValueError(
-                    f"{path!r} {problem}; name a file inside the app folder, relative to sprout.toml"
-                )
-        repeated = sorted({path for path in value if value.count(path) > 1})
-        if repeated:
-            raise ValueError(f"{repeated[0]!r} is listed more than once")
+        _check_bundle_paths(value, "a file")
         return value
+
+    @field_validator("install_outputs")
+    @classmethod
+    def _valid_install_outputs(
+        cls, value: tuple[str, ...] | None, info: ValidationInfo
+    ) -> tuple[str, ...] | None:
+        if value is None:
+            return value
+        if info.data.get("install_inputs") is None:
+            raise ValueError(
+                "set without install_inputs; list the files that decide what install makes "
+                '(e.g. install_inputs = ["composer.lock"]), or remove install_outputs'
+            )
+        if not value:
+            raise ValueError('must list at least 1 folder (e.g. ["vendor"]); or remove the key')
+        _check_bundle_paths(value, "a folder")
+        return value
+
+    @model_validator(mode="after")
+    def _outputs_when_not_python(self) -> Self:
+        # Without a virtualenv, a shared layer would hold nothing: a code-only version would lose the install.
+        if not self.python and self.install_inputs is not None and self.install_outputs is None:
+            raise ValueError(
+                "install_inputs with python = false caches only install_outputs; list the folders "
+                'install makes (e.g. install_outputs = ["vendor"])'
+            )
+        return self
+
+
+def _check_bundle_paths(paths: tuple[str, ...], kind: str) -> None:
+    """Raise ValueError unless every path names `kind` (a file, a folder) inside the bundle, once."""
+    for path in paths:
+        problem = _install_input_problem(path)
+        if problem:
+            raise ValueError(
+                f"{path!r} {problem}; name {kind} inside the app folder, relative to sprout.toml"
+            )
+    repeated = sorted({path for path in paths if paths.count(path) > 1})
+    if repeated:
+        raise ValueError(f"{repeated[0]!r} is listed more than once")
 
 
 def _install_input_problem(path: str) -> str | None:
-    """Why `path` cannot name a file inside the bundle, or None when it can."""
+    """Why `path` cannot name a file or folder inside the bundle, or None when it can."""
     if not path.strip():
         return "is an empty path"
+    if path.strip("/") in ("", "."):
+        return "is the app folder itself"
     if path.startswith("/"):
         return "is an absolute path"
     if ".." in path.split("/"):
