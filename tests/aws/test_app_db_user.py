@@ -101,7 +101,7 @@ def test_the_first_boot_makes_the_app_user_and_the_app_never_gets_the_master_log
 
     url = database_url(config)
 
-    assert url is not None and url.startswith(("mysql://", "postgresql://"))
+    assert url is not None and url.startswith(("mysql://", "postgres://"))
     assert url.split("://")[1].split(":")[0] == user  # the app user, never the master login
     app = sa.create_engine(DRIVERS[engine] + url[url.index("://") :], poolclass=sa.pool.NullPool)
     try:

@@ -21,7 +21,7 @@ from sprout.providers.aws.clients import client
 #: `postgres` extra, which a PostgreSQL app needs anyway).
 DRIVERS = {"mysql": "mysql+pymysql", "postgres": "postgresql+psycopg"}
 #: The scheme of the `DATABASE_URL` the app gets (language-neutral, not SQLAlchemy's driver scheme).
-URL_SCHEMES = {"mysql": "mysql", "postgres": "postgresql"}
+URL_SCHEMES = {"mysql": "mysql", "postgres": "postgres"}
 
 
 def read_login(config: BootConfig, key: str) -> tuple[str, str]:
