@@ -64,6 +64,11 @@ class Home:
         return self.root / "logs.db"
 
     @property
+    def tls(self) -> Path:
+        """The router's certificates and pending ACME challenges (`sprout.router.certs`), the ACME account."""
+        return self.root / "tls"
+
+    @property
     def artifacts(self) -> Path:
         """The default folder artifact store."""
         return self.root / "artifacts"

@@ -62,6 +62,9 @@ def up(
     port: int | None = typer.Option(
         None, "--port", "-p", help="Router port (default: the saved one, else 8080)."
     ),
+    https_port: int | None = typer.Option(
+        None, "--https-port", help="Router HTTPS port for [tls] apps (default: the saved one, else none)."
+    ),
     wait: bool = typer.Option(True, "--wait/--no-wait", help="Wait until the fleet is healthy."),
     store: str | None = typer.Option(
         None, "--store", envvar="SPROUT_STORE", help="Artifact store URL (default: a folder in SPROUT_HOME)."
@@ -81,7 +84,7 @@ def up(
     pushed = push(app_dir, home, store)
     secrets = resolve_secrets(manifest, app_dir)
     started_daemon = running_daemon(home) is None
-    client = ensure_daemon(home, router_port=port)
+    client = ensure_daemon(home, router_port=port, https_port=https_port)
     try:
         result = client.post(
             "/v1/apply",
@@ -89,6 +92,7 @@ def up(
                 "app_dir": str(app_dir),
                 "env": env,
                 "port": port,
+                "https_port": https_port,
                 "user": getpass.getuser(),
                 "version": pushed.version,
                 "secrets": secrets,
@@ -137,6 +141,9 @@ def status(
         )
         if e.get("failing"):
             _print_failing(e["failing"])
+        for cert in e.get("certificates") or []:
+            until = datetime.fromtimestamp(cert["not_after"]).strftime("%Y-%m-%d %H:%M:%S")
+            console.print(f"  https://{cert['host']}/ certificate valid until {until}")
         weights = {g["name"]: g["weight"] for g in e["groups"]}
         table = Table("id", "group", "zone", "version", "port", "pid", "state", "health", box=None)
         for i in e["instances"]:
@@ -423,7 +430,7 @@ def _offline_status(home: Home) -> dict[str, Any]:
     if home.state_db.exists():
         store = StateStore(home.state_db)
         try:
-            envs = environments_status(store, port)
+            envs = environments_status(store, port, tls_dir=home.tls)
         finally:
             store.close()
     return {
@@ -432,6 +439,7 @@ def _offline_status(home: Home) -> dict[str, Any]:
             "running": handle is not None,
             "pid": handle.record.pid if handle else None,
             "port": port,
+            "https_port": handle.https_port if handle else router.saved_https_port(),
             "url": f"http://127.0.0.1:{port}/" if port else None,
         },
         "environments": envs,

@@ -80,6 +80,7 @@ class RouteSpec(BaseModel):
     cache: bool = False
     max_body: int = Field(10 * 1024 * 1024, ge=0)
     drain_timeout: float = Field(30.0, ge=0)
+    hsts: int = Field(0, ge=0)
     health: HealthSpec = HealthSpec()
     groups: list[GroupSpec] = []
 
