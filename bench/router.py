@@ -113,13 +113,20 @@ class Processes:
             self.stop(proc)
 
 
-def wrk(port: int, connections: int, duration: int, host: str = "") -> dict[str, float]:
+def wrk(
+    port: int, connections: int, duration: int, host: str = "", scheme: str = "http", close: bool = False
+) -> dict[str, float]:
     cmd = ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--latency"]
-    if host:
-        cmd += ["-H", f"Host: {host}"]
-    out = subprocess.run(
-        [*cmd, f"http://127.0.0.1:{port}/"], capture_output=True, text=True, check=True
-    ).stdout
+    if close:
+        cmd += ["-H", "Connection: close"]
+    if scheme == "https":
+        # wrk sends the URL's host as SNI and Host: it must resolve to loopback (localhost does).
+        url = f"https://{host or '127.0.0.1'}:{port}/"
+    else:
+        url = f"http://127.0.0.1:{port}/"
+        if host:
+            cmd += ["-H", f"Host: {host}"]
+    out = subprocess.run([*cmd, url], capture_output=True, text=True, check=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     lat = {m.group(1): _ms(m.group(2)) for m in re.finditer(r"^\s+(50|99)%\s+([\d.]+\w+)", out, re.M)}
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)

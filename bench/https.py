@@ -1,0 +1,172 @@
+"""Benchmark HTTPS through `sprout router` against nginx, same certificate, same uvicorn backend, with wrk.
+
+Needs `wrk` and `nginx` on PATH (Debian: `apt-get install wrk nginx`); installs nothing. Writes a
+self-signed P-256 certificate for `localhost` and the configs under a /tmp folder, runs nginx as the
+current user on a free loopback port, and kills every process it started by PID at the end.
+
+    .venv/bin/python bench/https.py [--duration 10] [--rounds 1] [--workers 1]
+
+Prints req/s and p99 for each proxy with keep-alive connections (-c64: mostly the record layer and the
+proxy) and with a new connection per request (-c16, `Connection: close`: a full handshake each time).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import shutil
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from router import PY, TOKEN, Processes, admin_call, free_port, wait_port, wrk
+
+from sprout.router.tls import CIPHERS
+
+HOST = "localhost"
+
+
+def certificate(folder: Path) -> tuple[Path, Path]:
+    """A self-signed P-256 certificate for HOST: (chain file, key file)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, HOST)])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(HOST)]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    chain, key_file = folder / "cert.pem", folder / "key.pem"
+    chain.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    key_file.chmod(0o600)
+    return chain, key_file
+
+
+def nginx_conf(folder: Path, port: int, backend: int, chain: Path, key: Path, workers: int) -> Path:
+    conf = folder / "nginx.conf"
+    conf.write_text(f"""
+worker_processes {workers};
+pid {folder}/nginx.pid;
+error_log {folder}/nginx-error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+  access_log off;
+  client_body_temp_path {folder}/body;
+  proxy_temp_path {folder}/proxy;
+  upstream app {{
+    server 127.0.0.1:{backend};
+    keepalive 128;
+  }}
+  server {{
+    listen 127.0.0.1:{port} ssl backlog=4096;
+    server_name {HOST};
+    ssl_certificate {chain};
+    ssl_certificate_key {key};
+    ssl_protocols TLSv1.2 TLSv1.3;
+    ssl_ciphers {CIPHERS};
+    location / {{
+      proxy_pass http://app;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host $host;
+      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+    }}
+  }}
+}}
+""")
+    return conf
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--workers", type=int, default=1, help="nginx worker processes (the router runs one)")
+    args = parser.parse_args()
+    missing = [tool for tool in ("wrk", "nginx") if shutil.which(tool) is None]
+    if missing:
+        sys.exit(f"bench/https.py: missing {', '.join(missing)}; install with `apt-get install wrk nginx`")
+    folder = Path(tempfile.mkdtemp(prefix="sprout-bench-https-", dir="/tmp"))
+    procs = Processes(folder)
+    try:
+        run(args, folder, procs)
+    except Exception:
+        for name in ("backend", "nginx", "router"):
+            if procs.log(name):
+                print(f"--- {name} log ---\n{procs.log(name)}", file=sys.stderr)
+        raise
+    finally:
+        procs.stop_all()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def run(args: argparse.Namespace, folder: Path, procs: Processes) -> None:
+    chain, key = certificate(folder)
+    backend = free_port()
+    procs.start("backend", [PY, str(Path(__file__).with_name("router.py")), "--serve-backend", str(backend)])
+    wait_port(backend)
+    ports = {"nginx": free_port(), "router": free_port()}
+    procs.start(
+        "nginx",
+        ["nginx", "-c", str(nginx_conf(folder, ports["nginx"], backend, chain, key, args.workers)),
+         "-p", str(folder), "-g", "daemon off;"],
+    )  # fmt: skip
+    tls_dir = folder / "tls"
+    (tls_dir / "certs").mkdir(parents=True)
+    pem = tls_dir / "certs" / f"{HOST}.pem"
+    pem.write_bytes(key.read_bytes() + chain.read_bytes())
+    pem.chmod(0o600)
+    admin = free_port()
+    (folder / "token").write_text(TOKEN)
+    (folder / "token").chmod(0o600)
+    procs.start(
+        "router",
+        [PY, "-m", "sprout.router", "--listen", f"127.0.0.1:{free_port()}", "--admin", f"127.0.0.1:{admin}",
+         "--https", f"127.0.0.1:{ports['router']}", "--tls-dir", str(tls_dir),
+         "--token-file", str(folder / "token"), "--state", str(folder / "table.json")],
+    )  # fmt: skip
+    wait_port(admin)
+    admin_call(admin, "PUT", "/table", {"routes": [{"name": "bench", "hosts": [HOST], "default": True,
+               "groups": [{"name": "g", "targets": [
+                   {"id": "b0", "address": f"127.0.0.1:{backend}", "healthy": True}]}]}]})  # fmt: skip
+    modes = {"keep-alive -c64": (64, ""), "new connection -c16": (16, "close")}
+    for port in ports.values():
+        wait_port(port)
+        wrk(port, 64, 2, scheme="https", host=HOST)  # warm-up
+    results: dict[tuple[str, str], list[dict[str, float]]] = {}
+    for _ in range(args.rounds):
+        for mode, (connections, close) in modes.items():
+            for name, port in ports.items():
+                r = wrk(port, connections, args.duration, scheme="https", host=HOST, close=close == "close")
+                results.setdefault((mode, name), []).append(r)
+    print(f"HTTPS through one uvicorn backend, wrk -t2, {args.duration}s x {args.rounds} (medians)")
+    print(f"{'mode':<22}{'proxy':<8}{'req/s':>10}{'p99 ms':>10}{'errors':>8}")
+    for (mode, name), runs in results.items():
+        rps = statistics.median(r["rps"] for r in runs)
+        p99 = statistics.median(r["p99"] for r in runs)
+        errors = sum(r["non2xx"] + r["sockerr"] for r in runs)
+        print(f"{mode:<22}{name:<8}{rps:>10.0f}{p99:>10.2f}{errors:>8.0f}")
+    for mode in modes:
+        router = statistics.median(r["rps"] for r in results[(mode, "router")])
+        nginx = statistics.median(r["rps"] for r in results[(mode, "nginx")])
+        print(f"{mode}: router/nginx = {router / nginx:.2f}")
+
+
+if __name__ == "__main__":
+    main()
