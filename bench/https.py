@@ -24,8 +24,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from router import PY, TOKEN, Processes, admin_call, free_port, wait_port, wrk
 
+from router import PY, TOKEN, Processes, admin_call, free_port, wait_port, wrk
 from sprout.router.tls import CIPHERS
 
 HOST = "localhost"
@@ -94,7 +94,9 @@ http {{
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--workers", type=int, default=1, help="nginx worker processes (the router runs one)")
