@@ -248,7 +248,8 @@ def test_https_by_acme_sni_redirect_failed_challenge_and_renewal_under_load(
         trust_env=False,
     ).raise_for_status()
     started = time.monotonic()
-    sprout.run("up", str(sprout.app_dir), "--port", str(sprout.port), "--https-port", str(https_port))
+    up = sprout.run("up", str(sprout.app_dir), "--port", str(sprout.port), "--https-port", str(https_port))
+    assert f"HTTPS: https://shop.example.test:{https_port}/" in up.stdout
 
     # 1. HTTPS on the HTTPS port verifies with Pebble's root within 60 s of `up`.
     deadline = started + 90
@@ -296,6 +297,7 @@ def test_https_by_acme_sni_redirect_failed_challenge_and_renewal_under_load(
     env = sprout.environment()
     assert {c["host"] for c in env["certificates"]} == {"shop.example.test", "www.example.test"}
     assert all(c["not_after"] > time.time() for c in env["certificates"])
+    assert "https://www.example.test/ certificate valid until" in sprout.run("status").stdout
 
     # 2. Renewal: the served certificate changes before it expires, with 0 failed requests at ~100 req/s.
     first = _https(https_port, "shop.example.test", pebble.root_file)[1]

@@ -401,6 +401,11 @@ def _print_urls(client: ApiClient, app: str, env: str) -> None:
     host = found["hosts"][0]
     console.print(f"URL: {found['url']}", soft_wrap=True)
     console.print(f"  curl --resolve {host}:{port}:127.0.0.1 {found['url']}", soft_wrap=True)
+    https = doc["router"].get("https_port")
+    if https and found.get("tls"):
+        have = {c["host"] for c in found.get("certificates") or []}
+        note = "" if host in have else " (once its certificate is issued; `sprout status` shows it)"
+        console.print(f"HTTPS: https://{host}:{https}/{note}", soft_wrap=True)
     default = next((e for e in doc["environments"] if e.get("default")), None)
     if default is found:
         console.print(

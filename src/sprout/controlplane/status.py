@@ -73,6 +73,7 @@ def environment_status(
         "url": urls[0] if urls else None,
         "urls": urls,
         "hosts": hosts,
+        "tls": env.manifest.tls is not None,
         "version": env.current_version,
         "desired": desired,
         "healthy": healthy,
