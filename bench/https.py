@@ -6,8 +6,9 @@ current user on a free loopback port, and kills every process it started by PID 
 
     .venv/bin/python bench/https.py [--duration 10] [--rounds 1] [--workers 1]
 
-Prints req/s and p99 for each proxy with keep-alive connections (-c64: mostly the record layer and the
-proxy) and with a new connection per request (-c16, `Connection: close`: a full handshake each time).
+Prints req/s and p99 for each proxy over HTTPS with keep-alive connections (-c64: mostly the record layer
+and the proxy) and with a new connection per request (-c16, `Connection: close`: a full handshake each
+time), and over plain HTTP keep-alive (-c64) in the same run as the yardstick.
 """
 
 from __future__ import annotations
@@ -58,7 +59,9 @@ def certificate(folder: Path) -> tuple[Path, Path]:
     return chain, key_file
 
 
-def nginx_conf(folder: Path, port: int, backend: int, chain: Path, key: Path, workers: int) -> Path:
+def nginx_conf(
+    folder: Path, port: int, plain: int, backend: int, chain: Path, key: Path, workers: int
+) -> Path:
     conf = folder / "nginx.conf"
     conf.write_text(f"""
 worker_processes {workers};
@@ -75,6 +78,7 @@ http {{
   }}
   server {{
     listen 127.0.0.1:{port} ssl backlog=4096;
+    listen 127.0.0.1:{plain} backlog=4096;
     server_name {HOST};
     ssl_certificate {chain};
     ssl_certificate_key {key};
@@ -124,11 +128,9 @@ def run(args: argparse.Namespace, folder: Path, procs: Processes) -> None:
     procs.start("backend", [PY, str(Path(__file__).with_name("router.py")), "--serve-backend", str(backend)])
     wait_port(backend)
     ports = {"nginx": free_port(), "router": free_port()}
-    procs.start(
-        "nginx",
-        ["nginx", "-c", str(nginx_conf(folder, ports["nginx"], backend, chain, key, args.workers)),
-         "-p", str(folder), "-g", "daemon off;"],
-    )  # fmt: skip
+    plain = {"nginx": free_port(), "router": free_port()}
+    conf = nginx_conf(folder, ports["nginx"], plain["nginx"], backend, chain, key, args.workers)
+    procs.start("nginx", ["nginx", "-c", str(conf), "-p", str(folder), "-g", "daemon off;"])
     tls_dir = folder / "tls"
     (tls_dir / "certs").mkdir(parents=True)
     pem = tls_dir / "certs" / f"{HOST}.pem"
@@ -139,7 +141,7 @@ def run(args: argparse.Namespace, folder: Path, procs: Processes) -> None:
     (folder / "token").chmod(0o600)
     procs.start(
         "router",
-        [PY, "-m", "sprout.router", "--listen", f"127.0.0.1:{free_port()}", "--admin", f"127.0.0.1:{admin}",
+        [PY, "-m", "sprout.router", "--listen", f"127.0.0.1:{plain['router']}", "--admin", f"127.0.0.1:{admin}",
          "--https", f"127.0.0.1:{ports['router']}", "--tls-dir", str(tls_dir),
          "--token-file", str(folder / "token"), "--state", str(folder / "table.json")],
     )  # fmt: skip
@@ -147,23 +149,33 @@ def run(args: argparse.Namespace, folder: Path, procs: Processes) -> None:
     admin_call(admin, "PUT", "/table", {"routes": [{"name": "bench", "hosts": [HOST], "default": True,
                "groups": [{"name": "g", "targets": [
                    {"id": "b0", "address": f"127.0.0.1:{backend}", "healthy": True}]}]}]})  # fmt: skip
-    modes = {"keep-alive -c64": (64, ""), "new connection -c16": (16, "close")}
-    for port in ports.values():
+    # (connections, new connection per request, scheme): plain HTTP keep-alive is the yardstick.
+    modes = {
+        "http keep-alive -c64": (64, False, "http"),
+        "https keep-alive -c64": (64, False, "https"),
+        "https new conn -c16": (16, True, "https"),
+    }
+    for name, port in ports.items():
         wait_port(port)
+        wait_port(plain[name])
         wrk(port, 64, 2, scheme="https", host=HOST)  # warm-up
     results: dict[tuple[str, str], list[dict[str, float]]] = {}
     for _ in range(args.rounds):
-        for mode, (connections, close) in modes.items():
-            for name, port in ports.items():
-                r = wrk(port, connections, args.duration, scheme="https", host=HOST, close=close == "close")
+        for mode, (connections, close, scheme) in modes.items():
+            for name in ports:
+                port = ports[name] if scheme == "https" else plain[name]
+                # Plain requests go to the default route by address: `localhost` has a certificate, so
+                # the router would answer it with a redirect to HTTPS.
+                host = HOST if scheme == "https" else ""
+                r = wrk(port, connections, args.duration, scheme=scheme, host=host, close=close)
                 results.setdefault((mode, name), []).append(r)
     print(f"HTTPS through one uvicorn backend, wrk -t2, {args.duration}s x {args.rounds} (medians)")
-    print(f"{'mode':<22}{'proxy':<8}{'req/s':>10}{'p99 ms':>10}{'errors':>8}")
+    print(f"{'mode':<24}{'proxy':<8}{'req/s':>10}{'p99 ms':>10}{'errors':>8}")
     for (mode, name), runs in results.items():
         rps = statistics.median(r["rps"] for r in runs)
         p99 = statistics.median(r["p99"] for r in runs)
         errors = sum(r["non2xx"] + r["sockerr"] for r in runs)
-        print(f"{mode:<22}{name:<8}{rps:>10.0f}{p99:>10.2f}{errors:>8.0f}")
+        print(f"{mode:<24}{name:<8}{rps:>10.0f}{p99:>10.2f}{errors:>8.0f}")
     for mode in modes:
         router = statistics.median(r["rps"] for r in results[(mode, "router")])
         nginx = statistics.median(r["rps"] for r in results[(mode, "nginx")])
