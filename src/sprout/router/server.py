@@ -100,11 +100,12 @@ async def serve(
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     listen_at = "{}:{}".format(*proxy_sock.getsockname()[:2])
-    if https_sock is not None:
-        listen_at += " https {}:{}".format(*https_sock.getsockname()[:2])
     admin_at = "{}:{}".format(*admin_sock.getsockname()[:2])
     if options.admin_socket is not None:
         admin_at += f" and unix:{options.admin_socket}"
+    if https_sock is not None:
+        # Last, so that readers of the words before it (tests, scripts) are unaffected.
+        admin_at += " https on {}:{}".format(*https_sock.getsockname()[:2])
     ready(f"router listening on {listen_at} admin on {admin_at}")
     await stop.wait()
     log.info(
