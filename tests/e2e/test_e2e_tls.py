@@ -7,9 +7,7 @@ and Pebble's short-lived certificates are renewed under HTTPS load without a fai
 
 from __future__ import annotations
 
-import datetime
 import http.client
-import ipaddress
 import json
 import os
 import shutil
@@ -26,11 +24,9 @@ from pathlib import Path
 import httpx
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from e2e_kit import Sprout, edit_manifest, kill_all, make_app, processes_of
 
+from certs_kit import CertAuthority
 from loopback import free_port
 
 pytestmark = pytest.mark.slow
@@ -48,50 +44,6 @@ class Pebble:
     ca_file: Path
     root_file: Path
     challtest_admin: str
-
-
-def _self_signed_ca(folder: Path) -> tuple[Path, Path, Path]:
-    """A CA and a 127.0.0.1/localhost server certificate signed by it (Pebble's own HTTPS)."""
-    now = datetime.datetime.now(datetime.UTC)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sprout test pebble CA")])
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(ca_key, hashes.SHA256())
-    )
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
-        .issuer_name(ca_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-            ),
-            critical=False,
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    ca_file, cert_file, key_file = folder / "ca.pem", folder / "cert.pem", folder / "key.pem"
-    ca_file.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
-    return ca_file, cert_file, key_file
 
 
 def _wait_port(port: int, proc: subprocess.Popen[bytes], what: str, log: Path) -> None:
@@ -118,7 +70,11 @@ def tls_sprout(tmp_path: Path) -> Iterator[tuple[Sprout, Pebble, int]]:
     acme, management, dns, challtest_admin = free_port(), free_port(), free_port(), free_port()
     pki = tmp_path / "pebble"
     pki.mkdir()
-    ca_file, cert_file, key_file = _self_signed_ca(pki)
+    ca = CertAuthority.create(pki)
+    key_pem, cert_pem, _ = ca.leaf("localhost", "127.0.0.1")
+    ca_file, cert_file, key_file = ca.file, pki / "cert.pem", pki / "key.pem"
+    cert_file.write_bytes(cert_pem)
+    key_file.write_bytes(key_pem)
     config = pki / "pebble.json"
     config.write_text(
         json.dumps(
