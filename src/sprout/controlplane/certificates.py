@@ -71,6 +71,9 @@ class Certificates:
                 continue
             for host in env_hosts(env):
                 wanted.add(host)
+                retry = self.retries.get(host)
+                if retry is not None and time.time() < retry.not_before:
+                    continue
                 try:
                     if tls.from_files:
                         self._copy(env, host, tls)
@@ -78,6 +81,8 @@ class Certificates:
                         self._acme(env, host, tls)
                 except SproutError as exc:
                     self._failed(env, host, str(exc))
+                else:
+                    self.retries.pop(host, None)
         for host in stored_certificates(self.folder).keys() - wanted:
             cert_file(self.folder, host).unlink(missing_ok=True)
             self.retries.pop(host, None)
@@ -88,12 +93,8 @@ class Certificates:
     def _acme(self, env: Environment, host: str, tls: TlsSection) -> None:
         if host.startswith("*."):
             raise SproutError(f"{host}: a wildcard needs a DNS-01 challenge; give [tls] cert and key files")
-        now = time.time()
         info = read_info(cert_file(self.folder, host))
-        if info is not None and now < renewal_due(info):
-            return
-        retry = self.retries.get(host)
-        if retry is not None and now < retry.not_before:
+        if info is not None and time.time() < renewal_due(info):
             return
         bundle = env.app_dir / tls.acme_ca_bundle if tls.acme_ca_bundle else None
         try:
@@ -104,7 +105,6 @@ class Certificates:
             # The ACME library and the network raise many kinds; each is this host's failure, reported.
             raise SproutError(f"{host}: ACME order failed: {type(exc).__name__}: {exc}") from exc
         write_private(cert_file(self.folder, host), pem)
-        self.retries.pop(host, None)
         issued = read_info(cert_file(self.folder, host))
         assert issued is not None
         verb = "renewed" if info is not None else "issued"
