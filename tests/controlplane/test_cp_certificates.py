@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from certs_kit import CertAuthority
-
 from sprout.controlplane.certificates import RETRY_FIRST, Certificates
 from sprout.router.certs import cert_file, read_info
 from sprout.spec import parse_manifest
