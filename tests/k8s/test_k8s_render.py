@@ -347,7 +347,9 @@ def test_ingress_routes_router_hosts_to_the_live_service() -> None:
         "cert-manager.io/cluster-issuer": "letsencrypt",
     }
     # [tls]: every host served with the certificate cert-manager keeps in the app's TLS Secret.
-    assert ingress["spec"]["tls"] == [{"hosts": ["shop.example.com", "*.example.com"], "secretName": "shop-tls"}]
+    assert ingress["spec"]["tls"] == [
+        {"hosts": ["shop.example.com", "*.example.com"], "secretName": "shop-tls"}
+    ]
     tiny = by_kind(render("minimal"), "Ingress")["tiny"]
     assert [rule["host"] for rule in tiny["spec"]["rules"]] == ["tiny.localhost"]
     assert "tls" not in tiny["spec"]
