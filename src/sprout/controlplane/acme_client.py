@@ -20,7 +20,8 @@ from josepy.jwa import ES256
 from josepy.jwk import JWK, JWKEC
 
 from sprout.errors import ServiceError, UserError
-from sprout.router.certs import challenge_file, write_private
+from sprout.paths import write_private
+from sprout.router.certs import challenge_file
 
 #: Seconds an order may take from the challenge answer to the issued certificate.
 ORDER_TIMEOUT = 60

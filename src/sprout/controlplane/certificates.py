@@ -19,7 +19,8 @@ from sprout.controlplane.acme_client import AcmeAccounts
 from sprout.controlplane.backoff import Backoff
 from sprout.controlplane.routing import env_hosts
 from sprout.errors import SproutError
-from sprout.router.certs import CertInfo, cert_file, read_info, stored_certificates, write_private
+from sprout.paths import write_private
+from sprout.router.certs import CertInfo, cert_file, read_info, stored_certificates
 from sprout.spec.tls import TlsSection
 from sprout.state import Environment, StateStore
 

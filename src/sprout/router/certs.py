@@ -9,7 +9,6 @@ Free of asyncio and of the proxy: the control plane imports it too.
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
 from datetime import UTC
@@ -36,19 +35,6 @@ def host_of(path: Path) -> str:
 def challenge_file(folder: Path, token: str) -> Path:
     """Where the key authorization of an ACME token lives."""
     return folder / "challenges" / token
-
-
-def write_private(path: Path, data: bytes) -> None:
-    """Write `data` to `path` atomically with mode 0600 (a sibling temp file renamed over it)."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
 
 
 @dataclass(frozen=True)

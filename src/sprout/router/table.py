@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from sprout.errors import UserError
+from sprout.paths import write_private
 from sprout.spec.rules import host_key, repeated_hosts
 
 
@@ -180,21 +180,7 @@ class HostMatcher:
 
 def save_table(path: Path, table: TableSpec) -> None:
     """Persist the table atomically: write a sibling temp file, fsync, rename over the old one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    data = json.dumps(table_to_dict(table), indent=2, sort_keys=True).encode()
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    write_private(path, json.dumps(table_to_dict(table), indent=2, sort_keys=True).encode())
 
 
 def load_table(path: Path) -> TableSpec:
