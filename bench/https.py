@@ -1,7 +1,7 @@
 """Benchmark HTTPS through `sprout router` against nginx, same certificate, same uvicorn backend, with wrk.
 
 Needs `wrk` and `nginx` on PATH (Debian: `apt-get install wrk nginx`); installs nothing. Writes a
-self-signed P-256 certificate for `localhost` and the configs under a /tmp folder, runs nginx as the
+P-256 certificate for `localhost` (from a throwaway CA) and the configs under a /tmp folder, runs nginx as the
 current user on a free loopback port, and kills every process it started by PID at the end.
 
     .venv/bin/python bench/https.py [--duration 10] [--rounds 1] [--workers 1]
@@ -14,87 +14,29 @@ time), and over plain HTTP keep-alive (-c64) in the same run as the yardstick.
 from __future__ import annotations
 
 import argparse
-import datetime
 import shutil
 import statistics
 import sys
 import tempfile
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
-
-from router import PY, TOKEN, Processes, admin_call, free_port, wait_port, wrk
+from router import PY, TOKEN, Processes, admin_call, free_port, nginx_conf, wait_port, wrk
 from sprout.router.tls import CIPHERS
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from certs_kit import CertAuthority
 
 HOST = "localhost"
 
 
 def certificate(folder: Path) -> tuple[Path, Path]:
-    """A self-signed P-256 certificate for HOST: (chain file, key file)."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, HOST)])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(HOST)]), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    chain, key_file = folder / "cert.pem", folder / "key.pem"
-    chain.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
+    """A certificate for HOST from a throwaway CA (the tests' kit): (chain file, key file)."""
+    key, chain, _ = CertAuthority.create(folder / "ca").leaf(HOST)
+    chain_file, key_file = folder / "cert.pem", folder / "key.pem"
+    chain_file.write_bytes(chain)
+    key_file.write_bytes(key)
     key_file.chmod(0o600)
-    return chain, key_file
-
-
-def nginx_conf(
-    folder: Path, port: int, plain: int, backend: int, chain: Path, key: Path, workers: int
-) -> Path:
-    conf = folder / "nginx.conf"
-    conf.write_text(f"""
-worker_processes {workers};
-pid {folder}/nginx.pid;
-error_log {folder}/nginx-error.log warn;
-events {{ worker_connections 4096; }}
-http {{
-  access_log off;
-  client_body_temp_path {folder}/body;
-  proxy_temp_path {folder}/proxy;
-  upstream app {{
-    server 127.0.0.1:{backend};
-    keepalive 128;
-  }}
-  server {{
-    listen 127.0.0.1:{port} ssl backlog=4096;
-    listen 127.0.0.1:{plain} backlog=4096;
-    server_name {HOST};
-    ssl_certificate {chain};
-    ssl_certificate_key {key};
-    ssl_protocols TLSv1.2 TLSv1.3;
-    ssl_ciphers {CIPHERS};
-    location / {{
-      proxy_pass http://app;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_set_header Host $host;
-      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-    }}
-  }}
-}}
-""")
-    return conf
+    return chain_file, key_file
 
 
 def main() -> None:
@@ -129,7 +71,7 @@ def run(args: argparse.Namespace, folder: Path, procs: Processes) -> None:
     wait_port(backend)
     ports = {"nginx": free_port(), "router": free_port()}
     plain = {"nginx": free_port(), "router": free_port()}
-    conf = nginx_conf(folder, ports["nginx"], plain["nginx"], backend, chain, key, args.workers)
+    conf = nginx_conf(folder, plain["nginx"], [backend], args.workers, (ports["nginx"], chain, key, CIPHERS))
     procs.start("nginx", ["nginx", "-c", str(conf), "-p", str(folder), "-g", "daemon off;"])
     tls_dir = folder / "tls"
     (tls_dir / "certs").mkdir(parents=True)

@@ -171,8 +171,17 @@ def admin_call(port: int, method: str, path: str, body: object = None) -> object
 
 
 # -- the contenders -----------------------------------------------------------------------------------------
-def nginx_conf(folder: Path, port: int, backends: list[int], workers: int) -> Path:
+def nginx_conf(
+    folder: Path, port: int, backends: list[int], workers: int, tls: tuple[int, Path, Path, str] | None = None
+) -> Path:
+    """nginx in front of the backends on `port`; with `tls` (port, chain, key, ciphers) on HTTPS as well."""
     servers = "\n".join(f"    server 127.0.0.1:{p};" for p in backends)
+    https = ""
+    if tls is not None:
+        https = (
+            f"\n    listen 127.0.0.1:{tls[0]} ssl backlog=4096;\n    ssl_certificate {tls[1]};"
+            f"\n    ssl_certificate_key {tls[2]};\n    ssl_protocols TLSv1.2 TLSv1.3;\n    ssl_ciphers {tls[3]};"
+        )
     conf = folder / "nginx.conf"
     conf.write_text(f"""
 worker_processes {workers};
@@ -187,7 +196,7 @@ http {{
     keepalive 128;
   }}
   server {{
-    listen 127.0.0.1:{port} backlog=4096;
+    listen 127.0.0.1:{port} backlog=4096;{https}
     location / {{
       proxy_pass http://app;
       proxy_http_version 1.1;
