@@ -17,10 +17,9 @@ import argparse
 import shutil
 import statistics
 import sys
-import tempfile
 from pathlib import Path
 
-from router import PY, TOKEN, Processes, admin_call, free_port, nginx_conf, wait_port, wrk
+from router import PY, TOKEN, Processes, admin_call, free_port, in_temp_folder, nginx_conf, wait_port, wrk
 from sprout.router.tls import CIPHERS
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
@@ -50,18 +49,9 @@ def main() -> None:
     missing = [tool for tool in ("wrk", "nginx") if shutil.which(tool) is None]
     if missing:
         sys.exit(f"bench/https.py: missing {', '.join(missing)}; install with `apt-get install wrk nginx`")
-    folder = Path(tempfile.mkdtemp(prefix="sprout-bench-https-", dir="/tmp"))
-    procs = Processes(folder)
-    try:
-        run(args, folder, procs)
-    except Exception:
-        for name in ("backend", "nginx", "router"):
-            if procs.log(name):
-                print(f"--- {name} log ---\n{procs.log(name)}", file=sys.stderr)
-        raise
-    finally:
-        procs.stop_all()
-        shutil.rmtree(folder, ignore_errors=True)
+    in_temp_folder(
+        "sprout-bench-https-", ("backend", "nginx", "router"), lambda folder, procs: run(args, folder, procs)
+    )
 
 
 def run(args: argparse.Namespace, folder: Path, procs: Processes) -> None:

@@ -27,6 +27,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 PY = sys.executable
@@ -263,12 +264,21 @@ def main() -> None:
             f"bench/router.py: missing {', '.join(missing)}; install with `apt-get install wrk nginx haproxy`"
         )
 
-    folder = Path(tempfile.mkdtemp(prefix="sprout-bench-router-", dir="/tmp"))
+    in_temp_folder(
+        "sprout-bench-router-",
+        ("backend0", "backend1", "nginx", "haproxy", "router"),
+        lambda folder, procs: run(args, folder, procs),
+    )
+
+
+def in_temp_folder(prefix: str, logs: tuple[str, ...], body: Callable[[Path, Processes], None]) -> None:
+    """Run `body` in a new /tmp folder; print the named logs if it fails; stop every process, remove the folder."""
+    folder = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
     procs = Processes(folder)
     try:
-        run(args, folder, procs)
+        body(folder, procs)
     except Exception:
-        for name in ("backend0", "backend1", "nginx", "haproxy", "router"):
+        for name in logs:
             if procs.log(name):
                 print(f"--- {name} log ---\n{procs.log(name)}", file=sys.stderr)
         raise
