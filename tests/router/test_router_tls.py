@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 import pytest
 from cryptography import x509
 
@@ -122,6 +123,13 @@ def test_sni_swap_without_drop_redirect_challenge_and_defaults(
     _wait(new_connection_sees_it, "the renewed certificate was not served")
     assert a.fetch()[0] == 200 and a.serial() == first["a.test"]
     a.close()
+
+    # A replaced worker (killed; the supervisor starts another on the same sockets) serves the same
+    # certificates at once: they are files, read at start.
+    worker = psutil.Process(router.proc.pid).children()[0]
+    worker.kill()
+    _wait(new_connection_sees_it, "no HTTPS after the worker was replaced", timeout=30)
+    assert [p.pid for p in psutil.Process(router.proc.pid).children()] != [worker.pid]
 
     # A removed certificate: that host is served over plain HTTP again.
     cert_file(folder, "b.test").unlink()
