@@ -45,7 +45,7 @@ def renewal_due(info: CertInfo) -> float:
 
 
 def when(stamp: float) -> str:
-    """A timestamp as UTC text for events and status."""
+    """A timestamp as UTC text for events."""
     return datetime.fromtimestamp(stamp, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 

@@ -22,7 +22,7 @@ from sprout.router.health import check_loop
 from sprout.router.metrics import Stats, prometheus_text
 from sprout.router.proxy import ClientProtocol
 from sprout.router.routes import Route
-from sprout.router.table import HealthSpec, HostMatcher, TableSpec, save_table, table_to_dict
+from sprout.router.table import HealthSpec, HostMatcher, TableSpec, host_name, save_table, table_to_dict
 from sprout.router.target import State, Target
 from sprout.router.tls import TlsFront
 from sprout.router.upstream import Pool
@@ -86,12 +86,7 @@ class Router:
         """The route serving a raw Host header value, memoised per distinct value in `host_routes`."""
         hit = self.host_routes.get(host, _UNSEEN)
         if hit is _UNSEEN:
-            name = host.decode("latin-1").strip().lower()
-            if name.startswith("["):
-                name = name[: name.find("]") + 1]
-            else:
-                name = name.rpartition(":")[0] if ":" in name else name
-            route_name = self._matcher.match(name.rstrip("."))
+            route_name = self._matcher.match(host_name(host))
             hit = self.routes.get(route_name) if route_name is not None else None
             if len(self.host_routes) < 10_000:
                 self.host_routes[host] = hit

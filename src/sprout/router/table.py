@@ -150,6 +150,14 @@ def table_to_dict(table: TableSpec) -> dict[str, Any]:
     return table.model_dump(mode="json")
 
 
+def host_name(raw: bytes) -> str:
+    """A Host header value as a lower-case name without port or trailing dot."""
+    name = raw.decode("latin-1").strip().lower()
+    if name.startswith("["):
+        return name[: name.find("]") + 1]
+    return (name.rpartition(":")[0] if ":" in name else name).rstrip(".")
+
+
 class HostMatcher:
     """Host header → route name: exact names first, then the longest `*.suffix`, then the default."""
 

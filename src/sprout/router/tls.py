@@ -15,6 +15,7 @@ from pathlib import Path
 
 from sprout.router import wire
 from sprout.router.certs import CHALLENGE_PREFIX, TOKEN, challenge_file, host_of
+from sprout.router.table import host_name
 
 log = logging.getLogger("sprout.router")
 
@@ -35,14 +36,6 @@ def server_context() -> ssl.SSLContext:
     ctx.options |= ssl.OP_NO_COMPRESSION | ssl.OP_CIPHER_SERVER_PREFERENCE
     ctx.set_alpn_protocols(["http/1.1"])
     return ctx
-
-
-def host_name(raw: bytes) -> str:
-    """A Host header value as a lower-case name without port or trailing dot."""
-    name = raw.decode("latin-1").strip().lower()
-    if name.startswith("["):
-        return name[: name.find("]") + 1]
-    return (name.rpartition(":")[0] if ":" in name else name).rstrip(".")
 
 
 class TlsFront:
@@ -72,8 +65,8 @@ class TlsFront:
             ctx = self.contexts.get("*." + name.split(".", 1)[1])
         return ctx
 
-    def reload(self) -> bool:
-        """Load new or changed certificate files and forget removed ones; True when anything changed."""
+    def reload(self) -> None:
+        """Load new or changed certificate files and forget removed ones."""
         found: dict[Path, tuple[int, int]] = {}
         try:
             with os.scandir(self.folder / "certs") as entries:
@@ -106,7 +99,6 @@ class TlsFront:
             log.info("certificate for %s removed", host_of(path))
         if changed:
             self._redirects.clear()
-        return changed
 
     def plain_answer(self, host: bytes, url: bytes, rid: bytes, close: bool) -> tuple[int, bytes] | None:
         """What the plain-HTTP port answers itself: an ACME challenge, or 308 to https for a TLS host."""
