@@ -49,6 +49,16 @@ class AcmeAccounts:
 
     def issue(self, host: str, directory: str, email: str | None, ca_bundle: Path | None) -> bytes:
         """A new private key and certificate chain for `host` as one PEM (key first)."""
+        try:
+            return self._issue(host, directory, email, ca_bundle)
+        except ServiceError:
+            raise  # the server answered the order: the account is fine
+        except Exception:
+            # The network, or a server that no longer knows the account (reset test CA): start afresh.
+            self._clients.clear()
+            raise
+
+    def _issue(self, host: str, directory: str, email: str | None, ca_bundle: Path | None) -> bytes:
         acme, account_key = self._client(directory, email, ca_bundle)
         key_pem = new_key_pem()
         order = acme.new_order(crypto_util.make_csr(key_pem, [host]))
