@@ -81,6 +81,10 @@ web = "python -m http.server --bind $HOST $PORT"
 # cache_static = false        # cache `Cache-Control: public` GET responses at the edge
 # max_body = "10MiB"
 
+# [tls]                       # HTTPS for the hosts above: `sprout up --https-port 443`
+# email = "ops@example.com"   # certificates from Let's Encrypt by ACME; or cert + key files
+# hsts = "365d"               # opt-in Strict-Transport-Security
+
 # [env]                       # plain settings, visible in the state store
 # LOG_LEVEL = "info"
 
