@@ -27,6 +27,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 PY = sys.executable
@@ -113,13 +114,20 @@ class Processes:
             self.stop(proc)
 
 
-def wrk(port: int, connections: int, duration: int, host: str = "") -> dict[str, float]:
+def wrk(
+    port: int, connections: int, duration: int, host: str = "", scheme: str = "http", close: bool = False
+) -> dict[str, float]:
     cmd = ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--latency"]
-    if host:
-        cmd += ["-H", f"Host: {host}"]
-    out = subprocess.run(
-        [*cmd, f"http://127.0.0.1:{port}/"], capture_output=True, text=True, check=True
-    ).stdout
+    if close:
+        cmd += ["-H", "Connection: close"]
+    if scheme == "https":
+        # wrk sends the URL's host as SNI and Host: it must resolve to loopback (localhost does).
+        url = f"https://{host or '127.0.0.1'}:{port}/"
+    else:
+        url = f"http://127.0.0.1:{port}/"
+        if host:
+            cmd += ["-H", f"Host: {host}"]
+    out = subprocess.run([*cmd, url], capture_output=True, text=True, check=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     lat = {m.group(1): _ms(m.group(2)) for m in re.finditer(r"^\s+(50|99)%\s+([\d.]+\w+)", out, re.M)}
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
@@ -164,8 +172,17 @@ def admin_call(port: int, method: str, path: str, body: object = None) -> object
 
 
 # -- the contenders -----------------------------------------------------------------------------------------
-def nginx_conf(folder: Path, port: int, backends: list[int], workers: int) -> Path:
+def nginx_conf(
+    folder: Path, port: int, backends: list[int], workers: int, tls: tuple[int, Path, Path, str] | None = None
+) -> Path:
+    """nginx in front of the backends on `port`; with `tls` (port, chain, key, ciphers) on HTTPS as well."""
     servers = "\n".join(f"    server 127.0.0.1:{p};" for p in backends)
+    https = ""
+    if tls is not None:
+        https = (
+            f"\n    listen 127.0.0.1:{tls[0]} ssl backlog=4096;\n    ssl_certificate {tls[1]};"
+            f"\n    ssl_certificate_key {tls[2]};\n    ssl_protocols TLSv1.2 TLSv1.3;\n    ssl_ciphers {tls[3]};"
+        )
     conf = folder / "nginx.conf"
     conf.write_text(f"""
 worker_processes {workers};
@@ -180,7 +197,7 @@ http {{
     keepalive 128;
   }}
   server {{
-    listen 127.0.0.1:{port} backlog=4096;
+    listen 127.0.0.1:{port} backlog=4096;{https}
     location / {{
       proxy_pass http://app;
       proxy_http_version 1.1;
@@ -247,12 +264,21 @@ def main() -> None:
             f"bench/router.py: missing {', '.join(missing)}; install with `apt-get install wrk nginx haproxy`"
         )
 
-    folder = Path(tempfile.mkdtemp(prefix="sprout-bench-router-", dir="/tmp"))
+    in_temp_folder(
+        "sprout-bench-router-",
+        ("backend0", "backend1", "nginx", "haproxy", "router"),
+        lambda folder, procs: run(args, folder, procs),
+    )
+
+
+def in_temp_folder(prefix: str, logs: tuple[str, ...], body: Callable[[Path, Processes], None]) -> None:
+    """Run `body` in a new /tmp folder; print the named logs if it fails; stop every process, remove the folder."""
+    folder = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
     procs = Processes(folder)
     try:
-        run(args, folder, procs)
+        body(folder, procs)
     except Exception:
-        for name in ("backend0", "backend1", "nginx", "haproxy", "router"):
+        for name in logs:
             if procs.log(name):
                 print(f"--- {name} log ---\n{procs.log(name)}", file=sys.stderr)
         raise

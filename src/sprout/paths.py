@@ -64,6 +64,11 @@ class Home:
         return self.root / "logs.db"
 
     @property
+    def tls(self) -> Path:
+        """The router's certificates and pending ACME challenges (`sprout.router.certs`), the ACME account."""
+        return self.root / "tls"
+
+    @property
     def artifacts(self) -> Path:
         """The default folder artifact store."""
         return self.root / "artifacts"
@@ -161,3 +166,21 @@ def _ensure_app_side(cache: Path) -> None:
                 "or set SPROUT_CACHE_DIR to a folder of your own"
             )
         os.chmod(folder, stat.S_IMODE(info.st_mode) | 0o711)
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Replace `path` with `data` atomically and durably (temp file, fsync, rename, fsync the folder), mode 0600."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)

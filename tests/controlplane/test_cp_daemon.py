@@ -37,6 +37,7 @@ def test_daemon_starts_once_serves_its_api_and_stops_leaving_the_router(home: Ho
         "running": True,
         "pid": doc["router"]["pid"],
         "port": port,
+        "https_port": None,
         "url": f"http://127.0.0.1:{port}/",
     }
     assert doc["environments"] == []

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from fault_kit import fill, tmpfs, wait_for
 
+from sprout.controlplane.certificates import CERT_INTERVAL
 from sprout.controlplane.daemon import AUTOSCALE_INTERVAL, LOG_INTERVAL, RELEASE_INTERVAL, error_hook
 from sprout.controlplane.disk import CHECK_INTERVAL, DiskWatch
 from sprout.controlplane.housekeeping import HOUSEKEEPING_INTERVAL
@@ -30,6 +31,7 @@ DAEMON_LOOPS = {
     "autoscaler": AUTOSCALE_INTERVAL,
     "housekeeping": min(HOUSEKEEPING_INTERVAL, 0.5),
     "disk": CHECK_INTERVAL,
+    "certificates": CERT_INTERVAL,
 }
 
 

@@ -71,6 +71,7 @@ def test_state_locked_14s_while_an_app_dies_heals_within_25s_then_a_killed_route
         "autoscaler",
         "housekeeping",
         "disk",
+        "certificates",
     }
     shown = sprout.run("daemon", "status").stdout
     assert "reconcile" in shown and "STALLED" not in shown

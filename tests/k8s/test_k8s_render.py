@@ -342,9 +342,17 @@ def test_ingress_routes_router_hosts_to_the_live_service() -> None:
     assert [rule["host"] for rule in ingress["spec"]["rules"]] == ["shop.example.com", "*.example.com"]
     backend = ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]
     assert backend == {"service": {"name": "shop", "port": {"name": "http"}}}
-    assert ingress["metadata"]["annotations"] == {"nginx.ingress.kubernetes.io/proxy-body-size": "5000000"}
+    assert ingress["metadata"]["annotations"] == {
+        "nginx.ingress.kubernetes.io/proxy-body-size": "5000000",
+        "cert-manager.io/cluster-issuer": "letsencrypt",
+    }
+    # [tls]: every host served with the certificate cert-manager keeps in the app's TLS Secret.
+    assert ingress["spec"]["tls"] == [
+        {"hosts": ["shop.example.com", "*.example.com"], "secretName": "shop-tls"}
+    ]
     tiny = by_kind(render("minimal"), "Ingress")["tiny"]
     assert [rule["host"] for rule in tiny["spec"]["rules"]] == ["tiny.localhost"]
+    assert "tls" not in tiny["spec"]
 
 
 def test_schedules_become_utc_cron_jobs_that_patch_the_hpa() -> None:

@@ -132,6 +132,6 @@ def connect(home: Home) -> ApiClient:
     return ApiClient.for_daemon(home, daemon)
 
 
-def ensure_daemon(home: Home, router_port: int | None = None) -> ApiClient:
+def ensure_daemon(home: Home, router_port: int | None = None, https_port: int | None = None) -> ApiClient:
     """A client of the daemon of `home`, starting the daemon (and through it the router) if needed."""
-    return ApiClient.for_daemon(home, start_daemon(home, router_port=router_port))
+    return ApiClient.for_daemon(home, start_daemon(home, router_port=router_port, https_port=https_port))

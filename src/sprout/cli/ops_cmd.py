@@ -67,6 +67,9 @@ def up(
         "--engine",
         help="Data plane: sprout (the embedded router) or haproxy (Debian's HAProxy); saved like --port.",
     ),
+    https_port: int | None = typer.Option(
+        None, "--https-port", help="Router HTTPS port for [tls] apps (default: the saved one, else none)."
+    ),
     wait: bool = typer.Option(True, "--wait/--no-wait", help="Wait until the fleet is healthy."),
     store: str | None = typer.Option(
         None, "--store", envvar="SPROUT_STORE", help="Artifact store URL (default: a folder in SPROUT_HOME)."
@@ -88,7 +91,7 @@ def up(
     pushed = push(app_dir, home, store)
     secrets = resolve_secrets(manifest, app_dir)
     started_daemon = running_daemon(home) is None
-    client = ensure_daemon(home, router_port=port)
+    client = ensure_daemon(home, router_port=port, https_port=https_port)
     try:
         result = client.post(
             "/v1/apply",
@@ -96,6 +99,7 @@ def up(
                 "app_dir": str(app_dir),
                 "env": env,
                 "port": port,
+                "https_port": https_port,
                 "user": getpass.getuser(),
                 "version": pushed.version,
                 "secrets": secrets,
@@ -144,6 +148,9 @@ def status(
         )
         if e.get("failing"):
             _print_failing(e["failing"])
+        for cert in e.get("certificates") or []:
+            until = datetime.fromtimestamp(cert["not_after"]).strftime("%Y-%m-%d %H:%M:%S")
+            console.print(f"  https://{cert['host']}/ certificate valid until {until}")
         weights = {g["name"]: g["weight"] for g in e["groups"]}
         table = Table("id", "group", "zone", "version", "port", "pid", "state", "health", box=None)
         for i in e["instances"]:
@@ -401,6 +408,11 @@ def _print_urls(client: ApiClient, app: str, env: str) -> None:
         host = found["hosts"][0]
         console.print(f"URL: {found['url']}", soft_wrap=True)
         console.print(f"  curl --resolve {host}:{port}:127.0.0.1 {found['url']}", soft_wrap=True)
+        https = doc["router"].get("https_port")
+        if https and found.get("tls"):
+            have = {c["host"] for c in found.get("certificates") or []}
+            note = "" if host in have else " (once its certificate is issued; `sprout status` shows it)"
+            console.print(f"HTTPS: https://{host}:{https}/{note}", soft_wrap=True)
     if port and default is not None:
         console.print(
             f"default route: http://127.0.0.1:{port}/ serves {default['app']}/{default['env']}"
@@ -432,7 +444,7 @@ def _offline_status(home: Home) -> dict[str, Any]:
     if home.state_db.exists():
         store = StateStore(home.state_db)
         try:
-            envs = environments_status(store, port)
+            envs = environments_status(store, port, tls_dir=home.tls)
         finally:
             store.close()
     return {
@@ -441,6 +453,7 @@ def _offline_status(home: Home) -> dict[str, Any]:
             "running": handle is not None,
             "pid": handle.record.pid if handle else None,
             "port": port,
+            "https_port": handle.https_port if handle else router.saved_https_port(),
             "url": f"http://127.0.0.1:{port}/" if port else None,
         },
         "environments": envs,

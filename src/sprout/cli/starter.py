@@ -85,6 +85,10 @@ web = "python -m http.server --bind $HOST $PORT"
 # max_body = "10MiB"
 # default_route = false      # `up` makes http://127.0.0.1:PORT/ (no known host) serve this environment
 
+# [tls]                       # HTTPS for the hosts above: `sprout up --https-port 443`
+# email = "ops@example.com"   # certificates from Let's Encrypt by ACME; or cert + key files
+# hsts = "365d"               # opt-in Strict-Transport-Security
+
 # [env]                       # plain settings, visible in the state store
 # LOG_LEVEL = "info"
 

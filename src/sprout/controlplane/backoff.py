@@ -23,11 +23,14 @@ class Backoff:
     #: When the last failure happened, and the seconds between the last two rounds of failures.
     last: float | None = None
     period: float = 0.0
+    #: The first delay and the cap (the defaults suit instance launches).
+    first: float = BACKOFF_FIRST
+    cap: float = BACKOFF_MAX
 
     @property
     def delay(self) -> float:
         """Seconds between launches at the current failure count."""
-        return float(min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** max(self.failures - 1, 0)))
+        return float(min(self.cap, self.first * 2 ** max(self.failures - 1, 0)))
 
     def failed(self, now: float) -> None:
         """One more instance failed before it was healthy: push the next launch back."""

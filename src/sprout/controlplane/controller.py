@@ -70,7 +70,7 @@ class Controller:
         router = self._router.current()
         port = router.port if router else self._router.saved_port()
         environments = environments_status(
-            self._store, port, self._reconciler.checks(), self._reconciler.failing()
+            self._store, port, self._reconciler.checks(), self._reconciler.failing(), self._home.tls
         )
         return {
             "daemon": self._daemon_info(),
@@ -78,6 +78,7 @@ class Controller:
                 "running": router is not None,
                 "pid": router.record.pid if router else None,
                 "port": port,
+                "https_port": router.https_port if router else self._router.saved_https_port(),
                 "url": f"http://127.0.0.1:{port}/" if port else None,
             },
             "environments": environments,
@@ -131,7 +132,8 @@ class Controller:
         if any(name not in given for name in secret_keys(manifest)):
             # Fail before anything changes when a secret can be read neither by the CLI nor the daemon.
             given = {**resolve_secrets(manifest, app_dir), **given}
-        self._router.ensure(int(port) if port else None)
+        https_port = request.get("https_port")
+        self._router.ensure(int(port) if port else None, int(https_port) if https_port else None)
         app, user, version = manifest.app.name, str(request.get("user") or "unknown"), request.get("version")
         self._release_phase_first(app, env_name, version, manifest, given)
         with self._reconciler.lock:

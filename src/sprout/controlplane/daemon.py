@@ -29,6 +29,7 @@ from starlette.applications import Starlette
 from sprout.api.app import create_app
 from sprout.api.auth import ensure_token
 from sprout.controlplane.autoscale import Autoscaler
+from sprout.controlplane.certificates import CERT_INTERVAL, Certificates
 from sprout.controlplane.controller import Controller
 from sprout.controlplane.disk import CHECK_INTERVAL, DiskWatch
 from sprout.controlplane.fleet import ControlPlaneFleet
@@ -71,6 +72,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--router-port", type=int, default=None, help="router traffic port (default: saved, or 8080)"
     )
+    parser.add_argument(
+        "--router-https-port", type=int, default=None, help="router HTTPS port (default: saved, or none)"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
@@ -84,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         log.error("another daemon already serves %s; exiting", home.root)
         return 3
     try:
-        return Daemon(home, args.api_port, args.router_port).run()
+        return Daemon(home, args.api_port, args.router_port, args.router_https_port).run()
     except UserError as exc:
         # One line the starting `sprout` reads back (`lifecycle.start_daemon`), not a traceback.
         print(f"{REFUSED}{exc}", file=sys.stderr, flush=True)
@@ -107,10 +111,13 @@ class Parts:
 class Daemon:
     """Wires the control plane's parts explicitly and runs them until stopped."""
 
-    def __init__(self, home: Home, api_port: int, router_port: int | None) -> None:
+    def __init__(
+        self, home: Home, api_port: int, router_port: int | None, router_https_port: int | None = None
+    ) -> None:
         self.home = home
         self.api_port = api_port
         self.router_port = router_port
+        self.router_https_port = router_https_port
         self.stopping = threading.Event()
         self.started_at = time.time()
         self.api_url = ""
@@ -124,7 +131,7 @@ class Daemon:
         store = StateStore(home.state_db)
         provider = LocalProvider(home)
         router = RouterProcess(home)
-        handle = router.ensure(self.router_port)
+        handle = router.ensure(self.router_port, self.router_https_port)
         verb = "adopted" if handle.adopted else "started"
         store.record_event(
             None,
@@ -189,6 +196,7 @@ class Daemon:
                 on_error=report,
             ),
             Loop("disk", disk.check, CHECK_INTERVAL, on_error=report),
+            Loop("certificates", Certificates(store, home.tls).run_pass, CERT_INTERVAL, on_error=report),
         ]
         # A release waiting for healthy instances takes its next step as soon as the loop sees them.
         reconciler.on_health_change = releases.nudge

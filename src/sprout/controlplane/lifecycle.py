@@ -56,7 +56,9 @@ def running_daemon(home: Home) -> DaemonInfo | None:
     return DaemonInfo(record, str(data["api_url"]))
 
 
-def start_daemon(home: Home, api_port: int | None = None, router_port: int | None = None) -> DaemonInfo:
+def start_daemon(
+    home: Home, api_port: int | None = None, router_port: int | None = None, https_port: int | None = None
+) -> DaemonInfo:
     """The running daemon, or a new detached one once its API answers."""
     found = running_daemon(home)
     if found is not None:
@@ -67,6 +69,8 @@ def start_daemon(home: Home, api_port: int | None = None, router_port: int | Non
         cmd += ["--api-port", str(api_port)]
     if router_port is not None:
         cmd += ["--router-port", str(router_port)]
+    if https_port is not None:
+        cmd += ["--router-https-port", str(https_port)]
     log_path = daemon_log(home)
     child, _ = spawn_detached(cmd, log_path, marker=str(home.root))
     deadline = time.monotonic() + START_TIMEOUT

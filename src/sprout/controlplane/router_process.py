@@ -61,6 +61,7 @@ class RouterHandle:
     admin_port: int
     adopted: bool
     engine: str = "sprout"
+    https_port: int | None = None
 
     @property
     def url(self) -> str:
@@ -117,6 +118,11 @@ class RouterProcess:
                 )
             write_json(self._record_file, {**(read_json(self._record_file) or {}), "engine": engine})
 
+    def saved_https_port(self) -> int | None:
+        """The HTTPS port the last router of this home used, if any."""
+        data = read_json(self._record_file)
+        return int(data["https_port"]) if data and data.get("https_port") else None
+
     def current(self) -> RouterHandle | None:
         """The recorded router when it still runs, else None."""
         with self._lock:
@@ -125,16 +131,19 @@ class RouterProcess:
             record = record_from_json(data)
             if data is None or record is None or not record.alive():
                 return None
+            https = int(data["https_port"]) if data.get("https_port") else None
             return RouterHandle(
                 record,
                 int(data["port"]),
                 int(data.get("admin_port") or 0),
                 adopted=self._child is None,
                 engine=str(data.get("engine") or ENGINES[0]),
+                https_port=https,
             )
 
-    def ensure(self, port: int | None) -> RouterHandle:
-        """The running router (adopted), or a new one on `port` (else the saved port, else 8080)."""
+    def ensure(self, port: int | None, https_port: int | None = None) -> RouterHandle:
+        """The running router (adopted), or a new one on `port` (else the saved port, else 8080) and
+        `https_port` (else the saved one, else no HTTPS)."""
         with self._lock:
             handle = self.current()
             if handle is not None:
@@ -143,8 +152,16 @@ class RouterProcess:
                         f"router: already listening on port {handle.port}, not {port}; "
                         "run `sprout down` first or leave out --port"
                     )
+                if https_port is not None and https_port != handle.https_port:
+                    now = f"on HTTPS port {handle.https_port}" if handle.https_port else "without HTTPS"
+                    raise UserError(
+                        f"router: already running {now}, not on HTTPS port {https_port}; "
+                        "run `sprout down` first or leave out --https-port"
+                    )
                 return handle
-            return self._start(port or self.saved_port() or DEFAULT_PORT)
+            return self._start(
+                port or self.saved_port() or DEFAULT_PORT, https_port or self.saved_https_port()
+            )
 
     def admin(self, handle: RouterHandle) -> RouterControl:
         """A client of the router's admin API (one per router process, reused across passes)."""
@@ -167,18 +184,28 @@ class RouterProcess:
             gone = True if record is None else terminate(record, STOP_TIMEOUT)
             self._reap()
             data = read_json(self._record_file) or {}
-            write_json(self._record_file, {"port": data.get("port"), "engine": data.get("engine")})
+            write_json(
+                self._record_file,
+                {"port": data.get("port"), "engine": data.get("engine"), "https_port": data.get("https_port")},
+            )
             return gone
 
-    def _start(self, port: int) -> RouterHandle:
-        """Start a router on `port`; a port held by another program is refused before anything is saved."""
-        if port_taken("127.0.0.1", port):
-            raise port_in_use(port)
+    def _start(self, port: int, https_port: int | None = None) -> RouterHandle:
+        """Start a router on `port` (and `https_port`); a port held by another program is refused before
+        anything is saved."""
+        for wanted in (port, https_port):
+            if wanted is not None and port_taken("127.0.0.1", wanted):
+                raise port_in_use(wanted)
         ensure_token(self._token_file)
         # Put back on failure: a port the router could not take must not become the saved one.
         engine = self.saved_engine()
-        previous = {"port": self.saved_port(), "engine": engine}
+        previous = {"port": self.saved_port(), "engine": engine, "https_port": self.saved_https_port()}
         if engine == "haproxy":
+            if https_port is not None:
+                raise UserError(
+                    "--https-port: HTTPS is served by the embedded router only; "
+                    "run `sprout down`, then `sprout up --engine sprout`"
+                )
             return self._start_haproxy(port, previous)
         admin_port = free_port()
         marker = str(self._token_file)
@@ -197,12 +224,20 @@ class RouterProcess:
             "--access-log",
             str(self._home.logs / "router-access.log"),
         ]
+        if https_port is not None:
+            cmd += ["--https", f"127.0.0.1:{https_port}", "--tls-dir", str(self._home.tls)]
         log_path = self._home.logs / "router.log"
         self._child, record = spawn_detached(cmd, log_path, marker)
-        handle = RouterHandle(record, port, admin_port, adopted=False)
+        handle = RouterHandle(record, port, admin_port, adopted=False, https_port=https_port)
         write_json(
             self._record_file,
-            {**record_to_json(record), "port": port, "admin_port": admin_port, "engine": engine},
+            {
+                **record_to_json(record),
+                "port": port,
+                "admin_port": admin_port,
+                "engine": engine,
+                "https_port": https_port,
+            },
         )
         self._wait_started(self.admin(handle), self._child, record, port, previous, log_path)
         return handle

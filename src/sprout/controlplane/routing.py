@@ -59,6 +59,7 @@ def _route(
         "cache": manifest.router.cache_static,
         "max_body": manifest.router.max_body,
         "drain_timeout": manifest.deploy.drain,
+        "hsts": int(manifest.tls.hsts or 0) if manifest.tls is not None else 0,
         "health": {
             "path": health.path,
             "interval": health.interval,

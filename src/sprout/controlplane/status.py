@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from sprout.controlplane.groups import desired_groups, group_of
 from sprout.controlplane.routing import default_environment, env_hosts
+from sprout.router.certs import certificates_status
 from sprout.state import Environment, Instance, StateStore
 from sprout.state.models import Group
 
@@ -18,8 +20,9 @@ def environments_status(
     port: int | None,
     checks: Mapping[str, Mapping[str, Any]] | None = None,
     failing: Mapping[str, Mapping[str, Any]] | None = None,
+    tls_dir: Path | None = None,
 ) -> list[dict[str, Any]]:
-    """Every environment with its URLs (when the router port is known) and its instances.
+    """Every environment with its URLs (when the router port is known), its instances and certificates.
 
     The daemon adds what only it knows: each instance's last health check (`checks`, by instance id)
     and each environment whose launches back off (`failing`, by environment id).
@@ -36,6 +39,7 @@ def environments_status(
             env.id == default,
         )
         doc["failing"] = dict(failing[env.id]) if failing and env.id in failing else None
+        doc["certificates"] = certificates_status(tls_dir, doc["hosts"]) if tls_dir is not None else []
         for instance in doc["instances"]:
             check = (checks or {}).get(instance["id"])
             instance["check"] = dict(check) if check else None
@@ -69,6 +73,7 @@ def environment_status(
         "url": urls[0] if urls else None,
         "urls": urls,
         "hosts": hosts,
+        "tls": env.manifest.tls is not None,
         "version": env.current_version,
         "desired": desired,
         "healthy": healthy,

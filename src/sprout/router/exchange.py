@@ -312,6 +312,8 @@ class Exchange:
                 self.close_after = True
         if caching:
             lines.append(b"X-Cache: MISS\r\n")
+        if route is not None and route.hsts and self.client.secure:
+            lines.append(route.hsts)
         if self.upgrade and status != 101:
             self.close_after = True
         if self.close_after or not self.request_done:

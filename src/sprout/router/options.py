@@ -29,6 +29,8 @@ class Options:
     token_file: Path | None = None
     state: Path | None = None
     access_log: Path | None = None
+    https: str | None = None
+    tls_dir: Path | None = None
     config: RouterConfig = field(default_factory=RouterConfig)
 
 
@@ -68,6 +70,8 @@ def parser(prog: str = "sprout router") -> argparse.ArgumentParser:
     )
     p.add_argument("--state", type=Path, help="Routing table file, restored at start, saved on change.")
     p.add_argument("--access-log", type=Path, help="Append JSON-lines access log here (off if unset).")
+    p.add_argument("--https", help="host:port for HTTPS traffic (off if unset); certificates from --tls-dir.")
+    p.add_argument("--tls-dir", type=Path, help="Certificate folder (default: SPROUT_HOME's tls folder).")
     for name, kind, text in _LIMITS:
         p.add_argument("--" + name.replace("_", "-"), type=kind, default=getattr(_D, name), help=text)
     p.add_argument(
@@ -92,6 +96,8 @@ def options_from(args: argparse.Namespace) -> Options:
         token_file=args.token_file or home.run / "router.token",
         state=args.state or home.run / "router-table.json",
         access_log=args.access_log,
+        https=args.https,
+        tls_dir=args.tls_dir or home.tls,
         config=config,
     )
 

@@ -49,6 +49,10 @@ class ClientProtocol(RequestHead, asyncio.Protocol):
         "upgrading",
     )
 
+    #: Whether the connection came through the HTTPS listener (class-level: no per-connection cost).
+    secure = False
+    scheme = b"http"
+
     def __init__(self, router: Router) -> None:
         super().__init__(router.config.max_request_line, router.config.max_header_bytes)
         self.router = router
@@ -77,7 +81,7 @@ class ClientProtocol(RequestHead, asyncio.Protocol):
         router = self.router
         peer = transport.get_extra_info("peername")
         self.peer = str(peer[0]).encode() if isinstance(peer, tuple) else b"unix"
-        self.forwarding_prefix = wire.forwarding_prefix(self.peer, self.peer, b"http", b"")
+        self.forwarding_prefix = wire.forwarding_prefix(self.peer, self.peer, self.scheme, b"")
         if router.trusted_networks and isinstance(peer, tuple):
             self.trusted = router.is_trusted(str(peer[0]))
         sock = transport.get_extra_info("socket")
@@ -178,7 +182,13 @@ class ClientProtocol(RequestHead, asyncio.Protocol):
         url = self.url
         ex = Exchange(self, route, method, url, host, rid, body_mode, keep_alive)
         self.last = ex
-        if route is None:
+        tls = router.tls
+        local = (
+            tls.plain_answer(host, url, rid, not keep_alive) if tls is not None and not self.secure else None
+        )
+        if local is not None:
+            ex.local = local
+        elif route is None:
             ex.local = (404, wire.local_response(404, "no route for this host", rid, not keep_alive))
         elif body_mode == 1 and int(self.content_length) > route.max_body:
             ex.close_after = True
@@ -380,6 +390,14 @@ class ClientProtocol(RequestHead, asyncio.Protocol):
             and not (self.in_head and self.head_started and self.head_raw)
         ):
             self.close()
+
+
+class TlsClientProtocol(ClientProtocol):
+    """A client connection of the HTTPS listener: the same proxy, marked secure (X-Forwarded-Proto, HSTS)."""
+
+    __slots__ = ()
+    secure = True
+    scheme = b"https"
 
 
 def _reason(exc: BaseException) -> str:

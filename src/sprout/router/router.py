@@ -22,14 +22,25 @@ from sprout.router.health import check_loop
 from sprout.router.metrics import Stats
 from sprout.router.proxy import ClientProtocol
 from sprout.router.routes import Route
-from sprout.router.table import HealthSpec, HostMatcher, TableSpec, save_table, table_to_dict, with_weights
+from sprout.router.table import (
+    HealthSpec,
+    HostMatcher,
+    TableSpec,
+    host_name,
+    save_table,
+    table_to_dict,
+    with_weights,
+)
 from sprout.router.target import State, Target
+from sprout.router.tls import TlsFront
 from sprout.router.upstream import Pool
 
 log = logging.getLogger("sprout.router")
 #: The timer task's tick, and how often it sweeps connections for their timeouts.
 TICK = 0.25
 SWEEP_EVERY = 0.5
+#: How often the certificate folder is looked at for new or renewed certificates.
+CERTS_EVERY = 1.0
 _UNSEEN = object()
 _RETIRED_KEEP = 1000
 
@@ -68,6 +79,8 @@ class Router:
         rid_format = os.urandom(4).hex().encode() + b"-%x"
         self.request_ids = map(rid_format.__mod__, itertools.count(1))
         self._ticker: asyncio.Task[None] | None = None
+        #: HTTPS certificates and the plain-HTTP answers of TLS hosts; None without an HTTPS listener.
+        self.tls: TlsFront | None = None
 
     # -- hot-path helpers -----------------------------------------------------------------------------
     def is_trusted(self, peer: str) -> bool:
@@ -82,12 +95,7 @@ class Router:
         """The route serving a raw Host header value, memoised per distinct value in `host_routes`."""
         hit = self.host_routes.get(host, _UNSEEN)
         if hit is _UNSEEN:
-            name = host.decode("latin-1").strip().lower()
-            if name.startswith("["):
-                name = name[: name.find("]") + 1]
-            else:
-                name = name.rpartition(":")[0] if ":" in name else name
-            route_name = self._matcher.match(name.rstrip("."))
+            route_name = self._matcher.match(host_name(host))
             hit = self.routes.get(route_name) if route_name is not None else None
             if len(self.host_routes) < 10_000:
                 self.host_routes[host] = hit
@@ -262,7 +270,7 @@ class Router:
         Nothing may end it: without it no header, idle or response timeout is enforced any more. A
         failing step is logged (once per distinct error) and the next tick tries again.
         """
-        last_sweep = last_flush = self.clock
+        last_sweep = last_flush = last_certs = self.clock
         last_error = ""
         while True:
             await asyncio.sleep(TICK)
@@ -275,6 +283,9 @@ class Router:
                     for target in self.targets.values():
                         if target.pool is not None and target.pool.idle:
                             target.pool.close_idle()
+                if self.tls is not None and now - last_certs >= CERTS_EVERY:
+                    last_certs = now
+                    self.tls.reload()
                 if self.access_log is not None and now - last_flush >= self.config.access_log_flush:
                     last_flush = now
                     self.access_log.flush()

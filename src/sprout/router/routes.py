@@ -10,7 +10,7 @@ from sprout.router.table import RouteSpec
 class Route:
     """One environment as the proxy sees it; rebuilt on every table change."""
 
-    __slots__ = ("cache", "groups", "max_body", "name", "spec")
+    __slots__ = ("cache", "groups", "hsts", "max_body", "name", "spec")
 
     def __init__(self, spec: RouteSpec, groups: list[Group], cache: EdgeCache | None) -> None:
         self.spec = spec
@@ -18,6 +18,8 @@ class Route:
         self.groups = groups
         self.max_body = spec.max_body
         self.cache = cache
+        #: The Strict-Transport-Security line sent over HTTPS (empty: HSTS off).
+        self.hsts = b"Strict-Transport-Security: max-age=%d\r\n" % spec.hsts if spec.hsts else b""
 
     def version_key(self) -> tuple[tuple[str, str, tuple[str, ...]], ...]:
         """What the cache depends on: each group's version and its targets' versions."""

@@ -18,9 +18,10 @@ from sprout.errors import UserError
 from sprout.router.accesslog import AccessLog
 from sprout.router.admin import MAX_HEAD, AdminServer
 from sprout.router.options import ADMIN_BACKLOG, BACKLOG, Options
-from sprout.router.proxy import ClientProtocol
+from sprout.router.proxy import ClientProtocol, TlsClientProtocol
 from sprout.router.router import Router
 from sprout.router.table import load_table
+from sprout.router.tls import TlsFront
 
 log = logging.getLogger("sprout.router")
 
@@ -53,6 +54,7 @@ async def serve(
     ready: Callable[[str], None],
     proxy_sock: socket.socket,
     admin_sock: socket.socket,
+    https_sock: socket.socket | None = None,
 ) -> None:
     """Serve the listening sockets until SIGTERM/SIGINT, then stop accepting and let in-flight requests finish.
 
@@ -65,10 +67,24 @@ async def serve(
     router = Router(config, loop, options.state, access_log)
     if options.state is not None:
         router.apply_table(load_table(options.state), persist=False, restored=True)
+    if https_sock is not None:
+        assert options.tls_dir is not None
+        router.tls = TlsFront(options.tls_dir, https_sock.getsockname()[1])
+        router.tls.reload()
     router.start_ticker()
     proxy_sock.setblocking(False)
     admin_sock.setblocking(False)
     server = await loop.create_server(lambda: ClientProtocol(router), sock=proxy_sock, backlog=BACKLOG)
+    https_server = None
+    if https_sock is not None and router.tls is not None:
+        https_sock.setblocking(False)
+        https_server = await loop.create_server(
+            lambda: TlsClientProtocol(router),
+            sock=https_sock,
+            backlog=BACKLOG,
+            ssl=router.tls.listener,
+            ssl_handshake_timeout=config.header_timeout,
+        )
     admin = AdminServer(router, token, options.config)
     admin_server = await asyncio.start_server(
         admin.handle, sock=admin_sock, backlog=ADMIN_BACKLOG, limit=MAX_HEAD
@@ -87,6 +103,9 @@ async def serve(
     admin_at = "{}:{}".format(*admin_sock.getsockname()[:2])
     if options.admin_socket is not None:
         admin_at += f" and unix:{options.admin_socket}"
+    if https_sock is not None:
+        # Last, so that readers of the words before it (tests, scripts) are unaffected.
+        admin_at += " https on {}:{}".format(*https_sock.getsockname()[:2])
     ready(f"router listening on {listen_at} admin on {admin_at}")
     await stop.wait()
     log.info(
@@ -94,6 +113,8 @@ async def serve(
         config.shutdown_timeout,
     )
     server.close()
+    if https_server is not None:
+        https_server.close()
     deadline = loop.time() + config.shutdown_timeout
     while True:
         for client in list(router.clients):
@@ -110,7 +131,12 @@ async def serve(
     await router.close()
 
 
-def run(options: Options, proxy_sock: socket.socket, admin_sock: socket.socket) -> None:
+def run(
+    options: Options,
+    proxy_sock: socket.socket,
+    admin_sock: socket.socket,
+    https_sock: socket.socket | None = None,
+) -> None:
     """Serve the given listening sockets on uvloop and block until shut down."""
     if options.token_file is None:
         raise UserError("router: --token-file is required (the admin API token is read from it)")
@@ -122,4 +148,4 @@ def run(options: Options, proxy_sock: socket.socket, admin_sock: socket.socket) 
     def ready(line: str) -> None:
         print(line, flush=True)
 
-    uvloop.run(serve(options, token, ready, proxy_sock, admin_sock))
+    uvloop.run(serve(options, token, ready, proxy_sock, admin_sock, https_sock))

@@ -82,12 +82,18 @@ class Supervisor:
     """Keeps one worker serving the sockets until told to stop; `run` returns the exit code."""
 
     def __init__(
-        self, options: Options, argv: list[str], listen: socket.socket, admin: socket.socket
+        self,
+        options: Options,
+        argv: list[str],
+        listen: socket.socket,
+        admin: socket.socket,
+        https: socket.socket | None = None,
     ) -> None:
         self.options = options
         self.argv = argv
         self.listen = listen
         self.admin = admin
+        self.https = https
         self.worker: Worker | None = None
         self.stopping = False
         self.exit_code = 0
@@ -172,12 +178,15 @@ class Supervisor:
         return worker.answered + (HANG_TIMEOUT if worker.ready else START_TIMEOUT)
 
     def _start(self, now: float) -> None:
-        fds = (self.listen.fileno(), self.admin.fileno())
+        fds: tuple[int, ...] = (self.listen.fileno(), self.admin.fileno())
         cmd = [
             sys.executable, "-m", "sprout.router.worker",
             "--listen-fd", str(fds[0]), "--admin-fd", str(fds[1]), "--supervisor", str(os.getpid()),
             *self.argv,
         ]  # fmt: skip
+        if self.https is not None:
+            fds += (self.https.fileno(),)
+            cmd += ["--https-fd", str(fds[2])]
         try:
             self.worker = Worker(subprocess.Popen(cmd, stdin=subprocess.DEVNULL, pass_fds=fds))
         except OSError as exc:
@@ -253,6 +262,8 @@ class Supervisor:
     def _shutdown(self) -> int:
         """Refuse new connections, let the worker finish what it serves (bounded), then exit."""
         self.listen.close()
+        if self.https is not None:
+            self.https.close()
         worker = self.worker
         if worker is not None and worker.proc.poll() is None:
             grace = self.options.config.shutdown_timeout + STOP_MARGIN
@@ -277,7 +288,8 @@ def main(argv: list[str]) -> int:
         options = options_from(args)
         listen = bind(options.listen, "--listen", BACKLOG)
         admin = bind(options.admin, "--admin", ADMIN_BACKLOG)
+        https = bind(options.https, "--https", BACKLOG) if options.https else None
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         return exc.exit_code
-    return Supervisor(options, argv, listen, admin).run()
+    return Supervisor(options, argv, listen, admin, https).run()

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from sprout.errors import NotFoundError, UserError
+from sprout.paths import write_private
 from sprout.spec.rules import host_key, repeated_hosts
 
 
@@ -80,6 +80,7 @@ class RouteSpec(BaseModel):
     cache: bool = False
     max_body: int = Field(10 * 1024 * 1024, ge=0)
     drain_timeout: float = Field(30.0, ge=0)
+    hsts: int = Field(0, ge=0)
     health: HealthSpec = HealthSpec()
     groups: list[GroupSpec] = []
 
@@ -149,6 +150,14 @@ def table_to_dict(table: TableSpec) -> dict[str, Any]:
     return table.model_dump(mode="json")
 
 
+def host_name(raw: bytes) -> str:
+    """A Host header value as a lower-case name without port or trailing dot."""
+    name = raw.decode("latin-1").strip().lower()
+    if name.startswith("["):
+        return name[: name.find("]") + 1]
+    return (name.rpartition(":")[0] if ":" in name else name).rstrip(".")
+
+
 class HostMatcher:
     """Host header → route name: exact names first, then the longest `*.suffix`, then the default."""
 
@@ -195,21 +204,7 @@ def with_weights(table: TableSpec, route_name: str, weights: dict[str, int]) -> 
 
 def save_table(path: Path, table: TableSpec) -> None:
     """Persist the table atomically: write a sibling temp file, fsync, rename over the old one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    data = json.dumps(table_to_dict(table), indent=2, sort_keys=True).encode()
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    write_private(path, json.dumps(table_to_dict(table), indent=2, sort_keys=True).encode())
 
 
 def load_table(path: Path) -> TableSpec:

@@ -33,14 +33,16 @@ def main(argv: list[str]) -> int:
     p.add_argument("--listen-fd", type=int, required=True)
     p.add_argument("--admin-fd", type=int, required=True)
     p.add_argument("--supervisor", type=int, required=True)
+    p.add_argument("--https-fd", type=int)
     args = p.parse_args(argv)
     _die_with(args.supervisor)
     from sprout.router.server import run
 
     proxy_sock = socket.socket(fileno=args.listen_fd)
     admin_sock = socket.socket(fileno=args.admin_fd)
+    https_sock = socket.socket(fileno=args.https_fd) if args.https_fd is not None else None
     try:
-        run(options_from(args), proxy_sock, admin_sock)
+        run(options_from(args), proxy_sock, admin_sock, https_sock)
     except SproutError as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         return exc.exit_code

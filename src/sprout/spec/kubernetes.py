@@ -27,6 +27,13 @@ class KubernetesSection(Section):
     secret_name: str | None = Field(
         None, description="The pre-existing Secret the pods read [secrets] from (default: <app>-secrets)."
     )
+    tls_secret: str | None = Field(
+        None,
+        description="With [tls]: the Secret (type kubernetes.io/tls) the Ingress serves (default: <app>-tls).",
+    )
+    cert_manager_issuer: str | None = Field(
+        None, description="With [tls]: the cert-manager ClusterIssuer that fills `tls_secret` by ACME."
+    )
 
     @field_validator("image")
     @classmethod
@@ -45,7 +52,7 @@ class KubernetesSection(Section):
             )
         return value
 
-    @field_validator("secret_name")
+    @field_validator("secret_name", "tls_secret", "cert_manager_issuer")
     @classmethod
     def _valid_secret_name(cls, value: str | None) -> str | None:
         if value is not None and not _DNS_LABEL.match(value):

@@ -14,6 +14,7 @@ from sprout.spec.base import Section
 from sprout.spec.kubernetes import KubernetesSection
 from sprout.spec.rules import repeated_hosts
 from sprout.spec.scaling import ScalingSection
+from sprout.spec.tls import TlsSection
 from sprout.spec.units import Duration, Size, format_duration
 
 #: Variables Sprout sets itself; `[env]` and `[secrets]` may not override them.
@@ -446,6 +447,7 @@ class Manifest(Section):
     scaling: ScalingSection = Field(default_factory=ScalingSection)
     resources: Resources = Field(default_factory=Resources)
     router: RouterSection = Field(default_factory=RouterSection)
+    tls: TlsSection | None = Field(None, description="HTTPS for the router hosts; off without this table.")
     env: dict[str, str] = Field(default_factory=dict)
     secrets: dict[str, SecretRef] = Field(default_factory=dict, json_schema_extra=_secrets_schema)
     cost: CostSection = Field(default_factory=CostSection)

@@ -10,6 +10,7 @@ from kubernetes.client import (
     V1IngressRule,
     V1IngressServiceBackend,
     V1IngressSpec,
+    V1IngressTLS,
     V1ObjectMeta,
     V1Service,
     V1ServiceBackendPort,
@@ -60,11 +61,23 @@ def ingress(ctx: RenderContext) -> V1Ingress:
     ]
     # `[router] max_body`, as ingress-nginx reads it; other controllers have their own knob.
     annotations = {"nginx.ingress.kubernetes.io/proxy-body-size": str(ctx.manifest.router.max_body)}
+    tls = None
+    if ctx.manifest.tls is not None:
+        tls = [V1IngressTLS(hosts=list(ctx.manifest.hosts), secret_name=tls_secret(ctx))]
+        issuer = ctx.manifest.kubernetes.cert_manager_issuer
+        if issuer is not None:
+            # cert-manager's ingress-shim obtains the certificate by ACME and keeps the Secret renewed.
+            annotations["cert-manager.io/cluster-issuer"] = issuer
     return V1Ingress(
         api_version="networking.k8s.io/v1",
         kind="Ingress",
         metadata=V1ObjectMeta(
             name=ctx.app, namespace=ctx.namespace, labels=ctx.labels(), annotations=annotations
         ),
-        spec=V1IngressSpec(rules=rules),
+        spec=V1IngressSpec(rules=rules, tls=tls),
     )
+
+
+def tls_secret(ctx: RenderContext) -> str:
+    """The Secret holding the Ingress's certificate and key."""
+    return ctx.manifest.kubernetes.tls_secret or f"{ctx.app}-tls"

@@ -12,6 +12,7 @@ from sprout.providers.kubernetes.autoscaler import (
 )
 from sprout.providers.kubernetes.config import secret_names
 from sprout.providers.kubernetes.context import RenderContext
+from sprout.providers.kubernetes.network import tls_secret
 
 
 def notes(ctx: RenderContext) -> list[str]:
@@ -94,6 +95,23 @@ def notes(ctx: RenderContext) -> list[str]:
         found.append("router.cache_static: the edge cache is the ingress controller's job on Kubernetes")
     if manifest.router.default_route:
         found.append("router.default_route: the default backend is the ingress controller's; not rendered")
+    tls = manifest.tls
+    if tls is not None and manifest.kubernetes.cert_manager_issuer is None:
+        secret = tls_secret(ctx)
+        if tls.from_files:
+            found.append(
+                f"tls: create Secret {secret!r} in namespace {ctx.namespace!r} with "
+                f"`kubectl create secret tls {secret} --cert {tls.cert} --key {tls.key}`"
+            )
+        else:
+            found.append(
+                f"tls: set [kubernetes] cert_manager_issuer for cert-manager to obtain Secret {secret!r} by ACME, "
+                "or create it yourself (the cluster, not Sprout, answers the ACME challenges)"
+            )
+    if tls is not None and tls.hsts:
+        found.append(
+            "tls.hsts: not rendered; set it with your ingress controller (ingress-nginx: hsts in its ConfigMap)"
+        )
     if secret_names(manifest):
         names = ", ".join(secret_names(manifest))
         found.append(
