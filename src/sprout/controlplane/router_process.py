@@ -33,6 +33,7 @@ from sprout.controlplane.process import (
     write_json,
 )
 from sprout.errors import ServiceError, UserError
+from sprout.logs.access import Settings as AccessSettings
 from sprout.paths import Home
 from sprout.router.client import RouterAdmin
 
@@ -150,7 +151,9 @@ class RouterProcess:
             "--state",
             str(self._home.run / "router-table.json"),
             "--access-log",
-            str(self._home.logs / "router-access.log"),
+            str(self._home.router_access_log),
+            "--access-sample",
+            str(AccessSettings.from_env().sample),
         ]
         log_path = self._home.logs / "router.log"
         self._child, record = spawn_detached(cmd, log_path, marker)

@@ -32,6 +32,7 @@ ROUTER_KEYS = (
     "version",
     "zone",
     "retries",
+    "route",
 )
 _FIELDS = ("ts", "stream", "instance", "app", "env", "version", "zone", "msg")
 
@@ -102,7 +103,7 @@ def _router_line(obj: dict[str, Any], fallback_ts: float) -> ParsedLine | None:
     g = {key: obj.get(key, "") for key in ROUTER_KEYS}
     msg = (
         f"{g['method']} {g['host']}{g['path']} {g['status']} bytes={g['bytes']} duration={g['duration']} "
-        f"target={g['target']} request_id={g['request_id']} retries={g['retries']}"
+        f"target={g['target']} request_id={g['request_id']} retries={g['retries']} route={g['route']}"
     )
     return ParsedLine(
         ts=fallback_ts if ts is None else ts,
