@@ -30,6 +30,8 @@ KEEP_BYTES = 1024 * 1024 * 1024
 KEEP_DAYS = 14
 #: A request this slow (seconds) or with a status from 400 up is notable: never sampled, always indexed.
 SLOW_SECONDS = 1.0
+#: Level 1 keeps ~20 bytes of a ~130-byte line for 0.6 us of CPU; level 6 keeps ~15 for 1.6 us.
+GZIP_LEVEL = 1
 _ROTATED = re.compile(r"^access-(\d+)\.log(\.gz)?$")
 _FIELDS = 12
 
@@ -271,7 +273,7 @@ def _gzip(path: Path) -> None:
     """Replace `path` by `path.gz` (written aside, then renamed: a crash leaves one whole form)."""
     final = path.with_name(path.name + ".gz")
     part = path.with_name(path.name + ".gz.part")
-    with open(path, "rb") as src, gzip.open(part, "wb", compresslevel=6) as dst:
+    with open(path, "rb") as src, gzip.open(part, "wb", compresslevel=GZIP_LEVEL) as dst:
         while block := src.read(1 << 20):
             dst.write(block)
     os.replace(part, final)

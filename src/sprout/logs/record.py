@@ -103,8 +103,8 @@ def _router_line(obj: dict[str, Any], fallback_ts: float) -> ParsedLine | None:
     g = {key: obj.get(key, "") for key in ROUTER_KEYS}
     msg = (
         f"{g['method']} {g['host']}{g['path']} {g['status']} bytes={g['bytes']} duration={g['duration']} "
-        f"target={g['target']} request_id={g['request_id']} retries={g['retries']} route={g['route']}"
-    )
+        f"target={g['target']} request_id={g['request_id']} retries={g['retries']}"
+    ) + (f" route={g['route']}" if g["route"] else "")
     return ParsedLine(
         ts=fallback_ts if ts is None else ts,
         source=SOURCE_ROUTER,
