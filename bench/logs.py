@@ -71,7 +71,9 @@ def ingester(folder: Path, home: Path) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--rate", type=int, default=20_000)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--rotate-mb", type=float, default=16.0, help="smaller than the default 64 so that "
@@ -115,23 +117,35 @@ def main() -> None:
         time.sleep(2.0)  # one more pass: the last rotated file compressed
         cpu_s = sum(cpu.cpu_times()[:2]) - before
         started = time.monotonic()
-        errors = len(query_logs(store, {"grep": "502", "source": "router", "limit": "10000"}, access)["lines"])
+        errors = len(
+            query_logs(store, {"grep": "502", "source": "router", "limit": "10000"}, access)["lines"]
+        )
         error_grep_s = time.monotonic() - started
         started = time.monotonic()
-        hits = len(query_logs(store, {"grep": "/item/4999", "source": "router", "limit": "10000"}, access)["lines"])
+        hits = len(
+            query_logs(store, {"grep": "/item/4999", "source": "router", "limit": "10000"}, access)["lines"]
+        )
         ok_grep_s = time.monotonic() - started
         store.close()
         ing.communicate(b"", timeout=30)
         db = sum(p.stat().st_size for p in folder.glob("logs.db*"))
         files = access.disk_bytes()
-        print(f"{lines} requests in {args.seconds:.0f}s ({lines / args.seconds:.0f}/s), sample {args.sample}, "
-              f"rotate at {args.rotate_mb} MiB; load average {os.getloadavg()[0]:.1f}")
-        print(f"ingester CPU: {cpu_s:.2f}s = {cpu_s / lines * 1e6:.2f} us per line "
-              f"(indexing errors/slow, gzipping rotated files, retention)")
-        print(f"disk: log store {db / 1e6:.1f} MB + access files {files / 1e6:.1f} MB "
-              f"({len(access.files())} files) = {(db + files) / lines:.0f} bytes per request")
-        print(f"grep for the last request found it {grep_s:.2f}s after the writer's last flush; "
-              f"'502' found {errors} error lines in {error_grep_s:.2f}s; '/item/4999' found {hits} in {ok_grep_s:.2f}s")
+        print(
+            f"{lines} requests in {args.seconds:.0f}s ({lines / args.seconds:.0f}/s), sample {args.sample}, "
+            f"rotate at {args.rotate_mb} MiB; load average {os.getloadavg()[0]:.1f}"
+        )
+        print(
+            f"ingester CPU: {cpu_s:.2f}s = {cpu_s / lines * 1e6:.2f} us per line "
+            f"(indexing errors/slow, gzipping rotated files, retention)"
+        )
+        print(
+            f"disk: log store {db / 1e6:.1f} MB + access files {files / 1e6:.1f} MB "
+            f"({len(access.files())} files) = {(db + files) / lines:.0f} bytes per request"
+        )
+        print(
+            f"grep for the last request found it {grep_s:.2f}s after the writer's last flush; "
+            f"'502' found {errors} error lines in {error_grep_s:.2f}s; '/item/4999' found {hits} in {ok_grep_s:.2f}s"
+        )
     finally:
         if ing.poll() is None:
             ing.kill()
