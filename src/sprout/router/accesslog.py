@@ -109,24 +109,10 @@ class AccessLog:
         ok = []
         slow, sample = self.slow, self.sample
         line = access.format_line
-        for (
-            t,
-            rid,
-            host,
-            method,
-            path,
-            status,
-            nbytes,
-            duration,
-            target,
-            version,
-            zone,
-            retries,
-            route,
-        ) in rows:
+        for row in rows:
+            t, rid, host, method, path, status, nbytes, duration, target, version, zone, retries, route = row
             if status >= ERROR_STATUS or duration >= slow:
-                notable.append(_json_line(t, rid, host, method, path, status, nbytes, duration, target,
-                                          version, zone, retries, route))  # fmt: skip
+                notable.append(_json_line(row))
             elif sample >= 1.0 or random.random() < sample:
                 ok.append(line(t, route, method.decode("latin-1"), (host + path).decode("latin-1"), status,
                                nbytes, duration, target, version, zone, retries, rid.decode("latin-1")))  # fmt: skip
@@ -161,21 +147,9 @@ class AccessLog:
         self._ok.close()
 
 
-def _json_line(
-    t: float,
-    rid: bytes,
-    host: bytes,
-    method: bytes,
-    path: bytes,
-    status: int,
-    nbytes: int,
-    duration: float,
-    target: str,
-    version: str,
-    zone: str,
-    retries: int,
-    route: str,
-) -> str:
+def _json_line(row: Row) -> str:
+    """A notable row as the JSON line the log store ingests."""
+    t, rid, host, method, path, status, nbytes, duration, target, version, zone, retries, route = row
     return json.dumps(
         {
             "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1000):03d}Z",
