@@ -1,20 +1,26 @@
-"""Benchmark `sprout router` against nginx and HAProxy in front of the same two uvicorn backends.
+"""Benchmark Sprout's data plane against nginx, HAProxy and Caddy in front of two uvicorn backends.
 
-Needs `wrk`, `nginx` and `haproxy` on PATH (Debian: `apt-get install wrk nginx haproxy`); installs nothing.
-Writes its configs under a /tmp folder, starts every process itself and kills each one by PID at the end.
+Needs `wrk`, `nginx`, `haproxy` and `caddy` on PATH (Debian: `apt-get install wrk nginx haproxy caddy`);
+installs nothing. Writes its configs under a /tmp folder, starts every process itself as the current user
+on free loopback ports and kills each one by PID at the end.
 
     .venv/bin/python bench/router.py [--rounds 3] [--duration 10] [--workers 1] [--memory] [--profile]
-                                     [--only direct,nginx,haproxy,router,minimal]
+                                     [--only direct,nginx,haproxy,caddy,router,stack,minimal]
 
-Prints req/s, p50 and p99 (medians over the rounds) for direct/nginx/haproxy/router at -c64 and -c256,
-the router/nginx and router/haproxy ratios, and with --memory the router's RSS after 1 M proxied requests
-and after a streamed 1 GiB upload. `--only …,minimal` adds `bench/minimal_proxy.py`, a featureless
-uvloop + httptools proxy, as the floor of what any Python proxy costs on the machine.
+Contenders: `direct` (wrk straight at one backend), `nginx`, `haproxy`, `caddy` (one worker each, access
+logs off), `router` (the bare `sprout router`, no access log) and `stack`: the platform as a user gets it,
+`sprout up` of the same ASGI app as 2 uvicorn instances under a scratch SPROUT_HOME, with the router's
+access log on and the daemon ingesting it. Prints req/s, p50, p99 (medians over the rounds) at -c64 and
+-c256, CPU per request (psutil CPU times before/after; for `stack` the router plus the daemon, the
+daemon's share shown apart), the ratios the acceptance asks for, and the load average. With --memory the
+router's RSS after 1 M proxied requests and after a streamed 1 GiB upload. `minimal` is
+`bench/minimal_proxy.py`, a featureless uvloop + httptools proxy: the floor of any Python proxy here.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -29,6 +35,7 @@ import time
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 PY = sys.executable
 TOKEN = "bench-token"
@@ -90,9 +97,9 @@ class Processes:
         self.folder = folder
         self.procs: list[subprocess.Popen[bytes]] = []
 
-    def start(self, name: str, cmd: list[str]) -> subprocess.Popen[bytes]:
+    def start(self, name: str, cmd: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         with open(self.folder / f"{name}.log", "ab") as log:
-            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
         self.procs.append(proc)
         return proc
 
@@ -142,13 +149,13 @@ def _ms(value: str) -> float:
     return float(m.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)]
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process and its children (nginx workers), in seconds."""
+def cpu_seconds(pid: int, children: bool = True) -> float:
+    """User + system CPU time of a process and (nginx workers, the router's worker) its children, in seconds."""
     import psutil
 
     root = psutil.Process(pid)
     total = 0.0
-    for proc in [root, *root.children(recursive=True)]:
+    for proc in [root, *(root.children(recursive=True) if children else [])]:
         times = proc.cpu_times()
         total += times.user + times.system
     return total
@@ -236,6 +243,118 @@ backend app
     return conf
 
 
+def caddy_conf(folder: Path, port: int, backends: list[int]) -> Path:
+    upstreams = " ".join(f"127.0.0.1:{p}" for p in backends)
+    conf = folder / "Caddyfile"
+    conf.write_text(f"""
+{{
+  admin off
+  auto_https off
+  storage file_system {folder}/caddy
+}}
+http://127.0.0.1:{port} {{
+  reverse_proxy {upstreams} {{
+    lb_policy least_conn
+  }}
+}}
+""")
+    return conf
+
+
+STACK_MANIFEST = """
+[app]
+name = "benchapp"
+install = "pip install -q -r requirements.txt"
+install_inputs = ["requirements.txt"]
+web = "uvicorn app:app --host $HOST --port $PORT --loop uvloop --http httptools --no-access-log --log-level warning --lifespan off"
+
+[health]
+path = "/healthz"
+interval = "2s"
+
+[instances]
+min = 2
+max = 2
+"""
+
+
+class Stack:
+    """`sprout up` of the bench's ASGI app (2 uvicorn instances) under a scratch SPROUT_HOME, logs on."""
+
+    def __init__(self, folder: Path) -> None:
+        self.work = folder / "stack"
+        self.home = self.work / "home"
+        self.app = self.work / "app"
+        self.port = free_port()
+
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "SPROUT_HOME": str(self.home), "NO_COLOR": "1", "COLUMNS": "200"}
+
+    def sprout(self, *args: str) -> str:
+        result = subprocess.run([PY, "-m", "sprout", *args], env=self.env(), capture_output=True, text=True,
+                                timeout=300, cwd=self.work)  # fmt: skip
+        if result.returncode != 0:
+            raise RuntimeError(
+                f"sprout {' '.join(args)}: exit {result.returncode}\n{result.stdout}{result.stderr}"
+            )
+        return result.stdout
+
+    def up(self) -> tuple[int, int]:
+        """Bring the app up; the pids of the router (its supervisor) and the daemon."""
+        self.app.mkdir(parents=True)
+        # Under root the app runs as a user of its own, who must pass through to the home's app folders.
+        for folder in (self.work.parent, self.work):
+            folder.chmod(0o711)
+        source = Path(__file__).read_text()
+        start, end = source.index("# -- the backend"), source.index("def serve_backend")
+        (self.app / "app.py").write_text(source[start:end].replace("_app", "app"))
+        (self.app / "sprout.toml").write_text(STACK_MANIFEST)
+        from importlib.metadata import version
+
+        (self.app / "requirements.txt").write_text(
+            "".join(f"{name}=={version(name)}\n" for name in ("uvicorn", "httptools", "uvloop"))
+        )
+        self.sprout("up", str(self.app), "--port", str(self.port))
+        return self._pid("sprout.router"), self._pid("sprout.controlplane")
+
+    def _pid(self, module: str) -> int:
+        """The pid of the process running `module` (the supervisor, not its workers)."""
+        procs = [p for p in self.processes() if module in p.cmdline()]
+        pids = {p.pid for p in procs}
+        roots = [p for p in procs if p.ppid() not in pids]
+        if len(roots) != 1:
+            raise RuntimeError(f"stack: expected one {module} process of {self.home}, found {roots}")
+        return int(roots[0].pid)
+
+    def processes(self) -> list[Any]:
+        """Every live process of this stack (its SPROUT_HOME in their environment)."""
+        import psutil
+
+        found = []
+        for proc in psutil.process_iter():
+            try:
+                if proc.pid != os.getpid() and proc.environ().get("SPROUT_HOME") == str(self.home):
+                    found.append(proc)
+            except psutil.Error:
+                continue
+        return found
+
+    def down(self) -> None:
+        """`sprout down` and the daemon stopped, then anything of this home still alive killed by pid."""
+        import psutil
+
+        if not self.home.exists():
+            return
+        for args in (("down", str(self.app)), ("daemon", "stop")):
+            try:
+                self.sprout(*args)
+            except (RuntimeError, subprocess.TimeoutExpired) as exc:
+                print(f"stack teardown: {exc}", file=sys.stderr)
+        for proc in self.processes():
+            with contextlib.suppress(psutil.Error):
+                proc.kill()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -245,8 +364,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1, help="worker processes/threads for nginx and HAProxy "
                         "(the router's default is one process)")  # fmt: skip
     parser.add_argument("--connections", default="64,256")
-    parser.add_argument("--only", default="direct,nginx,haproxy,router", help="which of direct, nginx, haproxy, "
-                        "router and minimal (bench/minimal_proxy.py: a featureless Python proxy, the floor) to run")  # fmt: skip
+    parser.add_argument("--only", default="direct,nginx,haproxy,caddy,router,stack", help="which of direct, nginx, "
+                        "haproxy, caddy, router, stack (sprout up, logs on) and minimal (bench/minimal_proxy.py: "
+                        "a featureless Python proxy, the floor) to run")  # fmt: skip
     parser.add_argument(
         "--memory", action="store_true", help="also measure the router's RSS (1 M requests, 1 GiB)"
     )
@@ -258,17 +378,21 @@ def main() -> None:
     if args.serve_backend:
         serve_backend(args.serve_backend)
         return
-    missing = [tool for tool in ("wrk", "nginx", "haproxy") if shutil.which(tool) is None]
+    wanted = ["wrk", *(t for t in ("nginx", "haproxy", "caddy") if t in args.only.split(","))]
+    missing = [tool for tool in wanted if shutil.which(tool) is None]
     if missing:
         sys.exit(
-            f"bench/router.py: missing {', '.join(missing)}; install with `apt-get install wrk nginx haproxy`"
+            f"bench/router.py: missing {', '.join(missing)}; install with `apt-get install {' '.join(missing)}`"
         )
 
-    in_temp_folder(
-        "sprout-bench-router-",
-        ("backend0", "backend1", "nginx", "haproxy", "router"),
-        lambda folder, procs: run(args, folder, procs),
-    )
+    def body(folder: Path, procs: Processes) -> None:
+        stack = Stack(folder)
+        try:
+            run(args, folder, procs, stack)
+        finally:
+            stack.down()
+
+    in_temp_folder("sprout-bench-router-", ("backend0", "backend1", "nginx", "haproxy", "caddy", "router"), body)
 
 
 def in_temp_folder(prefix: str, logs: tuple[str, ...], body: Callable[[Path, Processes], None]) -> None:
@@ -287,12 +411,13 @@ def in_temp_folder(prefix: str, logs: tuple[str, ...], body: Callable[[Path, Pro
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def run(args: argparse.Namespace, folder: Path, procs: Processes) -> None:
+def run(args: argparse.Namespace, folder: Path, procs: Processes, stack: Stack) -> None:
     backends = [free_port(), free_port()]
     pids: dict[str, int] = {}
     for i, port in enumerate(backends):
         proc = procs.start(f"backend{i}", [PY, __file__, "--serve-backend", str(port)])
         pids.setdefault("direct", proc.pid)
+    print(f"load average at start: {' '.join(f'{x:.1f}' for x in os.getloadavg())} ({os.cpu_count()} CPUs)")
     for port in backends:
         wait_port(port)
     ports = {"direct": backends[0]}
@@ -309,6 +434,17 @@ def run(args: argparse.Namespace, folder: Path, procs: Processes) -> None:
             ["haproxy", "-db", "-f", str(haproxy_conf(folder, ports["haproxy"], backends, args.workers))],
         )
         pids["haproxy"] = haproxy.pid
+    if "caddy" in only:
+        ports["caddy"] = free_port()
+        env = {**os.environ, "XDG_DATA_HOME": str(folder / "xdg"), "XDG_CONFIG_HOME": str(folder / "xdg"),
+               "HOME": str(folder), "GOMAXPROCS": str(args.workers)}  # fmt: skip
+        caddy = procs.start("caddy", ["caddy", "run", "--adapter", "caddyfile", "--config",
+                                      str(caddy_conf(folder, ports["caddy"], backends))], env=env)  # fmt: skip
+        pids["caddy"] = caddy.pid
+    daemon_pid = 0
+    if "stack" in only:
+        pids["stack"], daemon_pid = stack.up()
+        ports["stack"] = stack.port
     if "minimal" in only:
         ports["minimal"] = free_port()
         minimal = procs.start(
@@ -344,6 +480,14 @@ def run(args: argparse.Namespace, folder: Path, procs: Processes) -> None:
         if name in only:
             wait_port(port)
             wrk(port, 64, 2)  # warm-up: pools filled, code paths hot
+    daemon_idle = 0.0
+    if daemon_pid:
+        before = cpu_seconds(daemon_pid, children=False)
+        time.sleep(10)
+        daemon_idle = (cpu_seconds(daemon_pid, children=False) - before) / 10
+        print(
+            f"daemon CPU without traffic: {daemon_idle * 1000:.1f} ms/s (reconcile, autoscaler, health, API)"
+        )
     conns = [int(c) for c in args.connections.split(",")]
     results: dict[tuple[str, int], list[dict[str, float]]] = {}
     for round_no in range(args.rounds):
@@ -353,24 +497,52 @@ def run(args: argparse.Namespace, folder: Path, procs: Processes) -> None:
                     continue
                 pid = pids[name]
                 cpu_before = cpu_seconds(pid)
+                # The daemon alone: the router and the instances it started are its children.
+                daemon_before = cpu_seconds(daemon_pid, children=False) if name == "stack" else 0.0
                 r = wrk(port, c, args.duration)
-                r["cpu_us"] = (cpu_seconds(pid) - cpu_before) / (r["rps"] * args.duration) * 1e6
+                requests = r["rps"] * args.duration
+                daemon_s = cpu_seconds(daemon_pid, children=False) - daemon_before if name == "stack" else 0.0
+                r["daemon_us"] = daemon_s / requests * 1e6
+                # What the requests add to the daemon's own steady cost (its loops tick with or without traffic).
+                r["daemon_marginal_us"] = (daemon_s - daemon_idle * args.duration) / requests * 1e6
+                r["cpu_us"] = (cpu_seconds(pid) - cpu_before) / requests * 1e6 + r["daemon_us"]
                 results.setdefault((name, c), []).append(r)
                 print(f"round {round_no + 1} c={c:<4} {name:<8} {r['rps']:>9.0f} req/s  p50 {r['p50']:.2f} ms  "
-                      f"p99 {r['p99']:.2f} ms  non-2xx {r['non2xx']:.0f}  {r['cpu_us']:.1f} CPU-us/req", flush=True)  # fmt: skip
-    print(f"\nmedians of {args.rounds} rounds, wrk -t2 -d{args.duration}s, {args.workers} worker(s) for nginx/HAProxy,"
-          f" router default config, {os.cpu_count()} CPUs")  # fmt: skip
-    print(f"{'':<10}{'conns':>6}{'req/s':>11}{'p50 ms':>9}{'p99 ms':>9}{'CPU-us/req':>12}")
+                      f"p99 {r['p99']:.2f} ms  non-2xx {r['non2xx']:.0f}  {r['cpu_us']:.1f} CPU-us/req"
+                      + (f" (daemon {r['daemon_us']:.1f}, {r['daemon_marginal_us']:.1f} above idle)"
+                         if name == "stack" else ""), flush=True)  # fmt: skip
+    print(f"\nmedians of {args.rounds} rounds, wrk -t2 -d{args.duration}s, {args.workers} worker(s) for "
+          f"nginx/HAProxy/Caddy, router default config, {os.cpu_count()} CPUs; load average now "
+          f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}")  # fmt: skip
+    print(f"{'':<10}{'conns':>6}{'req/s':>11}{'p50 ms':>9}{'p99 ms':>9}{'CPU-us/req':>12}{'daemon':>8}")
     med: dict[tuple[str, int], dict[str, float]] = {}
     for (name, c), runs in sorted(results.items(), key=lambda kv: (kv[0][1], only.index(kv[0][0]))):
-        med[(name, c)] = {k: statistics.median(r[k] for r in runs) for k in ("rps", "p50", "p99", "cpu_us")}
+        keys = ("rps", "p50", "p99", "cpu_us", "daemon_us", "daemon_marginal_us")
+        med[(name, c)] = {k: statistics.median(r.get(k, 0.0) for r in runs) for k in keys}
         m = med[(name, c)]
-        print(f"{name:<10}{c:>6}{m['rps']:>11.0f}{m['p50']:>9.2f}{m['p99']:>9.2f}{m['cpu_us']:>12.1f}")
+        daemon = f"{m['daemon_us']:>8.1f}" if name == "stack" else ""
+        print(
+            f"{name:<10}{c:>6}{m['rps']:>11.0f}{m['p50']:>9.2f}{m['p99']:>9.2f}{m['cpu_us']:>12.1f}{daemon}"
+        )
     for c in conns:
+        if ("stack", c) in med:
+            s = med[("stack", c)]
+            line = [f"c={c}: stack"]
+            if ("nginx", c) in med:
+                n = med[("nginx", c)]
+                line.append(
+                    f"{s['rps'] / n['rps']:.2f}x nginx req/s (>= 0.8), p99 {s['p99'] / n['p99']:.2f}x (<= 2)"
+                )
+            if ("caddy", c) in med:
+                line.append(f"{s['rps'] / med[('caddy', c)]['rps']:.2f}x Caddy req/s (>= 1.5)")
+            line.append(
+                f"daemon {s['daemon_us']:.1f} CPU-us/req (<= 5; {s['daemon_marginal_us']:.1f} above idle)"
+            )
+            print(", ".join(line))
         if ("router", c) not in med:
             continue
         r = med[("router", c)]
-        for other in ("nginx", "haproxy"):
+        for other in ("nginx", "haproxy", "caddy"):
             if (other, c) in med:
                 o = med[(other, c)]
                 print(

@@ -118,6 +118,11 @@ class Home:
         return self.root / "logs"
 
     @property
+    def router_access_log(self) -> Path:
+        """The router's notable requests (errors, slow ones); its access files are in `access/` beside it."""
+        return self.logs / "router-access.log"
+
+    @property
     def token_file(self) -> Path:
         """The control-plane API token (mode 0600)."""
         return self.run / "api.token"

@@ -27,6 +27,7 @@ from loopback import free_port
 from sprout.agent.logfile import InstanceLog
 from sprout.agent.spec import AgentSpec
 from sprout.agent.supervise import Supervisor
+from sprout.logs.access import parse_line as parse_access_line
 from sprout.router.accesslog import AccessLog, Row
 from sprout.router.config import RouterConfig
 from sprout.state import StateStore
@@ -270,6 +271,7 @@ def test_the_router_access_log_drops_and_counts_rows_while_full_and_resumes_when
                 "v1",
                 "a",
                 0,
+                "hello",
             )
 
         access.record(row(0))
@@ -286,10 +288,9 @@ def test_the_router_access_log_drops_and_counts_rows_while_full_and_resumes_when
         access.record(row(2001))
         access.close()
         ids = []
-        for text in (home / "router-access.log").read_text().splitlines():
-            try:
-                ids.append(json.loads(text)["request_id"])
-            except ValueError:
-                continue
+        for text in (home / "access" / "current.log").read_text().splitlines():
+            line = parse_access_line(text)
+            if line is not None:
+                ids.append(line.request_id)
     assert ids[0] == "rid-0" and ids[-1] == "rid-2001"
     assert len(ids) - 2 + access.dropped == 2000

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -9,6 +10,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,7 @@ import httpx
 import pytest
 
 from loopback import free_port
+from sprout.logs import access
 from sprout.router.client import RouterAdmin, RouterControl
 from sprout.router.config import RouterConfig
 from sprout.router.haproxy.admin import HaproxyAdmin
@@ -23,6 +26,23 @@ from sprout.router.haproxy.config import Layout, find_haproxy, write_config
 
 HERE = Path(__file__).parent
 PY = sys.executable
+
+
+def access_rows(access_log: Path) -> list[dict[str, Any]]:
+    """Every request the router logged, in time order: the notable JSON lines and the access file's lines."""
+    rows = []
+    for text in access_log.read_text().splitlines():
+        row = json.loads(text)
+        rows.append((datetime.fromisoformat(row["time"]).timestamp(), row))
+    current = access.folder_of(access_log) / access.CURRENT
+    for text in current.read_text().splitlines() if current.exists() else []:
+        line = access.parse_line(text)
+        assert line is not None, text
+        host, slash, path = line.host_path.partition("/")
+        keys = ("request_id", "method", "status", "bytes", "duration", "target", "version", "zone", "retries")
+        row = {"time": line.ts, "host": host, "path": slash + path, "route": line.route}
+        rows.append((line.ts, {**row, **{key: getattr(line, key) for key in keys}}))
+    return [row for _, row in sorted(rows, key=lambda r: r[0])]
 
 
 def _read_line(proc: subprocess.Popen[str], prefix: str, timeout: float = 20.0) -> str:

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import get, group, route, table, wait_for, wait_healthy
+from conftest import access_rows, get, group, route, table, wait_for, wait_healthy
 from sprout.errors import AuthError, ServiceError
 from sprout.router.client import RouterAdmin
 
@@ -193,11 +193,11 @@ def test_admin_requires_token_and_reports(start_backend, start_router):
     detail = router.admin.target(f"g-{a.port}")
     assert set(detail) >= {"id", "state", "healthy", "in_flight", "zone", "version", "group", "route"}
     time.sleep(1.5)
-    rows = [json.loads(line) for line in router.access_log.read_text().splitlines()]
+    rows = access_rows(router.access_log)
     assert len(rows) == 21
     assert set(rows[0]) == {"time", "request_id", "host", "method", "path", "status", "bytes", "duration",
-                            "target", "version", "zone", "retries"}  # fmt: skip
-    assert rows[-1]["status"] == 404
+                            "target", "version", "zone", "retries", "route"}  # fmt: skip
+    assert [r["path"] for r in rows if r["status"] == 404] == ["/missing-route"]
 
 
 def test_bad_table_is_rejected_and_old_one_kept(start_backend, start_router):

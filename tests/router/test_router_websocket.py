@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import socket
 import subprocess
 import time
@@ -12,7 +11,7 @@ import pytest
 from websockets.exceptions import ConnectionClosedOK, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
-from conftest import HERE, PY, _read_line, _stop, wait_for
+from conftest import HERE, PY, _read_line, _stop, access_rows, wait_for
 
 
 def _connect(port: int, host: str, path: str) -> ClientConnection:
@@ -55,7 +54,7 @@ def test_a_websocket_conversation_is_tunnelled_both_ways(start_router, ws_backen
         lambda: router.admin.target("echo")["in_flight"] == 0, 5, "tunnel closed after the close handshake"
     )
     time.sleep(1.3)  # the access log is flushed every second
-    rows = [json.loads(line) for line in router.access_log.read_text().splitlines()]
+    rows = access_rows(router.access_log)
     assert [(r["path"], r["status"], r["target"]) for r in rows] == [("/chat", 101, "echo")]
 
 

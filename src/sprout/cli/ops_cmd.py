@@ -28,6 +28,8 @@ from sprout.controlplane.router_process import RouterProcess
 from sprout.controlplane.status import environments_status
 from sprout.errors import NotFoundError, ServiceError, SproutError, UserError
 from sprout.healthcheck import describe_check, wrong_path, wrong_path_message
+from sprout.logs.access import AccessFiles
+from sprout.logs.access import folder_of as access_folder_of
 from sprout.logs.store import LogStore
 from sprout.paths import Home
 from sprout.plan.conflicts import refuse_host_conflicts_at
@@ -230,6 +232,10 @@ def logs(
         "limit": limit,
     }
     page = fetch(query)
+    if grep and not router:
+        # A request path or id names a request: its router line is shown beside the app's own lines.
+        routed = fetch({**query, "app": None, "env": None, "instance": None, "source": "router"})
+        page["lines"] = sorted([*page["lines"], *routed["lines"]], key=lambda r: r["ts"])[-limit:]
     for line in page["lines"]:
         _print_line(line)
     if not follow:
@@ -469,7 +475,8 @@ def _log_source(home: Home) -> Callable[[dict[str, Any]], dict[str, Any]]:
     if not home.log_db.exists():
         raise NotFoundError(f"{home.log_db}: no logs yet (run `sprout up` first)")
     store = LogStore(home.log_db)
-    return lambda query: query_logs(store, {k: str(v) for k, v in query.items() if v is not None})
+    access = AccessFiles(access_folder_of(home.router_access_log))
+    return lambda query: query_logs(store, {k: str(v) for k, v in query.items() if v is not None}, access)
 
 
 def _nothing_runs(home: Home) -> bool:

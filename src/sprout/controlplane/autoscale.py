@@ -205,7 +205,8 @@ class Autoscaler:
         sample = MetricSample(
             request_rate=window.requests / (now - since),
             concurrency=float(totals["in_flight"]),
-            cpu=self._cpu([i.pid for i in serving if i.pid]),
+            # Reading CPU walks /proc for every instance's process tree: only when a policy scales on it.
+            cpu=self._cpu([i.pid for i in serving if i.pid]) if env.manifest.scaling.metric == "cpu" else 0.0,
             p95_latency=window.p95,
         )
         fleet = _fleet(

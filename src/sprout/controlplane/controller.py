@@ -24,6 +24,8 @@ from sprout.controlplane.retire import STOP_GRACE
 from sprout.controlplane.router_process import RouterProcess
 from sprout.controlplane.status import environments_status
 from sprout.errors import ConflictError, NotFoundError, SproutError, UserError
+from sprout.logs.access import AccessFiles
+from sprout.logs.access import folder_of as access_folder_of
 from sprout.logs.store import LogStore
 from sprout.paths import Home
 from sprout.plan import ApplyResult, apply_manifest
@@ -301,7 +303,7 @@ class Controller:
 
     def logs(self, query: dict[str, str]) -> dict[str, Any]:
         """Log lines matching the query's filters (`after` pages forward for `logs -f`)."""
-        return query_logs(self._logs, query)
+        return query_logs(self._logs, query, AccessFiles(access_folder_of(self._home.router_access_log)))
 
     def events(self, query: dict[str, str]) -> dict[str, Any]:
         """Recorded control-plane events, newest last."""

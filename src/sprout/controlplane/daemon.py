@@ -44,6 +44,9 @@ from sprout.controlplane.resources import Resources
 from sprout.controlplane.router_process import RouterProcess
 from sprout.deploy.engine import ReleaseEngine
 from sprout.errors import NotFoundError, ServiceError, UserError
+from sprout.logs.access import AccessFiles
+from sprout.logs.access import Settings as AccessSettings
+from sprout.logs.access import folder_of as access_folder_of
 from sprout.logs.ingest import LogIngester
 from sprout.logs.store import LogStore
 from sprout.loops import ErrorHook, Loop
@@ -221,7 +224,14 @@ class Daemon:
             quiesce,
             self.stopping.set,
         )
-        ingester = LogIngester(log_store, lambda: discover_logs(home), interval=LOG_INTERVAL, on_error=report)
+        ingester = LogIngester(
+            log_store,
+            lambda: discover_logs(home),
+            interval=LOG_INTERVAL,
+            on_error=report,
+            access=AccessFiles(access_folder_of(home.router_access_log)),
+            settings=AccessSettings.from_env(),
+        )
         self.loops = [reconciler.loop, ingester.loop, *tickers]
         return Parts(
             store=store,
@@ -348,7 +358,7 @@ def _version_manifest(store: StateStore, app: str, version: str) -> Manifest:
 def discover_logs(home: Home) -> list[tuple[Path, str]]:
     """Every log file the log store indexes: each instance's app log and the router's access log."""
     found: list[tuple[Path, str]] = [(path, "instance") for path in sorted(home.instances.glob("*/app.log"))]
-    access = home.logs / "router-access.log"
+    access = home.router_access_log
     if access.exists():
         found.append((access, "router"))
     return found

@@ -1,4 +1,4 @@
-"""`sprout logs` queries as the API takes them (strings) against the central log store."""
+"""`sprout logs` queries as the API takes them (strings) against the central log store and access files."""
 
 from __future__ import annotations
 
@@ -9,29 +9,52 @@ from typing import Any
 
 from sprout.controlplane.durations import parse_since
 from sprout.errors import UserError
+from sprout.logs.access import AccessFiles, AccessLine
 from sprout.logs.store import LogStore
 
 DEFAULT_LIMIT = 200
 LIMIT_MAX = 10_000
 
 
-def query_logs(store: LogStore, query: Mapping[str, str]) -> dict[str, Any]:
-    """Lines matching the query's filters (`after` pages forward by id, for `logs -f`) and the newest id."""
+def query_logs(
+    store: LogStore, query: Mapping[str, str], access: AccessFiles | None = None
+) -> dict[str, Any]:
+    """Lines matching the query's filters (`after` pages forward by id, for `logs -f`) and the newest id.
+
+    A tail of router lines also takes the successful requests from the access files (id 0: they are not
+    in the store, so `after` never pages through them; `logs -f` follows errors and slow requests).
+    """
     try:
         limit = min(int(query.get("limit") or DEFAULT_LIMIT), LIMIT_MAX)
         after = int(query["after"]) if query.get("after") else None
     except ValueError as exc:
         raise UserError(f"logs: `limit` and `after` must be whole numbers ({exc})") from exc
     since = parse_since(query["since"], time.time()) if query.get("since") else None
-    rows = store.query(
-        since=since,
-        instance=query.get("instance") or None,
-        version=query.get("version") or None,
-        app=query.get("app") or None,
-        env=query.get("env") or None,
-        source=query.get("source") or None,
-        grep=query.get("grep") or None,
-        limit=limit,
-        after_id=after,
-    )
-    return {"lines": [asdict(row) for row in rows], "last_id": store.last_id()}
+    filters = {key: query.get(key) or None for key in ("instance", "version", "app", "env", "source", "grep")}
+    rows = [
+        asdict(row)
+        for row in store.query(since=since, limit=limit, after_id=after, **filters)  # type: ignore[arg-type]
+    ]
+    whole_router_log = not (filters["instance"] or filters["app"] or filters["env"])
+    if access is not None and after is None and filters["source"] in (None, "router") and whole_router_log:
+        found = access.search(
+            grep=filters["grep"], since=since, until=None, version=filters["version"], limit=limit
+        )
+        rows = sorted([*rows, *map(_row, found)], key=lambda r: r["ts"])[-limit:]
+    return {"lines": rows, "last_id": store.last_id()}
+
+
+def _row(line: AccessLine) -> dict[str, Any]:
+    """An access-file line in the shape of a stored row."""
+    return {
+        "id": 0,
+        "ts": line.ts,
+        "source": "router",
+        "stream": "access",
+        "instance": "",
+        "app": "",
+        "env": "",
+        "version": line.version,
+        "zone": line.zone,
+        "msg": line.message(),
+    }

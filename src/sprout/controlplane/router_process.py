@@ -38,6 +38,7 @@ from sprout.controlplane.process import (
     write_json,
 )
 from sprout.errors import ServiceError, UserError
+from sprout.logs.access import Settings as AccessSettings
 from sprout.paths import Home
 from sprout.router.client import RouterAdmin, RouterControl
 from sprout.router.config import RouterConfig
@@ -222,7 +223,9 @@ class RouterProcess:
             "--state",
             str(self._home.run / "router-table.json"),
             "--access-log",
-            str(self._home.logs / "router-access.log"),
+            str(self._home.router_access_log),
+            "--access-sample",
+            str(AccessSettings.from_env().sample),
         ]
         if https_port is not None:
             cmd += ["--https", f"127.0.0.1:{https_port}", "--tls-dir", str(self._home.tls)]

@@ -32,6 +32,7 @@ ROUTER_KEYS = (
     "version",
     "zone",
     "retries",
+    "route",
 )
 _FIELDS = ("ts", "stream", "instance", "app", "env", "version", "zone", "msg")
 
@@ -103,7 +104,7 @@ def _router_line(obj: dict[str, Any], fallback_ts: float) -> ParsedLine | None:
     msg = (
         f"{g['method']} {g['host']}{g['path']} {g['status']} bytes={g['bytes']} duration={g['duration']} "
         f"target={g['target']} request_id={g['request_id']} retries={g['retries']}"
-    )
+    ) + (f" route={g['route']}" if g["route"] else "")
     return ParsedLine(
         ts=fallback_ts if ts is None else ts,
         source=SOURCE_ROUTER,

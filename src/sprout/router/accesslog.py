@@ -1,33 +1,97 @@
-"""Access log as JSON lines, buffered in memory and written in batches off the request path."""
+"""Access log, buffered in memory and written in batches off the request path.
+
+Notable requests (an error status or slow) go to the notable log as JSON lines, which the control plane
+indexes in the log store; every other request (sampled when asked) goes to the compact access files
+(`sprout.logs.access`), which the router rotates and the control plane compresses and searches.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
 import os
+import random
 import time
 from pathlib import Path
 
+from sprout.logs import access
+
 log = logging.getLogger("sprout.router")
 
-# One row per request: the proxy appends a tuple, the flush formats it (json.dumps stays off the hot path).
-Row = tuple[float, bytes, bytes, bytes, bytes, int, int, float, str, str, str, int]
+# One row per request: the proxy appends a tuple, the flush formats it (formatting stays off the hot path).
+Row = tuple[float, bytes, bytes, bytes, bytes, int, int, float, str, str, str, int, str]
+#: From this status up a request is an error: always kept, never sampled.
+ERROR_STATUS = 400
+
+
+class _Sink:
+    """One append-only file: whole lines written with one call; rows that could not be written counted."""
+
+    def __init__(self, path: Path, name: str) -> None:
+        self.path = path
+        self.name = name
+        self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        self.size = os.fstat(self.fd).st_size
+        #: A failed write may have left half a line: the next write starts on a new line.
+        self.torn = False
+        self.failing = False
+
+    def write(self, data: bytes, lines: int) -> int:
+        """Append `data` (`lines` whole lines); return how many of them were lost to a failed write.
+
+        A write error (a full disk) never propagates: the next write tries again, so the log resumes by
+        itself once space returns.
+        """
+        lead = b"\n" if self.torn else b""
+        data = lead + data
+        done = 0
+        try:
+            while done < len(data):
+                done += os.write(self.fd, memoryview(data)[done:])
+                self.torn = True
+        except OSError as exc:
+            self.size += done
+            if not self.failing:
+                self.failing = True
+                log.error("%s %s: %s; dropping rows until writes succeed again", self.name, self.path, exc)
+            # The rows whose whole line made it to the file are kept; the rest are dropped.
+            return lines - data.count(b"\n", len(lead), done)
+        self.size += done
+        self.torn = False
+        if self.failing:
+            self.failing = False
+            log.info("%s %s: writing again", self.name, self.path)
+        return 0
+
+    def close(self) -> None:
+        os.close(self.fd)
 
 
 class AccessLog:
-    """Append-only JSON-lines file; `record` is a list append, `flush` does the formatting and the write."""
+    """`record` is a list append; `flush` splits notable from sampled successful rows, formats, writes."""
 
-    def __init__(self, path: Path, max_rows: int = 100_000) -> None:
+    def __init__(
+        self,
+        path: Path,
+        max_rows: int = 100_000,
+        *,
+        sample: float = 1.0,
+        slow: float = access.SLOW_SECONDS,
+        rotate_bytes: int = access.ROTATE_BYTES,
+    ) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        self.folder = access.folder_of(path)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.sample = sample
+        self.slow = slow
+        self.rotate_bytes = rotate_bytes
+        self._notable = _Sink(path, "access log")
+        self._ok = _Sink(self.folder / access.CURRENT, "access file")
         self.rows: list[Row] = []
         self.max_rows = max_rows
         #: Rows lost: beyond `max_rows` between flushes, or not written because the write failed.
         self.dropped = 0
-        #: A failed write may have left half a line: the next write starts on a new line.
-        self._torn = False
-        self._failing = False
 
     def record(self, row: Row) -> None:
         """Queue one request's row; rows beyond `max_rows` between flushes are counted and dropped."""
@@ -37,56 +101,70 @@ class AccessLog:
             self.dropped += 1
 
     def flush(self) -> None:
-        """Format and write the queued rows with one write call; rows that cannot be written are counted.
-
-        A write error (a full disk) never propagates: the rows are dropped and counted, and the next
-        flush writes again, so the log resumes by itself once space returns.
-        """
+        """Format and write the queued rows, one write per file; rows that cannot be written are counted."""
         rows, self.rows = self.rows, []
         if not rows:
             return
-        lines = []
-        for t, rid, host, method, path, status, nbytes, duration, target, version, zone, retries in rows:
-            lines.append(
-                json.dumps(
-                    {
-                        "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t))
-                        + f".{int(t % 1 * 1000):03d}Z",
-                        "request_id": rid.decode("latin-1"),
-                        "host": host.decode("latin-1"),
-                        "method": method.decode("latin-1"),
-                        "path": path.decode("latin-1"),
-                        "status": status,
-                        "bytes": nbytes,
-                        "duration": round(duration, 6),
-                        "target": target,
-                        "version": version,
-                        "zone": zone,
-                        "retries": retries,
-                    },
-                    separators=(",", ":"),
-                )
-            )
-        lead = b"\n" if self._torn else b""
-        data = lead + ("\n".join(lines) + "\n").encode()
-        done = 0
+        notable = []
+        ok = []
+        slow, sample = self.slow, self.sample
+        line = access.format_line
+        for row in rows:
+            t, rid, host, method, path, status, nbytes, duration, target, version, zone, retries, route = row
+            if status >= ERROR_STATUS or duration >= slow:
+                notable.append(_json_line(row))
+            elif sample >= 1.0 or random.random() < sample:
+                ok.append(line(t, route, method.decode("latin-1"), (host + path).decode("latin-1"), status,
+                               nbytes, duration, target, version, zone, retries, rid.decode("latin-1")))  # fmt: skip
+        if notable:
+            self.dropped += self._notable.write(("\n".join(notable) + "\n").encode(), len(notable))
+        if ok:
+            self.dropped += self._ok.write("".join(ok).encode(), len(ok))
+            if self._ok.size >= self.rotate_bytes:
+                self._rotate()
+
+    def _rotate(self) -> None:
+        """Rename the current access file aside (the control plane compresses it) and start a new one."""
+        current = self.folder / access.CURRENT
+        rotated = self.folder / f"access-{time.time_ns()}.log"
         try:
-            while done < len(data):
-                done += os.write(self._fd, memoryview(data)[done:])
-                self._torn = True
+            os.rename(current, rotated)
+            try:
+                fresh = _Sink(current, "access file")
+            except OSError:
+                os.rename(rotated, current)
+                raise
         except OSError as exc:
-            # The rows whose whole line made it to the file are kept; the rest are dropped.
-            self.dropped += len(rows) - data.count(b"\n", len(lead), done)
-            if not self._failing:
-                self._failing = True
-                log.error("access log %s: %s; dropping rows until writes succeed again", self.path, exc)
+            log.error("access file %s: cannot rotate (%s); appending on", current, exc)
             return
-        self._torn = False
-        if self._failing:
-            self._failing = False
-            log.info("access log %s: writing again (%d rows dropped so far)", self.path, self.dropped)
+        self._ok.close()
+        self._ok = fresh
 
     def close(self) -> None:
-        """Flush what is queued and close the file."""
+        """Flush what is queued and close the files."""
         self.flush()
-        os.close(self._fd)
+        self._notable.close()
+        self._ok.close()
+
+
+def _json_line(row: Row) -> str:
+    """A notable row as the JSON line the log store ingests."""
+    t, rid, host, method, path, status, nbytes, duration, target, version, zone, retries, route = row
+    return json.dumps(
+        {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1000):03d}Z",
+            "request_id": rid.decode("latin-1"),
+            "host": host.decode("latin-1"),
+            "method": method.decode("latin-1"),
+            "path": path.decode("latin-1"),
+            "status": status,
+            "bytes": nbytes,
+            "duration": round(duration, 6),
+            "target": target,
+            "version": version,
+            "zone": zone,
+            "retries": retries,
+            "route": route,
+        },
+        separators=(",", ":"),
+    )

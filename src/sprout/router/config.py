@@ -39,6 +39,16 @@ class RouterConfig:
     # Process lifecycle.
     shutdown_timeout: float = 30.0
     access_log_flush: float = 1.0
+    # Share of successful requests written to the access files; errors and slow requests are always kept.
+    access_sample: float = 1.0
+    # Seconds from which a request is slow: kept and indexed like an error.
+    access_slow: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.access_sample <= 1.0:
+            raise UserError(
+                f"--access-sample {self.access_sample}: give a share from 0 to 1 (1 keeps every line)"
+            )
 
     def trusted_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
         """`trusted_proxies` as networks; UserError naming an entry that is not an address or CIDR."""

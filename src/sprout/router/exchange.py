@@ -531,6 +531,7 @@ class Exchange:
                     t.version if t else "",
                     t.zone if t else "",
                     len(self.tried),
+                    self.route.name if self.route is not None else "",
                 )
             )
         self.client.exchange_done(self)

@@ -50,6 +50,8 @@ _LIMITS: tuple[tuple[str, type, str], ...] = (
     ("shutdown_timeout", float, "Seconds in-flight requests get on SIGTERM."),
     ("admin_max_connections", int, "Admin connections served at once (more get 503)."),
     ("admin_max_body", int, "Largest admin request body (else 413)."),
+    ("access_sample", float, "Share (0-1) of successful requests kept in the access files."),
+    ("access_slow", float, "Seconds from which a request is slow (always logged and indexed)."),
 )
 
 
@@ -69,7 +71,12 @@ def parser(prog: str = "sprout router") -> argparse.ArgumentParser:
         "--token-file", type=Path, help="Admin bearer token file; created with a random token if missing."
     )
     p.add_argument("--state", type=Path, help="Routing table file, restored at start, saved on change.")
-    p.add_argument("--access-log", type=Path, help="Append JSON-lines access log here (off if unset).")
+    p.add_argument(
+        "--access-log",
+        type=Path,
+        help="Append errors and slow requests here as JSON lines, "
+        "the rest to the access files beside it (off if unset).",
+    )
     p.add_argument("--https", help="host:port for HTTPS traffic (off if unset); certificates from --tls-dir.")
     p.add_argument("--tls-dir", type=Path, help="Certificate folder (default: SPROUT_HOME's tls folder).")
     for name, kind, text in _LIMITS:

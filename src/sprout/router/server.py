@@ -63,7 +63,11 @@ async def serve(
     """
     loop = asyncio.get_running_loop()
     config = options.config
-    access_log = AccessLog(options.access_log) if options.access_log is not None else None
+    access_log = (
+        AccessLog(options.access_log, sample=config.access_sample, slow=config.access_slow)
+        if options.access_log is not None
+        else None
+    )
     router = Router(config, loop, options.state, access_log)
     if options.state is not None:
         router.apply_table(load_table(options.state), persist=False, restored=True)
