@@ -26,7 +26,7 @@ from sprout.providers.aws.logs import LogShipper
 from sprout.providers.aws.secrets import fetch_secrets
 from sprout.providers.base import InstanceSpec
 
-URL_SCHEMES = {"mysql": "mysql", "postgres": "postgresql"}
+URL_SCHEMES = {"mysql": "mysql", "postgres": "postgres"}
 
 
 def database_url(config: BootConfig) -> str | None:
