@@ -72,6 +72,8 @@ class Controller:
         environments = environments_status(
             self._store, port, self._reconciler.checks(), self._reconciler.failing()
         )
+        for doc in environments:
+            doc["session_nodes"] = self._resources.session_nodes(doc["app"], doc["env"])
         return {
             "daemon": self._daemon_info(),
             "router": {

@@ -97,6 +97,21 @@ class Resources:
             memory_file.unlink(missing_ok=True)
         return [node.address for node in stopped]
 
+    def session_nodes(self, app: str, env: str) -> list[dict[str, object]]:
+        """The environment's managed memcached nodes: zone, address, port, pid, running, items held."""
+        alive, gone = memcached.adopt(_records(self._memcached_file(app, env)))
+        return [
+            {
+                "zone": node.zone,
+                "address": node.address,
+                "port": node.port,
+                "pid": node.pid,
+                "running": node in alive,
+                "items": memcached.item_count(node) if node in alive else None,
+            }
+            for node in sorted([*alive, *gone], key=lambda n: n.zone)
+        ]
+
     def managed_pids(self, app: str, env: str) -> list[int]:
         """Pids of the environment's running managed service processes."""
         alive, _ = memcached.adopt(_records(self._memcached_file(app, env)))

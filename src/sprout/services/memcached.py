@@ -149,6 +149,20 @@ def stop_nodes(nodes: list[MemcachedNode], timeout: float = STOP_TIMEOUT) -> lis
     return running
 
 
+def item_count(node: MemcachedNode, timeout: float = 0.5) -> int | None:
+    """How many items the node holds (`stats curr_items`), or None when it does not answer."""
+    from pymemcache.client.base import Client
+    from pymemcache.exceptions import MemcacheError
+
+    client = Client((node.host, node.port), connect_timeout=timeout, timeout=timeout)
+    try:
+        return int(client.stats().get(b"curr_items", 0))
+    except (MemcacheError, OSError):
+        return None
+    finally:
+        client.close()
+
+
 def session_store_url(nodes: list[MemcachedNode], zone: str | None = None) -> str:
     """SESSION_STORE_URL for the nodes, `zone`'s node first: `memcached://127.0.0.1:2,127.0.0.1:1`."""
     ordered = sorted(nodes, key=lambda n: n.zone != zone)
