@@ -5,15 +5,21 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import psutil
+from example_procs import EXAMPLES
+
+from loopback import free_port
 
 JSON = {"accept": "application/json"}
 CARTS = 20
@@ -26,6 +32,28 @@ def sprout(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "sprout", *args], env=env, capture_output=True, text=True, timeout=400
     )
+
+
+@contextmanager
+def sprout_up(tmp_path: Path, example: str, database: str, mariadb_url: str) -> Iterator[tuple[Path, int]]:
+    """`sprout up` a copy of `examples/<example>` on a scratch database (its manifest's `database` url
+    replaced), autoscaling off; (home, router port). `sprout down` afterwards must name the memcached nodes."""
+    app = tmp_path / example
+    shutil.copytree(EXAMPLES / example, app, ignore=shutil.ignore_patterns("__pycache__", "*.sqlite3*"))
+    manifest = (app / "sprout.toml").read_text().replace(f'url = "{database}"', f'url = "{mariadb_url}"')
+    (app / "sprout.toml").write_text(manifest + "\n[scaling]\nenabled = false\n")
+    home, port = tmp_path / "home", free_port()
+    try:
+        result = sprout(home, "up", str(app), "--port", str(port))
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "2/2 healthy" in result.stdout
+        yield home, port
+    finally:
+        down = sprout(home, "down", str(app))
+        for proc in psutil.process_iter(["cmdline"]):
+            if str(home) in " ".join(proc.info["cmdline"] or []):
+                proc.kill()
+    assert "memcached nodes (127.0.0.1:" in down.stdout, down.stdout + down.stderr
 
 
 def session_nodes(home: Path, app: str) -> dict[str, dict[str, Any]]:

@@ -6,17 +6,12 @@ and 20 carts survive the loss of zone a's node, its restart by Sprout, then the 
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import psutil
 import pytest
-from example_procs import EXAMPLES
-from node_loss import JSON, sprout, survive_node_losses
-
-from loopback import free_port
+from node_loss import JSON, sprout, sprout_up, survive_node_losses
 
 HOST = "microsite.localhost"
 
@@ -25,22 +20,11 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture
 def deployed(tmp_path: Path, mariadb_url: str) -> Iterator[tuple[Path, int]]:
-    app = tmp_path / "microsite"
-    shutil.copytree(EXAMPLES / "microsite", app, ignore=shutil.ignore_patterns("__pycache__", "*.sqlite3*"))
-    manifest = (app / "sprout.toml").read_text()
-    manifest = manifest.replace('url = "mysql://root@127.0.0.1:3306/microsite"', f'url = "{mariadb_url}"')
-    (app / "sprout.toml").write_text(manifest + "\n[scaling]\nenabled = false\n")
-    home, port = tmp_path / "home", free_port()
-    try:
-        result = sprout(home, "up", str(app), "--port", str(port))
-        assert result.returncode == 0, result.stdout + result.stderr
-        assert "2/2 healthy" in result.stdout
+    with sprout_up(tmp_path, "microsite", "mysql://root@127.0.0.1:3306/microsite", mariadb_url) as (
+        home,
+        port,
+    ):
         yield home, port
-    finally:
-        sprout(home, "down", str(app))
-        for proc in psutil.process_iter(["cmdline"]):
-            if str(home) in " ".join(proc.info["cmdline"] or []):
-                proc.kill()
 
 
 def test_sprout_up_serves_the_shop_and_carts_survive_node_losses(deployed: tuple[Path, int]) -> None:

@@ -10,13 +10,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
-import psutil
 import pytest
 import sqlalchemy as sa
-from example_procs import EXAMPLES
-from node_loss import JSON, sprout, survive_node_losses
+from node_loss import JSON, sprout_up, survive_node_losses
 
-from loopback import free_port
 from sprout.services.database import normalise_url
 
 HOST = "phpshop.localhost"
@@ -31,23 +28,8 @@ pytestmark = [
 
 @pytest.fixture
 def deployed(tmp_path: Path, mariadb_url: str) -> Iterator[tuple[Path, int]]:
-    app = tmp_path / "phpshop"
-    shutil.copytree(EXAMPLES / "phpshop", app)
-    manifest = (app / "sprout.toml").read_text()
-    manifest = manifest.replace('url = "mysql://root@127.0.0.1:3306/phpshop"', f'url = "{mariadb_url}"')
-    (app / "sprout.toml").write_text(manifest + "\n[scaling]\nenabled = false\n")
-    home, port = tmp_path / "home", free_port()
-    try:
-        result = sprout(home, "up", str(app), "--port", str(port))
-        assert result.returncode == 0, result.stdout + result.stderr
-        assert "2/2 healthy" in result.stdout
+    with sprout_up(tmp_path, "phpshop", "mysql://root@127.0.0.1:3306/phpshop", mariadb_url) as (home, port):
         yield home, port
-    finally:
-        down = sprout(home, "down", str(app))
-        assert "memcached nodes" in down.stdout, down.stdout + down.stderr
-        for proc in psutil.process_iter(["cmdline"]):
-            if str(home) in " ".join(proc.info["cmdline"] or []):
-                proc.kill()
 
 
 def test_phpshop_keeps_every_cart_through_node_losses_and_never_oversells(
