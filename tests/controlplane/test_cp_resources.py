@@ -62,7 +62,7 @@ def test_managed_memcached_nodes_are_kept_and_released(resources: Resources) -> 
     victim.kill()
     victim.wait(5)  # our child (the test started it): reap it so it is gone, not a zombie
     resources.sync("shop", "production", manifest)
-    assert resources.instance_env("shop", "production", manifest, {})["SESSION_STORE_URL"] == url
+    assert resources.instance_env("shop", "production", manifest, {}, zone="b")["SESSION_STORE_URL"] == url
     assert pids[0] not in resources.managed_pids("shop", "production")
 
     # No longer wanted: stopped.

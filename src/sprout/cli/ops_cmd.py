@@ -165,7 +165,7 @@ def _print_session_nodes(nodes: list[dict[str, Any]]) -> None:
     for node in nodes:
         held = f"{node['items']} items" if node["items"] is not None else "not answering"
         state = f"pid {node['pid']}, {held}" if node["running"] else "down (Sprout restarts it)"
-        console.print(f"  memcached zone {node['zone']}: {node['address']} port {node['port']}, {state}")
+        console.print(f"  memcached zone {node['zone']}: {node['address']}, {state}")
 
 
 def _print_failing(failing: dict[str, Any]) -> None:
