@@ -41,6 +41,7 @@ def test_phpshop_keeps_every_cart_through_node_losses_and_never_oversells(
         page = browser.get("/")
         assert page.status_code == 200 and "served by instance" in page.text
         assert page.headers["x-sprout-instance"]
+        assert browser.get("/static/style.css").headers["cache-control"] == "public, max-age=86400"
 
     survive_node_losses(home, "phpshop", url, HOST)
 

@@ -2,15 +2,17 @@
 // The shop's front controller for `php -S`: static files, pages, the JSON API, health.
 declare(strict_types=1);
 
-require __DIR__ . '/../src/catalog.php';
-require __DIR__ . '/../src/db.php';
-require __DIR__ . '/../src/sessions.php';
-require __DIR__ . '/../src/shop.php';
+require __DIR__ . '/../src/shop_all.php';
 
 $path = parse_url($_SERVER['REQUEST_URI'], PHP_URL_PATH) ?: '/';
-if (str_starts_with($path, '/static/') && is_file(__DIR__ . $path)) {
+$static = realpath(__DIR__ . $path);
+if (str_starts_with($path, '/static/') && $static && str_starts_with($static, __DIR__ . '/static/')) {
+    // Sent here, not by the built-in server (`return false`), which would drop the Cache-Control header.
+    $types = ['css' => 'text/css', 'svg' => 'image/svg+xml', 'js' => 'text/javascript'];
+    header('Content-Type: ' . ($types[pathinfo($static, PATHINFO_EXTENSION)] ?? 'application/octet-stream'));
     header('Cache-Control: public, max-age=' . (getenv('STATIC_MAX_AGE') ?: '86400'));
-    return false;  // the built-in server sends the file
+    readfile($static);
+    return;
 }
 
 $instance = getenv('SPROUT_INSTANCE') ?: 'local';

@@ -3,10 +3,7 @@
 // strings always; with a mysql:// DATABASE_URL, migrations and checkout on a scratch database next to it.
 declare(strict_types=1);
 
-require __DIR__ . '/../src/catalog.php';
-require __DIR__ . '/../src/db.php';
-require __DIR__ . '/../src/sessions.php';
-require __DIR__ . '/../src/shop.php';
+require __DIR__ . '/../src/shop_all.php';
 
 $failed = 0;
 $passed = 0;
