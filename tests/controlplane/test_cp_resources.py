@@ -47,9 +47,13 @@ def test_defaults_are_sqlite_files_in_the_env_folder(resources: Resources, tmp_p
 @pytest.mark.skipif(shutil.which("memcached") is None, reason="memcached is not installed")
 def test_managed_memcached_nodes_are_kept_and_released(resources: Resources) -> None:
     manifest = _manifest(sessions={"engine": "memcached"})
-    url = resources.instance_env("shop", "production", manifest, {})["SESSION_STORE_URL"]
-    assert url.startswith("memcached://a=127.0.0.1:") and ",b=127.0.0.1:" in url
-    assert resources.instance_env("shop", "production", manifest, {})["SESSION_STORE_URL"] == url
+    env = resources.instance_env("shop", "production", manifest, {}, zone="b")
+    url, zones = env["SESSION_STORE_URL"], env["SESSION_STORE_ZONES"]
+    a, b = (item.split("=")[1] for item in zones.split(","))
+    assert (
+        zones.startswith("a=127.0.0.1:") and url == f"memcached://{b},{a}"
+    )  # own zone first, no a= prefixes
+    assert resources.instance_env("shop", "production", manifest, {}, zone="b")["SESSION_STORE_URL"] == url
     pids = resources.managed_pids("shop", "production")
     assert len(pids) == 2
 
@@ -58,7 +62,7 @@ def test_managed_memcached_nodes_are_kept_and_released(resources: Resources) -> 
     victim.kill()
     victim.wait(5)  # our child (the test started it): reap it so it is gone, not a zombie
     resources.sync("shop", "production", manifest)
-    assert resources.instance_env("shop", "production", manifest, {})["SESSION_STORE_URL"] == url
+    assert resources.instance_env("shop", "production", manifest, {}, zone="b")["SESSION_STORE_URL"] == url
     assert pids[0] not in resources.managed_pids("shop", "production")
 
     # No longer wanted: stopped.

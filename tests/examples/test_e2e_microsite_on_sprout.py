@@ -1,73 +1,35 @@
 """Issue test 1 on the whole platform: `sprout up` the microsite (2 instances, zones a and b, MariaDB,
-memcached sessions), then a shopper's cart follows them across instances through Sprout's router.
-
-The memcached nodes are given by URL (external, like an ElastiCache endpoint) rather than managed by
-Sprout, and the release command is run before `sprout up`: see the notes at the two places.
-"""
+managed memcached sessions), then a shopper's cart follows them across instances through Sprout's router,
+and 20 carts survive the loss of zone a's node, its restart by Sprout, then the loss of zone b's node
+(issue 18, acceptance 2)."""
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import psutil
 import pytest
-from example_procs import EXAMPLES, app_env, release
-
-from loopback import free_port
-from sprout.services import memcached
-from sprout.services.memcached import MemcachedNode
+from node_loss import JSON, sprout, sprout_up, survive_node_losses
 
 HOST = "microsite.localhost"
-JSON = {"accept": "application/json"}
 
 pytestmark = pytest.mark.slow
 
 
-def _sprout(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "SPROUT_HOME": str(home)}
-    return subprocess.run(
-        [sys.executable, "-m", "sprout", *args], env=env, capture_output=True, text=True, timeout=400
-    )
-
-
 @pytest.fixture
-def deployed(
-    tmp_path: Path, mariadb_url: str, memcached_nodes: list[MemcachedNode]
-) -> Iterator[tuple[Path, int]]:
-    app = tmp_path / "microsite"
-    shutil.copytree(EXAMPLES / "microsite", app, ignore=shutil.ignore_patterns("__pycache__", "*.sqlite3*"))
-    manifest = (app / "sprout.toml").read_text()
-    manifest = manifest.replace('url = "mysql://root@127.0.0.1:3306/microsite"', f'url = "{mariadb_url}"')
-    # External nodes by URL: Sprout's managed-node path currently fails in the plan executor
-    # (StartResource's `kind` field clashes with record_event's `kind` argument).
-    url = memcached.session_store_url(memcached_nodes)
-    manifest = manifest.replace('memory = "64MB"', f'url = "{url}"')
-    (app / "sprout.toml").write_text(manifest + "\n[scaling]\nenabled = false\n")
-    # `sprout up` does not run the release phase on a first deploy yet, so run it as a deploy would.
-    release("microsite", app_env("microsite", mariadb_url, url))
-    home, port = tmp_path / "home", free_port()
-    try:
-        result = _sprout(home, "up", str(app), "--port", str(port))
-        assert result.returncode == 0, result.stdout + result.stderr
-        assert "2/2 healthy" in result.stdout
+def deployed(tmp_path: Path, mariadb_url: str) -> Iterator[tuple[Path, int]]:
+    with sprout_up(tmp_path, "microsite", "mysql://root@127.0.0.1:3306/microsite", mariadb_url) as (
+        home,
+        port,
+    ):
         yield home, port
-    finally:
-        _sprout(home, "down", str(app))
-        for proc in psutil.process_iter(["cmdline"]):
-            if str(home) in " ".join(proc.info["cmdline"] or []):
-                proc.kill()
 
 
-def test_sprout_up_serves_the_shop_and_the_cart_follows_across_zones(deployed: tuple[Path, int]) -> None:
+def test_sprout_up_serves_the_shop_and_carts_survive_node_losses(deployed: tuple[Path, int]) -> None:
     home, port = deployed
-    status = json.loads(_sprout(home, "status", "--json").stdout)
+    status = json.loads(sprout(home, "status", "--json").stdout)
     instances = next(e for e in status["environments"] if e["app"] == "microsite")["instances"]
     assert sorted(i["zone"] for i in instances) == ["a", "b"]
 
@@ -86,3 +48,5 @@ def test_sprout_up_serves_the_shop_and_the_cart_follows_across_zones(deployed: t
         assert browser.post("/checkout", headers=JSON).status_code == 201
         static = browser.get("/static/style.css")
         assert static.headers["cache-control"] == "public, max-age=86400"
+
+    survive_node_losses(home, "microsite", f"http://127.0.0.1:{port}", HOST)

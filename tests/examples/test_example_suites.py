@@ -5,6 +5,8 @@ On SQLite the same suites run as part of the root test run (`testpaths` lists ex
 from __future__ import annotations
 
 import os
+import shlex
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -33,3 +35,15 @@ def test_the_manifest_test_command_passes_on_mariadb(app: str) -> None:
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     assert " passed" in result.stdout and "failed" not in result.stdout
+
+
+@pytest.mark.skipif(shutil.which("php") is None, reason="php-cli is not installed")
+def test_the_php_shop_test_command_passes_on_mariadb_with_php_alone() -> None:
+    command = tomllib.loads((EXAMPLES / "phpshop" / "sprout.toml").read_text())["app"]["test"]
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    env["DATABASE_URL"] = "mysql://root@127.0.0.1:3306/suite"
+    result = subprocess.run(
+        shlex.split(command), cwd=EXAMPLES / "phpshop", env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.endswith("9 passed, 0 failed\n"), result.stdout

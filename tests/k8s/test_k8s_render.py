@@ -450,7 +450,7 @@ def test_config_map_holds_the_instance_spec_without_identity() -> None:
         "cache_dir": "/var/lib/sprout/cache",
         "env": "production",
         "env_vars": {
-            "DATABASE_URL": "postgresql://shop@db.shop.svc:5432/shop",
+            "DATABASE_URL": "postgres://shop@db.shop.svc:5432/shop",
             "SESSION_STORE_URL": "redis://sessions.shop.svc:6379/0",
             "SHOP_CURRENCY": "EUR",
         },

@@ -92,7 +92,7 @@ def test_up_leaves_no_secret_in_the_home_the_state_store_or_the_bundle(
         instance = sprout.environment()["instances"][0]
         environ = _environ(app_process(instance["pid"]).pid)
         assert environ["API_KEY"] == env_secret and environ["FILE_TOKEN"] == file_secret
-        assert environ["DATABASE_URL"] == f"mysql+pymysql://{user}:{db_password}@127.0.0.1:3306/{db_name}"
+        assert environ["DATABASE_URL"] == f"mysql://{user}:{db_password}@127.0.0.1:3306/{db_name}"
         conn = pymysql.connect(host="127.0.0.1", port=3306, user=user, password=db_password)
         with conn, conn.cursor() as cursor:
             cursor.execute("SHOW DATABASES LIKE %s", (db_name,))

@@ -27,6 +27,21 @@ def test_normalise_url(url: str, normalised: str) -> None:
     assert database.normalise_url(url) == normalised
 
 
+@pytest.mark.parametrize(
+    ("url", "standard"),
+    [
+        ("mysql+pymysql://root@db/shop", "mysql://root@db/shop"),
+        ("mariadb://root@db/shop", "mysql://root@db/shop"),
+        ("postgresql+psycopg://u@db/shop", "postgres://u@db/shop"),
+        ("postgresql://u@db/shop", "postgres://u@db/shop"),
+        ("sqlite:////srv/shop/db.sqlite3", "sqlite:////srv/shop/db.sqlite3"),
+    ],
+)
+def test_database_url_is_standard_never_a_driver_scheme(url: str, standard: str, tmp_path: Path) -> None:
+    engine = standard.split(":", 1)[0]
+    assert database.database_url(engine, url, tmp_path) == standard
+
+
 def test_sqlite_lives_in_the_environment_folder(tmp_path: Path) -> None:
     url = database.database_url("sqlite", None, tmp_path / "envs" / "prod")
     assert url == f"sqlite:///{tmp_path}/envs/prod/database.sqlite3"

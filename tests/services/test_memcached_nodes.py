@@ -25,12 +25,19 @@ def test_one_node_per_zone_on_its_own_loopback_port(memcached_nodes: list[Memcac
     assert all(memcached.is_running(n) and _answers(n) for n in memcached_nodes)
 
 
-def test_session_store_url_names_every_zone(memcached_nodes: list[MemcachedNode]) -> None:
+def test_session_store_url_puts_the_own_zone_first_and_the_zones_apart(
+    memcached_nodes: list[MemcachedNode],
+) -> None:
     a, b = memcached_nodes
     assert (
-        memcached.session_store_url(memcached_nodes)
-        == f"memcached://a=127.0.0.1:{a.port},b=127.0.0.1:{b.port}"
+        memcached.session_store_url(memcached_nodes, "a")
+        == f"memcached://127.0.0.1:{a.port},127.0.0.1:{b.port}"
     )
+    assert (
+        memcached.session_store_url(memcached_nodes, "b")
+        == f"memcached://127.0.0.1:{b.port},127.0.0.1:{a.port}"
+    )
+    assert memcached.session_store_zones(memcached_nodes) == f"a=127.0.0.1:{a.port},b=127.0.0.1:{b.port}"
 
 
 def test_a_restarted_daemon_adopts_running_nodes_and_sees_stopped_ones(

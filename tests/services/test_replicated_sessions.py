@@ -18,7 +18,9 @@ N = 1000
 def _store(nodes: list[MemcachedNode], zone: str) -> ReplicatedMemcachedStore:
     # A short retry window so the tests can watch a node come back without waiting.
     return ReplicatedMemcachedStore(
-        parse_memcached_url(memcached.session_store_url(nodes)), zone=zone, retry_after=0.2
+        parse_memcached_url(memcached.session_store_url(nodes, zone), memcached.session_store_zones(nodes)),
+        zone=zone,
+        retry_after=0.2,
     )
 
 

@@ -24,6 +24,7 @@ from sprout.cli.provider_cmd import PROVIDER, elsewhere
 from sprout.cli.push_cmd import push
 from sprout.controlplane.lifecycle import running_daemon
 from sprout.controlplane.logquery import query_logs
+from sprout.controlplane.resources import Resources
 from sprout.controlplane.router_process import RouterProcess
 from sprout.controlplane.status import environments_status
 from sprout.errors import NotFoundError, ServiceError, SproutError, UserError
@@ -169,9 +170,18 @@ def status(
             )
         if e["instances"]:
             console.print(table)
+        _print_session_nodes(e.get("session_nodes") or [])
         for i in e["instances"]:
             if i.get("check") and not i["check"]["ok"]:
                 console.print(f"  {i['id']} last check: {escape(describe_check(i['check']))}", soft_wrap=True)
+
+
+def _print_session_nodes(nodes: list[dict[str, Any]]) -> None:
+    """The managed memcached nodes of an environment, one line each."""
+    for node in nodes:
+        held = f"{node['items']} items" if node["items"] is not None else "not answering"
+        state = f"pid {node['pid']}, {held}" if node["running"] else "down (Sprout restarts it)"
+        console.print(f"  memcached zone {node['zone']}: {node['address']}, {state}")
 
 
 def _print_failing(failing: dict[str, Any]) -> None:
@@ -282,7 +292,14 @@ def down(
     doc = client.get("/v1/status")
     if any(e["app"] == name and e["env"] == env for e in doc["environments"]):
         result = client.delete(f"/v1/environments/{name}/{env}", user=getpass.getuser())
-        console.print(f"{name}/{env}: stopped {len(result['stopped'])} instances")
+        console.print(
+            f"{name}/{env}: stopped {len(result['stopped'])} instances"
+            + (
+                f" and {len(result['services'])} memcached nodes ({', '.join(result['services'])})"
+                if result["services"]
+                else ""
+            )
+        )
         remaining = int(result["remaining"])
     else:
         remaining = len(doc["environments"])
@@ -451,6 +468,9 @@ def _offline_status(home: Home) -> dict[str, Any]:
         store = StateStore(home.state_db)
         try:
             envs = environments_status(store, port, tls_dir=home.tls)
+            resources = Resources(home, store)
+            for doc in envs:
+                doc["session_nodes"] = resources.session_nodes(doc["app"], doc["env"])
         finally:
             store.close()
     return {

@@ -74,6 +74,8 @@ class Controller:
         environments = environments_status(
             self._store, port, self._reconciler.checks(), self._reconciler.failing(), self._home.tls
         )
+        for doc in environments:
+            doc["session_nodes"] = self._resources.session_nodes(doc["app"], doc["env"])
         return {
             "daemon": self._daemon_info(),
             "router": {

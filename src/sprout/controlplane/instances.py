@@ -75,7 +75,8 @@ class InstanceLauncher:
         # What runs is the version's own (its command, install, [env]); where it runs is the environment's.
         manifest = version.manifest
         secrets = self._secrets.values(env)
-        env_vars = {**manifest.env, **self._resources.instance_env(env.app, env.name, env.manifest, secrets)}
+        resources = self._resources.instance_env(env.app, env.name, env.manifest, secrets, zone)
+        env_vars = {**manifest.env, **resources}
         port = free_port(HOST)
         # Recorded first: a daemon that dies right after the launch still knows the process it started.
         instance = self._store.add_instance(

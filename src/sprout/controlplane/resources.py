@@ -16,7 +16,8 @@ from sprout.errors import ServiceError
 from sprout.paths import Home
 from sprout.services import memcached
 from sprout.services.database import database_url, ensure_database, with_password
-from sprout.services.sessions import session_store_url
+from sprout.services.refill import refill_node
+from sprout.services.sessions import ENV_URL, session_store_env
 from sprout.spec import DATABASE_PASSWORD, SESSIONS_PASSWORD, Manifest
 from sprout.state import StateStore
 
@@ -28,8 +29,11 @@ class Resources:
         self._home = home
         self._store = store
 
-    def instance_env(self, app: str, env: str, manifest: Manifest, secrets: dict[str, str]) -> dict[str, str]:
-        """DATABASE_URL and SESSION_STORE_URL for a new instance, provisioning what is missing.
+    def instance_env(
+        self, app: str, env: str, manifest: Manifest, secrets: dict[str, str], zone: str | None = None
+    ) -> dict[str, str]:
+        """DATABASE_URL and SESSION_STORE_URL (its `zone`'s node first) for a new instance, provisioning what
+        is missing.
 
         `secrets` are the environment's resolved secrets: the database's and the session store's passwords
         are taken out of them and, when there is one, the URL that then holds it moves into them instead
@@ -53,10 +57,9 @@ class Resources:
             sessions_url = with_password(sessions_url, sessions_password)
         variables: dict[str, str] = {}
         (secrets if password is not None else variables)["DATABASE_URL"] = db_url
-        (secrets if sessions_password is not None else variables)["SESSION_STORE_URL"] = session_store_url(
-            sessions.engine, data_dir, nodes=nodes, url=sessions_url
-        )
-        return variables
+        session_env = session_store_env(sessions.engine, data_dir, nodes=nodes, url=sessions_url, zone=zone)
+        (secrets if sessions_password is not None else variables)[ENV_URL] = session_env.pop(ENV_URL)
+        return variables | session_env
 
     def _data_dir(self, app: str, env: str) -> Path:
         """The folder of the environment's SQLite files; under root, one of the user its app runs as."""
@@ -90,7 +93,24 @@ class Resources:
         alive, _ = memcached.adopt(_records(path))
         stopped = memcached.stop_nodes(alive)
         path.unlink(missing_ok=True)
+        for memory_file in self._home.env_dir(app, env).glob("memcached-*.mem*"):
+            memory_file.unlink(missing_ok=True)
         return [node.address for node in stopped]
+
+    def session_nodes(self, app: str, env: str) -> list[dict[str, object]]:
+        """The environment's managed memcached nodes: zone, address, port, pid, running, items held."""
+        alive, gone = memcached.adopt(_records(self._memcached_file(app, env)))
+        return [
+            {
+                "zone": node.zone,
+                "address": node.address,
+                "port": node.port,
+                "pid": node.pid,
+                "running": node in alive,
+                "items": memcached.item_count(node) if node in alive else None,
+            }
+            for node in sorted([*alive, *gone], key=lambda n: n.zone)
+        ]
 
     def managed_pids(self, app: str, env: str) -> list[int]:
         """Pids of the environment's running managed service processes."""
@@ -105,15 +125,11 @@ class Resources:
         if wanted:
             memory_mb = max(1, manifest.resources.sessions.memory // (1024 * 1024))
             old_ports = {node.zone: node.port for node in gone}
-            started = [self._start_node(app, env, zone, memory_mb, old_ports.get(zone)) for zone in wanted]
+            peers = list(alive)
+            started = [
+                self._start_node(app, env, zone, memory_mb, old_ports.get(zone), peers) for zone in wanted
+            ]
             alive += started
-            for node in started:
-                self._store.record_event(
-                    app,
-                    env,
-                    "resource.memcached",
-                    f"started memcached node {node.address} in zone {node.zone}",
-                )
             write_json(path, {"nodes": [node.to_dict() for node in alive]})
         elif gone:
             write_json(path, {"nodes": [node.to_dict() for node in alive]})
@@ -127,16 +143,44 @@ class Resources:
         )
 
     def _start_node(
-        self, app: str, env: str, zone: str, memory_mb: int, port: int | None
+        self,
+        app: str,
+        env: str,
+        zone: str,
+        memory_mb: int,
+        port: int | None,
+        peers: list[memcached.MemcachedNode],
     ) -> memcached.MemcachedNode:
-        """A node for `zone`, on its old port when it had one (instances keep their URL), else a new one."""
-        log_path = self._home.env_dir(app, env) / f"memcached-{zone}.log"
+        """A node for `zone`, on its old port when it had one (instances keep their URL), else a new one;
+        a node that comes back next to running peers comes back holding their items."""
+        env_dir = self._home.env_dir(app, env)
+        log_path = env_dir / f"memcached-{zone}.log"
+        if port is not None and peers:
+            memory_file = env_dir / f"memcached-{zone}.mem"
+            try:
+                done = refill_node(zone, port, peers, memory_mb, memory_file, log_path)
+                self._event(
+                    app,
+                    env,
+                    f"restarted memcached node {done.node.address} in zone {zone} holding its peers' "
+                    f"{done.copied} items (+{done.caught_up} caught up) after {done.seconds:.2f}s",
+                )
+                return done.node
+            except ServiceError as exc:
+                self._event(app, env, f"memcached node in zone {zone}: {exc}; starting it empty")
         if port is not None:
             try:
-                return memcached.start_node(zone, memory_mb, log_path=log_path, port=port)
-            except ServiceError:
-                pass
-        return memcached.start_node(zone, memory_mb, log_path=log_path)
+                node = memcached.start_node(zone, memory_mb, log_path=log_path, port=port)
+                self._event(app, env, f"started memcached node {node.address} in zone {zone}")
+                return node
+            except ServiceError as exc:
+                self._event(app, env, f"memcached node in zone {zone} not back on port {port}: {exc}")
+        node = memcached.start_node(zone, memory_mb, log_path=log_path)
+        self._event(app, env, f"started memcached node {node.address} in zone {zone}")
+        return node
+
+    def _event(self, app: str, env: str, message: str) -> None:
+        self._store.record_event(app, env, "resource.memcached", message)
 
     def _memcached_file(self, app: str, env: str) -> Path:
         return self._home.env_dir(app, env) / "memcached.json"

@@ -8,10 +8,11 @@ The browser holds only a signed, random session id; the data lives in the store 
 ``SESSION_STORE_URL``:
 
 - ``sqlite:///path`` (the embedded default, one machine),
-- ``memcached://h1:p1,h2:p2`` or zone-annotated ``memcached://a=h1:p1,b=h2:p2``: every session is written
-  to two nodes in different zones and read back from both, the node of ``SPROUT_ZONE`` first, so losing a
-  node loses no session; a version in every value lets the newest copy win and repairs the lagging node
-  (the mcrouter replicated pool / EVCache pattern),
+- ``memcached://h1:p1,h2:p2``, with ``SESSION_STORE_ZONES=a=h1:p1,b=h2:p2`` naming each node's zone (or
+  zone-annotated ``memcached://a=h1:p1,b=h2:p2``): every session is written to two nodes in different
+  zones and read back from both, the node of ``SPROUT_ZONE`` first, so losing a node loses no session; a
+  version in every value lets the newest copy win and repairs the lagging node (the mcrouter replicated
+  pool / EVCache pattern),
 - ``redis://host:port/db``.
 
 This module is vendored byte for byte into each example app (``examples/<app>/<pkg>/_sessions.py``) so a
@@ -65,17 +66,21 @@ class SessionStore(Protocol):
     def close(self) -> None: ...
 
 
-def store_from_url(url: str | None = None, zone: str | None = None) -> SessionStore:
-    """Open the store named by `url` (default: $SESSION_STORE_URL, else a SQLite file in the cwd)."""
+def store_from_url(url: str | None = None, zone: str | None = None, zones: str | None = None) -> SessionStore:
+    """Open the store named by `url` (default: $SESSION_STORE_URL, else a SQLite file in the cwd).
+
+    `zone` is the instance's own ($SPROUT_ZONE), `zones` the memcached nodes' ($SESSION_STORE_ZONES).
+    """
     url = url or os.environ.get("SESSION_STORE_URL") or DEFAULT_URL
     zone = zone if zone is not None else os.environ.get("SPROUT_ZONE") or None
+    zones = zones if zones is not None else os.environ.get("SESSION_STORE_ZONES") or None
     scheme = url.split(":", 1)[0].lower()
     if scheme == "sqlite":
         if not url.startswith("sqlite:///"):
             raise SessionStoreError(f"SESSION_STORE_URL {url!r}: write SQLite paths as sqlite:///path")
         return SQLiteStore(url[len("sqlite:///") :])
     if scheme == "memcached":
-        return ReplicatedMemcachedStore(parse_memcached_url(url), zone=zone)
+        return ReplicatedMemcachedStore(parse_memcached_url(url, zones), zone=zone)
     if scheme in ("redis", "rediss"):
         return RedisStore(url)
     raise SessionStoreError(
@@ -220,9 +225,14 @@ class MemcachedAddress:
         return f"{self.zone}={where}" if self.zone else where
 
 
-def parse_memcached_url(url: str) -> list[MemcachedAddress]:
-    """Parse ``memcached://h1:p1,h2:p2`` or ``memcached://a=h1:p1,b=h2:p2`` into node addresses."""
+def parse_memcached_url(url: str, zones: str | None = None) -> list[MemcachedAddress]:
+    """Parse ``memcached://h1:p1,h2:p2`` (zones from `zones`, ``a=h1:p1,b=h2:p2``) or the zone-annotated
+    ``memcached://a=h1:p1,b=h2:p2`` into node addresses."""
     rest = url.split("://", 1)[1] if "://" in url else ""
+    zone_of = {}
+    for item in filter(None, (zones or "").split(",")):
+        zone, _, hostport = item.strip().partition("=")
+        zone_of[hostport.strip()] = zone.strip()
     nodes = []
     for item in filter(None, rest.split("/", 1)[0].split("?", 1)[0].split(",")):
         zone, _, hostport = item.rpartition("=")
@@ -231,7 +241,7 @@ def parse_memcached_url(url: str) -> list[MemcachedAddress]:
             raise SessionStoreError(
                 f"SESSION_STORE_URL {url!r}: node {item!r} is not host:port or zone=host:port"
             )
-        nodes.append(MemcachedAddress(host.strip("[]"), int(port), zone or None))
+        nodes.append(MemcachedAddress(host.strip("[]"), int(port), zone or zone_of.get(hostport) or None))
     if not nodes:
         raise SessionStoreError(f"SESSION_STORE_URL {url!r} names no memcached node")
     return nodes

@@ -21,6 +21,7 @@ _DRIVERS = {
     "postgres": "postgresql+psycopg",
     "postgresql": "postgresql+psycopg",
 }
+_STANDARD = {"mariadb": "mysql", "postgresql": "postgres"}
 
 
 def normalise_url(url: str) -> str:
@@ -29,6 +30,16 @@ def normalise_url(url: str) -> str:
     if not sep:
         raise UserError(f"database: {url!r} is not a URL; write e.g. mysql://user@host:3306/name")
     return f"{_DRIVERS.get(scheme.lower(), scheme)}://{rest}"
+
+
+def standard_url(url: str) -> str:
+    """The provider-independent DATABASE_URL of `url`: `mysql://`, `postgres://` or `sqlite:////abs/path`,
+    never a SQLAlchemy driver scheme (`mysql+pymysql://`), so any language's client reads it."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        raise UserError(f"database: {url!r} is not a URL; write e.g. mysql://user@host:3306/name")
+    base = scheme.lower().split("+", 1)[0]
+    return f"{_STANDARD.get(base, base)}://{rest}"
 
 
 def sqlite_url(env_dir: Path) -> str:
@@ -40,12 +51,12 @@ def database_url(engine: str, url: str | None, env_dir: Path, password: str | No
     """The DATABASE_URL an environment's instances get for its `[resources.database]` (`password`: the
     resolved value of its `password` secret, put into the URL's userinfo)."""
     if engine == "sqlite":
-        return normalise_url(url) if url else sqlite_url(env_dir)
+        return standard_url(url) if url else sqlite_url(env_dir)
     if engine not in ENGINES:
         raise UserError(f"[resources.database] engine {engine!r} is unknown; use one of {', '.join(ENGINES)}")
     if not url:
         raise UserError(f"[resources.database] engine {engine!r} needs a url, e.g. {engine}://user@host/name")
-    return normalise_url(with_password(url, password) if password is not None else url)
+    return standard_url(with_password(url, password) if password is not None else url)
 
 
 def relative_sqlite_warning(url: str | None) -> str | None:

@@ -73,14 +73,21 @@ def start_node(
     host: str = "127.0.0.1",
     log_path: Path | None = None,
     port: int | None = None,
+    memory_file: Path | None = None,
 ) -> MemcachedNode:
-    """Start a memcached process for `zone` on a free loopback port; return once it accepts connections."""
+    """Start a memcached process for `zone` on a free loopback port; return once it accepts connections.
+
+    With `memory_file`, memcached keeps its items in that file and, when a graceful stop (SIGUSR1) saved
+    it, starts with them (its warm restart): see `sprout.services.refill`.
+    """
     binary = memcached_binary()
     attempts = 1 if port is not None else 3
     last_error = ""
     for _ in range(attempts):
         chosen = port if port is not None else _free_port(host)
         cmd = [binary, "-l", host, "-p", str(chosen), "-U", "0", "-m", str(memory_mb), "-c", "1024"]
+        if memory_file is not None:
+            cmd += ["-e", str(memory_file)]
         if os.geteuid() == 0:
             cmd += ["-u", "root"]  # memcached refuses to run as root without naming the user
         proc = _spawn(cmd, log_path)
@@ -142,9 +149,29 @@ def stop_nodes(nodes: list[MemcachedNode], timeout: float = STOP_TIMEOUT) -> lis
     return running
 
 
-def session_store_url(nodes: list[MemcachedNode]) -> str:
-    """The zone-annotated SESSION_STORE_URL for the nodes, e.g. `memcached://a=127.0.0.1:1,b=127.0.0.1:2`."""
-    return "memcached://" + ",".join(f"{n.zone}={n.address}" for n in nodes)
+def item_count(node: MemcachedNode, timeout: float = 0.5) -> int | None:
+    """How many items the node holds (`stats curr_items`), or None when it does not answer."""
+    from pymemcache.client.base import Client
+    from pymemcache.exceptions import MemcacheError
+
+    client = Client((node.host, node.port), connect_timeout=timeout, timeout=timeout)
+    try:
+        return int(client.stats().get(b"curr_items", 0))
+    except (MemcacheError, OSError):
+        return None
+    finally:
+        client.close()
+
+
+def session_store_url(nodes: list[MemcachedNode], zone: str | None = None) -> str:
+    """SESSION_STORE_URL for the nodes, `zone`'s node first: `memcached://127.0.0.1:2,127.0.0.1:1`."""
+    ordered = sorted(nodes, key=lambda n: n.zone != zone)
+    return "memcached://" + ",".join(n.address for n in ordered)
+
+
+def session_store_zones(nodes: list[MemcachedNode]) -> str:
+    """SESSION_STORE_ZONES for the nodes, the zone of each: `a=127.0.0.1:1,b=127.0.0.1:2`."""
+    return ",".join(f"{n.zone}={n.address}" for n in nodes)
 
 
 def _spawn(cmd: list[str], log_path: Path | None) -> subprocess.Popen[bytes]:

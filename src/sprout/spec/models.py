@@ -18,7 +18,9 @@ from sprout.spec.tls import TlsSection
 from sprout.spec.units import Duration, Size, format_duration
 
 #: Variables Sprout sets itself; `[env]` and `[secrets]` may not override them.
-RESERVED_ENV = frozenset({"PORT", "HOST", "DATABASE_URL", "SESSION_STORE_URL", "PATH", "VIRTUAL_ENV"})
+RESERVED_ENV = frozenset(
+    {"PORT", "HOST", "DATABASE_URL", "SESSION_STORE_URL", "SESSION_STORE_ZONES", "PATH", "VIRTUAL_ENV"}
+)
 _APP_NAME = re.compile(r"^[a-z][a-z0-9-]{0,38}[a-z0-9]$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _HOST = re.compile(r"^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")

@@ -21,6 +21,8 @@ from sprout.providers.aws.context import APP_PORT, Colour, RenderContext, title
 from sprout.providers.aws.data import DataRefs
 from sprout.providers.aws.secrets import secret_name
 from sprout.providers.aws.wheels import Runtime
+from sprout.services.database import standard_url
+from sprout.services.sessions import standard_memcached_env
 
 BUNDLE_LINE = re.compile(r"^BUNDLE_SHA256=[0-9a-f]{64}$", re.MULTILINE)
 #: How long a booting instance waits for its app to answer the health path before it reports failure.
@@ -189,9 +191,10 @@ def boot_config(ctx: RenderContext, data: DataRefs) -> BootConfig:
             )
     # A url the stack does not replace with its own service is an external one (checked not local).
     if resources.database.url and data.database is None:
-        env_vars["DATABASE_URL"] = _literal(resources.database.url)
+        env_vars["DATABASE_URL"] = _literal(standard_url(resources.database.url))
     if resources.sessions.url and data.sessions is None:
-        env_vars["SESSION_STORE_URL"] = _literal(resources.sessions.url)
+        shaped = standard_memcached_env(resources.sessions.url)
+        env_vars |= {name: _literal(value) for name, value in shaped.items()}
     return BootConfig(
         app=ctx.app,
         env=ctx.env,

@@ -9,6 +9,8 @@ from kubernetes.client import V1ConfigMap, V1ObjectMeta
 
 from sprout.providers.base import InstanceSpec
 from sprout.providers.kubernetes.context import APP_PORT, CACHE_DIR, Colour, RenderContext
+from sprout.services.database import standard_url
+from sprout.services.sessions import standard_memcached_env
 from sprout.spec.models import Manifest
 
 #: The key of the spec template inside the ConfigMap (and its file name when mounted).
@@ -48,8 +50,14 @@ def instance_spec(ctx: RenderContext) -> InstanceSpec:
 
 
 def resource_urls(manifest: Manifest) -> dict[str, str]:
-    """DATABASE_URL and SESSION_STORE_URL from the resources' URLs, but not those with a password."""
-    return {name: url for name, url, secret in _resource_urls(manifest) if url and not secret}
+    """DATABASE_URL and SESSION_STORE_URL (and _ZONES) from the resources' URLs in their standard shapes,
+    but not those with a password."""
+    urls = {name: url for name, url, secret in _resource_urls(manifest) if url and not secret}
+    if "DATABASE_URL" in urls:
+        urls["DATABASE_URL"] = standard_url(urls["DATABASE_URL"])
+    if "SESSION_STORE_URL" in urls:
+        urls |= standard_memcached_env(urls["SESSION_STORE_URL"])
+    return urls
 
 
 def secret_names(manifest: Manifest) -> list[str]:
