@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from conftest import get, group, route, table, wait_for
+from loopback import free_port
 
 
 class _UpgradeHandler(socketserver.BaseRequestHandler):
@@ -79,9 +80,7 @@ def test_upgrade_is_tunnelled(start_router, upgrade_server):
 
 def test_connect_failures_are_retried_for_any_method(start_backend, start_router, tmp_path):
     live = start_backend("v1")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        dead_port = s.getsockname()[1]
+    dead_port = free_port()
     router = start_router()
     router.admin.put_table(
         {"routes": [{"name": "r", "hosts": ["r.localhost"], "groups": [{"name": "g", "targets": [

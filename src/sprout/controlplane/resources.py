@@ -14,6 +14,7 @@ from sprout.agent.appuser import ensure_user, user_name
 from sprout.controlplane.process import read_json, write_json
 from sprout.errors import ServiceError
 from sprout.paths import Home
+from sprout.ports import PortBook
 from sprout.services import memcached
 from sprout.services.database import database_url, ensure_database, with_password
 from sprout.services.sessions import session_store_url
@@ -27,6 +28,7 @@ class Resources:
     def __init__(self, home: Home, store: StateStore) -> None:
         self._home = home
         self._store = store
+        self._ports = PortBook.of(home)
 
     def instance_env(self, app: str, env: str, manifest: Manifest, secrets: dict[str, str]) -> dict[str, str]:
         """DATABASE_URL and SESSION_STORE_URL for a new instance, provisioning what is missing.
@@ -133,10 +135,10 @@ class Resources:
         log_path = self._home.env_dir(app, env) / f"memcached-{zone}.log"
         if port is not None:
             try:
-                return memcached.start_node(zone, memory_mb, log_path=log_path, port=port)
+                return memcached.start_node(zone, memory_mb, log_path=log_path, port=port, ports=self._ports)
             except ServiceError:
                 pass
-        return memcached.start_node(zone, memory_mb, log_path=log_path)
+        return memcached.start_node(zone, memory_mb, log_path=log_path, ports=self._ports)
 
     def _memcached_file(self, app: str, env: str) -> Path:
         return self._home.env_dir(app, env) / "memcached.json"

@@ -23,7 +23,6 @@ from sprout.api.auth import ensure_token
 from sprout.controlplane.portuse import port_in_use, port_taken
 from sprout.controlplane.process import (
     ProcessRecord,
-    free_port,
     log_tail,
     read_json,
     record_from_json,
@@ -34,6 +33,7 @@ from sprout.controlplane.process import (
 )
 from sprout.errors import ServiceError, UserError
 from sprout.paths import Home
+from sprout.ports import PortBook
 from sprout.router.client import RouterAdmin
 
 DEFAULT_PORT = 8080
@@ -68,6 +68,9 @@ class RouterProcess:
         self._home = home
         self._record_file = home.run / "router.json"
         self._token_file = home.run / "router.token"
+        self._ports = PortBook.of(home)
+        # Unique per home: homes sharing one lease file never end each other's lease.
+        self._admin_owner = f"router admin {home.root}"
         self._child: subprocess.Popen[bytes] | None = None
         self._admin: RouterAdmin | None = None
         # The reconcile loop, the release and scaling tickers and API calls share this object.
@@ -125,6 +128,8 @@ class RouterProcess:
             gone = True if record is None else terminate(record, STOP_TIMEOUT)
             self._reap()
             data = read_json(self._record_file) or {}
+            if gone and data.get("admin_port"):
+                self._ports.release(int(data["admin_port"]), self._admin_owner)
             write_json(self._record_file, {"port": data.get("port")})
             return gone
 
@@ -135,7 +140,7 @@ class RouterProcess:
         ensure_token(self._token_file)
         # Put back on failure: a port the router could not take must not become the saved one.
         previous = {"port": self.saved_port()}
-        admin_port = free_port()
+        admin_port = self._ports.lease(self._admin_owner)
         marker = str(self._token_file)
         cmd = [
             sys.executable,
@@ -154,6 +159,7 @@ class RouterProcess:
         ]
         log_path = self._home.logs / "router.log"
         self._child, record = spawn_detached(cmd, log_path, marker)
+        self._ports.hand_over(admin_port, self._admin_owner, record.pid)
         handle = RouterHandle(record, port, admin_port, adopted=False)
         write_json(self._record_file, {**record_to_json(record), "port": port, "admin_port": admin_port})
         admin = self.admin(handle)
