@@ -31,7 +31,8 @@ def moto_endpoint() -> Iterator[str]:
 @pytest.fixture
 def aws(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> str:
     """Dummy credentials, AWS_ENDPOINT_URL at moto, an empty backend and a private SPROUT_HOME."""
-    httpx.post(f"{moto_endpoint}/moto-api/reset").raise_for_status()
+    # Generous: under load a reset of a big backend takes longer than httpx's 5 s default (seen timing out).
+    httpx.post(f"{moto_endpoint}/moto-api/reset", timeout=120).raise_for_status()
     SIGNALS.clear()
     for name, value in {
         "AWS_ENDPOINT_URL": moto_endpoint,

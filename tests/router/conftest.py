@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -75,6 +76,17 @@ class Router:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    def access_rows(self, count: int, timeout: float = 15.0) -> list[dict[str, Any]]:
+        """The access log's rows once it holds at least `count` (the router flushes it every second)."""
+
+        def rows() -> list[dict[str, Any]]:
+            text = self.access_log.read_text() if self.access_log.exists() else ""
+            # Whole lines only: a flush may be under way.
+            return [json.loads(line) for line in text[: text.rfind("\n") + 1].splitlines()]
+
+        wait_for(lambda: len(rows()) >= count, timeout, f"{count} access log rows")
+        return rows()
 
     def kill(self) -> None:
         _stop(self.proc)
