@@ -110,7 +110,7 @@ class PortBook:
         or listens on it; True when leased."""
         with self._transaction() as conn:
             lease = _lease(conn, port)
-            if (lease is not None and lease.holder_alive()) or _bound(host, port, listeners_only=True):
+            if (lease is not None and lease.holder_alive()) or port_taken(host, port):
                 return False
             _record(conn, port, owner, os.getpid())
             return True
@@ -193,15 +193,15 @@ def _unbound(host: str, taken: set[int]) -> int | None:
     free = LAST_PORT - FIRST_PORT + 1 - len(taken)
     for _ in range(min(200, max(free, 0))):
         port = random.randint(FIRST_PORT, LAST_PORT)
-        if port not in taken and not _bound(host, port):
+        if port not in taken and not port_taken(host, port, listeners_only=False):
             return port
         taken = taken | {port}
     return None
 
 
-def _bound(host: str, port: int, *, listeners_only: bool = False) -> bool:
-    """True when something holds `port` on `host`: a listener, and unless `listeners_only` a connection
-    (one in TIME_WAIT too, which a server that binds without SO_REUSEADDR would trip on)."""
+def port_taken(host: str, port: int, *, listeners_only: bool = True) -> bool:
+    """True when `port` on `host` cannot be bound now: a listener holds it, or unless `listeners_only` any
+    socket does (a connection, one in TIME_WAIT, which a server binding without SO_REUSEADDR trips on)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         if listeners_only:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

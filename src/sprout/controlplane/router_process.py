@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sprout.api.auth import ensure_token
-from sprout.controlplane.portuse import port_in_use, port_taken
+from sprout.controlplane.portuse import port_in_use
 from sprout.controlplane.process import (
     ProcessRecord,
     log_tail,
@@ -33,7 +33,7 @@ from sprout.controlplane.process import (
 )
 from sprout.errors import ServiceError, UserError
 from sprout.paths import Home
-from sprout.ports import PortBook
+from sprout.ports import PortBook, port_taken
 from sprout.router.client import RouterAdmin
 
 DEFAULT_PORT = 8080
