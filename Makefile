@@ -7,6 +7,9 @@ RUN_STAMP := $(VENV)/.installed-run
 DEV_STAMP := $(VENV)/.installed-dev
 PORT ?= 8080
 PYTEST_ARGS ?=
+# Test workers for `make test`: most tests wait on processes and sockets, so three share two cores well.
+# Tests in one xdist_group run on one worker (--dist loadgroup). TEST_WORKERS=0 runs in this process.
+TEST_WORKERS ?= 3
 
 .PHONY: setup demo test lint format services test-fast test-slow clean
 
@@ -43,7 +46,7 @@ format: setup
 	$(BIN)/ruff check --fix src tests bench examples
 
 test: setup services lint ## the whole suite
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 test-fast: setup ## everything but the slow end-to-end tests
 	$(BIN)/pytest -m 'not slow' $(PYTEST_ARGS)

@@ -1,22 +1,23 @@
-"""Loopback ports for the test kits: free, and never the same one twice in a run."""
+"""Loopback ports for the test kits: leased from the one record every test process and every Sprout home
+of the run share, so parallel tests never get the same port as each other or as an instance."""
 
 from __future__ import annotations
 
-import socket
+import os
+import tempfile
+from pathlib import Path
 
-_ISSUED: set[int] = set()
+from sprout.ports import PortBook
+
+#: The lease record of every test process of this user (tests/conftest.py names it in $SPROUT_PORT_LEASES).
+LEASES = Path(tempfile.gettempdir()) / f"sprout-tests-{os.getuid()}" / "ports.db"
+PORTS = PortBook(LEASES)
 
 
 def free_port() -> int:
-    """A free loopback port, never one handed out before in this test run.
+    """A loopback port nothing listens on, leased to this test process until it exits.
 
-    The kernel may give the same ephemeral port to two binds in a row once the first socket is
-    closed; two instances started together on one port was a real (rare) failure.
+    Binding to port 0 and closing the socket is not enough: the next caller (another test process, an
+    instance's daemon) may be handed the same port before the first listens on it.
     """
-    while True:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port: int = sock.getsockname()[1]
-        if port not in _ISSUED:
-            _ISSUED.add(port)
-            return port
+    return PORTS.lease("test")

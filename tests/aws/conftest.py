@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,20 +11,15 @@ import pytest
 from moto.core.responses import ActionResult
 from moto.server import ThreadedMotoServer
 
+from loopback import free_port
+
 REGION = "eu-central-1"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @pytest.fixture(scope="session")
 def moto_endpoint() -> Iterator[str]:
     """One moto server for the session; each test starts from a reset backend."""
-    port = _free_port()
+    port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     try:
@@ -37,7 +31,8 @@ def moto_endpoint() -> Iterator[str]:
 @pytest.fixture
 def aws(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> str:
     """Dummy credentials, AWS_ENDPOINT_URL at moto, an empty backend and a private SPROUT_HOME."""
-    httpx.post(f"{moto_endpoint}/moto-api/reset").raise_for_status()
+    # Generous: under load a reset of a big backend takes longer than httpx's 5 s default (seen timing out).
+    httpx.post(f"{moto_endpoint}/moto-api/reset", timeout=120).raise_for_status()
     SIGNALS.clear()
     for name, value in {
         "AWS_ENDPOINT_URL": moto_endpoint,

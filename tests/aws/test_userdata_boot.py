@@ -17,7 +17,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -29,6 +28,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from loopback import free_port
 from sprout import __version__
 from sprout.bundle import S3Store
 from sprout.providers.aws import render_template
@@ -105,13 +105,6 @@ def imds() -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def resolved_user_data(template: dict[str, object], values: dict[str, str]) -> str:

@@ -9,6 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from loopback import free_port
 from sprout.cli import client as client_module
 from sprout.cli.client import ApiClient
 from sprout.errors import AuthError, NotFoundError, ServiceError, SproutError
@@ -118,11 +119,7 @@ def test_errors_come_back_as_the_kind_the_daemon_named(api: str) -> None:
 
 
 def test_an_unreachable_daemon_is_a_service_error_naming_it() -> None:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     with pytest.raises(
         ServiceError, match=rf"control plane at http://127.0.0.1:{port}: GET /v1/status failed"
     ):

@@ -9,8 +9,8 @@ import time
 import httpx
 import pytest
 
+from loopback import free_port
 from sprout.controlplane.lifecycle import running_daemon, start_daemon, stop_daemon
-from sprout.controlplane.process import free_port
 from sprout.controlplane.router_process import RouterProcess
 from sprout.paths import Home
 from sprout.state import StateStore

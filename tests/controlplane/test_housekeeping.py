@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from loopback import free_port
 from sprout.bundle.store import FolderStore
 from sprout.controlplane.housekeeping import (
     DAY,
@@ -25,7 +26,6 @@ from sprout.controlplane.housekeeping import (
     retention_cutoffs,
 )
 from sprout.controlplane.lifecycle import start_daemon
-from sprout.controlplane.process import free_port
 from sprout.logs.record import LogRecord, format_line
 from sprout.logs.store import LogStore
 from sprout.loops import Loop

@@ -128,6 +128,8 @@ def _events(sprout: Sprout) -> list[dict[str, Any]]:
     return list(response.json()["events"])
 
 
+# A load generator whose rates drive the scaling: not beside the other load generators.
+@pytest.mark.xdist_group("serial")
 def test_burst_scales_out_idle_scales_in_without_errors_and_scale_min_is_honoured(busy: Sprout) -> None:
     busy.run("up", str(busy.app_dir), "--port", str(busy.port))
     _wait(busy, 20, "one healthy instance", lambda e: e["healthy"] == 1 and e["desired"] == 1)

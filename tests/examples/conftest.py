@@ -14,7 +14,7 @@ import httpx
 import pytest
 from example_procs import EXAMPLES, PY, AppProcess, RouterProcess, stop
 
-from loopback import free_port
+from loopback import PORTS, free_port
 from sprout.router.client import RouterAdmin
 from sprout.services import database, memcached
 from sprout.services.memcached import MemcachedNode
@@ -32,7 +32,7 @@ def mariadb_url() -> Iterator[str]:
 @pytest.fixture
 def memcached_nodes(tmp_path: Path) -> Iterator[list[MemcachedNode]]:
     """One managed memcached node per zone, a and b."""
-    nodes = memcached.start_nodes(["a", "b"], memory_mb=32, log_dir=tmp_path)
+    nodes = memcached.start_nodes(["a", "b"], memory_mb=32, log_dir=tmp_path, ports=PORTS)
     yield nodes
     memcached.stop_nodes(nodes)
 

@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
 from example_procs import EXAMPLES, PY, app_env, release, stop
 from faultproxy import FaultProxy
 
-from loopback import free_port
+from loopback import PORTS, free_port
 from sprout.services import database, memcached
 from sprout.services.memcached import MemcachedNode
 
@@ -58,7 +58,7 @@ def db_proxy() -> Iterator[FaultProxy]:
 @pytest.fixture
 def nodes(tmp_path: Path) -> Iterator[list[MemcachedNode]]:
     """One memcached node per zone, a and b."""
-    started = memcached.start_nodes(["a", "b"], memory_mb=16, log_dir=tmp_path)
+    started = memcached.start_nodes(["a", "b"], memory_mb=16, log_dir=tmp_path, ports=PORTS)
     yield started
     memcached.stop_nodes(started)
 

@@ -39,6 +39,10 @@ SWEEP_MARGIN = 1.0
 REQUESTS = 60
 
 
+# Full-disk runs mount tmpfs homes and time recovery: one at a time on the suite's workers.
+pytestmark = pytest.mark.xdist_group("serial")
+
+
 @pytest.fixture
 def sprout(tmp_path: Path, shared_bundle_cache: Path) -> Iterator[Sprout]:
     app = make_app(tmp_path, "[scaling]\nenabled = false\n")

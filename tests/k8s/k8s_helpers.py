@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import os
-import socket
 from pathlib import Path
 from typing import Any
 
+from loopback import free_port
 from sprout.providers.kubernetes.render import render as render_objects
 from sprout.spec import Manifest, load_manifest
 
@@ -56,11 +56,8 @@ NO_CLUSTER = (
 
 
 def closed_port() -> int:
-    """A loopback port nothing listens on (bound, then released)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
+    """A loopback port nothing listens on (leased, so nothing will)."""
+    return free_port()
 
 
 def write_kubeconfig(path: Path, server: str) -> Path:

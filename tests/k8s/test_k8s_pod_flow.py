@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,19 +20,13 @@ from pathlib import Path
 import pytest
 from k8s_helpers import IMAGE, ROOT, by_kind
 
+from loopback import free_port
 from sprout.bundle import FolderStore, pack
 from sprout.providers.kubernetes.render import render
 from sprout.spec import load_manifest
 
 POD = "hello-blue-6d5f8b7c9-x2k4q"
 ZONE = "eu-central-1b"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
 
 
 def get(url: str) -> tuple[int, str]:

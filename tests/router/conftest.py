@@ -100,6 +100,18 @@ class Router:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    def access_rows(self, count: int, timeout: float = 15.0) -> list[dict[str, Any]]:
+        """The access log's rows once it holds at least `count` (the router flushes it every second)."""
+
+        def rows() -> list[dict[str, Any]]:
+            try:
+                return access_rows(self.access_log)
+            except (OSError, ValueError, AssertionError):
+                return []  # not written yet, or a flush under way
+
+        wait_for(lambda: len(rows()) >= count, timeout, f"{count} access log rows")
+        return rows()
+
     def kill(self) -> None:
         _stop(self.proc)
         self.admin.close()

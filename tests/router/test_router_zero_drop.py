@@ -15,9 +15,11 @@ import pytest
 
 from conftest import group, route, table, wait_for
 
-pytestmark = pytest.mark.slow
+# Load generators: one of these at a time on the suite's workers (the figures need the CPU).
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("serial")]
 
-DURATION = 30.0
+#: Long enough for every event below to happen under load, with a few seconds of load after the last.
+DURATION = 12.0
 RATE = 300.0  # requests per second over all workers, half GET and half POST
 WORKERS = 16
 
@@ -99,7 +101,7 @@ def test_weight_swaps_drop_nothing(start_backend, start_engine):
     load = Load(router.url, "z.localhost")
     swaps = [
         (
-            2.5 + 2.7 * i,
+            1.5 + 0.9 * i,
             lambda i=i: router.admin.set_weights("z", {"blue": 100 * (i % 2), "green": 100 * ((i + 1) % 2)}),
         )
         for i in range(10)
@@ -107,7 +109,8 @@ def test_weight_swaps_drop_nothing(start_backend, start_engine):
     load.run_for(DURATION, swaps)
     assert sum(load.failed.values()) == 0, load.failures[:20]
     groups = router.admin.metrics()["groups"]
-    assert groups["z/blue"]["requests"]["2xx"] > 1000 and groups["z/green"]["requests"]["2xx"] > 1000
+    # Both sides took real traffic (about half each); how much depends on the machine's load.
+    assert groups["z/blue"]["requests"]["2xx"] > 200 and groups["z/green"]["requests"]["2xx"] > 200
 
 
 def test_removing_targets_with_drain_drops_nothing(start_backend, start_engine):
@@ -118,9 +121,9 @@ def test_removing_targets_with_drain_drops_nothing(start_backend, start_engine):
     wait_for(lambda: router.admin.health()["routes"]["z"]["groups"]["g"]["healthy"] == 3, 10)
     load = Load(router.url, "z.localhost")
     events = [
-        (8.0, lambda: router.admin.drain(ids[0], timeout=5)),
+        (3.0, lambda: router.admin.drain(ids[0], timeout=5)),
         (
-            16.0,
+            6.0,
             lambda: router.admin.put_table(table(route("z", [group("g", backends[2:])], drain_timeout=10))),
         ),
     ]
@@ -136,7 +139,7 @@ def test_kill_9_of_one_backend_drops_no_get(start_backend, start_engine):
     router.admin.put_table(table(route("z", [group("g", [a, b])])))
     wait_for(lambda: router.admin.health()["routes"]["z"]["groups"]["g"]["healthy"] == 2, 10)
     load = Load(router.url, "z.localhost")
-    load.run_for(DURATION, [(10.0, a.kill)])
+    load.run_for(DURATION, [(4.0, a.kill)])
     print(f"kill -9 scenario: failed GETs={load.failed['GET']} failed POSTs={load.failed['POST']}")
     assert load.failed["GET"] == 0, load.failures[:20]
     # Only POSTs already written to the dying backend may fail; they cannot be many at this rate.

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from loopback import PORTS
 from sprout.services import memcached
 from sprout.services.memcached import MemcachedNode
 
@@ -14,6 +15,6 @@ from sprout.services.memcached import MemcachedNode
 @pytest.fixture
 def memcached_nodes(tmp_path: Path) -> Iterator[list[MemcachedNode]]:
     """Two memcached nodes, zones "a" and "b"."""
-    nodes = memcached.start_nodes(["a", "b"], memory_mb=16, log_dir=tmp_path)
+    nodes = memcached.start_nodes(["a", "b"], memory_mb=16, log_dir=tmp_path, ports=PORTS)
     yield nodes
     memcached.stop_nodes(nodes)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from loopback import PORTS
 from sprout.errors import ServiceError
 from sprout.services import memcached
 from sprout.services.memcached import MemcachedNode
@@ -66,7 +67,7 @@ def test_a_reused_pid_is_not_mistaken_for_the_node(memcached_nodes: list[Memcach
 def test_missing_binary_names_the_package(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(ServiceError) as err:
-        memcached.start_node("a")
+        memcached.start_node("a", ports=PORTS)
     assert str(err.value) == (
         'sessions: [resources.sessions] engine = "memcached" needs the memcached binary, '
         "which is not on PATH; install it with `apt-get install memcached` (Debian/Ubuntu) or `brew install memcached` (macOS), "
@@ -77,11 +78,11 @@ def test_missing_binary_names_the_package(monkeypatch: pytest.MonkeyPatch, tmp_p
 def test_a_node_that_cannot_start_is_reported(memcached_nodes: list[MemcachedNode], tmp_path: Path) -> None:
     taken = memcached_nodes[0].port
     with pytest.raises(ServiceError, match=r"memcached for zone 'c' on 127\.0\.0\.1 failed to start"):
-        memcached.start_node("c", port=taken, log_path=tmp_path / "c.log")
+        memcached.start_node("c", port=taken, log_path=tmp_path / "c.log", ports=PORTS)
 
 
 def test_the_log_folder_is_created(tmp_path: Path) -> None:
-    node = memcached.start_node("a", 16, log_path=tmp_path / "envs" / "shop" / "memcached-a.log")
+    node = memcached.start_node("a", 16, log_path=tmp_path / "envs" / "shop" / "memcached-a.log", ports=PORTS)
     try:
         assert (tmp_path / "envs" / "shop" / "memcached-a.log").exists()
     finally:

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from loopback import PORTS
 from sprout.runtime.sessions import ReplicatedMemcachedStore, parse_memcached_url
 from sprout.services import memcached
 from sprout.services.memcached import MemcachedNode
@@ -91,7 +92,7 @@ def test_a_node_that_comes_back_empty_is_refilled_from_its_peer(
         a.set(f"sess{i}", {"user": i}, 600)
     old = memcached_nodes[0]
     memcached.stop_node(old)
-    back = memcached.start_node("a", 16, port=old.port)
+    back = memcached.start_node("a", 16, port=old.port, ports=PORTS)
     try:
         assert _raw(back, "sess5") is None
         assert [a.get(f"sess{i}") for i in range(100)] == [{"user": i} for i in range(100)]

@@ -17,8 +17,8 @@ from sprout.bundle import FolderStore
 from sprout.controlplane.resources import Resources
 from sprout.errors import NotFoundError, ServiceError, SproutError
 from sprout.paths import Home
+from sprout.ports import PortBook, instance_owner
 from sprout.providers.base import InstanceSpec, Provider
-from sprout.providers.local import free_port
 from sprout.spec import resolve_secrets, secret_keys
 from sprout.state import Environment, Instance, StateStore, new_instance_id
 
@@ -66,6 +66,7 @@ class InstanceLauncher:
         self._provider = provider
         self._resources = resources
         self._secrets = secrets
+        self._ports = PortBook.of(home)
 
     def launch(self, env: Environment, version_label: str, zone: str, group: str) -> Instance:
         """Start one instance of `version_label` in `zone` for `group`; recorded before the process exists."""
@@ -77,7 +78,10 @@ class InstanceLauncher:
         secrets = self._secrets.values(env)
         resources = self._resources.instance_env(env.app, env.name, env.manifest, secrets, zone)
         env_vars = {**manifest.env, **resources}
-        port = free_port(HOST)
+        instance_id = new_instance_id()
+        # Leased to this process until the provider hands it to the instance's own process.
+        owner = instance_owner(instance_id)
+        port = self._ports.lease(owner, HOST)
         # Recorded first: a daemon that dies right after the launch still knows the process it started.
         instance = self._store.add_instance(
             env.app,
@@ -86,7 +90,7 @@ class InstanceLauncher:
             zone,
             HOST,
             port,
-            instance_id=new_instance_id(),
+            instance_id=instance_id,
             group_name=group,
         )
         spec = InstanceSpec(
@@ -115,6 +119,7 @@ class InstanceLauncher:
         try:
             process = self._provider.launch(spec, secrets)
         except (SproutError, OSError) as exc:
+            self._ports.release(port, owner)
             self._store.update_instance(instance.id, state="failed")
             raise ServiceError(f"instance {instance.id}: launch failed: {exc}") from exc
         instance = self._store.update_instance(instance.id, pid=process.pid, started_at=process.started_at)

@@ -2,22 +2,9 @@
 
 from __future__ import annotations
 
-import socket
-
 import psutil
 
 from sprout.errors import UserError
-
-
-def port_taken(host: str, port: int) -> bool:
-    """True when a listening socket cannot be bound on host:port right now (as the router binds it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return True
-    return False
 
 
 def holder(port: int) -> str | None:

@@ -124,15 +124,6 @@ def record_from_json(data: Mapping[str, Any] | None) -> ProcessRecord | None:
     )
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port nobody listens on right now (the kernel's pick for port 0)."""
-    import socket
-
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
-
-
 def log_tail(path: Path, lines: int = 15) -> str:
     """The last lines of a log file, for error messages about a process that died."""
     try:

@@ -14,6 +14,7 @@ from sprout.agent.appuser import ensure_user, user_name
 from sprout.controlplane.process import read_json, write_json
 from sprout.errors import ServiceError
 from sprout.paths import Home
+from sprout.ports import PortBook
 from sprout.services import memcached
 from sprout.services.database import database_url, ensure_database, with_password
 from sprout.services.refill import refill_node
@@ -28,6 +29,7 @@ class Resources:
     def __init__(self, home: Home, store: StateStore) -> None:
         self._home = home
         self._store = store
+        self._ports = PortBook.of(home)
 
     def instance_env(
         self, app: str, env: str, manifest: Manifest, secrets: dict[str, str], zone: str | None = None
@@ -158,7 +160,7 @@ class Resources:
         if port is not None and peers:
             memory_file = env_dir / f"memcached-{zone}.mem"
             try:
-                done = refill_node(zone, port, peers, memory_mb, memory_file, log_path)
+                done = refill_node(zone, port, peers, memory_mb, memory_file, log_path, ports=self._ports)
                 self._event(
                     app,
                     env,
@@ -170,12 +172,12 @@ class Resources:
                 self._event(app, env, f"memcached node in zone {zone}: {exc}; starting it empty")
         if port is not None:
             try:
-                node = memcached.start_node(zone, memory_mb, log_path=log_path, port=port)
+                node = memcached.start_node(zone, memory_mb, log_path=log_path, port=port, ports=self._ports)
                 self._event(app, env, f"started memcached node {node.address} in zone {zone}")
                 return node
             except ServiceError as exc:
                 self._event(app, env, f"memcached node in zone {zone} not back on port {port}: {exc}")
-        node = memcached.start_node(zone, memory_mb, log_path=log_path)
+        node = memcached.start_node(zone, memory_mb, log_path=log_path, ports=self._ports)
         self._event(app, env, f"started memcached node {node.address} in zone {zone}")
         return node
 

@@ -25,10 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sprout.api.auth import ensure_token
-from sprout.controlplane.portuse import port_in_use, port_taken
+from sprout.controlplane.portuse import port_in_use
 from sprout.controlplane.process import (
     ProcessRecord,
-    free_port,
     log_tail,
     read_json,
     record_from_json,
@@ -40,6 +39,7 @@ from sprout.controlplane.process import (
 from sprout.errors import ServiceError, UserError
 from sprout.logs.access import Settings as AccessSettings
 from sprout.paths import Home
+from sprout.ports import PortBook, port_taken
 from sprout.router.client import RouterAdmin, RouterControl
 from sprout.router.config import RouterConfig
 from sprout.router.haproxy.admin import HaproxyAdmin
@@ -82,6 +82,9 @@ class RouterProcess:
         self._home = home
         self._record_file = home.run / "router.json"
         self._token_file = home.run / "router.token"
+        self._ports = PortBook.of(home)
+        # Unique per home: homes sharing one lease file never end each other's lease.
+        self._admin_owner = f"router admin {home.root}"
         self._child: subprocess.Popen[bytes] | None = None
         self._admin: RouterControl | None = None
         self._haproxy = Layout(home.run / "haproxy")
@@ -185,6 +188,8 @@ class RouterProcess:
             gone = True if record is None else terminate(record, STOP_TIMEOUT)
             self._reap()
             data = read_json(self._record_file) or {}
+            if gone and data.get("admin_port"):
+                self._ports.release(int(data["admin_port"]), self._admin_owner)
             write_json(
                 self._record_file,
                 {"port": data.get("port"), "engine": data.get("engine"), "https_port": data.get("https_port")},
@@ -208,7 +213,7 @@ class RouterProcess:
                     "run `sprout down`, then `sprout up --engine sprout`"
                 )
             return self._start_haproxy(port, previous)
-        admin_port = free_port()
+        admin_port = self._ports.lease(self._admin_owner)
         marker = str(self._token_file)
         cmd = [
             sys.executable,
@@ -231,6 +236,7 @@ class RouterProcess:
             cmd += ["--https", f"127.0.0.1:{https_port}", "--tls-dir", str(self._home.tls)]
         log_path = self._home.logs / "router.log"
         self._child, record = spawn_detached(cmd, log_path, marker)
+        self._ports.hand_over(admin_port, self._admin_owner, record.pid)
         handle = RouterHandle(record, port, admin_port, adopted=False, https_port=https_port)
         write_json(
             self._record_file,

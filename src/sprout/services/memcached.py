@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import time
 from dataclasses import dataclass
@@ -14,6 +13,7 @@ from typing import Any
 import psutil
 
 from sprout.errors import ServiceError
+from sprout.ports import PortBook
 from sprout.process_start import Start
 
 START_TIMEOUT = 5.0
@@ -74,28 +74,39 @@ def start_node(
     log_path: Path | None = None,
     port: int | None = None,
     memory_file: Path | None = None,
+    *,
+    ports: PortBook,
 ) -> MemcachedNode:
-    """Start a memcached process for `zone` on a free loopback port; return once it accepts connections.
+    """Start a memcached process for `zone` on a port leased from `ports` (or on `port`, when nothing else
+    holds it); return once it accepts connections.
 
     With `memory_file`, memcached keeps its items in that file and, when a graceful stop (SIGUSR1) saved
     it, starts with them (its warm restart): see `sprout.services.refill`.
     """
     binary = memcached_binary()
     attempts = 1 if port is not None else 3
-    last_error = ""
+    last_error = f"port {port} is taken"
+    owner = f"memcached {zone}"
     for _ in range(attempts):
-        chosen = port if port is not None else _free_port(host)
+        if port is None:
+            chosen = ports.lease(owner, host)
+        elif ports.claim(port, owner, host):
+            chosen = port
+        else:
+            break
         cmd = [binary, "-l", host, "-p", str(chosen), "-U", "0", "-m", str(memory_mb), "-c", "1024"]
         if memory_file is not None:
             cmd += ["-e", str(memory_file)]
         if os.geteuid() == 0:
             cmd += ["-u", "root"]  # memcached refuses to run as root without naming the user
         proc = _spawn(cmd, log_path)
+        ports.hand_over(chosen, owner, proc.pid)
         if _wait_listening(proc, host, chosen):
             started = Start.of(psutil.Process(proc.pid))
             return MemcachedNode(zone, host, chosen, proc.pid, started, memory_mb)
         last_error = f"exited with code {proc.returncode}" if proc.poll() is not None else "did not listen"
         _terminate([proc.pid])
+        ports.release(chosen, owner)
     where = f" (log: {log_path})" if log_path else ""
     raise ServiceError(
         f"sessions: memcached for zone {zone!r} on {host} failed to start ({last_error}){where}; "
@@ -104,14 +115,14 @@ def start_node(
 
 
 def start_nodes(
-    zones: list[str], memory_mb: int = DEFAULT_MEMORY_MB, log_dir: Path | None = None
+    zones: list[str], memory_mb: int = DEFAULT_MEMORY_MB, log_dir: Path | None = None, *, ports: PortBook
 ) -> list[MemcachedNode]:
     """Start one node per zone; on any failure stop the ones already started."""
     nodes: list[MemcachedNode] = []
     try:
         for zone in zones:
             log_path = log_dir / f"memcached-{zone}.log" if log_dir else None
-            nodes.append(start_node(zone, memory_mb, log_path=log_path))
+            nodes.append(start_node(zone, memory_mb, log_path=log_path, ports=ports))
     except ServiceError:
         stop_nodes(nodes)
         raise
@@ -181,13 +192,6 @@ def _spawn(cmd: list[str], log_path: Path | None) -> subprocess.Popen[bytes]:
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as out:
         return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-
-
-def _free_port(host: str) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _wait_listening(proc: subprocess.Popen[bytes], host: str, port: int) -> bool:

@@ -30,6 +30,7 @@ from pymemcache.client.base import Client
 from pymemcache.exceptions import MemcacheError
 
 from sprout.errors import ServiceError
+from sprout.ports import PortBook
 from sprout.services.memcached import STOP_TIMEOUT, MemcachedNode, start_node, stop_node
 
 #: The smallest node a warm restart accepts: it preallocates a page for each of memcached's slab classes.
@@ -72,20 +73,22 @@ def refill_node(
     memory_mb: int,
     memory_file: Path,
     log_path: Path | None = None,
+    *,
+    ports: PortBook,
 ) -> Refill:
     """Start `zone`'s node on `port` holding every item of `peers`; it listens only once it holds them."""
     began = time.monotonic()
     memory_mb = max(memory_mb, WARM_RESTART_MIN_MB)
     for stale in (memory_file, memory_file.with_name(memory_file.name + ".meta")):
         stale.unlink(missing_ok=True)
-    filler = start_node(zone, memory_mb, log_path=log_path, memory_file=memory_file)
+    filler = start_node(zone, memory_mb, log_path=log_path, memory_file=memory_file, ports=ports)
     try:
         filled = _copy_all(peers, filler)
         _save(filler)
     except (MemcacheError, OSError) as exc:
         stop_node(filler)
         raise ServiceError(f"memcached zone {zone}: refill from its peers failed ({exc})") from exc
-    node = start_node(zone, memory_mb, log_path=log_path, port=port, memory_file=memory_file)
+    node = start_node(zone, memory_mb, log_path=log_path, port=port, memory_file=memory_file, ports=ports)
     try:
         if filled and _items(node) == 0:
             # The memory file was refused (see the node's log): fill the node on its port, late but whole.

@@ -1,7 +1,6 @@
 """The local provider: every instance is a `sprout agent` process on this machine."""
 
 from sprout.providers.local.placement import place
-from sprout.providers.local.ports import free_port
 from sprout.providers.local.provider import LocalProvider
 
-__all__ = ["LocalProvider", "free_port", "place"]
+__all__ = ["LocalProvider", "place"]

@@ -24,6 +24,7 @@ import psutil
 
 from sprout.errors import ConflictError, ServiceError
 from sprout.paths import Home
+from sprout.ports import PortBook, instance_owner
 from sprout.process_start import Start
 from sprout.providers.base import InstanceSpec, ObservedInstance, ProcessState
 from sprout.providers.local.processes import descendants, identify, kill_all, pid_reused, session_members
@@ -53,8 +54,11 @@ class LocalProvider:
     def __init__(self, home: Home, *, python: str = sys.executable) -> None:
         self.home = home
         self.python = python
+        self.ports = PortBook.of(home)
         # Agents this object started: kept to reap them (an unreaped exited child stays a zombie).
         self._children: dict[str, subprocess.Popen[bytes]] = {}
+        # Set once the running agents found after a restart hold their ports' leases again.
+        self._adopted = False
 
     def launch(self, spec: InstanceSpec, secrets: Mapping[str, str]) -> ObservedInstance:
         """Write the instance's spec and start its agent detached; secrets reach only the agent's env."""
@@ -88,6 +92,8 @@ class LocalProvider:
                 f"instance {spec.instance_id}: the agent exited at once; see {folder / AGENT_LOG}"
             ) from exc
         _write_json(folder / PID_FILE, {"pid": popen.pid, **started.to_record()})
+        # The instance's port is leased for as long as its agent runs.
+        self.ports.hand_over(spec.port, instance_owner(spec.instance_id), popen.pid)
         return _observed(spec, PidRecord(popen.pid, started), "running")
 
     def observe(self) -> list[ObservedInstance]:
@@ -103,6 +109,11 @@ class LocalProvider:
                 continue
             alive = identify(record.pid, record.started, str(folder / SPEC_FILE))
             found.append(_observed(spec, record, "running" if alive else "exited"))
+        if not self._adopted:
+            for instance in found:
+                if instance.state == "running":
+                    self.ports.adopt(instance.port, instance_owner(instance.instance_id), instance.pid)
+            self._adopted = True
         return found
 
     def stop(self, instance_id: str, grace: float) -> None:
@@ -112,6 +123,7 @@ class LocalProvider:
         if record is None:
             self._reap(instance_id, 0.0)
             return
+        spec = _read_spec(folder / SPEC_FILE)
         agent = identify(record.pid, record.started, str(folder / SPEC_FILE))
         leftovers: list[psutil.Process] = []
         if agent is not None:
@@ -132,6 +144,8 @@ class LocalProvider:
                 f"instance {instance_id}: processes {pids} survived SIGKILL; check them with `ps` and retry"
             )
         (folder / PID_FILE).unlink(missing_ok=True)
+        if spec is not None:
+            self.ports.release(spec.port, instance_owner(instance_id))
 
     def _alive(self, instance_id: str) -> psutil.Process | None:
         """The instance's agent if it is proven alive."""
