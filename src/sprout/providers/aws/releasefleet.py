@@ -61,6 +61,7 @@ class AwsReleaseFleet:
         artifacts: ArtifactStore,
         local: ArtifactStore,
         sha_of: Callable[[str], str],
+        label_of: Callable[[str], str | None],
         manifest_of: Callable[[str], Manifest],
         gate: Callable[[str], GateResult],
         cloudwatch: Any = None,
@@ -73,6 +74,7 @@ class AwsReleaseFleet:
         self.artifacts = artifacts
         self.local = local
         self.sha_of = sha_of
+        self.label_of = label_of
         self.manifest_of = manifest_of
         self.gate = gate
         self.cloudwatch = cloudwatch
@@ -118,13 +120,19 @@ class AwsReleaseFleet:
             size, tags = self.fleet.size(colour), self._tags(colour)
             if size.desired == 0:
                 continue
-            # A colour `aws up` launched carries no version tag: it is named by its bundle.
-            version = tags.get(VERSION_TAG) or f"bundle {self.fleet.bundle_of(colour)[:12]}"
+            version = self._version(colour, tags)
             standby = tags.get(STANDBY_TAG)
             found[colour] = Group(
                 colour, version, size.desired, weights[colour], float(standby) if standby else None
             )
         return found
+
+    def _version(self, colour: Colour, tags: Mapping[str, str]) -> str:
+        if VERSION_TAG in tags:
+            return tags[VERSION_TAG]
+        # A colour `aws up` launched carries no version tag: the version whose bundle it boots.
+        sha256 = self.fleet.bundle_of(colour)
+        return self.label_of(sha256) or f"bundle {sha256[:12]}"
 
     def set_group(self, app: str, env: str, group: Group) -> None:
         colour = _colour(group.name)
@@ -134,7 +142,7 @@ class AwsReleaseFleet:
             VERSION_TAG: group.version,
             STANDBY_TAG: None if group.standby_until is None else repr(group.standby_until),
         }
-        if tags.get(VERSION_TAG) != group.version or size.desired == 0:
+        if self._version(colour, tags) != group.version or size.desired == 0:
             sha256 = self.sha_of(group.version)
             self._upload(sha256)
             self.fleet.launch_version(colour, sha256, self.runtime)

@@ -1,8 +1,8 @@
 """The release engine's fleet seam on Kubernetes: one Deployment per colour, the live Service's selector
 as the traffic switch.
 
-A group is a colour's Deployment; its version and the end of its rollback window are annotations on
-it. Traffic is all-or-nothing (a Service selects one colour), so the strategies that need weights in
+A group is a colour's Deployment; its version is its pods' version label and the end of its rollback
+window an annotation on it. Traffic is all-or-nothing (a Service selects one colour), so the strategies that need weights in
 between (canary, rolling) are refused up front. Health is the Deployment's rollout status; a removed
 group is scaled to zero pods, as `sprout k8s apply` does after the rollback window.
 """
@@ -21,7 +21,7 @@ from sprout.providers.kubernetes.context import COLOURS, Colour, Names, RenderCo
 from sprout.providers.kubernetes.render import serialize, stage
 from sprout.state.models import Group
 
-VERSION_ANNOTATION = "sprout.dev/version"
+VERSION_LABEL = "sprout.dev/version"
 STANDBY_ANNOTATION = "sprout.dev/standby-until"
 
 #: A version label to the rendering of that version (bundle, store, image, namespace).
@@ -61,11 +61,11 @@ class KubernetesFleet:
             if deployment is None:
                 continue
             replicas = int(deployment.get("spec", {}).get("replicas", 0))
-            annotations = deployment.get("metadata", {}).get("annotations") or {}
-            # A colour `sprout k8s apply` made carries no annotation: it is the version it was applied at.
-            version = str(annotations.get(VERSION_ANNOTATION, "applied"))
             if replicas == 0:
                 continue
+            annotations = deployment.get("metadata", {}).get("annotations") or {}
+            labels = deployment["spec"]["template"]["metadata"]["labels"]
+            version = str(labels[VERSION_LABEL])
             standby = annotations.get(STANDBY_ANNOTATION)
             weight = 100 if colour == live else 0
             found[colour] = Group(colour, version, replicas, weight, float(standby) if standby else None)
@@ -76,10 +76,7 @@ class KubernetesFleet:
         current = self.groups(app, env).get(colour)
         if current is None or current.version != group.version:
             self.cluster.apply(serialize(stage(self.context_of(group.version), colour, group.capacity)))
-        annotations = {
-            VERSION_ANNOTATION: group.version,
-            STANDBY_ANNOTATION: None if group.standby_until is None else repr(group.standby_until),
-        }
+        annotations = {STANDBY_ANNOTATION: None if group.standby_until is None else repr(group.standby_until)}
         self._patch(colour, {"metadata": {"annotations": annotations}, "spec": {"replicas": group.capacity}})
         if group.weight > 0:
             self.set_weights(app, env, {group.name: 100})
