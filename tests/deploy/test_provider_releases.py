@@ -258,7 +258,7 @@ def test_bluegreen_switches_at_once_and_keeps_the_old_fleet_warm(world: World) -
 
 
 def test_a_strategy_the_fleet_cannot_do_is_refused_naming_the_alternative(world: World) -> None:
-    refused = {"aws": ("rolling", "use immutable"), "k8s": ("canary", "use bluegreen")}[world.provider]
+    refused = {"aws": ("rolling", "use bluegreen"), "k8s": ("canary", "use bluegreen")}[world.provider]
     with pytest.raises(UserError, match=refused[1]) as raised:
         world.engine().start(APP, ENV, "v2", refused[0], "alice")
     assert raised.value.exit_code == 2

@@ -74,7 +74,21 @@ def deploy(
     if elsewhere(provider, "deploy"):
         from sprout.cli import aws_cmd
 
-        aws_cmd.deploy(app_dir, env, None, None, False, True)
+        if version is not None:
+            raise UserError(
+                f"--version {version}: with --provider aws, deploy ships the app folder (AWS keeps its "
+                "releases in the bucket, not in this machine's versions); deploy that version's folder"
+            )
+        aws_cmd.deploy(
+            app_dir=app_dir,
+            env=env,
+            bucket=None,
+            region=None,
+            resume=False,
+            wait_hold=True,
+            strategy=strategy,
+            skip_tests=skip_tests,
+        )
         return
     from sprout.cli.push_cmd import push
     from sprout.state import StateStore
@@ -131,7 +145,7 @@ def rollback(
     if elsewhere(provider, "rollback"):
         from sprout.cli import aws_cmd
 
-        aws_cmd.rollback(app_dir, env, None, None)
+        aws_cmd.rollback(app_dir=app_dir, env=env, bucket=None, region=None)
         return
     home = Home.from_env()
     name = app_name(app_dir)

@@ -17,9 +17,10 @@ from typing import NoReturn
 
 from sprout.deploy.adopt import adopt_manifest
 from sprout.deploy.fleet import STRATEGIES, Fleet, Group
+from sprout.deploy.gate import blocked
 from sprout.deploy.retire import Retirement
 from sprout.deploy.steps import FIRST_STEP, STEPS, Step, Transition
-from sprout.errors import ConflictError, NotFoundError, TestsFailed, UserError
+from sprout.errors import ConflictError, NotFoundError, UserError
 from sprout.spec.models import Manifest
 from sprout.state.models import Deployment
 from sprout.state.store import StateStore
@@ -122,7 +123,7 @@ class ReleaseEngine:
         gate = self.fleet.test(app, env, version)
         if gate.passed:
             return
-        why = f"`{manifest.app.test}` exited {gate.code} after {gate.seconds:.1f}s"
+        text, error = blocked(app, version, manifest.app.test, gate)
         self.store.append_history(
             user=user,
             app=app,
@@ -130,13 +131,9 @@ class ReleaseEngine:
             action="blocked",
             manifest_hash=manifest.digest(),
             version=version,
-            diff_text=f"blocked by tests: {why}; not deployed (log: {gate.log})",
+            diff_text=text,
         )
-        tail = "\n".join(f"  {line}" for line in gate.tail)
-        raise TestsFailed(
-            f"{app} {version}: the app's tests failed ({why}); not deployed. Their last lines:\n{tail}\n"
-            f"The whole run, install output included: {gate.log}"
-        )
+        raise error
 
     def tick(self, deployment_id: int) -> Deployment:
         """Run the current step of a release once and persist where it leads."""

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sprout.deploy.oneoff import TAIL_LINES, run_oneoff
-from sprout.errors import UserError
+from sprout.errors import TestsFailed, UserError
 from sprout.services.database import scratch_database
 from sprout.spec.models import Manifest
 
@@ -34,6 +34,16 @@ class GateResult:
     skipped: str | None = None
     log: Path | None = None
     """Where the whole run's output is, bootstrap and install included."""
+
+
+def blocked(app: str, version: str, command: str | None, gate: GateResult) -> tuple[str, TestsFailed]:
+    """A failed gate as the history records it ("blocked by tests: …") and as the error the user sees."""
+    why = f"`{command}` exited {gate.code} after {gate.seconds:.1f}s"
+    tail = "\n".join(f"  {line}" for line in gate.tail)
+    return f"blocked by tests: {why}; not deployed (log: {gate.log})", TestsFailed(
+        f"{app} {version}: the app's tests failed ({why}); not deployed. Their last lines:\n{tail}\n"
+        f"The whole run, install output included: {gate.log}"
+    )
 
 
 def run_test_gate(

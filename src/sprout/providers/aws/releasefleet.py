@@ -49,10 +49,22 @@ def aws_sized(manifest: Manifest) -> Manifest:
     return manifest.model_copy(update={"deploy": deploy})
 
 
+#: What a release on AWS can do: move traffic between the two colours at once or by canary steps.
+STRATEGIES = ("bluegreen", "canary")
+
+
+def refusal(strategy: str) -> str:
+    """Why `strategy` cannot run on AWS, naming the strategy to use instead."""
+    return (
+        f"--strategy {strategy}: on AWS a release moves traffic between two colour groups by listener "
+        "weights and does not replace instances batch by batch; use bluegreen (or canary)"
+    )
+
+
 class AwsReleaseFleet:
     """`sprout.deploy.fleet.Fleet` over one stack's colour groups, listener, bucket and CloudWatch."""
 
-    strategies = ("bluegreen", "immutable", "canary")
+    strategies = STRATEGIES
 
     def __init__(
         self,
@@ -83,10 +95,7 @@ class AwsReleaseFleet:
         self.sleep = sleep
 
     def refusal(self, strategy: str) -> str:
-        return (
-            f"--strategy {strategy}: on AWS a release moves traffic between two colour groups by listener "
-            "weights and does not replace instances batch by batch; use immutable (or bluegreen, canary)"
-        )
+        return refusal(strategy)
 
     def _tags(self, colour: Colour) -> dict[str, str]:
         name = self.fleet.refs.groups[colour]
