@@ -11,7 +11,7 @@ from sprout.bundle import FolderStore, pack
 from sprout.deploy.gate import GateResult, run_test_gate
 from sprout.errors import ManifestError
 from sprout.services.database import database_url, drop_database, ensure_database
-from sprout.spec import parse_manifest
+from sprout.spec import Manifest, parse_manifest
 
 
 def push(tmp_path: Path, test: str | None) -> tuple[str, FolderStore]:
@@ -31,8 +31,17 @@ def push(tmp_path: Path, test: str | None) -> tuple[str, FolderStore]:
     return store.put(packed.path), store
 
 
-def gate(tmp_path: Path, sha: str, store: FolderStore, test: str | None) -> GateResult:
-    manifest = parse_manifest({"app": {"name": "gated", "web": "true", **({"test": test} if test else {})}})
+def gate(
+    tmp_path: Path,
+    sha: str,
+    store: FolderStore,
+    test: str | None,
+    manifest: Manifest | None = None,
+    server_url: str | None = None,
+) -> GateResult:
+    manifest = manifest or parse_manifest(
+        {"app": {"name": "gated", "web": "true", **({"test": test} if test else {})}}
+    )
     return run_test_gate(
         app="gated",
         version="v1",
@@ -41,6 +50,7 @@ def gate(tmp_path: Path, sha: str, store: FolderStore, test: str | None) -> Gate
         cache_dir=tmp_path / "cache",
         manifest=manifest,
         environ=dict(os.environ),
+        server_url=server_url,
     )
 
 
@@ -99,16 +109,7 @@ def test_the_gate_can_test_against_a_scratch_database_on_the_apps_server(tmp_pat
             "resources": {"database": {"engine": engine, "url": url}},
         }
     )
-    result = run_test_gate(
-        app="gated",
-        version="v1",
-        sha256=sha,
-        store_url=store.url,
-        cache_dir=tmp_path / "cache",
-        manifest=manifest,
-        environ=dict(os.environ),
-        server_url=database_url(engine, url, tmp_path),
-    )
+    result = gate(tmp_path, sha, store, None, manifest, database_url(engine, url, tmp_path))
     assert result.passed, result.tail
     scratch = result.tail[-1]
     assert scratch.startswith("gated_test_"), result.tail

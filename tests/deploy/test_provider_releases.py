@@ -21,6 +21,7 @@ import pytest
 
 # The moto server and its fills for moto's gaps (launch template versions), as the AWS tests use them.
 from aws.conftest import _moto_launch_template_versions, aws, moto_endpoint  # noqa: F401
+from aws.test_deploy_moto import Clock
 from sprout.bundle import FolderStore, S3Store, pack
 from sprout.deploy.engine import DONE, ReleaseEngine
 from sprout.deploy.fleet import Fleet
@@ -59,17 +60,6 @@ def manifest(strategy: str = "bluegreen") -> Manifest:
             },
         }
     )
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
 
 
 class Killed(Exception):
