@@ -30,10 +30,22 @@ ContextOf = Callable[[str], RenderContext]
 GateOf = Callable[[str], GateResult]
 
 
+#: What a release on Kubernetes can do: switch the live Service from one colour to the other.
+STRATEGIES = ("bluegreen",)
+
+
+def refusal(strategy: str) -> str:
+    """Why `strategy` cannot run on Kubernetes, naming the strategy to use instead."""
+    return (
+        f"--strategy {strategy}: Kubernetes switches a Service's selector from one colour to the other "
+        "and cannot split traffic by weight; use bluegreen"
+    )
+
+
 class KubernetesFleet:
     """`sprout.deploy.fleet.Fleet` over a cluster's two colour Deployments and their Services."""
 
-    strategies = ("bluegreen", "immutable")
+    strategies = STRATEGIES
 
     def __init__(self, cluster: ClusterApi, names: Names, context_of: ContextOf, gate: GateOf) -> None:
         self.cluster = cluster
@@ -42,10 +54,7 @@ class KubernetesFleet:
         self.gate = gate
 
     def refusal(self, strategy: str) -> str:
-        return (
-            f"--strategy {strategy}: Kubernetes switches a Service's selector from one colour to the other "
-            "and cannot split traffic by weight; use bluegreen (or immutable)"
-        )
+        return refusal(strategy)
 
     def _deployment(self, colour: Colour) -> dict[str, Any] | None:
         return self.cluster.read("apps/v1", "Deployment", self.names.deployment(colour), self.names.namespace)
