@@ -9,6 +9,10 @@ class SproutError(Exception):
     exit_code = 1
 
 
+class TestsFailed(SproutError):
+    """A version's own tests failed (the test gate): it is not released."""
+
+
 class UserError(SproutError):
     """The user's input is wrong (manifest, arguments, bundle); exit code 2."""
 

@@ -5,13 +5,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sprout.deploy.fleet import Group, GroupHealth
+from sprout.deploy.analysis import Window
+from sprout.deploy.fleet import STRATEGIES, Group, GroupHealth
+from sprout.deploy.gate import GateResult
 from sprout.errors import SproutError
 from sprout.router.metrics import Stats
 
 
 class MemoryFleet:
     """Desired groups kept in memory; instances become healthy `boot_looks` health looks after a change."""
+
+    strategies = STRATEGIES
 
     def __init__(
         self,
@@ -83,8 +87,19 @@ class MemoryFleet:
     def metrics(self, app: str, env: str) -> dict[str, Mapping[str, Any]]:
         return {name: stats.snapshot() for name, stats in self.stats.items()}
 
+    def window(
+        self, app: str, env: str, name: str, before: Mapping[str, Any] | None, after: Mapping[str, Any]
+    ) -> Window:
+        return Window.between(before, after)
+
     def smoke(self, app: str, env: str, name: str, path: str) -> str | None:
         return None
+
+    def refusal(self, strategy: str) -> str:
+        return f"--strategy: {strategy!r} is not known"
+
+    def test(self, app: str, env: str, version: str) -> GateResult:
+        return GateResult(passed=True, seconds=0.0, skipped="in-memory fleet")
 
     def release(self, app: str, env: str, version: str) -> None:
         if version in self.failing_release:

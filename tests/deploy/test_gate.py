@@ -5,9 +5,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
+
 from sprout.bundle import FolderStore, pack
 from sprout.deploy.gate import GateResult, run_test_gate
-from sprout.spec import parse_manifest
+from sprout.errors import ManifestError
+from sprout.services.database import database_url, drop_database, ensure_database
+from sprout.spec import Manifest, parse_manifest
 
 
 def push(tmp_path: Path, test: str | None) -> tuple[str, FolderStore]:
@@ -27,8 +31,17 @@ def push(tmp_path: Path, test: str | None) -> tuple[str, FolderStore]:
     return store.put(packed.path), store
 
 
-def gate(tmp_path: Path, sha: str, store: FolderStore, test: str | None) -> GateResult:
-    manifest = parse_manifest({"app": {"name": "gated", "web": "true", **({"test": test} if test else {})}})
+def gate(
+    tmp_path: Path,
+    sha: str,
+    store: FolderStore,
+    test: str | None,
+    manifest: Manifest | None = None,
+    server_url: str | None = None,
+) -> GateResult:
+    manifest = manifest or parse_manifest(
+        {"app": {"name": "gated", "web": "true", **({"test": test} if test else {})}}
+    )
     return run_test_gate(
         app="gated",
         version="v1",
@@ -37,6 +50,7 @@ def gate(tmp_path: Path, sha: str, store: FolderStore, test: str | None) -> Gate
         cache_dir=tmp_path / "cache",
         manifest=manifest,
         environ=dict(os.environ),
+        server_url=server_url,
     )
 
 
@@ -62,3 +76,52 @@ def test_no_test_command_is_said_plainly(tmp_path: Path) -> None:
     sha, store = push(tmp_path, None)
     result = gate(tmp_path, sha, store, None)
     assert result.passed and result.skipped == "the manifest has no [app] test command"
+
+
+SERVERS = {
+    "mysql": (
+        "mysql://root@127.0.0.1:3306/gated",
+        'mysql -h 127.0.0.1 -u root -N -e "CREATE TABLE t (id INT) ENGINE=InnoDB; SELECT DATABASE()" "$DB"',
+    ),
+    "postgres": (
+        "postgres://postgres@127.0.0.1:5432/gated",
+        'psql -h 127.0.0.1 -U postgres -d "$DB" -Atc "CREATE TABLE t (id SERIAL); SELECT current_database()"',
+    ),
+}
+
+
+@pytest.mark.parametrize("engine", sorted(SERVERS))
+def test_the_gate_can_test_against_a_scratch_database_on_the_apps_server(tmp_path: Path, engine: str) -> None:
+    url, client = SERVERS[engine]
+    app = tmp_path / "src"
+    app.mkdir()
+    (app / "check.sh").write_text(
+        "DB=$(python -c \"import os, urllib.parse as u; print(u.urlsplit(os.environ['DATABASE_URL']).path[1:])\")\n"
+        f"{client}\n"
+    )
+    (app / "sprout.toml").write_text('[app]\nname = "gated"\nweb = "true"\n')
+    store = FolderStore(tmp_path / "artifacts")
+    sha = store.put(pack(app, tmp_path / "out").path)
+    manifest = parse_manifest(
+        {
+            "app": {"name": "gated", "web": "true", "test": "sh check.sh"},
+            "deploy": {"test_database": "scratch"},
+            "resources": {"database": {"engine": engine, "url": url}},
+        }
+    )
+    result = gate(tmp_path, sha, store, None, manifest, database_url(engine, url, tmp_path))
+    assert result.passed, result.tail
+    scratch = result.tail[-1]
+    assert scratch.startswith("gated_test_"), result.tail
+    # Dropped after the run: creating it again creates it.
+    again = f"{url.rsplit('/', 1)[0]}/{scratch}"
+    assert ensure_database(again)
+    drop_database(again)
+
+
+def test_a_scratch_test_database_needs_a_database_server() -> None:
+    with pytest.raises(ManifestError) as raised:
+        parse_manifest({"app": {"name": "gated", "web": "true"}, "deploy": {"test_database": "scratch"}})
+    assert 'deploy.test_database = "scratch" needs [resources.database] on a MySQL or PostgreSQL' in str(
+        raised.value
+    )

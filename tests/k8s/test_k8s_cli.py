@@ -179,3 +179,28 @@ def test_the_manifest_kubernetes_section_sets_image_namespace_and_secret(
         "--namespace", "other", "--image", "reg.example/sprout:3", "--secret-name", "other-keys"
     )
     assert facts(overridden) == ({"other"}, {"reg.example/sprout:3"}, {"other-keys"})
+
+
+def test_deploy_refuses_a_strategy_kubernetes_cannot_do(environ: dict[str, str], tmp_path: Path) -> None:
+    app = tmp_path / "shop"
+    app.mkdir()
+    (app / "sprout.toml").write_text(
+        '[app]\nname = "shop"\nweb = "python app.py"\n[deploy]\nstrategy = "canary"\n'
+    )
+    done = sprout(
+        environ,
+        "k8s",
+        "deploy",
+        str(app),
+        "--bundle-sha256",
+        SHA,
+        "--store-url",
+        "s3://b/shop",
+        "--version",
+        "v1",
+    )
+    assert done.returncode == 2
+    assert done.stderr == (
+        "error: --strategy canary: Kubernetes switches a Service's selector from one colour to the other "
+        "and cannot split traffic by weight; use bluegreen\n"
+    )

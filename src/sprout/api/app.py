@@ -9,7 +9,7 @@ Routes (all JSON, all under the token):
   GET    /v1/logs                        query the central log store
   GET    /v1/events                      the control plane's decisions
   POST   /v1/shutdown                    {router?: bool} stop the daemon (and the router)
-  POST   /v1/deploy                      {app, env, version, strategy?, user?} start a release
+  POST   /v1/deploy                      {app, env, version, strategy?, user?, skip_tests?} test gate, then start a release
   POST   /v1/rollback                    {app, env, to?, user?} back to the warm fleet or an earlier version
   POST   /v1/swap                        {app, env, user?} blue/green: traffic to the warm fleet
   GET    /v1/deployments                 recorded releases
@@ -42,7 +42,7 @@ from starlette.routing import Route
 from sprout.api.auth import BearerAuth
 from sprout.dashboard.sessions import COOKIE, LOGS, PAGE, SESSION_SECONDS, DashboardSessions
 from sprout.diskfull import is_disk_full
-from sprout.errors import ConflictError, NotFoundError, ServiceError, SproutError, UserError
+from sprout.errors import ConflictError, NotFoundError, ServiceError, SproutError, TestsFailed, UserError
 from sprout.report import health_report
 
 log = logging.getLogger(__name__)
@@ -114,6 +114,8 @@ class Releases(Protocol):
 
 def error_status(exc: SproutError) -> int:
     """The HTTP status of an error kind."""
+    if isinstance(exc, TestsFailed):
+        return 422
     if isinstance(exc, NotFoundError):
         return 404
     if isinstance(exc, UserError):

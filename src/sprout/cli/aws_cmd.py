@@ -321,6 +321,33 @@ def _deployer(target: Target) -> Deployer:
     )
 
 
+def _test_gate(target: Target, bundle: Path, sha256: str) -> None:
+    """The version's own tests against its bundle, on this machine, before anything is uploaded."""
+    import os
+
+    from sprout.bundle import FolderStore
+    from sprout.deploy.gate import blocked, run_test_gate
+    from sprout.paths import Home
+
+    home = Home.from_env().ensure()
+    local = FolderStore(home.artifacts)
+    local.put(bundle)
+    app, label = target.manifest.app.name, sha256[:12]
+    gate = run_test_gate(
+        app=app,
+        version=label,
+        sha256=sha256,
+        store_url=local.url,
+        cache_dir=home.cache,
+        manifest=target.manifest,
+        environ=os.environ,
+        log_path=home.logs / f"test-{app}-{label}.log",
+    )
+    if not gate.passed:
+        raise blocked(app, label, target.manifest.app.test, gate)[1]
+    typer.echo(f"test gate: {gate.skipped or f'passed in {gate.seconds:.1f}s'}")
+
+
 def _report(state: DeployState) -> None:
     typer.echo(state.events[-1] if state.events else "")
 
@@ -335,27 +362,42 @@ def deploy(
     wait_hold: bool = typer.Option(
         True, "--wait-hold/--no-wait-hold", help="Wait out the rollback window and retire the old colour."
     ),
+    strategy: str | None = typer.Option(
+        None, "--strategy", "-s", help="bluegreen | canary (default: the manifest's)."
+    ),
+    skip_tests: bool = typer.Option(
+        False, "--skip-tests", help="Do not run the app's tests before the upload."
+    ),
 ) -> None:
-    """Blue/green (or canary) deploy of the app folder to the idle colour, then shift the listener."""
+    """Test gate, then a blue/green (or canary) deploy of the app folder to the idle colour."""
     target = _target(app_dir, env, bucket, region)
     from sprout.providers.aws.local import check_no_local_addresses
+    from sprout.providers.aws.releasefleet import STRATEGIES, refusal
 
     check_no_local_addresses(target.manifest)
+    chosen = strategy or target.manifest.deploy.strategy
+    if not resume and chosen not in STRATEGIES:
+        raise UserError(refusal(chosen))
     deployer = _deployer(target)
     with tempfile.TemporaryDirectory() as tmp:
-        deployer.runtime = _runtime(target, Path(tmp))
-    if resume:
-        state = deployer.states.load()
-        if state is None:
-            raise UserError(f"{target.manifest.app.name}/{env}: no deployment to resume")
-    else:
-        _store_secrets(target)
-        with tempfile.TemporaryDirectory() as tmp:
-            path, sha256 = _pack(target, Path(tmp))
-            state = deployer.start(
-                target.manifest.app.name, env, sha256, target.manifest.deploy.strategy, path
-            )
-        _report(state)
+        packed = None
+        if not resume:
+            # The gate runs before anything (runtime, secrets, bundle) is uploaded.
+            packed = _pack(target, Path(tmp) / "bundle")
+            if skip_tests:
+                typer.echo("tests skipped (--skip-tests)")
+            else:
+                _test_gate(target, *packed)
+        deployer.runtime = _runtime(target, Path(tmp) / "runtime")
+        if packed is None:
+            state = deployer.states.load()
+            if state is None:
+                raise UserError(f"{target.manifest.app.name}/{env}: no deployment to resume")
+        else:
+            _store_secrets(target)
+            path, sha256 = packed
+            state = deployer.start(target.manifest.app.name, env, sha256, chosen, path)
+            _report(state)
     with reported(f"{target.stack} deployment", "run `sprout aws deploy --resume` once AWS is reachable"):
         state = deployer.run(state, report=_report, through_hold=wait_hold)
     typer.echo(f"deployment {state.id}: {state.status}")

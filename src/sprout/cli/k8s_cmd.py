@@ -314,9 +314,14 @@ def deploy(
 ) -> None:
     """Blue/green: stage the version on the idle colour, wait until ready, switch the live Service to it."""
     from sprout.providers.kubernetes.bluegreen import BlueGreen
+    from sprout.providers.kubernetes.fleet import STRATEGIES, refusal
 
     options = Options(app_dir, env, version, image, namespace, bundle, store_url, secret_name, True)
     ctx = _context(options)
+    # The manifest's default (rolling) is no choice: a strategy set on purpose is never substituted.
+    chosen = ctx.manifest.deploy
+    if "strategy" in chosen.model_fields_set and chosen.strategy not in STRATEGIES:
+        raise UserError(refusal(chosen.strategy))
 
     def release(cluster: Cluster) -> Colour:
         live = cluster.live_colour(ctx.namespace, ctx.names.service()) or "blue"

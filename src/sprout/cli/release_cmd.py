@@ -1,34 +1,28 @@
 """`sprout deploy`, `rollback`, `swap` and `scale`: releases and capacity, as a developer runs them.
 
-`deploy` packs the folder as a new version (or takes `--version vN`), runs the version's own tests
-against its bundle (the test gate; `--skip-tests` is recorded in the history), then asks the daemon to
-release it with the manifest's strategy (or `--strategy`) and follows it to the end.
+`deploy` packs the folder as a new version (or takes `--version vN`) and asks the daemon to release it
+with the manifest's strategy (or `--strategy`); the daemon runs the version's own tests first (the test
+gate; `--skip-tests` is recorded in the history). It then follows the release to the end.
 """
 
 from __future__ import annotations
 
 import getpass
-import os
 from pathlib import Path
 
 import typer
 
-from sprout.cli.client import connect
+from sprout.cli.client import APPLY_TIMEOUT, connect
 from sprout.cli.console import cli_console
 from sprout.cli.follow import follow_release
 from sprout.cli.provider_cmd import PROVIDER, elsewhere
-from sprout.errors import NotFoundError, SproutError, UserError
+from sprout.errors import NotFoundError, UserError
 from sprout.paths import Home
-from sprout.terminal import printable
 
 console = cli_console()
 
 APP_DIR = typer.Argument(Path("."), help="The app folder (with sprout.toml).")
 ENV = typer.Option("production", "--env", "-e", help="Environment name.")
-
-
-class TestsFailed(SproutError):
-    """The version's own tests failed: it is not deployed."""
 
 
 def app_name(app_dir: Path) -> str:
@@ -80,7 +74,21 @@ def deploy(
     if elsewhere(provider, "deploy"):
         from sprout.cli import aws_cmd
 
-        aws_cmd.deploy(app_dir, env, None, None, False, True)
+        if version is not None:
+            raise UserError(
+                f"--version {version}: with --provider aws, deploy ships the app folder (AWS keeps its "
+                "releases in the bucket, not in this machine's versions); deploy that version's folder"
+            )
+        aws_cmd.deploy(
+            app_dir=app_dir,
+            env=env,
+            bucket=None,
+            region=None,
+            resume=False,
+            wait_hold=True,
+            strategy=strategy,
+            skip_tests=skip_tests,
+        )
         return
     from sprout.cli.push_cmd import push
     from sprout.state import StateStore
@@ -103,57 +111,22 @@ def deploy(
         raise UserError(
             f"{name}/{env}: no such environment; create it with `sprout up {app_dir} --env {env}`"
         )
-    note = ""
     if skip_tests:
-        note = "tests skipped (--skip-tests)"
-        console.print(f"[yellow]{note}[/]")
-    else:
-        from sprout.deploy.gate import run_test_gate
-
-        log_path = home.logs / f"test-{name}-{label}.log"
-        with console.status(f"{name} {label}: running the app's tests (test gate)"):
-            gate = run_test_gate(
-                app=name,
-                version=label,
-                sha256=record.sha256,
-                store_url=record.store_url or str(home.artifacts),
-                cache_dir=home.cache,
-                manifest=record.manifest,
-                environ=os.environ,
-                log_path=log_path,
-            )
-        if gate.skipped:
-            console.print(printable(f"test gate: {gate.skipped}"), markup=False)
-        elif not gate.passed:
-            why = f"`{record.manifest.app.test}` exited {gate.code} after {gate.seconds:.1f}s"
-            state.append_history(
-                user=getpass.getuser(),
-                app=name,
-                env=env,
-                action="blocked",
-                manifest_hash=record.manifest.digest(),
-                version=label,
-                diff_text=f"blocked by tests: {why}; not deployed (log: {log_path})",
-            )
-            tail = "\n".join(f"  {line}" for line in gate.tail)
-            raise TestsFailed(
-                f"{name} {label}: the app's tests failed ({why}); not deployed. Their last lines:\n{tail}\n"
-                f"The whole run, install output included: {log_path}"
-            )
-        else:
-            console.print(f"test gate: passed in {gate.seconds:.1f}s")
+        console.print("[yellow]tests skipped (--skip-tests)[/]")
     client = connect(home)
-    started = client.post(
-        "/v1/deploy",
-        {
-            "app": name,
-            "env": env,
-            "version": label,
-            "strategy": strategy,
-            "user": getpass.getuser(),
-            "note": note,
-        },
-    )["deployment"]
+    with console.status(f"{name} {label}: the daemon runs the app's tests (test gate)"):
+        started = client.post(
+            "/v1/deploy",
+            {
+                "app": name,
+                "env": env,
+                "version": label,
+                "strategy": strategy,
+                "user": getpass.getuser(),
+                "skip_tests": skip_tests,
+            },
+            timeout=APPLY_TIMEOUT,
+        )["deployment"]
     console.print(f"{name}/{env}: release {started['id']} of {label} ({started['strategy']}) started")
     if wait:
         follow_release(client, name, env, int(started["id"]))
@@ -172,7 +145,7 @@ def rollback(
     if elsewhere(provider, "rollback"):
         from sprout.cli import aws_cmd
 
-        aws_cmd.rollback(app_dir, env, None, None)
+        aws_cmd.rollback(app_dir=app_dir, env=env, bucket=None, region=None)
         return
     home = Home.from_env()
     name = app_name(app_dir)

@@ -9,6 +9,7 @@ the rows are the desired state the reconcile loop converges to.
 from __future__ import annotations
 
 import json
+import os
 import threading
 import urllib.error
 import urllib.request
@@ -21,11 +22,15 @@ from sprout.controlplane.instances import SecretBook
 from sprout.controlplane.release_phase import run_release_phase
 from sprout.controlplane.resources import Resources
 from sprout.controlplane.routing import route_name
-from sprout.deploy.fleet import GroupHealth
+from sprout.deploy.analysis import Window
+from sprout.deploy.fleet import STRATEGIES, GroupHealth
+from sprout.deploy.gate import GateResult, run_test_gate
 from sprout.errors import NotFoundError, SproutError
 from sprout.healthcheck import describe_check, wrong_path, wrong_path_message
 from sprout.paths import Home
 from sprout.router.client import RouterControl
+from sprout.services.database import database_url
+from sprout.spec import DATABASE_PASSWORD
 from sprout.state import Environment, StateStore
 from sprout.state.models import Group, Instance
 
@@ -35,6 +40,8 @@ QUOTED_LOG_LINES = 5
 
 class ControlPlaneFleet:
     """`sprout.deploy.fleet.Fleet` for the local control plane."""
+
+    strategies = STRATEGIES
 
     def __init__(
         self,
@@ -126,6 +133,11 @@ class ControlPlaneFleet:
         groups = self._router().metrics().get("groups", {})
         return {doc["group"]: doc for doc in groups.values() if doc.get("route") == route}
 
+    def window(
+        self, app: str, env: str, name: str, before: Mapping[str, Any] | None, after: Mapping[str, Any]
+    ) -> Window:
+        return Window.between(before, after)
+
     def smoke(self, app: str, env: str, name: str, path: str) -> str | None:
         for instance in self._store.list_instances(app, env, states=("running",)):
             if instance.group_name != name:
@@ -150,6 +162,30 @@ class ControlPlaneFleet:
         secrets = self._secrets.values(environment)
         run_release_phase(
             self._home, self._store, self._resources, env, record, environment.manifest, secrets
+        )
+
+    def refusal(self, strategy: str) -> str:
+        return f"--strategy: unknown strategy {strategy!r} ({', '.join(STRATEGIES)})"
+
+    def test(self, app: str, env: str, version: str) -> GateResult:
+        record = self._store.get_version(app, version)
+        if record is None:
+            raise NotFoundError(f"{app} {version}: no such version (push it with `sprout push`)")
+        database = record.manifest.resources.database
+        server_url = None
+        if database.engine != "sqlite" and database.url:
+            password = self._secrets.values(self._environment(app, env)).get(DATABASE_PASSWORD)
+            server_url = database_url(database.engine, database.url, self._home.root, password)
+        return run_test_gate(
+            app=app,
+            version=version,
+            sha256=record.sha256,
+            store_url=record.store_url or str(self._home.artifacts),
+            cache_dir=self._home.cache,
+            manifest=record.manifest,
+            environ=os.environ,
+            log_path=self._home.logs / f"test-{app}-{version}.log",
+            server_url=server_url,
         )
 
     def _environment(self, app: str, env: str) -> Environment:

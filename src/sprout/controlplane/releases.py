@@ -23,19 +23,27 @@ class ReleaseOps:
         self._started = started
 
     def deploy(self, request: dict[str, Any]) -> dict[str, Any]:
-        """Start releasing a pushed version into an environment (`strategy` defaults to the manifest's)."""
+        """Run a pushed version's test gate (unless `skip_tests`), then start releasing it into an
+        environment (`strategy` defaults to the manifest's)."""
         app, env = _target(request)
         version = request.get("version")
         if not isinstance(version, str) or not version:
             raise UserError("deploy: the request needs `version` (a pushed label such as v3)")
         strategy = request.get("strategy")
+        skip_tests = request.get("skip_tests", False)
+        if not isinstance(skip_tests, bool):
+            raise UserError("deploy: `skip_tests` must be true or false")
+        note = str(request.get("note") or "")
+        if skip_tests:
+            note = "; ".join(filter(None, ["tests skipped (--skip-tests)", note]))
         deployment = self._engine.start(
             app,
             env,
             version,
             str(strategy) if strategy else None,
             _user(request),
-            str(request.get("note") or ""),
+            note,
+            skip_tests=skip_tests,
         )
         self._started()
         return {"deployment": asdict(deployment)}

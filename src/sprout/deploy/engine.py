@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from typing import NoReturn
 
 from sprout.deploy.adopt import adopt_manifest
-from sprout.deploy.fleet import Fleet, Group
+from sprout.deploy.fleet import STRATEGIES, Fleet, Group
+from sprout.deploy.gate import blocked
 from sprout.deploy.retire import Retirement
 from sprout.deploy.steps import FIRST_STEP, STEPS, Step, Transition
 from sprout.errors import ConflictError, NotFoundError, UserError
@@ -62,17 +63,26 @@ class ReleaseEngine:
         self.retirement = Retirement(store, fleet, clock, self._warm_lock)
 
     def start(
-        self, app: str, env: str, version: str, strategy: str | None, user: str, note: str = ""
+        self,
+        app: str,
+        env: str,
+        version: str,
+        strategy: str | None,
+        user: str,
+        note: str = "",
+        skip_tests: bool = False,
     ) -> Deployment:
-        """Begin releasing `version` into `app/env`; fail at once if another release holds the lock."""
+        """Begin releasing `version` into `app/env` once its tests pass (unless `skip_tests`: say why in
+        `note`, which the history keeps); fail at once if another release holds the lock or the fleet
+        cannot do the strategy."""
         if self.store.get_version(app, version) is None:
             raise NotFoundError(f"{app} {version}: no such version (push one with `sprout push`)")
         manifest = self.manifests(app, version)
         strategy = strategy or manifest.deploy.strategy
-        if strategy not in ("rolling", "rolling_with_batch", "immutable", "bluegreen", "canary"):
-            raise UserError(
-                f"--strategy: unknown strategy {strategy!r} (rolling, rolling_with_batch, immutable, bluegreen, canary)"
-            )
+        if strategy not in STRATEGIES:
+            raise UserError(f"--strategy: unknown strategy {strategy!r} ({', '.join(STRATEGIES)})")
+        if strategy not in self.fleet.strategies:
+            raise UserError(self.fleet.refusal(strategy))
         env_id = f"{app}/{env}"
         holder = (
             f"{user}: {version} ({strategy}) since {time.strftime('%H:%M:%S', time.localtime(self.clock()))}"
@@ -82,6 +92,12 @@ class ReleaseEngine:
                 f"{env_id}: another release is in progress (held by {self.store.lock_holder(env_id)}); "
                 "wait for it, or `sprout rollback` to stop it"
             )
+        try:
+            if not skip_tests:
+                self._gate(app, env, version, manifest, user)
+        except BaseException:
+            self.store.release_lock(env_id, holder)
+            raise
         now = self.clock()
         data = {
             "entered_at": now,
@@ -101,6 +117,23 @@ class ReleaseEngine:
             deployment=deployment.id,
         )
         return deployment
+
+    def _gate(self, app: str, env: str, version: str, manifest: Manifest, user: str) -> None:
+        """The test gate: the version's own tests pass, or it is blocked (recorded in the history)."""
+        gate = self.fleet.test(app, env, version)
+        if gate.passed:
+            return
+        text, error = blocked(app, version, manifest.app.test, gate)
+        self.store.append_history(
+            user=user,
+            app=app,
+            env=env,
+            action="blocked",
+            manifest_hash=manifest.digest(),
+            version=version,
+            diff_text=text,
+        )
+        raise error
 
     def tick(self, deployment_id: int) -> Deployment:
         """Run the current step of a release once and persist where it leads."""
@@ -187,7 +220,8 @@ class ReleaseEngine:
                 return RollbackResult(instant=True, version=target.version)
         version = to or self._previous_version(app, env)
         note = self.retirement.why_not_warm(app, env)
-        deployment = self.start(app, env, version, None, user, note=f"rollback to {version}")
+        # The version served before: its tests passed then, and a rollback should not wait for them.
+        deployment = self.start(app, env, version, None, user, note=f"rollback to {version}", skip_tests=True)
         return RollbackResult(instant=False, version=version, deployment=deployment, note=note)
 
     def swap(self, app: str, env: str, user: str) -> str:

@@ -4,11 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, get_args
 
+from sprout.deploy.analysis import Window
+from sprout.deploy.gate import GateResult
+from sprout.spec.models import Strategy
 from sprout.state.models import Group
 
-__all__ = ["Fleet", "Group", "GroupHealth"]
+__all__ = ["STRATEGIES", "Fleet", "Group", "GroupHealth"]
+
+#: Every release strategy the engine knows (`deploy/steps.py`).
+STRATEGIES: tuple[str, ...] = get_args(Strategy)
 
 
 @dataclass(frozen=True)
@@ -28,7 +34,15 @@ class GroupHealth:
 
 
 class Fleet(Protocol):
-    """Desired groups go in; the reconcile loop launches, drains and routes; health and metrics come out."""
+    """The seam each provider implements for the release engine: groups of instances at a version go
+    in (launched, drained, stopped by the provider), traffic weights are set, health and metrics come out."""
+
+    #: The strategies this provider can carry out; any other is refused before a release starts.
+    strategies: tuple[str, ...]
+
+    def refusal(self, strategy: str) -> str:
+        """Why `strategy` cannot run here and which strategy to use instead."""
+        ...
 
     def groups(self, app: str, env: str) -> dict[str, Group]:
         """The environment's desired groups by name."""
@@ -51,7 +65,13 @@ class Fleet(Protocol):
         ...
 
     def metrics(self, app: str, env: str) -> dict[str, Mapping[str, Any]]:
-        """The router's monotonic counters per group (`/metrics.json` group snapshots)."""
+        """A snapshot of each group's traffic now (kept by the engine as an analysis interval's start)."""
+        ...
+
+    def window(
+        self, app: str, env: str, name: str, before: Mapping[str, Any] | None, after: Mapping[str, Any]
+    ) -> Window:
+        """A group's traffic between two of its snapshots (`before` None: since it was launched)."""
         ...
 
     def smoke(self, app: str, env: str, name: str, path: str) -> str | None:
@@ -60,4 +80,8 @@ class Fleet(Protocol):
 
     def release(self, app: str, env: str, version: str) -> None:
         """Run the version's release command once (migrations); raise on failure."""
+        ...
+
+    def test(self, app: str, env: str, version: str) -> GateResult:
+        """Run the version's test gate where this provider runs one-offs (before anything is uploaded)."""
         ...

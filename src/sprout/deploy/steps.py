@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from sprout.deploy.analysis import Window, judge
+from sprout.deploy.analysis import judge
 from sprout.deploy.fleet import Fleet, Group
 from sprout.errors import SproutError
 from sprout.spec.models import Manifest
@@ -252,8 +252,10 @@ def _canary_analyze(step: Step) -> Transition:
     snapshots = step.fleet.metrics(step.app, step.env)
     baseline = step.data.get("baseline") or {}
     empty = {"requests": {"total": 0}, "latency": {"buckets": {}}}
-    canary = Window.between(baseline.get(step.new), snapshots.get(step.new) or empty)
-    stable = Window.between(baseline.get(old), snapshots.get(old) or empty)
+    canary = step.fleet.window(
+        step.app, step.env, step.new, baseline.get(step.new), snapshots.get(step.new) or empty
+    )
+    stable = step.fleet.window(step.app, step.env, old, baseline.get(old), snapshots.get(old) or empty)
     verdict = judge(canary, stable, rules)
     if verdict.outcome == "rollback" and verdict.signal == "latency" and not step.data.get("slow_once"):
         # A second interval from a fresh baseline: a real regression shows again, a one-off spike does not.

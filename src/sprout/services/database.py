@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import re
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import quote
 
@@ -126,6 +129,21 @@ def drop_database(url: str) -> None:
         raise _unreachable(parsed, exc) from exc
     finally:
         server.dispose()
+
+
+@contextmanager
+def scratch_database(url: str) -> Iterator[str]:
+    """A new empty database on the server of `url` (named after its database), dropped on exit."""
+    parsed = _parse(url)
+    if parsed.get_backend_name() == "sqlite":
+        raise UserError(f"database: a scratch database needs a MySQL or PostgreSQL server, not {url!r}")
+    name = f"{_name(parsed)[:40]}_test_{secrets.token_hex(4)}"
+    scratch = parsed.set(database=name).render_as_string(hide_password=False)
+    ensure_database(scratch)
+    try:
+        yield scratch
+    finally:
+        drop_database(scratch)
 
 
 def check_database(url: str) -> None:

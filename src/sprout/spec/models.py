@@ -246,6 +246,13 @@ class DeploySection(Section):
     drain: Duration = Field(30.0, description="How long removed instances may finish in-flight requests.")
     health_timeout: Duration = Field(120.0, description="How long new instances may take to be healthy.")
     smoke_path: str | None = Field(None, pattern=r"^/", description="Extra path that must answer 2xx.")
+    test_database: Literal["sqlite", "scratch"] = Field(
+        "sqlite",
+        description=(
+            "The database the test gate gives `[app] test`: a throw-away SQLite file, or `scratch`: "
+            "an empty database created on the `[resources.database]` server and dropped after."
+        ),
+    )
     canary: CanaryAnalysis = Field(default_factory=CanaryAnalysis)
 
 
@@ -481,6 +488,11 @@ class Manifest(Section):
         if clash:
             names = ", ".join(f'"{name}"' for name in sorted(clash))
             raise ValueError(f"{names} defined in both [env] and [secrets] (keep one)")
+        if self.deploy.test_database == "scratch" and self.resources.database.engine == "sqlite":
+            raise ValueError(
+                'deploy.test_database = "scratch" needs [resources.database] on a MySQL or PostgreSQL '
+                'server (engine "mysql" or "postgres"); use "sqlite" otherwise'
+            )
         return self
 
     @property

@@ -20,21 +20,17 @@ from typing import Any
 
 from sprout.bundle import ArtifactStore
 from sprout.deploy.analysis import Verdict, judge
+from sprout.deploy.steps import CANARY_PATIENCE
 from sprout.errors import BundleError, ConflictError, NotFoundError
 from sprout.providers.aws.canary import window
 from sprout.providers.aws.context import Colour, other
 from sprout.providers.aws.deploystate import DeployState, S3StateStore, Step
 from sprout.providers.aws.fleetapi import AwsFleet, Size
 from sprout.providers.aws.release import result_key
+from sprout.providers.aws.releasefleet import aws_sized
 from sprout.providers.aws.wheels import Runtime
 from sprout.spec import Manifest
 from sprout.spec.models import CanaryAnalysis
-
-#: The default health timeout on AWS: an instance boots (Python, Sprout, the app's install) before the
-#: load balancer's health checks count, so one machine's 2 minutes would fail healthy deploys.
-AWS_HEALTH_TIMEOUT = 900.0
-#: A canary step with too little traffic to judge waits this many intervals, then moves on (noted).
-CANARY_PATIENCE = 3
 
 
 @dataclass(frozen=True)
@@ -49,9 +45,8 @@ class Timing:
     @classmethod
     def of(cls, manifest: Manifest) -> Timing:
         """The timing of a manifest; an unset health timeout is AWS-sized (a boot takes minutes)."""
-        d = manifest.deploy
-        health = d.health_timeout if "health_timeout" in d.model_fields_set else AWS_HEALTH_TIMEOUT
-        return cls(d.drain, d.rollback_window, health, d.canary)
+        d = aws_sized(manifest).deploy
+        return cls(d.drain, d.rollback_window, d.health_timeout, d.canary)
 
 
 class Deployer:
