@@ -221,7 +221,7 @@ class HaproxyAdmin(RouterControl):
                 f"add server {name} {address} weight {weight if up else 0} "
                 f"check inter {int(health.interval * 1000)} "
                 f"fall {health.unhealthy_threshold} rise {health.healthy_threshold} "
-                f"observe layer7 error-limit {ERROR_LIMIT} on-error mark-down"
+                f"observe layer7 error-limit {ERROR_LIMIT} on-error mark-down pool-max-conn -1 pool-purge-delay 5s"
             )
             api.run(f"enable health {name}")
             api.run(f"enable server {name}")
