@@ -61,9 +61,9 @@ def test_sampling_keeps_every_error_and_slow_request_and_files_rotate_compress_a
 
     # A line in a compressed file is found, and no query returns more than asked.
     oldest = ids[0]
-    found = files.search(grep=f"/ITEM/{oldest}\t", since=None, until=None, version=None, limit=10)
+    found = files.search(grep=f"/ITEM/{oldest}\t", since=None, version=None, limit=10)
     assert [line.request_id for line in found] == [f"rid-{oldest}"]
-    assert len(files.search(grep=None, since=None, until=None, version=None, limit=7)) == 7
+    assert len(files.search(grep=None, since=None, version=None, limit=7)) == 7
 
     # Retention by size drops the oldest files first and never the current one; by age, every old one.
     current = tmp_path / "access" / CURRENT

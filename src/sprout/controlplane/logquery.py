@@ -30,16 +30,22 @@ def query_logs(
     except ValueError as exc:
         raise UserError(f"logs: `limit` and `after` must be whole numbers ({exc})") from exc
     since = parse_since(query["since"], time.time()) if query.get("since") else None
-    filters = {key: query.get(key) or None for key in ("instance", "version", "app", "env", "source", "grep")}
-    rows = [
-        asdict(row)
-        for row in store.query(since=since, limit=limit, after_id=after, **filters)  # type: ignore[arg-type]
-    ]
-    whole_router_log = not (filters["instance"] or filters["app"] or filters["env"])
-    if access is not None and after is None and filters["source"] in (None, "router") and whole_router_log:
-        found = access.search(
-            grep=filters["grep"], since=since, until=None, version=filters["version"], limit=limit
-        )
+    instance, app, env = (query.get(key) or None for key in ("instance", "app", "env"))
+    version, source, grep = (query.get(key) or None for key in ("version", "source", "grep"))
+    stored = store.query(
+        since=since,
+        instance=instance,
+        version=version,
+        app=app,
+        env=env,
+        source=source,
+        grep=grep,
+        limit=limit,
+        after_id=after,
+    )
+    rows = [asdict(row) for row in stored]
+    if access is not None and after is None and source in (None, "router") and not (instance or app or env):
+        found = access.search(grep=grep, since=since, version=version, limit=limit)
         rows = sorted([*rows, *map(_row, found)], key=lambda r: r["ts"])[-limit:]
     return {"lines": rows, "last_id": store.last_id()}
 

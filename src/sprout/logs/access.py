@@ -217,7 +217,6 @@ class AccessFiles:
         *,
         grep: str | None,
         since: float | None,
-        until: float | None,
         version: str | None,
         limit: int,
         budget: float = SEARCH_BUDGET,
@@ -234,11 +233,7 @@ class AccessFiles:
             if (since is not None and _mtime(path) < since) or time.monotonic() > deadline:
                 break
             for line in _newest_first(_read(path), needle):
-                if (
-                    (since is None or line.ts >= since)
-                    and (until is None or line.ts < until)
-                    and (version is None or line.version == version)
-                ):
+                if (since is None or line.ts >= since) and (version is None or line.version == version):
                     found.append(line)
                     if len(found) >= limit:
                         return found[::-1]
