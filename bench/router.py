@@ -392,7 +392,9 @@ def main() -> None:
         finally:
             stack.down()
 
-    in_temp_folder("sprout-bench-router-", ("backend0", "backend1", "nginx", "haproxy", "caddy", "router"), body)
+    in_temp_folder(
+        "sprout-bench-router-", ("backend0", "backend1", "nginx", "haproxy", "caddy", "router"), body
+    )
 
 
 def in_temp_folder(prefix: str, logs: tuple[str, ...], body: Callable[[Path, Processes], None]) -> None:

@@ -192,7 +192,11 @@ class RouterProcess:
                 self._ports.release(int(data["admin_port"]), self._admin_owner)
             write_json(
                 self._record_file,
-                {"port": data.get("port"), "engine": data.get("engine"), "https_port": data.get("https_port")},
+                {
+                    "port": data.get("port"),
+                    "engine": data.get("engine"),
+                    "https_port": data.get("https_port"),
+                },
             )
             return gone
 

@@ -105,7 +105,7 @@ class AdminServer:
                 async with asyncio.timeout(config.admin_body_timeout):
                     body = await reader.readexactly(length)
             if path == "/metrics" and method == "GET":
-                reading = Reading(self.router)
+                reading = Reading.of(self.router)
                 text = await asyncio.get_running_loop().run_in_executor(None, exposition, reading)
                 return 200, CONTENT_TYPE_LATEST, text
             return self._dispatch(method, path, body)

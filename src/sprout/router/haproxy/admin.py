@@ -20,7 +20,7 @@ from sprout.router.admission import Rejection, admit_table
 from sprout.router.client import RouterControl
 from sprout.router.haproxy.config import SLOTS, Layout, slot_names
 from sprout.router.haproxy.runtime import RuntimeApi
-from sprout.router.metrics import BUCKETS, Stats, prometheus_text
+from sprout.router.metrics import BUCKETS, Reading, Stats, exposition
 from sprout.router.table import (
     RouteSpec,
     TableSpec,
@@ -466,14 +466,32 @@ class HaproxyAdmin(RouterControl):
 
     def metrics_text(self) -> str:
         with self._lock:
-            self._read_counters()
-            series = []
+            rows = self._read_counters()
+            targets = []
             for target_id, stats in self._target_stats.items():
                 route, _, group = self._group_of(target_id).partition("/")
-                series.append(("target", {"route": route, "group": group, "target": target_id}, stats))
-            for (route, group), stats in self._group_stats.items():
-                series.append(("group", {"route": route, "group": group}, stats))
-            return prometheus_text(series, {"uptime_seconds": time.time() - self._started})
+                version = self._target_spec(target_id).get("version") or ""
+                targets.append(([route, group, target_id, version], stats.copy()))
+            members = [
+                (
+                    route.name,
+                    group.name,
+                    group.weight,
+                    [(t.id, t.id in rows and self._state(rows[t.id]) == "healthy") for t in group.targets],
+                )
+                for route in self._spec.routes
+                for group in route.groups
+            ]
+            reading = Reading(
+                groups=[
+                    ([route, group], stats.copy()) for (route, group), stats in self._group_stats.items()
+                ],
+                targets=targets,
+                members=members,
+                connections=0,
+                started=self._started,
+            )
+        return exposition(reading).decode()
 
     def ping(self) -> bool:
         try:
