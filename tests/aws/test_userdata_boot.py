@@ -18,6 +18,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -39,6 +40,7 @@ from sprout.spec import load_manifest
 from .conftest import REGION, SIGNALS, client
 from .fleet_setup import BUCKET, build_fleet, deployer, packed
 from .helpers import ROOT
+from .test_cli_moto import stack_with_outputs
 from .test_deploy_moto import sizes, weights
 
 INSTANCE = "i-0123456789abcdef0"
@@ -336,5 +338,76 @@ def test_a_deploy_runs_the_release_command_once_on_a_one_off_instance(
         assert weights(refs) == {"blue": 100, "green": 0} and sizes(refs)["green"] == (0, 4, 0)
     described = ec2.describe_instances(InstanceIds=[instance])["Reservations"][0]["Instances"][0]  # type: ignore[attr-defined]
     assert described["State"]["Name"] in ("shutting-down", "terminated")
+    releases = ec2.describe_instances(Filters=[{"Name": "tag:sprout:role", "Values": ["release"]}])  # type: ignore[attr-defined]
+    assert sum(len(r["Instances"]) for r in releases["Reservations"]) == 1
+
+
+@pytest.mark.slow
+def test_aws_deploy_from_the_command_line_runs_the_release_command_once_before_traffic_moves(
+    aws: str, imds: str, tmp_path: Path
+) -> None:
+    app = tmp_path / "hello"
+    shutil.copytree(ROOT / "examples" / "hello", app)
+    release = "python -c \"print('migrated', 6 * 7)\""
+    text = (app / "sprout.toml").read_text()
+    (app / "sprout.toml").write_text(
+        text.replace("[health]", f"release = {json.dumps(release)}\n\n[health]", 1)
+        + '\n[deploy]\nstrategy = "bluegreen"\ndrain = "0s"\nrollback_window = "10m"\n'
+    )
+    refs = build_fleet(load_manifest(app / "sprout.toml"), "1" * 64)
+    stack_with_outputs(refs)  # its log group is the environment's
+    ec2 = client("ec2")
+
+    deploy = subprocess.Popen(
+        [sys.executable, "-m", "sprout", "aws", "deploy", str(app), "--env", "prod", "--no-wait-hold"],
+        env=dict(os.environ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        # The deploy starts one release instance; this test plays it: its user data, run as EC2 would.
+        instance = None
+        deadline = time.monotonic() + 180
+        while instance is None and time.monotonic() < deadline and deploy.poll() is None:
+            found = ec2.describe_instances(Filters=[{"Name": "tag:sprout:role", "Values": ["release"]}])  # type: ignore[attr-defined]
+            ids = [i["InstanceId"] for r in found["Reservations"] for i in r["Instances"]]
+            instance = ids[0] if ids else None
+            time.sleep(0.5)
+        assert instance is not None, "no release instance started"
+        assert weights(refs) == {"blue": 100, "green": 0}  # no traffic moved before the release ran
+        encoded = ec2.describe_instance_attribute(InstanceId=instance, Attribute="userData")["UserData"][
+            "Value"
+        ]  # type: ignore[attr-defined]
+        script = re.sub(
+            r"\$\{([A-Za-z0-9:.]+)\}",
+            lambda m: {
+                "AWS::Region": REGION,
+                "AWS::URLSuffix": "amazonaws.com",
+                "AWS::StackId": STACK_ID,
+                "LogGroup": GROUP,
+            }[m.group(1)],
+            base64.b64decode(encoded).decode(),
+        ).replace("${!", "${")
+        (tmp_path / "release.sh").write_text(script)
+        ran = subprocess.run(
+            ["bash", str(tmp_path / "release.sh")],
+            env=boot_env(aws, imds, tmp_path / "root", free_port()),
+            capture_output=True,
+            text=True,
+            timeout=280,
+            start_new_session=True,
+        )
+        assert ran.returncode == 0, (ran.stdout + ran.stderr)[-4000:]
+        assert "release stdout: migrated 42" in ran.stdout
+        out, _ = deploy.communicate(timeout=240)
+    finally:
+        if deploy.poll() is None:
+            deploy.kill()
+            deploy.wait()
+    assert deploy.returncode == 0, out[-4000:]
+    assert re.search(rf"release `{re.escape(release)}` exited 0 in [0-9.]+s; {instance} terminated", out), out
+    assert "weights: green 100, blue 0" in out
+    assert weights(refs) == {"blue": 0, "green": 100}
     releases = ec2.describe_instances(Filters=[{"Name": "tag:sprout:role", "Values": ["release"]}])  # type: ignore[attr-defined]
     assert sum(len(r["Instances"]) for r in releases["Reservations"]) == 1
