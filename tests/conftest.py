@@ -59,10 +59,14 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 @pytest.fixture(autouse=True)
 def _tmp_path_reachable_by_app_users(request: pytest.FixtureRequest) -> None:
-    """Under root, let others pass through (not list) a test's tmp_path and its parent, which pytest
-    makes private, on the way to the test's `<home>-apps` folder."""
+    """Under root, let others pass through (not list) a test's tmp_path and the folders above it up to the
+    run's base (the basetemp and, on xdist, the worker's folder), which pytest makes private, on the way to
+    the test's `<home>-apps` folder."""
     if os.geteuid() != 0 or "tmp_path" not in request.fixturenames:
         return
     path: Path = request.getfixturevalue("tmp_path")
-    for folder in (path.parent, path):
+    stops = {Path(tempfile.gettempdir()), Path.home(), Path("/")}
+    for folder in (path, *path.parents):
+        if folder.name.startswith("sprout-pytest-") or folder in stops:
+            break  # the run's own base (already open to pass through), or a folder that is not the run's
         folder.chmod(stat.S_IMODE(folder.stat().st_mode) | 0o111)

@@ -85,7 +85,10 @@ def test_a_failing_test_gate_shows_its_output_without_escapes(tmp_path: Path) ->
         state.upsert_environment("shop", "production", load_manifest(app), app)
     finally:
         state.close()
-    done = sprout("deploy", str(app), home=home.root, cwd=tmp_path)
+    try:
+        done = sprout("deploy", str(app), home=home.root, cwd=tmp_path)
+    finally:
+        sprout("down", str(app), home=home.root, cwd=tmp_path)  # `deploy` started the daemon for the gate
     assert done.returncode == 1, done.stderr
     assert "  FAILED test_x\n" in done.stderr
     assert not any(ch in done.stderr for ch in "\x1b\x07")

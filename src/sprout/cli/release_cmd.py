@@ -12,7 +12,7 @@ from pathlib import Path
 
 import typer
 
-from sprout.cli.client import APPLY_TIMEOUT, connect
+from sprout.cli.client import APPLY_TIMEOUT, connect, ensure_daemon
 from sprout.cli.console import cli_console
 from sprout.cli.follow import follow_release
 from sprout.cli.provider_cmd import PROVIDER, elsewhere
@@ -113,7 +113,8 @@ def deploy(
         )
     if skip_tests:
         console.print("[yellow]tests skipped (--skip-tests)[/]")
-    client = connect(home)
+    # The gate and the release run in the daemon; like `up`, start it (it adopts what runs) if it is down.
+    client = ensure_daemon(home)
     with console.status(f"{name} {label}: the daemon runs the app's tests (test gate)"):
         started = client.post(
             "/v1/deploy",
