@@ -52,7 +52,7 @@ def writer(folder: Path, rate: int, seconds: float, rotate_mb: float, sample: fl
 
 
 def ingester(folder: Path, home: Path) -> None:
-    from sprout.logs.access import AccessFiles, Settings
+    from sprout.accessfiles import AccessFiles, Settings
     from sprout.logs.ingest import LogIngester
     from sprout.logs.store import LogStore
 
@@ -90,8 +90,8 @@ def main() -> None:
         return
     import psutil
 
+    from sprout.accessfiles import AccessFiles
     from sprout.controlplane.logquery import query_logs
-    from sprout.logs.access import AccessFiles
     from sprout.logs.store import LogStore
 
     folder = Path(tempfile.mkdtemp(prefix="sprout-bench-logs-", dir="/tmp"))

@@ -11,7 +11,7 @@ from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "sprout"
 #: What the data plane may import from the rest of Sprout: leaves that import nothing of Sprout's parts.
-ROUTER_MAY_IMPORT = {"sprout.errors", "sprout.paths", "sprout.spec.rules"}
+ROUTER_MAY_IMPORT = {"sprout.accessfiles", "sprout.errors", "sprout.paths", "sprout.spec.rules"}
 
 
 def imports() -> list[tuple[str, str, str]]:

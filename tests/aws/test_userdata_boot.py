@@ -211,6 +211,19 @@ def boot_env(moto: str, imds: str, root: Path, port: int) -> dict[str, str]:
     return env
 
 
+def instance_user_data(instance: str) -> str:
+    """An instance's user data as moto holds it, with Fn::Sub's placeholders resolved as CloudFormation does."""
+    attribute = client("ec2").describe_instance_attribute(InstanceId=instance, Attribute="userData")  # type: ignore[attr-defined]
+    values = {
+        "AWS::Region": REGION,
+        "AWS::URLSuffix": "amazonaws.com",
+        "AWS::StackId": STACK_ID,
+        "LogGroup": GROUP,
+    }
+    text = base64.b64decode(attribute["UserData"]["Value"]).decode()
+    return re.sub(r"\$\{([A-Za-z0-9:.]+)\}", lambda m: values[m.group(1)], text).replace("${!", "${")
+
+
 def boot_log(stream: str) -> list[str]:
     """The messages of one stream of the environment's log group."""
     events = client("logs").get_log_events(logGroupName=GROUP, logStreamName=stream)["events"]  # type: ignore[attr-defined]
@@ -295,17 +308,7 @@ def test_a_deploy_runs_the_release_command_once_on_a_one_off_instance(
         state = deploying.advance(state)
     ec2 = client("ec2")
     instance = state.release_instance
-    encoded = ec2.describe_instance_attribute(InstanceId=instance, Attribute="userData")["UserData"]["Value"]  # type: ignore[attr-defined]
-    script = re.sub(
-        r"\$\{([A-Za-z0-9:.]+)\}",
-        lambda m: {
-            "AWS::Region": REGION,
-            "AWS::URLSuffix": "amazonaws.com",
-            "AWS::StackId": STACK_ID,
-            "LogGroup": GROUP,
-        }[m.group(1)],
-        base64.b64decode(encoded).decode(),
-    ).replace("${!", "${")
+    script = instance_user_data(instance)
     assert f"SPROUT_RELEASE=releases/prod/{state.id}.json" in script.splitlines()
     assert deploying.advance(state).step == "wait_release"  # no result yet: the deploy waits
 
@@ -376,19 +379,7 @@ def test_aws_deploy_from_the_command_line_runs_the_release_command_once_before_t
             time.sleep(0.5)
         assert instance is not None, "no release instance started"
         assert weights(refs) == {"blue": 100, "green": 0}  # no traffic moved before the release ran
-        encoded = ec2.describe_instance_attribute(InstanceId=instance, Attribute="userData")["UserData"][
-            "Value"
-        ]  # type: ignore[attr-defined]
-        script = re.sub(
-            r"\$\{([A-Za-z0-9:.]+)\}",
-            lambda m: {
-                "AWS::Region": REGION,
-                "AWS::URLSuffix": "amazonaws.com",
-                "AWS::StackId": STACK_ID,
-                "LogGroup": GROUP,
-            }[m.group(1)],
-            base64.b64decode(encoded).decode(),
-        ).replace("${!", "${")
+        script = instance_user_data(instance)
         (tmp_path / "release.sh").write_text(script)
         ran = subprocess.run(
             ["bash", str(tmp_path / "release.sh")],

@@ -50,7 +50,7 @@ def test_the_bill_of_known_lifetimes(store: StateStore) -> None:
     store.add_instance("shop", "production", "v1", "b", "127.0.0.1", 2, started_at=now - 3600)
     result = CliRunner().invoke(load_commands("cost"), ["cost", "--json"])
     assert result.exit_code == 0, result.output
-    bill = json.loads(result.output)
+    bill = json.loads(result.stdout)  # the home-tightening notice goes to stderr
     # 2 h + 1 h of a medium instance at 0.5 EUR/h
     assert bill["currency"] == "EUR"
     assert bill["spend"] == pytest.approx(1.5, abs=1e-3)

@@ -146,7 +146,7 @@ def test_the_old_colour_is_retired_after_the_window_and_never_counted(rel: Sprou
     assert took > WINDOW * 0.5
     assert_retired(rel)
     status = rel.run("status").stdout
-    assert re.search(r"version v2\s+2/2 healthy\n", status), status
+    assert re.search(r"version v2\s+2/2 healthy( +\(default route\))?\n", status), status
 
 
 def test_a_daemon_killed_during_the_window_retires_the_old_colour_when_restarted(rel: Sprout) -> None:

@@ -138,7 +138,7 @@ def test_a_port_held_by_another_program_is_one_line_exit_2_and_nothing_saved(spr
     )
     assert "Traceback" not in result.stdout + result.stderr
     # Nothing saved: the recorded port is still the previous one, and nothing of this home runs.
-    assert sprout.router() == {"port": sprout.port}
+    assert sprout.router()["port"] == sprout.port and "pid" not in sprout.router()
     assert not sprout.status()["daemon"]["running"]
 
     # A plain `up` uses the saved (previous) port.

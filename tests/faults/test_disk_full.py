@@ -24,10 +24,10 @@ import pytest
 from fault_kit import Sprout, fill, kill_all, make_app, processes_of, tmpfs, wait_for
 
 from loopback import free_port
+from sprout.accessfiles import parse_line as parse_access_line
 from sprout.agent.logfile import InstanceLog
 from sprout.agent.spec import AgentSpec
 from sprout.agent.supervise import Supervisor
-from sprout.logs.access import parse_line as parse_access_line
 from sprout.router.accesslog import AccessLog, Row
 from sprout.router.config import RouterConfig
 from sprout.state import StateStore

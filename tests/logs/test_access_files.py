@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from sprout.logs.access import CURRENT, AccessFiles, parse_line
+from sprout.accessfiles import CURRENT, AccessFiles, parse_line
 from sprout.logs.store import LogStore
 from sprout.router.accesslog import AccessLog, Row
 

@@ -17,8 +17,8 @@ from typing import Any
 import httpx
 import pytest
 
+import sprout.accessfiles as access
 from loopback import free_port
-from sprout.logs import access
 from sprout.router.client import RouterAdmin, RouterControl
 from sprout.router.config import RouterConfig
 from sprout.router.haproxy.admin import HaproxyAdmin

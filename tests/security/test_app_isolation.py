@@ -87,7 +87,7 @@ def test_an_app_can_open_neither_the_api_token_nor_another_apps_environment(
         assert report["environ"] == DENIED
         # The control: an app reads its own environment, and its HOME is a folder of its own.
         assert report["own_environ"].startswith("read ")
-        assert report["home"].endswith(f"/users/sprout-{me}")
+        assert f"/users/sprout-{me}/instances/i-" in report["home"] and report["home"].endswith("/home")
         # Nor the router token, nor the environment of its own agent (root, holding the secrets).
         report = probe(me, sprout.home / "run" / "router.token", agents[me])
         assert report["file"] == DENIED

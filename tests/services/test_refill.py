@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from pymemcache.client.base import Client
 
+from loopback import PORTS
 from sprout.services import memcached
 from sprout.services.memcached import MemcachedNode
 from sprout.services.refill import refill_node
@@ -22,7 +23,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture
 def pair(tmp_path: Path) -> Iterator[list[MemcachedNode]]:
-    nodes = memcached.start_nodes(["a", "b"], memory_mb=64, log_dir=tmp_path)
+    nodes = memcached.start_nodes(["a", "b"], memory_mb=64, log_dir=tmp_path, ports=PORTS)
     yield nodes
     memcached.stop_nodes(nodes)
 
@@ -57,7 +58,7 @@ def test_a_restarted_node_refuses_connections_until_it_holds_every_item(
     watcher = threading.Thread(target=watch)
     watcher.start()
     try:
-        result = refill_node("a", a.port, [b], 64, tmp_path / "a.mem", tmp_path / "a.log")
+        result = refill_node("a", a.port, [b], 64, tmp_path / "a.mem", tmp_path / "a.log", ports=PORTS)
     finally:
         done.set()
         watcher.join()

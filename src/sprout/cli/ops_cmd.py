@@ -16,6 +16,8 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from sprout.accessfiles import AccessFiles
+from sprout.accessfiles import folder_of as access_folder_of
 from sprout.cli.client import APPLY_TIMEOUT, ApiClient, ensure_daemon
 from sprout.cli.console import cli_console
 from sprout.cli.daemon_cmd import print_disk
@@ -29,8 +31,6 @@ from sprout.controlplane.router_process import RouterProcess
 from sprout.controlplane.status import environments_status
 from sprout.errors import NotFoundError, ServiceError, SproutError, UserError
 from sprout.healthcheck import describe_check, wrong_path, wrong_path_message
-from sprout.logs.access import AccessFiles
-from sprout.logs.access import folder_of as access_folder_of
 from sprout.logs.store import LogStore
 from sprout.paths import Home
 from sprout.plan.conflicts import refuse_host_conflicts_at

@@ -14,6 +14,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from sprout.accessfiles import AccessFiles
+from sprout.accessfiles import folder_of as access_folder_of
 from sprout.controlplane.durations import parse_since
 from sprout.controlplane.instances import SecretBook
 from sprout.controlplane.logquery import LIMIT_MAX, query_logs
@@ -24,8 +26,6 @@ from sprout.controlplane.retire import STOP_GRACE
 from sprout.controlplane.router_process import RouterProcess
 from sprout.controlplane.status import environments_status
 from sprout.errors import ConflictError, NotFoundError, SproutError, UserError
-from sprout.logs.access import AccessFiles
-from sprout.logs.access import folder_of as access_folder_of
 from sprout.logs.store import LogStore
 from sprout.paths import Home
 from sprout.plan import ApplyResult, apply_manifest

@@ -26,6 +26,9 @@ from typing import Any
 import uvicorn
 from starlette.applications import Starlette
 
+from sprout.accessfiles import AccessFiles
+from sprout.accessfiles import Settings as AccessSettings
+from sprout.accessfiles import folder_of as access_folder_of
 from sprout.api.app import create_app
 from sprout.api.auth import ensure_token
 from sprout.controlplane.autoscale import Autoscaler
@@ -44,9 +47,6 @@ from sprout.controlplane.resources import Resources
 from sprout.controlplane.router_process import RouterProcess
 from sprout.deploy.engine import ReleaseEngine
 from sprout.errors import NotFoundError, ServiceError, UserError
-from sprout.logs.access import AccessFiles
-from sprout.logs.access import Settings as AccessSettings
-from sprout.logs.access import folder_of as access_folder_of
 from sprout.logs.ingest import LogIngester
 from sprout.logs.store import LogStore
 from sprout.loops import ErrorHook, Loop

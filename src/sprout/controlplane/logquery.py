@@ -7,9 +7,9 @@ from collections.abc import Mapping
 from dataclasses import asdict
 from typing import Any
 
+from sprout.accessfiles import AccessFiles, AccessLine
 from sprout.controlplane.durations import parse_since
 from sprout.errors import UserError
-from sprout.logs.access import AccessFiles, AccessLine
 from sprout.logs.store import LogStore
 
 DEFAULT_LIMIT = 200

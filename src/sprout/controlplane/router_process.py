@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from sprout.accessfiles import Settings as AccessSettings
 from sprout.api.auth import ensure_token
 from sprout.controlplane.portuse import port_in_use
 from sprout.controlplane.process import (
@@ -37,7 +38,6 @@ from sprout.controlplane.process import (
     write_json,
 )
 from sprout.errors import ServiceError, UserError
-from sprout.logs.access import Settings as AccessSettings
 from sprout.paths import Home
 from sprout.ports import PortBook, port_taken
 from sprout.router.client import RouterAdmin, RouterControl

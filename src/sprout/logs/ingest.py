@@ -14,8 +14,8 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+from sprout.accessfiles import AccessFiles, Settings
 from sprout.diskfull import is_disk_full
-from sprout.logs.access import AccessFiles, Settings
 from sprout.logs.store import LogStore
 from sprout.loops import ErrorHook, Loop
 

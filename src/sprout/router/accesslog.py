@@ -2,7 +2,7 @@
 
 Notable requests (an error status or slow) go to the notable log as JSON lines, which the control plane
 indexes in the log store; every other request (sampled when asked) goes to the compact access files
-(`sprout.logs.access`), which the router rotates and the control plane compresses and searches.
+(`sprout.accessfiles`), which the router rotates and the control plane compresses and searches.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import random
 import time
 from pathlib import Path
 
-from sprout.logs import access
+import sprout.accessfiles as access
 
 log = logging.getLogger("sprout.router")
 

@@ -8,9 +8,12 @@ the routing table lives in runtime maps and dynamic servers, so no routing chang
 
 from __future__ import annotations
 
+import hashlib
 import os
 import resource
 import shutil
+import stat
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,6 +64,10 @@ def find_haproxy() -> str:
     return found
 
 
+#: The longest unix socket path HAProxy 2.6 accepts in `stats socket`.
+SOCKET_PATH_MAX = 97
+
+
 @dataclass(frozen=True)
 class Layout:
     """The files of one HAProxy engine under a Sprout home's run folder."""
@@ -74,8 +81,13 @@ class Layout:
 
     @property
     def socket(self) -> Path:
-        """The runtime API's unix socket."""
-        return self.root / "haproxy.sock"
+        """The runtime API's unix socket: in the run folder, or, when that path is longer than HAProxy
+        takes (a deep home), in a private folder of this user under the temp folder named after it."""
+        inside = self.root / "haproxy.sock"
+        if len(str(inside)) <= SOCKET_PATH_MAX:
+            return inside
+        digest = hashlib.sha256(str(self.root).encode()).hexdigest()[:16]
+        return Path(tempfile.gettempdir()) / f"sprout-haproxy-{os.getuid()}-{digest}" / "haproxy.sock"
 
     @property
     def table(self) -> Path:
@@ -124,6 +136,13 @@ def render(layout: Layout, listen: str, config: RouterConfig) -> str:
 def write_config(layout: Layout, listen: str, config: RouterConfig) -> Path:
     """Write the config and empty maps (a new HAProxy starts empty; the saved table is applied after)."""
     layout.root.mkdir(parents=True, exist_ok=True)
+    folder = layout.socket.parent
+    folder.mkdir(mode=0o700, exist_ok=True)
+    info = os.lstat(folder)
+    if info.st_uid != os.geteuid() or info.st_mode & 0o077 or not stat.S_ISDIR(info.st_mode):
+        raise UserError(
+            f"{folder}: the HAProxy socket's folder must be a private folder of this user; remove it"
+        )
     for name in MAPS:
         layout.map(name).write_text("")
     layout.config.write_text(render(layout, listen, config))
