@@ -137,12 +137,14 @@ def write_config(layout: Layout, listen: str, config: RouterConfig) -> Path:
     """Write the config and empty maps (a new HAProxy starts empty; the saved table is applied after)."""
     layout.root.mkdir(parents=True, exist_ok=True)
     folder = layout.socket.parent
-    folder.mkdir(mode=0o700, exist_ok=True)
-    info = os.lstat(folder)
-    if info.st_uid != os.geteuid() or info.st_mode & 0o077 or not stat.S_ISDIR(info.st_mode):
-        raise UserError(
-            f"{folder}: the HAProxy socket's folder must be a private folder of this user; remove it"
-        )
+    if folder != layout.root:
+        # In the shared temp folder: refuse one that someone else made or may enter.
+        folder.mkdir(mode=0o700, exist_ok=True)
+        info = os.lstat(folder)
+        if info.st_uid != os.geteuid() or info.st_mode & 0o077 or not stat.S_ISDIR(info.st_mode):
+            raise UserError(
+                f"{folder}: the HAProxy socket's folder must be a private folder of this user; remove it"
+            )
     for name in MAPS:
         layout.map(name).write_text("")
     layout.config.write_text(render(layout, listen, config))
