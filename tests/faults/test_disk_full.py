@@ -134,9 +134,20 @@ def test_a_full_disk_degrades_serving_never_breaks_it_and_everything_resumes_whe
         "the requests made after freeing queryable in `sprout logs --router`", all_queryable, 20, every=0.5
     )
     queryable = time.monotonic() - freed
-    dropped = sprout.run(
-        "logs", str(sprout.app_dir), "--grep", "lines of output dropped", "--since", "5m"
-    ).stdout
+
+    def dropped_note() -> str:
+        return sprout.run(
+            "logs", str(sprout.app_dir), "--grep", "lines of output dropped", "--since", "5m"
+        ).stdout
+
+    # The instances write their note with their next line after the disk is freed; it is ingested after.
+    wait_for(
+        "the instances' note of the lines they dropped",
+        lambda: "dropped since" in dropped_note(),
+        30,
+        every=0.5,
+    )
+    dropped = dropped_note()
     assert "lines of output dropped since" in dropped and "No space left on device" in dropped, dropped
     app_lines = sprout.run("logs", str(sprout.app_dir), "--grep", "GET / 200", "--since", "5m", "-n", "5000")
     assert app_lines.stdout.count("GET / 200") >= len(after_ok)
