@@ -224,6 +224,20 @@ def instance_user_data(instance: str) -> str:
     return re.sub(r"\$\{([A-Za-z0-9:.]+)\}", lambda m: values[m.group(1)], text).replace("${!", "${")
 
 
+def run_as_instance(instance: str, moto: str, imds: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """Play EC2 for `instance`: run its user data under `tmp_path/root` against moto and the loopback IMDS."""
+    script = tmp_path / f"{instance}.sh"
+    script.write_text(instance_user_data(instance))
+    return subprocess.run(
+        ["bash", str(script)],
+        env=boot_env(moto, imds, tmp_path / "root", free_port()),
+        capture_output=True,
+        text=True,
+        timeout=280,
+        start_new_session=True,
+    )
+
+
 def boot_log(stream: str) -> list[str]:
     """The messages of one stream of the environment's log group."""
     events = client("logs").get_log_events(logGroupName=GROUP, logStreamName=stream)["events"]  # type: ignore[attr-defined]
@@ -308,20 +322,11 @@ def test_a_deploy_runs_the_release_command_once_on_a_one_off_instance(
         state = deploying.advance(state)
     ec2 = client("ec2")
     instance = state.release_instance
-    script = instance_user_data(instance)
-    assert f"SPROUT_RELEASE=releases/prod/{state.id}.json" in script.splitlines()
+    assert f"SPROUT_RELEASE=releases/prod/{state.id}.json" in instance_user_data(instance).splitlines()
     assert deploying.advance(state).step == "wait_release"  # no result yet: the deploy waits
 
     # The instance boots in release mode: the command runs once, its result lands in S3; no agent starts.
-    (tmp_path / "release.sh").write_text(script)
-    ran = subprocess.run(
-        ["bash", str(tmp_path / "release.sh")],
-        env=boot_env(aws, imds, tmp_path / "root", free_port()),
-        capture_output=True,
-        text=True,
-        timeout=280,
-        start_new_session=True,
-    )
+    ran = run_as_instance(instance, aws, imds, tmp_path)
     assert ran.returncode == code, (ran.stdout + ran.stderr)[-4000:]
     assert "release stdout: migrated 42" in ran.stdout
     assert not (tmp_path / "root" / "agent.pid").exists()
@@ -379,16 +384,7 @@ def test_aws_deploy_from_the_command_line_runs_the_release_command_once_before_t
             time.sleep(0.5)
         assert instance is not None, "no release instance started"
         assert weights(refs) == {"blue": 100, "green": 0}  # no traffic moved before the release ran
-        script = instance_user_data(instance)
-        (tmp_path / "release.sh").write_text(script)
-        ran = subprocess.run(
-            ["bash", str(tmp_path / "release.sh")],
-            env=boot_env(aws, imds, tmp_path / "root", free_port()),
-            capture_output=True,
-            text=True,
-            timeout=280,
-            start_new_session=True,
-        )
+        ran = run_as_instance(instance, aws, imds, tmp_path)
         assert ran.returncode == 0, (ran.stdout + ran.stderr)[-4000:]
         assert "release stdout: migrated 42" in ran.stdout
         out, _ = deploy.communicate(timeout=240)
