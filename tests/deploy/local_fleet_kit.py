@@ -2,16 +2,13 @@
 on loopback, releases started through the daemon's API and carried out by its release engine over
 `ControlPlaneFleet`, with a steady GET + POST load through the router the whole time.
 
-A crash is a real SIGKILL of the daemon at the boundary into a step (tests/e2e/kill_at_step.py's
+A crash is a real SIGKILL of the daemon at the boundary into a step (kill_at_step.py's
 triggers freeze its next write, so it dies with the step persisted and nothing of it done); a
 `sprout daemon start` then resumes the release.
 """
 
 from __future__ import annotations
 
-import os
-import signal
-import sqlite3
 import sys
 import threading
 import time
@@ -24,7 +21,6 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
 
 from e2e_kit import Sprout, kill_all, processes_of
-from kill_at_step import arm, disarm
 from release_kit import VersionLoad, expected_processes, make_relapp, set_manifest
 
 from loopback import free_port
@@ -35,6 +31,8 @@ from sprout.errors import UserError
 from sprout.paths import Home
 from sprout.state import StateStore
 from sprout.state.models import Deployment
+
+from . import kill_at_step
 
 APP, ENV = "relapp", "production"
 #: Seconds a release may take from start to done (launches, health checks, a canary interval or two).
@@ -59,6 +57,7 @@ class LocalWorld:
         self.load = VersionLoad(self.sprout.port, max_seconds=300).__enter__()
         self.load.wait_all("v1", seconds=0.5)
         self._answers: list[object] = []
+        self._killed = 0.0
 
     def close(self) -> None:
         """Stop the load, close the store, kill every process of the home by pid."""
@@ -150,41 +149,30 @@ class LocalWorld:
 
     def kill_at(self, version: str, strategy: str, step: str) -> Deployment:
         """Start a release and SIGKILL the daemon at the boundary into `step` (see kill_at_step.py)."""
+        # The API call hangs (its writes are frozen) when the step is the first one: answer or not.
+        request = threading.Thread(
+            target=self._deploy_quietly, args=(self._deploy_request(version, strategy),), daemon=True
+        )
         pid = int(self.sprout.daemon()["pid"])
-        conn = sqlite3.connect(self.store.path, isolation_level=None, timeout=30)
         try:
-            arm(conn, step)
-            newest = conn.execute("SELECT max(id) FROM deployments").fetchone()[0] or 0
-            # The API call hangs (its writes are frozen) when the step is the first one: answer or not.
-            request = threading.Thread(
-                target=self._deploy_quietly, args=(self._deploy_request(version, strategy),), daemon=True
-            )
-            request.start()
-            caught = self._kill_when(conn, newest, step, pid)
-        finally:
-            disarm(conn)
-            conn.close()
+            caught = kill_at_step.kill_at(self.store.path, step, pid, request.start, RELEASE_TIMEOUT)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; the deploy request: {self._answers}") from exc
+        self._killed = time.monotonic()
         request.join(10)
         return self.store.get_deployment(caught)
 
     def recover(self, deployment: Deployment) -> Deployment:
         """Start the daemon again (it resumes unfinished releases) and wait for the release to finish."""
         self.sprout.run("daemon", "start")
-        return self.drive(deployment)
-
-    def _kill_when(self, conn: sqlite3.Connection, newest: int, step: str, pid: int) -> int:
-        deadline = time.monotonic() + RELEASE_TIMEOUT
-        while time.monotonic() < deadline:
-            row = conn.execute(
-                "SELECT id, state FROM deployments WHERE id > ? ORDER BY id DESC LIMIT 1", (newest,)
-            ).fetchone()
-            if row is not None and row[1] == step:
-                os.kill(pid, signal.SIGKILL)
-                while _alive(pid):
-                    time.sleep(0.001)
-                return int(row[0])
-            time.sleep(0.002)
-        raise AssertionError(f"no release reached {step} within {RELEASE_TIMEOUT:g}s: {self._answers}")
+        back = time.monotonic() - self._killed
+        done = self.drive(deployment)
+        print(
+            f"\n[local] daemon killed at {deployment.state}: release {done.outcome}, daemon back {back:.1f}s "
+            f"and the fleet settled {time.monotonic() - self._killed:.1f}s after the kill; "
+            f"{len(self.load.hits)} requests, {len(self.load.failed)} failed"
+        )
+        return done
 
     def _deploy_request(self, version: str, strategy: str) -> dict[str, Any]:
         return {"app": APP, "env": ENV, "version": version, "strategy": strategy, "user": "alice"}
@@ -234,11 +222,3 @@ class LocalWorld:
                 return
             time.sleep(0.2)
         raise AssertionError(f"the fleet did not settle within {SETTLE_TIMEOUT:g}s: {seen}")
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-    except OSError:
-        return False
