@@ -129,7 +129,7 @@ class World(Protocol):
         ...
 
     def recover(self, deployment: Deployment) -> Deployment:
-        """A new engine process resumes the release; it once done."""
+        """A new engine process resumes the release; the release once done."""
         ...
 
 
@@ -403,7 +403,7 @@ def test_a_canary_that_fails_is_rolled_back_automatically(world: World) -> None:
     assert world.traffic() == {"v1": 100}
     assert world.running() == {"v1": 2}
     assert world.store.get_environment(world.app, world.env).current_version == "v1"  # type: ignore[union-attr]
-    # Only the canary's own deliberate errors reached users; none while traffic moved.
+    # Only the bad canary's own 500s reached users: no request failed as traffic moved.
     assert all(failure == (bad, 500) for failure in world.failures()), world.failures()
 
 
