@@ -1,21 +1,24 @@
-"""One release engine on every provider's fleet: the same scenarios against AWS (moto, in-process) and
-Kubernetes (the in-memory cluster), each checked on the platform itself (listener weights and groups,
-Service selectors and Deployments). The local provider runs the same engine for real in
-tests/e2e/test_e2e_releases.py (blue/green, canary rollback, rollback, daemon kill at each step).
+"""One release engine on every provider's fleet: the same scenarios against the local provider for real
+(a daemon, its router and relapp instances on loopback, under load: `local_fleet_kit.py`), AWS (moto,
+in-process) and Kubernetes (the in-memory cluster), each checked on the platform itself (the router's
+table, listener weights and groups, Service selectors and Deployments).
 
-A crash is simulated by a fleet that dies right after the first change a step makes (or as the step
-begins, for a step that changes nothing); a new engine over the same state store and platform then
-resumes the release, as a restarted daemon or a re-run `deploy` does.
+On AWS and Kubernetes the engine runs in this process on a fake clock, and a crash is simulated by a
+fleet that dies right after the first change a step makes (right after the step, for one that changes
+nothing); a new engine over the same state store and platform then resumes the release, as a restarted
+daemon or a re-run `deploy` does. Locally the daemon's own engine is killed with SIGKILL at the step
+and `sprout daemon start` resumes it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pytest
 
@@ -23,8 +26,9 @@ import pytest
 from aws.conftest import _moto_launch_template_versions, aws, moto_endpoint  # noqa: F401
 from aws.test_deploy_moto import Clock
 from sprout.bundle import FolderStore, S3Store, pack
-from sprout.deploy.engine import DONE, ReleaseEngine
-from sprout.deploy.fleet import Fleet
+from sprout.controlplane.fleet import ControlPlaneFleet
+from sprout.deploy.engine import DONE, ReleaseEngine, RollbackResult
+from sprout.deploy.fleet import STRATEGIES, Fleet
 from sprout.deploy.gate import GateResult
 from sprout.errors import UserError
 from sprout.providers.aws.canary import full_names
@@ -38,6 +42,7 @@ from sprout.spec import Manifest, parse_manifest
 from sprout.state import StateStore
 from sprout.state.models import Deployment
 
+from .local_fleet_kit import LocalWorld
 from .memory_cluster import MemoryCluster
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -56,7 +61,7 @@ def manifest(strategy: str = "bluegreen") -> Manifest:
                 "strategy": strategy,
                 "rollback_window": "10m",
                 "health_timeout": "2m",
-                "canary": {"steps": [10, 50, 100], "interval": "60s", "min_requests": 20},
+                "canary": {"steps": [20, 50, 100], "interval": "60s", "min_requests": 20},
             },
         }
     )
@@ -66,9 +71,71 @@ class Killed(Exception):
     """The process running the engine died."""
 
 
+class World(Protocol):
+    """One provider's platform with v1 serving on 2 instances, and the release engine's state store."""
+
+    provider: str
+    app: str
+    env: str
+    store: StateStore
+
+    def push(self, bad: bool = False) -> str:
+        """A new version's label (`bad`: its canary's requests fail, by its own code or by `hurt`)."""
+        ...
+
+    def start(self, version: str, strategy: str) -> Deployment:
+        """Start releasing `version` (a refused strategy raises `UserError`)."""
+        ...
+
+    def until(self, deployment: Deployment, step: str) -> Deployment:
+        """Advance the release until it is at `step`."""
+        ...
+
+    def drive(self, deployment: Deployment) -> Deployment:
+        """Advance the release until it is done (and the platform has settled)."""
+        ...
+
+    def hurt(self, deployment: Deployment) -> None:
+        """Make the platform see the release's new group fail with 5xx over the next interval."""
+        ...
+
+    def pass_interval(self) -> None:
+        """Let a canary analysis interval go by."""
+        ...
+
+    def pass_a_minute(self) -> None:
+        """Let a minute go by (well inside the rollback window)."""
+        ...
+
+    def rollback(self) -> RollbackResult:
+        """Roll the environment back as another user."""
+        ...
+
+    def traffic(self) -> dict[str, int]:
+        """{version: weight} of the groups that take traffic, as the platform has them."""
+        ...
+
+    def running(self) -> dict[str, int]:
+        """How many instances run each version (warm ones included)."""
+        ...
+
+    def failures(self) -> list[tuple[str | None, int | None]]:
+        """(version, status) of requests that failed through the platform's front door (none is sent in
+        process)."""
+        ...
+
+    def kill_at(self, version: str, strategy: str, step: str) -> Deployment:
+        """Start a release and kill the process running its engine at `step`."""
+        ...
+
+    def recover(self, deployment: Deployment) -> Deployment:
+        """A new engine process resumes the release; the release once done."""
+        ...
+
+
 @dataclass
-class World:
-    """One provider's platform with v1 serving, v2 pushed, and the engine's state store."""
+class EngineWorld:
+    """AWS or Kubernetes: the engine in this process over the provider's fleet, on a fake clock; v2 packed."""
 
     provider: str
     store: StateStore
@@ -79,12 +146,31 @@ class World:
     #: How many instances run each version (warm ones included).
     running: Callable[[], dict[str, int]]
     #: Make a colour's traffic fail with 5xx over the next interval (where the platform has metrics).
-    hurt: Callable[[str], None]
+    hurt_colour: Callable[[str], None]
+    app: str = APP
+    env: str = ENV
 
     def engine(self, fleet: Fleet | None = None) -> ReleaseEngine:
         return ReleaseEngine(
             self.store, fleet or self.make_fleet(), lambda app, version: manifest(), self.clock
         )
+
+    def push(self, bad: bool = False) -> str:
+        return "v2"
+
+    def start(self, version: str, strategy: str) -> Deployment:
+        return self.engine().start(APP, ENV, version, strategy, "alice")
+
+    def until(self, deployment: Deployment, step: str, engine: ReleaseEngine | None = None) -> Deployment:
+        engine = engine or self.engine()
+        for _ in range(200):
+            if deployment.state == step:
+                return deployment
+            if deployment.state == DONE:
+                raise AssertionError(f"release {deployment.id} ended before {step}: {deployment.reason}")
+            deployment = engine.tick(deployment.id)
+            self.clock.now += 1
+        raise AssertionError(f"stuck at {deployment.state}: {deployment.data.get('waiting')}")
 
     def drive(self, deployment: Deployment, engine: ReleaseEngine | None = None) -> Deployment:
         engine = engine or self.engine()
@@ -94,6 +180,32 @@ class World:
                 return deployment
             self.clock.now += 1
         raise AssertionError(f"stuck at {deployment.state}: {deployment.data.get('waiting')}")
+
+    def hurt(self, deployment: Deployment) -> None:
+        self.hurt_colour(str(deployment.data["new"]))
+
+    def pass_interval(self) -> None:
+        self.clock.now += 61
+
+    def pass_a_minute(self) -> None:
+        self.clock.now += 60
+
+    def rollback(self) -> RollbackResult:
+        return self.engine().rollback(APP, ENV, "bob")
+
+    def failures(self) -> list[tuple[str | None, int | None]]:
+        return []
+
+    def kill_at(self, version: str, strategy: str, step: str) -> Deployment:
+        deployment = self.until(self.start(version, strategy), step)
+        dying = self.engine(DyingFleet(self.make_fleet(), self.store, deployment.id, step))  # type: ignore[arg-type]
+        # A step that makes no fleet call (smoke without a smoke path) dies right after it instead.
+        with contextlib.suppress(Killed):
+            dying.tick(deployment.id)
+        return self.store.get_deployment(deployment.id)
+
+    def recover(self, deployment: Deployment) -> Deployment:
+        return self.drive(deployment)
 
 
 def no_tests(version: str) -> GateResult:
@@ -116,7 +228,7 @@ def versions(store: StateStore, tmp_path: Path) -> tuple[FolderStore, dict[str, 
     return local, shas
 
 
-def aws_world(tmp_path: Path, store: StateStore, clock: Clock) -> World:
+def aws_world(tmp_path: Path, store: StateStore, clock: Clock) -> EngineWorld:
     from aws.fleet_setup import BUCKET, build_fleet, c
 
     local, shas = versions(store, tmp_path)
@@ -168,12 +280,12 @@ def aws_world(tmp_path: Path, store: StateStore, clock: Clock) -> World:
             ],
         )
 
-    return World(
+    return EngineWorld(
         "aws", store, clock, make_fleet, lambda: by_version(dict(make_fleet().fleet.weights())), running, hurt
     )
 
 
-def k8s_world(tmp_path: Path, store: StateStore, clock: Clock) -> World:
+def k8s_world(tmp_path: Path, store: StateStore, clock: Clock) -> EngineWorld:
     local, shas = versions(store, tmp_path)
     names = Names(APP, NAMESPACE)
     cluster = MemoryCluster(render(manifest(), ENV, "v1", shas["v1"], local.url, IMAGE, NAMESPACE), 1)
@@ -212,11 +324,22 @@ def k8s_world(tmp_path: Path, store: StateStore, clock: Clock) -> World:
     def hurt(colour: str) -> None:
         raise AssertionError("kubernetes has no per-colour metrics: canary is refused there")
 
-    return World("k8s", store, clock, make_fleet, traffic, running, hurt)
+    return EngineWorld("k8s", store, clock, make_fleet, traffic, running, hurt)
 
 
-@pytest.fixture(params=[pytest.param("aws", marks=pytest.mark.slow), "k8s"])
+@pytest.fixture(
+    params=[pytest.param("local", marks=pytest.mark.slow), pytest.param("aws", marks=pytest.mark.slow), "k8s"]
+)
 def world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]:
+    if request.param == "local":
+        # Each version's dependencies installed once for the run, as the end-to-end tests do.
+        request.getfixturevalue("shared_bundle_cache")
+        local = LocalWorld(tmp_path)
+        try:
+            yield local
+        finally:
+            local.close()
+        return
     store, clock = StateStore(tmp_path / "state.db"), Clock()
     try:
         if request.param == "k8s":
@@ -230,49 +353,58 @@ def world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]:
 
 
 def test_bluegreen_switches_at_once_and_keeps_the_old_fleet_warm(world: World) -> None:
-    engine = world.engine()
-    done = world.drive(engine.start(APP, ENV, "v2", "bluegreen", "alice"), engine)
+    version = world.push()
+    done = world.drive(world.start(version, "bluegreen"))
     assert done.outcome == "succeeded", done.reason
-    assert world.traffic() == {"v2": 100}
-    assert world.running() == {"v1": 2, "v2": 2}
-    assert world.store.get_environment(APP, ENV).current_version == "v2"  # type: ignore[union-attr]
+    assert world.traffic() == {version: 100}
+    assert world.running() == {"v1": 2, version: 2}
+    assert world.store.get_environment(world.app, world.env).current_version == version  # type: ignore[union-attr]
 
     # Inside the rollback window: an instant switch back to the warm v1 fleet.
-    world.clock.now += 60
-    result = world.engine().rollback(APP, ENV, "bob")
+    world.pass_a_minute()
+    result = world.rollback()
     assert (result.instant, result.version) == (True, "v1")
     assert world.traffic() == {"v1": 100}
     assert world.running() == {"v1": 2}
-    history = [(h.action, h.version) for h in world.store.list_history(APP, ENV)]
-    assert history[-2:] == [("deploy", "v2"), ("rollback", "v1")]
+    history = [(h.action, h.version) for h in world.store.list_history(world.app, world.env)]
+    assert history[-2:] == [("deploy", version), ("rollback", "v1")]
+    assert world.failures() == []
 
 
 def test_a_strategy_the_fleet_cannot_do_is_refused_naming_the_alternative(world: World) -> None:
-    refused = {"aws": ("rolling", "use bluegreen"), "k8s": ("canary", "use bluegreen")}[world.provider]
-    with pytest.raises(UserError, match=refused[1]) as raised:
-        world.engine().start(APP, ENV, "v2", refused[0], "alice")
-    assert raised.value.exit_code == 2
-    assert world.store.list_deployments(APP, ENV) == []
+    cannot = {
+        "local": [],
+        "aws": [("rolling", "use bluegreen")],
+        "k8s": [("canary", "use bluegreen")],
+    }[world.provider]
+    if world.provider == "local":
+        assert ControlPlaneFleet.strategies == STRATEGIES
+    before = world.store.list_deployments(world.app, world.env)
+    # A strategy no provider knows is refused the same way, before anything starts.
+    for strategy, message in [*cannot, ("blue-green", "unknown strategy 'blue-green' \\(rolling, ")]:
+        with pytest.raises(UserError, match=message) as raised:
+            world.start("v1", strategy)
+        assert raised.value.exit_code == 2
+    assert world.store.list_deployments(world.app, world.env) == before
     assert world.traffic() == {"v1": 100}
 
 
 def test_a_canary_that_fails_is_rolled_back_automatically(world: World) -> None:
     if world.provider == "k8s":
         pytest.skip("a Service selects one colour: canary is refused on Kubernetes (see the refusal test)")
-    engine = world.engine()
-    deployment = engine.start(APP, ENV, "v2", "canary", "alice")
-    while deployment.state != "canary_analyze":
-        deployment = engine.tick(deployment.id)
-        world.clock.now += 1
-    assert world.traffic() == {"v1": 90, "v2": 10}
-    world.hurt("green")
-    world.clock.now += 61
-    done = world.drive(deployment, engine)
+    bad = world.push(bad=True)
+    deployment = world.until(world.start(bad, "canary"), "canary_analyze")
+    assert world.traffic() == {"v1": 80, bad: 20}
+    world.hurt(deployment)
+    world.pass_interval()
+    done = world.drive(deployment)
     assert done.outcome == "rolled_back"
-    assert "canary 5xx rate 50.0%" in done.reason
+    assert done.reason is not None and done.reason.startswith("canary analysis: canary 5xx rate"), done.reason
     assert world.traffic() == {"v1": 100}
     assert world.running() == {"v1": 2}
-    assert world.store.get_environment(APP, ENV).current_version == "v1"  # type: ignore[union-attr]
+    assert world.store.get_environment(world.app, world.env).current_version == "v1"  # type: ignore[union-attr]
+    # Only the bad canary's own 500s reached users: no request failed as traffic moved.
+    assert all(failure == (bad, 500) for failure in world.failures()), world.failures()
 
 
 class DyingFleet:
@@ -293,15 +425,14 @@ class DyingFleet:
         return dying
 
 
-# The steps of a blue/green release that act on the fleet (without a smoke path, `smoke` and `finish` do not).
-@pytest.mark.parametrize("step", ["release", "launch", "wait_healthy", "switch"])
+# Every step of a blue/green release (locally a smoke path makes `smoke` act; elsewhere it does nothing).
+@pytest.mark.parametrize("step", ["release", "launch", "wait_healthy", "smoke", "switch"])
 def test_an_engine_killed_at_a_bluegreen_step_resumes_to_one_version(world: World, step: str) -> None:
-    deployment = world.engine().start(APP, ENV, "v2", "bluegreen", "alice")
-    dying = world.engine(DyingFleet(world.make_fleet(), world.store, deployment.id, step))  # type: ignore[arg-type]
-    with pytest.raises(Killed):
-        world.drive(deployment, dying)
+    version = world.push()
+    deployment = world.kill_at(version, "bluegreen", step)
     # A new process (a restarted daemon, a re-run deploy) resumes the release where it stood.
-    done = world.drive(world.store.get_deployment(deployment.id))
+    done = world.recover(deployment)
     assert done.outcome == "succeeded", done.reason
-    assert world.traffic() == {"v2": 100}
-    assert world.running() == {"v1": 2, "v2": 2}
+    assert world.traffic() == {version: 100}
+    assert world.running() == {"v1": 2, version: 2}
+    assert world.failures() == []

@@ -18,7 +18,6 @@ from e2e_kit import Sprout
 from sprout.state import StateStore
 from sprout.state.models import Deployment
 
-KILLER = Path(__file__).resolve().parent / "kill_at_step.py"
 RELAPP = Path(__file__).resolve().parent / "apps" / "relapp"
 HOST = "relapp.localhost"
 
@@ -137,7 +136,7 @@ def converged_at(hits: list[Hit], version: str, since: float) -> float | None:
 
 
 class StepWatcher:
-    """Reads the environment's releases from the state store: the newest, its steps' times; kills at a step."""
+    """Reads the environment's releases from the state store: the newest, its steps' times."""
 
     def __init__(self, home: Path, app: str = "relapp", env: str = "production") -> None:
         self.store = StateStore(home / "state.db")
@@ -168,17 +167,6 @@ class StepWatcher:
             target = event.message.split(" → ", 1)[1].split(":", 1)[0].strip()
             entered.setdefault(target, event.time)
         return entered
-
-    def kill_at(self, step: str, pid: int, timeout: float = 30.0) -> Deployment:
-        """SIGKILL process `pid` (the daemon) right at the boundary into `step` (see kill_at_step.py)."""
-        result = subprocess.run(
-            [sys.executable, str(KILLER), str(self.store.path), step, str(pid), str(timeout)],
-            capture_output=True,
-            text=True,
-            timeout=timeout + 10,
-        )
-        assert result.returncode == 0, f"{result.stderr}; latest: {self.latest()}"
-        return self.store.get_deployment(int(result.stdout))
 
     def close(self) -> None:
         self.store.close()

@@ -2,6 +2,8 @@
 
 Every test runs a steady GET + POST load through the router and asserts the exact outcome: which
 versions answered, how many requests failed, what the history says. Figures are printed (`-s`).
+Point 6 (the daemon killed at each step of a release) is the local case of the release tests every
+provider shares, tests/deploy/test_provider_releases.py.
 """
 
 from __future__ import annotations
@@ -9,7 +11,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import subprocess
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -23,7 +24,6 @@ from release_kit import (
     VersionLoad,
     cli,
     converged_at,
-    expected_processes,
     make_relapp,
     set_manifest,
 )
@@ -190,64 +190,6 @@ def test_a_version_whose_tests_fail_is_never_deployed(rel: Sprout) -> None:
     assert rel.environment(APP)["version"] == "v1"
     assert {i["version"] for i in rel.environment(APP)["instances"]} == {"v1"}
     assert load.versions() == {"v1"} and load.failed == []
-
-
-@pytest.mark.parametrize("step", ["release", "launch", "wait_healthy", "smoke", "switch"])
-def test_daemon_killed_at_a_bluegreen_step_converges_to_one_version(rel: Sprout, step: str) -> None:
-    # A smoke path makes the smoke step do something (GET it on every new instance) before the switch.
-    set_manifest(rel.app_dir, 'health_timeout = "15s"', 'health_timeout = "15s"\nsmoke_path = "/healthz"')
-    watcher = StepWatcher(rel.home)
-    try:
-        with VersionLoad(rel.port, max_seconds=120) as load:
-            load.wait_all("v1", seconds=0.5)
-            new_version(rel, "v2")
-            follower = cli(rel, "deploy", str(rel.app_dir), "--skip-tests")
-            try:
-                at = watcher.kill_at(step, int(rel.daemon()["pid"]))
-                killed = time.monotonic()
-                groups = {g.name: (g.version, g.weight) for g in watcher.store.list_groups(APP, "production")}
-                rel.run("daemon", "start")
-                restarted = time.monotonic() - killed
-                final = watcher.wait_done(at.id, timeout=60)
-                done = time.monotonic() - killed
-                status, extra = _wait_settled(rel, timeout=30)
-                version = str(serving(rel)[0]["version"])
-                load.wait_all(version, seconds=1.0)
-                settled = time.monotonic() - killed
-            finally:
-                try:
-                    follower.wait(1)
-                except subprocess.TimeoutExpired:
-                    follower.kill()
-                    follower.wait(5)
-    finally:
-        watcher.close()
-    print(
-        f"\n[point 6] kill -9 at {step} (groups then: {groups or 'implicit blue'}): release {final.outcome} ({final.reason}); {version} serves 100% "
-        f"{settled:.1f}s after the kill (daemon back {restarted:.1f}s, release done {done:.1f}s); {len(load.hits)} requests, {len(load.failed)} failed"
-    )
-    assert final.outcome in ("succeeded", "aborted")
-    assert [(g["version"], g["weight"]) for g in serving(rel)] == [(version, 100)]
-    assert status["environments"][0]["version"] == version
-    assert extra == set()
-    assert load.failed == []
-
-
-def _wait_settled(sprout: Sprout, timeout: float) -> tuple[dict[str, object], set[int]]:
-    """Wait until one group serves 100%, the fleet converged, nothing drains, no process unaccounted for."""
-    deadline = time.monotonic() + timeout
-    extra: set[int] = set()
-    status: dict[str, object] = {}
-    while time.monotonic() < deadline:
-        status = sprout.status()
-        env = status["environments"][0]  # type: ignore[index]
-        live = [g for g in env["groups"] if g["weight"] > 0]
-        quiet = all(i["state"] == "running" for i in env["instances"])
-        extra = {p.pid for p in processes_of(sprout.home)} - expected_processes(sprout, status)
-        if len(live) == 1 and env["converged"] and quiet and not extra:
-            return status, extra
-        time.sleep(0.3)
-    return status, extra
 
 
 def test_concurrent_deploys_one_proceeds_the_other_fails_fast(rel: Sprout) -> None:

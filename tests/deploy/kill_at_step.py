@@ -1,6 +1,4 @@
-"""Kill the daemon with SIGKILL exactly at the boundary into one step of the newest release.
-
-Usage: python kill_at_step.py STATE_DB STEP DAEMON_PID TIMEOUT; prints the release id it caught.
+"""Kill the daemon with SIGKILL exactly at the boundary into one step of a release.
 
 Steps chain within one daemon tick, so polling alone misses the short ones. Instead, temporary
 triggers freeze every write to the state store once the newest release's persisted state is STEP:
@@ -14,30 +12,33 @@ from __future__ import annotations
 import os
 import signal
 import sqlite3
-import sys
 import time
+from collections.abc import Callable
+from pathlib import Path
 
 GATE = "crash_gate"
 
 
-def main() -> int:
-    """Arm the triggers, wait for the step, kill, disarm."""
-    db, step, pid, timeout = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+def kill_at(db: Path, step: str, pid: int, start: Callable[[], None], timeout: float) -> int:
+    """Arm the triggers, `start` a release, SIGKILL `pid` once that release is at `step`, disarm;
+    the release's id."""
     conn = sqlite3.connect(db, isolation_level=None, timeout=30)
     try:
         arm(conn, step)
+        newest = int(conn.execute("SELECT coalesce(max(id), 0) FROM deployments").fetchone()[0])
+        start()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            row = conn.execute("SELECT id, state FROM deployments ORDER BY id DESC LIMIT 1").fetchone()
+            row = conn.execute(
+                "SELECT id, state FROM deployments WHERE id > ? ORDER BY id DESC LIMIT 1", (newest,)
+            ).fetchone()
             if row is not None and row[1] == step:
                 os.kill(pid, signal.SIGKILL)
                 while _state(pid) not in ("Z", "X"):
                     time.sleep(0.001)
-                print(row[0], flush=True)
-                return 0
+                return int(row[0])
             time.sleep(0.002)
-        print(f"no release reached {step} within {timeout:g}s", file=sys.stderr)
-        return 1
+        raise AssertionError(f"no release reached {step} within {timeout:g}s")
     finally:
         disarm(conn)
         conn.close()
@@ -81,7 +82,3 @@ def _state(pid: int) -> str:
             return stat.read().rsplit(")", 1)[1].split()[0]
     except OSError:
         return "X"
-
-
-if __name__ == "__main__":
-    sys.exit(main())
