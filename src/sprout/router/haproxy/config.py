@@ -32,21 +32,22 @@ MISSING = (
     "HAProxy is not installed; install Debian's package with `sudo apt-get install haproxy` (2.6 or newer)"
 )
 
-#: The access log line, in the keys of the embedded router's (the log store reads either the same way).
-#: `%Ta` is milliseconds; the `e-3` suffix keeps it a JSON number of seconds.
+#: The access line of the embedded router's access files (`sprout.accessfiles`), tab-separated:
+#: time route method host+path status bytes duration target version zone retries request_id.
+#: `%Ta` is milliseconds: the `e-3` after it makes it seconds to any float parser.
 _LOG_FIELDS = (
-    ('{"time":', "%Ts.%ms"),
-    (',"request_id":', '"%ID"'),
-    (',"host":', '"%{+E}[capture.req.hdr(0)]"'),
-    (',"method":', '"%HM"'),
-    (',"path":', '"%{+E}HU"'),
-    (',"status":', "%ST"),
-    (',"bytes":', "%B"),
-    (',"duration":', "%Ta%[str(e-3)]"),
-    (',"target":', '"%s"'),
-    (',"version":', '"%[srv_name,map({version},)]"'),
-    (',"zone":', '"%[srv_name,map({zone},)]"'),
-    (',"retries":', "%rc}"),
+    "%Ts.%ms",
+    "%[be_name,map({routes},)]",
+    "%HM",
+    "%[capture.req.hdr(0)]%HU",
+    "%ST",
+    "%B",
+    "%Ta%[str(e-3)]",
+    "%s",
+    "%[srv_name,map({version},)]",
+    "%[srv_name,map({zone},)]",
+    "%rc",
+    "%ID",
 )
 
 
@@ -94,6 +95,11 @@ class Layout:
         """The routing table last applied (restored into a new HAProxy at start)."""
         return self.root / "table.json"
 
+    @property
+    def pipe(self) -> Path:
+        """The FIFO HAProxy writes its access lines to (its stdout), read by the shipper."""
+        return self.root / "access.pipe"
+
     def map(self, name: str) -> Path:
         """One runtime map file (written empty at start, then filled over the runtime API)."""
         return self.root / f"{name}.map"
@@ -112,8 +118,9 @@ def slot_names() -> list[str]:
 def render(layout: Layout, listen: str, config: RouterConfig) -> str:
     """The HAProxy config for a router listening on `listen` with `config`'s limits."""
     maps = {name: str(layout.map(name)) for name in MAPS}
-    log_format = "".join(key + value for key, value in _LOG_FIELDS)
-    log_format = log_format.replace("{version}", maps["version"]).replace("{zone}", maps["zone"])
+    log_format = "\\t".join(_LOG_FIELDS)
+    for name in ("routes", "version", "zone"):
+        log_format = log_format.replace("{" + name + "}", maps[name])
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("sprout.router.haproxy", "."),
         undefined=jinja2.StrictUndefined,
@@ -128,7 +135,7 @@ def render(layout: Layout, listen: str, config: RouterConfig) -> str:
         maxconn=min(config.max_connections, (resource.getrlimit(resource.RLIMIT_NOFILE)[0] - 100) // 2),
         maps=maps,
         slots=slot_names(),
-        log_format=log_format.replace('"', '\\"'),
+        log_format=log_format,
         ms=lambda seconds: f"{int(seconds * 1000)}ms",
     )
 
