@@ -6,7 +6,7 @@ kills every process it started by PID at the end.
     .venv/bin/python bench/haproxy_logs.py [--duration 8] [--connections 64] [--sample 1.0]
 
 Two uvicorn backends behind the HAProxy Sprout runs for `--engine haproxy` (its generated config, the
-route set over the runtime API), its stdout the FIFO read by the shipper (`python -m
+route set over the runtime API), its access lines forwarded to the shipper (`python -m
 sprout.router.haproxy.shipper`, niced), and the daemon's log ingester (bench/logs.py's, wired as the
 daemon wires it) indexing the notable log and compressing rotated access files. `wrk -t2` sends 1 % of
 its requests to a host without a route (404s: notable, indexed). Prints each process's CPU per request
@@ -100,11 +100,10 @@ def bench_pipeline(args: argparse.Namespace, folder: Path, procs: Processes) -> 
     layout = Layout(folder / "engine")
     port = free_port()
     config = write_config(layout, f"127.0.0.1:{port}", RouterConfig())
-    os.mkfifo(layout.pipe, 0o600)
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
     shipper = procs.start(
         "shipper",
-        [sys.executable, "-m", "sprout.router.haproxy.shipper", "--pipe", str(layout.pipe),
+        [sys.executable, "-m", "sprout.router.haproxy.shipper", "--socket", str(layout.access_socket),
          "--notable-log", str(logs / "router-access.log"), "--sample", str(args.sample),
          "--rotate-bytes", str(16 * 1024 * 1024)],
         env=env,
@@ -115,11 +114,7 @@ def bench_pipeline(args: argparse.Namespace, folder: Path, procs: Processes) -> 
         env=env,
     )
     procs.procs.append(ingester)
-    pipe = os.open(layout.pipe, os.O_RDWR | os.O_NONBLOCK)
-    with open(folder / "haproxy.log", "ab") as err:
-        haproxy = subprocess.Popen([find_haproxy(), "-db", "-f", str(config)], stdout=pipe, stderr=err)
-    os.close(pipe)
-    procs.procs.append(haproxy)
+    haproxy = procs.start("haproxy", [find_haproxy(), "-db", "-f", str(config)])
     admin = HaproxyAdmin(layout)
     deadline = time.monotonic() + 15
     while not admin.ping():

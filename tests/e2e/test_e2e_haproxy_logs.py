@@ -159,7 +159,7 @@ def test_haproxy_access_lines_reach_access_files_and_errors_the_index_through_re
         _wait_for("a line sent without a daemon", 10, lambda: _ids(sprout, f"/ok-{mark}-no-daemon"))
         assert _ids(sprout, f"/ok-{mark}-no-daemon") == {during: 0}
 
-        # kill -9 of the shipper: the lines HAProxy writes meanwhile wait in the pipe for the next one.
+        # kill -9 of the shipper: the lines HAProxy logs meanwhile wait in its ring for the next one.
         os.kill(shipper, signal.SIGKILL)
         waited = {_send(client, f"/ok-{mark}-no-shipper-{i}", 200) for i in range(50)}
         waited.add(_send(client, f"/boom-{mark}-no-shipper", 500))

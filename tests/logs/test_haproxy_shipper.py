@@ -1,11 +1,12 @@
 """The HAProxy engine's shipper: which lines are notable, their JSON form, and a real shipper process fed
-through a FIFO, stopped by SIGTERM after the lines written before it are shipped."""
+over its unix socket as HAProxy's ring forwards lines (a second connection, as from a restarted HAProxy,
+included), stopped by SIGTERM after the lines sent before it are shipped."""
 
 from __future__ import annotations
 
 import json
-import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -49,34 +50,44 @@ def test_notable_json_has_the_routers_keys_and_blank_fields_empty() -> None:
     assert parsed is not None and parsed.duration == 0.012 and parsed.zone == ""
 
 
-def test_shipper_process_ships_through_the_fifo_and_drains_on_sigterm(tmp_path: Path) -> None:
-    pipe = tmp_path / "access.pipe"
-    os.mkfifo(pipe)
+def test_shipper_process_ships_what_haproxy_sends_and_drains_on_sigterm(tmp_path: Path) -> None:
+    address = tmp_path / "access.sock"
     notable_log = tmp_path / "router-access.log"
-    writer = os.open(pipe, os.O_RDWR | os.O_NONBLOCK)
-    # Written before the shipper starts: it waits in the pipe.
-    os.write(writer, line(path="/early") + line("500", path="/early-error"))
     shipper = subprocess.Popen(
-        [sys.executable, "-m", "sprout.router.haproxy.shipper", "--pipe", str(pipe),
+        [sys.executable, "-m", "sprout.router.haproxy.shipper", "--socket", str(address),
          "--notable-log", str(notable_log), "--rotate-bytes", "2000"],
     )  # fmt: skip
     try:
-        for i in range(100):
-            os.write(writer, line(path=f"/ok-{i}"))
-        time.sleep(0.5)
-        for i in range(20):
-            os.write(writer, line(path=f"/late-{i}"))
-        shipper.send_signal(signal.SIGTERM)
-        assert shipper.wait(10) == 0
+        deadline = time.monotonic() + 10
+        while not address.exists():
+            assert time.monotonic() < deadline, "the shipper never listened"
+            time.sleep(0.05)
+        with socket.socket(socket.AF_UNIX) as first:
+            first.connect(str(address))
+            first.sendall(line(path="/early") + line("500", path="/early-error"))
+            for i in range(100):
+                first.sendall(line(path=f"/ok-{i}"))
+            # A line cut in two sends arrives whole.
+            half = line(path="/cut")
+            first.sendall(half[:20])
+            time.sleep(0.3)
+            first.sendall(half[20:])
+        # A restarted HAProxy connects again.
+        with socket.socket(socket.AF_UNIX) as second:
+            second.connect(str(address))
+            for i in range(20):
+                second.sendall(line(path=f"/late-{i}"))
+            time.sleep(0.3)
+            shipper.send_signal(signal.SIGTERM)
+            assert shipper.wait(10) == 0
     finally:
-        os.close(writer)
         if shipper.poll() is None:
             shipper.kill()
             shipper.wait()
     access = AccessFiles(tmp_path / "access")
     found = access.search(grep="shop.localhost/", since=None, version=None, limit=1000)
     assert sorted(f.host_path for f in found) == sorted(
-        ["shop.localhost/early", *(f"shop.localhost/ok-{i}" for i in range(100)),
+        ["shop.localhost/early", "shop.localhost/cut", *(f"shop.localhost/ok-{i}" for i in range(100)),
          *(f"shop.localhost/late-{i}" for i in range(20))]
     )  # fmt: skip
     assert len(access.files()) >= 2  # rotated at 2000 bytes

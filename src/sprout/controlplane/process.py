@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import stat
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
@@ -51,9 +50,9 @@ def spawn_detached(
     stdout: Path | None = None,
 ) -> tuple[subprocess.Popen[bytes], ProcessRecord]:
     """Start `cmd` in its own session (it outlives its parent), output appended to `log_path`
-    (or only its stderr, when its stdout goes to `stdout`: a file appended to, or a FIFO)."""
+    (or only its stderr, when its stdout is appended to `stdout`)."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "ab") as log, os.fdopen(_output(stdout), "wb") as out:
+    with open(log_path, "ab") as log, open(stdout or os.devnull, "ab") as out:
         proc = subprocess.Popen(
             list(cmd),
             stdin=subprocess.DEVNULL,
@@ -69,15 +68,6 @@ def spawn_detached(
         # Gone already: a start nothing matches, so the record reads as not alive.
         started = Start(at=time.time())
     return proc, ProcessRecord(pid=proc.pid, started=started, marker=marker)
-
-
-def _output(path: Path | None) -> int:
-    """A descriptor for a child's stdout: a file (appended to), or a FIFO opened read-write and
-    non-blocking, so that opening never waits for a reader and a full pipe drops lines instead of
-    stalling the writer."""
-    if path is not None and path.exists() and stat.S_ISFIFO(path.stat().st_mode):
-        return os.open(path, os.O_RDWR | os.O_NONBLOCK)
-    return os.open(path or os.devnull, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
 
 
 def terminate(record: ProcessRecord, timeout: float) -> bool:

@@ -12,15 +12,13 @@ Stopping it (SIGTERM) stops its worker too; a worker never outlives its supervis
 With the HAProxy engine (`sprout up --engine haproxy`, saved beside the port) "the router process" is
 HAProxy itself, started from a generated config and driven through its runtime API socket; a new one is
 given the saved table at once, as the embedded router restores its own state file. Its access lines go
-to a FIFO read by the shipper (`python -m sprout.router.haproxy.shipper`, recorded beside HAProxy in
-`run/router.json`), which writes them to the same access files and notable log as the embedded router.
-Each of the two is started when missing and adopted when running, so either restarts alone.
+to the shipper (`python -m sprout.router.haproxy.shipper`, recorded beside HAProxy in `run/router.json`),
+which writes them to the same access files and notable log as the embedded router. Each of the two is
+started when missing and adopted when running, so either restarts alone.
 """
 
 from __future__ import annotations
 
-import os
-import stat
 import subprocess
 import sys
 import threading
@@ -48,7 +46,7 @@ from sprout.ports import PortBook, port_taken
 from sprout.router.client import RouterAdmin, RouterControl
 from sprout.router.config import RouterConfig
 from sprout.router.haproxy.admin import HaproxyAdmin
-from sprout.router.haproxy.config import Layout, find_haproxy, write_config
+from sprout.router.haproxy.config import Layout, find_haproxy, make_folders, write_config
 from sprout.router.table import load_table
 
 DEFAULT_PORT = 8080
@@ -284,19 +282,15 @@ class RouterProcess:
             record = record_from_json(data.get("shipper"))
             if record is not None and record.alive():
                 return False
-            pipe = self._haproxy.pipe
-            pipe.parent.mkdir(parents=True, exist_ok=True)
-            if pipe.exists() and not stat.S_ISFIFO(pipe.lstat().st_mode):
-                pipe.unlink()
-            if not pipe.exists():
-                os.mkfifo(pipe, 0o600)
+            make_folders(self._haproxy)
+            address = self._haproxy.access_socket
             settings = AccessSettings.from_env()
             cmd = [
                 sys.executable,
                 "-m",
                 "sprout.router.haproxy.shipper",
-                "--pipe",
-                str(pipe),
+                "--socket",
+                str(address),
                 "--notable-log",
                 str(self._home.router_access_log),
                 "--sample",
@@ -304,12 +298,12 @@ class RouterProcess:
                 "--rotate-bytes",
                 str(settings.rotate_bytes),
             ]
-            self._shipper, record = spawn_detached(cmd, self._home.logs / "haproxy-shipper.log", str(pipe))
+            self._shipper, record = spawn_detached(cmd, self._home.logs / "haproxy-shipper.log", str(address))
             write_json(self._record_file, {**data, "shipper": record_to_json(record)})
             return True
 
     def _stop_shipper(self) -> None:
-        """Stop the shipper (it ships what is left in the pipe first)."""
+        """Stop the shipper (it ships what it has received first)."""
         record = record_from_json((read_json(self._record_file) or {}).get("shipper"))
         if record is not None:
             terminate(record, STOP_TIMEOUT)
@@ -325,9 +319,9 @@ class RouterProcess:
         log_path = self._home.logs / "haproxy.log"
         self.ensure_shipper()
         shipper = (read_json(self._record_file) or {}).get("shipper")
-        # `-db`: stay in the foreground (this session is its supervisor); the access lines are its stdout.
+        # `-db`: stay in the foreground (this session is its supervisor).
         cmd = [find_haproxy(), "-db", "-f", str(config)]
-        self._child, record = spawn_detached(cmd, log_path, str(config), stdout=layout.pipe)
+        self._child, record = spawn_detached(cmd, log_path, str(config))
         handle = RouterHandle(record, port, 0, adopted=False, engine="haproxy")
         write_json(
             self._record_file,
@@ -337,7 +331,7 @@ class RouterProcess:
         try:
             self._wait_started(admin, self._child, record, port, previous, log_path)
         except SproutError:
-            # Nothing will write to the pipe: the shipper goes with the HAProxy that failed.
+            # Nothing will send it lines: the shipper goes with the HAProxy that failed.
             stale = record_from_json(shipper)
             if stale is not None:
                 terminate(stale, STOP_TIMEOUT)

@@ -65,6 +65,9 @@ def find_haproxy() -> str:
     return found
 
 
+#: HAProxy's buffer of access lines not yet taken by the shipper: ~130,000 lines, 5 s at 25,000/s.
+RING_BYTES = 16 * 1024 * 1024
+
 #: The longest unix socket path HAProxy 2.6 accepts in `stats socket`.
 SOCKET_PATH_MAX = 97
 
@@ -96,9 +99,9 @@ class Layout:
         return self.root / "table.json"
 
     @property
-    def pipe(self) -> Path:
-        """The FIFO HAProxy writes its access lines to (its stdout), read by the shipper."""
-        return self.root / "access.pipe"
+    def access_socket(self) -> Path:
+        """The shipper's unix socket, beside the runtime API's: HAProxy forwards its access lines to it."""
+        return self.socket.with_name("access.sock")
 
     def map(self, name: str) -> Path:
         """One runtime map file (written empty at start, then filled over the runtime API)."""
@@ -129,6 +132,8 @@ def render(layout: Layout, listen: str, config: RouterConfig) -> str:
     )
     return env.get_template("haproxy.cfg.j2").render(
         socket=layout.socket,
+        access_socket=layout.access_socket,
+        ring_bytes=RING_BYTES,
         listen=listen,
         config=config,
         bufsize=max(16384, config.max_header_bytes + 1024),
@@ -142,6 +147,15 @@ def render(layout: Layout, listen: str, config: RouterConfig) -> str:
 
 def write_config(layout: Layout, listen: str, config: RouterConfig) -> Path:
     """Write the config and empty maps (a new HAProxy starts empty; the saved table is applied after)."""
+    make_folders(layout)
+    for name in MAPS:
+        layout.map(name).write_text("")
+    layout.config.write_text(render(layout, listen, config))
+    return layout.config
+
+
+def make_folders(layout: Layout) -> None:
+    """Create the run folder and, for a deep home, the private temp folder of the sockets."""
     layout.root.mkdir(parents=True, exist_ok=True)
     folder = layout.socket.parent
     if folder != layout.root:
@@ -152,7 +166,3 @@ def write_config(layout: Layout, listen: str, config: RouterConfig) -> Path:
             raise UserError(
                 f"{folder}: the HAProxy socket's folder must be a private folder of this user; remove it"
             )
-    for name in MAPS:
-        layout.map(name).write_text("")
-    layout.config.write_text(render(layout, listen, config))
-    return layout.config

@@ -1,26 +1,26 @@
 """The HAProxy engine's access-log shipper: HAProxy's log lines in, the router's access files out.
 
-HAProxy writes one line per request, already in the access files' format (`sprout.accessfiles`), to
-its stdout: a FIFO that this process reads in batches at a lower CPU priority than the data plane. A
-batch of ordinary lines is appended to the access files whole (no per-line work unless sampling); the
-few notable ones (an error status or a slow request) are found by one regex over the batch, taken out,
-and written as JSON lines to the notable log, which the daemon indexes. Notable lines are never
-sampled. The FIFO outlives both ends, so HAProxy and the shipper are restarted independently: what
-HAProxy writes meanwhile waits in the pipe (up to `PIPE_BYTES`; beyond that HAProxy drops lines and
-counts them rather than wait).
+HAProxy logs one line per request, already in the access files' format (`sprout.accessfiles`), into a
+ring buffer that it forwards, newline-separated, to this process's unix socket; the shipper reads them
+in batches at a lower CPU priority than the data plane. A batch of ordinary lines is appended to the
+access files whole (no per-line work unless sampling); the few notable ones (an error status or a slow
+request) are found by one regex over the batch, taken out, and written as JSON lines to the notable
+log, which the daemon indexes. Notable lines are never sampled. HAProxy and the shipper restart
+independently: HAProxy reconnects to a new shipper and sends it what waited in its ring meanwhile, and
+a new HAProxy connects to the running shipper.
 
-    python -m sprout.router.haproxy.shipper --pipe P --notable-log N [--sample S] [--rotate-bytes B]
+    python -m sprout.router.haproxy.shipper --socket S --notable-log N [--sample S] [--rotate-bytes B]
 """
 
 from __future__ import annotations
 
 import argparse
-import fcntl
 import logging
 import os
 import random
 import re
 import signal
+import socket
 import time
 from pathlib import Path
 
@@ -31,8 +31,6 @@ from sprout.router.accesslog import AccessLog, Row, notable_line
 NICE = 10
 #: Seconds between two batches: lines become searchable this much later, and a batch pays one write.
 INTERVAL = 0.1
-#: The pipe's capacity asked for: ~7,000 lines, a third of a second at 20,000 requests/s.
-PIPE_BYTES = 1024 * 1024
 _READ = 1024 * 1024
 #: A line with an error status (4xx, 5xx, or none: `-1`), or lasting 1000 ms or more: the status,
 #: bytes and duration fields are the only tab-separated run that ends in `e-3` (HAProxy's `%Ta` in ms).
@@ -97,34 +95,54 @@ def to_json(line: bytes) -> str:
 
 
 class Shipper:
-    """Reads HAProxy's lines from the FIFO `pipe` and appends them to `sink`'s files, batch by batch."""
+    """Takes HAProxy's lines on the unix socket `address` and appends them to `sink`'s files, batch by batch."""
 
-    def __init__(self, pipe: Path, sink: AccessLog) -> None:
+    def __init__(self, address: Path, sink: AccessLog) -> None:
         self.sink = sink
-        # Read-write: opening never waits for HAProxy, and a restarted HAProxy is no end of file.
-        self.fd = os.open(pipe, os.O_RDWR | os.O_NONBLOCK)
-        try:
-            fcntl.fcntl(self.fd, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
-        except OSError as exc:
-            log.warning("%s: pipe kept at its default size (%s)", pipe, exc)
-        self._partial = b""
+        address.unlink(missing_ok=True)
+        self.server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.server.bind(str(address))
+        os.chmod(address, 0o600)
+        self.server.listen(8)
+        self.server.setblocking(False)
+        #: Each HAProxy connection (a restarted HAProxy opens a new one) and its line cut by a read.
+        self._peers: dict[socket.socket, bytes] = {}
         self.stopping = False
 
     def read(self) -> bytes:
-        """Every whole line waiting in the pipe (a line cut by the read waits for its end)."""
-        chunks = [self._partial]
+        """Every whole line waiting on the connections (a line cut by a read waits for its end)."""
         while True:
             try:
-                chunk = os.read(self.fd, _READ)
+                peer, _ = self.server.accept()
             except BlockingIOError:
                 break
-            chunks.append(chunk)
-            if len(chunk) < _READ:
-                break
-        data = b"".join(chunks)
-        cut = data.rfind(b"\n") + 1
-        self._partial = data[cut:]
-        return data[:cut]
+            peer.setblocking(False)
+            self._peers[peer] = b""
+        batch = []
+        for peer, partial in list(self._peers.items()):
+            chunks = [partial]
+            closed = False
+            while True:
+                try:
+                    chunk = peer.recv(_READ)
+                except BlockingIOError:
+                    break
+                except OSError:
+                    chunk = b""
+                if not chunk:
+                    closed = True
+                    break
+                chunks.append(chunk)
+            data = b"".join(chunks)
+            cut = data.rfind(b"\n") + 1
+            batch.append(data[:cut])
+            if closed:
+                # HAProxy ends every line with a newline: a tail without one was cut by its exit.
+                peer.close()
+                del self._peers[peer]
+            else:
+                self._peers[peer] = data[cut:]
+        return b"".join(batch)
 
     def ship_once(self) -> int:
         """Move what is waiting to the files; how many lines were read."""
@@ -146,13 +164,15 @@ class Shipper:
             time.sleep(INTERVAL)
         self.ship_once()
         self.sink.close()
-        os.close(self.fd)
+        self.server.close()
+        for peer in self._peers:
+            peer.close()
 
 
 def main(argv: list[str] | None = None) -> None:
     """Run the shipper until SIGTERM."""
     p = argparse.ArgumentParser(prog="python -m sprout.router.haproxy.shipper", description=__doc__)
-    p.add_argument("--pipe", type=Path, required=True, help="The FIFO HAProxy writes its access lines to.")
+    p.add_argument("--socket", type=Path, required=True, help="The unix socket HAProxy sends its lines to.")
     p.add_argument("--notable-log", type=Path, required=True, help="Errors and slow requests, as JSON lines.")
     p.add_argument("--sample", type=float, default=1.0, help="Share (0-1) of successful requests kept.")
     p.add_argument("--rotate-bytes", type=int, default=access.ROTATE_BYTES, help="Access file rotation size.")
@@ -160,7 +180,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     os.nice(NICE)
     shipper = Shipper(
-        args.pipe, AccessLog(args.notable_log, sample=args.sample, rotate_bytes=args.rotate_bytes)
+        args.socket, AccessLog(args.notable_log, sample=args.sample, rotate_bytes=args.rotate_bytes)
     )
 
     def stop(signum: int, frame: object) -> None:
