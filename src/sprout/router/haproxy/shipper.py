@@ -32,11 +32,11 @@ NICE = 10
 #: Seconds between two batches: lines become searchable this much later, and a batch pays one write.
 INTERVAL = 0.1
 _READ = 1024 * 1024
+#: The most one pass takes from a connection: a sender faster than the shipper still gets batches.
+_BATCH = 16 * 1024 * 1024
 #: A line with an error status (4xx, 5xx, or none: `-1`), or lasting 1000 ms or more: the status,
 #: bytes and duration fields are the only tab-separated run that ends in `e-3` (HAProxy's `%Ta` in ms).
 NOTABLE = re.compile(rb"\t(?:[4-9]\d\d|-\d+)\t\d+\t-?\d+e|\t\d{4,}e-3\t")
-
-log = logging.getLogger("sprout.router.haproxy.shipper")
 
 
 def split(batch: bytes) -> tuple[bytes, int, list[bytes]]:
@@ -122,7 +122,8 @@ class Shipper:
         for peer, partial in list(self._peers.items()):
             chunks = [partial]
             closed = False
-            while True:
+            size = 0
+            while size < _BATCH:
                 try:
                     chunk = peer.recv(_READ)
                 except BlockingIOError:
@@ -133,6 +134,7 @@ class Shipper:
                     closed = True
                     break
                 chunks.append(chunk)
+                size += len(chunk)
             data = b"".join(chunks)
             cut = data.rfind(b"\n") + 1
             batch.append(data[:cut])
