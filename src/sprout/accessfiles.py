@@ -7,7 +7,9 @@ row, no index, no per-line work in the daemon. At `ROTATE_BYTES` the router rena
 an age (`AccessFiles.maintain`). `sprout logs` searches these files at query time (`AccessFiles.search`).
 
 Line: `time route method host+path status bytes duration target version zone retries request_id`,
-tab-separated, time in epoch seconds (ms), duration in seconds.
+tab-separated, time in epoch seconds (ms), duration in seconds. The HAProxy engine writes the same line
+(its shipper, `sprout.router.haproxy.shipper`, copies it here) with two differences a reader absorbs:
+the duration as milliseconds with an exponent (`12e-3`), and `-` for an empty route, version or zone.
 """
 
 from __future__ import annotations
@@ -45,25 +47,30 @@ class Settings:
     sample: float = 1.0
     keep_bytes: int = KEEP_BYTES
     keep_days: float = KEEP_DAYS
+    rotate_bytes: int = ROTATE_BYTES
 
     @classmethod
     def from_env(cls) -> Settings:
-        """Settings from SPROUT_ACCESS_SAMPLE, SPROUT_ACCESS_KEEP_MB and SPROUT_ACCESS_KEEP_DAYS."""
+        """Settings from SPROUT_ACCESS_SAMPLE, SPROUT_ACCESS_KEEP_MB, SPROUT_ACCESS_KEEP_DAYS and
+        SPROUT_ACCESS_ROTATE_MB."""
         values = []
         for name, kind, default in (
             ("SPROUT_ACCESS_SAMPLE", float, cls.sample),
             ("SPROUT_ACCESS_KEEP_MB", float, KEEP_BYTES / MIB),
             ("SPROUT_ACCESS_KEEP_DAYS", float, cls.keep_days),
+            ("SPROUT_ACCESS_ROTATE_MB", float, ROTATE_BYTES / MIB),
         ):
             raw = os.environ.get(name, "").strip()
             try:
                 values.append(kind(raw) if raw else default)
             except ValueError:
                 raise UserError(f"{name}={raw!r}: not a number") from None
-        sample, keep_mb, keep_days = values
+        sample, keep_mb, keep_days, rotate_mb = values
         if not 0.0 <= sample <= 1.0:
             raise UserError(f"SPROUT_ACCESS_SAMPLE={sample}: give a share from 0 to 1 (1 keeps every line)")
-        return cls(sample, int(keep_mb * MIB), keep_days)
+        if rotate_mb <= 0:
+            raise UserError(f"SPROUT_ACCESS_ROTATE_MB={rotate_mb}: give a size in MiB above 0")
+        return cls(sample, int(keep_mb * MIB), keep_days, max(1, int(rotate_mb * MIB)))
 
 
 def folder_of(notable_log: Path) -> Path:
@@ -137,20 +144,25 @@ def parse_line(text: str) -> AccessLine | None:
     try:
         return AccessLine(
             float(f[0]),
-            f[1],
+            _blank(f[1]),
             f[2],
             f[3],
             int(f[4]),
             int(f[5]),
             float(f[6]),
             f[7],
-            f[8],
-            f[9],
+            _blank(f[8]),
+            _blank(f[9]),
             int(f[10]),
             f[11],
         )
     except ValueError:
         return None
+
+
+def _blank(field: str) -> str:
+    """A field HAProxy left empty (it writes `-`) as the router writes it: empty."""
+    return "" if field == "-" else field
 
 
 @dataclass(frozen=True)

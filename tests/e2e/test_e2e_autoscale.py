@@ -67,11 +67,13 @@ class Trickle:
 
 
 @pytest.fixture
-def busy(tmp_path: Path, shared_bundle_cache: Path) -> Iterator[Sprout]:
-    """The busy app under a private home; `sprout down` and a kill of any leftover process at the end."""
+def busy(tmp_path: Path, shared_bundle_cache: Path, request: pytest.FixtureRequest) -> Iterator[Sprout]:
+    """The busy app under a private home (on the engine a test asks for through `indirect`, else the
+    default); `sprout down` and a kill of any leftover process at the end."""
     app = tmp_path / "app"
     shutil.copytree(BUSY, app, ignore=shutil.ignore_patterns("__pycache__"))
-    instance = Sprout(home=tmp_path / "home", app_dir=app, port=free_port())
+    engine = getattr(request, "param", None)
+    instance = Sprout(home=tmp_path / "home", app_dir=app, port=free_port(), engine=engine)
     try:
         yield instance
     finally:
@@ -130,8 +132,9 @@ def _events(sprout: Sprout) -> list[dict[str, Any]]:
 
 # A load generator whose rates drive the scaling: not beside the other load generators.
 @pytest.mark.xdist_group("serial")
+@pytest.mark.parametrize("busy", ["sprout", "haproxy"], indirect=True)
 def test_burst_scales_out_idle_scales_in_without_errors_and_scale_min_is_honoured(busy: Sprout) -> None:
-    busy.run("up", str(busy.app_dir), "--port", str(busy.port))
+    busy.up()
     _wait(busy, 20, "one healthy instance", lambda e: e["healthy"] == 1 and e["desired"] == 1)
 
     with Trickle(busy.port, pause=0.0) as load:

@@ -86,6 +86,7 @@ def up(
         aws_cmd.up(app_dir, env, None, None, False)
         return
     home = Home.from_env().ensure()
+    RouterProcess(home).refuse_https(engine, https_port)
     if engine is not None:
         RouterProcess(home).choose_engine(engine)
     app_dir = app_dir.resolve()

@@ -321,8 +321,12 @@ class Daemon:
     def _router_admin(
         self, router: RouterProcess, store: StateStore, reconciler: Reconciler
     ) -> RouterControl:
-        """The router's admin client, restarting the router first if it died."""
+        """The router's admin client, restarting the router (or the HAProxy engine's shipper) if it died."""
         handle = router.current()
+        if handle is not None and router.ensure_shipper():
+            store.record_event(
+                None, None, "router.shipper", "the HAProxy access-log shipper was not running; started it"
+            )
         if handle is None:
             handle = router.ensure(None)
             reconciler.forget_table()

@@ -11,7 +11,10 @@ Stopping it (SIGTERM) stops its worker too; a worker never outlives its supervis
 
 With the HAProxy engine (`sprout up --engine haproxy`, saved beside the port) "the router process" is
 HAProxy itself, started from a generated config and driven through its runtime API socket; a new one is
-given the saved table at once, as the embedded router restores its own state file.
+given the saved table at once, as the embedded router restores its own state file. Its access lines go
+to the shipper (`python -m sprout.router.haproxy.shipper`, recorded beside HAProxy in `run/router.json`),
+which writes them to the same access files and notable log as the embedded router. Each of the two is
+started when missing and adopted when running, so either restarts alone.
 """
 
 from __future__ import annotations
@@ -37,13 +40,13 @@ from sprout.controlplane.process import (
     terminate,
     write_json,
 )
-from sprout.errors import ServiceError, UserError
+from sprout.errors import ServiceError, SproutError, UserError
 from sprout.paths import Home
 from sprout.ports import PortBook, port_taken
 from sprout.router.client import RouterAdmin, RouterControl
 from sprout.router.config import RouterConfig
 from sprout.router.haproxy.admin import HaproxyAdmin
-from sprout.router.haproxy.config import Layout, find_haproxy, write_config
+from sprout.router.haproxy.config import Layout, find_haproxy, make_folders, write_config
 from sprout.router.table import load_table
 
 DEFAULT_PORT = 8080
@@ -86,6 +89,7 @@ class RouterProcess:
         # Unique per home: homes sharing one lease file never end each other's lease.
         self._admin_owner = f"router admin {home.root}"
         self._child: subprocess.Popen[bytes] | None = None
+        self._shipper: subprocess.Popen[bytes] | None = None
         self._admin: RouterControl | None = None
         self._haproxy = Layout(home.run / "haproxy")
         # The reconcile loop, the release and scaling tickers and API calls share this object.
@@ -121,6 +125,15 @@ class RouterProcess:
                     "run `sprout down` first to change engines"
                 )
             write_json(self._record_file, {**(read_json(self._record_file) or {}), "engine": engine})
+
+    def refuse_https(self, engine: str | None, https_port: int | None) -> None:
+        """UserError when HTTPS is asked of the HAProxy engine (given by `engine`, else the saved one)."""
+        if https_port is not None and (engine or self.saved_engine()) == "haproxy":
+            raise UserError(
+                f"--https-port {https_port}: the HAProxy engine serves plain HTTP only in Sprout; "
+                "for HTTPS use the default engine: `sprout down`, then "
+                f"`sprout up --engine sprout --https-port {https_port}`"
+            )
 
     def saved_https_port(self) -> int | None:
         """The HTTPS port the last router of this home used, if any."""
@@ -162,6 +175,7 @@ class RouterProcess:
                         f"router: already running {now}, not on HTTPS port {https_port}; "
                         "run `sprout down` first or leave out --https-port"
                     )
+                self.ensure_shipper()
                 return handle
             return self._start(
                 port or self.saved_port() or DEFAULT_PORT, https_port or self.saved_https_port()
@@ -187,6 +201,7 @@ class RouterProcess:
             record = record_from_json(read_json(self._record_file))
             gone = True if record is None else terminate(record, STOP_TIMEOUT)
             self._reap()
+            self._stop_shipper()
             data = read_json(self._record_file) or {}
             if gone and data.get("admin_port"):
                 self._ports.release(int(data["admin_port"]), self._admin_owner)
@@ -219,6 +234,7 @@ class RouterProcess:
             return self._start_haproxy(port, previous)
         admin_port = self._ports.lease(self._admin_owner)
         marker = str(self._token_file)
+        settings = AccessSettings.from_env()
         cmd = [
             sys.executable,
             "-m",
@@ -234,7 +250,9 @@ class RouterProcess:
             "--access-log",
             str(self._home.router_access_log),
             "--access-sample",
-            str(AccessSettings.from_env().sample),
+            str(settings.sample),
+            "--access-rotate-bytes",
+            str(settings.rotate_bytes),
         ]
         if https_port is not None:
             cmd += ["--https", f"127.0.0.1:{https_port}", "--tls-dir", str(self._home.tls)]
@@ -255,20 +273,69 @@ class RouterProcess:
         self._wait_started(self.admin(handle), self._child, record, port, previous, log_path)
         return handle
 
+    def ensure_shipper(self) -> bool:
+        """With the HAProxy engine, start its access-log shipper when it is not running; True if started."""
+        with self._lock:
+            data = read_json(self._record_file) or {}
+            if data.get("engine") != "haproxy":
+                return False
+            record = record_from_json(data.get("shipper"))
+            if record is not None and record.alive():
+                return False
+            make_folders(self._haproxy)
+            address = self._haproxy.access_socket
+            settings = AccessSettings.from_env()
+            cmd = [
+                sys.executable,
+                "-m",
+                "sprout.router.haproxy.shipper",
+                "--socket",
+                str(address),
+                "--notable-log",
+                str(self._home.router_access_log),
+                "--sample",
+                str(settings.sample),
+                "--rotate-bytes",
+                str(settings.rotate_bytes),
+            ]
+            self._shipper, record = spawn_detached(cmd, self._home.logs / "haproxy-shipper.log", str(address))
+            write_json(self._record_file, {**data, "shipper": record_to_json(record)})
+            return True
+
+    def _stop_shipper(self) -> None:
+        """Stop the shipper (it ships what it has received first)."""
+        record = record_from_json((read_json(self._record_file) or {}).get("shipper"))
+        if record is not None:
+            terminate(record, STOP_TIMEOUT)
+        if self._shipper is not None:
+            self._shipper.poll()
+            self._shipper = None
+
     def _start_haproxy(self, port: int, previous: Mapping[str, object]) -> RouterHandle:
-        """Start HAProxy from a fresh config on `port`, then give it the saved routing table."""
+        """Start HAProxy from a fresh config on `port` (its shipper first), then give it the saved table."""
         layout = self._haproxy
         config = write_config(layout, f"127.0.0.1:{port}", RouterConfig())
         layout.socket.unlink(missing_ok=True)
         log_path = self._home.logs / "haproxy.log"
-        # `-db`: stay in the foreground (this session is its supervisor); the access log is its stdout.
+        self.ensure_shipper()
+        shipper = (read_json(self._record_file) or {}).get("shipper")
+        # `-db`: stay in the foreground (this session is its supervisor).
         cmd = [find_haproxy(), "-db", "-f", str(config)]
-        access = self._home.logs / "router-access.log"
-        self._child, record = spawn_detached(cmd, log_path, str(config), stdout=access)
+        self._child, record = spawn_detached(cmd, log_path, str(config))
         handle = RouterHandle(record, port, 0, adopted=False, engine="haproxy")
-        write_json(self._record_file, {**record_to_json(record), "port": port, "engine": "haproxy"})
+        write_json(
+            self._record_file,
+            {**record_to_json(record), "port": port, "engine": "haproxy", "shipper": shipper},
+        )
         admin = HaproxyAdmin(layout)
-        self._wait_started(admin, self._child, record, port, previous, log_path)
+        try:
+            self._wait_started(admin, self._child, record, port, previous, log_path)
+        except SproutError:
+            # Nothing will send it lines: the shipper goes with the HAProxy that failed.
+            stale = record_from_json(shipper)
+            if stale is not None:
+                terminate(stale, STOP_TIMEOUT)
+            raise
         admin.apply(load_table(layout.table), restored=True)
         self._admin = admin
         return handle
@@ -301,6 +368,8 @@ class RouterProcess:
         raise ServiceError(f"router: it did not answer within {START_TIMEOUT:.0f}s; see {log_path}")
 
     def _reap(self) -> None:
-        """Collect our own exited child so it does not linger as a zombie."""
+        """Collect our own exited children so they do not linger as zombies."""
         if self._child is not None and self._child.poll() is not None:
             self._child = None
+        if self._shipper is not None and self._shipper.poll() is not None:
+            self._shipper = None

@@ -112,14 +112,19 @@ class AccessLog:
         for row in rows:
             t, rid, host, method, path, status, nbytes, duration, target, version, zone, retries, route = row
             if status >= ERROR_STATUS or duration >= slow:
-                notable.append(_json_line(row))
+                notable.append(notable_line(row))
             elif sample >= 1.0 or random.random() < sample:
                 ok.append(line(t, route, method.decode("latin-1"), (host + path).decode("latin-1"), status,
                                nbytes, duration, target, version, zone, retries, rid.decode("latin-1")))  # fmt: skip
+        self.write("".join(ok).encode(), len(ok), notable)
+
+    def write(self, ok: bytes, ok_lines: int, notable: list[str]) -> None:
+        """Append `ok_lines` formatted access lines to the access files (rotating them at `rotate_bytes`)
+        and the `notable` JSON lines to the notable log; lines that cannot be written are counted."""
         if notable:
             self.dropped += self._notable.write(("\n".join(notable) + "\n").encode(), len(notable))
         if ok:
-            self.dropped += self._ok.write("".join(ok).encode(), len(ok))
+            self.dropped += self._ok.write(ok, ok_lines)
             if self._ok.size >= self.rotate_bytes:
                 self._rotate()
 
@@ -147,7 +152,7 @@ class AccessLog:
         self._ok.close()
 
 
-def _json_line(row: Row) -> str:
+def notable_line(row: Row) -> str:
     """A notable row as the JSON line the log store ingests."""
     t, rid, host, method, path, status, nbytes, duration, target, version, zone, retries, route = row
     return json.dumps(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
+from sprout.accessfiles import ROTATE_BYTES
 from sprout.errors import UserError
 
 
@@ -43,6 +44,8 @@ class RouterConfig:
     access_sample: float = 1.0
     # Seconds from which a request is slow: kept and indexed like an error.
     access_slow: float = 1.0
+    # Size at which the current access file is renamed aside (the control plane compresses it).
+    access_rotate_bytes: int = ROTATE_BYTES
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.access_sample <= 1.0:

@@ -52,6 +52,7 @@ _LIMITS: tuple[tuple[str, type, str], ...] = (
     ("admin_max_body", int, "Largest admin request body (else 413)."),
     ("access_sample", float, "Share (0-1) of successful requests kept in the access files."),
     ("access_slow", float, "Seconds from which a request is slow (always logged and indexed)."),
+    ("access_rotate_bytes", int, "Size in bytes at which the current access file is rotated."),
 )
 
 

@@ -64,7 +64,12 @@ async def serve(
     loop = asyncio.get_running_loop()
     config = options.config
     access_log = (
-        AccessLog(options.access_log, sample=config.access_sample, slow=config.access_slow)
+        AccessLog(
+            options.access_log,
+            sample=config.access_sample,
+            slow=config.access_slow,
+            rotate_bytes=config.access_rotate_bytes,
+        )
         if options.access_log is not None
         else None
     )

@@ -32,21 +32,22 @@ MISSING = (
     "HAProxy is not installed; install Debian's package with `sudo apt-get install haproxy` (2.6 or newer)"
 )
 
-#: The access log line, in the keys of the embedded router's (the log store reads either the same way).
-#: `%Ta` is milliseconds; the `e-3` suffix keeps it a JSON number of seconds.
+#: The access line of the embedded router's access files (`sprout.accessfiles`), tab-separated:
+#: time route method host+path status bytes duration target version zone retries request_id.
+#: `%Ta` is milliseconds: the `e-3` after it makes it seconds to any float parser.
 _LOG_FIELDS = (
-    ('{"time":', "%Ts.%ms"),
-    (',"request_id":', '"%ID"'),
-    (',"host":', '"%{+E}[capture.req.hdr(0)]"'),
-    (',"method":', '"%HM"'),
-    (',"path":', '"%{+E}HU"'),
-    (',"status":', "%ST"),
-    (',"bytes":', "%B"),
-    (',"duration":', "%Ta%[str(e-3)]"),
-    (',"target":', '"%s"'),
-    (',"version":', '"%[srv_name,map({version},)]"'),
-    (',"zone":', '"%[srv_name,map({zone},)]"'),
-    (',"retries":', "%rc}"),
+    "%Ts.%ms",
+    "%[be_name,map({routes},)]",
+    "%HM",
+    "%[capture.req.hdr(0)]%HU",
+    "%ST",
+    "%B",
+    "%Ta%[str(e-3)]",
+    "%s",
+    "%[srv_name,map({version},)]",
+    "%[srv_name,map({zone},)]",
+    "%rc",
+    "%ID",
 )
 
 
@@ -63,6 +64,9 @@ def find_haproxy() -> str:
         raise UserError(f"--engine haproxy: {MISSING}{where}")
     return found
 
+
+#: HAProxy's buffer of access lines not yet taken by the shipper: ~130,000 lines, 5 s at 25,000/s.
+RING_BYTES = 16 * 1024 * 1024
 
 #: The longest unix socket path HAProxy 2.6 accepts in `stats socket`.
 SOCKET_PATH_MAX = 97
@@ -94,6 +98,11 @@ class Layout:
         """The routing table last applied (restored into a new HAProxy at start)."""
         return self.root / "table.json"
 
+    @property
+    def access_socket(self) -> Path:
+        """The shipper's unix socket, beside the runtime API's: HAProxy forwards its access lines to it."""
+        return self.socket.with_name("access.sock")
+
     def map(self, name: str) -> Path:
         """One runtime map file (written empty at start, then filled over the runtime API)."""
         return self.root / f"{name}.map"
@@ -112,8 +121,9 @@ def slot_names() -> list[str]:
 def render(layout: Layout, listen: str, config: RouterConfig) -> str:
     """The HAProxy config for a router listening on `listen` with `config`'s limits."""
     maps = {name: str(layout.map(name)) for name in MAPS}
-    log_format = "".join(key + value for key, value in _LOG_FIELDS)
-    log_format = log_format.replace("{version}", maps["version"]).replace("{zone}", maps["zone"])
+    log_format = "\\t".join(_LOG_FIELDS)
+    for name in ("routes", "version", "zone"):
+        log_format = log_format.replace("{" + name + "}", maps[name])
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("sprout.router.haproxy", "."),
         undefined=jinja2.StrictUndefined,
@@ -122,19 +132,30 @@ def render(layout: Layout, listen: str, config: RouterConfig) -> str:
     )
     return env.get_template("haproxy.cfg.j2").render(
         socket=layout.socket,
+        access_socket=layout.access_socket,
+        ring_bytes=RING_BYTES,
         listen=listen,
         config=config,
         bufsize=max(16384, config.max_header_bytes + 1024),
         maxconn=min(config.max_connections, (resource.getrlimit(resource.RLIMIT_NOFILE)[0] - 100) // 2),
         maps=maps,
         slots=slot_names(),
-        log_format=log_format.replace('"', '\\"'),
+        log_format=log_format,
         ms=lambda seconds: f"{int(seconds * 1000)}ms",
     )
 
 
 def write_config(layout: Layout, listen: str, config: RouterConfig) -> Path:
     """Write the config and empty maps (a new HAProxy starts empty; the saved table is applied after)."""
+    make_folders(layout)
+    for name in MAPS:
+        layout.map(name).write_text("")
+    layout.config.write_text(render(layout, listen, config))
+    return layout.config
+
+
+def make_folders(layout: Layout) -> None:
+    """Create the run folder and, for a deep home, the private temp folder of the sockets."""
     layout.root.mkdir(parents=True, exist_ok=True)
     folder = layout.socket.parent
     if folder != layout.root:
@@ -145,7 +166,3 @@ def write_config(layout: Layout, listen: str, config: RouterConfig) -> Path:
             raise UserError(
                 f"{folder}: the HAProxy socket's folder must be a private folder of this user; remove it"
             )
-    for name in MAPS:
-        layout.map(name).write_text("")
-    layout.config.write_text(render(layout, listen, config))
-    return layout.config
