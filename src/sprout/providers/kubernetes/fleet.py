@@ -45,7 +45,7 @@ def refusal(strategy: str) -> str:
 class KubernetesFleet:
     """`sprout.deploy.fleet.Fleet` over a cluster's two colour Deployments and their Services."""
 
-    strategies = STRATEGIES
+    strategies: tuple[str, ...] = STRATEGIES
 
     def __init__(self, cluster: ClusterApi, names: Names, context_of: ContextOf, gate: GateOf) -> None:
         self.cluster = cluster
