@@ -3,6 +3,7 @@ colour Deployments), against an in-memory cluster (no cluster runs on this machi
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -188,3 +189,43 @@ def test_switch_without_an_hpa_patches_only_the_services() -> None:
 )
 def test_rollout_done(deployment: dict[str, Any], done: bool) -> None:
     assert rollout_done(deployment) is done
+
+
+def test_the_deploy_and_rollback_commands_on_a_cluster(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`sprout k8s deploy` and `rollback` in-process, the cluster (the outer boundary) in memory."""
+    from typer.testing import CliRunner
+
+    from sprout.cli import k8s_cmd
+    from sprout.cli.main import load_commands
+
+    app = tmp_path / "tiny"
+    app.mkdir()
+    (app / "sprout.toml").write_text('[app]\nname = "tiny"\nweb = "python -m http.server $PORT"\n')
+    cluster = MemoryCluster(render(manifest("minimal"), ENV, "v7", SHA, STORE, IMAGE), 1)
+    cluster.set_ready("tiny-blue", 1)
+    monkeypatch.setenv("SPROUT_HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(k8s_cmd, "_connected", lambda kubeconfig, context, act: act(cluster))
+    cli = load_commands("k8s")
+    pinned = ["--bundle-sha256", "8" * 64, "--store-url", STORE, "--version", "v8", "-e", ENV]
+
+    deployed = CliRunner().invoke(
+        cli, ["k8s", "deploy", str(app), *pinned, "-s", "bluegreen", "--skip-tests"]
+    )
+    assert deployed.exit_code == 0, deployed.output
+    lines = deployed.stdout.splitlines()
+    assert lines[0] == "tests skipped (--skip-tests)"
+    assert "release 1: switch → finish: 100% of traffic on v8" in lines
+    assert re.fullmatch(
+        r"live: green \(v8\); blue \(v7\) kept warm until \d\d:\d\d:\d\d: `sprout k8s rollback` switches "
+        r"back, `sprout k8s apply` after that scales it to zero",
+        lines[-2],
+    )
+    assert lines[-1] == "release 1: succeeded"
+    assert cluster.selector("tiny") == "green"
+
+    rolled = CliRunner().invoke(cli, ["k8s", "rollback", str(app), "-e", ENV])
+    assert rolled.exit_code == 0, rolled.output
+    assert rolled.stdout.splitlines()[-1] == "live: blue (v7)"
+    assert cluster.selector("tiny") == "blue"

@@ -24,6 +24,7 @@ from sprout.state.models import Group
 
 VERSION_LABEL = "sprout.dev/version"
 STANDBY_ANNOTATION = "sprout.dev/standby-until"
+BUNDLE_ANNOTATION = "sprout.dev/bundle-sha256"
 
 
 class ClusterApi(Protocol):
@@ -156,6 +157,13 @@ class KubernetesFleet:
             weight = 100 if colour == live else 0
             found[colour] = Group(colour, version, replicas, weight, float(standby) if standby else None)
         return found
+
+    def bundle_of(self, name: str) -> str | None:
+        """The bundle sha256 a colour's pods run (their template's annotation), or None."""
+        deployment = self._deployment(_colour(name)) or {}
+        annotations = deployment.get("spec", {}).get("template", {}).get("metadata", {}).get("annotations")
+        found = (annotations or {}).get(BUNDLE_ANNOTATION)
+        return str(found) if found else None
 
     def set_group(self, app: str, env: str, group: Group) -> None:
         colour = _colour(group.name)

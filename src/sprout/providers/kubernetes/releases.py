@@ -72,15 +72,19 @@ def releases(
 
 def record(releases: KubernetesReleases, ctx: RenderContext, app_dir: Path) -> None:
     """Record `ctx`'s version under its pushed label; on the environment's first release here, the
-    environment too, with the version its live colour serves as the current one."""
+    environment too, with the version its live colour serves (`sprout k8s apply` put it there) as the
+    current one, so a rollback can go back to it."""
     store, app = releases.store, ctx.manifest.app.name
     store.add_version(app, ctx.bundle_sha256, 0, ctx.manifest, ctx.store_url, label=ctx.version)
     if store.get_environment(app, ctx.env) is not None:
         return
     store.upsert_environment(app, ctx.env, ctx.manifest, app_dir)
     live = [g for g in releases.fleet.groups(app, ctx.env).values() if g.weight > 0]
-    if not live:
+    sha256 = releases.fleet.bundle_of(live[0].name) if live else None
+    if not live or sha256 is None:
         return
+    # Its bundle is in the store the new version comes from (one store per app, as `sprout push` keeps).
+    store.add_version(app, sha256, 0, ctx.manifest, ctx.store_url, label=live[0].version)
     store.set_current_version(app, ctx.env, live[0].version)
     store.append_history(
         user=getpass.getuser(),
