@@ -224,6 +224,8 @@ def test_status_deploy_rollback_then_down_purge_leaves_nothing(aws: str, app: Pa
     assert down.returncode == 0, down.stderr
     assert "stack sprout-hello-prod: DELETE_COMPLETE" in down.stdout
     assert f"deleted access-log bucket {log_bucket} (1 object(s))" in down.stdout
+    record = Path(os.environ["SPROUT_HOME"]).resolve() / "aws" / "sprout-hello-prod.db"
+    assert f"deleted the release record {record}" in down.stdout and not record.exists()
     assert re.search(r"^change set sprout-\d{8}-\d{6}: deleted \(never executed\)$", down.stdout, re.M)
     live = [
         st

@@ -256,7 +256,9 @@ def down(
     bucket: str | None = BUCKET,
     region: str | None = REGION,
     purge: bool = typer.Option(
-        False, "--purge", help="Also delete the app's bundles and deploy state in S3."
+        False,
+        "--purge",
+        help="Also delete the app's objects in S3, its access logs, its secret and this machine's release record.",
     ),
     yes: bool = typer.Option(False, "--yes", "-y", help="Delete without asking."),
 ) -> None:
@@ -282,6 +284,10 @@ def down(
             name if target.manifest.secrets else None,
             _echo,
         )
+        record = _release_record(target)
+        for path in (record, record.with_name(record.name + "-wal"), record.with_name(record.name + "-shm")):
+            path.unlink(missing_ok=True)
+        typer.echo(f"deleted the release record {record}")
 
 
 @aws.command("status")
@@ -313,6 +319,13 @@ class Releases:
     store: StateStore
 
 
+def _release_record(target: Target) -> Path:
+    """Where this machine records the releases of the target's stack (a state store of its own)."""
+    from sprout.paths import Home
+
+    return Home.from_env().root / "aws" / f"{target.stack}.db"
+
+
 def _releases(target: Target) -> Releases:
     """The engine for the target's stack; its releases are recorded in the Sprout home, in a store of
     the stack's own (never the local daemon's, whose release loop would drive them on this machine)."""
@@ -334,8 +347,9 @@ def _releases(target: Target) -> Releases:
     refs = StackRefs.from_outputs(target.stack, stack.outputs())
     home = Home.from_env().ensure()
     local = FolderStore(home.artifacts)
-    (home.root / "aws").mkdir(mode=0o700, exist_ok=True)
-    store = StateStore(home.root / "aws" / f"{target.stack}.db")
+    record = _release_record(target)
+    record.parent.mkdir(mode=0o700, exist_ok=True)
+    store = StateStore(record)
     app = target.manifest.app.name
 
     def version(label: str) -> Version:
