@@ -144,14 +144,17 @@ def test_a_deploy_killed_mid_release_holds_the_lock_until_resumed(aws: str, app:
         text=True,
     )
     try:
-        instance = play_release_instance(release_instances())
+        # The resumed deploy waits for the instance the dead one started: the command runs once.
+        instance = play_release_instance([])
         out, _ = resumed.communicate(timeout=120)
     finally:
         if resumed.poll() is None:
             resumed.kill()
             resumed.wait()
     assert resumed.returncode == 0, out
+    assert f"release: `migrate` already runs on {instance}; waiting for its result" in out
     assert f"release `migrate` exited 0 in 0.5s; {instance} terminated" in out
+    assert release_instances() == [instance]
     assert "weights: green 100, blue 0" in out
     assert weights(refs) == {"blue": 0, "green": 100}
 

@@ -26,7 +26,7 @@ from sprout.providers.aws.canary import window
 from sprout.providers.aws.context import COLOURS, Colour, other
 from sprout.providers.aws.deploystate import S3StateStore
 from sprout.providers.aws.fleetapi import AwsFleet, Size
-from sprout.providers.aws.release import result_key
+from sprout.providers.aws.release import result_key, result_prefix
 from sprout.providers.aws.wheels import Runtime
 from sprout.spec import Manifest
 from sprout.state.models import Group
@@ -221,13 +221,20 @@ class AwsReleaseFleet:
         command = manifest.app.release
         if not command:
             return
-        colour = other(self.fleet.live())
-        sha256 = self.sha_of(version)
-        self._upload(sha256)
-        launch = self.fleet.launch_version(colour, sha256, self.runtime)
-        key = result_key(env, f"{version}-{int(self.clock() * 1000)}")
-        instance = self.fleet.run_release(colour, launch, key)
-        self.report(f"release: `{command}` runs once on {instance}")
+        # A deploy that died while its release instance ran resumes by waiting for that instance.
+        prefix = result_prefix(env, version)
+        running = [(i, key) for i, key in self.fleet.running_releases().items() if key.startswith(prefix)]
+        if running:
+            instance, key = running[0]
+            self.report(f"release: `{command}` already runs on {instance}; waiting for its result")
+        else:
+            colour = other(self.fleet.live())
+            sha256 = self.sha_of(version)
+            self._upload(sha256)
+            launch = self.fleet.launch_version(colour, sha256, self.runtime)
+            key = result_key(env, version, int(self.clock() * 1000))
+            instance = self.fleet.run_release(colour, launch, key)
+            self.report(f"release: `{command}` runs once on {instance}")
         deadline = self.clock() + manifest.deploy.health_timeout
         try:
             found = self.states.read_json(key)
