@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import base64
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import boto3
 
-from sprout.bundle import S3Store
+from sprout.bundle import FolderStore, S3Store
+from sprout.deploy.engine import ReleaseEngine
+from sprout.deploy.gate import GateResult
 from sprout.providers.aws.context import RenderContext
 from sprout.providers.aws.data import DataRefs
-from sprout.providers.aws.deploy import Deployer, Timing
 from sprout.providers.aws.deploystate import S3StateStore
 from sprout.providers.aws.fleetapi import AwsFleet
 from sprout.providers.aws.refs import StackRefs
+from sprout.providers.aws.releasefleet import AwsReleaseFleet, aws_sized
 from sprout.providers.aws.userdata import script
-from sprout.spec import Manifest
+from sprout.spec import Manifest, load_manifest
+from sprout.state import StateStore
+from sprout.state.models import Version
 
 from .conftest import REGION
 from .helpers import RUNTIME
@@ -100,12 +105,66 @@ def build_fleet(manifest: Manifest, live_sha: str) -> StackRefs:
     return StackRefs(listener_arn=listener, target_groups=tgs, groups=groups, launch_templates=templates)
 
 
-def deployer(manifest: Manifest, refs: StackRefs, clock: Any) -> Deployer:
-    """A Deployer on moto with the manifest's timing and a settable clock."""
-    fleet = AwsFleet(refs, c("elbv2"), c("autoscaling"), c("ec2"))
-    states = S3StateStore(c("s3"), BUCKET, manifest.app.name, "prod")
-    store = S3Store(BUCKET, manifest.app.name, client=c("s3"))
-    return Deployer(fleet, states, store, Timing.of(manifest), cloudwatch=c("cloudwatch"), clock=clock)
+@dataclass
+class Releases:
+    """The release engine over a moto fleet, with v1 (serving, as `aws up` left it) and v2 of an app."""
+
+    engine: ReleaseEngine
+    fleet: AwsReleaseFleet
+    store: StateStore
+    refs: StackRefs
+    shas: dict[str, str]
+
+
+def no_tests(version: str) -> GateResult:
+    return GateResult(passed=True, seconds=0.0, skipped="the manifest has no [app] test command")
+
+
+def releases(app_dir: Path, out: Path, clock: Any, lines: list[str] | None = None) -> Releases:
+    """Pack v1 and v2 of the app (its `release.txt` differs), build the fleet with v1 live, and wire the
+    engine as `sprout aws deploy` does (the bundles start in a local artifact store)."""
+    manifest = aws_sized(load_manifest(app_dir / "sprout.toml"))
+    app = manifest.app.name
+    local = FolderStore(out / "artifacts")
+    store = StateStore(out / "releases.db")
+    shas = {}
+    for label in ("v1", "v2"):
+        (app_dir / "release.txt").write_text(label)
+        path, sha = packed(app_dir, out / label)
+        local.put(path)
+        assert store.add_version(app, sha, path.stat().st_size, manifest, local.url).label == label
+        shas[label] = sha
+    refs = build_fleet(manifest, shas["v1"])
+    artifacts = S3Store(BUCKET, app, client=c("s3"))
+    artifacts.put(local.get(shas["v1"], out / "v1.tar.gz"))  # `aws up` uploaded the serving bundle
+    store.upsert_environment(app, "prod", manifest, app_dir)
+    store.set_current_version(app, "prod", "v1")
+    # As `sprout aws deploy` records the version `aws up` left serving (what a rollback goes back to).
+    store.append_history(
+        user="alice", app=app, env="prod", action="adopt", manifest_hash=None, version="v1", diff_text="v1"
+    )
+
+    def version(label: str) -> Version:
+        found = store.get_version(app, label)
+        assert found is not None, label
+        return found
+
+    fleet = AwsReleaseFleet(
+        AwsFleet(refs, c("elbv2"), c("autoscaling"), c("ec2")),
+        S3StateStore(c("s3"), BUCKET, app, "prod"),
+        artifacts,
+        local,
+        lambda label: version(label).sha256,
+        lambda sha: found.label if (found := store.version_by_sha(app, sha)) else None,
+        lambda label: version(label).manifest,
+        no_tests,
+        cloudwatch=c("cloudwatch"),
+        clock=clock,
+        sleep=clock.sleep,
+        report=None if lines is None else lines.append,
+    )
+    engine = ReleaseEngine(store, fleet, lambda _app, label: version(label).manifest, clock)
+    return Releases(engine, fleet, store, refs, shas)
 
 
 def packed(app_dir: Path, out: Path) -> tuple[Path, str]:

@@ -7,6 +7,7 @@ carries the outputs the commands discover it by — exactly the outputs `templat
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -14,6 +15,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -72,21 +74,89 @@ def test_deploy_then_rollback_from_the_command_line(aws: str, app: Path) -> None
     deployed = sprout("aws", "deploy", str(app), "--env", "prod", "--no-wait-hold")
     assert deployed.returncode == 0, deployed.stderr
     out = deployed.stdout
-    assert "blue is live, green takes over" in out
-    assert "green: 2/2 InService and healthy" in out
+    # `aws up`'s bundle is the environment's v1; the folder is released as v2 by the release engine.
+    assert re.search(r"^deploy v2 \(bundle [0-9a-f]{12}\): blue is live, green takes over$", out, re.M), out
+    assert re.search(r"^release 1: v2 \(bluegreen\) by ", out, re.M), out
+    assert "launch → wait_healthy: launching 2 instance(s) of v2 in group green" in out
+    assert "wait_healthy → smoke: 2/2 healthy" in out
     assert "weights: green 100, blue 0" in out
-    assert out.strip().endswith(": holding")
+    assert "release succeeded: v2 serves 100% of traffic" in out
+    assert out.strip().endswith("deployment 1: holding")
     assert weights(refs) == {"blue": 0, "green": 100}
     assert sizes(refs) == {"blue": (2, 4, 2), "green": (2, 4, 2)}
-
-    again = sprout("aws", "deploy", str(app), "--env", "prod")
-    assert again.returncode == 3 and "resume it with `sprout aws deploy --resume`" in again.stderr
 
     rolled = sprout("aws", "rollback", str(app), "--env", "prod")
     assert rolled.returncode == 0, rolled.stderr
     assert "rolled back: weights blue 100, green 0" in rolled.stdout
+    assert "live: v1" in rolled.stdout
     assert weights(refs) == {"blue": 100, "green": 0}
     assert sizes(refs)["green"] == (0, 4, 0)
+
+
+def release_instances() -> list[str]:
+    found = client("ec2").describe_instances(Filters=[{"Name": "tag:sprout:role", "Values": ["release"]}])  # type: ignore[attr-defined]
+    return [i["InstanceId"] for r in found["Reservations"] for i in r["Instances"]]
+
+
+def play_release_instance(known: list[str]) -> str:
+    """Wait for a release instance not in `known`, then report its command's success where it would."""
+    deadline = time.monotonic() + 120
+    while not (fresh := [i for i in release_instances() if i not in known]):
+        assert time.monotonic() < deadline, "no release instance started"
+        time.sleep(0.5)
+    data = client("ec2").describe_instance_attribute(InstanceId=fresh[0], Attribute="userData")  # type: ignore[attr-defined]
+    found = re.search(r"^SPROUT_RELEASE=(\S+)$", base64.b64decode(data["UserData"]["Value"]).decode(), re.M)
+    assert found is not None
+    body = {"command": "migrate", "exit_code": 0, "seconds": 0.5, "tail": ["migrated"]}
+    client("s3").put_object(Bucket=BUCKET, Key=f"hello/{found.group(1)}", Body=json.dumps(body).encode())  # type: ignore[attr-defined]
+    return fresh[0]
+
+
+def test_a_deploy_killed_mid_release_holds_the_lock_until_resumed(aws: str, app: Path) -> None:
+    text = (app / "sprout.toml").read_text()
+    (app / "sprout.toml").write_text(text.replace("[health]", 'release = "migrate"\n\n[health]', 1))
+    refs = build_fleet(load_manifest(app / "sprout.toml"), OLD_SHA)
+    stack_with_outputs(refs)
+    command = [sys.executable, "-m", "sprout", "aws", "deploy", str(app), "--env", "prod", "--no-wait-hold"]
+    first = subprocess.Popen(
+        command, env=dict(os.environ), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        # The process dies while its release command runs on the one-off instance.
+        deadline = time.monotonic() + 120
+        while not release_instances():
+            assert time.monotonic() < deadline and first.poll() is None, "no release instance started"
+            time.sleep(0.5)
+    finally:
+        first.kill()
+        first.wait()
+    assert weights(refs) == {"blue": 100, "green": 0}
+
+    again = sprout("aws", "deploy", str(app), "--env", "prod")
+    assert again.returncode == 3, again.stderr
+    assert "is at step release; resume it with `sprout aws deploy --resume`" in again.stderr
+
+    resumed = subprocess.Popen(
+        [*command, "--resume"],
+        env=dict(os.environ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        # The resumed deploy waits for the instance the dead one started: the command runs once.
+        instance = play_release_instance([])
+        out, _ = resumed.communicate(timeout=120)
+    finally:
+        if resumed.poll() is None:
+            resumed.kill()
+            resumed.wait()
+    assert resumed.returncode == 0, out
+    assert f"release: `migrate` already runs on {instance}; waiting for its result" in out
+    assert f"release `migrate` exited 0 in 0.5s; {instance} terminated" in out
+    assert release_instances() == [instance]
+    assert "weights: green 100, blue 0" in out
+    assert weights(refs) == {"blue": 0, "green": 100}
 
 
 def test_up_uploads_the_bundle_and_shows_the_plan_before_asking(aws: str, app: Path) -> None:
@@ -135,7 +205,8 @@ def test_status_deploy_rollback_then_down_purge_leaves_nothing(aws: str, app: Pa
     after = sprout("aws", "status", str(app), "--env", "prod").stdout.splitlines()
     assert after[1].startswith("  blue: weight 0, 2 running")
     assert after[2].startswith("  green: weight 100, 2 running (min 2, max 4), bundle ")
-    assert re.fullmatch(r"  last release: d-\d+ holding \(bundle [0-9a-f]{12}, blue -> green\)", after[3])
+    assert after[3] == "  last release: 1 holding (v2 by bluegreen, blue -> green)"
+    assert after[4] == "    release 1: release succeeded: v2 serves 100% of traffic"
 
     rolled = sprout("aws", "rollback", str(app), "--env", "prod")
     assert rolled.returncode == 0, rolled.stderr
@@ -156,6 +227,8 @@ def test_status_deploy_rollback_then_down_purge_leaves_nothing(aws: str, app: Pa
     assert down.returncode == 0, down.stderr
     assert "stack sprout-hello-prod: DELETE_COMPLETE" in down.stdout
     assert f"deleted access-log bucket {log_bucket} (1 object(s))" in down.stdout
+    record = Path(os.environ["SPROUT_HOME"]).resolve() / "aws" / "sprout-hello-prod.db"
+    assert f"deleted the release record {record}" in down.stdout and not record.exists()
     assert re.search(r"^change set sprout-\d{8}-\d{6}: deleted \(never executed\)$", down.stdout, re.M)
     live = [
         st

@@ -1,4 +1,6 @@
-"""Acceptance 2: bundle upload and blue/green / canary deploys driven on moto's S3, ELBv2 and Auto Scaling."""
+"""Acceptance 2: bundle upload, and releases by the release engine on the AWS fleet (moto's S3, ELBv2, Auto
+Scaling), each step checked on the platform. Canary, instant rollback and crash recovery on AWS run in
+tests/deploy/test_provider_releases.py with the other providers'."""
 
 from __future__ import annotations
 
@@ -9,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from sprout.bundle import S3Store
-from sprout.errors import ConflictError
-from sprout.spec import load_manifest
+from sprout.deploy.engine import DONE
+from sprout.state.models import Deployment
 
-from .fleet_setup import BUCKET, build_fleet, c, deployer, packed
+from .fleet_setup import BUCKET, Releases, c, packed, releases
 from .helpers import ROOT
 
 OLD_SHA = "1" * 64
@@ -28,7 +30,7 @@ class Clock:
         return self.now
 
     def sleep(self, seconds: float) -> None:
-        """What `Deployer.run` calls between polls: time passes, instantly."""
+        """What a wait between two looks does: time passes, instantly."""
         self.now += seconds
 
 
@@ -80,129 +82,97 @@ def test_bundle_upload_is_content_addressed(aws: str, app: Path, tmp_path: Path)
     assert store.list() == sorted([sha, sha2])
 
 
-def test_blue_green_deploy_step_by_step(aws: str, app: Path, tmp_path: Path) -> None:
-    manifest = load_manifest(app / "sprout.toml")
-    refs = build_fleet(manifest, OLD_SHA)
+def tick(r: Releases, deployment: Deployment, state: str) -> Deployment:
+    """One step of the release, which must lead to `state`."""
+    deployment = r.engine.tick(deployment.id)
+    assert deployment.state == state, (deployment.reason, deployment.data.get("waiting"))
+    return deployment
+
+
+def drive(r: Releases, deployment: Deployment, clock: Clock) -> Deployment:
+    for _ in range(100):
+        deployment = r.engine.tick(deployment.id)
+        if deployment.state == DONE:
+            return deployment
+        clock.now += 1
+    raise AssertionError(f"stuck at {deployment.state}")
+
+
+def test_blue_green_release_step_by_step(aws: str, app: Path, tmp_path: Path) -> None:
     clock = Clock()
-    d = deployer(manifest, refs, clock)
-    path, sha = packed(app, tmp_path / "out")
+    lines: list[str] = []
+    r = releases(app, tmp_path / "out", clock, lines)
+    refs, v2 = r.refs, r.shas["v2"]
 
-    state = d.start("hello", "prod", sha, "bluegreen", path)
-    assert (state.source, state.target, state.step, state.previous_sha256) == (
-        "blue",
-        "green",
-        "upload",
-        OLD_SHA,
-    )
+    deployment = r.engine.start("hello", "prod", "v2", "bluegreen", "alice")
+    assert deployment.state == "release"
     assert sizes(refs) == {"blue": (2, 4, 2), "green": (0, 4, 0)}
+    deployment = tick(r, deployment, "launch")  # no [app] release command
+    assert not S3Store(BUCKET, "hello", client=c("s3")).exists(v2)  # nothing uploaded before the launch
 
-    state = d.advance(state)  # upload verified
-    assert state.step == "launch"
-    state = d.advance(state)  # a new launch template version for green
-    assert (state.step, state.launch_version) == ("scale_up", 2)
+    deployment = tick(r, deployment, "wait_healthy")  # v2 uploaded, green launches it at the live size
+    assert S3Store(BUCKET, "hello", client=c("s3")).exists(v2)
     version = c("ec2").describe_launch_template_versions(
         LaunchTemplateId=refs.launch_templates["green"], Versions=["2"]
     )["LaunchTemplateVersions"][0]
-    assert f"BUNDLE_SHA256={sha}" in base64.b64decode(version["LaunchTemplateData"]["UserData"]).decode()
+    assert f"BUNDLE_SHA256={v2}" in base64.b64decode(version["LaunchTemplateData"]["UserData"]).decode()
     group = c("autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=[refs.groups["green"]])
     assert group["AutoScalingGroups"][0]["LaunchTemplate"]["Version"] == "2"
-
-    state = d.advance(state)  # green scaled to the live size
-    assert state.step == "wait_healthy"
     assert sizes(refs) == {"blue": (2, 4, 2), "green": (2, 4, 2)}
     assert weights(refs) == {"blue": 100, "green": 0}
 
-    state = d.advance(state)  # moto reports the new instances InService and healthy targets
-    assert state.step == "shift", state.events
+    deployment = tick(r, deployment, "smoke")  # moto reports the new instances InService and healthy targets
     assert weights(refs) == {"blue": 100, "green": 0}
-    state = d.advance(state)
-    assert state.step == "drain"
+    deployment = tick(r, deployment, "switch")
+    deployment = tick(r, deployment, "finish")
     assert weights(refs) == {"blue": 0, "green": 100}
-
-    assert d.advance(state).step == "drain"  # deregistration delay (30 s) not over yet
-    clock.now += 30
-    state = d.advance(state)
-    assert (state.step, state.status) == ("hold", "holding")
+    assert lines == ["weights: green 100, blue 0"]
+    deployment = tick(r, deployment, DONE)
+    assert deployment.outcome == "succeeded"
+    assert r.store.get_environment("hello", "prod").current_version == "v2"  # type: ignore[union-attr]
     assert sizes(refs)["blue"] == (2, 4, 2)  # kept warm for the rollback window
 
+    # The fleet's groups are read from AWS itself (versions and the warm window are tags on the groups).
+    found = r.fleet.groups("hello", "prod")
+    assert (found["green"].version, found["green"].weight, found["blue"].version) == ("v2", 100, "v1")
+    assert found["blue"].standby_until == clock.now + 600
+
     clock.now += 599
-    assert d.advance(state).step == "hold"
+    assert r.engine.retire_expired("hello", "prod") == []
     clock.now += 1
-    state = d.advance(state)
-    assert state.step == "retire"
-    state = d.advance(state)
-    assert (state.step, state.status) == ("finished", "done")
+    assert r.engine.retire_expired("hello", "prod") == ["blue"]
     assert sizes(refs) == {"blue": (0, 4, 0), "green": (2, 4, 2)}
     actions = c("autoscaling").describe_scheduled_actions(AutoScalingGroupName=refs.groups["green"])
     assert [a["ScheduledActionName"] for a in actions["ScheduledUpdateGroupActions"]] == ["Schedule1"]
-    # The state is persisted in S3: a second operator (a new Deployer) sees the same deployment.
-    assert deployer(manifest, refs, clock).states.load() == state
 
 
-def test_deploy_resumes_from_saved_state(aws: str, app: Path, tmp_path: Path) -> None:
-    manifest = load_manifest(app / "sprout.toml")
-    refs = build_fleet(manifest, OLD_SHA)
+def test_rollback_after_retirement_brings_the_old_version_back(aws: str, app: Path, tmp_path: Path) -> None:
     clock = Clock()
-    path, sha = packed(app, tmp_path / "out")
-    first = deployer(manifest, refs, clock)
-    state = first.advance(first.advance(first.start("hello", "prod", sha, "bluegreen", path)))
-    assert state.step == "scale_up"
-    with pytest.raises(ConflictError, match="resume it with `sprout aws deploy --resume`"):
-        first.start("hello", "prod", sha, "bluegreen", path)
-    # A new process picks the saved state up and finishes.
-    second = deployer(manifest, refs, clock)
-    saved = second.states.load()
-    assert saved == state
-    final = second.run(saved, poll=5, sleep=clock.sleep)
-    assert final.status == "done"
-    assert weights(refs) == {"blue": 0, "green": 100}
+    r = releases(app, tmp_path / "out", clock)
+    done = drive(r, r.engine.start("hello", "prod", "v2", "bluegreen", "alice"), clock)
+    assert done.outcome == "succeeded", done.reason
+    clock.now += 600
+    assert r.engine.retire_expired("hello", "prod") == ["blue"]
+
+    result = r.engine.rollback("hello", "prod", "bob")
+    assert (result.instant, result.version) == (False, "v1")
+    assert "the rollback window has passed: warm fleet blue (v1)" in result.note
+    assert result.deployment is not None
+    final = drive(r, result.deployment, clock)
+    assert final.outcome == "succeeded", final.reason
+    assert weights(refs := r.refs) == {"blue": 100, "green": 0}
+    assert sizes(refs)["blue"] == (2, 4, 2)
+    assert r.fleet.fleet.bundle_of("blue") == r.shas["v1"]
+    assert r.store.get_environment("hello", "prod").current_version == "v1"  # type: ignore[union-attr]
 
 
-def test_rollback_while_old_colour_is_warm_restores_weights(aws: str, app: Path, tmp_path: Path) -> None:
-    manifest = load_manifest(app / "sprout.toml")
-    refs = build_fleet(manifest, OLD_SHA)
+def test_unhealthy_new_colour_aborts_without_moving_weights(aws: str, app: Path, tmp_path: Path) -> None:
     clock = Clock()
-    d = deployer(manifest, refs, clock)
-    path, sha = packed(app, tmp_path / "out")
-    state = d.run(
-        d.start("hello", "prod", sha, "bluegreen", path), poll=5, sleep=clock.sleep, through_hold=False
-    )
-    assert state.status == "holding"
-    assert weights(refs) == {"blue": 0, "green": 100}
-
-    state = d.rollback()
-    assert state.status == "rolled_back"
-    assert weights(refs) == {"blue": 100, "green": 0}
-    assert sizes(refs) == {"blue": (2, 4, 2), "green": (0, 4, 0)}
-
-
-def test_rollback_after_retirement_brings_the_old_colour_back(aws: str, app: Path, tmp_path: Path) -> None:
-    manifest = load_manifest(app / "sprout.toml")
-    refs = build_fleet(manifest, OLD_SHA)
-    clock = Clock()
-    d = deployer(manifest, refs, clock)
-    path, sha = packed(app, tmp_path / "out")
-    state = d.start("hello", "prod", sha, "bluegreen", path)
-    assert d.run(state, poll=5, sleep=clock.sleep).status == "done"
-    assert sizes(refs)["blue"] == (0, 4, 0)
-
-    reverse = d.rollback()
-    assert (reverse.source, reverse.target, reverse.sha256) == ("green", "blue", OLD_SHA)
-    final = d.run(reverse, poll=5, sleep=clock.sleep)
-    assert final.status == "done"
-    assert weights(refs) == {"blue": 100, "green": 0}
-    assert sizes(refs) == {"blue": (2, 4, 2), "green": (0, 4, 0)}
-
-
-def test_unhealthy_target_group_aborts_without_moving_weights(aws: str, app: Path, tmp_path: Path) -> None:
-    manifest = load_manifest(app / "sprout.toml")
-    refs = build_fleet(manifest, OLD_SHA)
-    clock = Clock()
-    d = deployer(manifest, refs, clock)
-    path, sha = packed(app, tmp_path / "out")
-    state = d.start("hello", "prod", sha, "bluegreen", path)
-    while state.step != "wait_healthy":
-        state = d.advance(state)
+    r = releases(app, tmp_path / "out", clock)
+    refs = r.refs
+    deployment = r.engine.start("hello", "prod", "v2", "bluegreen", "alice")
+    while deployment.state != "wait_healthy":
+        deployment = r.engine.tick(deployment.id)
     # A stopped instance is what moto reports as an unhealthy target ("unused", Target.InvalidState).
     group = c("autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=[refs.groups["green"]])
     victim = group["AutoScalingGroups"][0]["Instances"][0]["InstanceId"]
@@ -210,50 +180,14 @@ def test_unhealthy_target_group_aborts_without_moving_weights(aws: str, app: Pat
     health = c("elbv2").describe_target_health(TargetGroupArn=refs.target_groups["green"])
     assert {t["TargetHealth"]["State"] for t in health["TargetHealthDescriptions"]} == {"healthy", "unused"}
 
-    state = d.advance(state)
-    assert state.step == "wait_healthy"  # still within health_timeout
-    clock.now += 120
-    state = d.advance(state)
-    assert state.status == "failed"
-    assert "green not healthy after 120s" in state.reason and victim in state.reason
-    assert "weights unchanged" in state.reason
+    deployment = r.engine.tick(deployment.id)
+    assert deployment.state == "wait_healthy"  # still within health_timeout
+    assert deployment.data["waiting"] == "1/2 healthy"
+    clock.now += 121
+    deployment = drive(r, deployment, clock)
+    assert deployment.outcome == "aborted"
+    assert "new instances not healthy on /healthz after 120s (1/2 healthy)" in deployment.reason
+    assert victim in deployment.reason
     assert weights(refs) == {"blue": 100, "green": 0}
     assert sizes(refs) == {"blue": (2, 4, 2), "green": (0, 4, 0)}
-
-
-def test_canary_steps_weights_and_rolls_back_on_5xx(aws: str, app: Path, tmp_path: Path) -> None:
-    text = (app / "sprout.toml").read_text().replace('strategy = "bluegreen"', 'strategy = "canary"')
-    text += '\n[deploy.canary]\nsteps = [10, 50, 100]\ninterval = "60s"\nmin_requests = 20\n'
-    (app / "sprout.toml").write_text(text)
-    manifest = load_manifest(app / "sprout.toml")
-    refs = build_fleet(manifest, OLD_SHA)
-    clock = Clock()
-    d = deployer(manifest, refs, clock)
-    path, sha = packed(app, tmp_path / "out")
-    state = d.start("hello", "prod", sha, "canary", path)
-    while state.step != "shift":
-        state = d.advance(state)
-    state = d.advance(state)
-    assert weights(refs) == {"blue": 90, "green": 10}
-
-    # The canary's target group reports 5xx in CloudWatch: half of its requests fail.
-    lb, tg = __import__("sprout.providers.aws.canary", fromlist=["full_names"]).full_names(
-        refs.listener_arn, refs.target_groups["green"]
-    )
-    from datetime import UTC, datetime
-
-    when = datetime.fromtimestamp(clock.now + 30, UTC)
-    dims = [{"Name": "LoadBalancer", "Value": lb}, {"Name": "TargetGroup", "Value": tg}]
-    c("cloudwatch").put_metric_data(
-        Namespace="AWS/ApplicationELB",
-        MetricData=[
-            {"MetricName": "RequestCount", "Dimensions": dims, "Timestamp": when, "Value": 100.0},
-            {"MetricName": "HTTPCode_Target_5XX_Count", "Dimensions": dims, "Timestamp": when, "Value": 50.0},
-        ],
-    )
-    clock.now += 60
-    state = d.advance(state)
-    assert state.status == "rolled_back", state.events
-    assert "canary 5xx rate 50.0%" in state.reason
-    assert weights(refs) == {"blue": 100, "green": 0}
-    assert sizes(refs)["green"] == (0, 4, 0)
+    assert r.store.get_environment("hello", "prod").current_version == "v1"  # type: ignore[union-attr]

@@ -38,7 +38,7 @@ from sprout.providers.aws.wheels import Runtime, build_runtime
 from sprout.spec import load_manifest
 
 from .conftest import REGION, SIGNALS, client
-from .fleet_setup import BUCKET, build_fleet, deployer, packed
+from .fleet_setup import BUCKET, build_fleet, packed
 from .helpers import ROOT
 from .test_cli_moto import stack_with_outputs
 from .test_deploy_moto import sizes, weights
@@ -295,55 +295,56 @@ def test_a_wheel_that_does_not_match_its_sha256_stops_the_boot_and_signals_failu
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("code", [0, 3])
-def test_a_deploy_runs_the_release_command_once_on_a_one_off_instance(
-    aws: str, imds: str, tmp_path: Path, code: int
+def test_a_failed_release_command_stops_the_deploy_before_any_new_instance_or_traffic(
+    aws: str, imds: str, tmp_path: Path
 ) -> None:
     app = tmp_path / "hello"
     shutil.copytree(ROOT / "examples" / "hello", app)
+    release = "python -c \"print('migrated', 6 * 7); raise SystemExit(3)\""
     text = (app / "sprout.toml").read_text()
-    release = f"python -c \"print('migrated', 6 * 7); raise SystemExit({code})\""
     (app / "sprout.toml").write_text(
         text.replace("[health]", f"release = {json.dumps(release)}\n\n[health]", 1)
+        + '\n[deploy]\nstrategy = "bluegreen"\ndrain = "0s"\nrollback_window = "10m"\n'
     )
-    manifest = load_manifest(app / "sprout.toml")
-    assert manifest.app.release == release
-    refs = build_fleet(manifest, "1" * 64)
-    runtime, files = build_runtime(tmp_path / "runtime")
-    for key, path in files.items():
-        client("s3").upload_file(str(path), BUCKET, f"hello/{key}")  # type: ignore[attr-defined]
-    client("logs").create_log_group(logGroupName=GROUP)  # type: ignore[attr-defined]
-    deploying = deployer(manifest, refs, time.time)
-    deploying.runtime, deploying.release_command = runtime, manifest.app.release
-    bundle, sha = packed(app, tmp_path / "out")
-
-    state = deploying.start("hello", "prod", sha, "bluegreen", bundle)
-    while state.step != "wait_release":
-        state = deploying.advance(state)
+    refs = build_fleet(load_manifest(app / "sprout.toml"), "1" * 64)
+    stack_with_outputs(refs)
     ec2 = client("ec2")
-    instance = state.release_instance
-    assert f"SPROUT_RELEASE=releases/prod/{state.id}.json" in instance_user_data(instance).splitlines()
-    assert deploying.advance(state).step == "wait_release"  # no result yet: the deploy waits
 
-    # The instance boots in release mode: the command runs once, its result lands in S3; no agent starts.
-    ran = run_as_instance(instance, aws, imds, tmp_path)
-    assert ran.returncode == code, (ran.stdout + ran.stderr)[-4000:]
-    assert "release stdout: migrated 42" in ran.stdout
-    assert not (tmp_path / "root" / "agent.pid").exists()
-    assert SIGNALS == []  # a release instance is no member of a group CloudFormation waits for
-
-    state = deploying.advance(state)
-    if code == 0:
-        assert state.step == "scale_up", state.events
-        assert re.fullmatch(
-            rf"\d\d:\d\d:\d\d release `{re.escape(release)}` exited 0 in [0-9.]+s; {instance} terminated",
-            state.events[-1],
-        )
-    else:
-        # A failed release stops the deploy before any instance of the new colour runs or traffic moves.
-        assert (state.step, state.status) == ("finished", "failed")
-        assert state.reason == f"release `{release}` exited 3 on {instance}: migrated 42; weights unchanged"
-        assert weights(refs) == {"blue": 100, "green": 0} and sizes(refs)["green"] == (0, 4, 0)
+    deploy = subprocess.Popen(
+        [sys.executable, "-m", "sprout", "aws", "deploy", str(app), "--env", "prod"],
+        env=dict(os.environ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        instance = None
+        deadline = time.monotonic() + 180
+        while instance is None and time.monotonic() < deadline and deploy.poll() is None:
+            found = ec2.describe_instances(Filters=[{"Name": "tag:sprout:role", "Values": ["release"]}])  # type: ignore[attr-defined]
+            ids = [i["InstanceId"] for r in found["Reservations"] for i in r["Instances"]]
+            instance = ids[0] if ids else None
+            time.sleep(0.5)
+        assert instance is not None, "no release instance started"
+        # The instance boots in release mode: the command runs once, its result lands in S3; no agent starts.
+        assert "SPROUT_RELEASE=releases/prod/v2-" in instance_user_data(instance)
+        ran = run_as_instance(instance, aws, imds, tmp_path)
+        assert ran.returncode == 3, (ran.stdout + ran.stderr)[-4000:]
+        assert "release stdout: migrated 42" in ran.stdout
+        assert not (tmp_path / "root" / "agent.pid").exists()
+        assert SIGNALS == []  # a release instance is no member of a group CloudFormation waits for
+        out, _ = deploy.communicate(timeout=240)
+    finally:
+        if deploy.poll() is None:
+            deploy.kill()
+            deploy.wait()
+    assert deploy.returncode == 1, out[-4000:]
+    assert (
+        f"release → aborting: release command failed: `{release}` exited 3 on {instance}: migrated 42; "
+        "weights unchanged"
+    ) in out
+    assert out.strip().endswith("deployment 1: aborted")
+    assert weights(refs) == {"blue": 100, "green": 0} and sizes(refs)["green"] == (0, 4, 0)
     described = ec2.describe_instances(InstanceIds=[instance])["Reservations"][0]["Instances"][0]  # type: ignore[attr-defined]
     assert described["State"]["Name"] in ("shutting-down", "terminated")
     releases = ec2.describe_instances(Filters=[{"Name": "tag:sprout:role", "Values": ["release"]}])  # type: ignore[attr-defined]

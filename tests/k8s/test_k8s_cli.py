@@ -130,7 +130,7 @@ def test_replicas_only_with_stage(environ: dict[str, str]) -> None:
 @pytest.mark.parametrize("command", ["deploy", "rollback"])
 def test_releases_without_a_cluster_fail_clearly(environ: dict[str, str], command: str) -> None:
     extra = (
-        ["--bundle-sha256", SHA, "--store-url", "s3://b/tiny", "--version", "v1"]
+        ["--bundle-sha256", SHA, "--store-url", "s3://b/tiny", "--version", "v1", "--strategy", "bluegreen"]
         if command == "deploy"
         else []
     )
@@ -204,3 +204,30 @@ def test_deploy_refuses_a_strategy_kubernetes_cannot_do(environ: dict[str, str],
         "error: --strategy canary: Kubernetes switches a Service's selector from one colour to the other "
         "and cannot split traffic by weight; use bluegreen\n"
     )
+
+
+@pytest.mark.parametrize("release", ["", 'release = "python migrate.py"\n'])
+def test_deploy_never_turns_the_default_strategy_or_a_release_command_into_something_else(
+    environ: dict[str, str], tmp_path: Path, release: str
+) -> None:
+    app = tmp_path / "shop"
+    app.mkdir()
+    (app / "sprout.toml").write_text(f'[app]\nname = "shop"\nweb = "python app.py"\n{release}')
+    given = ["--bundle-sha256", SHA, "--store-url", "s3://b/shop", "--version", "v1"]
+    done = sprout(environ, "k8s", "deploy", str(app), *given)
+    assert done.returncode == 2
+    assert done.stderr == (
+        "error: k8s deploy: shop's manifest sets no [deploy] strategy, and its default (rolling) needs "
+        "traffic split by weight, which a Service selecting one colour cannot do; pass --strategy "
+        'bluegreen or set [deploy] strategy = "bluegreen"\n'
+    )
+    chosen = sprout(environ, "k8s", "deploy", str(app), *given, "--strategy", "bluegreen")
+    assert chosen.returncode == 2
+    if release:
+        # Refused before the cluster is reached: the release phase needs a one-off Job.
+        assert chosen.stderr == (
+            "error: kubernetes: the release command `python migrate.py` needs a one-off Job, which Sprout "
+            "does not create yet; run it with `kubectl run` and deploy a manifest without [app] release\n"
+        )
+    else:
+        assert chosen.stderr == f"error: {NO_CLUSTER}\n"

@@ -16,17 +16,20 @@ import typer
 
 from sprout import __version__
 from sprout.cli.aws_instance_cmd import add_instance_commands
-from sprout.errors import ServiceError, UserError
+from sprout.errors import ConflictError, NotFoundError, ServiceError, UserError
 from sprout.providers.aws.clients import reported
 from sprout.spec import Manifest, load_manifest, manifest_path
 from sprout.terminal import printable
 
 if TYPE_CHECKING:
     from sprout.bundle import S3Store
-    from sprout.providers.aws.deploy import Deployer
-    from sprout.providers.aws.deploystate import DeployState
+    from sprout.deploy.engine import ReleaseEngine
+    from sprout.deploy.gate import GateResult
+    from sprout.providers.aws.releasefleet import AwsReleaseFleet
     from sprout.providers.aws.stack import Stack
     from sprout.providers.aws.wheels import Runtime
+    from sprout.state import StateStore
+    from sprout.state.models import Version
 
 aws = typer.Typer(
     name="aws",
@@ -253,7 +256,9 @@ def down(
     bucket: str | None = BUCKET,
     region: str | None = REGION,
     purge: bool = typer.Option(
-        False, "--purge", help="Also delete the app's bundles and deploy state in S3."
+        False,
+        "--purge",
+        help="Also delete the app's objects in S3, its access logs, its secret and this machine's release record.",
     ),
     yes: bool = typer.Option(False, "--yes", "-y", help="Delete without asking."),
 ) -> None:
@@ -279,6 +284,10 @@ def down(
             name if target.manifest.secrets else None,
             _echo,
         )
+        record = _release_record(target)
+        for path in (record, record.with_name(record.name + "-wal"), record.with_name(record.name + "-shm")):
+            path.unlink(missing_ok=True)
+        typer.echo(f"deleted the release record {record}")
 
 
 @aws.command("status")
@@ -286,70 +295,156 @@ def status(
     app_dir: Path = APP_DIR, env: str = ENV, bucket: str | None = BUCKET, region: str | None = REGION
 ) -> None:
     """Show the stack, each colour's weight, size and bundle, healthy hosts per zone, and the last release."""
-    from sprout.providers.aws.status import describe
+    from sprout.providers.aws.status import describe, release_lines
 
     target = _target(app_dir, env, bucket, region)
-    deployer = _deployer(target)
+    releases = _releases(target)
     stack = _stack(target)
-    with reported(f"stack {target.stack}", "check the AWS credentials and region"):
-        lines = describe(
-            target.stack, stack.raw_status() or "", stack.outputs(), deployer.fleet, deployer.states.load()
-        )
+    try:
+        with reported(f"stack {target.stack}", "check the AWS credentials and region"):
+            lines = describe(target.stack, stack.raw_status() or "", stack.outputs(), releases.fleet.fleet)
+            lines += release_lines(releases.engine, target.manifest.app.name, env)
+    finally:
+        releases.store.close()
     for line in lines:
         typer.echo(line)
 
 
-def _deployer(target: Target) -> Deployer:
-    from sprout.providers.aws.deploy import Deployer, Timing
+@dataclass
+class Releases:
+    """The release engine of one AWS environment, over its stack's fleet and this machine's record of it."""
+
+    engine: ReleaseEngine
+    fleet: AwsReleaseFleet
+    store: StateStore
+
+
+def _release_record(target: Target) -> Path:
+    """Where this machine records the releases of the target's stack (a state store of its own)."""
+    from sprout.paths import Home
+
+    return Home.from_env().root / "aws" / f"{target.stack}.db"
+
+
+def _releases(target: Target) -> Releases:
+    """The engine for the target's stack; its releases are recorded in the Sprout home, in a store of
+    the stack's own (never the local daemon's, whose release loop would drive them on this machine)."""
+    import os
+
+    from sprout.bundle import FolderStore
+    from sprout.deploy.engine import ReleaseEngine
+    from sprout.deploy.gate import run_test_gate
+    from sprout.paths import Home
     from sprout.providers.aws.deploystate import S3StateStore
     from sprout.providers.aws.fleetapi import AwsFleet
     from sprout.providers.aws.refs import StackRefs
+    from sprout.providers.aws.releasefleet import AwsReleaseFleet
+    from sprout.state import StateStore
 
     stack = _stack(target)
     if not stack.status():
         raise UserError(f"stack {target.stack} does not exist; run `sprout aws up` first")
     refs = StackRefs.from_outputs(target.stack, stack.outputs())
-    fleet = AwsFleet(refs, target.client("elbv2"), target.client("autoscaling"), target.client("ec2"))
-    states = S3StateStore(target.client("s3"), target.bucket, target.manifest.app.name, target.env)
-    return Deployer(
-        fleet,
-        states,
-        _store(target),
-        Timing.of(target.manifest),
-        cloudwatch=target.client("cloudwatch"),
-        release_command=target.manifest.app.release,
-    )
-
-
-def _test_gate(target: Target, bundle: Path, sha256: str) -> None:
-    """The version's own tests against its bundle, on this machine, before anything is uploaded."""
-    import os
-
-    from sprout.bundle import FolderStore
-    from sprout.deploy.gate import blocked, run_test_gate
-    from sprout.paths import Home
-
     home = Home.from_env().ensure()
     local = FolderStore(home.artifacts)
-    local.put(bundle)
-    app, label = target.manifest.app.name, sha256[:12]
-    gate = run_test_gate(
-        app=app,
-        version=label,
-        sha256=sha256,
-        store_url=local.url,
-        cache_dir=home.cache,
-        manifest=target.manifest,
-        environ=os.environ,
-        log_path=home.logs / f"test-{app}-{label}.log",
+    record = _release_record(target)
+    record.parent.mkdir(mode=0o700, exist_ok=True)
+    store = StateStore(record)
+    app = target.manifest.app.name
+
+    def version(label: str) -> Version:
+        found = store.get_version(app, label)
+        if found is None:
+            raise UserError(f"{app} {label}: not a version released on stack {target.stack}")
+        return found
+
+    def label_of(sha256: str) -> str | None:
+        found = store.version_by_sha(app, sha256)
+        return found.label if found else None
+
+    def gate(label: str) -> GateResult:
+        # The version's own tests against its bundle, on this machine, before anything is uploaded.
+        found = version(label)
+        result = run_test_gate(
+            app=app,
+            version=label,
+            sha256=found.sha256,
+            store_url=local.url,
+            cache_dir=home.cache,
+            manifest=found.manifest,
+            environ=os.environ,
+            log_path=home.logs / f"test-{app}-{label}.log",
+        )
+        if result.passed:
+            typer.echo(f"test gate: {result.skipped or f'passed in {result.seconds:.1f}s'}")
+        return result
+
+    fleet = AwsReleaseFleet(
+        AwsFleet(refs, target.client("elbv2"), target.client("autoscaling"), target.client("ec2")),
+        S3StateStore(target.client("s3"), target.bucket, app, target.env),
+        _store(target),
+        local,
+        lambda label: version(label).sha256,
+        label_of,
+        lambda label: version(label).manifest,
+        gate,
+        cloudwatch=target.client("cloudwatch"),
+        report=_echo,
     )
-    if not gate.passed:
-        raise blocked(app, label, target.manifest.app.test, gate)[1]
-    typer.echo(f"test gate: {gate.skipped or f'passed in {gate.seconds:.1f}s'}")
+    # Versions are recorded with their AWS-sized manifests (`_adopt`, `deploy`).
+    engine = ReleaseEngine(store, fleet, lambda _app, label: version(label).manifest)
+    return Releases(engine, fleet, store)
 
 
-def _report(state: DeployState) -> None:
-    typer.echo(state.events[-1] if state.events else "")
+def _adopt(releases: Releases, target: Target) -> None:
+    """Record the environment on its first release here: the bundle its live colour serves is its
+    current version (so a rollback can go back to it)."""
+    import getpass
+
+    from sprout.providers.aws.releasefleet import aws_sized
+
+    store, app, env = releases.store, target.manifest.app.name, target.env
+    if store.get_environment(app, env) is not None:
+        return
+    manifest = aws_sized(target.manifest)
+    store.upsert_environment(app, env, manifest, target.app_dir)
+    fleet = releases.fleet.fleet
+    live = fleet.live()
+    sha256 = fleet.bundle_of(live)
+    if not sha256:
+        return
+    serving = store.add_version(app, sha256, 0, manifest, releases.fleet.artifacts.url)
+    store.set_current_version(app, env, serving.label)
+    store.append_history(
+        user=getpass.getuser(),
+        app=app,
+        env=env,
+        action="adopt",
+        manifest_hash=manifest.digest(),
+        version=serving.label,
+        diff_text=f"{live} serves bundle {sha256[:12]} (from `sprout aws up`) before the first release",
+    )
+
+
+def _hold(releases: Releases, target: Target) -> None:
+    """Wait out the rollback window, then retire the warm colour (no daemon does it on AWS)."""
+    app, env = target.manifest.app.name, target.env
+    warm = [g for g in releases.fleet.groups(app, env).values() if g.standby_until]
+    if not warm:
+        return
+    until = min(g.standby_until or 0.0 for g in warm)
+    typer.echo(
+        f"{warm[0].name} ({warm[0].version}) kept warm until "
+        f"{time.strftime('%H:%M:%S', time.localtime(until))} for `sprout aws rollback`"
+    )
+    while time.time() < until:
+        time.sleep(min(POLL, max(until - time.time(), 0.0)))
+    for name in releases.engine.retire_expired(app, env):
+        typer.echo(f"rollback window over: {name} retired")
+
+
+#: Seconds between two looks at a waiting release step on AWS.
+POLL = 5.0
 
 
 @aws.command("deploy")
@@ -369,56 +464,112 @@ def deploy(
         False, "--skip-tests", help="Do not run the app's tests before the upload."
     ),
 ) -> None:
-    """Test gate, then a blue/green (or canary) deploy of the app folder to the idle colour."""
-    target = _target(app_dir, env, bucket, region)
+    """Test gate, then a blue/green (or canary) release of the app folder through the release engine."""
+    import getpass
+
+    from sprout.deploy.drive import drive
+    from sprout.providers.aws.context import other
     from sprout.providers.aws.local import check_no_local_addresses
-    from sprout.providers.aws.releasefleet import STRATEGIES, refusal
+    from sprout.providers.aws.releasefleet import STRATEGIES, aws_sized, refusal
+    from sprout.providers.aws.status import release_word
+
+    target = _target(app_dir, env, bucket, region)
 
     check_no_local_addresses(target.manifest)
     chosen = strategy or target.manifest.deploy.strategy
     if not resume and chosen not in STRATEGIES:
         raise UserError(refusal(chosen))
-    deployer = _deployer(target)
-    with tempfile.TemporaryDirectory() as tmp:
-        packed = None
-        if not resume:
-            # The gate runs before anything (runtime, secrets, bundle) is uploaded.
-            packed = _pack(target, Path(tmp) / "bundle")
-            if skip_tests:
-                typer.echo("tests skipped (--skip-tests)")
-            else:
-                _test_gate(target, *packed)
-        deployer.runtime = _runtime(target, Path(tmp) / "runtime")
-        if packed is None:
-            state = deployer.states.load()
-            if state is None:
-                raise UserError(f"{target.manifest.app.name}/{env}: no deployment to resume")
-        else:
-            _store_secrets(target)
-            path, sha256 = packed
-            state = deployer.start(target.manifest.app.name, env, sha256, chosen, path)
-            _report(state)
-    with reported(f"{target.stack} deployment", "run `sprout aws deploy --resume` once AWS is reachable"):
-        state = deployer.run(state, report=_report, through_hold=wait_hold)
-    typer.echo(f"deployment {state.id}: {state.status}")
-    if state.status in ("failed", "rolled_back"):
+    app = target.manifest.app.name
+    releases = _releases(target)
+    engine = releases.engine
+    try:
+        _adopt(releases, target)
+        active = engine.active(app, env)
+        if resume and active is None:
+            raise UserError(f"{app}/{env}: no deployment to resume")
+        if not resume and active is not None:
+            raise ConflictError(
+                f"{app}/{env}: release {active.id} of {active.version} is at step {active.state}; "
+                "resume it with `sprout aws deploy --resume` or undo it with `sprout aws rollback`"
+            )
+        with tempfile.TemporaryDirectory() as tmp:
+            if active is None:
+                path, sha256 = _pack(target, Path(tmp) / "bundle")
+                releases.fleet.local.put(path)
+                version = releases.store.add_version(
+                    app, sha256, path.stat().st_size, aws_sized(target.manifest), releases.fleet.local.url
+                )
+                live = releases.fleet.fleet.live()
+                typer.echo(
+                    f"deploy {version.label} (bundle {sha256[:12]}): {live} is live, {other(live)} takes over"
+                )
+                if skip_tests:
+                    typer.echo("tests skipped (--skip-tests)")
+                # The gate runs in `start`, before anything (runtime, secrets, bundle) is uploaded.
+                active = engine.start(
+                    app,
+                    env,
+                    version.label,
+                    chosen,
+                    getpass.getuser(),
+                    note="tests skipped (--skip-tests)" if skip_tests else "",
+                    skip_tests=skip_tests,
+                )
+                _store_secrets(target)
+            releases.fleet.runtime = _runtime(target, Path(tmp) / "runtime")
+        with reported(f"{target.stack} deployment", "run `sprout aws deploy --resume` once AWS is reachable"):
+            done = drive(engine, active, _echo, POLL)
+            word = release_word(releases.engine, done)
+            if wait_hold and word == "holding":
+                _hold(releases, target)
+                word = release_word(releases.engine, done)
+    finally:
+        releases.store.close()
+    typer.echo(f"deployment {done.id}: {word}")
+    if done.outcome != "succeeded":
         raise typer.Exit(1)
 
 
 @aws.command("rollback")
 def rollback(
-    app_dir: Path = APP_DIR, env: str = ENV, bucket: str | None = BUCKET, region: str | None = REGION
+    app_dir: Path = APP_DIR,
+    env: str = ENV,
+    bucket: str | None = BUCKET,
+    region: str | None = REGION,
+    to: str | None = typer.Option(None, "--to", help="Roll back to this version (default: the one before)."),
 ) -> None:
-    """Shift the listener back to the previous colour (bringing it back first if it was retired)."""
+    """Shift the listener back to the warm previous colour, else release the previous version anew."""
+    import getpass
+
+    from sprout.deploy.drive import drive
+    from sprout.providers.aws.releasefleet import describe_weights
+    from sprout.providers.aws.status import release_word
+
     target = _target(app_dir, env, bucket, region)
-    deployer = _deployer(target)
-    with reported(f"{target.stack} rollback", "run `sprout aws rollback` again once AWS is reachable"):
-        state = deployer.rollback()
-    _report(state)
-    if state.active:
+    app = target.manifest.app.name
+    releases = _releases(target)
+    try:
+        if releases.store.get_environment(app, env) is None:
+            raise NotFoundError(
+                f"nothing to roll back: {app}/{env} has no release by `sprout aws deploy` yet"
+            )
+        with reported(f"{target.stack} rollback", "run `sprout aws rollback` again once AWS is reachable"):
+            result = releases.engine.rollback(app, env, getpass.getuser(), to)
+            if result.instant:
+                typer.echo(f"rolled back: weights {describe_weights(releases.fleet.fleet.weights())}")
+                typer.echo(f"live: {result.version}")
+                return
+            typer.echo(f"rollback to {result.version} is a new release: {result.note}")
+            assert result.deployment is not None
+            with tempfile.TemporaryDirectory() as tmp:
+                releases.fleet.runtime = _runtime(target, Path(tmp) / "runtime")
         with reported(f"{target.stack} rollback", "run `sprout aws deploy --resume` to finish it"):
-            state = deployer.run(state, report=_report, through_hold=False)
-    typer.echo(f"deployment {state.id}: {state.status}")
+            done = drive(releases.engine, result.deployment, _echo, POLL)
+        typer.echo(f"deployment {done.id}: {release_word(releases.engine, done)}")
+        if done.outcome != "succeeded":
+            raise typer.Exit(1)
+    finally:
+        releases.store.close()
 
 
 @aws.command("logs")

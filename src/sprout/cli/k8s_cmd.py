@@ -1,7 +1,7 @@
 """`sprout k8s …`: the same manifest on Kubernetes — render, validate, apply, diff, deploy, rollback.
 
 A sub-app beside the one-machine commands. `render` and `validate` work offline; `apply`, `diff`,
-`deploy` (blue/green by selector switch) and `rollback` need a cluster from a kubeconfig. The version
+`deploy` (blue/green by selector switch, through the one release engine) and `rollback` need a cluster from a kubeconfig. The version
 comes from the state store (`sprout push`), or is given explicitly with `--bundle-sha256`,
 `--store-url` and `--version`.
 """
@@ -22,7 +22,10 @@ from sprout.spec import Manifest, load_manifest, manifest_path
 
 if TYPE_CHECKING:
     from sprout.providers.kubernetes.cluster import Change, Cluster
-    from sprout.providers.kubernetes.context import Colour, RenderContext
+    from sprout.providers.kubernetes.context import Colour, Names, RenderContext
+    from sprout.providers.kubernetes.fleet import GateOf
+    from sprout.providers.kubernetes.releases import KubernetesReleases
+    from sprout.state.models import Deployment
 
 T = TypeVar("T")
 
@@ -299,6 +302,76 @@ def diff(
     _cluster_run(options, kubeconfig, context, dry_run=True)
 
 
+#: Seconds between two looks at a rolling-out Deployment.
+POLL = 2.0
+
+
+def _strategy(manifest: Manifest, given: str | None) -> str:
+    """The strategy of a release on Kubernetes, refused up front when the cluster cannot do it."""
+    from sprout.providers.kubernetes.fleet import STRATEGIES, refusal
+
+    if given is None and "strategy" not in manifest.deploy.model_fields_set:
+        # The manifest's default is rolling; it is never turned into blue/green behind the user's back.
+        raise UserError(
+            f"k8s deploy: {manifest.app.name}'s manifest sets no [deploy] strategy, and its default "
+            f"({manifest.deploy.strategy}) needs traffic split by weight, which a Service selecting one "
+            'colour cannot do; pass --strategy bluegreen or set [deploy] strategy = "bluegreen"'
+        )
+    chosen = given or manifest.deploy.strategy
+    if chosen not in STRATEGIES:
+        raise UserError(refusal(chosen))
+    return chosen
+
+
+def _gate(ctx: RenderContext) -> GateOf:
+    """The version's own tests against its bundle, on this machine, before anything reaches the cluster."""
+    from sprout.deploy.gate import GateResult, run_test_gate
+    from sprout.paths import Home
+
+    def gate(label: str) -> GateResult:
+        home = Home.from_env().ensure()
+        app = ctx.manifest.app.name
+        result = run_test_gate(
+            app=app,
+            version=label,
+            sha256=ctx.bundle_sha256,
+            store_url=ctx.store_url,
+            cache_dir=home.cache,
+            manifest=ctx.manifest,
+            environ=os.environ,
+            log_path=home.logs / f"test-{app}-{label}.log",
+        )
+        if result.passed:
+            typer.echo(f"test gate: {result.skipped or f'passed in {result.seconds:.1f}s'}")
+        return result
+
+    return gate
+
+
+def _installed(cluster: Cluster, names: Names) -> Colour:
+    live = cluster.live_colour(names.namespace, names.service())
+    if live is None:
+        raise UserError(
+            f"k8s: {names.app} is not installed in namespace {names.namespace}; run `sprout k8s apply` first"
+        )
+    return live
+
+
+def _live_line(releases: KubernetesReleases, app: str, env: str) -> str:
+    """Which colour serves which version now, and what is kept warm for a rollback until when."""
+    import time
+
+    groups = releases.fleet.groups(app, env).values()
+    live = [f"{g.name} ({g.version})" for g in groups if g.weight > 0]
+    warm = [
+        f"{g.name} ({g.version}) kept warm until {time.strftime('%H:%M:%S', time.localtime(g.standby_until))}: "
+        "`sprout k8s rollback` switches back, `sprout k8s apply` after that scales it to zero"
+        for g in groups
+        if g.standby_until
+    ]
+    return "; ".join([f"live: {', '.join(live) or 'nothing'}", *warm])
+
+
 @k8s.command("deploy")
 def deploy(
     app_dir: Path = APP_DIR,
@@ -311,29 +384,74 @@ def deploy(
     secret_name: str | None = SECRET,
     kubeconfig: Path | None = KUBECONFIG,
     context: str | None = CONTEXT,
+    strategy: str | None = typer.Option(
+        None,
+        "--strategy",
+        "-s",
+        help="bluegreen (Kubernetes switches a Service from one colour to the other).",
+    ),
+    skip_tests: bool = typer.Option(
+        False, "--skip-tests", help="Do not run the app's tests (recorded in the history)."
+    ),
+    resume: bool = typer.Option(False, "--resume", help="Continue the unfinished release."),
 ) -> None:
-    """Blue/green: stage the version on the idle colour, wait until ready, switch the live Service to it."""
-    from sprout.providers.kubernetes.bluegreen import BlueGreen
-    from sprout.providers.kubernetes.fleet import STRATEGIES, refusal
+    """Test gate, then a blue/green release through the release engine: stage the version on the idle
+    colour, wait until it is ready, switch the live Service to it; the old colour stays warm."""
+    import getpass
+
+    from sprout.deploy.drive import drive
+    from sprout.errors import ConflictError
+    from sprout.paths import Home
+    from sprout.providers.kubernetes.releases import record, release_store, releases
 
     options = Options(app_dir, env, version, image, namespace, bundle, store_url, secret_name, True)
     ctx = _context(options)
-    # The manifest's default (rolling) is no choice: a strategy set on purpose is never substituted.
-    chosen = ctx.manifest.deploy
-    if "strategy" in chosen.model_fields_set and chosen.strategy not in STRATEGIES:
-        raise UserError(refusal(chosen.strategy))
+    chosen = None if resume else _strategy(ctx.manifest, strategy)
+    if ctx.manifest.app.release:
+        from sprout.providers.kubernetes.fleet import release_refusal
 
-    def release(cluster: Cluster) -> Colour:
-        live = cluster.live_colour(ctx.namespace, ctx.names.service()) or "blue"
-        return BlueGreen(cluster, typer.echo).deploy(replace(ctx, live=live))
+        # The engine would stop at its release step; say so before anything runs.
+        raise UserError(release_refusal(ctx.manifest.app.release))
+    app = ctx.manifest.app.name
 
-    live = _connected(kubeconfig, context, release)
-    old = "green" if live == "blue" else "blue"
-    typer.echo(
-        f"live: {live} ({ctx.version}); {old} keeps running: `sprout k8s rollback` switches back, "
-        f"`sprout k8s apply` after the rollback window ({ctx.manifest.deploy.rollback_window:g}s) "
-        "scales it to zero"
-    )
+    def release(cluster: Cluster) -> tuple[Deployment, str]:
+        live = _installed(cluster, ctx.names)
+        store = release_store(Home.from_env().ensure(), ctx.names)
+        try:
+            found = releases(cluster, store, replace(ctx, live=live), _gate(ctx))
+            engine = found.engine
+            active = engine.active(app, env)
+            if resume and active is None:
+                raise UserError(f"k8s deploy: {app}/{env} has no unfinished release to resume")
+            if not resume and active is not None:
+                raise ConflictError(
+                    f"k8s deploy: release {active.id} of {active.version} is at step {active.state}; "
+                    "resume it with `sprout k8s deploy --resume` or undo it with `sprout k8s rollback`"
+                )
+            if active is None:
+                assert chosen is not None
+                record(found, ctx, options.app_dir.resolve())
+                if skip_tests:
+                    typer.echo("tests skipped (--skip-tests)")
+                active = engine.start(
+                    app,
+                    env,
+                    ctx.version,
+                    chosen,
+                    getpass.getuser(),
+                    note="tests skipped (--skip-tests)" if skip_tests else "",
+                    skip_tests=skip_tests,
+                )
+            done = drive(engine, active, typer.echo, POLL)
+            return done, _live_line(found, app, env)
+        finally:
+            store.close()
+
+    done, live = _connected(kubeconfig, context, release)
+    typer.echo(live)
+    typer.echo(f"release {done.id}: {done.outcome}")
+    if done.outcome != "succeeded":
+        raise typer.Exit(1)
 
 
 @k8s.command("rollback")
@@ -343,19 +461,67 @@ def rollback(
     namespace: str | None = NAMESPACE,
     kubeconfig: Path | None = KUBECONFIG,
     context: str | None = CONTEXT,
+    to: str | None = typer.Option(None, "--to", help="Roll back to this version (default: the one before)."),
+    strategy: str | None = typer.Option(
+        None,
+        "--strategy",
+        "-s",
+        help="bluegreen, when the rollback is a new release (default: the manifest's).",
+    ),
 ) -> None:
-    """Switch the live Service back to the other colour while its pods still run."""
-    from sprout.providers.kubernetes.bluegreen import BlueGreen
-    from sprout.providers.kubernetes.context import Names
+    """Switch the live Service back to the warm old colour, else release the previous version anew."""
+    import getpass
+
+    from sprout.deploy.drive import drive
+    from sprout.paths import Home
+    from sprout.providers.kubernetes.context import DEFAULT_IMAGE, Names, RenderContext
+    from sprout.providers.kubernetes.releases import release_store, releases
 
     manifest = load_manifest(manifest_path(app_dir))
-    names = Names(manifest.app.name, _namespace(namespace, manifest, env))
-    live = _connected(
-        kubeconfig,
-        context,
-        lambda cluster: BlueGreen(cluster, typer.echo).rollback(names, manifest.scaling.enabled),
-    )
-    typer.echo(f"live: {live}")
+    app = manifest.app.name
+    ns = _namespace(namespace, manifest, env)
+    names = Names(app, ns)
+
+    def back(cluster: Cluster) -> str:
+        live = _installed(cluster, names)
+        store = release_store(Home.from_env().ensure(), names)
+        try:
+            if store.get_environment(app, env) is None:
+                raise UserError(
+                    f"k8s rollback: {app}/{env} has no release by `sprout k8s deploy` in namespace {ns}"
+                )
+            environment = store.get_environment(app, env)
+            current = store.get_version(app, (environment and environment.current_version) or "")
+            current = current or store.latest_version(app)
+            if current is None:
+                raise UserError(f"k8s rollback: no version of {app} was released in namespace {ns}")
+            # Each version renders with its own bundle and manifest; the rest is the folder's settings.
+            base = RenderContext(
+                current.manifest,
+                env,
+                current.label,
+                current.sha256,
+                current.store_url or "",
+                manifest.kubernetes.image or DEFAULT_IMAGE,
+                ns,
+                live,
+                manifest.kubernetes.secret_name,
+            )
+            found = releases(cluster, store, base, _gate(base))
+            result = found.engine.rollback(app, env, getpass.getuser(), to, strategy)
+            if not result.instant:
+                typer.echo(f"rollback to {result.version} is a new release: {result.note}")
+                assert result.deployment is not None
+                done = drive(found.engine, result.deployment, typer.echo, POLL)
+                if done.outcome != "succeeded":
+                    raise UserError(
+                        f"k8s rollback: release {done.id} of {result.version} {done.outcome}: {done.reason}"
+                    )
+            return _live_line(found, app, env)
+        finally:
+            store.close()
+
+    typer.echo(_connected(kubeconfig, context, back))
 
 
 def register(app: typer.Typer) -> None:

@@ -76,8 +76,8 @@ def deploy(
 
         if version is not None:
             raise UserError(
-                f"--version {version}: with --provider aws, deploy ships the app folder (AWS keeps its "
-                "releases in the bucket, not in this machine's versions); deploy that version's folder"
+                f"--version {version}: with --provider aws, deploy ships the app folder (the stack numbers "
+                "its own versions, apart from this machine's pushed ones); deploy that version's folder"
             )
         aws_cmd.deploy(
             app_dir=app_dir,
@@ -146,7 +146,7 @@ def rollback(
     if elsewhere(provider, "rollback"):
         from sprout.cli import aws_cmd
 
-        aws_cmd.rollback(app_dir=app_dir, env=env, bucket=None, region=None)
+        aws_cmd.rollback(app_dir=app_dir, env=env, bucket=None, region=None, to=to)
         return
     home = Home.from_env()
     name = app_name(app_dir)

@@ -184,8 +184,11 @@ class ReleaseEngine:
         self.tick_all()
         self.retirement.run()
 
-    def rollback(self, app: str, env: str, user: str, to: str | None = None) -> RollbackResult:
-        """Back to the warm old fleet at once if one is kept, else release the earlier version anew."""
+    def rollback(
+        self, app: str, env: str, user: str, to: str | None = None, strategy: str | None = None
+    ) -> RollbackResult:
+        """Back to the warm old fleet at once if one is kept, else release the earlier version anew
+        (by `strategy`, default the manifest's)."""
         with self._warm_lock:
             cancelled = self._cancel_active(app, env, user)
             environment = self.store.get_environment(app, env) or _missing(app, env)
@@ -221,7 +224,9 @@ class ReleaseEngine:
         version = to or self._previous_version(app, env)
         note = self.retirement.why_not_warm(app, env)
         # The version served before: its tests passed then, and a rollback should not wait for them.
-        deployment = self.start(app, env, version, None, user, note=f"rollback to {version}", skip_tests=True)
+        deployment = self.start(
+            app, env, version, strategy, user, note=f"rollback to {version}", skip_tests=True
+        )
         return RollbackResult(instant=False, version=version, deployment=deployment, note=note)
 
     def swap(self, app: str, env: str, user: str) -> str:

@@ -9,12 +9,13 @@ Secrets are never stored: manifests are kept with their secret *references* only
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sprout.errors import NotFoundError, UserError
+from sprout.errors import ConflictError, NotFoundError, UserError
 from sprout.state.database import where_clause
 from sprout.state.ids import new_instance_id
 from sprout.state.journal import Journal
@@ -184,12 +185,16 @@ class StateStore(Journal):
         manifest: Manifest | str,
         store_url: str | None = None,
         manifest_source: str | None = None,
+        label: str | None = None,
     ) -> Version:
         """Record a pushed bundle as the app's next `vN`; identical content returns the existing version.
 
         `manifest` is the validated manifest or its stored JSON (`validated_manifest`); `manifest_source`
-        is the `sprout.spec.source.source_key` of the file it was validated from, for later reuse.
+        is the `sprout.spec.source.source_key` of the file it was validated from, for later reuse;
+        `label`: the `vN` another store gave the bundle, kept here (a provider's release store).
         """
+        if label is not None and not re.fullmatch(r"v[1-9][0-9]*", label):
+            raise UserError(f"version {label!r}: a version label is v1, v2, …")
         with self._write() as conn:
             row = conn.execute(
                 "SELECT * FROM versions WHERE app = ? AND sha256 = ?", (app, sha256)
@@ -198,9 +203,18 @@ class StateStore(Journal):
                 return Version.from_row(row)
             now = time.time()
             conn.execute("INSERT OR IGNORE INTO apps (name, created_at) VALUES (?, ?)", (app, now))
-            number = conn.execute(
-                "SELECT COALESCE(MAX(number), 0) + 1 FROM versions WHERE app = ?", (app,)
-            ).fetchone()[0]
+            number = (
+                int(label[1:])
+                if label is not None
+                else conn.execute(
+                    "SELECT COALESCE(MAX(number), 0) + 1 FROM versions WHERE app = ?", (app,)
+                ).fetchone()[0]
+            )
+            taken = conn.execute(
+                "SELECT sha256 FROM versions WHERE app = ? AND number = ?", (app, number)
+            ).fetchone()
+            if taken is not None:
+                raise ConflictError(f"{app} v{number}: already recorded for bundle {taken[0][:12]}")
             conn.execute(
                 "INSERT INTO versions (app, label, number, sha256, size, manifest_json, store_url, created_at,"
                 " manifest_source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",

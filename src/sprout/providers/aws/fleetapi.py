@@ -12,6 +12,9 @@ from sprout.providers.aws.refs import StackRefs
 from sprout.providers.aws.userdata import BUNDLE_LINE, for_release, with_bundle
 from sprout.providers.aws.wheels import Runtime
 
+#: The tag that names where a release instance stores its result (so a resumed deploy finds it).
+RESULT_TAG = "sprout:release-result"
+
 
 @dataclass(frozen=True)
 class Size:
@@ -146,10 +149,32 @@ class AwsFleet:
             UserData=for_release(script, result_key),
             InstanceInitiatedShutdownBehavior="terminate",
             TagSpecifications=[
-                {"ResourceType": "instance", "Tags": [{"Key": "sprout:role", "Value": "release"}]}
+                {
+                    "ResourceType": "instance",
+                    "Tags": [
+                        {"Key": "sprout:role", "Value": "release"},
+                        {"Key": RESULT_TAG, "Value": result_key},
+                    ],
+                }
             ],
         )
         return str(started["Instances"][0]["InstanceId"])
+
+    def running_releases(self) -> dict[str, str]:
+        """The release instances still pending or running: instance id → the key of their result."""
+        found = self.ec2.describe_instances(
+            Filters=[
+                {"Name": "tag:sprout:role", "Values": ["release"]},
+                {"Name": "instance-state-name", "Values": ["pending", "running"]},
+            ]
+        )
+        return {
+            str(i["InstanceId"]): str(tag["Value"])
+            for r in found["Reservations"]
+            for i in r["Instances"]
+            for tag in i.get("Tags", [])
+            if tag["Key"] == RESULT_TAG
+        }
 
     def terminate(self, instance_id: str) -> None:
         """Terminate an instance (the release instance once its result is in)."""

@@ -1,7 +1,7 @@
 """`sprout aws down --purge`: after the stack, everything else the environment left in AWS.
 
 That is the app's objects under its prefix in the bundle bucket (bundles, Sprout wheels, templates,
-deploy state), the retained access-log bucket, and the app's secret. Each step is idempotent, so an
+release results), the retained access-log bucket, and the app's secret. Each step is idempotent, so an
 interrupted purge is finished by running it again.
 """
 

@@ -29,9 +29,15 @@ from sprout.providers.aws.imds import Identity
 TAIL_LINES = 20
 
 
-def result_key(env: str, deploy_id: str) -> str:
-    """Where (under the app's prefix) a deploy's release instance stores its result."""
-    return f"releases/{env}/{deploy_id}.json"
+def result_key(env: str, version: str, started_ms: int) -> str:
+    """Where (under the app's prefix) the release instance of `version` started at `started_ms` stores
+    its result."""
+    return f"{result_prefix(env, version)}{started_ms}.json"
+
+
+def result_prefix(env: str, version: str) -> str:
+    """The start of the result keys of every release instance of `version` in `env`."""
+    return f"releases/{env}/{version}-"
 
 
 def run_release(

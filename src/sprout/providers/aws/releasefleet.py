@@ -26,7 +26,7 @@ from sprout.providers.aws.canary import window
 from sprout.providers.aws.context import COLOURS, Colour, other
 from sprout.providers.aws.deploystate import S3StateStore
 from sprout.providers.aws.fleetapi import AwsFleet, Size
-from sprout.providers.aws.release import result_key
+from sprout.providers.aws.release import result_key, result_prefix
 from sprout.providers.aws.wheels import Runtime
 from sprout.spec import Manifest
 from sprout.state.models import Group
@@ -64,7 +64,7 @@ def refusal(strategy: str) -> str:
 class AwsReleaseFleet:
     """`sprout.deploy.fleet.Fleet` over one stack's colour groups, listener, bucket and CloudWatch."""
 
-    strategies = STRATEGIES
+    strategies: tuple[str, ...] = STRATEGIES
 
     def __init__(
         self,
@@ -80,6 +80,7 @@ class AwsReleaseFleet:
         runtime: Runtime | None = None,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
+        report: Callable[[str], None] | None = None,
     ) -> None:
         self.fleet = fleet
         self.states = states
@@ -93,6 +94,7 @@ class AwsReleaseFleet:
         self.runtime = runtime
         self.clock = clock
         self.sleep = sleep
+        self.report = report or (lambda line: None)
 
     def refusal(self, strategy: str) -> str:
         return refusal(strategy)
@@ -180,9 +182,12 @@ class AwsReleaseFleet:
         self._tag(colour, {VERSION_TAG: None, STANDBY_TAG: None})
 
     def set_weights(self, app: str, env: str, weights: Mapping[str, int]) -> None:
-        merged = self.fleet.weights()
-        merged.update({_colour(name): weight for name, weight in weights.items()})
+        current = self.fleet.weights()
+        merged = {**current, **{_colour(name): weight for name, weight in weights.items()}}
+        if merged == current:
+            return
         self.fleet.set_weights(merged)
+        self.report(f"weights: {describe_weights(merged)}")
 
     def health(self, app: str, env: str, name: str, since: float) -> GroupHealth:
         health = self.fleet.health(_colour(name))
@@ -216,12 +221,20 @@ class AwsReleaseFleet:
         command = manifest.app.release
         if not command:
             return
-        colour = other(self.fleet.live())
-        sha256 = self.sha_of(version)
-        self._upload(sha256)
-        launch = self.fleet.launch_version(colour, sha256, self.runtime)
-        key = result_key(env, f"{version}-{int(self.clock() * 1000)}")
-        instance = self.fleet.run_release(colour, launch, key)
+        # A deploy that died while its release instance ran resumes by waiting for that instance.
+        prefix = result_prefix(env, version)
+        running = [(i, key) for i, key in self.fleet.running_releases().items() if key.startswith(prefix)]
+        if running:
+            instance, key = running[0]
+            self.report(f"release: `{command}` already runs on {instance}; waiting for its result")
+        else:
+            colour = other(self.fleet.live())
+            sha256 = self.sha_of(version)
+            self._upload(sha256)
+            launch = self.fleet.launch_version(colour, sha256, self.runtime)
+            key = result_key(env, version, int(self.clock() * 1000))
+            instance = self.fleet.run_release(colour, launch, key)
+            self.report(f"release: `{command}` runs once on {instance}")
         deadline = self.clock() + manifest.deploy.health_timeout
         try:
             found = self.states.read_json(key)
@@ -243,9 +256,15 @@ class AwsReleaseFleet:
             raise SproutError(
                 f"`{command}` exited {found['exit_code']} on {instance}: {tail}; weights unchanged"
             )
+        self.report(f"release `{command}` exited 0 in {float(found['seconds']):.1f}s; {instance} terminated")
 
     def test(self, app: str, env: str, version: str) -> GateResult:
         return self.gate(version)
+
+
+def describe_weights(weights: Mapping[Colour, int]) -> str:
+    """Forward weights as a person reads them, the heaviest first: `green 100, blue 0`."""
+    return ", ".join(f"{colour} {weight}" for colour, weight in sorted(weights.items(), key=lambda i: -i[1]))
 
 
 def _colour(name: str) -> Colour:

@@ -1,5 +1,5 @@
 """The release engine's fleet seam on Kubernetes: one Deployment per colour, the live Service's selector
-as the traffic switch.
+as the traffic switch (merge patches of the live Service, the preview Service and the HPA's target).
 
 A group is a colour's Deployment; its version is its pods' version label and the end of its rollback
 window an annotation on it. Traffic is all-or-nothing (a Service selects one colour), so the strategies that need weights in
@@ -9,20 +9,90 @@ group is scaled to zero pods, as `sprout k8s apply` does after the rollback wind
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from sprout.deploy.analysis import Window
 from sprout.deploy.fleet import GroupHealth
 from sprout.deploy.gate import GateResult
 from sprout.errors import SproutError, UserError
-from sprout.providers.kubernetes.bluegreen import ClusterApi, ready_pods, rollout_done, switch_patches
-from sprout.providers.kubernetes.context import COLOURS, Colour, Names, RenderContext
+from sprout.providers.kubernetes.cluster import Change
+from sprout.providers.kubernetes.context import COLOUR_LABEL, COLOURS, Colour, Names, RenderContext, other
 from sprout.providers.kubernetes.render import serialize, stage
 from sprout.state.models import Group
 
 VERSION_LABEL = "sprout.dev/version"
 STANDBY_ANNOTATION = "sprout.dev/standby-until"
+BUNDLE_ANNOTATION = "sprout.dev/bundle-sha256"
+
+
+class ClusterApi(Protocol):
+    """What a release needs from a cluster (`cluster.Cluster` implements it)."""
+
+    def read(self, api_version: str, kind: str, name: str, namespace: str) -> dict[str, Any] | None:
+        """One object as the cluster has it now, or None."""
+        ...
+
+    def merge_patch(
+        self, api_version: str, kind: str, name: str, namespace: str, body: dict[str, Any]
+    ) -> None:
+        """Merge `body` into one object."""
+        ...
+
+    def apply(self, objects: Iterable[Mapping[str, Any]], dry_run: bool = False) -> list[Change]:
+        """Server-side apply objects in order."""
+        ...
+
+    def live_colour(self, namespace: str, service: str) -> Colour | None:
+        """The colour the live Service selects, or None."""
+        ...
+
+
+@dataclass(frozen=True)
+class Patch:
+    """One merge patch of the switch: which object, and the fields it sets."""
+
+    api_version: str
+    kind: str
+    name: str
+    body: dict[str, Any]
+
+
+def switch_patches(names: Names, autoscaled: bool, to: Colour) -> list[Patch]:
+    """The patches that make `to` live: live Service, preview Service, and the HPA when there is one."""
+    patches = [
+        Patch("v1", "Service", names.service(), {"spec": {"selector": {COLOUR_LABEL: to}}}),
+        Patch(
+            "v1", "Service", names.service(preview=True), {"spec": {"selector": {COLOUR_LABEL: other(to)}}}
+        ),
+    ]
+    if autoscaled:
+        body = {"spec": {"scaleTargetRef": {"name": names.deployment(to)}}}
+        patches.append(Patch("autoscaling/v2", "HorizontalPodAutoscaler", names.hpa, body))
+    return patches
+
+
+def rollout_done(deployment: Mapping[str, Any]) -> bool:
+    """Whether a Deployment has all its desired pods on the current template and ready."""
+    spec, status = deployment.get("spec", {}), deployment.get("status") or {}
+    desired = spec.get("replicas", 1)
+    generation = deployment.get("metadata", {}).get("generation", 0)
+    return bool(
+        status.get("observedGeneration", 0) >= generation
+        and status.get("updatedReplicas", 0) == desired
+        and status.get("readyReplicas", 0) == desired
+        and status.get("replicas", 0) == desired
+    )
+
+
+def ready_pods(deployment: Mapping[str, Any] | None) -> int:
+    """How many ready pods a Deployment has (0 when it does not exist)."""
+    if deployment is None:
+        return 0
+    count: int = (deployment.get("status") or {}).get("readyReplicas", 0)
+    return count
+
 
 #: A version label to the rendering of that version (bundle, store, image, namespace).
 ContextOf = Callable[[str], RenderContext]
@@ -42,10 +112,18 @@ def refusal(strategy: str) -> str:
     )
 
 
+def release_refusal(command: str) -> str:
+    """Why a version with a release command cannot be released on Kubernetes yet, and what to do."""
+    return (
+        f"kubernetes: the release command `{command}` needs a one-off Job, which Sprout does not "
+        "create yet; run it with `kubectl run` and deploy a manifest without [app] release"
+    )
+
+
 class KubernetesFleet:
     """`sprout.deploy.fleet.Fleet` over a cluster's two colour Deployments and their Services."""
 
-    strategies = STRATEGIES
+    strategies: tuple[str, ...] = STRATEGIES
 
     def __init__(self, cluster: ClusterApi, names: Names, context_of: ContextOf, gate: GateOf) -> None:
         self.cluster = cluster
@@ -79,6 +157,13 @@ class KubernetesFleet:
             weight = 100 if colour == live else 0
             found[colour] = Group(colour, version, replicas, weight, float(standby) if standby else None)
         return found
+
+    def bundle_of(self, name: str) -> str | None:
+        """The bundle sha256 a colour's pods run (their template's annotation), or None."""
+        deployment = self._deployment(_colour(name)) or {}
+        annotations = deployment.get("spec", {}).get("template", {}).get("metadata", {}).get("annotations")
+        found = (annotations or {}).get(BUNDLE_ANNOTATION)
+        return str(found) if found else None
 
     def set_group(self, app: str, env: str, group: Group) -> None:
         colour = _colour(group.name)
@@ -136,10 +221,7 @@ class KubernetesFleet:
     def release(self, app: str, env: str, version: str) -> None:
         command = self.context_of(version).manifest.app.release
         if command:
-            raise SproutError(
-                f"kubernetes: the release command `{command}` needs a one-off Job, which Sprout does not "
-                "create yet; run it with `kubectl run` and deploy a manifest without [app] release"
-            )
+            raise SproutError(release_refusal(command))
 
     def test(self, app: str, env: str, version: str) -> GateResult:
         return self.gate(version)
