@@ -39,6 +39,17 @@ def sprout(environ: dict[str, str], *args: str) -> subprocess.CompletedProcess[s
     )
 
 
+def test_render_provider_kubernetes_is_k8s_render(environ: dict[str, str], tmp_path: Path) -> None:
+    microsite = str(app_dir("microsite"))
+    pushed = sprout(environ, "push", microsite, "--store", str(tmp_path / "store"), "--json")
+    assert pushed.returncode == 0, pushed.stderr
+    via_flag = sprout(environ, "render", microsite, "--provider", "kubernetes", "--env", "prod")
+    via_group = sprout(environ, "k8s", "render", microsite, "--env", "prod")
+    assert via_flag.returncode == 0, via_flag.stderr
+    assert via_flag.stdout == via_group.stdout
+    assert "Deployment" in [obj["kind"] for obj in yaml.safe_load_all(via_flag.stdout)]
+
+
 def test_render_a_pushed_version_as_yaml_and_json(environ: dict[str, str], tmp_path: Path) -> None:
     store = tmp_path / "store"
     microsite = str(app_dir("microsite"))

@@ -83,7 +83,7 @@ def up(
     if elsewhere(provider, "up"):
         from sprout.cli import aws_cmd
 
-        aws_cmd.up(app_dir, env, None, None, False)
+        aws_cmd.up(app_dir=app_dir, env=env, bucket=None, region=None, yes=False)
         return
     home = Home.from_env().ensure()
     RouterProcess(home).refuse_https(engine, https_port)
@@ -227,7 +227,15 @@ def logs(
         from sprout.spec.units import parse_duration
 
         seconds = parse_duration(since) if since else 3600.0
-        aws_cmd.logs(app_dir, env or "production", None, seconds, f'"{grep}"' if grep else None, limit, False)
+        aws_cmd.logs(
+            app_dir=app_dir,
+            env=env or "production",
+            region=None,
+            since=seconds,
+            pattern=f'"{grep}"' if grep else None,
+            limit=limit,
+            raw=False,
+        )
         return
     home = Home.from_env()
     fetch = _log_source(home)
@@ -276,7 +284,7 @@ def down(
     if elsewhere(provider, "down"):
         from sprout.cli import aws_cmd
 
-        aws_cmd.down(app_dir, env, None, None, False, False)
+        aws_cmd.down(app_dir=app_dir, env=env, bucket=None, region=None, purge=False, yes=False)
         return
     home = Home.from_env()
     name = app_name or _down_name(app_dir, home)

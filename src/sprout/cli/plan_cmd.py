@@ -73,7 +73,7 @@ def register(app: typer.Typer) -> None:
         if elsewhere(provider, "plan"):
             from sprout.cli import aws_cmd
 
-            aws_cmd.plan(app_dir, env, None, None)
+            aws_cmd.plan(app_dir=app_dir, env=env, bucket=None, region=None)
             return
 
         home = Home.from_env().ensure()

@@ -51,10 +51,24 @@ def render(
     if provider == "aws":
         from sprout.cli import aws_cmd
 
-        aws_cmd.render(app_dir, env, "sprout-bundles", None, out)
+        aws_cmd.render(app_dir=app_dir, env=env, bucket="sprout-bundles", region=None, out=out)
     elif provider in ("kubernetes", "k8s"):
         from sprout.cli import k8s_cmd
 
-        k8s_cmd.render(app_dir, env, None, None, None, None, None, None, False, "blue", None, None, "yaml")
+        k8s_cmd.render(
+            app_dir=app_dir,
+            env=env,
+            version=None,
+            image=None,
+            namespace=None,
+            bundle=None,
+            store_url=None,
+            secret_name=None,
+            no_namespace=False,
+            live="blue",
+            staged=None,
+            replicas=None,
+            output="yaml",
+        )
     else:
         raise UserError(f"render: unknown --provider {provider!r} (aws, kubernetes)")
