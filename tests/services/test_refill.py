@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 from pymemcache.client.base import Client
 
@@ -44,6 +45,8 @@ def test_a_restarted_node_refuses_connections_until_it_holds_every_item(
     for i in range(500):
         peer.set(f"sess:{i}", f"cart {i}".encode(), expire=600 if i % 2 else 0, flags=i % 4)
     os.kill(a.pid, signal.SIGKILL)
+    # The kill is asynchronous: until the process is gone its socket may still accept, then reset.
+    psutil.Process(a.pid).wait(timeout=10)
     seen: list[tuple[bool, int]] = []  # (refused, items) while the refill runs
     done = threading.Event()
 
