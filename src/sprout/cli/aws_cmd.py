@@ -329,11 +329,9 @@ def _release_record(target: Target) -> Path:
 def _releases(target: Target) -> Releases:
     """The engine for the target's stack; its releases are recorded in the Sprout home, in a store of
     the stack's own (never the local daemon's, whose release loop would drive them on this machine)."""
-    import os
-
     from sprout.bundle import FolderStore
+    from sprout.cli.gate import gate_here
     from sprout.deploy.engine import ReleaseEngine
-    from sprout.deploy.gate import run_test_gate
     from sprout.paths import Home
     from sprout.providers.aws.deploystate import S3StateStore
     from sprout.providers.aws.fleetapi import AwsFleet
@@ -365,19 +363,7 @@ def _releases(target: Target) -> Releases:
     def gate(label: str) -> GateResult:
         # The version's own tests against its bundle, on this machine, before anything is uploaded.
         found = version(label)
-        result = run_test_gate(
-            app=app,
-            version=label,
-            sha256=found.sha256,
-            store_url=local.url,
-            cache_dir=home.cache,
-            manifest=found.manifest,
-            environ=os.environ,
-            log_path=home.logs / f"test-{app}-{label}.log",
-        )
-        if result.passed:
-            typer.echo(f"test gate: {result.skipped or f'passed in {result.seconds:.1f}s'}")
-        return result
+        return gate_here(app, label, found.sha256, local.url, found.manifest)
 
     fleet = AwsReleaseFleet(
         AwsFleet(refs, target.client("elbv2"), target.client("autoscaling"), target.client("ec2")),

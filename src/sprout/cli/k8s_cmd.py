@@ -325,25 +325,11 @@ def _strategy(manifest: Manifest, given: str | None) -> str:
 
 def _gate(ctx: RenderContext) -> GateOf:
     """The version's own tests against its bundle, on this machine, before anything reaches the cluster."""
-    from sprout.deploy.gate import GateResult, run_test_gate
-    from sprout.paths import Home
+    from sprout.cli.gate import gate_here
+    from sprout.deploy.gate import GateResult
 
     def gate(label: str) -> GateResult:
-        home = Home.from_env().ensure()
-        app = ctx.manifest.app.name
-        result = run_test_gate(
-            app=app,
-            version=label,
-            sha256=ctx.bundle_sha256,
-            store_url=ctx.store_url,
-            cache_dir=home.cache,
-            manifest=ctx.manifest,
-            environ=os.environ,
-            log_path=home.logs / f"test-{app}-{label}.log",
-        )
-        if result.passed:
-            typer.echo(f"test gate: {result.skipped or f'passed in {result.seconds:.1f}s'}")
-        return result
+        return gate_here(ctx.manifest.app.name, label, ctx.bundle_sha256, ctx.store_url, ctx.manifest)
 
     return gate
 
