@@ -155,16 +155,17 @@ def _ms(value: str) -> float:
     return float(m.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)]
 
 
-def engine_table(backends: list[int]) -> dict[str, object]:
-    """One route (the default) with one group of the two backends, as the control plane would push it."""
+def engine_table(backends: list[int], default: bool = True) -> dict[str, object]:
+    """One route for HOST with one group of the two backends, as the control plane would push it."""
     targets = [
         {"id": f"i-bench{i}", "address": f"127.0.0.1:{p}", "healthy": True} for i, p in enumerate(backends)
     ]
-    return {"routes": [{"name": "hello-production", "hosts": [HOST], "default": True,
+    return {"routes": [{"name": "hello-production", "hosts": [HOST], "default": default,
                         "groups": [{"name": "blue", "weight": 100, "version": "v1", "targets": targets}]}]}  # fmt: skip
 
 
-def bench_engine(args: argparse.Namespace, folder: Path, procs: Processes) -> None:
+def start_backends(procs: Processes) -> list[int]:
+    """Two uvicorn backends (bench/router.py's app) on free ports, answering."""
     backends = [free_port(), free_port()]
     for i, port in enumerate(backends):
         procs.start(
@@ -172,6 +173,36 @@ def bench_engine(args: argparse.Namespace, folder: Path, procs: Processes) -> No
         )
     for port in backends:
         wait_port(port)
+    return backends
+
+
+def start_engine(
+    folder: Path, procs: Processes, port: int, logs: Path, table: dict[str, object], *shipper_args: str
+) -> tuple[HaproxyAdmin, int, int]:
+    """The HAProxy engine as `sprout up` runs it: its config, its shipper writing under `logs`, `table`
+    applied over the runtime API. Returns the admin and the pids of HAProxy and the shipper."""
+    layout = Layout(folder / "engine")
+    config = write_config(layout, f"127.0.0.1:{port}", RouterConfig())
+    logs.mkdir(exist_ok=True)
+    shipper = procs.start(
+        "shipper",
+        [sys.executable, "-m", "sprout.router.haproxy.shipper", "--socket", str(layout.access_socket),
+         "--notable-log", str(logs / "router-access.log"), *shipper_args],
+        env={**os.environ, "PYTHONPATH": str(REPO / "src")},
+    )  # fmt: skip
+    haproxy = procs.start("engine", [find_haproxy(), "-db", "-f", str(config)])
+    admin = HaproxyAdmin(layout)
+    deadline = time.monotonic() + 15
+    while not admin.ping():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the engine's HAProxy did not start; see {folder / 'engine.log'}")
+        time.sleep(0.05)
+    admin.apply(parse_table(table), restored=True)
+    return admin, haproxy.pid, shipper.pid
+
+
+def bench_engine(args: argparse.Namespace, folder: Path, procs: Processes) -> None:
+    backends = start_backends(procs)
     bare_port, hand_port, engine_port = free_port(), free_port(), free_port()
     procs.start("bare", [find_haproxy(), "-db", "-f", str(bare_conf(folder, bare_port, backends))])
     with open(folder / "by-hand-access.log", "ab") as out, open(folder / "by-hand.log", "ab") as err:
@@ -181,27 +212,11 @@ def bench_engine(args: argparse.Namespace, folder: Path, procs: Processes) -> No
             stderr=err,
         )
     procs.procs.append(by_hand)  # type: ignore[arg-type]
-    layout = Layout(folder / "engine")
-    config = write_config(layout, f"127.0.0.1:{engine_port}", RouterConfig())
     # The engine's access lines go, as under `sprout up`, through its ring to the shipper (niced), which
     # appends them to the access files; rotation is set past the bench's volume so one file counts them.
     logs = folder / "engine-logs"
-    logs.mkdir()
-    procs.start(
-        "shipper",
-        [sys.executable, "-m", "sprout.router.haproxy.shipper", "--socket", str(layout.access_socket),
-         "--notable-log", str(logs / "router-access.log"), "--rotate-bytes", str(1 << 40)],
-        env={**os.environ, "PYTHONPATH": str(REPO / "src")},
-    )  # fmt: skip
+    start_engine(folder, procs, engine_port, logs, engine_table(backends), "--rotate-bytes", str(1 << 40))
     access = logs / "access" / "current.log"
-    procs.start("engine", [find_haproxy(), "-db", "-f", str(config)])
-    admin = HaproxyAdmin(layout)
-    deadline = time.monotonic() + 15
-    while not admin.ping():
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"the engine's HAProxy did not start; see {folder / 'engine.log'}")
-        time.sleep(0.05)
-    admin.apply(parse_table(engine_table(backends)), restored=True)
     contenders = [("bare", bare_port), ("by-hand", hand_port), ("engine", engine_port)]
     for _, port in contenders:
         wait_port(port)

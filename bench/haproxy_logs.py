@@ -31,15 +31,13 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 sys.path.insert(0, str(REPO / "bench"))
 
-from router import Processes, cpu_seconds, free_port, wait_port  # noqa: E402
-from sprout.accessfiles import AccessFiles, parse_line  # noqa: E402
-from sprout.router.config import RouterConfig  # noqa: E402
-from sprout.router.haproxy.admin import HaproxyAdmin  # noqa: E402
-from sprout.router.haproxy.config import Layout, find_haproxy, write_config  # noqa: E402
-from sprout.router.haproxy.shipper import split  # noqa: E402
-from sprout.router.table import parse_table  # noqa: E402
+from haproxy import engine_table, start_backends, start_engine  # noqa: E402
 
-HOST = "hello.localhost"
+from router import Processes, cpu_seconds, free_port  # noqa: E402
+from sprout.accessfiles import AccessFiles, parse_line  # noqa: E402
+from sprout.router.haproxy.config import find_haproxy  # noqa: E402
+from sprout.router.haproxy.shipper import split  # noqa: E402
+
 #: Every 100th request names a host no route serves: HAProxy answers 404, a notable line.
 WRK_SCRIPT = """
 counter = 0
@@ -51,15 +49,6 @@ request = function()
   return wrk.format("GET", "/item/" .. counter, {Host = "hello.localhost"})
 end
 """
-
-
-def table(backends: list[int]) -> dict[str, object]:
-    """One route for HOST (not the default: other hosts get a 404) with the two backends."""
-    targets = [
-        {"id": f"i-bench{i}", "address": f"127.0.0.1:{p}", "healthy": True} for i, p in enumerate(backends)
-    ]
-    return {"routes": [{"name": "hello-production", "hosts": [HOST], "default": False,
-                        "groups": [{"name": "blue", "weight": 100, "version": "v1", "targets": targets}]}]}  # fmt: skip
 
 
 def wrk_requests(port: int, connections: int, duration: int, script: Path) -> int:
@@ -88,45 +77,25 @@ def count_lines(logs: Path) -> tuple[int, int, int]:
 
 
 def bench_pipeline(args: argparse.Namespace, folder: Path, procs: Processes) -> None:
-    backends = [free_port(), free_port()]
-    for i, port in enumerate(backends):
-        procs.start(
-            f"backend{i}", [sys.executable, str(REPO / "bench" / "router.py"), "--serve-backend", str(port)]
-        )
-    for port in backends:
-        wait_port(port)
+    backends = start_backends(procs)
     logs = folder / "logs"
-    logs.mkdir()
-    layout = Layout(folder / "engine")
     port = free_port()
-    config = write_config(layout, f"127.0.0.1:{port}", RouterConfig())
-    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
-    shipper = procs.start(
-        "shipper",
-        [sys.executable, "-m", "sprout.router.haproxy.shipper", "--socket", str(layout.access_socket),
-         "--notable-log", str(logs / "router-access.log"), "--sample", str(args.sample),
-         "--rotate-bytes", str(16 * 1024 * 1024)],
-        env=env,
+    # Not the default route: the script's other host gets a 404, a notable line.
+    admin, haproxy, shipper = start_engine(
+        folder, procs, port, logs, engine_table(backends, default=False),
+        "--sample", str(args.sample), "--rotate-bytes", str(16 * 1024 * 1024),
     )  # fmt: skip
     ingester = subprocess.Popen(
         [sys.executable, str(REPO / "bench" / "logs.py"), "--role", "ingester", "--folder", str(logs)],
         stdin=subprocess.PIPE,
-        env=env,
+        env={**os.environ, "PYTHONPATH": str(REPO / "src")},
     )
     procs.procs.append(ingester)
-    haproxy = procs.start("haproxy", [find_haproxy(), "-db", "-f", str(config)])
-    admin = HaproxyAdmin(layout)
-    deadline = time.monotonic() + 15
-    while not admin.ping():
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"HAProxy did not start; see {folder / 'haproxy.log'}")
-        time.sleep(0.05)
-    admin.apply(parse_table(table(backends)), restored=True)
     script = folder / "wrk.lua"
     script.write_text(WRK_SCRIPT)
     warm = wrk_requests(port, args.connections, 2, script)
     time.sleep(1.0)
-    pids = {"haproxy": haproxy.pid, "shipper": shipper.pid, "daemon ingester": ingester.pid}
+    pids = {"haproxy": haproxy, "shipper": shipper, "daemon ingester": ingester.pid}
     before = {name: cpu_seconds(pid, children=False) for name, pid in pids.items()}
     requests = wrk_requests(port, args.connections, args.duration, script)
     time.sleep(2.0)  # the shipper's last batch and the ingester's last pass
