@@ -30,7 +30,7 @@ def writer(folder: Path, rate: int, seconds: float, rotate_mb: float, sample: fl
     log = AccessLog(folder / "router-access.log", sample=sample, rotate_bytes=int(rotate_mb * 1024 * 1024))
     rng = random.Random(7)
     rid = os.urandom(4).hex().encode() + b"-%x"
-    targets = ["shop-production-g-i-3f9c", "shop-production-g-i-a1b2"]
+    targets = [b"shop-production-g-i-3f9c\tv12\ta", b"shop-production-g-i-a1b2\tv12\ta"]
     started = time.monotonic()
     n = 0
     while (elapsed := time.monotonic() - started) < seconds:
@@ -41,12 +41,12 @@ def writer(folder: Path, rate: int, seconds: float, rotate_mb: float, sample: fl
             duration = 1.5 if 0.01 <= roll < 0.012 else 0.0008 + roll / 1000
             path = b"/item/%d?ref=%d" % (rng.randrange(5000), rng.randrange(100))
             log.record((time.time(), rid % n, b"shop.localhost", b"GET", path, status, rng.randrange(500, 20000),
-                        duration, targets[n % 2], "v12", "a", 0, "shop-production"))  # fmt: skip
+                        duration, targets[n % 2], 0, b"shop-production"))  # fmt: skip
             n += 1
         log.flush()
         time.sleep(1.0)
     log.record((time.time(), b"last-request", b"shop.localhost", b"GET", b"/the-last-one", 200, 2, 0.001,
-                "t", "v12", "a", 0, "shop-production"))  # fmt: skip
+                b"t\tv12\ta", 0, b"shop-production"))  # fmt: skip
     log.close()
     print(n + 1, flush=True)
 

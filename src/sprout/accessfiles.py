@@ -78,37 +78,17 @@ def folder_of(notable_log: Path) -> Path:
     return notable_log.parent / FOLDER
 
 
-def format_line(
-    t: float,
-    route: str,
-    method: str,
-    host_path: str,
-    status: int,
-    nbytes: int,
-    duration: float,
-    target: str,
-    version: str,
-    zone: str,
-    retries: int,
-    request_id: str,
-) -> str:
-    """One access line, newline included; a tab in the host or the request id (header values) becomes a space."""
-    if "\t" in host_path or "\t" in request_id:
-        host_path, request_id = host_path.replace("\t", " "), request_id.replace("\t", " ")
-    return "%.3f\t%s\t%s\t%s\t%d\t%d\t%.4f\t%s\t%s\t%s\t%d\t%s\n" % (  # noqa: UP031 - the fastest here
-        t,
-        route,
-        method,
-        host_path,
-        status,
-        nbytes,
-        duration,
-        target,
-        version,
-        zone,
-        retries,
-        request_id,
-    )
+#: One access line as bytes, newline included, filled in by the router's flush (`sprout.router.accesslog`):
+#: time, route, method, host, path (host and path make one field), status, bytes, duration, then
+#: `target\tversion\tzone` as one pre-joined value (the target's `log_where`), retries, request id.
+#: Bytes formatting with the values as the proxy holds them: ~1 us per line, a third of formatting text.
+TABS = 11
+LINE = b"%.3f\t%s\t%s\t%s%s\t%d\t%d\t%.4f\t%s\t%d\t%s\n"
+
+
+def where(target: str, version: str, zone: str) -> bytes:
+    """The `target\tversion\tzone` part of an access line (tabs in the values become spaces)."""
+    return "\t".join(v.replace("\t", " ") for v in (target, version, zone)).encode("utf-8", "replace")
 
 
 @dataclass(frozen=True)

@@ -282,11 +282,9 @@ def test_the_router_access_log_drops_and_counts_rows_while_full_and_resumes_when
                 200,
                 2,
                 0.001,
-                "t",
-                "v1",
-                "a",
+                b"t\tv1\ta",
                 0,
-                "hello",
+                b"hello",
             )
 
         access.record(row(0))

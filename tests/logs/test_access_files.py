@@ -25,7 +25,7 @@ from loopback import free_port
 
 def _row(n: int, status: int, duration: float) -> Row:
     return (time.time(), b"rid-%d" % n, b"shop.localhost", b"GET", b"/item/%d" % n, status, 10, duration,
-            "t1", "v1", "a", 0, "shop-production")  # fmt: skip
+            b"t1\tv1\ta", 0, b"shop-production")  # fmt: skip
 
 
 def test_sampling_keeps_every_error_and_slow_request_and_files_rotate_compress_and_retain(

@@ -19,9 +19,14 @@ import sprout.accessfiles as access
 log = logging.getLogger("sprout.router")
 
 # One row per request: the proxy appends a tuple, the flush formats it (formatting stays off the hot path).
-Row = tuple[float, bytes, bytes, bytes, bytes, int, int, float, str, str, str, int, str]
+# (time, request id, host, method, path, status, bytes, duration, where, retries, route): `where` is the
+# target's pre-joined `target\tversion\tzone` (`sprout.accessfiles.where`), `route` the route's name.
+Row = tuple[float, bytes, bytes, bytes, bytes, int, int, float, bytes, int, bytes]
 #: From this status up a request is an error: always kept, never sampled.
 ERROR_STATUS = 400
+#: Rows queued before `record` flushes them itself: a flush holds the event loop for ~1 us per row, so a
+#: batch this size stalls requests ~1 ms, where a whole second's batch at 25 k req/s stalled them ~70 ms.
+BATCH_ROWS = 1024
 
 
 class _Sink:
@@ -68,12 +73,12 @@ class _Sink:
 
 
 class AccessLog:
-    """`record` is a list append; `flush` splits notable from sampled successful rows, formats, writes."""
+    """`record` is a list append (and every `BATCH_ROWS` a flush); `flush` splits notable from sampled
+    successful rows, formats, writes."""
 
     def __init__(
         self,
         path: Path,
-        max_rows: int = 100_000,
         *,
         sample: float = 1.0,
         slow: float = access.SLOW_SECONDS,
@@ -89,16 +94,15 @@ class AccessLog:
         self._notable = _Sink(path, "access log")
         self._ok = _Sink(self.folder / access.CURRENT, "access file")
         self.rows: list[Row] = []
-        self.max_rows = max_rows
-        #: Rows lost: beyond `max_rows` between flushes, or not written because the write failed.
+        #: Rows lost: not written because the write failed.
         self.dropped = 0
 
     def record(self, row: Row) -> None:
-        """Queue one request's row; rows beyond `max_rows` between flushes are counted and dropped."""
-        if len(self.rows) < self.max_rows:
-            self.rows.append(row)
-        else:
-            self.dropped += 1
+        """Queue one request's row, flushing every `BATCH_ROWS` rows."""
+        rows = self.rows
+        rows.append(row)
+        if len(rows) >= BATCH_ROWS:
+            self.flush()
 
     def flush(self) -> None:
         """Format and write the queued rows, one write per file; rows that cannot be written are counted."""
@@ -107,16 +111,22 @@ class AccessLog:
             return
         notable = []
         ok = []
-        slow, sample = self.slow, self.sample
-        line = access.format_line
+        slow, sample, line = self.slow, self.sample, access.LINE
         for row in rows:
-            t, rid, host, method, path, status, nbytes, duration, target, version, zone, retries, route = row
-            if status >= ERROR_STATUS or duration >= slow:
+            if row[5] >= ERROR_STATUS or row[7] >= slow:
                 notable.append(notable_line(row))
             elif sample >= 1.0 or random.random() < sample:
-                ok.append(line(t, route, method.decode("latin-1"), (host + path).decode("latin-1"), status,
-                               nbytes, duration, target, version, zone, retries, rid.decode("latin-1")))  # fmt: skip
-        self.write("".join(ok).encode(), len(ok), notable)
+                ok.append(row)
+        # Row: (t, rid, host, method, path, status, bytes, duration, where, retries, route).
+        data = b"".join(
+            [line % (r[0], r[10], r[3], r[2], r[4], r[5], r[6], r[7], r[8], r[9], r[1]) for r in ok]
+        )
+        if data.count(b"\t") != access.TABS * len(ok):
+            # A value from the request (host, path, request id) held a tab, which would shift the line's
+            # fields: the rare batch with one is formatted again with those tabs turned to spaces.
+            data = b"".join([line % (r[0], r[10], r[3], _untab(r[2]), _untab(r[4]), r[5], r[6], r[7], r[8], r[9],
+                                     _untab(r[1])) for r in ok])  # fmt: skip
+        self.write(data, len(ok), notable)
 
     def write(self, ok: bytes, ok_lines: int, notable: list[str]) -> None:
         """Append `ok_lines` formatted access lines to the access files (rotating them at `rotate_bytes`)
@@ -152,9 +162,14 @@ class AccessLog:
         self._ok.close()
 
 
+def _untab(value: bytes) -> bytes:
+    return value.replace(b"\t", b" ")
+
+
 def notable_line(row: Row) -> str:
     """A notable row as the JSON line the log store ingests."""
-    t, rid, host, method, path, status, nbytes, duration, target, version, zone, retries, route = row
+    t, rid, host, method, path, status, nbytes, duration, where, retries, route = row
+    target, version, zone = where.decode("utf-8", "replace").split("\t")
     return json.dumps(
         {
             "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1000):03d}Z",
@@ -169,7 +184,7 @@ def notable_line(row: Row) -> str:
             "version": version,
             "zone": zone,
             "retries": retries,
-            "route": route,
+            "route": route.decode("utf-8", "replace"),
         },
         separators=(",", ":"),
     )

@@ -31,6 +31,8 @@ _random = random.random
 _monotonic = time.monotonic
 CRLF = b"\r\n"
 _LAST_CHUNK = b"0\r\n\r\n"
+#: The access log's `target\tversion\tzone` of a request that reached no target.
+NO_TARGET = b"\t\t"
 # Request bytes buffered while no upstream connection is ready before the client is paused.
 _PENDING_LIMIT = 256 * 1024
 
@@ -527,11 +529,9 @@ class Exchange:
                     status,
                     self.bytes_out,
                     _perf() - self.started,
-                    t.id if t else "",
-                    t.version if t else "",
-                    t.zone if t else "",
+                    t.log_where if t else NO_TARGET,
                     len(self.tried),
-                    self.route.name if self.route is not None else "",
+                    self.route.log_name if self.route is not None else b"",
                 )
             )
         self.client.exchange_done(self)

@@ -144,10 +144,7 @@ class Router:
                         )
                         if tspec.healthy or restored:
                             target.state = State.HEALTHY
-                    target.zone = tspec.zone
-                    target.version = tspec.version or gspec.version
-                    target.group = gspec.name
-                    target.route = rspec.name
+                    target.place(rspec.name, gspec.name, tspec.version or gspec.version, tspec.zone)
                     if target.group_stats is not stats:
                         # Moving between groups carries the in-flight count along.
                         target.group_stats.in_flight -= target.stats.in_flight

@@ -10,11 +10,12 @@ from sprout.router.table import RouteSpec
 class Route:
     """One environment as the proxy sees it; rebuilt on every table change."""
 
-    __slots__ = ("cache", "groups", "hsts", "max_body", "name", "spec")
+    __slots__ = ("cache", "groups", "hsts", "log_name", "max_body", "name", "spec")
 
     def __init__(self, spec: RouteSpec, groups: list[Group], cache: EdgeCache | None) -> None:
         self.spec = spec
         self.name = spec.name
+        self.log_name = spec.name.encode("utf-8", "replace")
         self.groups = groups
         self.max_body = spec.max_body
         self.cache = cache

@@ -7,6 +7,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from sprout.accessfiles import where
 from sprout.router.metrics import Stats
 
 if TYPE_CHECKING:
@@ -40,6 +41,7 @@ class Target:
         "host",
         "id",
         "last_check",
+        "log_where",
         "on_change",
         "passes",
         "pool",
@@ -60,6 +62,8 @@ class Target:
         self.version = ""
         self.group = ""
         self.route = ""
+        #: `target\tversion\tzone` for the access log, kept in step by `place`.
+        self.log_where = where(target_id, "", "")
         self.state = State.ADDING
         self.passes = 0
         self.fails = 0
@@ -70,6 +74,11 @@ class Target:
         self.on_change = on_change
         self.last_check: CheckResult | None = None
         self.check_repeats = 0
+
+    def place(self, route: str, group: str, version: str, zone: str) -> None:
+        """Set where the table puts this target: its route, group, version and zone."""
+        self.route, self.group, self.version, self.zone = route, group, version, zone
+        self.log_where = where(self.id, version, zone)
 
     @property
     def in_flight(self) -> int:

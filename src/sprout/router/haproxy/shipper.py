@@ -85,11 +85,9 @@ def to_json(line: bytes) -> str:
         parsed.status,
         parsed.bytes,
         parsed.duration,
-        parsed.target,
-        parsed.version,
-        parsed.zone,
+        access.where(parsed.target, parsed.version, parsed.zone),
         parsed.retries,
-        parsed.route,
+        parsed.route.encode("utf-8", "replace"),
     )
     return notable_line(row)
 
