@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 # Tests in one xdist_group run on one worker (--dist loadgroup). TEST_WORKERS=0 runs in this process.
 TEST_WORKERS ?= 3
 
-.PHONY: setup demo test lint format services test-fast test-slow clean
+.PHONY: setup native demo test lint format services test-fast test-slow clean
 
 # The demo needs Sprout's runtime dependencies only; the test tools (a much larger install) come with
 # `make test`.
@@ -28,7 +28,13 @@ $(DEV_STAMP): $(RUN_STAMP) pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	touch $(DEV_STAMP)
 
-setup: $(DEV_STAMP) ## create .venv and install Sprout with its test tools
+setup: $(DEV_STAMP) native ## create .venv and install Sprout with its test tools
+
+# Instant when the build matches the sources; without a C compiler the router stays pure Python.
+native: $(DEV_STAMP) ## compile the router's per-request modules with mypyc (~40 s; pure Python is the fallback)
+	@$(BIN)/python -m sprout.router.build_native > $(VENV)/native.log 2>&1 \
+		&& tail -n 1 $(VENV)/native.log \
+		|| { tail -n 5 $(VENV)/native.log; echo "the router runs as pure Python (log: $(VENV)/native.log)"; }
 
 demo: $(RUN_STAMP) ## run the microsite on embedded defaults; Ctrl-C tears it down
 	@PORT=$(PORT) $(BIN)/python scripts/foreground.py bash scripts/demo.sh

@@ -11,6 +11,7 @@ from typing import Any
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from sprout.errors import NotFoundError, SproutError, UserError
+from sprout.router import native
 from sprout.router.admission import admit_table
 from sprout.router.config import RouterConfig
 from sprout.router.metrics import Reading, exposition
@@ -50,6 +51,8 @@ class AdminServer:
 
     def __init__(self, router: Router, token: str, config: RouterConfig) -> None:
         self.router = router
+        #: `compiled` or `pure: <why>` (`sprout.router.native`), told by the unauthenticated /healthz.
+        self.hot_path = native.running()
         self.token = token.encode()
         self.config = config
         self.active = 0
@@ -90,7 +93,7 @@ class AdminServer:
                 headers.setdefault(name.strip().lower(), []).append(value.strip())
         path = target.split("?", 1)[0]
         if path == "/healthz" and method == "GET":
-            return _json(200, {"ok": True})
+            return _json(200, {"ok": True, "hot_path": self.hot_path})
         auth = headers.get("authorization", [""])
         if (
             len(auth) != 1

@@ -66,7 +66,7 @@ def choose(groups: Sequence[Group], exclude: Sequence[Target] = ()) -> Target | 
         return None
     best.current -= total
     # Fall through to the other weighted groups only when the chosen one is exhausted by `exclude`.
-    order = [best, *(g for g in groups if g.weight > 0 and g.healthy and g is not best)]
+    order = [best, *[g for g in groups if g.weight > 0 and g.healthy and g is not best]]
     for g in order:
         target = pick_two(g.healthy, exclude)
         if target is not None:

@@ -115,6 +115,7 @@ async def serve(
     if https_sock is not None:
         # Last, so that readers of the words before it (tests, scripts) are unaffected.
         admin_at += " https on {}:{}".format(*https_sock.getsockname()[:2])
+    log.info("hot path: %s", admin.hot_path)
     ready(f"router listening on {listen_at} admin on {admin_at}")
     await stop.wait()
     log.info(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from http import HTTPStatus
 
 # Header classes, looked up by the exact bytes of a header name (cached) to keep .lower() off the hot path.
@@ -25,7 +26,7 @@ FORWARDED_HOST = 15
 REAL_IP = 16
 FORWARDING = 17  # Forwarded, X-Forwarded-Port/-Prefix/…: passed on from a trusted proxy only
 UNDERSCORE_FRAMING = 18  # Content_Length, Transfer_Encoding: refused, servers differ on whether they frame
-FORWARDING_CLASSES = frozenset({FORWARDED_PROTO, FORWARDED_HOST, REAL_IP, FORWARDING})
+FORWARDING_CLASSES: frozenset[int] = frozenset({FORWARDED_PROTO, FORWARDED_HOST, REAL_IP, FORWARDING})
 
 _BY_LOWER: dict[bytes, int] = {
     b"connection": CONNECTION,
@@ -53,7 +54,7 @@ _BY_LOWER: dict[bytes, int] = {
 _CACHE: dict[bytes, int] = {}
 _CACHE_MAX = 4096
 #: Bound `get` of the memo, for hot loops: `cached(name)` is None until `header_class(name)` ran once.
-cached = _CACHE.get
+cached: Callable[[bytes], int | None] = _CACHE.get
 
 
 def header_class(name: bytes) -> int:
@@ -118,7 +119,7 @@ def trusted_forwarding(
 
 
 #: Connection tokens that never remove a header: connection options, and Host (the target needs it).
-CONNECTION_KEEPS = frozenset({b"close", b"keep-alive", b"upgrade", b"host"})
+CONNECTION_KEEPS: frozenset[bytes] = frozenset({b"close", b"keep-alive", b"upgrade", b"host"})
 
 
 def connection_tokens(values: list[bytes]) -> set[bytes]:
@@ -142,7 +143,9 @@ def without_named(pieces: list[bytes], named: set[bytes]) -> list[bytes]:
 
 
 #: Classes other than KEEP whose headers a response carries through unchanged.
-KEPT_IN_RESPONSE = frozenset({HOST, FORWARDED_FOR, EXPECT, SET_COOKIE, CACHE_CONTROL, VARY, ACCEPT_ENCODING})
+KEPT_IN_RESPONSE: frozenset[int] = frozenset(
+    {HOST, FORWARDED_FOR, EXPECT, SET_COOKIE, CACHE_CONTROL, VARY, ACCEPT_ENCODING}
+)
 
 
 def response_framing(
@@ -209,4 +212,4 @@ def local_response(status: int, message: str, request_id: bytes, close: bool) ->
     return b"".join(parts)
 
 
-IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"PUT", b"DELETE", b"TRACE"})
+IDEMPOTENT: frozenset[bytes] = frozenset({b"GET", b"HEAD", b"OPTIONS", b"PUT", b"DELETE", b"TRACE"})
