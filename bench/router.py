@@ -420,6 +420,9 @@ def run(args: argparse.Namespace, folder: Path, procs: Processes, stack: Stack) 
         proc = procs.start(f"backend{i}", [PY, __file__, "--serve-backend", str(port)])
         pids.setdefault("direct", proc.pid)
     print(f"load average at start: {' '.join(f'{x:.1f}' for x in os.getloadavg())} ({os.cpu_count()} CPUs)")
+    from sprout.router import native
+
+    print(f"router hot path (router and stack): {native.state()}")
     for port in backends:
         wait_port(port)
     ports = {"direct": backends[0]}

@@ -151,7 +151,7 @@ def releases(app_dir: Path, out: Path, clock: Any, lines: list[str] | None = Non
 
     fleet = AwsReleaseFleet(
         AwsFleet(refs, c("elbv2"), c("autoscaling"), c("ec2")),
-        S3StateStore(c("s3"), BUCKET, app, "prod"),
+        S3StateStore(c("s3"), BUCKET, app),
         artifacts,
         local,
         lambda label: version(label).sha256,

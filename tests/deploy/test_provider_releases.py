@@ -238,7 +238,7 @@ def aws_world(tmp_path: Path, store: StateStore, clock: Clock) -> EngineWorld:
     def make_fleet() -> AwsReleaseFleet:
         return AwsReleaseFleet(
             AwsFleet(refs, c("elbv2"), c("autoscaling"), c("ec2")),
-            S3StateStore(c("s3"), BUCKET, APP, ENV),
+            S3StateStore(c("s3"), BUCKET, APP),
             S3Store(BUCKET, APP, client=c("s3")),
             local,
             lambda version: shas[version],

@@ -367,7 +367,7 @@ def _releases(target: Target) -> Releases:
 
     fleet = AwsReleaseFleet(
         AwsFleet(refs, target.client("elbv2"), target.client("autoscaling"), target.client("ec2")),
-        S3StateStore(target.client("s3"), target.bucket, app, target.env),
+        S3StateStore(target.client("s3"), target.bucket, app),
         _store(target),
         local,
         lambda label: version(label).sha256,

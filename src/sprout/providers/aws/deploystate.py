@@ -12,11 +12,10 @@ from sprout.providers.aws.clients import error_code
 class S3StateStore:
     """The JSON objects an environment's release instances leave under `<app>/` in the bucket."""
 
-    def __init__(self, s3: Any, bucket: str, app: str, env: str) -> None:
+    def __init__(self, s3: Any, bucket: str, app: str) -> None:
         self.s3 = s3
         self.bucket = bucket
         self.app = app
-        self.env = env
 
     def read_json(self, key: str) -> dict[str, Any] | None:
         """A JSON object of the app's prefix (a release result), or None while there is none."""
