@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -85,3 +86,22 @@ def test_a_build_older_than_its_sources_is_not_loaded(built, tmp_path):
     assert running.startswith("pure: the build is older than the sources")
     shutil.rmtree(native.folder(copy / "sprout" / "router"))
     assert loaded()[1].startswith("pure: not built")
+
+
+def test_the_access_log_is_written_every_1024_requests_not_held_for_the_timer(
+    start_backend, start_router, tmp_path
+):
+    """Regression: the whole interval's rows were formatted in one go on the event loop (~70 ms at 25 k
+    req/s, the stack's p99). With the timer set to 60 s, the rows must reach the file by batch."""
+    backends = [start_backend("v1")]
+    router = start_router("--access-log-flush", "60")
+    router.admin.put_table(table(route("shop", [group("blue", backends)])))
+    wait_healthy(router, [f"blue-{backends[0].port}"])
+    current = tmp_path / "access" / "current.log"
+    with httpx.Client() as client:
+        for n in range(1100):
+            assert get(client, router, f"/batch/{n}", "shop.localhost").status_code == 200
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and (not current.exists() or current.read_text().count("\n") < 1024):
+        time.sleep(0.05)
+    assert current.exists() and current.read_text().count("\n") == 1024

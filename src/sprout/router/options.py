@@ -53,6 +53,7 @@ _LIMITS: tuple[tuple[str, type, str], ...] = (
     ("access_sample", float, "Share (0-1) of successful requests kept in the access files."),
     ("access_slow", float, "Seconds from which a request is slow (always logged and indexed)."),
     ("access_rotate_bytes", int, "Size in bytes at which the current access file is rotated."),
+    ("access_log_flush", float, "Seconds between access log writes while fewer than 1,024 requests queue."),
 )
 
 
