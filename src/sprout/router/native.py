@@ -1,8 +1,8 @@
 """The router's compiled hot path: mypyc builds of the per-request modules, used only when built from the
 sources beside them.
 
-The same Python modules compiled to C by mypyc (`python -m sprout.router.native build`, run by `make
-setup`/`make test` through `python -m sprout.router.build_native`) cost the router ~30 % less CPU per request. They live in `_native/<tag>/` in this
+The same Python modules compiled to C by mypyc (`python -m sprout.router.build_native`, run by `make
+setup`/`make test`) cost the router ~30 % less CPU per request. They live in `_native/<tag>/` in this
 package, with a stamp of the sources they were built from; `sprout.router` puts that folder first on its
 module search path only while the stamp matches the sources, so an edited source, another Python or
 `SPROUT_ROUTER_PURE=1` runs the pure-Python modules, which stay the reference and the fallback (no
@@ -44,13 +44,20 @@ def state(package: Path = PACKAGE) -> str:
     """Why the router runs what it runs: `compiled`, or `pure: <reason>`."""
     if os.environ.get(PURE_ENV, "") not in ("", "0"):
         return f"pure: {PURE_ENV} is set"
-    try:
-        stamp = (folder(package) / STAMP).read_text().strip()
-    except OSError:
+    stamp = _stamp(package)
+    if stamp is None:
         return "pure: not built (python -m sprout.router.build_native)"
     if stamp != digest(package):
         return "pure: the build is older than the sources (python -m sprout.router.build_native)"
     return "compiled"
+
+
+def _stamp(package: Path) -> str | None:
+    """The source hash the build in `folder(package)` was made from, or None without a build."""
+    try:
+        return (folder(package) / STAMP).read_text().strip()
+    except OSError:
+        return None
 
 
 def search_path(path: list[str]) -> list[str]:
@@ -69,7 +76,7 @@ def build() -> Path:
     """Compile the hot modules with mypyc into `folder()` (nothing to do when it is fresh)."""
     target = folder()
     want = digest()
-    if (target / STAMP).is_file() and (target / STAMP).read_text().strip() == want:
+    if _stamp(PACKAGE) == want:
         return target
     from mypyc.build import mypycify
     from setuptools import setup  # type: ignore[import-untyped]
