@@ -82,14 +82,18 @@ def dashboard_page(browser: httpx.Client, sprout: Sprout) -> str:
 def watch_retirement(
     sprout: Sprout, old: set[int], released: float, browser: httpx.Client | None = None
 ) -> tuple[float, list[dict[str, Any]], list[str]]:
-    """Sample `status --json` (and the dashboard) until no old process is left; when, and every sample."""
+    """Sample the dashboard and `status --json` until no old process is left; when, and every sample.
+
+    Each page is read just before its status: the warm fleet lives from the switch (before `deploy`
+    returns) to its retirement, so a page read before a status that shows it must show it too.
+    """
     statuses: list[dict[str, Any]] = []
     pages: list[str] = []
     deadline = released + RETIRED_WITHIN
     while time.time() < deadline:
-        statuses.append(sprout.environment(APP))
         if browser is not None:
             pages.append(dashboard_page(browser, sprout))
+        statuses.append(sprout.environment(APP))
         if not alive(old):
             return time.time() - released, statuses, pages
         time.sleep(0.2)
@@ -141,7 +145,9 @@ def test_the_old_colour_is_retired_after_the_window_and_never_counted(rel: Sprou
     # The window is long enough for at least one look at the warm fleet: otherwise nothing was tested.
     assert warm_seen, statuses
     assert [(w["group"], w["version"], w["capacity"]) for w in warm_seen[0]] == [("blue", "v1", 2)]
-    assert any(re.search(r"2 warm \(v1\) until \d\d:\d\d:\d\d UTC", page) for page in pages)
+    for env, page in zip(statuses, pages, strict=True):
+        if env["warm"]:
+            assert re.search(r"2 warm \(v1\) until \d\d:\d\d:\d\d UTC", page), page[:2000]
     assert_never_desired(statuses, pages)
     assert took > WINDOW * 0.5
     assert_retired(rel)
