@@ -4,19 +4,18 @@ from __future__ import annotations
 
 import random
 import time
-from bisect import bisect_left
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from sprout.router import wire
 from sprout.router.balancer import choose
 from sprout.router.cache import Entry, cache_lifetime
-from sprout.router.metrics import BUCKETS
+from sprout.router.metrics import bucket_of
 from sprout.router.target import State
 
-_cached = wire.cached
-_CONTENT_LENGTH = wire.CONTENT_LENGTH
-_STATUS_LINES = wire.STATUS_LINES
-_DRAINING = State.DRAINING
+_CLASS_OF: Final = wire.CLASS_OF
+_CONTENT_LENGTH: Final = wire.CONTENT_LENGTH
+_STATUS_LINES: Final = wire.STATUS_LINES
+_DRAINING: Final = State.DRAINING
 
 if TYPE_CHECKING:
     from sprout.router.proxy import ClientProtocol
@@ -24,21 +23,21 @@ if TYPE_CHECKING:
     from sprout.router.target import Target
     from sprout.router.upstream import UpstreamConnection
 
-_perf = time.perf_counter
-_random = random.random
+_perf: Final = time.perf_counter
+_random: Final = random.random
 # Deadlines from the real clock (the loop's, monotonic): the coarse router clock lags by up to a tick,
 # which would let a timeout fire early.
-_monotonic = time.monotonic
-CRLF = b"\r\n"
-_LAST_CHUNK = b"0\r\n\r\n"
+_monotonic: Final = time.monotonic
+CRLF: Final = b"\r\n"
+_LAST_CHUNK: Final = b"0\r\n\r\n"
 #: The access log's `target\tversion\tzone` of a request that reached no target.
-NO_TARGET = b"\t\t"
+NO_TARGET: Final = b"\t\t"
 # Request bytes buffered while no upstream connection is ready before the client is paused.
-_PENDING_LIMIT = 256 * 1024
+_PENDING_LIMIT: Final = 256 * 1024
 
 
 #: Largest response (by Content-Length) held back until complete, so it can still be retried.
-RESPONSE_HOLD_BYTES = 64 * 1024
+RESPONSE_HOLD_BYTES: Final = 64 * 1024
 
 
 class Exchange:
@@ -239,7 +238,7 @@ class Exchange:
         cls = status // 100 - 1
         if not 0 <= cls < 5:
             cls = 4
-        bucket = bisect_left(BUCKETS, elapsed)
+        bucket = bucket_of(elapsed)
         stats.by_class[cls] += 1
         stats.latency[bucket] += 1
         stats.count += 1
@@ -280,7 +279,7 @@ class Exchange:
             return
         self.deadline = 0.0
         self.resp_status = status
-        if len(special) == 1 and _cached(special[0][0]) == _CONTENT_LENGTH:
+        if len(special) == 1 and _CLASS_OF.get(special[0][0]) == _CONTENT_LENGTH:
             # The common case: nothing hop-by-hop, framed by one Content-Length.
             length: bytes | None = special[0][1]
             chunked = False

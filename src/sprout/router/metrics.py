@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from prometheus_client import generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
@@ -13,7 +12,7 @@ from prometheus_client.utils import floatToGoString
 if TYPE_CHECKING:
     from sprout.router.router import Router
 
-BUCKETS: tuple[float, ...] = (
+BUCKETS: Final[tuple[float, ...]] = (
     0.001,
     0.0025,
     0.005,
@@ -29,7 +28,18 @@ BUCKETS: tuple[float, ...] = (
     10.0,
     30.0,
 )
-CLASSES: tuple[str, ...] = ("1xx", "2xx", "3xx", "4xx", "5xx")
+CLASSES: Final[tuple[str, ...]] = ("1xx", "2xx", "3xx", "4xx", "5xx")
+
+
+def bucket_of(seconds: float) -> int:
+    """The latency bucket of a duration: the index of the first bound at or above it."""
+    # A scan rather than bisect: almost every request lands in the first buckets, and compiled it is a
+    # few float compares where bisect makes a rich comparison per probe (~1k instructions a request).
+    i = 0
+    n = len(BUCKETS)
+    while i < n and BUCKETS[i] < seconds:
+        i += 1
+    return i
 
 
 class Stats:
@@ -48,7 +58,7 @@ class Stats:
         """Count one finished request."""
         cls = status // 100 - 1
         self.by_class[cls if 0 <= cls < 5 else 4] += 1
-        self.latency[bisect_left(BUCKETS, seconds)] += 1
+        self.latency[bucket_of(seconds)] += 1
         self.count += 1
         self.total += seconds
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 import httptools
 
@@ -16,11 +16,14 @@ from sprout.router.request import REASONS, Reject, RequestHead
 if TYPE_CHECKING:
     from sprout.router.router import Router
 
-_UNSEEN: Any = object()
-_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
-# The forwarding headers up to X-Forwarded-Host's value are per connection (`forwarding_prefix`), so a
-# request pays one formatting slot for them; a client's own never reach it unless it is a trusted proxy.
-_REQUEST_HEAD = b"%s %s HTTP/1.1\r\n%s%s%s\r\nX-Request-Id: %s\r\n%s\r\n"
+_UNSEEN: Final[Any] = object()
+_CONTINUE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
+# The request head is joined from pieces: `%`-formatting a template parses it on every request (~2k
+# instructions, the dearest step of building a head). The forwarding headers up to X-Forwarded-Host's
+# value are per connection (`forwarding_prefix`); a client's own never reach it unless it is a trusted proxy.
+_HTTP11: Final = b" HTTP/1.1\r\n"
+_REQUEST_ID: Final = b"\r\nX-Request-Id: "
+_CRLF: Final = b"\r\n"
 
 
 class ClientProtocol(RequestHead, asyncio.Protocol):
@@ -169,7 +172,7 @@ class ClientProtocol(RequestHead, asyncio.Protocol):
         route = router.host_routes.get(host, _UNSEEN)
         if route is _UNSEEN:
             route = router.route_for(host)
-        rid = self.request_id or next(router.request_ids)
+        rid = self.request_id or router.request_id()
         headers = self.headers
         upgrade = False
         if self.connection:
@@ -221,7 +224,22 @@ class ClientProtocol(RequestHead, asyncio.Protocol):
                     ex.upgrade = True
                     framing += b"Connection: upgrade\r\nUpgrade: %s\r\n" % self.upgrade
                 # End-to-end headers, the forwarding headers, then the framing lines.
-                ex.head = _REQUEST_HEAD % (method, url, b"".join(headers), prefix, fhost, rid, framing)
+                ex.head = b"".join(
+                    [
+                        method,
+                        b" ",
+                        url,
+                        _HTTP11,
+                        *headers,
+                        prefix,
+                        fhost,
+                        _REQUEST_ID,
+                        rid,
+                        _CRLF,
+                        framing,
+                        _CRLF,
+                    ]
+                )
                 if self.expect and self.exchange is None and body_mode:
                     self.write(_CONTINUE)
         self._reset_request()

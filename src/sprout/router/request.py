@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Final
+
 from sprout.router import wire
 
-REASONS = {
+REASONS: Final = {
     400: "bad request",
     408: "request header timeout",
     413: "request body too large",
@@ -12,8 +14,8 @@ REASONS = {
     431: "request header fields too large",
     501: "transfer coding not implemented",
 }
-_cached = wire.cached
-_FORWARDING_CLASSES = wire.FORWARDING_CLASSES
+_CLASS_OF: Final = wire.CLASS_OF
+_FORWARDING_CLASSES: Final = wire.FORWARDING_CLASSES
 
 
 class Reject(Exception):
@@ -81,16 +83,22 @@ class RequestHead:
         if self.header_bytes > self.max_header_bytes:
             self.reject = 431
             raise Reject()
-        cls = _cached(name)
+        cls = _CLASS_OF.get(name)
         if cls is None:
             cls = wire.header_class(name)
         if cls == wire.KEEP:
-            self.headers += (name, b": ", value, b"\r\n")
+            # Four appends, not `+= (…)`: compiled, an append is a C call where `+=` builds a tuple first.
+            headers = self.headers
+            headers.append(name)
+            headers.append(b": ")
+            headers.append(value)
+            headers.append(b"\r\n")
         elif cls == wire.HOST:
             if self.host:
                 self.reject = 400
                 raise Reject("duplicate Host header")
-            if b"," in value:
+            # `find`, not `in`: `bytes in bytes` raises and clears a TypeError inside CPython first.
+            if value.find(b",") >= 0:
                 self.reject = 400
                 raise Reject("Host header with more than one value")
             self.host = value
@@ -114,7 +122,7 @@ class RequestHead:
             if self.trusted:
                 self.forwarded_for = self.forwarded_for + b", " + value if self.forwarded_for else value
         elif cls == wire.REQUEST_ID:
-            if len(value) <= 128 and value.isascii() and b" " not in value:
+            if len(value) <= 128 and value.isascii() and value.find(b" ") < 0:
                 self.request_id = value
         elif cls == wire.EXPECT:
             self.expect = value.strip().lower() == b"100-continue"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
-import itertools
 import logging
 import os
 import time
@@ -75,14 +74,18 @@ class Router:
         self._health_tasks: dict[str, asyncio.Task[None]] = {}
         self._drain_tasks: dict[str, asyncio.Task[None]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
-        # Request ids unique to this process; `next(router.request_ids)` makes one without a Python frame.
-        rid_format = os.urandom(4).hex().encode() + b"-%x"
-        self.request_ids = map(rid_format.__mod__, itertools.count(1))
+        self._rid_format = os.urandom(4).hex().encode() + b"-%x"
+        self._rid_count = 0
         self._ticker: asyncio.Task[None] | None = None
         #: HTTPS certificates and the plain-HTTP answers of TLS hosts; None without an HTTPS listener.
         self.tls: TlsFront | None = None
 
     # -- hot-path helpers -----------------------------------------------------------------------------
+    def request_id(self) -> bytes:
+        """A request id unique to this process: 8 random hex digits, a dash and a hex counter."""
+        self._rid_count += 1
+        return self._rid_format % self._rid_count
+
     def is_trusted(self, peer: str) -> bool:
         """Whether a client address is one of the configured trusted proxies."""
         try:

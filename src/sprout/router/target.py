@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from sprout.accessfiles import where
 from sprout.router.metrics import Stats
@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from sprout.router.health import CheckResult
     from sprout.router.upstream import Pool
 
-log = logging.getLogger("sprout.router")
+log: Final = logging.getLogger("sprout.router")
 
 
 class State(enum.StrEnum):

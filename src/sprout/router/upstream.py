@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 import httptools
 
@@ -15,9 +15,9 @@ if TYPE_CHECKING:
     from sprout.router.target import Target
 
 
-_cached = wire.cached
-_KEEP = wire.KEEP
-_KEPT_IN_RESPONSE = wire.KEPT_IN_RESPONSE
+_CLASS_OF: Final = wire.CLASS_OF
+_KEEP: Final = wire.KEEP
+_KEPT_IN_RESPONSE: Final = wire.KEPT_IN_RESPONSE
 
 
 class UpstreamConnection(asyncio.Protocol):
@@ -106,11 +106,16 @@ class UpstreamConnection(asyncio.Protocol):
     # httptools callbacks
     def on_header(self, name: bytes, value: bytes) -> None:
         # Classified as it arrives, so the head is built without a second pass over the headers.
-        cls = _cached(name)
+        cls = _CLASS_OF.get(name)
         if cls is None:
             cls = wire.header_class(name)
         if cls == _KEEP:
-            self.lines += (name, b": ", value, b"\r\n")
+            # Four appends, not `+= (…)`: compiled, an append is a C call where `+=` builds a tuple first.
+            lines = self.lines
+            lines.append(name)
+            lines.append(b": ")
+            lines.append(value)
+            lines.append(b"\r\n")
             return
         if cls in _KEPT_IN_RESPONSE:
             self.lines += (name, b": ", value, b"\r\n")

@@ -2,33 +2,35 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from http import HTTPStatus
+from typing import Final
 
 # Header classes, looked up by the exact bytes of a header name (cached) to keep .lower() off the hot path.
-KEEP = 0
-DROP = 1  # hop-by-hop (RFC 9110 §7.6.1) or set by the router itself
-CONTENT_LENGTH = 2
-TRANSFER_ENCODING = 3
-HOST = 4
-CONNECTION = 5
-UPGRADE = 6
-FORWARDED_FOR = 7
-REQUEST_ID = 8
-EXPECT = 9
-SET_COOKIE = 10
-CACHE_CONTROL = 11
-VARY = 12
-ACCEPT_ENCODING = 13
+KEEP: Final = 0
+DROP: Final = 1  # hop-by-hop (RFC 9110 §7.6.1) or set by the router itself
+CONTENT_LENGTH: Final = 2
+TRANSFER_ENCODING: Final = 3
+HOST: Final = 4
+CONNECTION: Final = 5
+UPGRADE: Final = 6
+FORWARDED_FOR: Final = 7
+REQUEST_ID: Final = 8
+EXPECT: Final = 9
+SET_COOKIE: Final = 10
+CACHE_CONTROL: Final = 11
+VARY: Final = 12
+ACCEPT_ENCODING: Final = 13
 # Forwarding headers from the client: believed only from a trusted proxy, else replaced or dropped.
-FORWARDED_PROTO = 14
-FORWARDED_HOST = 15
-REAL_IP = 16
-FORWARDING = 17  # Forwarded, X-Forwarded-Port/-Prefix/…: passed on from a trusted proxy only
-UNDERSCORE_FRAMING = 18  # Content_Length, Transfer_Encoding: refused, servers differ on whether they frame
-FORWARDING_CLASSES: frozenset[int] = frozenset({FORWARDED_PROTO, FORWARDED_HOST, REAL_IP, FORWARDING})
+FORWARDED_PROTO: Final = 14
+FORWARDED_HOST: Final = 15
+REAL_IP: Final = 16
+FORWARDING: Final = 17  # Forwarded, X-Forwarded-Port/-Prefix/…: passed on from a trusted proxy only
+UNDERSCORE_FRAMING: Final = (
+    18  # Content_Length, Transfer_Encoding: refused, servers differ on whether they frame
+)
+FORWARDING_CLASSES: Final[frozenset[int]] = frozenset({FORWARDED_PROTO, FORWARDED_HOST, REAL_IP, FORWARDING})
 
-_BY_LOWER: dict[bytes, int] = {
+_BY_LOWER: Final[dict[bytes, int]] = {
     b"connection": CONNECTION,
     b"proxy-connection": DROP,
     b"keep-alive": DROP,
@@ -51,19 +53,19 @@ _BY_LOWER: dict[bytes, int] = {
     b"vary": VARY,
     b"accept-encoding": ACCEPT_ENCODING,
 }
-_CACHE: dict[bytes, int] = {}
-_CACHE_MAX = 4096
-#: Bound `get` of the memo, for hot loops: `cached(name)` is None until `header_class(name)` ran once.
-cached: Callable[[bytes], int | None] = _CACHE.get
+#: The class of each exact header name seen, for hot loops: `CLASS_OF.get(name)` is None until
+#: `header_class(name)` ran once.
+CLASS_OF: Final[dict[bytes, int]] = {}
+_CLASS_OF_MAX: Final = 4096
 
 
 def header_class(name: bytes) -> int:
     """The class of a header name, case-insensitively."""
-    cls = _CACHE.get(name)
+    cls = CLASS_OF.get(name)
     if cls is None:
         cls = _classify(name.lower())
-        if len(_CACHE) < _CACHE_MAX:
-            _CACHE[name] = cls
+        if len(CLASS_OF) < _CLASS_OF_MAX:
+            CLASS_OF[name] = cls
     return cls
 
 
@@ -119,7 +121,7 @@ def trusted_forwarding(
 
 
 #: Connection tokens that never remove a header: connection options, and Host (the target needs it).
-CONNECTION_KEEPS: frozenset[bytes] = frozenset({b"close", b"keep-alive", b"upgrade", b"host"})
+CONNECTION_KEEPS: Final[frozenset[bytes]] = frozenset({b"close", b"keep-alive", b"upgrade", b"host"})
 
 
 def connection_tokens(values: list[bytes]) -> set[bytes]:
@@ -143,7 +145,7 @@ def without_named(pieces: list[bytes], named: set[bytes]) -> list[bytes]:
 
 
 #: Classes other than KEEP whose headers a response carries through unchanged.
-KEPT_IN_RESPONSE: frozenset[int] = frozenset(
+KEPT_IN_RESPONSE: Final[frozenset[int]] = frozenset(
     {HOST, FORWARDED_FOR, EXPECT, SET_COOKIE, CACHE_CONTROL, VARY, ACCEPT_ENCODING}
 )
 
@@ -178,7 +180,7 @@ def response_framing(
 
 
 #: Cached status lines by code (read directly on the hot path; `status_line` fills it).
-STATUS_LINES: dict[int, bytes] = {}
+STATUS_LINES: Final[dict[int, bytes]] = {}
 
 
 def status_line(status: int) -> bytes:
@@ -212,4 +214,4 @@ def local_response(status: int, message: str, request_id: bytes, close: bool) ->
     return b"".join(parts)
 
 
-IDEMPOTENT: frozenset[bytes] = frozenset({b"GET", b"HEAD", b"OPTIONS", b"PUT", b"DELETE", b"TRACE"})
+IDEMPOTENT: Final[frozenset[bytes]] = frozenset({b"GET", b"HEAD", b"OPTIONS", b"PUT", b"DELETE", b"TRACE"})
