@@ -6,6 +6,7 @@ on free loopback ports and kills each one by PID at the end.
 
     .venv/bin/python bench/router.py [--rounds 3] [--duration 10] [--workers 1] [--memory] [--profile]
                                      [--only direct,nginx,haproxy,caddy,router,stack,minimal]
+    .venv/bin/python bench/router.py --instructions [--duration 10]   # needs valgrind
 
 Contenders: `direct` (wrk straight at one backend), `nginx`, `haproxy`, `caddy` (one worker each, access
 logs off), `router` (the bare `sprout router`, no access log) and `stack`: the platform as a user gets it,
@@ -15,6 +16,8 @@ access log on and the daemon ingesting it. Prints req/s, p50, p99 (medians over 
 daemon's share shown apart), the ratios the acceptance asks for, and the load average. With --memory the
 router's RSS after 1 M proxied requests and after a streamed 1 GiB upload. `minimal` is
 `bench/minimal_proxy.py`, a featureless uvloop + httptools proxy: the floor of any Python proxy here.
+With --instructions, only the router: its worker's instructions per request counted by callgrind, an
+exact figure for telling a change apart where CPU time on a shared host varies by ±15 % run to run.
 """
 
 from __future__ import annotations
@@ -170,11 +173,11 @@ def rss_mib(pid: int) -> tuple[float, float]:
     return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
 
 
-def admin_call(port: int, method: str, path: str, body: object = None) -> object:
+def admin_call(port: int, method: str, path: str, body: object = None, timeout: float = 10) -> object:
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data, method=method,
                                  headers={"Authorization": f"Bearer {TOKEN}"})  # fmt: skip
-    with urllib.request.urlopen(req, timeout=10) as resp:
+    with urllib.request.urlopen(req, timeout=timeout) as resp:
         return json.loads(resp.read())
 
 
@@ -373,6 +376,9 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="run the router under cProfile; print the top")
     parser.add_argument("--perf", action="store_true", help="sample the router with `perf record` during one "
                         "extra -c64 run and print where CPU time goes (kernel, interpreter, httptools, uvloop)")  # fmt: skip
+    parser.add_argument("--instructions", action="store_true", help="instead of the contenders, count the "
+                        "router worker's instructions per request under valgrind's callgrind (exact where CPU "
+                        "time varies by host), without and with the access log")  # fmt: skip
     parser.add_argument("--serve-backend", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_backend:
@@ -425,6 +431,9 @@ def run(args: argparse.Namespace, folder: Path, procs: Processes, stack: Stack) 
     print(f"router hot path (router and stack): {native.state()}")
     for port in backends:
         wait_port(port)
+    if args.instructions:
+        instructions(folder, procs, backends, 2 * args.duration)
+        return
     ports = {"direct": backends[0]}
     only = args.only.split(",")
     if "nginx" in only:
@@ -567,6 +576,48 @@ def run(args: argparse.Namespace, folder: Path, procs: Processes, stack: Stack) 
         import pstats
 
         pstats.Stats(str(folder / "router.prof")).sort_stats("tottime").print_stats(25)
+
+
+def instructions(folder: Path, procs: Processes, backends: list[int], duration: int) -> None:
+    """The router worker's own instructions per proxied request (user space; callgrind counts exactly)."""
+    if shutil.which("valgrind") is None:
+        print("valgrind not found: no instruction count (apt-get install valgrind)")
+        return
+    import psutil
+
+    from sprout.router import native
+
+    print(f"router hot path: {native.state()}; wrk -t1 -c16 -d{duration}s under callgrind (~50x slower)")
+    targets = [{"id": f"b{i}", "address": f"127.0.0.1:{p}", "healthy": True} for i, p in enumerate(backends)]
+    for label, extra in (
+        ("no access log", []),
+        ("access log on", ["--access-log", str(folder / "log" / "a.jsonl")]),
+    ):
+        port, admin = free_port(), free_port()
+        (folder / "token").write_text(TOKEN)
+        (folder / "token").chmod(0o600)
+        router = procs.start("router", ["valgrind", "--tool=callgrind", "--trace-children=yes",
+                                        "--instr-atstart=no", f"--callgrind-out-file={folder}/callgrind.%p",
+                                        PY, "-m", "sprout.router", "--listen", f"127.0.0.1:{port}",
+                                        "--admin", f"127.0.0.1:{admin}", "--token-file", str(folder / "token"),
+                                        "--state", str(folder / "table.json"), *extra])  # fmt: skip
+        wait_port(admin, timeout=300)
+        admin_call(admin, "PUT", "/table", {"routes": [{"name": "bench", "hosts": ["bench.localhost"],
+                   "default": True, "groups": [{"name": "g", "targets": targets}]}]}, timeout=300)  # fmt: skip
+        wait_port(port, timeout=300)
+        worker = psutil.Process(router.pid).children()[0].pid
+        subprocess.run(
+            ["wrk", "-t1", "-c8", "-d5s", f"http://127.0.0.1:{port}/"], capture_output=True, check=True
+        )
+        subprocess.run(["callgrind_control", "-i", "on", str(worker)], capture_output=True, check=True)
+        out = subprocess.run(["wrk", "-t1", "-c16", f"-d{duration}s", f"http://127.0.0.1:{port}/"],
+                             capture_output=True, text=True, check=True).stdout  # fmt: skip
+        subprocess.run(["callgrind_control", "-d", str(worker)], capture_output=True, check=True)
+        requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+        dump = (folder / f"callgrind.{worker}.1").read_text(errors="replace")
+        total = int(re.search(r"^(?:summary|totals): (\d+)", dump, re.M).group(1))  # type: ignore[union-attr]
+        print(f"{label:<14} {total / requests:>8,.0f} instructions per request ({requests} requests)")
+        procs.stop(router)
 
 
 def perf_profile(folder: Path, port: int, pid: int, duration: int) -> None:

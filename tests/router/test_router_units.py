@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import bisect
 import collections
 import json
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from sprout.errors import UserError
 from sprout.router.balancer import Group, choose
 from sprout.router.cache import EdgeCache, Entry, cache_lifetime
-from sprout.router.metrics import Stats
+from sprout.router.metrics import BUCKETS, Stats, bucket_of
 from sprout.router.table import HostMatcher, load_table, parse_table, save_table
 from sprout.router.target import State, Target
 
@@ -163,6 +166,11 @@ def test_quantiles_interpolate_inside_buckets():
     assert 0.0025 <= snap["latency"]["p50"] <= 0.005
     assert 0.1 <= snap["latency"]["p99"] <= 0.25
     assert snap["latency"]["buckets"]["+Inf"] == 100
+
+
+@given(st.one_of(st.floats(min_value=0.0, max_value=60.0), st.sampled_from(BUCKETS)))
+def test_a_duration_lands_in_the_bucket_of_the_first_bound_at_or_above_it(seconds: float) -> None:
+    assert bucket_of(seconds) == bisect.bisect_left(BUCKETS, seconds)
 
 
 @pytest.mark.parametrize(
