@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Final
 import httptools
 
 from sprout.router import wire
-from sprout.router.exchange import Exchange
+from sprout.router.exchange import CRLF, Exchange
 from sprout.router.request import REASONS, Reject, RequestHead
 
 if TYPE_CHECKING:
@@ -18,12 +18,11 @@ if TYPE_CHECKING:
 
 _UNSEEN: Final[Any] = object()
 _CONTINUE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
-# The request head is joined from pieces: `%`-formatting a template parses it on every request (~2k
-# instructions, the dearest step of building a head). The forwarding headers up to X-Forwarded-Host's
-# value are per connection (`forwarding_prefix`); a client's own never reach it unless it is a trusted proxy.
+# The request head is joined from its pieces in one pass (a `%` template with the headers joined first
+# cost ~600 instructions a request more). The forwarding headers up to X-Forwarded-Host's value are per
+# connection (`forwarding_prefix`); a client's own never reach it unless it is a trusted proxy.
 _HTTP11: Final = b" HTTP/1.1\r\n"
 _REQUEST_ID: Final = b"\r\nX-Request-Id: "
-_CRLF: Final = b"\r\n"
 
 
 class ClientProtocol(RequestHead, asyncio.Protocol):
@@ -224,22 +223,8 @@ class ClientProtocol(RequestHead, asyncio.Protocol):
                     ex.upgrade = True
                     framing += b"Connection: upgrade\r\nUpgrade: %s\r\n" % self.upgrade
                 # End-to-end headers, the forwarding headers, then the framing lines.
-                ex.head = b"".join(
-                    [
-                        method,
-                        b" ",
-                        url,
-                        _HTTP11,
-                        *headers,
-                        prefix,
-                        fhost,
-                        _REQUEST_ID,
-                        rid,
-                        _CRLF,
-                        framing,
-                        _CRLF,
-                    ]
-                )
+                ex.head = b"".join([method, b" ", url, _HTTP11, *headers, prefix, fhost, _REQUEST_ID, rid, CRLF,
+                                    framing, CRLF])  # fmt: skip
                 if self.expect and self.exchange is None and body_mode:
                     self.write(_CONTINUE)
         self._reset_request()
