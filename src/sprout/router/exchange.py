@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Final
 from sprout.router import wire
 from sprout.router.balancer import choose
 from sprout.router.cache import Entry, cache_lifetime
-from sprout.router.metrics import bucket_of
 from sprout.router.target import State
 
 _CLASS_OF: Final = wire.CLASS_OF
@@ -226,27 +225,15 @@ class Exchange:
         if target is None:
             return
         self.target = None
-        self._release_target(target, status)
+        self._release_target(target, status, _perf() - self.started)
         self.tried = (*self.tried, target)
 
-    def _release_target(self, target: Target, status: int) -> None:
-        elapsed = _perf() - self.started
+    def _release_target(self, target: Target, status: int, elapsed: float) -> None:
         stats = target.stats
-        group = target.group_stats
         stats.in_flight -= 1
-        group.in_flight -= 1
-        cls = status // 100 - 1
-        if not 0 <= cls < 5:
-            cls = 4
-        bucket = bucket_of(elapsed)
-        stats.by_class[cls] += 1
-        stats.latency[bucket] += 1
-        stats.count += 1
-        stats.total += elapsed
-        group.by_class[cls] += 1
-        group.latency[bucket] += 1
-        group.count += 1
-        group.total += elapsed
+        stats.observe(status, elapsed)
+        target.group_stats.in_flight -= 1
+        target.group_stats.observe(status, elapsed)
         target.exchanges.discard(self)
         if target.state is _DRAINING and stats.in_flight == 0:
             self.client.router.drain_progress(target)
@@ -512,8 +499,9 @@ class Exchange:
             return
         self.done = True
         target = self.target
+        elapsed = _perf() - self.started
         if target is not None:
-            self._release_target(target, status)
+            self._release_target(target, status, elapsed)
         router = self.client.router
         log = router.access_log
         if log is not None:
@@ -527,7 +515,7 @@ class Exchange:
                     self.path,
                     status,
                     self.bytes_out,
-                    _perf() - self.started,
+                    elapsed,
                     t.log_where if t else NO_TARGET,
                     len(self.tried),
                     self.route.log_name if self.route is not None else b"",

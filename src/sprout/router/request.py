@@ -87,12 +87,7 @@ class RequestHead:
         if cls is None:
             cls = wire.header_class(name)
         if cls == wire.KEEP:
-            # Four appends, not `+= (…)`: compiled, an append is a C call where `+=` builds a tuple first.
-            headers = self.headers
-            headers.append(name)
-            headers.append(b": ")
-            headers.append(value)
-            headers.append(b"\r\n")
+            wire.add_header(self.headers, name, value)
         elif cls == wire.HOST:
             if self.host:
                 self.reject = 400
@@ -102,7 +97,7 @@ class RequestHead:
                 self.reject = 400
                 raise Reject("Host header with more than one value")
             self.host = value
-            self.headers += (name, b": ", value, b"\r\n")
+            wire.add_header(self.headers, name, value)
         elif cls == wire.CONTENT_LENGTH:
             self.content_length = value
         elif cls == wire.TRANSFER_ENCODING:
@@ -128,7 +123,7 @@ class RequestHead:
             self.expect = value.strip().lower() == b"100-continue"
         elif cls == wire.ACCEPT_ENCODING:
             self.accept_encoding = value
-            self.headers += (name, b": ", value, b"\r\n")
+            wire.add_header(self.headers, name, value)
         elif cls == wire.UNDERSCORE_FRAMING:
             self.reject = 400
             raise Reject("framing header with an underscore in its name")
@@ -138,4 +133,4 @@ class RequestHead:
                     self.forwarding = []
                 self.forwarding.append((cls, name, value))
         elif cls != wire.DROP:
-            self.headers += (name, b": ", value, b"\r\n")
+            wire.add_header(self.headers, name, value)

@@ -110,15 +110,10 @@ class UpstreamConnection(asyncio.Protocol):
         if cls is None:
             cls = wire.header_class(name)
         if cls == _KEEP:
-            # Four appends, not `+= (…)`: compiled, an append is a C call where `+=` builds a tuple first.
-            lines = self.lines
-            lines.append(name)
-            lines.append(b": ")
-            lines.append(value)
-            lines.append(b"\r\n")
+            wire.add_header(self.lines, name, value)
             return
         if cls in _KEPT_IN_RESPONSE:
-            self.lines += (name, b": ", value, b"\r\n")
+            wire.add_header(self.lines, name, value)
         self.special.append((name, value))
 
     def on_headers_complete(self) -> None:

@@ -25,9 +25,8 @@ FORWARDED_PROTO: Final = 14
 FORWARDED_HOST: Final = 15
 REAL_IP: Final = 16
 FORWARDING: Final = 17  # Forwarded, X-Forwarded-Port/-Prefix/…: passed on from a trusted proxy only
-UNDERSCORE_FRAMING: Final = (
-    18  # Content_Length, Transfer_Encoding: refused, servers differ on whether they frame
-)
+# Content_Length, Transfer_Encoding: refused, servers differ on whether they frame.
+UNDERSCORE_FRAMING: Final = 18
 FORWARDING_CLASSES: Final[frozenset[int]] = frozenset({FORWARDED_PROTO, FORWARDED_HOST, REAL_IP, FORWARDING})
 
 _BY_LOWER: Final[dict[bytes, int]] = {
@@ -57,6 +56,15 @@ _BY_LOWER: Final[dict[bytes, int]] = {
 #: `header_class(name)` ran once.
 CLASS_OF: Final[dict[bytes, int]] = {}
 _CLASS_OF_MAX: Final = 4096
+
+
+def add_header(pieces: list[bytes], name: bytes, value: bytes) -> None:
+    """Append one header line to a head's pieces, as (name, b": ", value, CRLF)."""
+    # Four appends, not `+= (…)`: compiled, an append is a C call where `+=` builds a tuple first.
+    pieces.append(name)
+    pieces.append(b": ")
+    pieces.append(value)
+    pieces.append(b"\r\n")
 
 
 def header_class(name: bytes) -> int:
@@ -116,7 +124,7 @@ def trusted_forwarding(
         elif cls == REAL_IP:
             real_ip = value
         else:
-            lines += (name, b": ", value, b"\r\n")
+            add_header(lines, name, value)
     return forwarding_prefix(xff, real_ip, proto, b"".join(lines)), fhost
 
 
