@@ -5,13 +5,17 @@ kills every process it started by PID at the end.
 
     .venv/bin/python bench/haproxy.py [--rounds 3] [--duration 8] [--releases 10] [--only engine,releases]
 
-1. engine: two uvicorn backends behind (a) a bare HAProxy (one backend, two servers, no log), (b) the
-   same job by hand: a static HAProxy config a user would write to do what the engine does per request
-   (access log line, request id, forwarding headers, retries of idempotent requests, health checks), and
-   (c) the HAProxy Sprout runs for `--engine haproxy` (its generated config, the route and targets set
-   over the runtime API, the access log written): `wrk -t2` at -c64 and -c256, rounds rotated, medians
-   printed with the engine/bare and engine/by-hand ratios (goal: req/s ≥ 0.95x, p99 ≤ 1.2x). (b) against
-   (a) is the price of the features; (c) against (b) is the price of Sprout's runtime-driven routing.
+1. engine: two uvicorn backends behind (a) a bare HAProxy (one backend, two servers, no log, no header
+   added), (a') the same with `option forwardfor` (the X-Forwarded-For line nearly every HAProxy in front
+   of an app carries, and the HAProxy of bench/router.py's peer table), (b) the same job by hand: a static
+   HAProxy config a user would write to do what the engine does per request (access log line, request id,
+   forwarding headers, retries of idempotent requests, health checks), and (c) the HAProxy Sprout runs for
+   `--engine haproxy` (its generated config, the route and targets set over the runtime API, the access
+   log written): `wrk -t2` at -c64 and -c256, rounds rotated, medians printed with the engine/bare,
+   engine/forwardfor and engine/by-hand ratios (goal: req/s ≥ 0.95x, p99 ≤ 1.2x). (b) against (a) is the
+   price of the features; (c) against (b) is the price of Sprout's runtime-driven routing. Beside each:
+   the CPU per request of the proxy, of the two backends (which parse what the proxy adds) and of the
+   engine's shipper, from the processes' own CPU counters.
 2. releases: `sprout up --engine haproxy` of examples/hello (2 instances, blue/green, 2 s drain) under its
    own SPROUT_HOME, then `--releases` x `sprout deploy` while `wrk -c64` runs through HAProxy for the whole
    time; prints wrk's non-2xx and socket-error counts (goal: 0 and 0).
@@ -30,6 +34,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import psutil
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
@@ -54,16 +60,18 @@ health_timeout = "90s"
 """
 
 
-def bare_conf(folder: Path, port: int, backends: list[int]) -> Path:
-    """The bare HAProxy: the same defaults Sprout's config starts from, one backend, no log."""
+def bare_conf(folder: Path, port: int, backends: list[int], forwardfor: bool = False) -> Path:
+    """The bare HAProxy: the same defaults Sprout's config starts from, one backend, no log; with
+    `forwardfor`, HAProxy's own X-Forwarded-For header on each request."""
     servers = "\n".join(f"  server b{i} 127.0.0.1:{p}" for i, p in enumerate(backends))
-    conf = folder / "bare.cfg"
+    conf = folder / ("forwardfor.cfg" if forwardfor else "bare.cfg")
+    option = "\n  option forwardfor" if forwardfor else ""
     conf.write_text(f"""
 global
   maxconn 4096
 defaults
   mode http
-  option http-keep-alive
+  option http-keep-alive{option}
   timeout connect 3s
   timeout client 60s
   timeout server 60s
@@ -201,10 +209,21 @@ def start_engine(
     return admin, haproxy.pid, shipper.pid
 
 
+def cpu_seconds(pid: int) -> float:
+    """A process's user + system CPU time so far."""
+    times = psutil.Process(pid).cpu_times()
+    return float(times.user + times.system)
+
+
 def bench_engine(args: argparse.Namespace, folder: Path, procs: Processes) -> None:
     backends = start_backends(procs)
-    bare_port, hand_port, engine_port = free_port(), free_port(), free_port()
-    procs.start("bare", [find_haproxy(), "-db", "-f", str(bare_conf(folder, bare_port, backends))])
+    backend_pids = [proc.pid for proc in procs.procs]
+    bare_port, fwd_port, hand_port, engine_port = free_port(), free_port(), free_port(), free_port()
+    bare = procs.start("bare", [find_haproxy(), "-db", "-f", str(bare_conf(folder, bare_port, backends))])
+    fwd = procs.start(
+        "forwardfor",
+        [find_haproxy(), "-db", "-f", str(bare_conf(folder, fwd_port, backends, forwardfor=True))],
+    )
     with open(folder / "by-hand-access.log", "ab") as out, open(folder / "by-hand.log", "ab") as err:
         by_hand = subprocess.Popen(
             [find_haproxy(), "-db", "-f", str(by_hand_conf(folder, hand_port, backends))],
@@ -215,36 +234,57 @@ def bench_engine(args: argparse.Namespace, folder: Path, procs: Processes) -> No
     # The engine's access lines go, as under `sprout up`, through its ring to the shipper (niced), which
     # appends them to the access files; rotation is set past the bench's volume so one file counts them.
     logs = folder / "engine-logs"
-    start_engine(folder, procs, engine_port, logs, engine_table(backends), "--rotate-bytes", str(1 << 40))
+    _, engine_pid, shipper_pid = start_engine(
+        folder, procs, engine_port, logs, engine_table(backends), "--rotate-bytes", str(1 << 40)
+    )
     access = logs / "access" / "current.log"
-    contenders = [("bare", bare_port), ("by-hand", hand_port), ("engine", engine_port)]
-    for _, port in contenders:
+    # name, port, the proxy's pid, the pid of its log shipper (the by-hand one writes to its stdout file)
+    contenders = [
+        ("bare", bare_port, bare.pid, 0),
+        ("forwardfor", fwd_port, fwd.pid, 0),
+        ("by-hand", hand_port, by_hand.pid, 0),
+        ("engine", engine_port, engine_pid, shipper_pid),
+    ]
+    for _, port, _, _ in contenders:
         wait_port(port)
         wrk(port, 64, 2)  # warm-up
     results: dict[tuple[str, int], list[dict[str, float]]] = {}
     for rnd in range(args.rounds):
         for connections in (64, 256):
             # Rotated each round, so no contender always runs first or last.
-            order = contenders[rnd % 3 :] + contenders[: rnd % 3]
-            for name, port in order:
-                results.setdefault((name, connections), []).append(wrk(port, connections, args.duration))
+            shift = rnd % len(contenders)
+            for name, port, proxy, shipper in contenders[shift:] + contenders[:shift]:
+                pids = {"proxy": [proxy], "backends": backend_pids, "shipper": [shipper] if shipper else []}
+                before = {part: sum(cpu_seconds(pid) for pid in group) for part, group in pids.items()}
+                result = wrk(port, connections, args.duration)
+                time.sleep(0.3)  # the shipper's last batch of this run
+                for part, group in pids.items():
+                    spent = sum(cpu_seconds(pid) for pid in group) - before[part]
+                    result[f"{part}_us"] = spent / max(result["requests"], 1.0) * 1e6
+                results.setdefault((name, connections), []).append(result)
     time.sleep(1.0)  # the shipper's last batch
     lines = access.read_bytes().count(b"\n") if access.exists() else 0
     print(
         f"\n[engine] {args.rounds} rounds x {args.duration}s, wrk -t2; medians; load {os.getloadavg()[0]:.1f}"
+        "\n  CPU per request (µs): the proxy, the two backends together, the engine's shipper"
     )
-    print(f"{'':8} {'c':>4} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
+    print(
+        f"{'':10} {'c':>4} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}"
+        f" {'proxy':>7} {'backends':>9} {'shipper':>8}"
+    )
+    keys = ("rps", "p50", "p99", "proxy_us", "backends_us", "shipper_us")
     for connections in (64, 256):
         med = {}
-        for name, _ in contenders:
+        for name, _, _, _ in contenders:
             runs = results[(name, connections)]
-            med[name] = {k: statistics.median(r[k] for r in runs) for k in ("rps", "p50", "p99")}
+            med[name] = {k: statistics.median(r[k] for r in runs) for k in keys}
             errors = sum(r["non2xx"] + r["sockerr"] for r in runs)
             m = med[name]
             print(
-                f"{name:8} {connections:>4} {m['rps']:>9.0f} {m['p50']:>8.2f} {m['p99']:>8.2f} {errors:>7.0f}"
+                f"{name:10} {connections:>4} {m['rps']:>9.0f} {m['p50']:>8.2f} {m['p99']:>8.2f} {errors:>7.0f}"
+                f" {m['proxy_us']:>7.1f} {m['backends_us']:>9.1f} {m['shipper_us']:>8.1f}"
             )
-        for against in ("bare", "by-hand"):
+        for against in ("bare", "forwardfor", "by-hand"):
             ratio = med["engine"]["rps"] / med[against]["rps"]
             p99 = med["engine"]["p99"] / med[against]["p99"] if med[against]["p99"] else float("inf")
             verdict = "ok" if ratio >= 0.95 and p99 <= 1.2 else "MISSED"
