@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import os
 import signal
+import stat
 import time
 from pathlib import Path
 
 import psutil
 import pytest
-from e2e_kit import Load, Sprout, app_process
+from e2e_kit import Load, Sprout, app_process, make_app, private_sprout, processes_of
 
-from sprout.router.haproxy.config import BINARY_ENV
+from sprout.router.haproxy.config import BINARY_ENV, Layout
 
 
 def test_engine_haproxy_without_haproxy_installed_exits_2_naming_the_package(tmp_path: Path) -> None:
@@ -79,3 +80,25 @@ def test_up_on_haproxy_balances_survives_kill_9_and_restarts_with_its_table(
     assert sprout.get("/").status_code == 200
     sprout.run("down", str(sprout.app_dir))
     assert not psutil.pid_exists(int(restarted["pid"]))
+
+
+@pytest.mark.slow
+def test_a_deep_home_keeps_its_sockets_in_a_private_temp_folder_that_down_removes(tmp_path: Path) -> None:
+    app = make_app(tmp_path, "[scaling]\nenabled = false\n")
+    home = tmp_path / ("a-deep-folder-" * 5) / "home"
+    # Under root the app runs as a user of its own, who must pass through on the way to `<home>-apps`.
+    home.parent.mkdir()
+    home.parent.chmod(0o711)
+    layout = Layout(home / "run" / "haproxy")
+    folder = layout.socket.parent
+    # HAProxy takes a socket path of at most 97 bytes: this home's run folder is too deep for one.
+    assert folder != layout.root and len(str(layout.root / "haproxy.sock")) > 97
+    with private_sprout(app, home) as sprout:
+        sprout.engine = "haproxy"
+        sprout.up()
+        sprout.wait_converged(60)
+        assert sprout.get("/").status_code == 200
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700 and layout.socket.is_socket()
+        sprout.run("down", str(app))
+        assert not folder.exists(), sorted(folder.iterdir())
+        assert processes_of(home) == []

@@ -22,7 +22,7 @@ from loopback import free_port
 from sprout.router.client import RouterAdmin, RouterControl
 from sprout.router.config import RouterConfig
 from sprout.router.haproxy.admin import HaproxyAdmin
-from sprout.router.haproxy.config import Layout, find_haproxy, write_config
+from sprout.router.haproxy.config import Layout, find_haproxy, remove_socket_folder, write_config
 
 HERE = Path(__file__).parent
 PY = sys.executable
@@ -209,6 +209,7 @@ def start_engine(
     yield start
     for router in started:
         _stop(router.proc)
+    remove_socket_folder(Layout(tmp_path / "haproxy"))
 
 
 @pytest.fixture

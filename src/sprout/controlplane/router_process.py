@@ -46,7 +46,13 @@ from sprout.ports import PortBook, port_taken
 from sprout.router.client import RouterAdmin, RouterControl
 from sprout.router.config import RouterConfig
 from sprout.router.haproxy.admin import HaproxyAdmin
-from sprout.router.haproxy.config import Layout, find_haproxy, make_folders, write_config
+from sprout.router.haproxy.config import (
+    Layout,
+    find_haproxy,
+    make_folders,
+    remove_socket_folder,
+    write_config,
+)
 from sprout.router.table import load_table
 
 DEFAULT_PORT = 8080
@@ -205,6 +211,8 @@ class RouterProcess:
             data = read_json(self._record_file) or {}
             if gone and data.get("admin_port"):
                 self._ports.release(int(data["admin_port"]), self._admin_owner)
+            if gone and data.get("engine") == "haproxy":
+                remove_socket_folder(self._haproxy)
             write_json(
                 self._record_file,
                 {

@@ -166,3 +166,10 @@ def make_folders(layout: Layout) -> None:
             raise UserError(
                 f"{folder}: the HAProxy socket's folder must be a private folder of this user; remove it"
             )
+
+
+def remove_socket_folder(layout: Layout) -> None:
+    """Remove a deep home's private temp folder of the sockets, once HAProxy and its shipper are gone."""
+    folder = layout.socket.parent
+    if folder != layout.root:
+        shutil.rmtree(folder, ignore_errors=True)
