@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -14,7 +16,7 @@ import psutil
 import pytest
 from pymemcache.client.base import Client
 
-from loopback import PORTS
+from loopback import LEASES, PORTS
 from sprout.services import memcached
 from sprout.services.memcached import MemcachedNode
 from sprout.services.refill import refill_node
@@ -76,3 +78,60 @@ def test_a_restarted_node_refuses_connections_until_it_holds_every_item(
         assert back.raw_command("mg sess:2 t", b"\r\n").split()[1] == b"t-1"  # no expiry stays none
     finally:
         memcached.stop_node(result.node)
+
+
+# The daemon's side of a refill, in a process of its own that the test kills -9 mid-fill.
+_REFILLER = """
+import sys
+from pathlib import Path
+from sprout.ports import PortBook
+from sprout.services.memcached import MemcachedNode
+from sprout.services.refill import refill_node
+
+port, peer_port, folder, leases = int(sys.argv[1]), int(sys.argv[2]), Path(sys.argv[3]), Path(sys.argv[4])
+peer = MemcachedNode("b", "127.0.0.1", peer_port, 0, None, 64)  # type: ignore[arg-type]
+refill_node("a", port, [peer], 64, folder / "a.mem", folder / "a.log", ports=PortBook(leases))
+"""
+
+
+def test_a_daemon_killed_mid_refill_leaves_no_filler_running(
+    pair: list[MemcachedNode], tmp_path: Path
+) -> None:
+    a, b = pair
+    peer = Client((b.host, b.port), timeout=5)
+    items = 40_000
+    for start in range(0, items, 1000):
+        peer.set_many({f"sess:{i}": b"x" * 200 for i in range(start, start + 1000)}, expire=600)
+    os.kill(a.pid, signal.SIGKILL)
+    psutil.Process(a.pid).wait(timeout=10)
+    refiller = subprocess.Popen(
+        [sys.executable, "-c", _REFILLER, str(a.port), str(b.port), str(tmp_path), str(LEASES)]
+    )
+    filler: psutil.Process | None = None
+    try:
+        # The filler: the refiller's memcached child that keeps its items in the memory file.
+        deadline = time.monotonic() + 30
+        while filler is None:
+            assert refiller.poll() is None and time.monotonic() < deadline, "no filler was started"
+            found = [c for c in psutil.Process(refiller.pid).children() if "a.mem" in " ".join(c.cmdline())]
+            filler = found[0] if found else None
+            time.sleep(0.01)
+        args = filler.cmdline()
+        filler_port = int(args[args.index("-p") + 1])
+        time.sleep(0.3)
+        # Mid-fill: the filler holds some of the items, the node's own port still refuses.
+        held = 0
+        while held == 0:
+            assert time.monotonic() < deadline, "the filler never received an item"
+            held = int(Client(("127.0.0.1", filler_port), timeout=2).stats()[b"curr_items"])
+        assert held < items and _refused(a.port)
+        os.kill(refiller.pid, signal.SIGKILL)
+        refiller.wait(timeout=10)
+        filler.wait(timeout=10)  # psutil.TimeoutExpired if the filler outlived the process that ran it
+        assert _refused(a.port) and _refused(filler_port)
+    finally:
+        if refiller.poll() is None:
+            refiller.kill()
+            refiller.wait()
+        if filler is not None and filler.is_running():
+            filler.kill()

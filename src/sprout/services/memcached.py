@@ -76,12 +76,15 @@ def start_node(
     memory_file: Path | None = None,
     *,
     ports: PortBook,
+    die_with_caller: bool = False,
 ) -> MemcachedNode:
     """Start a memcached process for `zone` on a port leased from `ports` (or on `port`, when nothing else
     holds it); return once it accepts connections.
 
     With `memory_file`, memcached keeps its items in that file and, when a graceful stop (SIGUSR1) saved
-    it, starts with them (its warm restart): see `sprout.services.refill`.
+    it, starts with them (its warm restart): see `sprout.services.refill`. With `die_with_caller`, the
+    kernel kills it when the thread that started it ends: a scratch node no record names must not outlive
+    a daemon killed while using it.
     """
     binary = memcached_binary()
     attempts = 1 if port is not None else 3
@@ -99,6 +102,10 @@ def start_node(
             cmd += ["-e", str(memory_file)]
         if os.geteuid() == 0:
             cmd += ["-u", "root"]  # memcached refuses to run as root without naming the user
+        if die_with_caller:
+            # util-linux's setpriv (Essential in Debian) sets the parent-death signal and execs memcached in
+            # place (same pid); preexec_fn would run Python in the child of a threaded daemon.
+            cmd = ["setpriv", "--pdeathsig", "KILL", *cmd]
         proc = _spawn(cmd, log_path)
         ports.hand_over(chosen, owner, proc.pid)
         if _wait_listening(proc, host, chosen):

@@ -81,7 +81,10 @@ def refill_node(
     memory_mb = max(memory_mb, WARM_RESTART_MIN_MB)
     for stale in (memory_file, memory_file.with_name(memory_file.name + ".meta")):
         stale.unlink(missing_ok=True)
-    filler = start_node(zone, memory_mb, log_path=log_path, memory_file=memory_file, ports=ports)
+    # Recorded nowhere: should the daemon die mid-refill, the kernel kills the filler with it.
+    filler = start_node(
+        zone, memory_mb, log_path=log_path, memory_file=memory_file, ports=ports, die_with_caller=True
+    )
     try:
         filled = _copy_all(peers, filler)
         _save(filler)
