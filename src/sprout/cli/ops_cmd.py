@@ -26,7 +26,6 @@ from sprout.cli.provider_cmd import PROVIDER, elsewhere
 from sprout.cli.push_cmd import push
 from sprout.controlplane.lifecycle import running_daemon
 from sprout.controlplane.logquery import query_logs
-from sprout.controlplane.resources import Resources
 from sprout.controlplane.router_process import RouterProcess
 from sprout.controlplane.status import environments_status
 from sprout.errors import NotFoundError, ServiceError, SproutError, UserError
@@ -477,6 +476,9 @@ def _offline_status(home: Home) -> dict[str, Any]:
         store = StateStore(home.state_db)
         try:
             envs = environments_status(store, port, tls_dir=home.tls)
+            # Imported here: it brings SQLAlchemy (~0.7 s), which no other command of this module needs.
+            from sprout.controlplane.resources import Resources
+
             resources = Resources(home, store)
             for doc in envs:
                 doc["session_nodes"] = resources.session_nodes(doc["app"], doc["env"])

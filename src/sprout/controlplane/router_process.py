@@ -26,6 +26,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sprout.accessfiles import Settings as AccessSettings
 from sprout.api.auth import ensure_token
@@ -43,9 +44,7 @@ from sprout.controlplane.process import (
 from sprout.errors import ServiceError, SproutError, UserError
 from sprout.paths import Home
 from sprout.ports import PortBook, port_taken
-from sprout.router.client import RouterAdmin, RouterControl
 from sprout.router.config import RouterConfig
-from sprout.router.haproxy.admin import HaproxyAdmin
 from sprout.router.haproxy.config import (
     Layout,
     find_haproxy,
@@ -54,6 +53,12 @@ from sprout.router.haproxy.config import (
     write_config,
 )
 from sprout.router.table import load_table
+
+if TYPE_CHECKING:
+    from sprout.router.client import RouterControl
+
+# The admin clients (httpx; Jinja2 and prometheus-client for HAProxy) are imported where they are made:
+# the CLI imports this module for `up`'s engine checks and the offline `status`, and must start fast.
 
 DEFAULT_PORT = 8080
 START_TIMEOUT = 10.0
@@ -195,8 +200,12 @@ class RouterProcess:
                 if self._admin is not None:
                     self._admin.close()
                 if handle.engine == "haproxy":
+                    from sprout.router.haproxy.admin import HaproxyAdmin
+
                     self._admin = HaproxyAdmin(self._haproxy)
                 else:
+                    from sprout.router.client import RouterAdmin
+
                     self._admin = RouterAdmin(handle.admin_url, ensure_token(self._token_file))
             return self._admin
 
@@ -321,6 +330,8 @@ class RouterProcess:
 
     def _start_haproxy(self, port: int, previous: Mapping[str, object]) -> RouterHandle:
         """Start HAProxy from a fresh config on `port` (its shipper first), then give it the saved table."""
+        from sprout.router.haproxy.admin import HaproxyAdmin
+
         layout = self._haproxy
         config = write_config(layout, f"127.0.0.1:{port}", RouterConfig())
         layout.socket.unlink(missing_ok=True)

@@ -17,8 +17,6 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import jinja2
-
 from sprout.errors import UserError
 from sprout.router.config import RouterConfig
 
@@ -124,6 +122,8 @@ def render(layout: Layout, listen: str, config: RouterConfig) -> str:
     log_format = "\\t".join(_LOG_FIELDS)
     for name in ("routes", "version", "zone"):
         log_format = log_format.replace("{" + name + "}", maps[name])
+    import jinja2  # here, not at the top: the CLI imports this module and must start fast
+
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("sprout.router.haproxy", "."),
         undefined=jinja2.StrictUndefined,
