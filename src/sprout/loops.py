@@ -164,10 +164,12 @@ class Loop:
     def _failed(self, exc: Exception) -> None:
         """Log and report an error of the job; nothing raised here may end the loop."""
         message = f"{type(exc).__name__}: {exc}"
-        self._failures += 1
+        # The cause first, then the count: a health read while the hook below runs (it may wait on a
+        # locked or full store) never sees a failure without its error.
+        self._last_error = message
         self._last_error_at = self._clock()
+        self._failures += 1
         if message == self._reported:
-            self._last_error = message
             return
         self._reported = message
         _log(logging.ERROR, "%s failed; retrying", self.name, exc=exc)
