@@ -13,6 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from e2e_kit import CANARY, Sprout, kill_all, make_app, processes_of
 
 from loopback import free_port
+from sprout.router.haproxy.config import Layout, remove_socket_folder
 
 
 @pytest.fixture
@@ -29,3 +30,12 @@ def sprout(tmp_path: Path) -> Iterator[Sprout]:
         if instance.home.exists():
             instance.run("down", str(app), check=False, timeout=90)
         kill_all(processes_of(instance.home))
+
+
+@pytest.fixture(autouse=True)
+def no_haproxy_socket_folder_left(tmp_path: Path) -> Iterator[None]:
+    """After a test (and after its fixtures killed what it started), the temp socket folder of any home of
+    it deep enough to need one: most tests clean up by a kill of the home's processes, not `sprout down`."""
+    yield
+    for run in [*tmp_path.glob("*/run/haproxy"), *tmp_path.glob("*/*/run/haproxy")]:
+        remove_socket_folder(Layout(run))
