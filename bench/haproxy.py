@@ -35,13 +35,11 @@ import tempfile
 import time
 from pathlib import Path
 
-import psutil
-
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 sys.path.insert(0, str(REPO / "bench"))
 
-from router import Processes, free_port, wait_port  # noqa: E402
+from router import Processes, cpu_seconds, free_port, wait_port  # noqa: E402
 from sprout.router.config import RouterConfig  # noqa: E402
 from sprout.router.haproxy.admin import HaproxyAdmin  # noqa: E402
 from sprout.router.haproxy.config import Layout, find_haproxy, write_config  # noqa: E402
@@ -209,12 +207,6 @@ def start_engine(
     return admin, haproxy.pid, shipper.pid
 
 
-def cpu_seconds(pid: int) -> float:
-    """A process's user + system CPU time so far."""
-    times = psutil.Process(pid).cpu_times()
-    return float(times.user + times.system)
-
-
 def bench_engine(args: argparse.Namespace, folder: Path, procs: Processes) -> None:
     backends = start_backends(procs)
     backend_pids = [proc.pid for proc in procs.procs]
@@ -255,11 +247,14 @@ def bench_engine(args: argparse.Namespace, folder: Path, procs: Processes) -> No
             shift = rnd % len(contenders)
             for name, port, proxy, shipper in contenders[shift:] + contenders[:shift]:
                 pids = {"proxy": [proxy], "backends": backend_pids, "shipper": [shipper] if shipper else []}
-                before = {part: sum(cpu_seconds(pid) for pid in group) for part, group in pids.items()}
+                before = {
+                    part: sum(cpu_seconds(pid, children=False) for pid in group)
+                    for part, group in pids.items()
+                }
                 result = wrk(port, connections, args.duration)
                 time.sleep(0.3)  # the shipper's last batch of this run
                 for part, group in pids.items():
-                    spent = sum(cpu_seconds(pid) for pid in group) - before[part]
+                    spent = sum(cpu_seconds(pid, children=False) for pid in group) - before[part]
                     result[f"{part}_us"] = spent / max(result["requests"], 1.0) * 1e6
                 results.setdefault((name, connections), []).append(result)
     time.sleep(1.0)  # the shipper's last batch

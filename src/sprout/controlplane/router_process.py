@@ -56,6 +56,7 @@ from sprout.router.table import load_table
 
 if TYPE_CHECKING:
     from sprout.router.client import RouterControl
+    from sprout.router.haproxy.admin import HaproxyAdmin
 
 # The admin clients (httpx; Jinja2 and prometheus-client for HAProxy) are imported where they are made:
 # the CLI imports this module for `up`'s engine checks and the offline `status`, and must start fast.
@@ -200,9 +201,7 @@ class RouterProcess:
                 if self._admin is not None:
                     self._admin.close()
                 if handle.engine == "haproxy":
-                    from sprout.router.haproxy.admin import HaproxyAdmin
-
-                    self._admin = HaproxyAdmin(self._haproxy)
+                    self._admin = self._haproxy_admin()
                 else:
                     from sprout.router.client import RouterAdmin
 
@@ -328,10 +327,14 @@ class RouterProcess:
             self._shipper.poll()
             self._shipper = None
 
-    def _start_haproxy(self, port: int, previous: Mapping[str, object]) -> RouterHandle:
-        """Start HAProxy from a fresh config on `port` (its shipper first), then give it the saved table."""
+    def _haproxy_admin(self) -> HaproxyAdmin:
+        """A client of HAProxy's runtime API for this home's engine."""
         from sprout.router.haproxy.admin import HaproxyAdmin
 
+        return HaproxyAdmin(self._haproxy)
+
+    def _start_haproxy(self, port: int, previous: Mapping[str, object]) -> RouterHandle:
+        """Start HAProxy from a fresh config on `port` (its shipper first), then give it the saved table."""
         layout = self._haproxy
         config = write_config(layout, f"127.0.0.1:{port}", RouterConfig())
         layout.socket.unlink(missing_ok=True)
@@ -346,7 +349,7 @@ class RouterProcess:
             self._record_file,
             {**record_to_json(record), "port": port, "engine": "haproxy", "shipper": shipper},
         )
-        admin = HaproxyAdmin(layout)
+        admin = self._haproxy_admin()
         try:
             self._wait_started(admin, self._child, record, port, previous, log_path)
         except SproutError:

@@ -92,6 +92,12 @@ class Layout:
         return Path(tempfile.gettempdir()) / f"sprout-haproxy-{os.getuid()}-{digest}" / "haproxy.sock"
 
     @property
+    def temp_folder(self) -> Path | None:
+        """The private temp folder holding the sockets of a home too deep for them; None otherwise."""
+        folder = self.socket.parent
+        return None if folder == self.root else folder
+
+    @property
     def table(self) -> Path:
         """The routing table last applied (restored into a new HAProxy at start)."""
         return self.root / "table.json"
@@ -157,8 +163,8 @@ def write_config(layout: Layout, listen: str, config: RouterConfig) -> Path:
 def make_folders(layout: Layout) -> None:
     """Create the run folder and, for a deep home, the private temp folder of the sockets."""
     layout.root.mkdir(parents=True, exist_ok=True)
-    folder = layout.socket.parent
-    if folder != layout.root:
+    folder = layout.temp_folder
+    if folder is not None:
         # In the shared temp folder: refuse one that someone else made or may enter.
         folder.mkdir(mode=0o700, exist_ok=True)
         info = os.lstat(folder)
@@ -170,6 +176,5 @@ def make_folders(layout: Layout) -> None:
 
 def remove_socket_folder(layout: Layout) -> None:
     """Remove a deep home's private temp folder of the sockets, once HAProxy and its shipper are gone."""
-    folder = layout.socket.parent
-    if folder != layout.root:
-        shutil.rmtree(folder, ignore_errors=True)
+    if layout.temp_folder is not None:
+        shutil.rmtree(layout.temp_folder, ignore_errors=True)
