@@ -34,6 +34,8 @@ KEEP_DAYS = 14
 SLOW_SECONDS = 1.0
 #: Seconds a search may spend opening older files (each file it opens is searched whole).
 SEARCH_BUDGET = 1.0
+#: The most a caller may give a search (`sprout logs --search-seconds`): the daemon answers it in a thread.
+SEARCH_BUDGET_MAX = 60.0
 #: Level 1 keeps ~20 bytes of a ~130-byte line for 0.6 us of CPU; level 6 keeps ~15 for 1.6 us.
 GZIP_LEVEL = 1
 _ROTATED = re.compile(r"^access-(\d+)\.log(\.gz)?$")
@@ -146,6 +148,17 @@ def _blank(field: str) -> str:
 
 
 @dataclass(frozen=True)
+class Search:
+    """An access-file search's lines (oldest first) and the older files it left unread when time ran out."""
+
+    lines: list[AccessLine]
+    unread_files: int = 0
+    unread_bytes: int = 0
+    #: The last write of the newest unread file: lines up to this time may hold matches not read.
+    unread_until: float = 0.0
+
+
+@dataclass(frozen=True)
 class Maintenance:
     """What one `maintain` pass did."""
 
@@ -212,24 +225,30 @@ class AccessFiles:
         version: str | None,
         limit: int,
         budget: float = SEARCH_BUDGET,
-    ) -> list[AccessLine]:
-        """The newest `limit` lines matching every filter (case-insensitive substring for `grep`), oldest first.
+    ) -> Search:
+        """The newest `limit` lines matching every filter (case-insensitive substring for `grep`).
 
-        Files are searched newest first; no older file is opened once `budget` seconds have gone, so a
-        query answers in bounded time however much is retained (`since` reaches further back faster).
+        Files are searched newest first; the newest is always read, and no older one is opened once `budget`
+        seconds have gone, so a query answers in bounded time however much is retained (`since` reaches
+        further back faster). What was left unread is counted in the result.
         """
         found: list[AccessLine] = []
         needle = grep.lower().encode() if grep else None
         deadline = time.monotonic() + budget
-        for path in reversed(self.files()):
-            if (since is not None and _mtime(path) < since) or time.monotonic() > deadline:
+        files = self.files()
+        for i in range(len(files) - 1, -1, -1):
+            path = files[i]
+            if since is not None and _mtime(path) < since:
                 break
+            if i < len(files) - 1 and time.monotonic() > deadline:
+                unread = [p for p in files[: i + 1] if since is None or _mtime(p) >= since]
+                return Search(found[::-1], len(unread), sum(_size(p) for p in unread), _mtime(path))
             for line in _newest_first(_read(path), needle):
                 if (since is None or line.ts >= since) and (version is None or line.version == version):
                     found.append(line)
                     if len(found) >= limit:
-                        return found[::-1]
-        return found[::-1]
+                        return Search(found[::-1])
+        return Search(found[::-1])
 
 
 def _newest_first(data: bytes, needle: bytes | None) -> Iterator[AccessLine]:

@@ -61,9 +61,9 @@ def test_sampling_keeps_every_error_and_slow_request_and_files_rotate_compress_a
 
     # A line in a compressed file is found, and no query returns more than asked.
     oldest = ids[0]
-    found = files.search(grep=f"/ITEM/{oldest}\t", since=None, version=None, limit=10)
+    found = files.search(grep=f"/ITEM/{oldest}\t", since=None, version=None, limit=10).lines
     assert [line.request_id for line in found] == [f"rid-{oldest}"]
-    assert len(files.search(grep=None, since=None, version=None, limit=7)) == 7
+    assert len(files.search(grep=None, since=None, version=None, limit=7).lines) == 7
 
     # Retention by size drops the oldest files first and never the current one; by age, every old one.
     current = tmp_path / "access" / CURRENT
@@ -79,9 +79,13 @@ def test_sampling_keeps_every_error_and_slow_request_and_files_rotate_compress_a
 
 
 @pytest.mark.slow
-def test_sprout_logs_grep_finds_a_successful_request_within_2s(tmp_path: Path) -> None:
+def test_sprout_logs_grep_finds_a_successful_request_within_2s_and_names_what_a_short_search_left_unread(
+    tmp_path: Path,
+) -> None:
     app = make_app(tmp_path, "[scaling]\nenabled = false\n")
-    sprout = Sprout(home=tmp_path / "home", app_dir=app, port=free_port())
+    # Access files rotated at ~5 KiB (~40 lines): a few bursts of requests make several files.
+    sprout = Sprout(home=tmp_path / "home", app_dir=app, port=free_port(),
+                    extra_env={"SPROUT_ACCESS_ROTATE_MB": "0.005"})  # fmt: skip
     try:
         sprout.up()
         probe = f"probe-{os.getpid()}-{time.time_ns()}"
@@ -102,6 +106,32 @@ def test_sprout_logs_grep_finds_a_successful_request_within_2s(tmp_path: Path) -
             assert store.query(grep=probe) == []
         finally:
             store.close()
+
+        # Newer traffic pushes the probe's line into older files (the router rotates at its flush, once a
+        # second); a search given no time reads only the newest file and says what it left unread.
+        files = AccessFiles(sprout.home / "logs" / "access")
+        for _ in range(4):
+            with httpx.Client(trust_env=False, timeout=5) as client:
+                for _ in range(60):
+                    client.get(f"http://127.0.0.1:{sprout.port}/", headers={"Host": "hello.localhost"})
+            time.sleep(1.2)
+        assert len(files.files()) >= 4, files.files()
+        short = sprout.run("logs", str(app), "--grep", probe, "--search-seconds", "0")
+        assert probe not in short.stdout
+        unread = len(files.files()) - 1
+        assert "were not read" in short.stderr and "--search-seconds" in short.stderr, short.stderr
+        assert f"{unread} older file(s)" in short.stderr or f"{unread - 1} older file(s)" in short.stderr
+        full = sprout.run("logs", str(app), "--grep", probe)
+        assert probe in full.stdout and "were not read" not in full.stderr
+        bad = sprout.run("logs", str(app), "--grep", probe, "--search-seconds", "600", check=False)
+        assert (
+            bad.returncode == 2
+            and "--search-seconds" in bad.stderr
+            and "less than or equal to 60" in bad.stderr
+        )
+        api = httpx.get(sprout.daemon()["api_url"] + "/v1/logs", params={"grep": probe, "search_seconds": "nan"},
+                        headers={"Authorization": f"Bearer {sprout.token()}"}, trust_env=False)  # fmt: skip
+        assert api.status_code == 400 and "search_seconds='nan': give seconds from 0 to 60" in api.text
     finally:
         if sprout.home.exists():
             sprout.run("down", str(app), check=False, timeout=90)

@@ -85,7 +85,7 @@ def test_shipper_process_ships_what_haproxy_sends_and_drains_on_sigterm(tmp_path
             shipper.kill()
             shipper.wait()
     access = AccessFiles(tmp_path / "access")
-    found = access.search(grep="shop.localhost/", since=None, version=None, limit=1000)
+    found = access.search(grep="shop.localhost/", since=None, version=None, limit=1000).lines
     assert sorted(f.host_path for f in found) == sorted(
         ["shop.localhost/early", "shop.localhost/cut", *(f"shop.localhost/ok-{i}" for i in range(100)),
          *(f"shop.localhost/late-{i}" for i in range(20))]

@@ -16,7 +16,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from sprout.accessfiles import AccessFiles
+from sprout.accessfiles import SEARCH_BUDGET, SEARCH_BUDGET_MAX, AccessFiles
 from sprout.accessfiles import folder_of as access_folder_of
 from sprout.cli.client import APPLY_TIMEOUT, ApiClient, ensure_daemon
 from sprout.cli.console import cli_console
@@ -218,6 +218,13 @@ def logs(
     grep: str | None = typer.Option(None, "--grep", help="Only lines containing this text."),
     router: bool = typer.Option(False, "--router", help="The router's access log instead of the app's."),
     limit: int = typer.Option(200, "--limit", "-n", help="How many lines to show first."),
+    search_seconds: float = typer.Option(
+        SEARCH_BUDGET,
+        "--search-seconds",
+        min=0,
+        max=SEARCH_BUDGET_MAX,
+        help=f"How long to search the router's access files, newest first (at most {SEARCH_BUDGET_MAX:g}).",
+    ),
     provider: str = PROVIDER,
 ) -> None:
     """Query the central log store: every instance's output and the router's access log."""
@@ -248,14 +255,18 @@ def logs(
         "grep": grep,
         "source": "router" if router else "instance",
         "limit": limit,
+        "search_seconds": search_seconds,
     }
     page = fetch(query)
     if grep and not router:
         # A request path or id names a request: its router line is shown beside the app's own lines.
         routed = fetch({**query, "app": None, "env": None, "instance": None, "source": "router"})
         page["lines"] = sorted([*page["lines"], *routed["lines"]], key=lambda r: r["ts"])[-limit:]
+        page["access_unread"] = routed.get("access_unread")
     for line in page["lines"]:
         _print_line(line)
+    if page.get("access_unread"):
+        _print_unread(page["access_unread"], search_seconds)
     if not follow:
         return
     last = max([page["last_id"], *(line["id"] for line in page["lines"])])
@@ -568,6 +579,18 @@ def _app_name(app_dir: Path) -> str | None:
         return load_manifest(app_dir.resolve()).app.name
     except SproutError:
         return None
+
+
+def _print_unread(unread: dict[str, Any], seconds: float) -> None:
+    """Say which access files a search left unread, and how to reach them."""
+    until = datetime.fromtimestamp(unread["until"]).strftime("%Y-%m-%d %H:%M:%S")
+    cli_console(stderr=True).print(
+        f"note: the router's access files were searched for {seconds:g} s, newest first; {unread['files']} "
+        f"older file(s) ({unread['bytes'] / 2**20:.1f} MiB, requests up to {until}) were not read: narrow "
+        f"with --since, search longer with --search-seconds (up to {SEARCH_BUDGET_MAX:g}), or zgrep "
+        f"{unread['folder']}/access-*",
+        markup=False,
+    )
 
 
 def _print_line(line: dict[str, Any]) -> None:

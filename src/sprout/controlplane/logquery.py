@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import asdict
 from typing import Any
 
-from sprout.accessfiles import AccessFiles, AccessLine
+from sprout.accessfiles import SEARCH_BUDGET, SEARCH_BUDGET_MAX, AccessFiles, AccessLine
 from sprout.controlplane.durations import parse_since
 from sprout.errors import UserError
 from sprout.logs.store import LogStore
@@ -22,13 +22,22 @@ def query_logs(
     """Lines matching the query's filters (`after` pages forward by id, for `logs -f`) and the newest id.
 
     A tail of router lines also takes the successful requests from the access files (id 0: they are not
-    in the store, so `after` never pages through them; `logs -f` follows errors and slow requests).
+    in the store, so `after` never pages through them; `logs -f` follows errors and slow requests), searched
+    for `search_seconds` at most; `access_unread` then says what older files were not read.
     """
     try:
         limit = min(int(query.get("limit") or DEFAULT_LIMIT), LIMIT_MAX)
         after = int(query["after"]) if query.get("after") else None
     except ValueError as exc:
         raise UserError(f"logs: `limit` and `after` must be whole numbers ({exc})") from exc
+    try:
+        budget = float(query.get("search_seconds") or SEARCH_BUDGET)
+    except ValueError:
+        budget = -1.0
+    if not 0 <= budget <= SEARCH_BUDGET_MAX:
+        raise UserError(
+            f"logs: search_seconds={query['search_seconds']!r}: give seconds from 0 to {SEARCH_BUDGET_MAX:g}"
+        )
     since = parse_since(query["since"], time.time()) if query.get("since") else None
     instance, app, env = (query.get(key) or None for key in ("instance", "app", "env"))
     version, source, grep = (query.get(key) or None for key in ("version", "source", "grep"))
@@ -44,10 +53,20 @@ def query_logs(
         after_id=after,
     )
     rows = [asdict(row) for row in stored]
+    page: dict[str, Any] = {"last_id": store.last_id()}
     if access is not None and after is None and source in (None, "router") and not (instance or app or env):
-        found = access.search(grep=grep, since=since, version=version, limit=limit)
-        rows = sorted([*rows, *map(_row, found)], key=lambda r: r["ts"])[-limit:]
-    return {"lines": rows, "last_id": store.last_id()}
+        found = access.search(grep=grep, since=since, version=version, limit=limit, budget=budget)
+        rows = sorted([*rows, *map(_row, found.lines)], key=lambda r: r["ts"])[-limit:]
+        if found.unread_files:
+            # Said, so a search that found nothing is not read as "there is nothing".
+            page["access_unread"] = {
+                "files": found.unread_files,
+                "bytes": found.unread_bytes,
+                "until": found.unread_until,
+                "folder": str(access.folder),
+            }
+    page["lines"] = rows
+    return page
 
 
 def _row(line: AccessLine) -> dict[str, Any]:
