@@ -7,7 +7,6 @@ import difflib
 import getpass
 import json
 import time
-from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -16,8 +15,6 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from sprout.accessfiles import SEARCH_BUDGET, SEARCH_BUDGET_MAX, AccessFiles
-from sprout.accessfiles import folder_of as access_folder_of
 from sprout.cli.client import APPLY_TIMEOUT, ApiClient, ensure_daemon
 from sprout.cli.console import cli_console
 from sprout.cli.daemon_cmd import print_disk
@@ -25,19 +22,16 @@ from sprout.cli.follow import follow_release
 from sprout.cli.provider_cmd import PROVIDER, elsewhere
 from sprout.cli.push_cmd import push
 from sprout.controlplane.lifecycle import running_daemon
-from sprout.controlplane.logquery import query_logs
 from sprout.controlplane.router_process import RouterProcess
 from sprout.controlplane.status import environments_status
 from sprout.errors import NotFoundError, ServiceError, SproutError, UserError
 from sprout.healthcheck import describe_check, wrong_path, wrong_path_message
-from sprout.logs.store import LogStore
 from sprout.paths import Home
 from sprout.plan.conflicts import refuse_host_conflicts_at
 from sprout.providers.local import LocalProvider
 from sprout.report import fleet_summary
 from sprout.spec import Manifest, load_manifest, manifest_path, resolve_secrets
 from sprout.state import StateStore
-from sprout.terminal import printable
 
 #: How often `up` polls the daemon while it waits for the fleet.
 POLL = 0.25
@@ -51,10 +45,9 @@ console = cli_console()
 
 
 def register(app: typer.Typer) -> None:
-    """Add up, status, logs and down to the `sprout` command."""
+    """Add up, status and down to the `sprout` command."""
     app.command("up")(up)
     app.command("status")(status)
-    app.command("logs")(logs)
     app.command("down")(down)
 
 
@@ -204,82 +197,6 @@ def _print_loop_trouble(daemon: dict[str, Any]) -> None:
                 f"[bold red]loop {loop['name']} stalled[/]: last good pass {last} (every {loop['period']:g}s); "
                 f"last error: {escape(loop['last_error'] or '-')}",
             )
-
-
-def logs(
-    app_dir: Path = typer.Argument(
-        Path("."), help="The app folder (its app's logs); any folder for all apps."
-    ),
-    env: str | None = typer.Option(None, "--env", "-e", help="Only this environment."),
-    follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing new lines."),
-    instance: str | None = typer.Option(None, "--instance", help="Only this instance id."),
-    version: str | None = typer.Option(None, "--version", help="Only this version (vN)."),
-    since: str | None = typer.Option(None, "--since", help="Only lines newer than this (10m, 2h)."),
-    grep: str | None = typer.Option(None, "--grep", help="Only lines containing this text."),
-    router: bool = typer.Option(False, "--router", help="The router's access log instead of the app's."),
-    limit: int = typer.Option(200, "--limit", "-n", help="How many lines to show first."),
-    search_seconds: float = typer.Option(
-        SEARCH_BUDGET,
-        "--search-seconds",
-        min=0,
-        max=SEARCH_BUDGET_MAX,
-        help=f"How long to search the router's access files, newest first (at most {SEARCH_BUDGET_MAX:g}).",
-    ),
-    provider: str = PROVIDER,
-) -> None:
-    """Query the central log store: every instance's output and the router's access log."""
-    if elsewhere(provider, "logs"):
-        from sprout.cli import aws_cmd
-        from sprout.spec.units import parse_duration
-
-        seconds = parse_duration(since) if since else 3600.0
-        aws_cmd.logs(
-            app_dir=app_dir,
-            env=env or "production",
-            region=None,
-            since=seconds,
-            pattern=f'"{grep}"' if grep else None,
-            limit=limit,
-            raw=False,
-        )
-        return
-    home = Home.from_env()
-    fetch = _log_source(home)
-    app_name = _app_name(app_dir)
-    query: dict[str, Any] = {
-        "app": None if router else app_name,
-        "env": None if router else env,
-        "instance": instance,
-        "version": version,
-        "since": since,
-        "grep": grep,
-        "source": "router" if router else "instance",
-        "limit": limit,
-        "search_seconds": search_seconds,
-    }
-    page = fetch(query)
-    if grep and not router:
-        # A request path or id names a request: its router line is shown beside the app's own lines.
-        routed = fetch({**query, "app": None, "env": None, "instance": None, "source": "router"})
-        page["lines"] = sorted([*page["lines"], *routed["lines"]], key=lambda r: r["ts"])[-limit:]
-        page["access_unread"] = routed.get("access_unread")
-    for line in page["lines"]:
-        _print_line(line)
-    if page.get("access_unread"):
-        _print_unread(page["access_unread"], search_seconds)
-    if not follow:
-        return
-    last = max([page["last_id"], *(line["id"] for line in page["lines"])])
-    try:
-        while True:
-            page = fetch({**query, "since": None, "after": last, "limit": 1000})
-            for line in page["lines"]:
-                _print_line(line)
-                last = line["id"]
-            if not page["lines"]:
-                time.sleep(0.5)
-    except KeyboardInterrupt:
-        return
 
 
 def down(
@@ -508,19 +425,6 @@ def _offline_status(home: Home) -> dict[str, Any]:
     }
 
 
-def _log_source(home: Home) -> Callable[[dict[str, Any]], dict[str, Any]]:
-    """Where `logs` reads: the daemon's API, or the log store itself when no daemon runs (after `down`)."""
-    daemon = running_daemon(home)
-    if daemon is not None:
-        client = ApiClient.for_daemon(home, daemon)
-        return lambda query: client.get("/v1/logs", **query)
-    if not home.log_db.exists():
-        raise NotFoundError(f"{home.log_db}: no logs yet (run `sprout up` first)")
-    store = LogStore(home.log_db)
-    access = AccessFiles(access_folder_of(home.router_access_log))
-    return lambda query: query_logs(store, {k: str(v) for k, v in query.items() if v is not None}, access)
-
-
 def _nothing_runs(home: Home) -> bool:
     """True when no environment is recorded and no instance process of this home is alive."""
     if home.state_db.exists():
@@ -572,29 +476,3 @@ def _other_environments(app: str, env: str, environments: list[dict[str, Any]]) 
     elif close:
         text += f"; did you mean `--app {close[0]}`?"
     return text
-
-
-def _app_name(app_dir: Path) -> str | None:
-    try:
-        return load_manifest(app_dir.resolve()).app.name
-    except SproutError:
-        return None
-
-
-def _print_unread(unread: dict[str, Any], seconds: float) -> None:
-    """Say which access files a search left unread, and how to reach them."""
-    until = datetime.fromtimestamp(unread["until"]).strftime("%Y-%m-%d %H:%M:%S")
-    cli_console(stderr=True).print(
-        f"note: the router's access files were searched for {seconds:g} s, newest first; {unread['files']} "
-        f"older file(s) ({unread['bytes'] / 2**20:.1f} MiB, requests up to {until}) were not read: narrow "
-        f"with --since, search longer with --search-seconds (up to {SEARCH_BUDGET_MAX:g}), or zgrep "
-        f"{unread['folder']}/access-*",
-        markup=False,
-    )
-
-
-def _print_line(line: dict[str, Any]) -> None:
-    stamp = datetime.fromtimestamp(line["ts"]).strftime("%H:%M:%S.%f")[:-3]
-    who = line["instance"] or line["source"]
-    text = f"{stamp} {who} {line['version'] or '-'} {line['stream']}: {line['msg']}"
-    console.print(printable(text), markup=False, highlight=False)
