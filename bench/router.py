@@ -284,7 +284,8 @@ max = 2
 class Stack:
     """`sprout up` of the bench's ASGI app (2 uvicorn instances) under a scratch SPROUT_HOME, logs on."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, engine: str = "sprout") -> None:
+        self.engine = engine
         self.work = folder / "stack"
         self.home = self.work / "home"
         self.app = self.work / "app"
@@ -303,7 +304,7 @@ class Stack:
         return result.stdout
 
     def up(self) -> tuple[int, int]:
-        """Bring the app up; the pids of the router (its supervisor) and the daemon."""
+        """Bring the app up; the pids of the data plane (the router's supervisor, or HAProxy) and the daemon."""
         self.app.mkdir(parents=True)
         # Under root the app runs as a user of its own, who must pass through to the home's app folders.
         for folder in (self.work.parent, self.work):
@@ -317,12 +318,14 @@ class Stack:
         (self.app / "requirements.txt").write_text(
             "".join(f"{name}=={version(name)}\n" for name in ("uvicorn", "httptools", "uvloop"))
         )
-        self.sprout("up", str(self.app), "--port", str(self.port))
-        return self._pid("sprout.router"), self._pid("sprout.controlplane")
+        self.sprout("up", str(self.app), "--port", str(self.port), "--engine", self.engine)
+        return self._pid("sprout.router" if self.engine == "sprout" else "haproxy"), self._pid(
+            "sprout.controlplane"
+        )
 
     def _pid(self, module: str) -> int:
-        """The pid of the process running `module` (the supervisor, not its workers)."""
-        procs = [p for p in self.processes() if module in p.cmdline()]
+        """The pid of the process running `module` or program `module` (the supervisor, not its workers)."""
+        procs = [p for p in self.processes() if module in p.cmdline() or Path(p.cmdline()[0]).name == module]
         pids = {p.pid for p in procs}
         roots = [p for p in procs if p.ppid() not in pids]
         if len(roots) != 1:
