@@ -113,7 +113,7 @@ def main() -> None:
 
 
 def soak(stack: Stack, args: argparse.Namespace) -> None:
-    """Run the intervals, print a row per interval and the growth verdict."""
+    """Run the intervals, print a row per interval, then each part at the first and last interval."""
     rounds = max(2, round(args.minutes * 60 / args.interval))
     print(f"engine {args.engine}, {rounds} x wrk -t2 -c{args.connections} -d{args.interval}s, access files "
           f"rotated at {args.rotate_mb} MiB and kept to {args.keep_mb} MiB; {os.cpu_count()} CPUs, load average "
