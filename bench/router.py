@@ -325,7 +325,11 @@ class Stack:
 
     def _pid(self, module: str) -> int:
         """The pid of the process running `module` or program `module` (the supervisor, not its workers)."""
-        procs = [p for p in self.processes() if module in p.cmdline() or Path(p.cmdline()[0]).name == module]
+        procs = []
+        for proc in self.processes():
+            cmdline = proc.cmdline()
+            if module in cmdline or (cmdline and Path(cmdline[0]).name == module):
+                procs.append(proc)
         pids = {p.pid for p in procs}
         roots = [p for p in procs if p.ppid() not in pids]
         if len(roots) != 1:

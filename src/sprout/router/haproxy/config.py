@@ -176,5 +176,6 @@ def make_folders(layout: Layout) -> None:
 
 def remove_socket_folder(layout: Layout) -> None:
     """Remove a deep home's private temp folder of the sockets, once HAProxy and its shipper are gone."""
-    if layout.temp_folder is not None:
-        shutil.rmtree(layout.temp_folder, ignore_errors=True)
+    folder = layout.temp_folder
+    if folder is not None:
+        shutil.rmtree(folder, ignore_errors=True)
