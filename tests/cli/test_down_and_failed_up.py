@@ -48,6 +48,33 @@ def test_down_in_an_unused_home_creates_nothing(tmp_path: Path) -> None:
     assert not sprout.home.exists()
 
 
+def test_route_default_to_an_environment_that_does_not_exist_starts_nothing(tmp_path: Path) -> None:
+    sprout = Sprout(home=tmp_path / "home", app_dir=make_app(tmp_path), port=free_port())
+    shown = sprout.run("route", "default")
+    assert shown.stdout.startswith("default route: none")
+    refused = sprout.run("route", "default", "nope/production", check=False)
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert refused.stderr == (
+        "error: route default: nope/production: no such environment (none yet; create one with `sprout up`)\n"
+    )
+    # No daemon or router was started for it, and the unused home was not even created.
+    assert not sprout.home.exists()
+    assert processes_of(sprout.home) == []
+
+
+def test_down_outside_an_app_folder_stops_a_daemon_that_serves_nothing(sprout: Sprout) -> None:
+    sprout.run("daemon", "start", "--port", str(sprout.port))
+    assert processes_of(sprout.home)
+    empty = sprout.app_dir.parent / "empty"
+    empty.mkdir()
+    done = sprout.run("down", str(empty))
+    assert done.stdout == "no environments left: router and daemon stopped\n"
+    deadline = time.monotonic() + GONE_WITHIN
+    while processes_of(sprout.home):
+        assert time.monotonic() < deadline, processes_of(sprout.home)
+        time.sleep(0.1)
+
+
 @pytest.mark.slow
 def test_down_of_a_misspelt_app_lists_what_runs(sprout: Sprout) -> None:
     sprout.up()

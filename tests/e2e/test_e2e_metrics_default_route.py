@@ -161,6 +161,9 @@ def test_metrics_count_what_was_sent_and_the_default_route_stays_put(stack: Spro
     _wait_root(stack, 200)
     bad = stack.run("route", "default", "nope", check=False)
     assert bad.returncode == 2 and "not APP/ENV" in bad.stderr
+    unknown = stack.run("route", "default", "hello/nope", check=False)
+    assert unknown.returncode == 2
+    assert "(environments: broken/production, hello/production, hello/staging)" in unknown.stderr
 
 
 def _wait_root(stack: Sprout, status: int, timeout: float = 30.0) -> None:

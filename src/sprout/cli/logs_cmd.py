@@ -84,29 +84,46 @@ def logs(
         "limit": limit,
         "search_seconds": search_seconds,
     }
-    page = fetch(query)
+    # A request path or id names a request: its router line is shown beside the app's own lines.
+    queries = [query]
     if grep and not router:
-        # A request path or id names a request: its router line is shown beside the app's own lines.
-        routed = fetch({**query, "app": None, "env": None, "instance": None, "source": "router"})
-        page["lines"] = sorted([*page["lines"], *routed["lines"]], key=lambda r: r["ts"])[-limit:]
-        page["access_unread"] = routed.get("access_unread")
-    for line in page["lines"]:
+        queries.append({**query, "app": None, "env": None, "instance": None, "source": "router"})
+    pages = [fetch(q) for q in queries]
+    shown = sorted([line for page in pages for line in page["lines"]], key=lambda r: r["ts"])[-limit:]
+    for line in shown:
         _print_line(line)
-    if page.get("access_unread"):
-        _print_unread(page["access_unread"], search_seconds)
+    unread = pages[-1].get("access_unread")
+    if unread:
+        _print_unread(unread, search_seconds)
     if not follow:
         return
-    last = max([page["last_id"], *(line["id"] for line in page["lines"])])
+    last = max([page["last_id"] for page in pages] + [line["id"] for line in shown])
     try:
         while True:
-            page = fetch({**query, "since": None, "after": last, "limit": 1000})
-            for line in page["lines"]:
+            lines, last = _newer(fetch, queries, last)
+            for line in lines:
                 _print_line(line)
-                last = line["id"]
-            if not page["lines"]:
+            if not lines:
                 time.sleep(0.5)
     except KeyboardInterrupt:
         return
+
+
+#: Lines one follow query takes at a time.
+_FOLLOW_PAGE = 1000
+
+
+def _newer(
+    fetch: Callable[[dict[str, Any]], dict[str, Any]], queries: list[dict[str, Any]], last: int
+) -> tuple[list[dict[str, Any]], int]:
+    """The stored lines after id `last` matching any of `queries`, in id order, and the id to follow on
+    from; a query that filled its page bounds the rest, so no line of another is skipped."""
+    pages = [fetch({**q, "since": None, "after": last, "limit": _FOLLOW_PAGE})["lines"] for q in queries]
+    lines = sorted((line for page in pages for line in page), key=lambda r: r["id"])
+    full = [page[-1]["id"] for page in pages if len(page) == _FOLLOW_PAGE]
+    if full:
+        lines = [line for line in lines if line["id"] <= min(full)]
+    return lines, (lines[-1]["id"] if lines else last)
 
 
 def _log_source(home: Home) -> Callable[[dict[str, Any]], dict[str, Any]]:

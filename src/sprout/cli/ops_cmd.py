@@ -214,6 +214,16 @@ def down(
         aws_cmd.down(app_dir=app_dir, env=env, bucket=None, region=None, purge=False, yes=False)
         return
     home = Home.from_env()
+    if app_name is None and not manifest_path(app_dir.resolve()).exists() and _serving_nothing(home):
+        # No app to name, and none recorded: the daemon (say of `sprout daemon start`) and router run
+        # for nothing, and `down` is how a user stops them.
+        daemon = running_daemon(home)
+        if daemon is not None:
+            _shutdown(home, ApiClient.for_daemon(home, daemon))
+        else:
+            RouterProcess(home).stop()
+            console.print("no environments: router stopped")
+        return
     name = app_name or _down_name(app_dir, home)
     if not home.root.exists():
         # An unused home: nothing can run from it, and `down` leaves no folders behind.
@@ -258,6 +268,11 @@ def down(
     if remaining:
         console.print(f"{remaining} environment(s) still running; the daemon and router stay up")
         return
+    _shutdown(home, client)
+
+
+def _shutdown(home: Home, client: ApiClient) -> None:
+    """Stop the daemon and the router of a home with no environment left, and wait for the daemon."""
     daemon = running_daemon(home)
     client.post("/v1/shutdown", {"router": True})
     if daemon is not None:
@@ -435,6 +450,13 @@ def _nothing_runs(home: Home) -> bool:
         finally:
             store.close()
     return not [o for o in LocalProvider(home).observe() if o.state == "running"]
+
+
+def _serving_nothing(home: Home) -> bool:
+    """True when the home records no environment but its daemon or router runs."""
+    if not home.root.exists() or _recorded_environments(home):
+        return False
+    return running_daemon(home) is not None or RouterProcess(home).current() is not None
 
 
 def _down_name(app_dir: Path, home: Home) -> str:

@@ -9,7 +9,7 @@ import typer
 from sprout.cli.client import ensure_daemon
 from sprout.cli.console import cli_console
 from sprout.cli.ops_cmd import status_document
-from sprout.errors import UserError
+from sprout.errors import NotFoundError, UserError
 from sprout.paths import Home
 
 console = cli_console()
@@ -21,13 +21,20 @@ def default(
     ),
 ) -> None:
     """Move the router's default route (e.g. http://127.0.0.1:PORT/) to APP/ENV, or show where it is."""
-    home = Home.from_env().ensure()
+    home = Home.from_env()
     if target is not None:
         app, slash, env = target.partition("/")
         if not slash or not app or not env or "/" in env:
             raise UserError(f"route default: {target!r} is not APP/ENV (e.g. shop/production)")
+        # Checked before the daemon is started: a refused command must leave nothing running.
+        _require_environment(home, app, env)
         # The daemon records the choice and pushes the table to the router at once.
-        ensure_daemon(home).post("/v1/default-route", {"app": app, "env": env, "user": getpass.getuser()})
+        ensure_daemon(home.ensure()).post(
+            "/v1/default-route", {"app": app, "env": env, "user": getpass.getuser()}
+        )
+    if not home.root.exists():
+        console.print("default route: none (no Sprout home yet; `sprout up` creates one)", markup=False)
+        return
     doc = status_document(home)
     port = doc["router"]["port"]
     found = next((e for e in doc["environments"] if e.get("default")), None)
@@ -36,6 +43,25 @@ def default(
         return
     console.print(
         f"default route: http://127.0.0.1:{port}/ serves {found['app']}/{found['env']}", markup=False
+    )
+
+
+def _require_environment(home: Home, app: str, env: str) -> None:
+    """Fail with the environments there are unless the home's state store records `app/env`."""
+    from sprout.state import StateStore
+
+    known: list[str] = []
+    if home.state_db.exists():
+        store = StateStore(home.state_db)
+        try:
+            if store.get_environment(app, env) is not None:
+                return
+            known = sorted(f"{e.app}/{e.name}" for e in store.list_environments())
+        finally:
+            store.close()
+    raise NotFoundError(
+        f"route default: {app}/{env}: no such environment "
+        + (f"(environments: {', '.join(known)})" if known else "(none yet; create one with `sprout up`)")
     )
 
 
