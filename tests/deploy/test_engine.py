@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import re
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
 from sprout.deploy.engine import DONE, ReleaseEngine
 from sprout.deploy.fleet import Group
+from sprout.deploy.gate import GateResult
 from sprout.errors import ConflictError, ServiceError
 from sprout.spec import parse_manifest
 from sprout.spec.models import Manifest
@@ -205,6 +208,50 @@ def test_second_release_fails_fast_naming_the_holder(store: StateStore) -> None:
         match=r"shop/production: another release is in progress \(held by alice: v1 \(bluegreen\)",
     ):
         engine.start(APP, ENV, "v2", None, "bob")
+
+
+def test_a_lock_a_full_disk_kept_the_engine_from_freeing_is_freed_by_its_next_pass(
+    store: StateStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock, fleet, m = Clock(), MemoryFleet(), manifest()
+    engine = make_engine(store, fleet, clock, m)
+    full = sqlite3.OperationalError("database or disk is full")
+
+    def on_a_full_disk(*args: object) -> NoReturn:
+        raise full
+
+    # The disk fills during the test gate: the gate fails, and so does the failure's release of the lock.
+    monkeypatch.setattr(fleet, "test", on_a_full_disk)
+    monkeypatch.setattr(store, "release_lock", on_a_full_disk)
+    with pytest.raises(sqlite3.OperationalError):
+        engine.start(APP, ENV, "v1", None, "alice")
+    monkeypatch.undo()
+    assert store.lock_holder(f"{APP}/{ENV}") is not None
+    # Space is back: the daemon's next pass frees the lock no release holds, and says so.
+    engine.tick_all()
+    assert store.lock_holder(f"{APP}/{ENV}") is None
+    (freed,) = store.list_events(APP, ENV, kind="release.lock_freed")
+    assert freed.message.startswith("release lock of alice: v1 (bluegreen) since ")
+    assert freed.message.endswith(": its release was never recorded (this control plane)")
+    assert drive(engine, engine.start(APP, ENV, "v1", None, "bob"), clock, fleet).outcome == "succeeded"
+
+
+def test_a_lock_held_through_a_test_gate_is_not_taken_for_an_orphan(store: StateStore) -> None:
+    clock, fleet, m = Clock(), MemoryFleet(), manifest()
+    engine = make_engine(store, fleet, clock, m)
+    freed_during_gate: list[object] = []
+
+    def gate(app: str, env: str, version: str) -> GateResult:
+        # The daemon's releases loop runs its pass while an API thread's release is in its test gate.
+        freed_during_gate.extend(engine.free_orphan_locks())
+        return GateResult(passed=True, seconds=0.0)
+
+    fleet.test = gate  # type: ignore[method-assign]
+    d = engine.start(APP, ENV, "v1", None, "alice")
+    assert freed_during_gate == []
+    assert store.lock_holder(f"{APP}/{ENV}") is not None
+    assert drive(engine, d, clock, fleet).outcome == "succeeded"
+    assert store.lock_holder(f"{APP}/{ENV}") is None
 
 
 def test_instant_rollback_inside_the_window(store: StateStore) -> None:

@@ -105,15 +105,21 @@ def run_install(install: str, *, cwd: Path, env: Mapping[str, str], emit: Emit) 
         )
 
 
+#: The group leader of a command: the command runs as its child, and when the caller dies (a `kill -9` of
+#: the daemon mid-migration) the parent-death signal (util-linux's setpriv, Essential in Debian) makes the
+#: leader kill the whole group, so no migration or test outlives it to run beside the next one.
+_GROUP_DIES_WITH_CALLER = 'trap "kill -KILL 0" TERM; sh -c "$1" & wait $!'
+
+
 def run_command(
     command: str, *, cwd: Path, env: Mapping[str, str], emit: Emit, user: tuple[int, int] | None = None
 ) -> int:
     """Run `command` through `sh -c` in its own process group (as `user`: uid and gid, when given),
-    logging its output; return its exit code."""
+    logging its output; return its exit code. The group dies with the thread that runs it."""
     if not cwd.is_dir():
         raise BundleError(f"{cwd}: the unpacked bundle folder is missing; delete the cache folder and retry")
     proc = subprocess.Popen(
-        ["sh", "-c", command],
+        ["setpriv", "--pdeathsig", "TERM", "--", "sh", "-c", _GROUP_DIES_WITH_CALLER, "sprout", command],
         cwd=cwd,
         env=dict(env),
         stdin=subprocess.DEVNULL,

@@ -9,9 +9,11 @@ idempotent. Terminal deployments have state `done` and an outcome: succeeded, ab
 
 from __future__ import annotations
 
+import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import NoReturn
 
@@ -22,7 +24,7 @@ from sprout.deploy.retire import Retirement
 from sprout.deploy.steps import FIRST_STEP, STEPS, Step, Transition
 from sprout.errors import ConflictError, NotFoundError, UserError
 from sprout.spec.models import Manifest
-from sprout.state.models import Deployment
+from sprout.state.models import Deployment, Lock
 from sprout.state.store import StateStore
 
 ManifestLookup = Callable[[str, str], Manifest]
@@ -42,6 +44,25 @@ class RollbackResult:
     deployment: Deployment | None = None
     #: Why a rollback is a new release rather than a switch (the window passed, no warm fleet was kept).
     note: str = ""
+
+
+#: The release locks this process holds through a test gate, as (environment, holder): held while no
+#: release is recorded yet, so `free_orphan_locks` must leave them. Process-wide: every engine of a
+#: process may share one store.
+_GATING: set[tuple[str, str]] = set()
+_GATING_GUARD = threading.Lock()
+
+
+@contextmanager
+def _gating(env_id: str, holder: str) -> Iterator[None]:
+    """Mark the lock of `env_id` taken by `holder` as in its test gate for the block."""
+    with _GATING_GUARD:
+        _GATING.add((env_id, holder))
+    try:
+        yield
+    finally:
+        with _GATING_GUARD:
+            _GATING.discard((env_id, holder))
 
 
 class ReleaseEngine:
@@ -87,28 +108,30 @@ class ReleaseEngine:
         holder = (
             f"{user}: {version} ({strategy}) since {time.strftime('%H:%M:%S', time.localtime(self.clock()))}"
         )
-        if not self.store.acquire_lock(env_id, holder):
-            raise ConflictError(
-                f"{env_id}: another release is in progress (held by {self.store.lock_holder(env_id)}); "
-                "wait for it, or `sprout rollback` to stop it"
+        self.free_orphan_locks()
+        with _gating(env_id, holder):
+            if not self.store.acquire_lock(env_id, holder):
+                raise ConflictError(
+                    f"{env_id}: another release is in progress (held by {self.store.lock_holder(env_id)}); "
+                    "wait for it, or `sprout rollback` to stop it"
+                )
+            try:
+                if not skip_tests:
+                    self._gate(app, env, version, manifest, user)
+            except BaseException:
+                self.store.release_lock(env_id, holder)
+                raise
+            now = self.clock()
+            data = {
+                "entered_at": now,
+                "started": now,
+                "holder": holder,
+                "note": note,
+                "manifest": manifest.digest(),
+            }
+            deployment = self.store.create_deployment(
+                app, env, version, strategy, user, state=FIRST_STEP, data=data
             )
-        try:
-            if not skip_tests:
-                self._gate(app, env, version, manifest, user)
-        except BaseException:
-            self.store.release_lock(env_id, holder)
-            raise
-        now = self.clock()
-        data = {
-            "entered_at": now,
-            "started": now,
-            "holder": holder,
-            "note": note,
-            "manifest": manifest.digest(),
-        }
-        deployment = self.store.create_deployment(
-            app, env, version, strategy, user, state=FIRST_STEP, data=data
-        )
         self.store.record_event(
             app,
             env,
@@ -148,7 +171,31 @@ class ReleaseEngine:
 
     def tick_all(self) -> list[Deployment]:
         """Advance every unfinished release until it waits (the daemon calls this every loop, and on start)."""
+        self.free_orphan_locks()
         return [self._advance(d.id) for d in self.store.list_deployments(unfinished=True)]
+
+    def free_orphan_locks(self) -> list[Lock]:
+        """Free the release locks no release holds (those freed): taken for a test gate by a process that
+        ended before it recorded the release (a control plane killed), or left by this one when it could
+        not free them (a full disk). Each would otherwise refuse every later release of its environment."""
+        freed = []
+        for lock in self.store.list_locks():
+            with _GATING_GUARD:
+                in_gate = (lock.env_id, lock.holder) in _GATING
+            if in_gate or (lock.pid != os.getpid() and lock.process_alive()):
+                continue
+            app, _, env = lock.env_id.partition("/")
+            if self.store.list_deployments(app, env, unfinished=True) or not self.store.drop_lock(lock):
+                continue
+            whose = "this control plane" if lock.pid == os.getpid() else f"pid {lock.pid}, now gone"
+            self.store.record_event(
+                app,
+                env,
+                "release.lock_freed",
+                f"release lock of {lock.holder} freed: its release was never recorded ({whose})",
+            )
+            freed.append(lock)
+        return freed
 
     def _advance(self, deployment_id: int) -> Deployment:
         # Each step is persisted before the next runs, so chaining keeps crash safety; without it every

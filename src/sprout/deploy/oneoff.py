@@ -16,6 +16,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
+
 from sprout.agent.appuser import ensure_user
 from sprout.agent.bootstrap import prepare
 from sprout.agent.env import base_env
@@ -25,6 +27,22 @@ from sprout.agent.install import run_command
 TAIL_LINES = 40
 
 Emit = Callable[[str, str], None]
+
+
+#: A one-off's scratch copy is a folder of the system's temp folder (the app's own user must reach it,
+#: which a private home would not let it), named after the process that made it.
+SCRATCH_PREFIX = "sprout-oneoff-"
+
+
+def remove_orphan_scratch() -> list[Path]:
+    """Remove the scratch copies whose process is gone (it was killed mid-command); those removed."""
+    removed = []
+    for folder in Path(tempfile.gettempdir()).glob(f"{SCRATCH_PREFIX}*-*"):
+        pid = folder.name.removeprefix(SCRATCH_PREFIX).partition("-")[0]
+        if pid.isdigit() and not psutil.pid_exists(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
 
 
 @dataclass(frozen=True)
@@ -76,7 +94,8 @@ def run_oneoff(
         env_vars=env_vars,
         emit=keep,
     )
-    with tempfile.TemporaryDirectory(prefix="sprout-oneoff-") as scratch:
+    remove_orphan_scratch()
+    with tempfile.TemporaryDirectory(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-") as scratch:
         workdir = Path(scratch) / "app"
         shutil.copytree(prepared.app_dir, workdir, symlinks=False)
         env = base_env(environ, prepared.venv)

@@ -6,9 +6,12 @@ import json
 import time
 from typing import Any
 
+import psutil
+
 from sprout.errors import NotFoundError
+from sprout.process_start import since_boot
 from sprout.state.database import Database, where_clause
-from sprout.state.models import Deployment, Event, HistoryEntry
+from sprout.state.models import Deployment, Event, HistoryEntry, Lock
 
 _DEPLOYMENT_FIELDS = frozenset({"state", "step", "finished_at", "outcome", "reason", "data"})
 
@@ -85,11 +88,14 @@ class Journal(Database):
     # -- release locks -----------------------------------------------------------------------------
 
     def acquire_lock(self, env_id: str, holder: str) -> bool:
-        """Take the lock of an environment for `holder`; True if it now holds it (re-entrant)."""
+        """Take the lock of an environment for `holder` in this process; True if it now holds it
+        (re-entrant)."""
+        me = psutil.Process()
         with self._write() as conn:
             conn.execute(
-                "INSERT OR IGNORE INTO locks (env_id, holder, acquired_at) VALUES (?, ?, ?)",
-                (env_id, holder, time.time()),
+                "INSERT OR IGNORE INTO locks (env_id, holder, acquired_at, pid, since_boot)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (env_id, holder, time.time(), me.pid, since_boot(me)),
             )
             row = conn.execute("SELECT holder FROM locks WHERE env_id = ?", (env_id,)).fetchone()
         return bool(row["holder"] == holder)
@@ -98,6 +104,19 @@ class Journal(Database):
         """Release the lock if `holder` holds it; True if it did."""
         with self._write() as conn:
             cursor = conn.execute("DELETE FROM locks WHERE env_id = ? AND holder = ?", (env_id, holder))
+        return cursor.rowcount > 0
+
+    def list_locks(self) -> list[Lock]:
+        """Every release lock held, oldest first."""
+        return [Lock.from_row(row) for row in self._read("SELECT * FROM locks ORDER BY acquired_at")]
+
+    def drop_lock(self, lock: Lock) -> bool:
+        """Remove this very lock (not a later one of the same environment); True if it did."""
+        with self._write() as conn:
+            cursor = conn.execute(
+                "DELETE FROM locks WHERE env_id = ? AND holder = ? AND acquired_at = ?",
+                (lock.env_id, lock.holder, lock.acquired_at),
+            )
         return cursor.rowcount > 0
 
     def lock_holder(self, env_id: str) -> str | None:

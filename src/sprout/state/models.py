@@ -9,6 +9,10 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
+import psutil
+
+from sprout.process_start import Start
+
 if TYPE_CHECKING:
     from sprout.spec import Manifest
 
@@ -200,6 +204,32 @@ class Deployment:
         """The record from its `deployments` row."""
         values = {key: row[key] for key in row.keys() if key != "data_json"}  # noqa: SIM118
         return cls(**values, data=_json(row["data_json"]))
+
+
+@dataclass(frozen=True)
+class Lock:
+    """An environment's release lock: who holds it, since when, and the process that took it (its pid
+    and start in seconds since boot; None in locks taken before they were recorded)."""
+
+    env_id: str
+    holder: str
+    acquired_at: float
+    pid: int | None
+    since_boot: float | None
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> Lock:
+        """The record from its `locks` row."""
+        return cls(**{key: row[key] for key in row.keys()})  # noqa: SIM118
+
+    def process_alive(self) -> bool:
+        """Whether the process that took the lock still runs (not merely a process with its pid)."""
+        if self.pid is None or self.since_boot is None:
+            return False
+        try:
+            return Start(at=0.0, since_boot=self.since_boot).matches(psutil.Process(self.pid))
+        except psutil.Error:
+            return False
 
 
 @dataclass(frozen=True)

@@ -154,8 +154,16 @@ UPDATE environments SET default_route = 1
  WHERE id = (SELECT id FROM environments ORDER BY created_at DESC, id DESC LIMIT 1);
 """
 
+# Which process holds a release lock (its pid and start, seconds since boot): a lock whose process ended
+# before its release was recorded (a control plane killed during the test gate) is found and freed
+# instead of refusing every later release of the environment.
+_V6 = """
+ALTER TABLE locks ADD COLUMN pid INTEGER;
+ALTER TABLE locks ADD COLUMN since_boot REAL;
+"""
+
 #: Migration N (1-based) brings a database from user_version N-1 to N. Append; never edit a shipped one.
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5)
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6)
 
 
 def connect(path: Path) -> sqlite3.Connection:

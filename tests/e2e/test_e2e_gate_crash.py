@@ -1,0 +1,94 @@
+"""A daemon killed in the middle of a release's test gate: the gate's command dies with it, its scratch copy
+is removed by the next one-off, and the release lock it held refuses no later release."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+import psutil
+import pytest
+from e2e_kit import Sprout, edit_manifest, kill_all, make_app, processes_of
+
+from loopback import free_port
+from sprout.deploy.oneoff import SCRATCH_PREFIX
+from sprout.state import StateStore
+
+pytestmark = pytest.mark.slow
+
+T = TypeVar("T")
+
+
+def test_a_daemon_killed_in_the_test_gate_leaves_no_command_running_and_no_lock_refusing_releases(
+    tmp_path: Path,
+) -> None:
+    # The gate of a version whose marker says "slow" sleeps (a long test suite); a unique duration names it.
+    pause = f"90.{os.getpid()}"
+    app = make_app(tmp_path)
+    edit_manifest(
+        app,
+        'web = "python -m hello"',
+        f'web = "python -m hello"\ntest = "if grep -q slow marker.txt; then sleep {pause}; fi"',
+    )
+    sprout = Sprout(home=tmp_path / "home", app_dir=app, port=free_port())
+    gate: list[psutil.Process] = []
+    try:
+        sprout.up()
+        (app / "marker.txt").write_text("slow")
+        deploy = subprocess.Popen(
+            [sys.executable, "-m", "sprout", "deploy", str(app)],
+            env=sprout.env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        gate = _wait_for(lambda: _sleeping(pause), 90, "the test gate's command to run")
+        daemon = int(sprout.daemon()["pid"])
+        os.kill(daemon, signal.SIGKILL)
+        _, err = deploy.communicate(timeout=60)
+        assert deploy.returncode != 0, err
+        # The gate's command went with the daemon: it would otherwise run on beside the next release.
+        _wait_for(lambda: not _sleeping(pause), 10, "the gate's command to die with the daemon")
+        assert list(Path(tempfile.gettempdir()).glob(f"{SCRATCH_PREFIX}{daemon}-*")), "no scratch left?"
+
+        sprout.run("daemon", "start")
+        (app / "marker.txt").write_text("fast")
+        again = sprout.run("deploy", str(app), check=False, timeout=180)
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert sprout.environment()["version"] == "v3"
+        # The next one-off (this release's gate) removed the killed one's scratch copy.
+        assert not list(Path(tempfile.gettempdir()).glob(f"{SCRATCH_PREFIX}{daemon}-*"))
+        store = StateStore(sprout.home / "state.db")
+        try:
+            freed = [e.message for e in store.list_events("hello", "production", kind="release.lock_freed")]
+        finally:
+            store.close()
+        assert len(freed) == 1 and f"(pid {daemon}, now gone)" in freed[0], freed
+    finally:
+        kill_all(gate)
+        kill_all(processes_of(sprout.home))
+
+
+def _sleeping(pause: str) -> list[psutil.Process]:
+    """The live processes running `sleep <pause>`."""
+    found = []
+    for proc in psutil.process_iter(["cmdline", "status"]):
+        if proc.info["cmdline"] == ["sleep", pause] and proc.info["status"] != psutil.STATUS_ZOMBIE:
+            found.append(proc)
+    return found
+
+
+def _wait_for(check: Callable[[], T], timeout: float, what: str) -> T:
+    """`check()` once it is truthy; fail naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not (result := check()):
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+    return result
