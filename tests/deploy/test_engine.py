@@ -254,6 +254,30 @@ def test_a_lock_held_through_a_test_gate_is_not_taken_for_an_orphan(store: State
     assert store.lock_holder(f"{APP}/{ENV}") is None
 
 
+def test_a_rollback_that_cannot_be_instant_says_what_became_of_the_warm_fleet(store: StateStore) -> None:
+    clock, fleet, m = Clock(), MemoryFleet(bad=frozenset({"v3"})), manifest("bluegreen")
+    store.add_version(APP, f"{3:064x}", 1000, manifest())
+    first_release(store, fleet, clock, m)
+    engine = make_engine(store, fleet, clock, m)
+    drive(engine, engine.start(APP, ENV, "v2", None, "alice"), clock, fleet)
+    # v1 is warm; it is not the version asked for.
+    assert engine.rollback(APP, ENV, "alice", to="v3").note == "the warm fleet holds v1, not v3"
+    engine.rollback(APP, ENV, "alice")  # cancels that redeploy: back on v2, v1 still warm
+    assert [g.version for g in fleet.state.values() if g.standby_until] == ["v1"]
+    # A release of v3 launches in the warm fleet's colour, and fails: v1's warm fleet is gone all the same.
+    failed = engine.start(APP, ENV, "v3", None, "alice")
+    assert drive(engine, failed, clock, fleet).outcome == "aborted"
+    launched = [e.message for e in store.list_events(APP, ENV, limit=1000) if "launch → " in e.message]
+    assert launched[-1].endswith("; warm fleet blue (v1) replaced: a rollback to v1 is now a redeploy")
+    result = engine.rollback(APP, ENV, "alice")
+    assert (result.instant, result.version) == (False, "v1")
+    assert re.fullmatch(
+        rf"warm fleet blue \(v1\) was replaced at \d\d:\d\d:\d\d by release {failed.id} \(v3, aborted\), "
+        "which launched in its colour",
+        result.note,
+    ), result.note
+
+
 def test_instant_rollback_inside_the_window(store: StateStore) -> None:
     clock, fleet, m = Clock(), MemoryFleet(), manifest("bluegreen")
     first_release(store, fleet, clock, m)

@@ -269,7 +269,7 @@ class ReleaseEngine:
                 )
                 return RollbackResult(instant=True, version=target.version)
         version = to or self._previous_version(app, env)
-        note = self.retirement.why_not_warm(app, env)
+        note = self.retirement.why_not_warm(app, env, version)
         # The version served before: its tests passed then, and a rollback should not wait for them.
         deployment = self.start(
             app, env, version, strategy, user, note=f"rollback to {version}", skip_tests=True

@@ -79,14 +79,35 @@ class Retirement:
                 )
         return [group.name for group in expired]
 
-    def why_not_warm(self, app: str, env: str) -> str:
-        """Why a rollback cannot be a weight switch: the window passed, or no warm fleet was kept."""
+    def why_not_warm(self, app: str, env: str, version: str) -> str:
+        """Why a rollback to `version` cannot be a weight switch: the warm fleet holds another version,
+        its window passed, a later release took its place, or none was kept."""
+        now = self._clock()
+        warm = sorted(
+            g.version
+            for g in self._fleet.groups(app, env).values()
+            if g.standby_until is not None and g.standby_until > now
+        )
+        if warm:
+            return f"the warm fleet holds {', '.join(warm)}, not {version}"
         retired = self._store.list_events(app, env, limit=1, kind=RETIRE_EVENT)
+        replaced = [d for d in self._store.list_deployments(app, env) if d.data.get("replaced_warm")]
+        if replaced and (not retired or replaced[-1].started_at > retired[0].time):
+            release, fleet = replaced[-1], replaced[-1].data["replaced_warm"]
+            return (
+                f"warm fleet {fleet['group']} ({fleet['version']}) was replaced at {_clock(release.started_at)} "
+                f"by release {release.id} ({release.version}, {release.outcome or 'running'}), which "
+                "launched in its colour"
+            )
         if retired:
             event = retired[0]
-            when = time.strftime("%H:%M:%S", time.localtime(event.time))
             return (
                 f"the rollback window has passed: warm fleet {event.data.get('group')} "
-                f"({event.data.get('version')}) was retired at {when}"
+                f"({event.data.get('version')}) was retired at {_clock(event.time)}"
             )
         return "no warm fleet is kept (only blue/green and canary releases keep one, for rollback_window)"
+
+
+def _clock(at: float) -> str:
+    """A time of today as the CLI prints it."""
+    return time.strftime("%H:%M:%S", time.localtime(at))

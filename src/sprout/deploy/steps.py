@@ -105,6 +105,13 @@ def _launch(step: Step) -> Transition:
     new = "green" if old is not None and old.name == "blue" else "blue"
     if new in groups:
         step.fleet.remove_group(step.app, step.env, new)
+    # A warm fleet kept for an instant rollback holds the new group's colour: it goes, and this says so.
+    warm = groups.get(new)
+    replaced: dict[str, Any] = {}
+    note = ""
+    if warm is not None and warm.standby_until is not None and warm.standby_until > step.now:
+        replaced = {"replaced_warm": {"group": warm.name, "version": warm.version}}
+        note = f"; warm fleet {warm.name} ({warm.version}) replaced: a rollback to {warm.version} is now a redeploy"
     full = old.capacity if old is not None else step.manifest.instances.initial
     full = max(full, 1)
     batch = min(step.manifest.deploy.batch_size, full)
@@ -115,7 +122,7 @@ def _launch(step: Step) -> Transition:
         "rolling": batch,
         "canary": max(1, math.ceil(full * step.manifest.deploy.canary.steps[0] / 100)),
     }[step.strategy]
-    data = {"new": new, "old": old.name if old else None, "full": full, "new_capacity": first}
+    data = {"new": new, "old": old.name if old else None, "full": full, "new_capacity": first, **replaced}
     if old is None:
         step.fleet.set_group(step.app, step.env, Group(new, step.version, full, 100))
         return go(
@@ -130,7 +137,7 @@ def _launch(step: Step) -> Transition:
     step.fleet.set_group(step.app, step.env, Group(new, step.version, first, 0))
     return go(
         "wait_healthy",
-        f"launching {first} instance(s) of {step.version} in group {new}",
+        f"launching {first} instance(s) of {step.version} in group {new}{note}",
         **data,
         old_capacity=old_capacity,
     )
