@@ -62,6 +62,18 @@ def test_route_default_to_an_environment_that_does_not_exist_starts_nothing(tmp_
     assert processes_of(sprout.home) == []
 
 
+@pytest.mark.parametrize("env", ["../other/production", "Prod", "a b", "x" * 21, "-staging"])
+def test_an_environment_name_that_is_no_host_label_is_refused_before_anything_starts(
+    tmp_path: Path, env: str
+) -> None:
+    sprout = Sprout(home=tmp_path / "home", app_dir=make_app(tmp_path), port=free_port())
+    for command in ("up", "down"):
+        refused = sprout.run(command, str(sprout.app_dir), "--env", env, check=False)
+        assert refused.returncode == 2, refused.stdout + refused.stderr
+        assert refused.stderr.startswith(f"error: --env: environment name {env!r} must be 1 to 20 lowercase")
+    assert not sprout.home.exists()
+
+
 def test_down_outside_an_app_folder_stops_a_daemon_that_serves_nothing(sprout: Sprout) -> None:
     sprout.run("daemon", "start", "--port", str(sprout.port))
     assert processes_of(sprout.home)

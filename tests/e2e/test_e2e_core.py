@@ -78,6 +78,15 @@ def test_up_status_no_changes_auth_canary_logs_and_down(sprout: Sprout) -> None:
             response = httpx.request(method, api + path, headers=headers, trust_env=False)
             assert response.status_code == 401, (method, path, headers)
     assert sprout.environment()["instances"]  # nothing was torn down by the refused calls
+    # With the token, a hostile environment name or a malformed field is a 400 naming it, never a folder.
+    auth = {"Authorization": f"Bearer {sprout.token()}"}
+    for body, named in (
+        ({"app_dir": str(sprout.app_dir), "env": "../other/production"}, "apply: env: environment name"),
+        ({"app_dir": str(sprout.app_dir), "secrets": "x"}, "apply: secrets must be an object"),
+    ):
+        refused = httpx.post(api + "/v1/apply", json=body, headers=auth, trust_env=False)
+        assert refused.status_code == 400 and named in refused.json()["error"], refused.text
+    assert not (sprout.home / "envs" / "other").exists()
 
     # 9. Logs: a request's line is queryable within 2 s.
     marker = f"/probe-{os.getpid()}"

@@ -508,7 +508,8 @@ def test_yaml_is_one_document_per_object() -> None:
         ({"image": "my image"}, "kubernetes render: image 'my image' is not an image reference"),
         (
             {"env": "Prod"},
-            "kubernetes render: environment name 'Prod' must be lowercase letters, digits, dashes",
+            "kubernetes render: environment name 'Prod' must be 1 to 20 lowercase letters, digits and dashes, "
+            "starting and ending with a letter or digit (it becomes a host name and a folder name)",
         ),
     ],
 )

@@ -31,6 +31,7 @@ from sprout.plan.conflicts import refuse_host_conflicts_at
 from sprout.providers.local import LocalProvider
 from sprout.report import fleet_summary
 from sprout.spec import Manifest, load_manifest, manifest_path, resolve_secrets
+from sprout.spec.envname import check_env_name
 from sprout.state import StateStore
 
 #: How often `up` polls the daemon while it waits for the fleet.
@@ -77,6 +78,7 @@ def up(
 
         aws_cmd.up(app_dir=app_dir, env=env, bucket=None, region=None, yes=False)
         return
+    check_env_name(env)
     home = Home.from_env().ensure()
     RouterProcess(home).refuse_https(engine, https_port)
     if engine is not None:
@@ -213,6 +215,7 @@ def down(
 
         aws_cmd.down(app_dir=app_dir, env=env, bucket=None, region=None, purge=False, yes=False)
         return
+    check_env_name(env)
     home = Home.from_env()
     if app_name is None and not manifest_path(app_dir.resolve()).exists() and _serving_nothing(home):
         # No app to name, and none recorded: the daemon (say of `sprout daemon start`) and router run

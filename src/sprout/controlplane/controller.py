@@ -32,6 +32,7 @@ from sprout.plan import ApplyResult, apply_manifest
 from sprout.plan.conflicts import refuse_host_conflicts
 from sprout.providers.base import Provider
 from sprout.spec import Manifest, load_manifest, manifest_path, resolve_secrets, secret_keys
+from sprout.spec.envname import check_env_name
 from sprout.state import Deployment, Environment, Instance, StateStore
 from sprout.state.store import env_id
 
@@ -127,9 +128,14 @@ class Controller:
     def apply(self, request: dict[str, Any]) -> dict[str, Any]:
         """Apply an app folder's manifest (and pushed version) to an environment; the plan or no changes."""
         app_dir = Path(request["app_dir"])
-        env_name = str(request.get("env") or "production")
+        env_name = check_env_name(str(request.get("env") or "production"), "apply: env")
         port = request.get("port")
-        given = {str(k): str(v) for k, v in dict(request.get("secrets") or {}).items()}
+        secrets = request.get("secrets") or {}
+        if not isinstance(secrets, dict):
+            raise UserError(
+                f"apply: secrets must be an object of names to values, not {type(secrets).__name__}"
+            )
+        given = {str(k): str(v) for k, v in secrets.items()}
         manifest = load_manifest(app_dir)
         # Before the release command runs or anything starts (`apply_manifest` checks again under the lock).
         refuse_host_conflicts(self._store, manifest, env_name, str(manifest_path(app_dir)))

@@ -11,6 +11,7 @@ from troposphere import Tags
 from sprout.errors import UserError
 from sprout.providers.aws.wheels import Runtime
 from sprout.spec import Manifest
+from sprout.spec.envname import check_env_name
 
 Colour = Literal["blue", "green"]
 COLOURS: tuple[Colour, Colour] = ("blue", "green")
@@ -50,10 +51,7 @@ class RenderContext:
             )
         if not re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", self.bundle_bucket):
             raise UserError(f"aws template: {self.bundle_bucket!r} is not an S3 bucket name")
-        if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,19}", self.env):
-            raise UserError(
-                f"aws template: environment name {self.env!r} must be lowercase letters, digits, dashes"
-            )
+        check_env_name(self.env, "aws template")
 
     @property
     def app(self) -> str:

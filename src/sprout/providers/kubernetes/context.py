@@ -9,6 +9,7 @@ from typing import Literal
 from sprout import __version__
 from sprout.errors import UserError
 from sprout.spec import Manifest
+from sprout.spec.envname import check_env_name
 
 Colour = Literal["blue", "green"]
 COLOURS: tuple[Colour, Colour] = ("blue", "green")
@@ -73,10 +74,7 @@ class RenderContext:
     secret_name: str | None = None
 
     def __post_init__(self) -> None:
-        if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,19}", self.env):
-            raise UserError(
-                f"kubernetes render: environment name {self.env!r} must be lowercase letters, digits, dashes"
-            )
+        check_env_name(self.env, "kubernetes render")
         if not _SHA256.match(self.bundle_sha256):
             raise UserError(
                 f"kubernetes render: bundle hash {self.bundle_sha256!r} is not a sha256; push the app first"
