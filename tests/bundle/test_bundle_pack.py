@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
@@ -216,8 +218,104 @@ def test_symlink_to_folder_is_refused(tmp_path: Path) -> None:
 def test_broken_symlink_is_refused(tmp_path: Path) -> None:
     app = write_tree(tmp_path / "app", {"app.py": ""})
     (app / "dangling").symlink_to("nowhere")
-    with pytest.raises(BundleError, match=r"dangling is a broken or looping symlink"):
+    with pytest.raises(BundleError) as err:
         pack(app, tmp_path / "out")
+    assert str(err.value) == (
+        f"{app}: dangling is a broken symlink (to 'nowhere'); fix it or add it to .sproutignore"
+    )
+
+
+def sprout_push(app: Path, home: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "SPROUT_HOME": str(home)}
+    env.pop("SPROUT_STORE", None)
+    return subprocess.run(
+        [sys.executable, "-m", "sprout", "push", str(app)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_sprout_push_refuses_a_looping_symlink_naming_it(tmp_path: Path) -> None:
+    """`ln -s self self` once crashed push with OSError ELOOP (a traceback, exit 1)."""
+    app, home = write_tree(tmp_path / "app", {"sprout.toml": TREE["sprout.toml"]}), tmp_path / "home"
+    (app / "self").symlink_to("self")
+    done = sprout_push(app, home)
+    assert (done.returncode, done.stdout) == (2, "")
+    assert (
+        done.stderr
+        == f"error: {app}: self is a looping symlink (to 'self'); fix it or add it to .sproutignore\n"
+    )
+    assert not list(home.glob("**/*.tar.gz"))
+
+
+def test_links_looping_through_each_other_are_refused(tmp_path: Path) -> None:
+    app = write_tree(tmp_path / "app", {"app.py": ""})
+    (app / "a").symlink_to("b")
+    (app / "b").symlink_to("a")
+    with pytest.raises(BundleError) as err:
+        pack(app, tmp_path / "out")
+    assert str(err.value) == f"{app}: a is a looping symlink (to 'b'); fix it or add it to .sproutignore"
+
+
+def test_sprout_push_packs_around_an_ignored_looping_symlink(tmp_path: Path) -> None:
+    app, home = tmp_path / "app", tmp_path / "home"
+    write_tree(app, {"sprout.toml": TREE["sprout.toml"], "app.py": "", ".sproutignore": "self\n"})
+    (app / "self").symlink_to("self")
+    done = sprout_push(app, home)
+    assert (done.returncode, done.stderr) == (0, "")
+    assert done.stdout.startswith("pushed hello v1 ")
+    [bundle] = home.glob("**/*.tar.gz")
+    assert names(bundle) == [".sproutignore", "app.py", "sprout.toml"]
+
+
+@pytest.mark.parametrize(
+    ("ignore", "target"),
+    [
+        ("self\n", "self"),  # looping
+        ("*.lnk\n", "nowhere"),  # broken
+        ("/self\n", "../../../../../../../../etc/passwd"),  # outside the app
+        ("self/\n", "pkg"),  # a folder, ignored by a folder-only pattern
+    ],
+    ids=["looping", "broken", "outside", "folder-pattern"],
+)
+def test_an_ignored_symlink_may_point_anywhere(ignore: str, target: str, tmp_path: Path) -> None:
+    app = write_tree(tmp_path / "app", {"pkg/a.py": "", ".sproutignore": ignore})
+    name = "self.lnk" if ignore == "*.lnk\n" else "self"
+    (app / name).symlink_to(target)
+    assert names(pack(app, tmp_path / "out").path) == [".sproutignore", "pkg/a.py"]
+
+
+def test_a_looping_symlink_beside_file_secrets_is_refused_not_crashed(tmp_path: Path) -> None:
+    """With `file:` secrets every path is resolved to compare it with them; Python 3.11's Path.resolve
+    raised RuntimeError on a loop there, before the link was examined."""
+    app = write_tree(
+        tmp_path / "app",
+        {
+            "sprout.toml": '[app]\nname = "shop"\nweb = "run"\n[secrets]\nKEY = "file:key.txt"\n',
+            "key.txt": "k",
+        },
+    )
+    (app / "self").symlink_to("self")
+    with pytest.raises(BundleError) as err:
+        pack(app, tmp_path / "out")
+    assert (
+        str(err.value) == f"{app}: self is a looping symlink (to 'self'); fix it or add it to .sproutignore"
+    )
+    (app / ".sproutignore").write_text("self\n")
+    packed = pack(app, tmp_path / "out")
+    assert (sorted(packed.names), packed.secrets_left_out) == ([".sproutignore", "sprout.toml"], ("key.txt",))
+
+
+def test_files_of_file_secrets_are_left_out_of_a_manifest_with_a_byte_order_mark(tmp_path: Path) -> None:
+    """`sprout validate` accepts a manifest that starts with a UTF-8 BOM, so packing must read its secrets."""
+    app = write_tree(tmp_path / "app", {"app.py": "", "secrets/token.txt": "s3cr3t\n"})
+    manifest = '[app]\nname = "shop"\nweb = "run"\n[secrets]\nTOKEN = "file:secrets/token.txt"\n'
+    (app / "sprout.toml").write_bytes(b"\xef\xbb\xbf" + manifest.encode())
+    packed = pack(app, tmp_path / "out")
+    assert sorted(packed.names) == ["app.py", "sprout.toml"]
+    assert packed.secrets_left_out == ("secrets/token.txt",)
 
 
 def test_fifo_is_refused(tmp_path: Path) -> None:

@@ -167,7 +167,8 @@ def bundle_install(app_dir: Path) -> tuple[bool, tuple[str, ...]]:
     """`[app] python` and `[app] install_outputs` of the bundle's own sprout.toml (validated at push);
     read here, so every place that bootstraps a bundle agrees without carrying them."""
     try:
-        data = tomllib.loads((app_dir / MANIFEST_NAME).read_text(encoding="utf-8"))
+        # utf-8-sig: a manifest saved with a byte-order mark is valid (spec/load.py reads it the same way).
+        data = tomllib.loads((app_dir / MANIFEST_NAME).read_text(encoding="utf-8-sig"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
         return True, ()
     app = data.get("app")

@@ -11,6 +11,7 @@ owners or creation order.
 
 from __future__ import annotations
 
+import errno
 import gzip
 import os
 import stat
@@ -124,7 +125,9 @@ def secret_files(app_dir: Path) -> frozenset[Path]:
     """The resolved paths of the files `file:` secrets of `app_dir`'s manifest name (`[secrets]` and
     the resources' `password`s); read from the raw TOML so that packing needs no validation."""
     try:
-        data = tomllib.loads((app_dir / MANIFEST_NAME).read_text(encoding="utf-8"))
+        # utf-8-sig: a byte order mark is skipped here as `load_manifest` skips it, so that a manifest
+        # saved with one still keeps its secret files out of the bundle.
+        data = tomllib.loads((app_dir / MANIFEST_NAME).read_text(encoding="utf-8-sig"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
         return frozenset()
     refs: list[object] = []
@@ -141,8 +144,8 @@ def secret_files(app_dir: Path) -> frozenset[Path]:
         target = ref.get("file") if isinstance(ref, dict) else None
         if isinstance(ref, str) and ref.startswith("file:"):
             target = ref[len("file:") :]
-        if isinstance(target, str) and target:
-            paths.add((app_dir / target).expanduser().resolve())
+        if isinstance(target, str) and target and "\0" not in target:
+            paths.add(_real((app_dir / target).expanduser()))
     return frozenset(paths)
 
 
@@ -178,11 +181,13 @@ def _walk(
             path = Path(entry.path)
             if path == out_dir:
                 continue
-            if secrets and path.resolve() in secrets:
+            if secrets and _real(path) in secrets:
                 left_out.append(rel)
                 continue
             if entry.is_symlink():
-                if _is_ignored(rel, entry.is_dir(), rules):
+                # Decided before the link is checked: an ignored link may point anywhere, even nowhere or
+                # at itself (os.path.isdir says False for those instead of raising).
+                if _is_ignored(rel, False, rules) or (os.path.isdir(path) and _is_ignored(rel, True, rules)):
                     continue
                 if _check_symlink(root, path, rel):
                     raise BundleError(
@@ -203,6 +208,12 @@ def _walk(
                 )
 
 
+def _real(path: Path) -> Path:
+    """`path` with every symlink resolved; a broken or looping link resolves as far as it goes (where
+    `Path.resolve` raises RuntimeError on a loop)."""
+    return Path(os.path.realpath(path))
+
+
 def _read_rules(folder: Path, rel_folder: str) -> list[_Rules]:
     """The ignore rules declared in `folder` (.gitignore, then .sproutignore, which wins on conflict)."""
     lines: list[str] = []
@@ -218,17 +229,31 @@ def _read_rules(folder: Path, rel_folder: str) -> list[_Rules]:
 def _check_symlink(root: Path, path: Path, rel: str) -> bool:
     """Refuse a symlink that is broken or points outside the tree; return whether it points to a folder."""
     try:
-        target = path.resolve(strict=True)
-    except (OSError, RuntimeError) as exc:
-        raise BundleError(
-            f"{root}: {rel} is a broken or looping symlink ({exc}); fix it or add it to .sproutignore"
-        ) from exc
+        # realpath, not Path.resolve: that raises RuntimeError on a loop in Python 3.11 and OSError later.
+        target = Path(os.path.realpath(path, strict=True))
+    except OSError as exc:
+        link = _link_text(path)
+        if exc.errno == errno.ELOOP:
+            problem = f"a looping symlink (to {link!r})"
+        elif exc.errno in (errno.ENOENT, errno.ENOTDIR):
+            problem = f"a broken symlink (to {link!r})"
+        else:
+            problem = f"a symlink that cannot be followed (to {link!r}: {exc.strerror})"
+        raise BundleError(f"{root}: {rel} is {problem}; fix it or add it to .sproutignore") from exc
     if not target.is_relative_to(root):
         raise BundleError(
             f"{root}: {rel} is a symlink to {target}, outside the app folder; "
             "copy the file into the app or add the link to .sproutignore"
         )
     return target.is_dir()
+
+
+def _link_text(path: Path) -> str:
+    """What the symlink `path` says it points to, as written."""
+    try:
+        return os.readlink(path)
+    except OSError:
+        return "?"
 
 
 def _write_archive(raw: BinaryIO, root: Path, files: list[tuple[str, Path]]) -> None:

@@ -6,7 +6,7 @@ import re
 
 from pydantic import Field, StrictBool, field_validator, model_validator
 
-from sprout.spec.base import Section
+from sprout.spec.base import Section, quoted
 
 _REGION = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
 
@@ -49,16 +49,16 @@ class AwsSection(Section):
     @field_validator("region")
     @classmethod
     def _valid_region(cls, value: str) -> str:
-        if not _REGION.match(value):
-            raise ValueError(f'"{value}" is not an AWS region name (e.g. "eu-central-1")')
+        if not _REGION.fullmatch(value):
+            raise ValueError(f'{quoted(value)} is not an AWS region name (e.g. "eu-central-1")')
         return value
 
     @field_validator("subnets")
     @classmethod
     def _valid_subnets(cls, value: list[str]) -> list[str]:
         for subnet in value:
-            if not re.match(r"^subnet-[0-9a-f]+$", subnet):
-                raise ValueError(f'"{subnet}" is not a subnet id (e.g. "subnet-0abc123")')
+            if not re.fullmatch(r"subnet-[0-9a-f]+", subnet):
+                raise ValueError(f'{quoted(subnet)} is not a subnet id (e.g. "subnet-0abc123")')
         return value
 
     @model_validator(mode="after")

@@ -45,7 +45,7 @@ class KubernetesSection(Section):
     @field_validator("namespace")
     @classmethod
     def _valid_namespace(cls, value: str | None) -> str | None:
-        if value is not None and not _DNS_LABEL.match(value.replace(ENV_PLACEHOLDER, "production")):
+        if value is not None and not _DNS_LABEL.fullmatch(value.replace(ENV_PLACEHOLDER, "production")):
             raise ValueError(
                 f"{value!r} is not a DNS label (lowercase letters, digits, dashes; at most 63 characters; "
                 '"{env}" may stand for the environment)'
@@ -55,7 +55,7 @@ class KubernetesSection(Section):
     @field_validator("secret_name", "tls_secret", "cert_manager_issuer")
     @classmethod
     def _valid_secret_name(cls, value: str | None) -> str | None:
-        if value is not None and not _DNS_LABEL.match(value):
+        if value is not None and not _DNS_LABEL.fullmatch(value):
             raise ValueError(f"{value!r} is not a DNS label (lowercase letters, digits, dashes)")
         return value
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import difflib
 import os
 import re
@@ -37,10 +38,13 @@ def load_manifest(path: Path, raw: bytes | None = None) -> Manifest:
         if not path.exists():
             raise UserError(f"{path}: no manifest here (create one with `sprout init`)")
         raw = path.read_bytes()
+    # Editors on Windows often start UTF-8 files with a byte order mark, which TOML does not allow;
+    # it says nothing about the content, so it is skipped (as `utf-8-sig` does) rather than refused.
+    bom = len(codecs.BOM_UTF8) if raw.startswith(codecs.BOM_UTF8) else 0
     try:
-        data = tomllib.loads(raw.decode("utf-8"))
+        data = tomllib.loads(raw[bom:].decode("utf-8"))
     except UnicodeDecodeError as exc:
-        raise ManifestError(str(path), [f"not UTF-8 text ({exc.reason} at byte {exc.start})"]) from exc
+        raise ManifestError(str(path), [f"not UTF-8 text ({exc.reason} at byte {bom + exc.start})"]) from exc
     except tomllib.TOMLDecodeError as exc:
         raise ManifestError(str(path), [f"TOML syntax error: {exc}"]) from exc
     return parse_manifest(data, source=str(path))
@@ -104,6 +108,8 @@ def _plain(kind: str, ctx: dict[str, Any]) -> str | None:
         words, key = bounds[kind]
         limit = ctx.get(key)
         return f"{words} {limit:g}" if isinstance(limit, int | float) else f"{words} {limit}"
+    if kind == "finite_number":
+        return "must be a finite number"
     if kind == "string_too_short" and ctx.get("min_length") == 1:
         return "must not be empty"
     if kind == "too_short":

@@ -7,13 +7,14 @@ import json
 import re
 from typing import Annotated, Any, ClassVar, Literal, Self
 
-from pydantic import Field, StrictBool, ValidationInfo, field_validator, model_validator
+from pydantic import AfterValidator, Field, StrictBool, ValidationInfo, field_validator, model_validator
 
 from sprout.spec.aws import AwsSection
-from sprout.spec.base import Section
+from sprout.spec.base import Section, quoted, refuse_nul
 from sprout.spec.kubernetes import KubernetesSection
+from sprout.spec.paths import RequestPath
 from sprout.spec.rules import repeated_hosts
-from sprout.spec.scaling import ScalingSection
+from sprout.spec.scaling import MAX_INSTANCES, ScalingSection
 from sprout.spec.tls import TlsSection
 from sprout.spec.units import Duration, Size, format_duration
 
@@ -21,9 +22,15 @@ from sprout.spec.units import Duration, Size, format_duration
 RESERVED_ENV = frozenset(
     {"PORT", "HOST", "DATABASE_URL", "SESSION_STORE_URL", "SESSION_STORE_ZONES", "PATH", "VIRTUAL_ENV"}
 )
+# Matched whole (`fullmatch`): with `match`, the `$` would also accept a trailing newline.
 _APP_NAME = re.compile(r"^[a-z][a-z0-9-]{0,38}[a-z0-9]$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _HOST = re.compile(r"^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")
+_ZONE = re.compile(r"^[a-z0-9][a-z0-9-]{0,19}$")
+
+
+#: An `[env]` value: any text an environment variable can carry (all but NUL).
+EnvValue = Annotated[str, AfterValidator(refuse_nul)]
 
 Strategy = Literal["rolling", "rolling_with_batch", "immutable", "bluegreen", "canary"]
 
@@ -64,9 +71,9 @@ class AppSection(Section):
     @field_validator("name")
     @classmethod
     def _valid_name(cls, value: str) -> str:
-        if not _APP_NAME.match(value):
+        if not _APP_NAME.fullmatch(value):
             raise ValueError(
-                f'invalid app name "{value}" (2-40 lowercase letters, digits and dashes, starting with a letter)'
+                f"invalid app name {quoted(value)} (2-40 lowercase letters, digits and dashes, starting with a letter)"
             )
         return value
 
@@ -153,7 +160,7 @@ HEALTH_FLOORS: dict[str, tuple[float, str]] = {
 class HealthSection(Section):
     """How the router and the control plane decide that an instance is healthy."""
 
-    path: str = Field("/", pattern=r"^/", description="Path answered with 2xx/3xx when healthy.")
+    path: RequestPath = Field("/", description="Path (and query) answered with 2xx/3xx when healthy.")
     interval: Duration = 2.0
     timeout: Duration = 1.0
     healthy_threshold: int = Field(2, ge=1, le=10)
@@ -187,8 +194,8 @@ class InstancesSection(Section):
     """The fleet: instance size, bounds, and the zones it is spread across evenly."""
 
     size: str = Field("small", pattern=r"^[a-z0-9][a-z0-9.-]*$")
-    min: int = Field(2, ge=0, le=100)
-    max: int = Field(10, ge=1, le=100)
+    min: int = Field(2, ge=0, le=MAX_INSTANCES)
+    max: int = Field(10, ge=1, le=MAX_INSTANCES)
     desired: int | None = Field(None, ge=0, description="Initial capacity (default: min).")
     zones: list[str] = Field(default_factory=lambda: ["a", "b"], min_length=1)
 
@@ -198,8 +205,8 @@ class InstancesSection(Section):
         if len(set(value)) != len(value):
             raise ValueError(f"zones must be unique, got {value}")
         for zone in value:
-            if not re.match(r"^[a-z0-9][a-z0-9-]{0,19}$", zone):
-                raise ValueError(f'invalid zone name "{zone}" (lowercase letters, digits, dashes)')
+            if not _ZONE.fullmatch(zone):
+                raise ValueError(f"invalid zone name {quoted(zone)} (lowercase letters, digits, dashes)")
         return value
 
     @model_validator(mode="after")
@@ -245,7 +252,7 @@ class DeploySection(Section):
     rollback_window: Duration = Field(600.0, description="How long the old fleet stays warm.")
     drain: Duration = Field(30.0, description="How long removed instances may finish in-flight requests.")
     health_timeout: Duration = Field(120.0, description="How long new instances may take to be healthy.")
-    smoke_path: str | None = Field(None, pattern=r"^/", description="Extra path that must answer 2xx.")
+    smoke_path: RequestPath | None = Field(None, description="Extra path that must answer 2xx.")
     test_database: Literal["sqlite", "scratch"] = Field(
         "sqlite",
         description=(
@@ -417,8 +424,10 @@ class RouterSection(Section):
     @classmethod
     def _valid_hosts(cls, value: list[str]) -> list[str]:
         for host in value:
-            if not _HOST.match(host):
-                raise ValueError(f'invalid host name "{host}" (e.g. "shop.example.com" or "*.example.com")')
+            if not _HOST.fullmatch(host):
+                raise ValueError(
+                    f'invalid host name {quoted(host)} (e.g. "shop.example.com" or "*.example.com")'
+                )
         for host in repeated_hosts(value):
             raise ValueError(f'"{host}" is listed more than once; list each host name once')
         return value
@@ -457,7 +466,7 @@ class Manifest(Section):
     resources: Resources = Field(default_factory=Resources)
     router: RouterSection = Field(default_factory=RouterSection)
     tls: TlsSection | None = Field(None, description="HTTPS for the router hosts; off without this table.")
-    env: dict[str, str] = Field(default_factory=dict)
+    env: dict[str, EnvValue] = Field(default_factory=dict)
     secrets: dict[str, SecretRef] = Field(default_factory=dict, json_schema_extra=_secrets_schema)
     cost: CostSection = Field(default_factory=CostSection)
     logs: LogsSection = Field(default_factory=LogsSection)
@@ -469,8 +478,8 @@ class Manifest(Section):
     def _env_names(cls, value: object) -> object:
         if isinstance(value, dict):
             for name in value:
-                if not _ENV_NAME.match(name):
-                    raise ValueError(f'"{name}" is not a valid environment variable name')
+                if not _ENV_NAME.fullmatch(name):
+                    raise ValueError(f"{quoted(name)} is not a valid environment variable name")
                 if name in RESERVED_ENV or name.startswith("SPROUT_"):
                     raise ValueError(f'"{name}" is set by Sprout and cannot be overridden')
         return value

@@ -7,13 +7,17 @@ from datetime import UTC, datetime
 from typing import Any, Literal, Self
 
 from croniter import croniter
-from pydantic import Field, StrictBool, field_validator, model_validator
+from pydantic import Field, StrictBool, ValidationInfo, field_validator, model_validator
 
-from sprout.spec.base import Section
+from sprout.spec.base import Section, is_stored
 from sprout.spec.units import Duration
 
 ScalingMetric = Literal["requests_per_instance", "concurrency", "cpu", "p95_latency"]
 METRICS: tuple[ScalingMetric, ...] = ("requests_per_instance", "concurrency", "cpu", "p95_latency")
+
+#: The most instances one environment may run: the bound of `[instances]` min and max and of every
+#: scheduled capacity (a typo such as `min = 300` must not start 300 local instances).
+MAX_INSTANCES = 100
 
 _CHANGE = re.compile(r"^\s*([+-]?\d+)\s*(%?)\s*$")
 
@@ -23,12 +27,20 @@ class ScheduleEntry(Section):
 
     cron: str | None = Field(None, description='Cron expression (UTC), e.g. "30 19 * 6 *".')
     at: datetime | None = Field(None, description="One-off ISO 8601 time.")
-    min: int | None = Field(None, ge=0)
-    max: int | None = Field(None, ge=1)
-    desired: int | None = Field(None, ge=0)
+    min: int | None = Field(None, ge=0, le=MAX_INSTANCES)
+    max: int | None = Field(None, ge=1, le=MAX_INSTANCES)
+    desired: int | None = Field(None, ge=0, le=MAX_INSTANCES)
     duration: Duration | None = Field(
         None, description="How long the action holds (default: until the next)."
     )
+
+    @field_validator("min", "max", "desired", mode="before")
+    @classmethod
+    def _stored_at_bound(cls, value: object, info: ValidationInfo) -> object:
+        # A schedule stored by a Sprout from before this bound keeps its environment readable: it is read
+        # at the bound (which the fleet could never exceed), while new input above it is refused.
+        above = isinstance(value, int) and not isinstance(value, bool) and value > MAX_INSTANCES
+        return MAX_INSTANCES if above and is_stored(info) else value
 
     @field_validator("cron")
     @classmethod
