@@ -19,7 +19,7 @@ from sprout.errors import NotFoundError, ServiceError
 from sprout.router.admission import Rejection, admit_table
 from sprout.router.client import RouterControl
 from sprout.router.haproxy.config import SLOTS, Layout, slot_names
-from sprout.router.haproxy.runtime import RuntimeApi
+from sprout.router.haproxy.runtime import RuntimeApi, unsendable
 from sprout.router.metrics import BUCKETS, Reading, Stats, exposition
 from sprout.router.table import (
     RouteSpec,
@@ -104,7 +104,7 @@ class HaproxyAdmin(RouterControl):
         refused: list[Rejection] = []
         for route in spec.routes:
             bad = [t.id for g in route.groups for t in g.targets if not _SERVER_NAME.match(t.id)]
-            why = None
+            why = _unsendable(route)
             if bad:
                 why = f"target id {bad[0]!r}: the HAProxy engine takes letters, digits and . _ : - only"
             elif len(kept) >= SLOTS:
@@ -169,7 +169,7 @@ class HaproxyAdmin(RouterControl):
                         timeout = old.drain_timeout if old is not None else 30.0
                     self._drains[target_id] = now + timeout
                     if admin_state != "drain":
-                        api.run(f"set server {slot}/{target_id} state drain")
+                        api.run("set", "server", f"{slot}/{target_id}", "state", "drain")
             save_table(layout.table, spec)
             self._spec = spec
             self._progress()
@@ -177,7 +177,7 @@ class HaproxyAdmin(RouterControl):
     def _servers(self) -> dict[str, tuple[str, str, str]]:
         """Every dynamic server: target id → (slot, host:port, admin state: ready, drain or maint)."""
         found = {}
-        for row in self.api.table("show stat"):
+        for row in self.api.table("show", "stat"):
             if row.get("pxname", "").startswith("slot") and row.get("svname") not in ("FRONTEND", "BACKEND"):
                 status = row.get("status", "")
                 state = "maint" if status.startswith("MAINT") else "drain" if status == "DRAIN" else "ready"
@@ -218,21 +218,22 @@ class HaproxyAdmin(RouterControl):
             # A new server comes out of maintenance as up: a target not known healthy gets its traffic
             # (its weight) only once it has been marked down, so that its checks admit it.
             api.run(
-                f"add server {name} {address} weight {weight if up else 0} "
-                f"check inter {int(health.interval * 1000)} "
-                f"fall {health.unhealthy_threshold} rise {health.healthy_threshold} "
-                f"observe layer7 error-limit {ERROR_LIMIT} on-error mark-down pool-max-conn -1 pool-purge-delay 5s"
-            )
-            api.run(f"enable health {name}")
-            api.run(f"enable server {name}")
+                "add", "server", name, address, "weight", str(weight if up else 0),
+                "check", "inter", str(int(health.interval * 1000)),
+                "fall", str(health.unhealthy_threshold), "rise", str(health.healthy_threshold),
+                "observe", "layer7", "error-limit", str(ERROR_LIMIT), "on-error", "mark-down",
+                "pool-max-conn", "-1", "pool-purge-delay", "5s",
+            )  # fmt: skip
+            api.run("enable", "health", name)
+            api.run("enable", "server", name)
             if not up:
-                api.run(f"set server {name} health down")
-                api.run(f"set server {name} weight {weight}")
+                api.run("set", "server", name, "health", "down")
+                api.run("set", "server", name, "weight", str(weight))
             self._drained.pop(target_id, None)
             return
-        api.run(f"set server {name} weight {weight}")
+        api.run("set", "server", name, "weight", str(weight))
         if current[2] != "ready":
-            api.run(f"set server {name} state ready")
+            api.run("set", "server", name, "state", "ready")
 
     def _sync_target_maps(self, spec: TableSpec, servers: dict[str, tuple[str, str, str]]) -> None:
         """Each target's group, version and zone (kept for draining ones: their last requests are logged)."""
@@ -256,10 +257,10 @@ class HaproxyAdmin(RouterControl):
         """Delete a server now (its remaining requests are cut); False while HAProxy still holds it."""
         name = f"{slot}/{target_id}"
         api = self.api
-        api.run(f"set server {name} state maint")
-        api.run(f"shutdown sessions server {name}")
+        api.run("set", "server", name, "state", "maint")
+        api.run("shutdown", "sessions", "server", name)
         try:
-            api.run(f"del server {name}")
+            api.run("del", "server", name)
         except ServiceError:
             return False
         return True
@@ -288,7 +289,7 @@ class HaproxyAdmin(RouterControl):
     def _stat_rows(self) -> list[dict[str, str]]:
         return [
             row
-            for row in self.api.table("show stat")
+            for row in self.api.table("show", "stat")
             if row.get("pxname", "").startswith("slot") and row.get("svname") not in ("FRONTEND", "BACKEND")
         ]
 
@@ -455,7 +456,7 @@ class HaproxyAdmin(RouterControl):
                 f"{route}/{group}": {**stats.snapshot(), "route": route, "group": group}
                 for (route, group), stats in self._group_stats.items()
             }
-            info = self.api.table("show stat -1 1 -1")
+            info = self.api.table("show", "stat", "-1", "1", "-1")
             connections = sum(int(r.get("scur") or 0) for r in info if r.get("svname") == "FRONTEND")
             return {
                 "uptime": round(time.time() - self._started, 3),
@@ -498,6 +499,23 @@ class HaproxyAdmin(RouterControl):
             return "Name: HAProxy" in self.api.ask("show info")
         except ServiceError:
             return False
+
+
+def _unsendable(route: RouteSpec) -> str | None:
+    """Why a value of the route cannot reach HAProxy's runtime API (the route is then refused, the rest
+    of the table applied), or None."""
+    for host in route.hosts:
+        if not host.strip("*.") or any(c.isspace() for c in host):
+            return f"host {host!r}: the HAProxy engine takes no empty host or whitespace in one"
+    values = [("route name", route.name), ("health path", route.health.path)]
+    for group in route.groups:
+        values += [("group", group.name), ("version", group.version)]
+        for target in group.targets:
+            values += [("address", target.address), ("version", target.version), ("zone", target.zone)]
+    for what, value in values:
+        if unsendable(value):
+            return f"{what} {value!r}: HAProxy's runtime API cannot carry a line end or NUL"
+    return None
 
 
 def _server_weights(route: RouteSpec) -> list[tuple[Any, int]]:

@@ -45,7 +45,7 @@ _LOG_FIELDS = (
     "%[srv_name,map({version},)]",
     "%[srv_name,map({zone},)]",
     "%rc",
-    "%ID",
+    "%[var(txn.rid)]",
 )
 
 
