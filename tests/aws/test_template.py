@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import subprocess
 from typing import Any
 
 import pytest
@@ -438,3 +439,22 @@ def test_a_local_address_in_env_is_refused_naming_the_key() -> None:
         "[env] CACHE_URL: 127.0.0.1 is this machine, not an address AWS can reach; remove it (the stack's "
         "DATABASE_URL and SESSION_STORE_URL come from its own services) or give a host the instances reach"
     )
+
+
+def test_a_health_path_with_shell_characters_reaches_the_boot_script_as_data_never_as_code() -> None:
+    # `$`, `(`, `)` are legal in a request path; the boot script runs as root. `$(echo)` run as code
+    # would vanish from the value.
+    path = "/p$(echo)q;a=(1)&b='2'"
+    m = parse_manifest({"app": {"name": "tiny", "web": "x"}, "health": {"path": path}})
+    script = user_data(render_template(m, "prod", SHA, "bucket-x", "0", RUNTIME))
+    (line,) = [line for line in script.splitlines() if line.startswith("HEALTH_PATH=")]
+    shown = subprocess.run(
+        ["bash", "-c", f'{line}\nprintf %s "$HEALTH_PATH"'], capture_output=True, text=True, check=True
+    )
+    assert shown.stdout == path
+    assert script.count("$HEALTH_PATH") == 3
+    # Elsewhere only inside boot.json's quoted here-document, which the shell does not expand.
+    assert [text for text in script.splitlines() if path in text and text != line] == [
+        f'  "health_path": {json.dumps(path)},'
+    ]
+    assert "<<'SPROUT_BOOT_JSON'" in script

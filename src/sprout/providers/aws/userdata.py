@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 
 from troposphere import Base64, Sub
 
@@ -156,15 +157,16 @@ WantedBy=multi-user.target
 SPROUT_UNIT
 systemctl daemon-reload
 systemctl enable --now sprout.service
+HEALTH_PATH=<<health_path>>
 for _ in $(seq <<health_tries>>); do
-  if curl -sf -o /dev/null "http://$ADDRESS:$APP_PORT<<health_path>>"; then
-    echo "sprout boot: the app answers <<health_path>>"
+  if curl -sf -o /dev/null "http://$ADDRESS:$APP_PORT$HEALTH_PATH"; then
+    echo "sprout boot: the app answers $HEALTH_PATH"
     signal SUCCESS
     exit 0
   fi
   sleep 2
 done
-echo "sprout boot: the app did not answer <<health_path>> within <<health_timeout>>s; see the agent log stream $INSTANCE_ID"
+echo "sprout boot: the app did not answer $HEALTH_PATH within <<health_timeout>>s; see the agent log stream $INSTANCE_ID"
 exit 1
 """
 
@@ -243,7 +245,8 @@ def script(ctx: RenderContext, data: DataRefs, colour: Colour = "blue") -> str:
         "port": str(APP_PORT),
         "boot_json": json.dumps(boot_config(ctx, data).to_json(), indent=2, sort_keys=True),
         "stop_timeout": str(int(ctx.manifest.deploy.drain) + 30),
-        "health_path": ctx.manifest.health.path,
+        # A path may hold `$`, `(` or `'` (RFC 3986 allows them): quoted, it is never shell code run as root.
+        "health_path": _literal(shlex.quote(ctx.manifest.health.path)),
         "health_tries": str(BOOT_HEALTH_TIMEOUT // 2),
         "health_timeout": str(BOOT_HEALTH_TIMEOUT),
     }
