@@ -9,8 +9,11 @@ from sprout.router.metrics import CLASSES, Stats
 
 
 def fleet_summary(env: dict[str, Any], utc: bool = False) -> str:
-    """`2/2 healthy` for people, with any warm fleet: `2/2 healthy, 2 warm (v1) until 14:05:03`."""
+    """`2/2 healthy` for people, with a release's new group and any warm fleet: `2/2 healthy, releasing
+    v3: 1/2 healthy, 2 warm (v1) until 14:05:03`."""
     text = f"{env['healthy']}/{env['desired']} healthy"
+    for group in env.get("releasing") or []:
+        text += f", releasing {group['version']}: {group['healthy']}/{group['capacity']} healthy"
     for fleet in env.get("warm") or []:
         stamp = (time.gmtime if utc else time.localtime)(fleet["until"])
         text += (

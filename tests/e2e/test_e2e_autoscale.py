@@ -177,6 +177,11 @@ def test_burst_scales_out_idle_scales_in_without_errors_and_scale_min_is_honoure
     history = json.loads(busy.run("history", str(busy.app_dir), "--json").stdout)
     entries = [h for h in history if h["action"] == "scale"]
     assert entries and "instances.min: 1 → 2" in entries[-1]["diff_text"], history
+    # A capacity above the bounds is refused, not quietly cut to max.
+    refused = busy.run("scale", str(busy.app_dir), "--desired", "99", check=False)
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert "scale: --desired 99 is outside min 2 .. max" in refused.stderr and "--max 99" in refused.stderr
+    assert _env(busy)["desired"] == 2
 
     # A capacity set by hand is kept for one stabilization window (6 s), then the idle fleet drains
     # back to its floor of 2, again without a failed request.

@@ -222,3 +222,33 @@ def history_rows(sprout: Sprout) -> list[dict[str, Any]]:
 
 def history_time(row: dict[str, Any]) -> float:
     return datetime.fromisoformat(str(row["time"]).replace("Z", "+00:00")).timestamp()
+
+
+def test_a_release_in_progress_is_shown_apart_from_the_serving_fleet(rel: Sprout) -> None:
+    new_version(rel, "v2")
+    api, auth = rel.daemon()["api_url"], {"Authorization": f"Bearer {rel.token()}"}
+    deploy = rel.run("deploy", str(rel.app_dir), "--no-wait")
+    assert deploy.returncode == 0, deploy.stderr
+    samples: list[dict[str, Any]] = []
+    texts: list[str] = []
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        doc = httpx.get(api + "/v1/status", headers=auth, trust_env=False).json()
+        env = next(e for e in doc["environments"] if e["app"] == APP)
+        samples.append(env)
+        if env["releasing"] and not texts:
+            texts.append(rel.run("status").stdout)
+        if env["version"] == "v2" and not env["releasing"]:
+            break
+        time.sleep(0.05)
+    releasing = [s for s in samples if s["releasing"]]
+    print(f"\n[status during a release] {len(samples)} samples, {len(releasing)} with the new group apart")
+    assert releasing, samples
+    assert [(r["group"], r["version"], r["capacity"]) for r in releasing[0]["releasing"]] == [
+        ("green", "v2", 2)
+    ]
+    # The serving fleet alone is desired and healthy: 2/2 while the new group boots, never 2/4.
+    for env in samples:
+        assert (env["desired"], env["healthy"]) == (2, 2), env
+    if "releasing v2" in "".join(texts):
+        assert re.search(r"2/2 healthy, releasing v2: \d/2 healthy", texts[0]), texts[0]

@@ -33,8 +33,13 @@ def app_name(app_dir: Path) -> str:
     from sprout.spec.source import manifest_path
 
     path = manifest_path(app_dir.resolve())
+    if not app_dir.exists():
+        raise UserError(f"{app_dir}: no such folder (give the app's folder, the one with sprout.toml)")
+    if not path.exists():
+        # As every other command says it (spec.load), and which app the command needs.
+        raise UserError(f"{path}: no manifest here (run it in the app's folder, or give that folder)")
     try:
-        name = tomllib.loads(path.read_text(encoding="utf-8"))["app"]["name"]
+        name = tomllib.loads(path.read_text(encoding="utf-8-sig"))["app"]["name"]
     except (OSError, KeyError, TypeError, tomllib.TOMLDecodeError) as exc:
         raise UserError(
             f"{path}: cannot read [app] name ({exc}); check the manifest with `sprout validate`"
@@ -202,6 +207,13 @@ def scale(
     data["instances"] = {**data["instances"], "min": bounds["min"], "max": bounds["max"]}
 
     updated = parse_manifest(data, source=f"sprout scale {name}/{env}")
+    low, high = updated.instances.min, updated.instances.max
+    if desired is not None and not low <= desired <= high:
+        # Said, not clamped: a capacity asked for and silently not given is a surprise at the worst time.
+        hint = f"--max {desired}" if desired > high else f"--min {desired}"
+        raise UserError(
+            f"scale: --desired {desired} is outside min {low} .. max {high}; add {hint} to allow it"
+        )
     changes = [
         f"~ instances.{key}: {manifest.instances.model_dump()[key]} → {bounds[key]}"
         for key in ("min", "max")

@@ -64,8 +64,16 @@ def environment_status(
             healthy_in[group.name] = healthy_in.get(group.name, 0) + 1
     warm = warm_fleets(groups, healthy_in)
     kept = {fleet["group"] for fleet in warm}
-    desired = sum(group.capacity for group in groups if group.name not in kept)
-    healthy = sum(n for name, n in healthy_in.items() if name not in kept)
+    # Desired and healthy count the groups that serve: a release's new group at weight 0 is shown
+    # apart, so that an alert on healthy < desired does not fire on every release.
+    serving = [g for g in groups if g.name not in kept and (g.weight > 0 or len(groups) == 1)]
+    desired = sum(group.capacity for group in serving)
+    healthy = sum(healthy_in.get(group.name, 0) for group in serving)
+    releasing = [
+        {"group": g.name, "version": g.version, "capacity": g.capacity, "healthy": healthy_in.get(g.name, 0)}
+        for g in groups
+        if g.name not in kept and g not in serving
+    ]
     converged = in_place and all(healthy_in.get(g.name, 0) >= g.capacity for g in groups)
     return {
         "app": env.app,
@@ -79,6 +87,7 @@ def environment_status(
         "healthy": healthy,
         "converged": converged,
         "warm": warm,
+        "releasing": releasing,
         "groups": [
             {"name": g.name, "version": g.version, "capacity": g.capacity, "weight": g.weight} for g in groups
         ],

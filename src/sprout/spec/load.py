@@ -35,6 +35,10 @@ def load_manifest(path: Path, raw: bytes | None = None) -> Manifest:
     every problem."""
     path = manifest_path(path)
     if raw is None:
+        if not path.parent.is_dir():
+            raise UserError(
+                f"{path.parent}: no such folder (give the app's folder, the one with sprout.toml)"
+            )
         if not path.exists():
             raise UserError(f"{path}: no manifest here (create one with `sprout init`)")
         raw = path.read_bytes()
