@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn
@@ -427,3 +428,35 @@ def test_one_environment_failing_does_not_keep_another_warm_fleet(store: StateSt
     assert failed.message == (
         "retiring the expired warm fleet failed: ServiceError: shop/staging: provider unreachable; retrying"
     )
+
+
+@pytest.mark.parametrize("fails", [False, True], ids=["succeeds", "fails"])
+def test_a_release_command_run_in_the_background_holds_no_tick(store: StateStore, fails: bool) -> None:
+    clock, fleet, m = Clock(), MemoryFleet(), manifest()
+    first_release(store, fleet, clock, m)
+    engine = make_engine(store, fleet, clock, m)
+    woken = threading.Event()
+    engine.run_release_phases_in_background(woken.set)
+    proceed = threading.Event()
+    ran = fleet.release
+
+    def slow_release(app: str, env: str, version: str) -> None:
+        assert proceed.wait(10)
+        if fails:
+            raise ServiceError("`python -m migrate` exited 1")
+        ran(app, env, version)
+
+    fleet.release = slow_release  # type: ignore[method-assign]
+    d = engine.start(APP, ENV, "v2", None, "alice")
+    while d.state != "release":
+        d = engine.tick(d.id)
+    for _ in range(3):  # each tick returns at once while the command runs
+        d = engine.tick(d.id)
+        assert (d.state, d.data["waiting"]) == ("release", "release command running (0s)")
+    proceed.set()
+    assert woken.wait(10)  # the loop is nudged when the command ends
+    d = drive(engine, d, clock, fleet)
+    if fails:
+        assert (d.outcome, d.reason) == ("aborted", "release command failed: `python -m migrate` exited 1")
+    else:
+        assert d.outcome == "succeeded" and fleet.releases[-1] == "v2"

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
+import httpx
 import pytest
 from e2e_kit import Sprout, kill_all, processes_of
 from release_kit import (
@@ -267,3 +268,32 @@ def test_a_code_only_release_reuses_the_installed_dependencies(
     # v1 and v2 (code only) share one layer; v3 (new requirements) has its own.
     assert sorted(Counter(links.values()).values()) == [1, 2]
     assert set(links.values()) == {f"../deps/{key}/venv" for key in layers}
+
+
+def test_a_long_release_command_runs_beside_the_releases_loop_which_is_never_stalled(rel: Sprout) -> None:
+    set_manifest(rel.app_dir, 'test = "python check.py"', 'test = "python check.py"\nrelease = "sleep 4"')
+    new_version(rel, "slow-release")
+    api, auth = rel.daemon()["api_url"], {"Authorization": f"Bearer {rel.token()}"}
+    started = time.monotonic()
+    rel.run("deploy", str(rel.app_dir), "--skip-tests", "--no-wait")
+    waits: set[str] = set()
+    stalled: list[dict[str, object]] = []
+    passes: list[float] = []
+    while time.monotonic() - started < 60:
+        doc = httpx.get(api + "/v1/status", headers=auth, trust_env=False).json()
+        loop = next(lp for lp in doc["daemon"]["loops"] if lp["name"] == "releases")
+        stalled += [loop] if loop["stalled"] else []
+        passes.append(loop["last_pass"])
+        found = httpx.get(api + "/v1/deployments", params={"app": APP}, headers=auth, trust_env=False).json()
+        latest = found["deployments"][-1]
+        waits.add(str(latest["data"].get("waiting", "")).split(" (")[0])
+        if latest["state"] == "done":
+            break
+        time.sleep(0.2)
+    took = time.monotonic() - started
+    print(f"\n[release phase in the background] release done in {took:.1f}s; waits seen: {sorted(waits)}")
+    assert latest["outcome"] == "succeeded", latest
+    assert "release command running" in waits
+    # The loop kept passing while the 4 s command ran (it was never reported stalled).
+    assert stalled == []
+    assert len(set(passes)) >= 4, passes

@@ -182,6 +182,7 @@ class Daemon:
         releases = Loop(
             "releases", engine.run_pass, RELEASE_INTERVAL, first_delay=RELEASE_INTERVAL, on_error=report
         )
+        engine.run_release_phases_in_background(releases.nudge)
         tickers = [
             releases,
             Loop(

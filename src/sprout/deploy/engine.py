@@ -13,6 +13,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import NoReturn
@@ -21,8 +22,8 @@ from sprout.deploy.adopt import adopt_manifest
 from sprout.deploy.fleet import STRATEGIES, Fleet, Group
 from sprout.deploy.gate import blocked
 from sprout.deploy.retire import Retirement
-from sprout.deploy.steps import FIRST_STEP, STEPS, Step, Transition
-from sprout.errors import ConflictError, NotFoundError, UserError
+from sprout.deploy.steps import FIRST_STEP, RELEASE_STEP, STEPS, Step, Transition, release_done, stay
+from sprout.errors import ConflictError, NotFoundError, SproutError, UserError
 from sprout.spec.models import Manifest
 from sprout.state.models import Deployment, Lock
 from sprout.state.store import StateStore
@@ -82,6 +83,11 @@ class ReleaseEngine:
         # Rollback, swap and retirement all read then change the warm fleet (API threads, release loop).
         self._warm_lock = threading.RLock()
         self.retirement = Retirement(store, fleet, clock, self._warm_lock)
+        self._wake: Callable[[], None] | None = None
+        # Release commands running in the background, by release id (see run_release_phases_in_background).
+        self._phases: dict[int, Future[None]] = {}
+        self._phase_guard = threading.Lock()
+        self._phase_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="release-phase")
 
     def start(
         self,
@@ -158,9 +164,20 @@ class ReleaseEngine:
         )
         raise error
 
+    def run_release_phases_in_background(self, wake: Callable[[], None]) -> None:
+        """Run release commands in threads of their own, calling `wake` when one ends: the daemon's
+        releases loop then never waits on a migration (other releases and retirements go on, and
+        the loop is not reported stalled). Without it, `tick` runs them in place (foreground engines)."""
+        self._wake = wake
+
     def tick(self, deployment_id: int) -> Deployment:
         """Run the current step of a release once and persist where it leads."""
         deployment = self.store.get_deployment(deployment_id)
+        if deployment.state == RELEASE_STEP and self._wake is not None:
+            return self._apply(deployment, self._release_phase(deployment))
+        with self._phase_guard:
+            # A release cancelled or torn down during its release command no longer waits for it.
+            self._phases.pop(deployment_id, None)
         if deployment.state == DONE:
             return deployment
         if deployment.state == ABORTING:
@@ -168,6 +185,26 @@ class ReleaseEngine:
         step = self._step(deployment)
         transition = STEPS[deployment.state](step)
         return self._apply(deployment, transition)
+
+    def _release_phase(self, d: Deployment) -> Transition:
+        """The release step run in the background: started, still running, or where its end leads. A
+        daemon restarted meanwhile starts it again (its command died with the old one)."""
+        with self._phase_guard:
+            running = self._phases.get(d.id)
+            if running is None:
+                wake = self._wake
+                assert wake is not None
+                running = self._phase_pool.submit(self.fleet.release, d.app, d.env, d.version)
+                running.add_done_callback(lambda _: wake())
+                self._phases[d.id] = running
+            if not running.done():
+                since = float(d.data.get("entered_at", self.clock()))
+                return stay(f"release command running ({self.clock() - since:.0f}s)")
+            del self._phases[d.id]
+        error = running.exception()
+        if error is not None and not isinstance(error, SproutError):
+            raise error
+        return release_done(error)
 
     def tick_all(self) -> list[Deployment]:
         """Advance every unfinished release until it waits (the daemon calls this every loop, and on start)."""

@@ -90,12 +90,23 @@ class Step:
 StepFn = Callable[[Step], Transition]
 
 
+#: The step that runs the version's release command (which the daemon runs in the background).
+RELEASE_STEP = "release"
+
+
+def release_done(error: SproutError | None) -> Transition:
+    """Where the release phase leads once its command ended (`error`: why it failed)."""
+    if error is not None:
+        return abort(f"release command failed: {error}")
+    return go("launch", "release command done")
+
+
 def _release(step: Step) -> Transition:
     try:
         step.fleet.release(step.app, step.env, step.version)
     except SproutError as exc:
-        return abort(f"release command failed: {exc}")
-    return go("launch", "release command done")
+        return release_done(exc)
+    return release_done(None)
 
 
 def _launch(step: Step) -> Transition:
@@ -299,7 +310,7 @@ def _finish(step: Step) -> Transition:
 
 
 STEPS: dict[str, StepFn] = {
-    "release": _release,
+    RELEASE_STEP: _release,
     "launch": _launch,
     "wait_healthy": _wait_healthy,
     "smoke": _smoke,
