@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import socket
 import sqlite3
 import sys
@@ -119,7 +120,7 @@ def test_a_full_disk_degrades_serving_never_breaks_it_and_everything_resumes_whe
     push = sprout.run("push", str(sprout.app_dir), check=False)
     assert push.returncode == 4, push
     assert "Traceback" not in push.stderr and len(push.stderr.strip().splitlines()) == 1, push.stderr
-    assert push.stderr.startswith("error: disk full ("), push.stderr
+    assert push.stderr.startswith(f"error: disk full under {sprout.home} ("), push.stderr
 
     ballast.unlink()
     freed = time.monotonic()
@@ -164,6 +165,18 @@ def test_a_full_disk_degrades_serving_never_breaks_it_and_everything_resumes_whe
         assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     finally:
         conn.close()
+    # Full again, and the daemon killed: it cannot restart (its state store cannot open), one line says
+    # so, serving goes on without it, and it starts once there is room.
+    ballast = fill(sprout.home)
+    os.kill(int(sprout.daemon()["pid"]), signal.SIGKILL)
+    restart = sprout.run("daemon", "start", check=False)
+    assert restart.returncode == 4, restart
+    assert "Traceback" not in restart.stderr and len(restart.stderr.strip().splitlines()) == 1, restart.stderr
+    assert restart.stderr.startswith(f"error: daemon: cannot start: disk full under {sprout.home} ("), restart
+    still_ok, still_failed = requests(sprout, 20)
+    assert still_failed == [] and len(still_ok) == 20
+    ballast.unlink()
+    sprout.run("daemon", "start")
     print(
         f"disk full: {len(during_ok)}/{REQUESTS} requests ok, 408 after {waited:.1f}s "
         f"(header timeout {HEADER_TIMEOUT:g}s); freed: {len(after_ok)}/{REQUESTS} ok, "

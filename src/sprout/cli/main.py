@@ -142,8 +142,12 @@ def run() -> None:
         from sprout.diskfull import is_disk_full
 
         if is_disk_full(exc) and not os.environ.get("SPROUT_DEBUG"):
+            from sprout.paths import Home
+
+            where = getattr(exc, "filename", None) or Home.from_env().root
             Console(stderr=True).print(
-                f"[bold red]error:[/] disk full ({escape(str(exc))}); free space there and run the command again",
+                f"[bold red]error:[/] disk full under {escape(str(where))} ({escape(str(exc))}); free space "
+                "there and run the command again",
                 highlight=False,
                 soft_wrap=True,
             )

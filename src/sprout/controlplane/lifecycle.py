@@ -7,6 +7,7 @@ proof that a daemon runs. Starting twice is safe: the daemon also holds `run/dae
 
 from __future__ import annotations
 
+import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -56,6 +57,10 @@ def running_daemon(home: Home) -> DaemonInfo | None:
     return DaemonInfo(record, str(data["api_url"]))
 
 
+#: Below this many free bytes under the home, a daemon that failed to start is said to lack room.
+NEEDS_FREE = 1024 * 1024
+
+
 def start_daemon(
     home: Home, api_port: int | None = None, router_port: int | None = None, https_port: int | None = None
 ) -> DaemonInfo:
@@ -86,6 +91,13 @@ def start_daemon(
             refusal = _refusal(log_path) if child.returncode == UserError.exit_code else None
             if refusal is not None:
                 raise UserError(refusal)
+            free = shutil.disk_usage(home.root).free
+            if free < NEEDS_FREE:
+                # Its state store cannot open (SQLite needs room for its journal), nor its log say why.
+                raise ServiceError(
+                    f"daemon: cannot start: disk full under {home.root} ({free} bytes free); the router and "
+                    "instances keep serving without it; free space and run `sprout daemon start`"
+                )
             raise ServiceError(
                 f"daemon: exited with code {child.returncode} while starting; "
                 f"last lines of {log_path}:\n{log_tail(log_path)}"
