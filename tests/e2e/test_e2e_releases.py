@@ -11,11 +11,14 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
+import subprocess
 import time
 from collections import Counter
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -297,3 +300,48 @@ def test_a_long_release_command_runs_beside_the_releases_loop_which_is_never_sta
     # The loop kept passing while the 4 s command ran (it was never reported stalled).
     assert stalled == []
     assert len(set(passes)) >= 4, passes
+
+
+def test_a_deploy_stopped_following_says_the_release_goes_on_and_it_does(rel: Sprout) -> None:
+    set_manifest(rel.app_dir, 'test = "python check.py"', 'test = "python check.py"\nrelease = "sleep 3"')
+    auth = {"Authorization": f"Bearer {rel.token()}"}
+
+    def latest() -> dict[str, Any]:
+        api = rel.daemon()["api_url"]
+        found = httpx.get(api + "/v1/deployments", params={"app": APP}, headers=auth, trust_env=False)
+        releases = found.json()["deployments"]
+        return dict(releases[-1]) if releases else {"state": "none", "data": {}}
+
+    def following(marker: str) -> subprocess.Popen[str]:
+        """`sprout deploy` of a new version, once it follows the release's command."""
+        new_version(rel, marker)
+        proc = cli(rel, "deploy", str(rel.app_dir), "--skip-tests")
+        deadline = time.monotonic() + 30
+        while "release command running" not in str(latest()["data"].get("waiting")):
+            assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
+            time.sleep(0.1)
+        return proc
+
+    def done() -> dict[str, Any]:
+        deadline = time.monotonic() + 60
+        while (found := latest())["state"] != "done":
+            assert time.monotonic() < deadline, found
+            time.sleep(0.2)
+        return found
+
+    # Ctrl-C: the command says the release goes on, and it does.
+    proc = following("v2")
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert "relapp/production: stopped following; release " in err and "goes on in the daemon" in err, err
+    assert done()["outcome"] == "succeeded"
+    # The daemon killed: the command says how the release goes on; once restarted, it does.
+    proc = following("v3")
+    os.kill(int(rel.daemon()["pid"]), signal.SIGKILL)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 4, err
+    assert "the daemon stopped answering during release" in err and "`sprout daemon start`" in err, err
+    rel.run("daemon", "start")
+    assert done()["outcome"] == "succeeded"
+    assert rel.environment(APP)["version"] == "v3"

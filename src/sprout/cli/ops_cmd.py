@@ -309,7 +309,21 @@ def _stop_if_unused(home: Home, client: ApiClient, app: str, env: str) -> None:
 
 
 def _wait_healthy(client: ApiClient, manifest: Manifest, env: str) -> None:
-    """Show progress until the environment runs its desired fleet, healthy; fail fast on a crash loop."""
+    """Show progress until the environment runs its desired fleet, healthy; fail fast on a crash loop.
+    A Ctrl-C ends the waiting, not the environment, and says so."""
+    try:
+        _wait_converged(client, manifest, env)
+    except KeyboardInterrupt:
+        cli_console(stderr=True).print(
+            f"{manifest.app.name}/{env}: stopped waiting; the daemon goes on starting it "
+            "(`sprout status` shows it, `sprout down` stops it)",
+            markup=False,
+        )
+        raise
+
+
+def _wait_converged(client: ApiClient, manifest: Manifest, env: str) -> None:
+    """Poll the environment until its desired fleet is healthy (see `_wait_healthy`)."""
     started = time.time()
     limit = manifest.health.grace + UP_MARGIN
     deadline = time.monotonic() + limit
