@@ -159,3 +159,13 @@ def _events(sprout: Sprout) -> list[dict[str, object]]:
     )
     answer.raise_for_status()
     return list(json.loads(answer.text)["events"])
+
+
+def test_an_app_that_never_listens_on_its_port_is_told_to_bind_port(sprout: Sprout) -> None:
+    edit_manifest(sprout.app_dir, 'web = "python -m hello"', 'web = "sleep 600"')
+    edit_manifest(sprout.app_dir, 'path = "/healthz"', 'path = "/healthz"\ngrace = "3s"')
+    result = sprout.run("up", str(sprout.app_dir), "--port", str(sprout.port), check=False)
+    assert result.returncode == 4, result.stderr
+    text = " ".join(result.stderr.split())
+    assert "nothing listens on the instances' ports: does the web command bind $HOST and $PORT" in text, text
+    sprout.run("down", str(sprout.app_dir))

@@ -344,7 +344,8 @@ def _wait_converged(client: ApiClient, manifest: Manifest, env: str) -> None:
             if time.monotonic() > deadline:
                 raise ServiceError(
                     f"{name}/{env}: instances not healthy after {limit:.0f}s{_last_checks(found)}; "
-                    f"see `sprout logs {found['app_dir'] if found else ''}` and `sprout status`"
+                    + _refused_hint(_checks_of(found))
+                    + f"see `sprout logs {found['app_dir'] if found else ''}` and `sprout status`"
                 )
             time.sleep(POLL)
     console.print(f"{name}/{env}: {found['healthy']}/{found['desired']} healthy")
@@ -361,6 +362,19 @@ def _last_checks(found: dict[str, Any] | None) -> str:
     """`: i-1 GET /x answered 500 in 2 ms; …` for the instances not healthy, or nothing."""
     shown = [f"{i['id']} {describe_check(i.get('check'))}" for i in _unhealthy(found)] if found else []
     return (" (last checks: " + "; ".join(shown) + ")") if shown else ""
+
+
+def _refused_hint(checks: list[str]) -> str:
+    """When every failing health check (as described) was refused: the app never listened where Sprout
+    told it to."""
+    if not checks or not all("connection refused" in check for check in checks):
+        return ""
+    return "nothing listens on the instances' ports: does the web command bind $HOST and $PORT (e.g. `--port $PORT`)? "
+
+
+def _checks_of(found: dict[str, Any] | None) -> list[str]:
+    """The last health checks of the environment's unhealthy instances, described."""
+    return [describe_check(i["check"]) for i in _unhealthy(found) if i.get("check")] if found else []
 
 
 def _fail_on_wrong_path(app: str, env: str, found: dict[str, Any]) -> None:
@@ -386,7 +400,8 @@ def _fail_on_crash_loop(client: ApiClient, app: str, env: str, since: float, fou
     raise ServiceError(
         f"{app}/{env}: {len(deaths)} instances failed before any became healthy "
         f"(last: {deaths[-1]['message']}); the instances' last log lines:\n{tail or '  (none)'}\n"
-        f"fix the app and run `sprout up` again, or `sprout down` to stop retrying"
+        + _refused_hint([d["message"] for d in deaths if "last check:" in d["message"]])
+        + "fix the app and run `sprout up` again, or `sprout down` to stop retrying"
     )
 
 
