@@ -136,7 +136,8 @@ def status(
             "daemon: not running (state shown as last recorded; start it with `sprout daemon start`)"
         )
     r = doc["router"]
-    console.print(f"router: {'pid ' + str(r['pid']) if r['running'] else 'not running'}, port {r['port']}")
+    port = f", port {r['port']}" if r["port"] else ""
+    console.print(f"router: {'pid ' + str(r['pid']) if r['running'] else 'not running'}{port}")
     if not doc["environments"]:
         console.print("no environments (create one with `sprout up`)")
     for e in doc["environments"]:

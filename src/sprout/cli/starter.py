@@ -72,7 +72,7 @@ web = "python -m http.server --bind $HOST $PORT"
 
 # [resources.sessions]        # SESSION_STORE_URL
 # engine = "sqlite"           # sqlite | memcached | redis
-# memory = "64MB"             # per managed memcached node
+# memory = "64MiB"            # per managed memcached node
 
 # [resources.database]        # DATABASE_URL
 # engine = "sqlite"           # sqlite | mysql | postgres
