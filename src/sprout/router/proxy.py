@@ -163,7 +163,19 @@ class ClientProtocol(RequestHead, asyncio.Protocol):
         keep_alive = parser.should_keep_alive()
         # Only HTTP/1.1 keeps a connection open without a Connection header: skip get_http_version(),
         # which formats a new string on every call (0.6 µs, the dearest parser call of a request).
-        self.http11 = (keep_alive and not self.connection) or parser.get_http_version() == "1.1"
+        if keep_alive and not self.connection:
+            self.http11 = True
+        else:
+            version = parser.get_http_version()
+            if version != "1.1" and version != "1.0":
+                # HTTP/0.9, 2.0 and 3.0 reach here (llhttp refuses other versions): not spoken on this port.
+                self.reject = 505
+                raise Reject(f"HTTP/{version} is not supported")
+            self.http11 = version == "1.1"
+            if not self.http11 and self.transfer_encoding:
+                # RFC 9112 §6.1: an HTTP/1.0 message with Transfer-Encoding has faulty framing.
+                self.reject = 400
+                raise Reject("Transfer-Encoding in an HTTP/1.0 request")
         host = self.host
         if not host and self.http11:
             self.reject = 400

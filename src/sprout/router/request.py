@@ -13,6 +13,7 @@ REASONS: Final = {
     414: "request line too long",
     431: "request header fields too large",
     501: "transfer coding not implemented",
+    505: "HTTP version not supported",
 }
 _CLASS_OF: Final = wire.CLASS_OF
 _FORWARDING_CLASSES: Final = wire.FORWARDING_CLASSES
