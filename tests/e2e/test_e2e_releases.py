@@ -312,10 +312,13 @@ def test_a_deploy_stopped_following_says_the_release_goes_on_and_it_does(rel: Sp
         releases = found.json()["deployments"]
         return dict(releases[-1]) if releases else {"state": "none", "data": {}}
 
+    started: list[subprocess.Popen[str]] = []
+
     def following(marker: str) -> subprocess.Popen[str]:
         """`sprout deploy` of a new version, once it follows the release's command."""
         new_version(rel, marker)
         proc = cli(rel, "deploy", str(rel.app_dir), "--skip-tests")
+        started.append(proc)
         deadline = time.monotonic() + 30
         while "release command running" not in str(latest()["data"].get("waiting")):
             assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
@@ -329,19 +332,25 @@ def test_a_deploy_stopped_following_says_the_release_goes_on_and_it_does(rel: Sp
             time.sleep(0.2)
         return found
 
-    # Ctrl-C: the command says the release goes on, and it does.
-    proc = following("v2")
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=30)
-    assert proc.returncode == 130, err
-    assert "relapp/production: stopped following; release " in err and "goes on in the daemon" in err, err
-    assert done()["outcome"] == "succeeded"
-    # The daemon killed: the command says how the release goes on; once restarted, it does.
-    proc = following("v3")
-    os.kill(int(rel.daemon()["pid"]), signal.SIGKILL)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 4, err
-    assert "the daemon stopped answering during release" in err and "`sprout daemon start`" in err, err
-    rel.run("daemon", "start")
-    assert done()["outcome"] == "succeeded"
-    assert rel.environment(APP)["version"] == "v3"
+    try:
+        # Ctrl-C: the command says the release goes on, and it does.
+        proc = following("v2")
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+        assert proc.returncode == 130, err
+        assert "relapp/production: stopped following; release " in err and "goes on in the daemon" in err, err
+        assert done()["outcome"] == "succeeded"
+        # The daemon killed: the command says how the release goes on; once restarted, it does.
+        proc = following("v3")
+        os.kill(int(rel.daemon()["pid"]), signal.SIGKILL)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 4, err
+        assert "the daemon stopped answering during release" in err and "`sprout daemon start`" in err, err
+        rel.run("daemon", "start")
+        assert done()["outcome"] == "succeeded"
+        assert rel.environment(APP)["version"] == "v3"
+    finally:
+        # A deploy still running would start the daemon again after the fixture's cleanup.
+        for proc in started:
+            proc.kill()
+            proc.wait(10)
