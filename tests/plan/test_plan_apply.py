@@ -130,7 +130,7 @@ def test_display_executor_writes_nothing(store: StateStore, app_dir: Path) -> No
         "  + version: v1",
         "  + instances in zone a: 0 → 1",
         "  + instances in zone b: 0 → 1",
-        "  + routes: shop.localhost",
+        "  + routes: staging.shop.localhost",
         "  (database: SQLite file database.sqlite3 of this environment, created on first use)",
         "  (sessions: SQLite file sessions.sqlite3 of this environment, created on first use)",
     ]

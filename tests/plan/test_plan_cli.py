@@ -56,6 +56,13 @@ def test_plan_for_a_new_environment_shows_the_unpushed_folder(tmp_path: Path) ->
         state.close()
 
 
+def test_plan_of_another_environment_shows_the_host_names_it_will_answer(tmp_path: Path) -> None:
+    home, app = tmp_path / "home", make_app(tmp_path)
+    done = sprout("plan", str(app), "--env", "staging", home=home)
+    assert done.returncode == 0, done.stderr
+    assert "  + routes: staging.shop.localhost" in done.stdout.splitlines(), done.stdout
+
+
 def test_plan_after_apply_says_no_changes_then_shows_edits(tmp_path: Path) -> None:
     home, app = tmp_path / "home", make_app(tmp_path)
     assert sprout("push", str(app), home=home).returncode == 0
@@ -105,6 +112,6 @@ def test_history_table_and_json(tmp_path: Path) -> None:
     assert entries[0]["diff_text"].splitlines()[2:] == [
         "+ instances in zone a: 0 → 2",
         "+ instances in zone b: 0 → 1",
-        "+ routes: shop.localhost",
+        "+ routes: staging.shop.localhost",
     ]
     assert entries[0]["time"].endswith("Z") and len(entries[0]["manifest_hash"]) == 64

@@ -26,6 +26,7 @@ from sprout.plan.actions import (
 )
 from sprout.plan.settings import UNSET, flat_settings
 from sprout.spec import Manifest
+from sprout.spec.rules import served_hosts
 from sprout.state.models import LIVE_STATES, Environment, Group, Instance, Version
 
 
@@ -78,8 +79,10 @@ def plan(
     observed = [i for i in observed if i.group_name not in kept]
     desired = desired_capacity(manifest, current)
     actions: list[Action] = []
-    old_hosts = tuple(current.manifest.hosts) if current else ()
-    routes = [UpdateRoutes(old_hosts, tuple(manifest.hosts))] if old_hosts != tuple(manifest.hosts) else []
+    # The names the environment answers (`staging.shop.localhost` for staging), as `status` shows them.
+    old_hosts = tuple(served_hosts(env, current.manifest.hosts)) if current else ()
+    new_hosts = tuple(served_hosts(env, manifest.hosts))
+    routes = [UpdateRoutes(old_hosts, new_hosts)] if old_hosts != new_hosts else []
     if current is None:
         actions.append(CreateEnvironment(app, env))
     else:
