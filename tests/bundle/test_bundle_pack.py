@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import tarfile
 from pathlib import Path
 
 import pytest
+from test_bundle_rules import sprout_push
 
 from sprout.bundle.pack import FIXED_MTIME, pack
 from sprout.bundle.unpack import safe_unpack
@@ -222,18 +221,6 @@ def test_broken_symlink_is_refused(tmp_path: Path) -> None:
         pack(app, tmp_path / "out")
     assert str(err.value) == (
         f"{app}: dangling is a broken symlink (to 'nowhere'); fix it or add it to .sproutignore"
-    )
-
-
-def sprout_push(app: Path, home: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "SPROUT_HOME": str(home)}
-    env.pop("SPROUT_STORE", None)
-    return subprocess.run(
-        [sys.executable, "-m", "sprout", "push", str(app)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
     )
 
 
