@@ -317,7 +317,12 @@ def test_a_deploy_stopped_following_says_the_release_goes_on_and_it_does(rel: Sp
     def following(marker: str) -> subprocess.Popen[str]:
         """`sprout deploy` of a new version, once it follows the release's command."""
         new_version(rel, marker)
-        proc = cli(rel, "deploy", str(rel.app_dir), "--skip-tests")
+        # A terminal's Ctrl-C: under pytest-xdist the worker ignores SIGINT, and a child inherits that.
+        ignored = signal.signal(signal.SIGINT, signal.SIG_DFL)
+        try:
+            proc = cli(rel, "deploy", str(rel.app_dir), "--skip-tests")
+        finally:
+            signal.signal(signal.SIGINT, ignored)
         started.append(proc)
         deadline = time.monotonic() + 30
         while "release command running" not in str(latest()["data"].get("waiting")):
