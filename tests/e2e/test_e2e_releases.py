@@ -359,3 +359,20 @@ def test_a_deploy_stopped_following_says_the_release_goes_on_and_it_does(rel: Sp
         for proc in started:
             proc.kill()
             proc.wait(10)
+
+
+def test_rollback_and_swap_start_a_stopped_daemon_as_deploy_does(rel: Sprout) -> None:
+    new_version(rel, "v2")
+    rel.run("deploy", str(rel.app_dir))
+    # The daemon down: swap and rollback start it (it adopts what runs) and switch, as deploy would.
+    rel.run("daemon", "stop")
+    swapped = rel.run("swap", str(rel.app_dir))
+    assert "traffic now on v1" in swapped.stdout, swapped.stdout + swapped.stderr
+    rel.run("daemon", "stop")
+    result = rel.run("rollback", str(rel.app_dir))
+    assert "traffic is back on v2 (warm fleet, no launch)" in result.stdout, result.stdout + result.stderr
+    # An environment the home does not record starts nothing.
+    rel.run("daemon", "stop")
+    missing = rel.run("rollback", str(rel.app_dir), "--env", "staging", check=False)
+    assert missing.returncode == 2 and "relapp/staging: no such environment" in missing.stderr, missing.stderr
+    assert not (rel.home / "run" / "daemon.json").exists()

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import typer
 
-from sprout.cli.client import APPLY_TIMEOUT, connect, ensure_daemon
+from sprout.cli.client import APPLY_TIMEOUT, ApiClient, ensure_daemon
 from sprout.cli.console import cli_console
 from sprout.cli.follow import follow_release
 from sprout.cli.provider_cmd import PROVIDER, elsewhere
@@ -47,6 +47,24 @@ def app_name(app_dir: Path) -> str:
     if not isinstance(name, str):
         raise UserError(f"{path}: [app] name must be a string; check the manifest with `sprout validate`")
     return name
+
+
+def _daemon_of(home: Home, name: str, env: str) -> ApiClient:
+    """The daemon that runs `name/env`, started (it adopts what runs) when it is down, as `deploy` does:
+    a rollback during an incident should not first need `sprout daemon start`. Nothing is started for an
+    environment the home does not record."""
+    from sprout.state import StateStore
+
+    known = False
+    if home.state_db.exists():
+        state = StateStore(home.state_db)
+        try:
+            known = state.get_environment(name, env) is not None
+        finally:
+            state.close()
+    if not known:
+        raise NotFoundError(f"{name}/{env}: no such environment; create it with `sprout up`")
+    return ensure_daemon(home)
 
 
 def register(app: typer.Typer) -> None:
@@ -155,7 +173,7 @@ def rollback(
         return
     home = Home.from_env()
     name = app_name(app_dir)
-    client = connect(home)
+    client = _daemon_of(home, name, env)
     result = client.post("/v1/rollback", {"app": name, "env": env, "to": to, "user": getpass.getuser()})
     if result["instant"]:
         console.print(f"{name}/{env}: traffic is back on {result['version']} (warm fleet, no launch)")
@@ -175,7 +193,7 @@ def swap(app_dir: Path = APP_DIR, env: str = ENV) -> None:
     """Blue/green: send all traffic to the warm fleet; the live one stays warm in its place."""
     home = Home.from_env()
     name = app_name(app_dir)
-    result = connect(home).post("/v1/swap", {"app": name, "env": env, "user": getpass.getuser()})
+    result = _daemon_of(home, name, env).post("/v1/swap", {"app": name, "env": env, "user": getpass.getuser()})
     console.print(f"{name}/{env}: traffic now on {result['version']}")
 
 
