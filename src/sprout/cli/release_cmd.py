@@ -193,7 +193,9 @@ def swap(app_dir: Path = APP_DIR, env: str = ENV) -> None:
     """Blue/green: send all traffic to the warm fleet; the live one stays warm in its place."""
     home = Home.from_env()
     name = app_name(app_dir)
-    result = _daemon_of(home, name, env).post("/v1/swap", {"app": name, "env": env, "user": getpass.getuser()})
+    result = _daemon_of(home, name, env).post(
+        "/v1/swap", {"app": name, "env": env, "user": getpass.getuser()}
+    )
     console.print(f"{name}/{env}: traffic now on {result['version']}")
 
 
