@@ -28,6 +28,10 @@ _KINDS: dict[str, type[SproutError]] = {
 }
 
 
+class Unreachable(ServiceError):
+    """The daemon did not answer (not running, or gone mid-call): nothing is known of the call's effect."""
+
+
 class ApiClient:
     """Calls the daemon's API with the bearer token; raises the SproutError the daemon reported."""
 
@@ -101,7 +105,7 @@ class ApiClient:
             raw = response.read()
         except (OSError, http.client.HTTPException) as exc:
             self.close()
-            raise ServiceError(
+            raise Unreachable(
                 f"control plane at {self.base_url}: {method} {path} failed ({exc or type(exc).__name__}); "
                 "check `sprout daemon status` and logs/daemon.log"
             ) from exc

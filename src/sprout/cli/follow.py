@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import http.client
 import time
 from typing import Any
 
-from sprout.cli.client import ApiClient
+from sprout.cli.client import ApiClient, Unreachable
 from sprout.cli.console import cli_console
 from sprout.errors import ServiceError
 from sprout.terminal import printable
@@ -29,9 +28,7 @@ def follow_release(client: ApiClient, app: str, env: str, deployment_id: int) ->
             markup=False,
         )
         raise
-    except ServiceError as exc:
-        if not isinstance(exc.__cause__, OSError | http.client.HTTPException):
-            raise
+    except Unreachable as exc:
         raise ServiceError(
             f"{app}/{env}: the daemon stopped answering during release {deployment_id} ({exc.__cause__}); "
             "every step is recorded, so the release goes on where it stood once the daemon runs again: "

@@ -33,6 +33,7 @@ from sprout.report import fleet_summary
 from sprout.spec import Manifest, load_manifest, manifest_path, resolve_secrets
 from sprout.spec.envname import check_env_name
 from sprout.state import StateStore
+from sprout.state.store import recorded_environments
 
 #: How often `up` polls the daemon while it waits for the fleet.
 POLL = 0.25
@@ -475,19 +476,14 @@ def _offline_status(home: Home) -> dict[str, Any]:
 
 def _nothing_runs(home: Home) -> bool:
     """True when no environment is recorded and no instance process of this home is alive."""
-    if home.state_db.exists():
-        store = StateStore(home.state_db)
-        try:
-            if store.list_environments():
-                return False
-        finally:
-            store.close()
+    if recorded_environments(home.state_db):
+        return False
     return not [o for o in LocalProvider(home).observe() if o.state == "running"]
 
 
 def _serving_nothing(home: Home) -> bool:
     """True when the home records no environment but its daemon or router runs."""
-    if not home.root.exists() or _recorded_environments(home):
+    if not home.root.exists() or recorded_environments(home.state_db):
         return False
     return running_daemon(home) is not None or RouterProcess(home).current() is not None
 
@@ -499,22 +495,11 @@ def _down_name(app_dir: Path, home: Home) -> str:
     except UserError as exc:
         if manifest_path(app_dir.resolve()).exists():
             raise
-        known = _recorded_environments(home)
+        known = recorded_environments(home.state_db)
         raise UserError(
             f"{exc}; to stop an app by name, `sprout down --app NAME [--env ENV]`"
             + (f" (environments here: {', '.join(known)})" if known else "")
         ) from exc
-
-
-def _recorded_environments(home: Home) -> list[str]:
-    """`app/env` of every environment the home's state store records, without creating anything."""
-    if not home.state_db.exists():
-        return []
-    store = StateStore(home.state_db)
-    try:
-        return sorted(f"{e.app}/{e.name}" for e in store.list_environments())
-    finally:
-        store.close()
 
 
 def _other_environments(app: str, env: str, environments: list[dict[str, Any]]) -> str:

@@ -30,14 +30,9 @@ def app_name(app_dir: Path) -> str:
     validated manifest; a rollback should not wait for the models to load)."""
     import tomllib
 
-    from sprout.spec.source import manifest_path
+    from sprout.spec.source import existing_manifest
 
-    path = manifest_path(app_dir.resolve())
-    if not app_dir.exists():
-        raise UserError(f"{app_dir}: no such folder (give the app's folder, the one with sprout.toml)")
-    if not path.exists():
-        # As every other command says it (spec.load), and which app the command needs.
-        raise UserError(f"{path}: no manifest here (run it in the app's folder, or give that folder)")
+    path = existing_manifest(app_dir.resolve())
     try:
         name = tomllib.loads(path.read_text(encoding="utf-8-sig"))["app"]["name"]
     except (OSError, KeyError, TypeError, tomllib.TOMLDecodeError) as exc:
@@ -53,16 +48,9 @@ def _daemon_of(home: Home, name: str, env: str) -> ApiClient:
     """The daemon that runs `name/env`, started (it adopts what runs) when it is down, as `deploy` does:
     a rollback during an incident should not first need `sprout daemon start`. Nothing is started for an
     environment the home does not record."""
-    from sprout.state import StateStore
+    from sprout.state.store import recorded_environments
 
-    known = False
-    if home.state_db.exists():
-        state = StateStore(home.state_db)
-        try:
-            known = state.get_environment(name, env) is not None
-        finally:
-            state.close()
-    if not known:
+    if f"{name}/{env}" not in recorded_environments(home.state_db):
         raise NotFoundError(f"{name}/{env}: no such environment; create it with `sprout up`")
     return ensure_daemon(home)
 

@@ -48,17 +48,11 @@ def default(
 
 def _require_environment(home: Home, app: str, env: str) -> None:
     """Fail with the environments there are unless the home's state store records `app/env`."""
-    from sprout.state import StateStore
+    from sprout.state.store import recorded_environments
 
-    known: list[str] = []
-    if home.state_db.exists():
-        store = StateStore(home.state_db)
-        try:
-            if store.get_environment(app, env) is not None:
-                return
-            known = sorted(f"{e.app}/{e.name}" for e in store.list_environments())
-        finally:
-            store.close()
+    known = recorded_environments(home.state_db)
+    if f"{app}/{env}" in known:
+        return
     raise NotFoundError(
         f"route default: {app}/{env}: no such environment "
         + (f"(environments: {', '.join(known)})" if known else "(none yet; create one with `sprout up`)")

@@ -84,7 +84,8 @@ class ReleaseEngine:
         self._warm_lock = threading.RLock()
         self.retirement = Retirement(store, fleet, clock, self._warm_lock)
         self._wake: Callable[[], None] | None = None
-        # Release commands running in the background, by release id (see run_release_phases_in_background).
+        # Release commands running in the background, by release id (see run_release_phases_in_background);
+        # the entry of a release cancelled meanwhile stays (it is never ticked again), one per such release.
         self._phases: dict[int, Future[None]] = {}
         self._phase_guard = threading.Lock()
         self._phase_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="release-phase")
@@ -175,9 +176,6 @@ class ReleaseEngine:
         deployment = self.store.get_deployment(deployment_id)
         if deployment.state == RELEASE_STEP and self._wake is not None:
             return self._apply(deployment, self._release_phase(deployment))
-        with self._phase_guard:
-            # A release cancelled or torn down during its release command no longer waits for it.
-            self._phases.pop(deployment_id, None)
         if deployment.state == DONE:
             return deployment
         if deployment.state == ABORTING:

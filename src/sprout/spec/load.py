@@ -16,7 +16,7 @@ from pydantic_core import ErrorDetails
 
 from sprout.errors import ManifestError, UserError
 from sprout.spec.models import Manifest, SecretRef
-from sprout.spec.source import MANIFEST_NAME, manifest_path
+from sprout.spec.source import MANIFEST_NAME, existing_manifest, manifest_path
 
 __all__ = [
     "DATABASE_PASSWORD",
@@ -33,15 +33,11 @@ __all__ = [
 def load_manifest(path: Path, raw: bytes | None = None) -> Manifest:
     """Read and validate a manifest file (`raw`: its bytes, already read); raise ManifestError listing
     every problem."""
-    path = manifest_path(path)
     if raw is None:
-        if not path.parent.is_dir():
-            raise UserError(
-                f"{path.parent}: no such folder (give the app's folder, the one with sprout.toml)"
-            )
-        if not path.exists():
-            raise UserError(f"{path}: no manifest here (create one with `sprout init`)")
+        path = existing_manifest(path)
         raw = path.read_bytes()
+    else:
+        path = manifest_path(path)
     # Editors on Windows often start UTF-8 files with a byte order mark, which TOML does not allow;
     # it says nothing about the content, so it is skipped (as `utf-8-sig` does) rather than refused.
     bom = len(codecs.BOM_UTF8) if raw.startswith(codecs.BOM_UTF8) else 0

@@ -13,12 +13,24 @@ import hashlib
 import importlib.util
 from pathlib import Path
 
+from sprout.errors import UserError
+
 MANIFEST_NAME = "sprout.toml"
 
 
 def manifest_path(app_dir: Path) -> Path:
     """The manifest of an app folder (or the file itself when given a file)."""
     return app_dir if app_dir.is_file() else app_dir / MANIFEST_NAME
+
+
+def existing_manifest(app_dir: Path) -> Path:
+    """The manifest of an app folder; a UserError naming the folder or the file when it is not there."""
+    path = manifest_path(app_dir)
+    if not path.parent.is_dir():
+        raise UserError(f"{path.parent}: no such folder (give the app's folder, the one with sprout.toml)")
+    if not path.exists():
+        raise UserError(f"{path}: no manifest here (create one with `sprout init`)")
+    return path
 
 
 def source_key(raw: bytes) -> str:

@@ -45,6 +45,18 @@ def env_id(app: str, env: str) -> str:
     return f"{app}/{env}"
 
 
+def recorded_environments(path: Path) -> list[str]:
+    """`app/env` of every environment the state store at `path` records, sorted; none (and nothing
+    created) when there is no store yet."""
+    if not path.exists():
+        return []
+    store = StateStore(path)
+    try:
+        return sorted(env_id(e.app, e.name) for e in store.list_environments())
+    finally:
+        store.close()
+
+
 def _manifest_json(manifest: Manifest | str) -> str:
     """A manifest as stored; a string is the stored form of one validated before."""
     if isinstance(manifest, str):
