@@ -58,6 +58,17 @@ class Start:
         return abs(self.offset(proc)) <= TOLERANCE
 
 
+def running(pid: int) -> bool:
+    """Whether `pid` names a process that runs: not gone, and not a zombie (ended, not yet reaped, which a
+    container's init may never do for the orphans it adopts)."""
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+    except psutil.AccessDenied:
+        return True
+
+
 def since_boot(proc: psutil.Process) -> float:
     """Seconds after boot at which `proc` started (psutil.Error if it is gone)."""
     if sys.platform == "linux":

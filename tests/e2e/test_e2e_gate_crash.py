@@ -25,6 +25,14 @@ pytestmark = pytest.mark.slow
 
 T = TypeVar("T")
 
+#: Runs the command given as arguments as a child subreaper (PR_SET_CHILD_SUBREAPER), prints its exit
+#: status, then waits for stdin to close without reaping the orphans it adopted.
+_NO_REAPER = (
+    "import ctypes, subprocess, sys; ctypes.CDLL(None).prctl(36, 1, 0, 0, 0); "
+    "up = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
+    "print(up.returncode, repr(up.stdout + up.stderr), flush=True); sys.stdin.read()"
+)
+
 
 def test_a_daemon_killed_in_the_test_gate_leaves_no_command_running_and_no_lock_refusing_releases(
     tmp_path: Path,
@@ -39,8 +47,31 @@ def test_a_daemon_killed_in_the_test_gate_leaves_no_command_running_and_no_lock_
     )
     sprout = Sprout(home=tmp_path / "home", app_dir=app, port=free_port())
     gate: list[psutil.Process] = []
+    # `up` runs under a parent that adopts the daemon and never reaps it, as a container's init may not:
+    # the killed daemon then stays a zombie, which must count as gone.
+    parent = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            _NO_REAPER,
+            sys.executable,
+            "-m",
+            "sprout",
+            "up",
+            str(app),
+            "--port",
+            str(sprout.port),
+        ],
+        env=sprout.env(),
+        cwd=app,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
-        sprout.up()
+        assert parent.stdout is not None
+        code, _, output = parent.stdout.readline().partition(" ")
+        assert code == "0", f"sprout up exited {code}: {output}"
         (app / "marker.txt").write_text("slow")
         deploy = subprocess.Popen(
             [sys.executable, "-m", "sprout", "deploy", str(app)],
@@ -58,6 +89,8 @@ def test_a_daemon_killed_in_the_test_gate_leaves_no_command_running_and_no_lock_
         _wait_for(lambda: not _sleeping(pause), 10, "the gate's command to die with the daemon")
         assert list(Path(tempfile.gettempdir()).glob(f"{SCRATCH_PREFIX}{daemon}-*")), "no scratch left?"
 
+        # The test's own premise: the killed daemon stays a zombie.
+        assert psutil.Process(daemon).status() == psutil.STATUS_ZOMBIE
         sprout.run("daemon", "start")
         (app / "marker.txt").write_text("fast")
         again = sprout.run("deploy", str(app), check=False, timeout=180)
@@ -74,6 +107,8 @@ def test_a_daemon_killed_in_the_test_gate_leaves_no_command_running_and_no_lock_
     finally:
         kill_all(gate)
         kill_all(processes_of(sprout.home))
+        parent.kill()
+        parent.communicate()
 
 
 def _sleeping(pause: str) -> list[psutil.Process]:

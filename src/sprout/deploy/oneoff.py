@@ -16,12 +16,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import psutil
-
 from sprout.agent.appuser import ensure_user
 from sprout.agent.bootstrap import prepare
 from sprout.agent.env import base_env
 from sprout.agent.install import run_command
+from sprout.process_start import running
 
 #: Lines of output kept for the report of a failed command.
 TAIL_LINES = 40
@@ -39,7 +38,7 @@ def remove_orphan_scratch() -> list[Path]:
     removed = []
     for folder in Path(tempfile.gettempdir()).glob(f"{SCRATCH_PREFIX}*-*"):
         pid = folder.name.removeprefix(SCRATCH_PREFIX).partition("-")[0]
-        if pid.isdigit() and not psutil.pid_exists(int(pid)):
+        if pid.isdigit() and not running(int(pid)):
             shutil.rmtree(folder, ignore_errors=True)
             removed.append(folder)
     return removed

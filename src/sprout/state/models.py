@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Literal, get_args
 
 import psutil
 
-from sprout.process_start import Start
+from sprout.process_start import Start, running
 
 if TYPE_CHECKING:
     from sprout.spec import Manifest
@@ -227,7 +227,8 @@ class Lock:
         if self.pid is None or self.since_boot is None:
             return False
         try:
-            return Start(at=0.0, since_boot=self.since_boot).matches(psutil.Process(self.pid))
+            proc = psutil.Process(self.pid)
+            return Start(at=0.0, since_boot=self.since_boot).matches(proc) and running(self.pid)
         except psutil.Error:
             return False
 
