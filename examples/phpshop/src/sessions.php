@@ -7,7 +7,7 @@
  *
  * libmemcached writes each session to its node and the replica, but a read whose node is down returns a
  * miss instead of asking the replica; a node left out of the list is never asked. Sprout's nodes refuse
- * connections until they hold their peers' sessions, so a node that accepts one is never empty.
+ * connections until they hold their peers' sessions (all but the last second's: see start_session).
  * Sorted: Sprout lists the instance's own zone first, but libmemcached puts a session's replica on the
  * next node *in list order*, so every instance must list the nodes alike.
  */
@@ -34,12 +34,62 @@ function accepts(string $node, float $timeout): bool
     return true;
 }
 
-/** Start the session on the nodes SESSION_STORE_URL names (the handler's defaults when it is unset). */
+/**
+ * Start the session on the nodes SESSION_STORE_URL names (the handler's defaults when it is unset).
+ *
+ * A node that has just come back may not yet hold a session written to its peer in the last moments
+ * (Sprout's refill copies those within milliseconds of reopening its port), and the handler would read
+ * that miss as an unknown session: strict mode gives the browser a new, empty one. So a session id the
+ * browser sent that reads as unknown is looked up on every node; found, it is copied back and started.
+ */
 function start_session(): void
 {
     $url = getenv('SESSION_STORE_URL');
-    if ($url) {
-        ini_set('session.save_path', memcached_save_path($url));
+    if (!$url) {
+        session_start();
+        return;
     }
+    $path = memcached_save_path($url);
+    ini_set('session.save_path', $path);
+    $asked = $_COOKIE[session_name()] ?? null;
     session_start();
+    if (is_string($asked) && $asked !== session_id() && restore_session($path, $asked)) {
+        session_abort();
+        header_remove('Set-Cookie');
+        session_id($asked);
+        session_start();
+    }
+}
+
+/** Copy session `id` from a node of `path` that holds it to the nodes that do not; whether one held it. */
+function restore_session(string $path, string $id): bool
+{
+    if (!preg_match('/^[A-Za-z0-9,-]{22,256}$/', $id)) {
+        return false;
+    }
+    $key = ini_get('memcached.sess_prefix') . $id;
+    $missing = [];
+    $data = null;
+    foreach (explode(',', $path) as $node) {
+        $at = strrpos($node, ':');
+        $client = new Memcached();
+        // Stored as the handler stores it: the raw string, never compressed or serialized.
+        $client->setOption(Memcached::OPT_COMPRESSION, false);
+        $client->setOption(Memcached::OPT_CONNECT_TIMEOUT, 250);
+        $client->addServer(substr($node, 0, $at), (int) substr($node, $at + 1));
+        $value = $client->get($key);
+        if (is_string($value)) {
+            $data = $value;
+        } elseif ($client->getResultCode() === Memcached::RES_NOTFOUND) {
+            $missing[] = $client;
+        }
+    }
+    if ($data === null) {
+        return false;
+    }
+    foreach ($missing as $client) {
+        // `add`: a write by another request since is newer than this copy and is kept.
+        $client->add($key, $data, (int) ini_get('session.gc_maxlifetime'));
+    }
+    return true;
 }

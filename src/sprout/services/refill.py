@@ -11,6 +11,10 @@ reaches it, and its port stays closed (connections refused) until it is full:
    file: memcached's warm restart loads the items before it listens;
 3. a catch-up pass copies what changed on a peer while the node was being built, with `add` and `cas`
    so that nothing a client wrote to the node since it came back is overwritten.
+
+Step 3 runs after the node listens (memcached loads nothing more once it does), so for its duration the
+node lacks what the peer received in the node's last second away: clients that read both copies, or
+read a miss from the other node, cover that moment (docs/apps.md, "The moment the node reopens").
 """
 
 from __future__ import annotations
