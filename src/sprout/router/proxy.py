@@ -176,12 +176,19 @@ class ClientProtocol(RequestHead, asyncio.Protocol):
                 # RFC 9112 §6.1: an HTTP/1.0 message with Transfer-Encoding has faulty framing.
                 self.reject = 400
                 raise Reject("Transfer-Encoding in an HTTP/1.0 request")
+        # Not "/…" (origin-form), OPTIONS's "*" or CONNECT's authority (refused below).
+        if self.url[0] != 47 and self.url != b"*" and method != b"CONNECT":
+            self.use_absolute_form()
         host = self.host
         if not host and self.http11:
             self.reject = 400
             raise Reject("missing Host header")
         route = router.host_routes.get(host, _UNSEEN)
         if route is _UNSEEN:
+            # Checked once per distinct value: a valid one is then remembered with its route.
+            if host and not wire.valid_host(host):
+                self.reject = 400
+                raise Reject("invalid Host header")
             route = router.route_for(host)
         rid = self.request_id or router.request_id()
         headers = self.headers

@@ -73,6 +73,22 @@ class RequestHead:
         self.accept_encoding = b""
         self.body_size = 0
 
+    def use_absolute_form(self) -> None:
+        """Take an absolute-form target's authority as the Host, and forward its origin form (RFC 9112
+        §3.2.2: a Host header beside it is ignored); 400 when the target is not an http(s) URI."""
+        parsed = wire.absolute_form(self.url)
+        if parsed is None:
+            self.reject = 400
+            raise Reject("request target is neither a path nor an absolute http(s) URI")
+        self.url, authority = parsed
+        for at in range(0, len(self.headers), 4):
+            if self.headers[at].lower() == b"host":
+                self.headers[at + 2] = authority
+                break
+        else:
+            wire.add_header(self.headers, b"Host", authority)
+        self.host = authority
+
     def on_url(self, url: bytes) -> None:
         self.url += url
         if len(self.url) > self.max_request_line:

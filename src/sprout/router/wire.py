@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from http import HTTPStatus
 from typing import Final
 
@@ -56,6 +57,32 @@ _BY_LOWER: Final[dict[bytes, int]] = {
 #: `header_class(name)` ran once.
 CLASS_OF: Final[dict[bytes, int]] = {}
 _CLASS_OF_MAX: Final = 4096
+
+
+#: A Host value (RFC 9110 §7.2, RFC 3986 §3.2.2): an IP literal or a reg-name, then digits after a colon.
+_HOST_VALUE: Final = re.compile(rb"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~%!$&'()*+;=]+)(?::[0-9]*)?")
+
+
+def valid_host(value: bytes) -> bool:
+    """Whether a Host header value is a host and an optional port (RFC 9112 §3.2 answers others 400)."""
+    return _HOST_VALUE.fullmatch(value) is not None
+
+
+def absolute_form(target: bytes) -> tuple[bytes, bytes] | None:
+    """The origin-form target and the authority of an absolute-form `http(s)://…` request target
+    (RFC 9112 §3.2.2); None when it is not one, or its authority is not a valid host."""
+    scheme, sep, rest = target.partition(b"://")
+    if not sep or scheme.lower() not in (b"http", b"https"):
+        return None
+    end = len(rest)
+    for mark in (b"/", b"?"):
+        at = rest.find(mark)
+        if 0 <= at < end:
+            end = at
+    authority, path = rest[:end], rest[end:]
+    if not valid_host(authority):
+        return None
+    return (path if path.startswith(b"/") else b"/" + path), authority
 
 
 def add_header(pieces: list[bytes], name: bytes, value: bytes) -> None:
