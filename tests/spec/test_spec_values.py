@@ -71,6 +71,22 @@ REFUSED_BY_THE_CLI: list[tuple[str, bytes, list[str]]] = [
         ],
     ),
     (
+        "an [env] value too large for exec",
+        APP.encode() + b'[env]\nSMALL = "ok"\nBLOB = "' + b"x" * 131_067 + b'"\n',
+        [
+            'env: "BLOB" is 131,073 bytes as an environment variable; Linux takes at most 131,072 '
+            "(keep large data in a file of the bundle or the database)"
+        ],
+    ),
+    (
+        "an [env] too large for exec in all",
+        APP.encode() + b"[env]\n" + b"".join(b'V%d = "%s"\n' % (i, b"y" * 100_000) for i in range(11)),
+        [
+            "env: the variables add up to 1,100,045 bytes; at most 1,048,576 fit beside Sprout's own in a "
+            "command's environment (keep large data in a file of the bundle or the database)"
+        ],
+    ),
+    (
         "infinite and NaN numbers",
         APP.encode() + b"[scaling]\ntarget = inf\ntolerance = nan\n",
         [

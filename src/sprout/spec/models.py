@@ -29,6 +29,12 @@ _HOST = re.compile(r"^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-
 _ZONE = re.compile(r"^[a-z0-9][a-z0-9-]{0,19}$")
 
 
+#: Linux's limit on one environment string, `NAME=value` and its NUL (MAX_ARG_STRLEN: 32 pages).
+MAX_ENV_ENTRY = 131_072
+#: What `[env]` may take in all of the kernel's room for a command's arguments and environment (ARG_MAX,
+#: 2 MiB at the usual 8 MiB stack), leaving the rest to Sprout's own variables and `[secrets]`.
+MAX_ENV_TOTAL = 1_048_576
+
 #: An `[env]` value: any text an environment variable can carry (all but NUL).
 EnvValue = Annotated[str, AfterValidator(refuse_nul)]
 
@@ -482,6 +488,26 @@ class Manifest(Section):
                     raise ValueError(f"{quoted(name)} is not a valid environment variable name")
                 if name in RESERVED_ENV or name.startswith("SPROUT_"):
                     raise ValueError(f'"{name}" is set by Sprout and cannot be overridden')
+        return value
+
+    @field_validator("env")
+    @classmethod
+    def _env_fits_exec(cls, value: dict[str, str]) -> dict[str, str]:
+        # Checked here: an instance's exec would otherwise fail with E2BIG on every start.
+        total = 0
+        for name, text in value.items():
+            size = len(name.encode()) + len(text.encode()) + 2
+            if size > MAX_ENV_ENTRY:
+                raise ValueError(
+                    f'"{name}" is {size:,} bytes as an environment variable; Linux takes at most '
+                    f"{MAX_ENV_ENTRY:,} (keep large data in a file of the bundle or the database)"
+                )
+            total += size
+        if total > MAX_ENV_TOTAL:
+            raise ValueError(
+                f"the variables add up to {total:,} bytes; at most {MAX_ENV_TOTAL:,} fit beside Sprout's own "
+                "in a command's environment (keep large data in a file of the bundle or the database)"
+            )
         return value
 
     @field_validator("secrets", mode="before")
