@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -101,7 +102,7 @@ class MemoryFleet:
     def test(self, app: str, env: str, version: str) -> GateResult:
         return GateResult(passed=True, seconds=0.0, skipped="in-memory fleet")
 
-    def release(self, app: str, env: str, version: str) -> None:
+    def release(self, app: str, env: str, version: str, stop: threading.Event | None = None) -> None:
         if version in self.failing_release:
             raise SproutError(f"`python -m migrate` exited 1 for {version}")
         self.releases.append(version)

@@ -440,7 +440,7 @@ def test_a_release_command_run_in_the_background_holds_no_tick(store: StateStore
     proceed = threading.Event()
     ran = fleet.release
 
-    def slow_release(app: str, env: str, version: str) -> None:
+    def slow_release(app: str, env: str, version: str, stop: threading.Event | None = None) -> None:
         assert proceed.wait(10)
         if fails:
             raise ServiceError("`python -m migrate` exited 1")

@@ -10,11 +10,11 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import psutil
@@ -22,6 +22,7 @@ import psutil
 REPO = Path(__file__).resolve().parents[2]
 HELLO = REPO / "examples" / "hello"
 CLI_TIMEOUT = 120.0
+T = TypeVar("T")
 #: A secret value planted in every e2e app; it must never show up where Sprout writes or answers.
 CANARY = "canary-7f3d9b1e-do-not-leak"
 
@@ -215,3 +216,21 @@ class Load:
                 except httpx.HTTPError as exc:
                     self.failed.append(f"{type(exc).__name__}: {exc}")
                 time.sleep(0.01)
+
+
+def running(cmdline: list[str]) -> list[psutil.Process]:
+    """The live (not zombie) processes whose command line is exactly `cmdline`."""
+    found = []
+    for proc in psutil.process_iter(["cmdline", "status"]):
+        if proc.info["cmdline"] == cmdline and proc.info["status"] != psutil.STATUS_ZOMBIE:
+            found.append(proc)
+    return found
+
+
+def wait_until(check: Callable[[], T], timeout: float, what: str) -> T:
+    """`check()` once it is truthy; fail naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not (result := check()):
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+    return result

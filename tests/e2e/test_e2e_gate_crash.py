@@ -8,22 +8,17 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
 
 import psutil
 import pytest
-from e2e_kit import Sprout, edit_manifest, kill_all, make_app, processes_of
+from e2e_kit import Sprout, edit_manifest, kill_all, make_app, processes_of, running, wait_until
 
 from loopback import free_port
 from sprout.deploy.oneoff import SCRATCH_PREFIX
 from sprout.state import StateStore
 
 pytestmark = pytest.mark.slow
-
-T = TypeVar("T")
 
 #: Runs the command given as arguments as a child subreaper (PR_SET_CHILD_SUBREAPER), prints its exit
 #: status, then waits for stdin to close without reaping the orphans it adopted.
@@ -80,14 +75,16 @@ def test_a_daemon_killed_in_the_test_gate_leaves_no_command_running_and_no_lock_
             stderr=subprocess.PIPE,
             text=True,
         )
-        gate = _wait_for(lambda: _sleeping(pause), 90, "the test gate's command to run")
+        gate = wait_until(lambda: running(["sleep", pause]), 90, "the test gate's command to run")
         daemon = int(sprout.daemon()["pid"])
+        # The gate runs in a scratch copy named after the daemon (another test's one-off may remove it
+        # once the daemon is gone, so it is looked for now).
+        assert list(Path(tempfile.gettempdir()).glob(f"{SCRATCH_PREFIX}{daemon}-*")), "no scratch copy?"
         os.kill(daemon, signal.SIGKILL)
         _, err = deploy.communicate(timeout=60)
         assert deploy.returncode != 0, err
         # The gate's command went with the daemon: it would otherwise run on beside the next release.
-        _wait_for(lambda: not _sleeping(pause), 10, "the gate's command to die with the daemon")
-        assert list(Path(tempfile.gettempdir()).glob(f"{SCRATCH_PREFIX}{daemon}-*")), "no scratch left?"
+        wait_until(lambda: not running(["sleep", pause]), 10, "the gate's command to die with the daemon")
 
         # The test's own premise: the killed daemon stays a zombie.
         assert psutil.Process(daemon).status() == psutil.STATUS_ZOMBIE
@@ -109,21 +106,3 @@ def test_a_daemon_killed_in_the_test_gate_leaves_no_command_running_and_no_lock_
         kill_all(processes_of(sprout.home))
         parent.kill()
         parent.communicate()
-
-
-def _sleeping(pause: str) -> list[psutil.Process]:
-    """The live processes running `sleep <pause>`."""
-    found = []
-    for proc in psutil.process_iter(["cmdline", "status"]):
-        if proc.info["cmdline"] == ["sleep", pause] and proc.info["status"] != psutil.STATUS_ZOMBIE:
-            found.append(proc)
-    return found
-
-
-def _wait_for(check: Callable[[], T], timeout: float, what: str) -> T:
-    """`check()` once it is truthy; fail naming `what` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while not (result := check()):
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
-    return result

@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
@@ -108,14 +109,24 @@ def run_install(install: str, *, cwd: Path, env: Mapping[str, str], emit: Emit) 
 #: The group leader of a command: the command runs as its child, and when the caller dies (a `kill -9` of
 #: the daemon mid-migration) the parent-death signal (util-linux's setpriv, Essential in Debian) makes the
 #: leader kill the whole group, so no migration or test outlives it to run beside the next one.
+#: How often a command that may be stopped checks whether it is.
+STOP_POLL = 0.25
+
 _GROUP_DIES_WITH_CALLER = 'trap "kill -KILL 0" TERM; sh -c "$1" & wait $!'
 
 
 def run_command(
-    command: str, *, cwd: Path, env: Mapping[str, str], emit: Emit, user: tuple[int, int] | None = None
+    command: str,
+    *,
+    cwd: Path,
+    env: Mapping[str, str],
+    emit: Emit,
+    user: tuple[int, int] | None = None,
+    stop: threading.Event | None = None,
 ) -> int:
     """Run `command` through `sh -c` in its own process group (as `user`: uid and gid, when given),
-    logging its output; return its exit code. The group dies with the thread that runs it."""
+    logging its output; return its exit code. The group dies with the thread that runs it, or once
+    `stop` is set (its code is then -9)."""
     if not cwd.is_dir():
         raise BundleError(f"{cwd}: the unpacked bundle folder is missing; delete the cache folder and retry")
     proc = subprocess.Popen(
@@ -132,7 +143,7 @@ def run_command(
     )
     threads = pump_lines(proc, emit)
     try:
-        code = proc.wait()
+        code = _wait(proc, stop)
     finally:
         # Whatever happens to us (a stop signal mid-install), the command's whole group goes too.
         _kill_group(proc.pid)
@@ -140,6 +151,18 @@ def run_command(
     for thread in threads:
         thread.join(timeout=2.0)
     return code
+
+
+def _wait(proc: subprocess.Popen[bytes], stop: threading.Event | None) -> int:
+    """`proc`'s exit code; once `stop` is set, its group is killed first."""
+    while stop is not None:
+        try:
+            return proc.wait(STOP_POLL)
+        except subprocess.TimeoutExpired:
+            if stop.is_set():
+                _kill_group(proc.pid)
+                return proc.wait()
+    return proc.wait()
 
 
 def _kill_group(pgid: int) -> None:

@@ -154,14 +154,14 @@ class ControlPlaneFleet:
                 return f"{instance.id}: GET {path} answered {status}"
         return None
 
-    def release(self, app: str, env: str, version: str) -> None:
+    def release(self, app: str, env: str, version: str, stop: threading.Event | None = None) -> None:
         record = self._store.get_version(app, version)
         if record is None:
             raise NotFoundError(f"{app} {version}: no such version (push it with `sprout push`)")
         environment = self._environment(app, env)
         secrets = self._secrets.values(environment)
         run_release_phase(
-            self._home, self._store, self._resources, env, record, environment.manifest, secrets
+            self._home, self._store, self._resources, env, record, environment.manifest, secrets, stop
         )
 
     def refusal(self, strategy: str) -> str:

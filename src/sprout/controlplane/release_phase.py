@@ -9,6 +9,7 @@ Its output goes to `logs/release-<app>-<env>-<version>.log`.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Mapping
 
 from sprout.agent.appuser import user_name
@@ -32,8 +33,10 @@ def run_release_phase(
     version: Version,
     manifest: Manifest,
     secrets: Mapping[str, str],
+    stop: threading.Event | None = None,
 ) -> bool:
-    """Run `version`'s release command for `env` (settings from `manifest`); False when it has none."""
+    """Run `version`'s release command for `env` (settings from `manifest`); False when it has none.
+    `stop`: set when the release ended meanwhile (a rollback, `sprout down`); the command is killed."""
     command = version.manifest.app.release
     if not command:
         return False
@@ -65,6 +68,17 @@ def run_release_phase(
             emit=emit,
             # Like its instances, an app's release command never runs as root.
             run_as=user_name(app) if os.geteuid() == 0 else None,
+            stop=stop,
+        )
+    if stop is not None and stop.is_set():
+        store.record_event(
+            app,
+            env,
+            "release.phase",
+            f"{version.label}: `{command}` killed after {result.seconds:.1f}s: its release ended",
+        )
+        raise ServiceError(
+            f"{app}/{env}: release command `{command}` of {version.label} killed: its release ended"
         )
     store.record_event(
         app,

@@ -84,9 +84,9 @@ class ReleaseEngine:
         self._warm_lock = threading.RLock()
         self.retirement = Retirement(store, fleet, clock, self._warm_lock)
         self._wake: Callable[[], None] | None = None
-        # Release commands running in the background, by release id (see run_release_phases_in_background);
-        # the entry of a release cancelled meanwhile stays (it is never ticked again), one per such release.
-        self._phases: dict[int, Future[None]] = {}
+        # Release commands running in the background, by release id (see run_release_phases_in_background),
+        # each with the event that stops it; `stop_ended_phases` stops and forgets those of ended releases.
+        self._phases: dict[int, tuple[Future[None], threading.Event]] = {}
         self._phase_guard = threading.Lock()
         self._phase_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="release-phase")
 
@@ -188,13 +188,16 @@ class ReleaseEngine:
         """The release step run in the background: started, still running, or where its end leads. A
         daemon restarted meanwhile starts it again (its command died with the old one)."""
         with self._phase_guard:
-            running = self._phases.get(d.id)
-            if running is None:
+            phase = self._phases.get(d.id)
+            if phase is None:
                 wake = self._wake
                 assert wake is not None
-                running = self._phase_pool.submit(self.fleet.release, d.app, d.env, d.version)
+                stop = threading.Event()
+                running = self._phase_pool.submit(self.fleet.release, d.app, d.env, d.version, stop)
                 running.add_done_callback(lambda _: wake())
-                self._phases[d.id] = running
+                self._phases[d.id] = (running, stop)
+            else:
+                running = phase[0]
             if not running.done():
                 since = float(d.data.get("entered_at", self.clock()))
                 return stay(f"release command running ({self.clock() - since:.0f}s)")
@@ -207,7 +210,28 @@ class ReleaseEngine:
     def tick_all(self) -> list[Deployment]:
         """Advance every unfinished release until it waits (the daemon calls this every loop, and on start)."""
         self.free_orphan_locks()
-        return [self._advance(d.id) for d in self.store.list_deployments(unfinished=True)]
+        advanced = [self._advance(d.id) for d in self.store.list_deployments(unfinished=True)]
+        self.stop_ended_phases()
+        return advanced
+
+    def stop_ended_phases(self) -> list[int]:
+        """Stop the release commands whose release ended meanwhile (a rollback, `sprout down`), so none
+        runs on beside the next release's (the releases stopped): a migration must never run twice at once."""
+        with self._phase_guard:
+            phases = list(self._phases.items())
+        if not phases:
+            return []
+        unfinished = {d.id for d in self.store.list_deployments(unfinished=True)}
+        stopped = []
+        for release_id, (running, stop) in phases:
+            if release_id in unfinished:
+                continue
+            if not running.done() and not stop.is_set():
+                stop.set()
+                stopped.append(release_id)
+            with self._phase_guard:
+                self._phases.pop(release_id, None)
+        return stopped
 
     def free_orphan_locks(self) -> list[Lock]:
         """Free the release locks no release holds (those freed): taken for a test gate by a process that

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, get_args
@@ -78,8 +79,9 @@ class Fleet(Protocol):
         """GET `path` on every instance of a group; the first failure described, or None."""
         ...
 
-    def release(self, app: str, env: str, version: str) -> None:
-        """Run the version's release command once (migrations); raise on failure."""
+    def release(self, app: str, env: str, version: str, stop: threading.Event | None = None) -> None:
+        """Run the version's release command once (migrations); raise on failure. `stop` is set when
+        the release ended meanwhile (a rollback, `sprout down`): the command is then killed."""
         ...
 
     def test(self, app: str, env: str, version: str) -> GateResult:

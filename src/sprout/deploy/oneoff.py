@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
@@ -72,9 +73,11 @@ def run_oneoff(
     emit: Emit | None = None,
     scratch_vars: Callable[[Path], Mapping[str, str]] | None = None,
     run_as: str | None = None,
+    stop: threading.Event | None = None,
 ) -> OneOff:
     """Bootstrap the bundle, then run `command` in a copy of it with `env_vars` (and `scratch_vars`);
-    `run_as`: the app's own user to run it as (see `sprout.agent.appuser`), None: this process's user."""
+    `run_as`: the app's own user to run it as (see `sprout.agent.appuser`), None: this process's user;
+    `stop`: set, the command is killed."""
     started = time.monotonic()
     tail: deque[str] = deque(maxlen=TAIL_LINES)
 
@@ -110,5 +113,5 @@ def run_oneoff(
             env.update(HOME=app_user.home, USER=app_user.name, LOGNAME=app_user.name, TMPDIR=app_user.home)
             user = (app_user.uid, app_user.gid)
         keep("system", f"running: {command}")
-        code = run_command(command, cwd=workdir, env=env, emit=keep, user=user)
+        code = run_command(command, cwd=workdir, env=env, emit=keep, user=user, stop=stop)
     return OneOff(command, code, round(time.monotonic() - started, 3), tuple(tail))

@@ -12,6 +12,7 @@ the strategies that move capacity batch by batch between groups are refused up f
 from __future__ import annotations
 
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -216,7 +217,7 @@ class AwsReleaseFleet:
             "[health] path only; remove [deploy] smoke_path or make it the health path"
         )
 
-    def release(self, app: str, env: str, version: str) -> None:
+    def release(self, app: str, env: str, version: str, stop: threading.Event | None = None) -> None:
         manifest = self.manifest_of(version)
         command = manifest.app.release
         if not command:
@@ -239,6 +240,8 @@ class AwsReleaseFleet:
         try:
             found = self.states.read_json(key)
             while found is None:
+                if stop is not None and stop.is_set():
+                    raise SproutError(f"release: `{command}` stopped on {instance}: its release ended")
                 if self.clock() > deadline:
                     raise SproutError(
                         f"release: no result from {instance} after {manifest.deploy.health_timeout:g}s "

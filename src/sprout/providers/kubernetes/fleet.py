@@ -9,6 +9,7 @@ group is scaled to zero pods, as `sprout k8s apply` does after the rollback wind
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -218,7 +219,7 @@ class KubernetesFleet:
             "only; remove [deploy] smoke_path or make it the health path"
         )
 
-    def release(self, app: str, env: str, version: str) -> None:
+    def release(self, app: str, env: str, version: str, stop: threading.Event | None = None) -> None:
         command = self.context_of(version).manifest.app.release
         if command:
             raise SproutError(release_refusal(command))
