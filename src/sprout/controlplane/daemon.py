@@ -104,6 +104,7 @@ class Parts:
 
     store: StateStore
     reconciler: Reconciler
+    engine: ReleaseEngine
     tickers: list[Loop]
     log_store: LogStore
     ingester: LogIngester
@@ -237,6 +238,7 @@ class Daemon:
         return Parts(
             store=store,
             reconciler=reconciler,
+            engine=engine,
             tickers=tickers,
             log_store=log_store,
             ingester=ingester,
@@ -288,6 +290,8 @@ class Daemon:
         # Reverse order; the router and the instances keep running (traffic never depends on us).
         for ticker in parts.tickers:
             ticker.stop()
+        # A release command left running would hold this process's exit until it ends.
+        parts.engine.close()
         parts.reconciler.stop()
         parts.reconciler.wait_retired(timeout=RETIRE_TIMEOUT)
         server.should_exit = True

@@ -36,7 +36,7 @@ def run_release_phase(
     stop: threading.Event | None = None,
 ) -> bool:
     """Run `version`'s release command for `env` (settings from `manifest`); False when it has none.
-    `stop`: set when the release ended meanwhile (a rollback, `sprout down`); the command is killed."""
+    `stop`: set when the release ended meanwhile or the daemon stops; the command is then killed."""
     command = version.manifest.app.release
     if not command:
         return False
@@ -75,11 +75,9 @@ def run_release_phase(
             app,
             env,
             "release.phase",
-            f"{version.label}: `{command}` killed after {result.seconds:.1f}s: its release ended",
+            f"{version.label}: `{command}` killed after {result.seconds:.1f}s",
         )
-        raise ServiceError(
-            f"{app}/{env}: release command `{command}` of {version.label} killed: its release ended"
-        )
+        raise ServiceError(f"{app}/{env}: release command `{command}` of {version.label} killed")
     store.record_event(
         app,
         env,

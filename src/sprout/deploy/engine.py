@@ -229,9 +229,21 @@ class ReleaseEngine:
             if not running.done() and not stop.is_set():
                 stop.set()
                 stopped.append(release_id)
+                d = self.store.get_deployment(release_id)
+                self._event(d, f"ended ({d.reason}) while its release command ran: stopping the command")
             with self._phase_guard:
                 self._phases.pop(release_id, None)
         return stopped
+
+    def close(self) -> None:
+        """Kill the release commands still running and end their threads (the daemon is stopping; the
+        one that starts next runs each again, as after a crash)."""
+        with self._phase_guard:
+            phases = list(self._phases.values())
+            self._phases.clear()
+        for _, stop in phases:
+            stop.set()
+        self._phase_pool.shutdown(wait=True, cancel_futures=True)
 
     def free_orphan_locks(self) -> list[Lock]:
         """Free the release locks no release holds (those freed): taken for a test gate by a process that
