@@ -85,7 +85,7 @@ class ReleaseEngine:
         self.retirement = Retirement(store, fleet, clock, self._warm_lock)
         self._wake: Callable[[], None] | None = None
         # Release commands running in the background, by release id (see run_release_phases_in_background),
-        # each with the event that stops it; `stop_ended_phases` stops and forgets those of ended releases.
+        # each with the event that stops it; `_stop_ended_phases` stops and forgets those of ended releases.
         self._phases: dict[int, tuple[Future[None], threading.Event]] = {}
         self._phase_guard = threading.Lock()
         self._phase_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="release-phase")
@@ -211,29 +211,26 @@ class ReleaseEngine:
         """Advance every unfinished release until it waits (the daemon calls this every loop, and on start)."""
         self.free_orphan_locks()
         advanced = [self._advance(d.id) for d in self.store.list_deployments(unfinished=True)]
-        self.stop_ended_phases()
+        self._stop_ended_phases()
         return advanced
 
-    def stop_ended_phases(self) -> list[int]:
+    def _stop_ended_phases(self) -> None:
         """Stop the release commands whose release ended meanwhile (a rollback, `sprout down`), so none
-        runs on beside the next release's (the releases stopped): a migration must never run twice at once."""
+        runs on beside the next release's: a migration must never run twice at once."""
         with self._phase_guard:
             phases = list(self._phases.items())
         if not phases:
-            return []
+            return
         unfinished = {d.id for d in self.store.list_deployments(unfinished=True)}
-        stopped = []
         for release_id, (running, stop) in phases:
             if release_id in unfinished:
                 continue
             if not running.done() and not stop.is_set():
                 stop.set()
-                stopped.append(release_id)
                 d = self.store.get_deployment(release_id)
                 self._event(d, f"ended ({d.reason}) while its release command ran: stopping the command")
             with self._phase_guard:
                 self._phases.pop(release_id, None)
-        return stopped
 
     def close(self) -> None:
         """Kill the release commands still running and end their threads (the daemon is stopping; the

@@ -81,7 +81,8 @@ class Fleet(Protocol):
 
     def release(self, app: str, env: str, version: str, stop: threading.Event | None = None) -> None:
         """Run the version's release command once (migrations); raise on failure. `stop` is set when
-        the release ended meanwhile (a rollback, `sprout down`): the command is then killed."""
+        the release ended meanwhile (a rollback, `sprout down`) or the daemon stops: the command is then
+        killed."""
         ...
 
     def test(self, app: str, env: str, version: str) -> GateResult:
