@@ -121,6 +121,18 @@ def make_app(tmp_path: Path, manifest_extra: str = "") -> Path:
     return app
 
 
+def slow_when_marked(tmp_path: Path, command: str, pause: str) -> Path:
+    """The hello app whose `command` (`test`, `release`) runs `sleep <pause>` while the app folder's
+    marker.txt says "slow" (a long test suite, a long migration; a unique pause names the process)."""
+    app = make_app(tmp_path)
+    edit_manifest(
+        app,
+        'web = "python -m hello"',
+        f'web = "python -m hello"\n{command} = "if grep -q slow marker.txt; then sleep {pause}; fi"',
+    )
+    return app
+
+
 def edit_manifest(app: Path, old: str, new: str) -> None:
     """Replace one piece of an app's sprout.toml."""
     manifest = app / "sprout.toml"

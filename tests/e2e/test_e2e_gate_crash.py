@@ -12,7 +12,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from e2e_kit import Sprout, edit_manifest, kill_all, make_app, processes_of, running, wait_until
+from e2e_kit import Sprout, kill_all, processes_of, running, slow_when_marked, wait_until
 
 from loopback import free_port
 from sprout.deploy.oneoff import SCRATCH_PREFIX
@@ -34,12 +34,7 @@ def test_a_daemon_killed_in_the_test_gate_leaves_no_command_running_and_no_lock_
 ) -> None:
     # The gate of a version whose marker says "slow" sleeps (a long test suite); a unique duration names it.
     pause = f"90.{os.getpid()}"
-    app = make_app(tmp_path)
-    edit_manifest(
-        app,
-        'web = "python -m hello"',
-        f'web = "python -m hello"\ntest = "if grep -q slow marker.txt; then sleep {pause}; fi"',
-    )
+    app = slow_when_marked(tmp_path, "test", pause)
     sprout = Sprout(home=tmp_path / "home", app_dir=app, port=free_port())
     gate: list[psutil.Process] = []
     # `up` runs under a parent that adopts the daemon and never reaps it, as a container's init may not:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from e2e_kit import Sprout, edit_manifest, kill_all, make_app, processes_of, running, wait_until
+from e2e_kit import Sprout, kill_all, processes_of, running, slow_when_marked, wait_until
 
 from loopback import free_port
 from sprout.state import StateStore
@@ -24,12 +24,7 @@ def test_a_release_ended_mid_command_stops_its_command(tmp_path: Path, ender: st
     # The release command of a version whose marker says "slow" sleeps (a long migration); a unique
     # duration names it.
     pause = f"120.{os.getpid()}{len(ender)}"
-    app = make_app(tmp_path)
-    edit_manifest(
-        app,
-        'web = "python -m hello"',
-        f'web = "python -m hello"\nrelease = "if grep -q slow marker.txt; then sleep {pause}; fi"',
-    )
+    app = slow_when_marked(tmp_path, "release", pause)
     sprout = Sprout(home=tmp_path / "home", app_dir=app, port=free_port())
     migration: list[psutil.Process] = []
     try:
