@@ -109,10 +109,9 @@ def run_install(install: str, *, cwd: Path, env: Mapping[str, str], emit: Emit) 
 #: The group leader of a command: the command runs as its child, and when the caller dies (a `kill -9` of
 #: the daemon mid-migration) the parent-death signal (util-linux's setpriv, Essential in Debian) makes the
 #: leader kill the whole group, so no migration or test outlives it to run beside the next one.
+_GROUP_DIES_WITH_CALLER = 'trap "kill -KILL 0" TERM; sh -c "$1" & wait $!'
 #: How often a command that may be stopped checks whether it is.
 STOP_POLL = 0.25
-
-_GROUP_DIES_WITH_CALLER = 'trap "kill -KILL 0" TERM; sh -c "$1" & wait $!'
 
 
 def run_command(
