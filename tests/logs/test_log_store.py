@@ -5,8 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -237,32 +235,3 @@ def test_non_utf8_and_blank_lines(store: LogStore, tmp_path: Path) -> None:
     log.write_bytes(b"\n   \nbad \xff bytes\n")
     assert store.ingest_file(log, "instance") == 1
     assert msgs(store.query()) == ["bad \ufffd bytes"]
-
-
-def test_follow_yields_the_tail_then_new_lines(store: LogStore, tmp_path: Path) -> None:
-    log = tmp_path / "app.log"
-    append(log, *(record(f"old {i}", ts=float(i)) for i in range(5)), record("noise", instance="i-bbb"))
-    store.ingest_file(log, "instance")
-    stop = threading.Event()
-    seen: list[str] = []
-
-    def consume() -> None:
-        for row in store.follow(instance="i-aaa", tail=2, poll_interval=0.02, stop=stop):
-            seen.append(row.msg)
-
-    reader = threading.Thread(target=consume)
-    reader.start()
-    try:
-        # New lines only once the tail is out: otherwise they would be the tail.
-        deadline = time.monotonic() + 10
-        while len(seen) < 2 and time.monotonic() < deadline:
-            time.sleep(0.01)
-        append(log, record("new 1", ts=10.0), record("filtered", instance="i-bbb"), record("new 2", ts=11.0))
-        store.ingest_file(log, "instance")
-        deadline = time.monotonic() + 10
-        while len(seen) < 4 and time.monotonic() < deadline:
-            time.sleep(0.02)
-    finally:
-        stop.set()
-        reader.join(10)
-    assert seen == ["old 3", "old 4", "new 1", "new 2"]

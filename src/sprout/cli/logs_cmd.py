@@ -97,10 +97,12 @@ def logs(
         _print_unread(unread, search_seconds)
     if not follow:
         return
-    last = max([page["last_id"] for page in pages] + [line["id"] for line in shown])
+    # Each query is followed from its own page's newest id: queries run one after another, so one shared
+    # cursor would skip a line the first query missed and the second one's newer line jumped over.
+    cursors = [page["last_id"] for page in pages]
     try:
         while True:
-            lines, last = _newer(fetch, queries, last)
+            lines, cursors = _newer(fetch, queries, cursors)
             for line in lines:
                 _print_line(line)
             if not lines:
@@ -114,16 +116,19 @@ _FOLLOW_PAGE = 1000
 
 
 def _newer(
-    fetch: Callable[[dict[str, Any]], dict[str, Any]], queries: list[dict[str, Any]], last: int
-) -> tuple[list[dict[str, Any]], int]:
-    """The stored lines after id `last` matching any of `queries`, in id order, and the id to follow on
-    from; a query that filled its page bounds the rest, so no line of another is skipped."""
-    pages = [fetch({**q, "since": None, "after": last, "limit": _FOLLOW_PAGE})["lines"] for q in queries]
-    lines = sorted((line for page in pages for line in page), key=lambda r: r["id"])
+    fetch: Callable[[dict[str, Any]], dict[str, Any]], queries: list[dict[str, Any]], cursors: list[int]
+) -> tuple[list[dict[str, Any]], list[int]]:
+    """The stored lines after each query's cursor matching it, in id order, and the cursors to follow on
+    from; a query that filled its page bounds the rest, so lines are printed in the order they were stored."""
+    pages = [
+        fetch({**q, "since": None, "after": cursor, "limit": _FOLLOW_PAGE})["lines"]
+        for q, cursor in zip(queries, cursors, strict=True)
+    ]
     full = [page[-1]["id"] for page in pages if len(page) == _FOLLOW_PAGE]
-    if full:
-        lines = [line for line in lines if line["id"] <= min(full)]
-    return lines, (lines[-1]["id"] if lines else last)
+    bound = min(full) if full else None
+    kept = [[line for line in page if bound is None or line["id"] <= bound] for page in pages]
+    cursors = [page[-1]["id"] if page else cursor for page, cursor in zip(kept, cursors, strict=True)]
+    return sorted((line for page in kept for line in page), key=lambda r: r["id"]), cursors
 
 
 def _log_source(home: Home) -> Callable[[dict[str, Any]], dict[str, Any]]:

@@ -19,7 +19,8 @@ LIMIT_MAX = 10_000
 def query_logs(
     store: LogStore, query: Mapping[str, str], access: AccessFiles | None = None
 ) -> dict[str, Any]:
-    """Lines matching the query's filters (`after` pages forward by id, for `logs -f`) and the newest id.
+    """Lines matching the query's filters (`after` pages forward by id, for `logs -f`) and the newest id
+    when they were read.
 
     A tail of router lines also takes the successful requests from the access files (id 0: they are not
     in the store, so `after` never pages through them; `logs -f` follows errors and slow requests), searched
@@ -41,19 +42,21 @@ def query_logs(
     since = parse_since(query["since"], time.time()) if query.get("since") else None
     instance, app, env = (query.get(key) or None for key in ("instance", "app", "env"))
     version, source, grep = (query.get(key) or None for key in ("version", "source", "grep"))
-    stored = store.query(
-        since=since,
-        instance=instance,
-        version=version,
-        app=app,
-        env=env,
-        source=source,
-        grep=grep,
-        limit=limit,
-        after_id=after,
-    )
+    # `last_id` is read with the lines: a line stored between the two would be neither shown nor followed.
+    with store.one_moment():
+        stored = store.query(
+            since=since,
+            instance=instance,
+            version=version,
+            app=app,
+            env=env,
+            source=source,
+            grep=grep,
+            limit=limit,
+            after_id=after,
+        )
+        page: dict[str, Any] = {"last_id": store.last_id()}
     rows = [asdict(row) for row in stored]
-    page: dict[str, Any] = {"last_id": store.last_id()}
     if access is not None and after is None and source in (None, "router") and not (instance or app or env):
         found = access.search(grep=grep, since=since, version=version, limit=limit, budget=budget)
         rows = sorted([*rows, *map(_row, found.lines)], key=lambda r: r["ts"])[-limit:]

@@ -10,6 +10,7 @@ line is never ingested again.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import threading
@@ -102,7 +103,8 @@ class LogStore:
     def __init__(self, db_path: Path) -> None:
         db_path.parent.mkdir(parents=True, exist_ok=True)
         self.db_path = db_path
-        self._lock = threading.Lock()
+        #: Re-entrant, so `one_moment` can hold it across several reads.
+        self._lock = threading.RLock()
         self._conn = sqlite3.connect(db_path, timeout=30, isolation_level=None, check_same_thread=False)
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")
@@ -282,63 +284,14 @@ class LogStore:
         escaped = grep.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         return f"%{escaped}%"
 
+    @contextlib.contextmanager
+    def one_moment(self) -> Iterator[None]:
+        """Reads inside see the store at one moment: no line is stored between them."""
+        with self._lock:
+            yield
+
     def last_id(self) -> int:
         """The id of the newest stored line (0 when empty)."""
         with self._lock:
             row = self._conn.execute("SELECT COALESCE(MAX(id), 0) FROM log_lines").fetchone()
         return int(row[0])
-
-    def follow(
-        self,
-        *,
-        since: float | None = None,
-        instance: str | None = None,
-        version: str | None = None,
-        app: str | None = None,
-        env: str | None = None,
-        source: str | None = None,
-        grep: str | None = None,
-        tail: int = 100,
-        poll_interval: float = 0.5,
-        stop: threading.Event | None = None,
-    ) -> Iterator[LogRow]:
-        """The last `tail` matching lines, then every new matching line as it is stored, until `stop`."""
-        filters = _Filters(since, instance, version, app, env, source, grep)
-        newest = self.last_id()
-        rows = self._filtered(filters, limit=tail, after_id=None) if tail > 0 else []
-        yield from rows
-        last = max([newest, *(r.id for r in rows)])
-        halt = stop or threading.Event()
-        while not halt.is_set():
-            fresh = self._filtered(filters, limit=DEFAULT_LIMIT, after_id=last)
-            yield from fresh
-            if fresh:
-                last = fresh[-1].id
-            else:
-                halt.wait(poll_interval)
-
-    def _filtered(self, f: _Filters, *, limit: int, after_id: int | None) -> list[LogRow]:
-        return self.query(
-            since=f.since,
-            instance=f.instance,
-            version=f.version,
-            app=f.app,
-            env=f.env,
-            source=f.source,
-            grep=f.grep,
-            limit=limit,
-            after_id=after_id,
-        )
-
-
-@dataclass(frozen=True)
-class _Filters:
-    """The filters a follow keeps applying as it polls."""
-
-    since: float | None
-    instance: str | None
-    version: str | None
-    app: str | None
-    env: str | None
-    source: str | None
-    grep: str | None
