@@ -18,6 +18,8 @@ _SHARED = Path(tempfile.gettempdir()) / f"sprout-tests-{os.getuid()}"
 # Set at import, before any test starts a process: children inherit it.
 os.environ.setdefault("PIP_CACHE_DIR", str(_SHARED / "pip-cache"))
 os.environ.setdefault("PIP_DISABLE_PIP_VERSION_CHECK", "1")
+# A command run without a home of the test's own (`aws render`) keeps its state here, not in ~/.sprout.
+os.environ.setdefault("SPROUT_HOME", str(_SHARED / "home"))
 # Tools that would otherwise keep caches in the home folder (the suite writes only under /tmp and the repo).
 os.environ.setdefault("MPLCONFIGDIR", str(_SHARED / "matplotlib"))
 # One port lease record for the test kits and every home the tests start: no two get the same port.

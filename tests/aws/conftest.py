@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -29,8 +30,14 @@ def moto_endpoint() -> Iterator[str]:
 
 
 @pytest.fixture
-def aws(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> str:
-    """Dummy credentials, AWS_ENDPOINT_URL at moto, an empty backend and a private SPROUT_HOME."""
+def aws(
+    moto_endpoint: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path_factory: pytest.TempPathFactory,
+    shared_bundle_cache: Path,
+) -> str:
+    """Dummy credentials, AWS_ENDPOINT_URL at moto, an empty backend and a private SPROUT_HOME (with the
+    run's shared cache: the wheelhouse of Sprout's dependencies is packed once for every test)."""
     # Generous: under load a reset of a big backend takes longer than httpx's 5 s default (seen timing out).
     httpx.post(f"{moto_endpoint}/moto-api/reset", timeout=120).raise_for_status()
     SIGNALS.clear()

@@ -32,6 +32,7 @@ import pytest
 from loopback import free_port
 from sprout import __version__
 from sprout.bundle import S3Store
+from sprout.paths import Home
 from sprout.providers.aws import render_template
 from sprout.providers.aws.logs import boot_tail
 from sprout.providers.aws.wheels import Runtime, build_runtime
@@ -166,7 +167,7 @@ def boot(aws: str, imds: str, tmp_path: Path) -> Iterator[Boot]:
     s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})  # type: ignore[attr-defined]
     bundle, sha = packed(app_dir, tmp_path / "out")
     S3Store(BUCKET, "hello", client=s3).put(bundle)  # type: ignore[arg-type]
-    runtime, files = build_runtime(tmp_path / "runtime")
+    runtime, files = build_runtime(tmp_path / "runtime", cache=Home.from_env().cache)
     for key, path in files.items():
         s3.upload_file(str(path), BUCKET, f"hello/{key}")  # type: ignore[attr-defined]
     client("logs").create_log_group(logGroupName=GROUP)  # type: ignore[attr-defined]
@@ -195,7 +196,12 @@ def boot(aws: str, imds: str, tmp_path: Path) -> Iterator[Boot]:
 
 def boot_env(moto: str, imds: str, root: Path, port: int) -> dict[str, str]:
     """The environment that moves the user data under `root`, to loopback endpoints, with no package index."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "VIRTUAL_ENV", "PYTHON"))}
+    # An instance has no package index and no cache shared with the machine that deployed it.
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("PIP_", "VIRTUAL_ENV", "PYTHON")) and k != "SPROUT_CACHE_DIR"
+    }
     env.update(
         PATH=f"{Path(__file__).parent / 'bin'}:{env['PATH']}",
         PIP_NO_INDEX="1",

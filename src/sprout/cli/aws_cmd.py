@@ -125,9 +125,10 @@ def _store_secrets(target: Target) -> None:
 
 def _runtime(target: Target | None, out: Path) -> Runtime:
     """Build the running Sprout's wheel and wheelhouse; with a target, store them next to its bundles."""
+    from sprout.paths import Home
     from sprout.providers.aws.wheels import build_runtime, upload
 
-    runtime, files = build_runtime(out)
+    runtime, files = build_runtime(out, cache=Home.from_env().ensure().cache)
     if target is not None:
         upload(target.client("s3"), target.bucket, target.manifest.app.name, files)
         typer.echo(

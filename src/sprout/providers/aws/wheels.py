@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+import os
 import platform
 import re
 import sys
@@ -32,6 +33,8 @@ EPOCH = (1980, 1, 1, 0, 0, 0)
 _REQUIREMENT = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:\[([^\]]*)\])?[^;]*(?:;(.*))?$")
 _EXTRA = re.compile(r"""extra\s*==\s*["']([^"']+)["']""")
 _SKIPPED_META = {"RECORD", "INSTALLER", "REQUESTED", "direct_url.json"}
+#: The cache folder that keeps the last wheelhouse built, named by the digest of what it was built from.
+WHEELHOUSE_CACHE = "aws-wheelhouse"
 
 
 @dataclass(frozen=True)
@@ -193,11 +196,49 @@ def wheelhouse(dists: list[metadata.Distribution]) -> bytes:
     return out.getvalue()
 
 
-def build_runtime(out: Path) -> tuple[Runtime, dict[str, Path]]:
-    """Build the wheel and wheelhouse into `out`; return the Runtime and the files by store key."""
+def installed_digest(dists: list[metadata.Distribution]) -> str:
+    """A digest of what `wheelhouse(dists)` is built from: this module, and each installed file's path,
+    size and modification time (a reinstall or an edit changes them)."""
+    digest = hashlib.sha256(Path(__file__).read_bytes())
+    for dist in dists:
+        digest.update(f"{dist.metadata['Name']}\0{dist.version}\n".encode())
+        for item in dist.files or []:
+            try:
+                st = os.stat(str(dist.locate_file(item)))
+            except OSError:
+                digest.update(f"{item}\0-\n".encode())
+                continue
+            digest.update(f"{item}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+def cached_wheelhouse(dists: list[metadata.Distribution], cache: Path) -> bytes:
+    """`wheelhouse(dists)`, reused from `cache` while the installed files are unchanged: re-packing
+    every dependency costs seconds of compression on each render, plan, up and deploy."""
+    folder = cache / WHEELHOUSE_CACHE
+    kept = folder / f"{installed_digest(dists)}.tar"
+    try:
+        return kept.read_bytes()
+    except FileNotFoundError:
+        pass
+    house = wheelhouse(dists)
+    folder.mkdir(parents=True, exist_ok=True)
+    partial = folder / f".{kept.name}.{os.getpid()}"
+    partial.write_bytes(house)
+    os.replace(partial, kept)
+    for older in folder.glob("*.tar"):
+        if older != kept:
+            older.unlink(missing_ok=True)
+    return house
+
+
+def build_runtime(out: Path, cache: Path | None = None) -> tuple[Runtime, dict[str, Path]]:
+    """Build the wheel and wheelhouse into `out` (the wheelhouse reused from `cache` when it holds the
+    one of the installed files); return the Runtime and the files by store key."""
     python = check_platform()
     name, wheel = sprout_wheel()
-    house = wheelhouse(closure())
+    dists = closure()
+    house = wheelhouse(dists) if cache is None else cached_wheelhouse(dists, cache)
     wheel_sha = hashlib.sha256(wheel).hexdigest()
     house_sha = hashlib.sha256(house).hexdigest()
     runtime = Runtime(
