@@ -50,6 +50,41 @@ def test_sqlite_lives_in_the_environment_folder(tmp_path: Path) -> None:
     database.check_database(url)
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "sqlite:////tmp/a%20b.db",
+        "sqlite:///rel.db",
+        "sqlite://",
+        "sqlite:///",
+        "sqlite:///:memory:",
+        "sqlite:////tmp/x.db?mode=ro",
+        "sqlite://host/x.db",
+        "SQLite+pysqlite:////tmp/y.db",
+        "mysql://root@db/shop",
+    ],
+)
+def test_a_sqlite_file_is_read_from_its_url_as_sqlalchemy_reads_it(url: str) -> None:
+    """The daemon reads SQLite URLs without importing SQLAlchemy; SQLAlchemy's reading is the reference."""
+    parsed = sa.engine.make_url(url)
+    expected = parsed.database if parsed.get_backend_name() == "sqlite" else None
+    assert database.sqlite_path(url) == expected
+
+
+def test_applying_a_sqlite_environment_never_imports_sqlalchemy(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, pathlib; from sprout.services import database as d; "
+        f"url = d.database_url('sqlite', None, pathlib.Path({str(tmp_path)!r})); "
+        "assert d.ensure_database(url); d.drop_database(url); "
+        "print('sqlalchemy' in sys.modules)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.stdout.strip() == "False", result.stderr
+
+
 def test_external_engines_need_a_url(tmp_path: Path) -> None:
     with pytest.raises(UserError) as err:
         database.database_url("mysql", None, tmp_path)

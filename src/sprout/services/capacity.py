@@ -11,9 +11,6 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-import sqlalchemy as sa
-from sqlalchemy.exc import SQLAlchemyError
-
 from sprout.errors import SproutError
 from sprout.services.database import normalise_url
 from sprout.spec.models import Manifest
@@ -40,6 +37,9 @@ def server_limit(manifest: Manifest) -> ConnectionLimit | None:
     default = ConnectionLimit(
         DEFAULT_LIMITS[database.engine], f"{database.engine}'s default; the server did not answer"
     )
+    import sqlalchemy as sa
+    from sqlalchemy.exc import SQLAlchemyError
+
     try:
         url = sa.engine.make_url(normalise_url(database.url))
         # The server, not the maybe-missing database: no database for MySQL, the maintenance one for Postgres.

@@ -7,13 +7,14 @@ import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from urllib.parse import quote
-
-import sqlalchemy as sa
-from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from typing import TYPE_CHECKING
+from urllib.parse import quote, unquote
 
 from sprout.errors import ServiceError, UserError
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+    from sqlalchemy.engine import URL
 
 ENGINES = ("sqlite", "mysql", "postgres")
 # Database names go into CREATE DATABASE unquoted by a driver, so only plain identifiers are accepted.
@@ -86,15 +87,34 @@ def with_password(url: str, password: str) -> str:
     return f"{scheme}://{userinfo}:{quote(password, safe='')}@{host}{slash}{path}"
 
 
+def sqlite_path(url: str) -> str | None:
+    """The database file a `sqlite://` URL names, as SQLAlchemy reads it (percent-decoded, without the
+    query; "" or None when it names none); None for any other engine's URL."""
+    if not _is_sqlite(url):
+        return None
+    _, slash, path = url.partition("://")[2].partition("/")
+    return unquote(path.partition("?")[0]) if slash else None
+
+
+def _is_sqlite(url: str) -> bool:
+    scheme, sep, _ = url.partition("://")
+    return bool(sep) and scheme.split("+", 1)[0] == "sqlite"
+
+
 def ensure_database(url: str) -> bool:
     """Create the database named in `url` if it does not exist (SQLite: its folder); True if created."""
-    parsed = _parse(url)
-    if parsed.get_backend_name() == "sqlite":
-        path = parsed.database
+    if _is_sqlite(url):
+        # Every environment's apply asks, and most use SQLite: that answer needs no SQLAlchemy, whose
+        # import costs the daemon half a second.
+        path = sqlite_path(url)
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
             return not Path(path).exists()
         return False
+    import sqlalchemy as sa
+    from sqlalchemy.exc import SQLAlchemyError
+
+    parsed = _parse(url)
     name = _name(parsed)
     server = _server_engine(parsed)
     try:
@@ -114,11 +134,15 @@ def ensure_database(url: str) -> bool:
 
 def drop_database(url: str) -> None:
     """Drop the database named in `url` if it exists (SQLite: delete the file)."""
-    parsed = _parse(url)
-    if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).unlink(missing_ok=True)
+    if _is_sqlite(url):
+        path = sqlite_path(url)
+        if path and path != ":memory:":
+            Path(path).unlink(missing_ok=True)
         return
+    import sqlalchemy as sa
+    from sqlalchemy.exc import SQLAlchemyError
+
+    parsed = _parse(url)
     name = _name(parsed)
     server = _server_engine(parsed)
     try:
@@ -148,6 +172,9 @@ def scratch_database(url: str) -> Iterator[str]:
 
 def check_database(url: str) -> None:
     """Raise ServiceError unless the database answers `SELECT 1`."""
+    import sqlalchemy as sa
+    from sqlalchemy.exc import SQLAlchemyError
+
     parsed = _parse(url)
     engine = sa.create_engine(parsed, poolclass=sa.pool.NullPool)
     try:
@@ -160,6 +187,9 @@ def check_database(url: str) -> None:
 
 
 def _parse(url: str) -> URL:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
     try:
         return make_url(normalise_url(url))
     except ArgumentError as exc:
@@ -177,6 +207,9 @@ def _name(parsed: URL) -> str:
 
 
 def _server_engine(parsed: URL) -> sa.Engine:
+    import sqlalchemy as sa
+    from sqlalchemy.engine import URL
+
     # Connect to the server, not the maybe-missing database: no db for MySQL, the maintenance db for Postgres.
     server_db = None if parsed.get_backend_name() == "mysql" else "postgres"
     server = URL.create(
@@ -186,6 +219,8 @@ def _server_engine(parsed: URL) -> sa.Engine:
 
 
 def _exists(conn: sa.Connection, parsed: URL, name: str) -> bool:
+    import sqlalchemy as sa
+
     if parsed.get_backend_name() == "mysql":
         query = "SELECT 1 FROM information_schema.schemata WHERE schema_name = :name"
     else:
