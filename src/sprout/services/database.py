@@ -96,6 +96,12 @@ def sqlite_path(url: str) -> str | None:
     return unquote(path.partition("?")[0]) if slash else None
 
 
+def _sqlite_file(url: str) -> Path | None:
+    """The file a SQLite URL keeps its database in; None for an in-memory one or one naming no file."""
+    path = sqlite_path(url)
+    return Path(path) if path and path != ":memory:" else None
+
+
 def _is_sqlite(url: str) -> bool:
     scheme, sep, _ = url.partition("://")
     return bool(sep) and scheme.split("+", 1)[0] == "sqlite"
@@ -106,11 +112,11 @@ def ensure_database(url: str) -> bool:
     if _is_sqlite(url):
         # Every environment's apply asks, and most use SQLite: that answer needs no SQLAlchemy, whose
         # import costs the daemon half a second.
-        path = sqlite_path(url)
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-            return not Path(path).exists()
-        return False
+        path = _sqlite_file(url)
+        if path is None:
+            return False
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return not path.exists()
     import sqlalchemy as sa
     from sqlalchemy.exc import SQLAlchemyError
 
@@ -135,9 +141,9 @@ def ensure_database(url: str) -> bool:
 def drop_database(url: str) -> None:
     """Drop the database named in `url` if it exists (SQLite: delete the file)."""
     if _is_sqlite(url):
-        path = sqlite_path(url)
-        if path and path != ":memory:":
-            Path(path).unlink(missing_ok=True)
+        path = _sqlite_file(url)
+        if path is not None:
+            path.unlink(missing_ok=True)
         return
     import sqlalchemy as sa
     from sqlalchemy.exc import SQLAlchemyError
