@@ -112,7 +112,7 @@ def _bootstrap(
     else:
         venv = root / "venv"
         if python:
-            create_venv(venv, with_pip=bool(install))
+            create_venv(venv, with_pip=bool(install), cache_dir=cache_dir)
         if install:
             env = base_env(environ, str(venv) if python else None)
             env.update(env_vars)

@@ -127,7 +127,7 @@ def _install(
     root.mkdir(mode=0o755)
     venv = root / "venv"
     if python:
-        create_venv(venv, with_pip=True)
+        create_venv(venv, with_pip=True, cache_dir=root.parent.parent)
     env = base_env(environ, str(venv) if python else None)
     env.update(env_vars)
     run_install(install, cwd=app_dir, env=env, emit=emit)
