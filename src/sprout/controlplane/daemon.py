@@ -82,8 +82,6 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
-    # Every reconcile pass talks to the router; per-request lines would drown the daemon's own log.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
     os.environ["SPROUT_HOME"] = str(args.home)
     home = Home(args.home.resolve()).ensure()
     lock = _take_lock(home.run / "daemon.lock")

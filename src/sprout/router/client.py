@@ -6,11 +6,12 @@ router, `sprout.router.haproxy.admin.HaproxyAdmin` for HAProxy.
 
 from __future__ import annotations
 
+import http.client
+import json
 import time
 from abc import ABC, abstractmethod
 from typing import Any
-
-import httpx
+from urllib.parse import urlsplit
 
 from sprout.errors import AuthError, NotFoundError, ServiceError, UserError
 
@@ -76,14 +77,18 @@ class RouterAdmin(RouterControl):
     """Calls the admin API at `base_url` with the bearer `token`; errors become Sprout errors."""
 
     def __init__(self, base_url: str, token: str, timeout: float = 10.0) -> None:
+        # The standard library's client, as the CLI's: JSON over loopback needs no more, and the daemon
+        # starts faster without httpx (which imports its own command line, rich, click and pygments).
+        parts = urlsplit(base_url)
+        if parts.scheme != "http" or parts.hostname is None:
+            raise ServiceError(f"router admin at {base_url}: not an http:// URL")
         self.base_url = base_url.rstrip("/")
-        self._client = httpx.Client(
-            base_url=self.base_url, headers={"Authorization": f"Bearer {token}"}, timeout=timeout
-        )
+        self._host, self._port = parts.hostname, parts.port or 80
+        self._headers = {"Authorization": f"Bearer {token}"}
+        self._timeout = timeout
 
     def close(self) -> None:
-        """Close the underlying HTTP connections."""
-        self._client.close()
+        """Nothing to release: each call has a connection of its own (calls come from several threads)."""
 
     def __enter__(self) -> RouterAdmin:
         return self
@@ -91,24 +96,40 @@ class RouterAdmin(RouterControl):
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _call(self, method: str, path: str, json: Any = None) -> Any:
+    def _request(self, method: str, path: str, body: Any = None) -> tuple[int, str, bytes]:
+        """Status, content type and body of one call; OSError or HTTPException when the router is not there."""
+        headers = dict(self._headers)
+        payload = None
+        if body is not None:
+            payload = json.dumps(body).encode()
+            headers["Content-Type"] = "application/json"
+        conn = http.client.HTTPConnection(self._host, self._port, timeout=self._timeout)
         try:
-            response = self._client.request(method, path, json=json)
-        except httpx.TransportError as exc:
+            conn.request(method, path, body=payload, headers=headers)
+            response = conn.getresponse()
+            return response.status, response.getheader("Content-Type", ""), response.read()
+        finally:
+            conn.close()
+
+    def _call(self, method: str, path: str, body: Any = None) -> Any:
+        try:
+            status, content_type, data = self._request(method, path, body)
+        except (OSError, http.client.HTTPException) as exc:
             raise ServiceError(
                 f"router admin at {self.base_url}: cannot reach it ({exc}); is `sprout router` running?"
             ) from exc
-        if response.status_code == 401:
+        text = data.decode("utf-8", "replace")
+        if status == 401:
             raise AuthError(f"router admin at {self.base_url}: token rejected; use the router's --token-file")
-        if response.status_code == 404:
-            raise NotFoundError(_error(response))
-        if response.status_code == 400:
-            raise UserError(_error(response))
-        if response.status_code >= 300:
-            raise ServiceError(f"router admin at {self.base_url}: {method} {path} failed: {_error(response)}")
-        if response.headers.get("content-type", "").startswith("application/json"):
-            return response.json()
-        return response.text
+        if status == 404:
+            raise NotFoundError(_error(text))
+        if status == 400:
+            raise UserError(_error(text))
+        if status >= 300:
+            raise ServiceError(f"router admin at {self.base_url}: {method} {path} failed: {_error(text)}")
+        if content_type.startswith("application/json"):
+            return json.loads(text)
+        return text
 
     def get_table(self) -> dict[str, Any]:
         """The routing table in force."""
@@ -117,16 +138,16 @@ class RouterAdmin(RouterControl):
     def put_table(self, table: dict[str, Any]) -> dict[str, Any]:
         """Replace the table atomically, entry by entry; returns the table in force and, under `rejected`,
         the entries the router refused (`{"route": name, "error": why}`), whose previous entries it kept."""
-        return dict(self._call("PUT", "/table", json=table))
+        return dict(self._call("PUT", "/table", table))
 
     def set_weights(self, route: str, weights: dict[str, int]) -> dict[str, Any]:
         """Set group weights of one route, e.g. {"blue": 0, "green": 100}."""
-        return dict(self._call("PUT", f"/routes/{route}/weights", json=weights))
+        return dict(self._call("PUT", f"/routes/{route}/weights", weights))
 
     def drain(self, target_id: str, timeout: float | None = None) -> dict[str, Any]:
         """Take a target out of rotation; in-flight requests get up to `timeout` seconds."""
         body = {} if timeout is None else {"timeout": timeout}
-        return dict(self._call("POST", f"/targets/{target_id}/drain", json=body))
+        return dict(self._call("POST", f"/targets/{target_id}/drain", body))
 
     def target(self, target_id: str) -> dict[str, Any]:
         """One target: id, state, healthy, in_flight, zone, version, group, route."""
@@ -147,13 +168,15 @@ class RouterAdmin(RouterControl):
     def ping(self) -> bool:
         """True when the admin listener answers its liveness check."""
         try:
-            return self._client.get("/healthz").status_code == 200
-        except httpx.TransportError:
+            return self._request("GET", "/healthz")[0] == 200
+        except (OSError, http.client.HTTPException):
             return False
 
 
-def _error(response: httpx.Response) -> str:
+def _error(text: str) -> str:
+    """The router's `error` field of a JSON answer, else the answer's text."""
     try:
-        return str(response.json().get("error", response.text))
+        body = json.loads(text)
     except ValueError:
-        return response.text
+        return text
+    return str(body.get("error", text)) if isinstance(body, dict) else text
