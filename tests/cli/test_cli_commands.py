@@ -44,3 +44,18 @@ def test_a_command_loads_only_its_module() -> None:
     )
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
     assert result.stdout.strip() == "['sprout.cli.spec_cmd']"
+
+
+def test_status_and_the_daemon_leave_out_what_they_do_not_use() -> None:
+    # Every CLI command and every daemon start pays for its imports: `status` needs neither the Prometheus
+    # page, certificate parsing, emoji codes nor the pydantic models (of the manifest, of the routing
+    # table); the daemon does not need httpx (nor its command line).
+    status = "from sprout.cli import main; main.load_commands('status')"
+    daemon = "import sprout.controlplane.daemon"
+    for setup, unused in (
+        (status, ("prometheus_client", "cryptography.x509", "rich._emoji_codes", "httpx", "pydantic")),
+        (daemon, ("httpx", "pygments")),
+    ):
+        probe = f"import sys; {setup}; print(sorted(m for m in {unused!r} if m in sys.modules))"
+        result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+        assert result.stdout.strip() == "[]", (setup, result.stdout, result.stderr)

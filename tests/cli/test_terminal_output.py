@@ -75,6 +75,15 @@ def test_sprout_logs_strips_escapes_from_app_output(tmp_path: Path) -> None:
     assert not any(ch in done.stdout for ch in "\x1b\x07\x9b\r")
 
 
+def test_emoji_codes_in_a_users_text_are_printed_as_written(tmp_path: Path) -> None:
+    # Rich turns `:thumbs_up:` into an emoji unless told not to; the key is the user's, shown as written.
+    (tmp_path / "sprout.toml").write_text('[app]\nname = "shop"\nweb = "serve"\n":thumbs_up:" = 1\n')
+    done = sprout("validate", str(tmp_path), home=tmp_path / "home", cwd=tmp_path)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "app.:thumbs_up:: unknown key in [app]" in done.stderr
+    assert "\N{THUMBS UP SIGN}" not in done.stderr
+
+
 def test_a_failing_test_gate_shows_its_output_without_escapes(tmp_path: Path) -> None:
     home, app = Home(tmp_path / "home").ensure(), tmp_path / "app"
     app.mkdir()

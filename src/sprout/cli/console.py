@@ -7,7 +7,8 @@ from rich.console import Console
 
 def cli_console(stderr: bool = False) -> Console:
     """A console that wraps at the terminal's width, and never wraps when its output is not a terminal."""
-    console = Console(highlight=False, stderr=stderr)
+    # No emoji codes: a log line or a manifest value holding `:thumbs_up:` is printed as it is written.
+    console = Console(highlight=False, emoji=False, stderr=stderr)
     if not console.is_terminal:
         # Rich would wrap at 80 columns: a piped line must stay one line, and a table as wide as it is.
         console.soft_wrap = True

@@ -124,12 +124,14 @@ def run() -> None:
             raise
         # Errors carry app text (test output, release reasons): no escape sequence reaches the terminal.
         message = escape(printable(str(exc)))
-        Console(stderr=True).print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+        Console(stderr=True, emoji=False).print(
+            f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True
+        )
         sys.exit(exc.exit_code)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except typer.Abort:
-        Console(stderr=True).print("aborted")
+        Console(stderr=True, emoji=False).print("aborted")
         sys.exit(130)
     except KeyboardInterrupt:
         sys.exit(130)
@@ -145,7 +147,7 @@ def run() -> None:
             from sprout.paths import Home
 
             where = getattr(exc, "filename", None) or Home.from_env().root
-            Console(stderr=True).print(
+            Console(stderr=True, emoji=False).print(
                 f"[bold red]error:[/] disk full under {escape(str(where))} ({escape(str(exc))}); free space "
                 "there and run the command again",
                 highlight=False,

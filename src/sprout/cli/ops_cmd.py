@@ -9,7 +9,7 @@ import json
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.markup import escape
@@ -27,13 +27,15 @@ from sprout.controlplane.status import environments_status
 from sprout.errors import NotFoundError, ServiceError, SproutError, UserError
 from sprout.healthcheck import describe_check, wrong_path, wrong_path_message
 from sprout.paths import Home
-from sprout.plan.conflicts import refuse_host_conflicts_at
 from sprout.providers.local import LocalProvider
 from sprout.report import fleet_summary
-from sprout.spec import Manifest, load_manifest, manifest_path, resolve_secrets
+from sprout.spec import manifest_path
 from sprout.spec.envname import check_env_name
 from sprout.state import StateStore
 from sprout.state.store import recorded_environments
+
+if TYPE_CHECKING:
+    from sprout.spec import Manifest
 
 #: How often `up` polls the daemon while it waits for the fleet.
 POLL = 0.25
@@ -85,7 +87,12 @@ def up(
     if engine is not None:
         RouterProcess(home).choose_engine(engine)
     app_dir = app_dir.resolve()
+    # Here, not at the top: the manifest's models and the planner, which `status` does not need.
+    from sprout.plan.conflicts import refuse_host_conflicts_at
+    from sprout.spec import load_manifest, resolve_secrets
+
     manifest = load_manifest(app_dir)
+
     refuse_host_conflicts_at(home.state_db, manifest, env, str(manifest_path(app_dir)))
     pushed = push(app_dir, home, store)
     secrets = resolve_secrets(manifest, app_dir)
@@ -490,6 +497,8 @@ def _serving_nothing(home: Home) -> bool:
 
 def _down_name(app_dir: Path, home: Home) -> str:
     """The app `down` stops: the folder's manifest's; without one, say how to name it and what runs."""
+    from sprout.spec import load_manifest
+
     try:
         return load_manifest(app_dir.resolve()).app.name
     except UserError as exc:

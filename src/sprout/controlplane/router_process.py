@@ -52,14 +52,14 @@ from sprout.router.haproxy.config import (
     remove_socket_folder,
     write_config,
 )
-from sprout.router.table import load_table
 
 if TYPE_CHECKING:
     from sprout.router.client import RouterControl
     from sprout.router.haproxy.admin import HaproxyAdmin
 
-# The admin clients (httpx; Jinja2 and prometheus-client for HAProxy) are imported where they are made:
-# the CLI imports this module for `up`'s engine checks and the offline `status`, and must start fast.
+# The admin clients (Jinja2 and prometheus-client for HAProxy) and the table's pydantic models are
+# imported where they are used: the CLI imports this module for `up`'s engine checks and the offline
+# `status`, and must start fast.
 
 DEFAULT_PORT = 8080
 START_TIMEOUT = 10.0
@@ -358,6 +358,8 @@ class RouterProcess:
             if stale is not None:
                 terminate(stale, STOP_TIMEOUT)
             raise
+        from sprout.router.table import load_table
+
         admin.apply(load_table(layout.table), restored=True)
         self._admin = admin
         return handle

@@ -14,8 +14,6 @@ from dataclasses import dataclass
 from datetime import UTC
 from pathlib import Path
 
-from cryptography import x509
-
 #: An ACME token (RFC 8555 §8.3: base64url, no padding); anything else is never looked up on disk.
 TOKEN = re.compile(r"^[A-Za-z0-9_-]{16,256}$")
 CHALLENGE_PREFIX = b"/.well-known/acme-challenge/"
@@ -67,6 +65,9 @@ def read_info(path: Path) -> CertInfo | None:
     start = pem.find(b"-----BEGIN CERTIFICATE-----")
     if start < 0:
         return None
+    # Here, not at the top: `sprout status` reads the folder through this module and must start fast.
+    from cryptography import x509
+
     cert = x509.load_pem_x509_certificate(pem[start:])
     return CertInfo(
         host_of(path),

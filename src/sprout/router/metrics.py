@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
-from prometheus_client import generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
-from prometheus_client.utils import floatToGoString
-
+# prometheus-client is imported where a page is made, not here: the CLI reads `Stats` through
+# `sprout.report` and every command pays for its imports (60 ms for this one).
 if TYPE_CHECKING:
+    from prometheus_client.core import Metric
+
     from sprout.router.router import Router
 
 BUCKETS: Final[tuple[float, ...]] = (
@@ -195,6 +195,8 @@ class RouterCollector:
 
     def collect(self) -> Iterator[Metric]:
         """Every family: per route (environment), group and target; target health; open connections."""
+        from prometheus_client.core import GaugeMetricFamily
+
         reading = self._reading
         yield from _families("route", ["route"], [([name], stats) for name, stats in reading.routes.items()])
         yield from _families("group", ["route", "group"], reading.groups)
@@ -235,6 +237,9 @@ def _families(
     kind: str, labels: list[str], rows: Iterable[tuple[list[str], Stats]], histogram: bool = True
 ) -> Iterator[Metric]:
     """Requests by status class, in flight and (with `histogram`) the latency of one kind of series."""
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+    from prometheus_client.utils import floatToGoString
+
     base = f"sprout_router_{kind}"
     requests = CounterMetricFamily(
         f"{base}_requests", "Requests answered, by status class.", labels=[*labels, "class"]
@@ -261,4 +266,6 @@ def _families(
 
 def exposition(reading: Reading) -> bytes:
     """The Prometheus text of a reading; the slow part of a scrape, so it runs off the event loop."""
+    from prometheus_client import generate_latest
+
     return generate_latest(RouterCollector(reading))
