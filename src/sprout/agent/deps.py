@@ -126,8 +126,9 @@ def _install(
         shutil.rmtree(root)
     root.mkdir(mode=0o755)
     venv = root / "venv"
+    cache_dir = root.parent.parent
     if python:
-        create_venv(venv, with_pip=True, cache_dir=root.parent.parent)
+        create_venv(venv, with_pip=True, cache_dir=cache_dir)
     env = base_env(environ, str(venv) if python else None)
     env.update(env_vars)
     run_install(install, cwd=app_dir, env=env, emit=emit)
@@ -140,7 +141,7 @@ def _install(
             )
         _link_tree(made, root / OUTPUTS / relative)
     seconds = round(time.monotonic() - started, 3)
-    settle_modes(str(root), str(root.parent.parent))
+    settle_modes(str(root), str(cache_dir))
     write_marker(root / READY, {"key": key, "install": install, "seconds": seconds, "at": time.time()})
     emit("system", f"{label}: installed in {seconds}s")
 

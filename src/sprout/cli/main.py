@@ -9,11 +9,11 @@ import sys
 from typing import Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from typer.core import TyperOption
 
 from sprout import __version__
+from sprout.cli.console import cli_console
 from sprout.errors import ServiceError, SproutError, UserError
 from sprout.terminal import printable
 
@@ -124,14 +124,12 @@ def run() -> None:
             raise
         # Errors carry app text (test output, release reasons): no escape sequence reaches the terminal.
         message = escape(printable(str(exc)))
-        Console(stderr=True, emoji=False).print(
-            f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True
-        )
+        cli_console(stderr=True).print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except typer.Abort:
-        Console(stderr=True, emoji=False).print("aborted")
+        cli_console(stderr=True).print("aborted")
         sys.exit(130)
     except KeyboardInterrupt:
         sys.exit(130)
@@ -147,7 +145,7 @@ def run() -> None:
             from sprout.paths import Home
 
             where = getattr(exc, "filename", None) or Home.from_env().root
-            Console(stderr=True, emoji=False).print(
+            cli_console(stderr=True).print(
                 f"[bold red]error:[/] disk full under {escape(str(where))} ({escape(str(exc))}); free space "
                 "there and run the command again",
                 highlight=False,

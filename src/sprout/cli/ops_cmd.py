@@ -92,7 +92,6 @@ def up(
     from sprout.spec import load_manifest, resolve_secrets
 
     manifest = load_manifest(app_dir)
-
     refuse_host_conflicts_at(home.state_db, manifest, env, str(manifest_path(app_dir)))
     pushed = push(app_dir, home, store)
     secrets = resolve_secrets(manifest, app_dir)
